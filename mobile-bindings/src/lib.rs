@@ -1,0 +1,1 @@
+//! Lianxin mobile bindings.

@@ -1,0 +1,3 @@
+//! The `lianxin` binary.
+
+fn main() {}

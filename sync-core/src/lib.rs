@@ -1,0 +1,11 @@
+//! Lianxin sync-core: the sans-IO heart shared by the server and the phones.
+
+pub mod error;
+pub mod hlc;
+pub mod ids;
+pub mod time;
+
+pub use error::SchemaError;
+pub use hlc::{Hlc, HlcClock};
+pub use ids::{EntryId, HouseholdId, UnitId, UserId};
+pub use time::Timestamp;
