@@ -3,9 +3,11 @@
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod org;
 pub mod time;
 
 pub use error::SchemaError;
 pub use hlc::{Hlc, HlcClock};
 pub use ids::{EntryId, HouseholdId, UnitId, UserId};
 pub use time::Timestamp;
+pub use org::{Membership, OrgTree, Principal, Role, Unit, UnitKind};

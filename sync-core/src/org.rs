@@ -1,0 +1,212 @@
+//! The organisation tree and the people acting in it.
+//!
+//! City → county → station / town → village → village group or party group;
+//! departments and task forces hang off the level that owns them. Each person
+//! holds memberships (unit + role). Jurisdiction is the subtree below a unit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{HouseholdId, UnitId, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    City,
+    County,
+    Station,
+    Town,
+    Village,
+    VillageGroup,
+    PartyGroup,
+    Department,
+    TaskForce,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub id: UnitId,
+    pub name: String,
+    pub kind: UnitKind,
+    pub parent: Option<UnitId>,
+}
+
+/// What a person does in a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A villager: files petitions, talks in rooms, reads notices.
+    Resident,
+    /// A police officer or cadre who handles petitions in the unit's jurisdiction.
+    Officer,
+    /// A leader (director, station chief): supervises and escalates, sees KPIs.
+    Leader,
+    /// Staff of a department (water, roads, town office) that co-handles petitions.
+    DepartmentStaff,
+    /// Sets up units, users and memberships.
+    Admin,
+    /// The server's own actor: writes clock-driven events such as auto-escalation.
+    System,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Membership {
+    pub unit: UnitId,
+    pub role: Role,
+}
+
+/// The authenticated user a change or request is evaluated for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub user: UserId,
+    pub memberships: Vec<Membership>,
+    /// The household a resident represents or belongs to, if any.
+    #[serde(default)]
+    pub household: Option<HouseholdId>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.memberships.iter().any(|m| m.role == role)
+    }
+
+    /// Units in which this person holds `role`.
+    pub fn units_with(&self, role: Role) -> impl Iterator<Item = &UnitId> {
+        self.memberships.iter().filter(move |m| m.role == role).map(|m| &m.unit)
+    }
+
+    /// True for officers, leaders and department staff: people who handle
+    /// petitions rather than file them.
+    pub fn is_staff(&self) -> bool {
+        self.memberships
+            .iter()
+            .any(|m| matches!(m.role, Role::Officer | Role::Leader | Role::DepartmentStaff | Role::System))
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.has_role(Role::System)
+    }
+}
+
+/// The organisation tree, as data the host loads from its store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgTree {
+    units: BTreeMap<UnitId, Unit>,
+}
+
+impl OrgTree {
+    pub fn new(units: impl IntoIterator<Item = Unit>) -> Self {
+        OrgTree { units: units.into_iter().map(|u| (u.id.clone(), u)).collect() }
+    }
+
+    pub fn insert(&mut self, unit: Unit) {
+        self.units.insert(unit.id.clone(), unit);
+    }
+
+    pub fn get(&self, id: &UnitId) -> Option<&Unit> {
+        self.units.get(id)
+    }
+
+    pub fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values()
+    }
+
+    pub fn parent(&self, id: &UnitId) -> Option<&UnitId> {
+        self.units.get(id).and_then(|u| u.parent.as_ref())
+    }
+
+    /// `id` itself, then its parent, up to the root. Stops on a cycle.
+    pub fn ancestors_or_self<'a>(&'a self, id: &'a UnitId) -> Vec<&'a UnitId> {
+        let mut out = vec![id];
+        let mut seen = BTreeSet::from([id]);
+        let mut cur = id;
+        while let Some(p) = self.parent(cur) {
+            if !seen.insert(p) {
+                break;
+            }
+            out.push(p);
+            cur = p;
+        }
+        out
+    }
+
+    /// True when `unit` is `ancestor` or lies below it.
+    pub fn is_within(&self, unit: &UnitId, ancestor: &UnitId) -> bool {
+        self.ancestors_or_self(unit).contains(&ancestor)
+    }
+
+    /// True when any of the principal's memberships with one of `roles` has
+    /// `unit` in its jurisdiction.
+    pub fn has_jurisdiction(&self, who: &Principal, roles: &[Role], unit: &UnitId) -> bool {
+        who.memberships
+            .iter()
+            .any(|m| roles.contains(&m.role) && self.is_within(unit, &m.unit))
+    }
+
+    /// The nearest ancestor that is not a department or task force: the
+    /// level a petition escalates to.
+    pub fn escalation_target<'a>(&'a self, unit: &'a UnitId) -> Option<&'a UnitId> {
+        self.ancestors_or_self(unit).into_iter().skip(1).find(|u| {
+            self.get(u)
+                .is_some_and(|u| !matches!(u.kind, UnitKind::Department | UnitKind::TaskForce))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(id: &str, kind: UnitKind, parent: Option<&str>) -> Unit {
+        Unit {
+            id: UnitId::new(id).unwrap(),
+            name: id.into(),
+            kind,
+            parent: parent.map(|p| UnitId::new(p).unwrap()),
+        }
+    }
+
+    fn tree() -> OrgTree {
+        OrgTree::new([
+            unit("city", UnitKind::City, None),
+            unit("county", UnitKind::County, Some("city")),
+            unit("station", UnitKind::Station, Some("county")),
+            unit("village", UnitKind::Village, Some("station")),
+            unit("water", UnitKind::Department, Some("county")),
+        ])
+    }
+
+    #[test]
+    fn jurisdiction_is_the_subtree() {
+        let t = tree();
+        let id = |s: &str| UnitId::new(s).unwrap();
+        assert!(t.is_within(&id("village"), &id("county")));
+        assert!(!t.is_within(&id("county"), &id("village")));
+        assert!(!t.is_within(&id("water"), &id("station")));
+        let officer = Principal {
+            user: UserId::new("o1").unwrap(),
+            memberships: vec![Membership { unit: id("station"), role: Role::Officer }],
+            household: None,
+        };
+        assert!(t.has_jurisdiction(&officer, &[Role::Officer], &id("village")));
+        assert!(!t.has_jurisdiction(&officer, &[Role::Officer], &id("water")));
+        assert!(!t.has_jurisdiction(&officer, &[Role::Leader], &id("village")));
+    }
+
+    #[test]
+    fn escalation_skips_departments() {
+        let mut t = tree();
+        t.insert(unit("water-team", UnitKind::TaskForce, Some("water")));
+        let id = |s: &str| UnitId::new(s).unwrap();
+        assert_eq!(t.escalation_target(&id("village")), Some(&id("station")));
+        assert_eq!(t.escalation_target(&id("water-team")), Some(&id("county")));
+        assert_eq!(t.escalation_target(&id("city")), None);
+    }
+
+    #[test]
+    fn a_cycle_in_bad_data_does_not_hang() {
+        let t = OrgTree::new([unit("a", UnitKind::County, Some("b")), unit("b", UnitKind::County, Some("a"))]);
+        assert_eq!(t.ancestors_or_self(&UnitId::new("a").unwrap()).len(), 2);
+    }
+}
