@@ -1,5 +1,6 @@
 //! Lianxin sync-core: the sans-IO heart shared by the server and the phones.
 
+pub mod channel;
 pub mod error;
 pub mod hlc;
 pub mod ids;
@@ -11,3 +12,4 @@ pub use hlc::{Hlc, HlcClock};
 pub use ids::{EntryId, HouseholdId, UnitId, UserId};
 pub use time::Timestamp;
 pub use org::{Membership, OrgTree, Principal, Role, Unit, UnitKind};
+pub use channel::{Category, Channel};
