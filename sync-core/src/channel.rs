@@ -1,11 +1,6 @@
 //! How a petition arrived and what it is about: the keys clock rules are configured by.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
-
-use crate::error::SchemaError;
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -22,18 +17,18 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = SchemaError;
-            fn from_str(s: &str) -> Result<Self, SchemaError> {
+        impl std::str::FromStr for $name {
+            type Err = $crate::error::SchemaError;
+            fn from_str(s: &str) -> Result<Self, $crate::error::SchemaError> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(SchemaError::InvalidValue {
+                    _ => Err($crate::error::SchemaError::InvalidValue {
                         field: stringify!($name).to_lowercase(),
                         reason: format!("unknown value {s:?}"),
                     }),
@@ -42,8 +37,8 @@ macro_rules! text_enum {
         }
 
         impl TryFrom<String> for $name {
-            type Error = SchemaError;
-            fn try_from(s: String) -> Result<Self, SchemaError> { s.parse() }
+            type Error = $crate::error::SchemaError;
+            fn try_from(s: String) -> Result<Self, $crate::error::SchemaError> { s.parse() }
         }
 
         impl From<$name> for &'static str {

@@ -133,13 +133,25 @@ impl HlcClock {
         let next = match &self.last {
             Some(last) if last.wall_ms >= wall => {
                 if last.counter < MAX_COUNTER {
-                    Hlc { wall_ms: last.wall_ms, counter: last.counter + 1, node: self.node.clone() }
+                    Hlc {
+                        wall_ms: last.wall_ms,
+                        counter: last.counter + 1,
+                        node: self.node.clone(),
+                    }
                 } else {
                     // The counter is exhausted: borrow a millisecond from the future.
-                    Hlc { wall_ms: last.wall_ms + 1, counter: 0, node: self.node.clone() }
+                    Hlc {
+                        wall_ms: last.wall_ms + 1,
+                        counter: 0,
+                        node: self.node.clone(),
+                    }
                 }
             }
-            _ => Hlc { wall_ms: wall, counter: 0, node: self.node.clone() },
+            _ => Hlc {
+                wall_ms: wall,
+                counter: 0,
+                node: self.node.clone(),
+            },
         };
         self.last = Some(next.clone());
         next
@@ -147,7 +159,11 @@ impl HlcClock {
 
     /// Records a stamp seen in merged data, so later local stamps sort after it.
     pub fn observe(&mut self, seen: &Hlc) {
-        let seen_here = Hlc { wall_ms: seen.wall_ms, counter: seen.counter, node: self.node.clone() };
+        let seen_here = Hlc {
+            wall_ms: seen.wall_ms,
+            counter: seen.counter,
+            node: self.node.clone(),
+        };
         match &self.last {
             Some(last) if (last.wall_ms, last.counter) >= (seen.wall_ms, seen.counter) => {}
             _ => self.last = Some(seen_here),
@@ -161,8 +177,16 @@ mod tests {
 
     #[test]
     fn text_form_round_trips_and_sorts_like_the_stamp() {
-        let a = Hlc { wall_ms: 1_700_000_000_000, counter: 3, node: "a1".into() };
-        let b = Hlc { wall_ms: 1_700_000_000_000, counter: 12, node: "a0".into() };
+        let a = Hlc {
+            wall_ms: 1_700_000_000_000,
+            counter: 3,
+            node: "a1".into(),
+        };
+        let b = Hlc {
+            wall_ms: 1_700_000_000_000,
+            counter: 12,
+            node: "a0".into(),
+        };
         assert_eq!(a.to_string(), "1700000000000.00003.a1");
         assert_eq!(a.to_string().parse::<Hlc>().unwrap(), a);
         assert!(a < b);
@@ -171,7 +195,14 @@ mod tests {
 
     #[test]
     fn malformed_stamps_are_rejected() {
-        for s in ["", "1.2.3", "1700000000000.00003.", "1700000000000.3.a", "170000000000x.00003.a", "1700000000000.00003.a-b"] {
+        for s in [
+            "",
+            "1.2.3",
+            "1700000000000.00003.",
+            "1700000000000.3.a",
+            "170000000000x.00003.a",
+            "1700000000000.00003.a-b",
+        ] {
             assert!(s.parse::<Hlc>().is_err(), "{s:?} should not parse");
         }
     }
@@ -190,7 +221,11 @@ mod tests {
     fn observing_a_remote_stamp_moves_the_clock_past_it() {
         let mut c = HlcClock::new("n1").unwrap();
         c.tick(Timestamp(1_000));
-        let remote = Hlc { wall_ms: 9_000, counter: 7, node: "zz".into() };
+        let remote = Hlc {
+            wall_ms: 9_000,
+            counter: 7,
+            node: "zz".into(),
+        };
         c.observe(&remote);
         let next = c.tick(Timestamp(2_000));
         assert!(next > remote, "{next} should sort after {remote}");

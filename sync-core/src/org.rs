@@ -73,15 +73,21 @@ impl Principal {
 
     /// Units in which this person holds `role`.
     pub fn units_with(&self, role: Role) -> impl Iterator<Item = &UnitId> {
-        self.memberships.iter().filter(move |m| m.role == role).map(|m| &m.unit)
+        self.memberships
+            .iter()
+            .filter(move |m| m.role == role)
+            .map(|m| &m.unit)
     }
 
     /// True for officers, leaders and department staff: people who handle
     /// petitions rather than file them.
     pub fn is_staff(&self) -> bool {
-        self.memberships
-            .iter()
-            .any(|m| matches!(m.role, Role::Officer | Role::Leader | Role::DepartmentStaff | Role::System))
+        self.memberships.iter().any(|m| {
+            matches!(
+                m.role,
+                Role::Officer | Role::Leader | Role::DepartmentStaff | Role::System
+            )
+        })
     }
 
     pub fn is_system(&self) -> bool {
@@ -97,7 +103,9 @@ pub struct OrgTree {
 
 impl OrgTree {
     pub fn new(units: impl IntoIterator<Item = Unit>) -> Self {
-        OrgTree { units: units.into_iter().map(|u| (u.id.clone(), u)).collect() }
+        OrgTree {
+            units: units.into_iter().map(|u| (u.id.clone(), u)).collect(),
+        }
     }
 
     pub fn insert(&mut self, unit: Unit) {
@@ -186,7 +194,10 @@ mod tests {
         assert!(!t.is_within(&id("water"), &id("station")));
         let officer = Principal {
             user: UserId::new("o1").unwrap(),
-            memberships: vec![Membership { unit: id("station"), role: Role::Officer }],
+            memberships: vec![Membership {
+                unit: id("station"),
+                role: Role::Officer,
+            }],
             household: None,
         };
         assert!(t.has_jurisdiction(&officer, &[Role::Officer], &id("village")));
@@ -206,7 +217,10 @@ mod tests {
 
     #[test]
     fn a_cycle_in_bad_data_does_not_hang() {
-        let t = OrgTree::new([unit("a", UnitKind::County, Some("b")), unit("b", UnitKind::County, Some("a"))]);
+        let t = OrgTree::new([
+            unit("a", UnitKind::County, Some("b")),
+            unit("b", UnitKind::County, Some("a")),
+        ]);
         assert_eq!(t.ancestors_or_self(&UnitId::new("a").unwrap()).len(), 2);
     }
 }

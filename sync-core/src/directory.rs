@@ -1,0 +1,225 @@
+//! The village directory: households, their representative, village-group
+//! tag and assigned officer. Officers edit it offline, door to door.
+
+use std::borrow::Borrow;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjType, ROOT, ReadDoc};
+use serde::{Deserialize, Serialize};
+
+use crate::author::Author;
+use crate::doc::am;
+use crate::doc::{DocKind, check_text, init_root, limits};
+use crate::error::SchemaError;
+use crate::ids::{HouseholdId, UnitId, UserId};
+use crate::time::Timestamp;
+
+/// One household. Concurrent edits of the same field resolve to one value
+/// on every replica (Automerge's deterministic last-writer rule).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Household {
+    pub id: HouseholdId,
+    pub name: String,
+    /// The household's one contact (户主 or the literate smartphone user).
+    #[serde(default)]
+    pub representative: Option<UserId>,
+    #[serde(default)]
+    pub representative_name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Village group (村民小组) tag.
+    #[serde(default)]
+    pub group_tag: Option<String>,
+    /// The officer in charge of the household.
+    #[serde(default)]
+    pub officer: Option<UserId>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Households are never deleted; they move out.
+    #[serde(default)]
+    pub moved_out: bool,
+}
+
+/// Fields of a household an officer may set.
+pub(crate) const HOUSEHOLD_FIELDS: &[&str] = &[
+    "name",
+    "representative",
+    "representative_name",
+    "phone",
+    "group_tag",
+    "officer",
+    "address",
+    "note",
+    "moved_out",
+    "updated_by",
+    "updated_at",
+];
+
+impl Household {
+    pub fn validate(&self) -> Result<(), SchemaError> {
+        check_text("name", &self.name, limits::TITLE, true)?;
+        for (field, v) in [
+            ("representative_name", &self.representative_name),
+            ("phone", &self.phone),
+            ("group_tag", &self.group_tag),
+            ("address", &self.address),
+        ] {
+            if let Some(v) = v {
+                check_text(field, v, limits::SHORT, false)?;
+            }
+        }
+        if let Some(n) = &self.note {
+            check_text("note", n, limits::NOTE, false)?;
+        }
+        Ok(())
+    }
+
+    fn fields(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("name", Some(self.name.clone())),
+            (
+                "representative",
+                self.representative.as_ref().map(|u| u.to_string()),
+            ),
+            ("representative_name", self.representative_name.clone()),
+            ("phone", self.phone.clone()),
+            ("group_tag", self.group_tag.clone()),
+            ("officer", self.officer.as_ref().map(|u| u.to_string())),
+            ("address", self.address.clone()),
+            ("note", self.note.clone()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryDoc<D = AutoCommit> {
+    doc: D,
+}
+
+impl DirectoryDoc {
+    pub fn create(
+        actor: ActorId,
+        village: UnitId,
+        created_by: &UserId,
+    ) -> Result<Self, SchemaError> {
+        let mut doc = AutoCommit::new().with_actor(actor);
+        init_root(&mut doc, DocKind::Directory)?;
+        let info = doc.put_object(ROOT, "info", ObjType::Map)?;
+        am::put_str(&mut doc, &info, "village", village.as_str())?;
+        am::put_str(&mut doc, &info, "created_by", created_by.as_str())?;
+        doc.put_object(ROOT, "households", ObjType::Map)?;
+        doc.commit();
+        Ok(DirectoryDoc { doc })
+    }
+
+    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
+        DocKind::expect(&doc, DocKind::Directory)?;
+        Ok(DirectoryDoc { doc })
+    }
+
+    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
+        Self::from_doc(AutoCommit::load(bytes)?)
+    }
+
+    pub fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    pub fn into_doc(self) -> AutoCommit {
+        self.doc
+    }
+}
+
+impl<D: Borrow<AutoCommit>> DirectoryDoc<D> {
+    /// A typed view of `doc` (owned or borrowed) after checking its kind.
+    pub fn view(doc: D) -> Result<Self, SchemaError> {
+        DocKind::expect(doc.borrow(), DocKind::Directory)?;
+        Ok(DirectoryDoc { doc })
+    }
+
+    fn d(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    pub fn doc(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    pub fn village(&self) -> Result<UnitId, SchemaError> {
+        let info = am::req_obj(self.d(), &ROOT, "info", ObjType::Map)?;
+        am::parse(self.d(), &info, "village")
+    }
+
+    pub fn households(&self) -> Result<Vec<Household>, SchemaError> {
+        let hs = am::req_obj(self.d(), &ROOT, "households", ObjType::Map)?;
+        let mut out = Vec::new();
+        for item in self.d().map_range(&hs, ..) {
+            let id = HouseholdId::new(item.key.to_string())?;
+            let o = item.id();
+            let h = Household {
+                id,
+                name: am::req_str(self.d(), &o, "name")?,
+                representative: am::parse_opt(self.d(), &o, "representative")?,
+                representative_name: am::opt_str(self.d(), &o, "representative_name")?,
+                phone: am::opt_str(self.d(), &o, "phone")?,
+                group_tag: am::opt_str(self.d(), &o, "group_tag")?,
+                officer: am::parse_opt(self.d(), &o, "officer")?,
+                address: am::opt_str(self.d(), &o, "address")?,
+                note: am::opt_str(self.d(), &o, "note")?,
+                moved_out: am::opt_bool(self.d(), &o, "moved_out")?.unwrap_or(false),
+            };
+            out.push(h);
+        }
+        Ok(out)
+    }
+}
+
+impl DirectoryDoc {
+    /// Adds a household, or writes the fields that differ on an existing one.
+    pub fn upsert_household(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        h: &Household,
+    ) -> Result<(), SchemaError> {
+        h.validate()?;
+        let hs = am::req_obj(self.d(), &ROOT, "households", ObjType::Map)?;
+        let existing = am::opt_obj(self.d(), &hs, h.id.as_str(), ObjType::Map)?;
+        let before = self.households()?.into_iter().find(|x| x.id == h.id);
+        let at = author.stamp(None, now);
+        let result = (|| {
+            let o = match existing {
+                Some(o) => o,
+                None => self.doc.put_object(&hs, h.id.as_str(), ObjType::Map)?,
+            };
+            let old = before.as_ref().map(Household::fields);
+            for (i, (key, value)) in h.fields().into_iter().enumerate() {
+                if old.as_ref().is_some_and(|old| old[i].1 == value) {
+                    continue;
+                }
+                match value {
+                    Some(v) => am::put_str(&mut self.doc, &o, key, &v)?,
+                    None if old.is_some() => self.doc.put(&o, key, automerge::ScalarValue::Null)?,
+                    None => {}
+                }
+            }
+            if before.as_ref().is_none_or(|b| b.moved_out != h.moved_out) {
+                self.doc.put(&o, "moved_out", h.moved_out)?;
+            }
+            am::put_str(&mut self.doc, &o, "updated_by", author.user.as_str())?;
+            am::put_str(&mut self.doc, &o, "updated_at", &at.to_string())
+        })();
+        match result {
+            Ok(()) => {
+                self.doc.commit();
+                Ok(())
+            }
+            Err(e) => {
+                self.doc.rollback();
+                Err(e)
+            }
+        }
+    }
+}

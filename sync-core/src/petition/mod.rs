@@ -1,0 +1,176 @@
+//! Petitions (诉求单): header, conversation and append-only timeline.
+
+pub mod event;
+pub mod header;
+pub mod status;
+
+use std::borrow::Borrow;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjType, ROOT};
+
+use crate::author::Author;
+use crate::doc::am;
+use crate::doc::{DocKind, Message, init_root};
+use crate::error::SchemaError;
+use crate::hlc::Hlc;
+use crate::ids::{EntryId, UnitId};
+use crate::time::Timestamp;
+
+pub use event::{ContactMethod, EventBody, EventKind, TimelineEvent};
+pub use header::{Location, PetitionHeader, SourceRef};
+pub use status::{Outcome, PetitionState, Status, derive};
+
+/// A petition document with typed access.
+#[derive(Debug, Clone)]
+pub struct PetitionDoc<D = AutoCommit> {
+    doc: D,
+}
+
+impl PetitionDoc {
+    /// Creates the petition in one change: header, empty conversation, and a
+    /// timeline holding the `submitted` event that routes it to `unit`.
+    pub fn create(
+        actor: ActorId,
+        header: PetitionHeader,
+        unit: UnitId,
+        author: &mut Author,
+        now: Timestamp,
+    ) -> Result<Self, SchemaError> {
+        let mut doc = AutoCommit::new().with_actor(actor);
+        init_root(&mut doc, DocKind::Petition)?;
+        header.write(&mut doc, &ROOT, "header")?;
+        doc.put_object(ROOT, "conversation", ObjType::List)?;
+        let timeline = doc.put_object(ROOT, "timeline", ObjType::List)?;
+        let event = TimelineEvent {
+            by: author.user.clone(),
+            at: author.stamp(None, now),
+            unit: None,
+            body: EventBody::Submitted { unit },
+        };
+        event.append(&mut doc, &timeline)?;
+        doc.commit();
+        Ok(PetitionDoc { doc })
+    }
+
+    /// Wraps a document after checking that it is a petition.
+    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
+        DocKind::expect(&doc, DocKind::Petition)?;
+        Ok(PetitionDoc { doc })
+    }
+
+    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
+        Self::from_doc(AutoCommit::load(bytes)?)
+    }
+
+    pub fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    pub fn into_doc(self) -> AutoCommit {
+        self.doc
+    }
+}
+
+impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
+    /// A typed view of `doc` (owned or borrowed) after checking its kind.
+    pub fn view(doc: D) -> Result<Self, SchemaError> {
+        DocKind::expect(doc.borrow(), DocKind::Petition)?;
+        Ok(PetitionDoc { doc })
+    }
+
+    fn d(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    pub fn doc(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    pub fn header(&self) -> Result<PetitionHeader, SchemaError> {
+        PetitionHeader::read(
+            self.d(),
+            &am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?,
+        )
+    }
+
+    /// The timeline in list order (use [`PetitionDoc::state`] for the derived order).
+    pub fn events(&self) -> Result<Vec<TimelineEvent>, SchemaError> {
+        let list = am::req_obj(self.d(), &ROOT, "timeline", ObjType::List)?;
+        am::list_maps(self.d(), &list, "timeline")?
+            .iter()
+            .map(|obj| TimelineEvent::read(self.d(), obj))
+            .collect()
+    }
+
+    /// The conversation between the writer and the handlers.
+    pub fn messages(&self) -> Result<Vec<Message>, SchemaError> {
+        let list = am::req_obj(self.d(), &ROOT, "conversation", ObjType::List)?;
+        am::list_maps(self.d(), &list, "conversation")?
+            .iter()
+            .map(|obj| Message::read(self.d(), obj))
+            .collect()
+    }
+
+    /// The derived state: status, holder, clocks' inputs, outcomes.
+    pub fn state(&self) -> Result<PetitionState, SchemaError> {
+        Ok(derive(&self.header()?, &self.events()?, &self.messages()?))
+    }
+
+    fn stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
+        let events = self.events()?.into_iter().map(|e| e.at);
+        let messages = self.messages()?.into_iter().map(|m| m.at);
+        Ok(events.chain(messages).collect())
+    }
+}
+
+impl PetitionDoc {
+    /// Appends a timeline event written by `author` for `unit`, as one change.
+    pub fn record(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        unit: Option<UnitId>,
+        body: EventBody,
+    ) -> Result<EntryId, SchemaError> {
+        let at = author.stamp(&self.stamps()?, now);
+        let event = TimelineEvent {
+            by: author.user.clone(),
+            at,
+            unit,
+            body,
+        };
+        let list = am::req_obj(self.d(), &ROOT, "timeline", ObjType::List)?;
+        let result = event.append(&mut self.doc, &list);
+        self.finish(result)?;
+        Ok(event.id())
+    }
+
+    /// Appends a conversation message written by `author`, as one change.
+    pub fn post(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        mut message: Message,
+    ) -> Result<EntryId, SchemaError> {
+        message.by = author.user.clone();
+        message.at = author.stamp(&self.stamps()?, now);
+        let list = am::req_obj(self.d(), &ROOT, "conversation", ObjType::List)?;
+        let result = message.append(&mut self.doc, &list);
+        self.finish(result)?;
+        Ok(message.id())
+    }
+
+    fn finish(&mut self, result: Result<(), SchemaError>) -> Result<(), SchemaError> {
+        match result {
+            Ok(()) => {
+                self.doc.commit();
+                Ok(())
+            }
+            Err(e) => {
+                self.doc.rollback();
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! Status derivation: a pure function from a petition's entries to its state.
+//!
+//! Replicas may hold the timeline in any list order; derivation sorts events
+//! by their hybrid-logical-clock stamp and folds them one by one. Each event
+//! either *applies* (changes the state) or is *superseded* (it stays in the
+//! timeline and in [`PetitionState::outcomes`], with the rule that set it
+//! aside). The rules are listed in the crate documentation, "Workflow rules".
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{EventBody, TimelineEvent};
+use super::header::PetitionHeader;
+use crate::doc::Message;
+use crate::hlc::Hlc;
+use crate::ids::{EntryId, UnitId, UserId};
+use crate::time::Timestamp;
+
+/// Where a petition is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 待签收: waiting for the holding unit to sign.
+    Submitted,
+    /// 已签收: the lead unit holds it and handles or routes it.
+    Signed,
+    /// 已派单: handed to another unit, waiting for it to accept.
+    Dispatched,
+    /// 办理中: the lead unit accepted it and is handling it.
+    Handling,
+    /// 已回复: the writer has the answer; follow-up and closing remain.
+    Replied,
+    /// 已办结.
+    Closed,
+    /// 已撤回 by the writer.
+    Withdrawn,
+    /// 已并单 into another petition.
+    Merged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Submitted => "submitted",
+            Status::Signed => "signed",
+            Status::Dispatched => "dispatched",
+            Status::Handling => "handling",
+            Status::Replied => "replied",
+            Status::Closed => "closed",
+            Status::Withdrawn => "withdrawn",
+            Status::Merged => "merged",
+        }
+    }
+
+    /// Closed, withdrawn and merged petitions are finished; everything else is open.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Closed | Status::Withdrawn | Status::Merged)
+    }
+
+    /// Open and not yet answered: the states in which handling goes on.
+    fn is_in_handling(self) -> bool {
+        matches!(
+            self,
+            Status::Submitted | Status::Signed | Status::Dispatched | Status::Handling
+        )
+    }
+}
+
+/// What became of one timeline event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    /// Set aside by `rule`; `after` names the event that made it inapplicable.
+    Superseded {
+        rule: String,
+        after: Option<EntryId>,
+    },
+}
+
+/// Everything derived from a petition's entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PetitionState {
+    pub status: Status,
+    /// The unit holding the petition (主办).
+    pub lead: Option<UnitId>,
+    /// Units co-handling it (协办).
+    pub assists: Vec<UnitId>,
+    /// The unit that dispatched it to the lead, which a return goes back to.
+    pub dispatched_by: Option<UnitId>,
+    /// The last person to sign or accept it.
+    pub handler: Option<UserId>,
+    pub submitted_at: Option<Timestamp>,
+    pub signed_at: Option<Timestamp>,
+    pub contacted_at: Option<Timestamp>,
+    pub replied_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    /// Where the reply clock starts: the submission, or the latest reopening.
+    pub reply_clock_from: Option<Timestamp>,
+    pub escalations: u32,
+    pub supervised: bool,
+    pub published: bool,
+    /// The rating of the latest follow-up.
+    pub rating: Option<u8>,
+    pub merged_into: Option<String>,
+    /// Every unit the petition was ever routed to or located in. It only
+    /// grows, whatever order events merge in; read and write access builds on it.
+    pub involved_units: BTreeSet<UnitId>,
+    /// The writer spoke after the last word from a handler (for a closed
+    /// petition: a comment that came in concurrently with or after closing).
+    pub awaiting_handler: bool,
+    /// Each event's outcome, in stamp order.
+    pub outcomes: Vec<(EntryId, Outcome)>,
+}
+
+impl PetitionState {
+    fn empty(header: &PetitionHeader) -> Self {
+        PetitionState {
+            status: Status::Submitted,
+            lead: None,
+            assists: Vec::new(),
+            dispatched_by: None,
+            handler: None,
+            submitted_at: None,
+            signed_at: None,
+            contacted_at: None,
+            replied_at: None,
+            closed_at: None,
+            reply_clock_from: None,
+            escalations: 0,
+            supervised: false,
+            published: false,
+            rating: None,
+            merged_into: None,
+            involved_units: BTreeSet::from([header.location.unit.clone()]),
+            awaiting_handler: false,
+            outcomes: Vec::new(),
+        }
+    }
+
+    pub fn outcome(&self, id: &EntryId) -> Option<&Outcome> {
+        self.outcomes.iter().find(|(e, _)| e == id).map(|(_, o)| o)
+    }
+}
+
+/// The units an event routes the petition to. Counted whether or not the
+/// event applies, so involvement never depends on merge order.
+pub(crate) fn routed_units(event: &TimelineEvent) -> Vec<&UnitId> {
+    match &event.body {
+        EventBody::Submitted { unit } => vec![unit],
+        EventBody::Transferred { to, assist, .. } => std::iter::once(to).chain(assist).collect(),
+        EventBody::Escalated { to, .. } => vec![to],
+        _ => Vec::new(),
+    }
+}
+
+/// Derives the state of a petition. Deterministic: the result depends only
+/// on the set of events and messages, not on their order in the lists.
+pub fn derive(
+    header: &PetitionHeader,
+    events: &[TimelineEvent],
+    messages: &[Message],
+) -> PetitionState {
+    let mut state = PetitionState::empty(header);
+    // Stamps are unique per writer, and policy refuses a repeated stamp; the
+    // content tie-break keeps even a forged duplicate from depending on list order.
+    let mut sorted: Vec<(&TimelineEvent, String)> = events
+        .iter()
+        .map(|e| (e, serde_json::to_string(e).unwrap_or_default()))
+        .collect();
+    sorted.sort_by(|(a, ja), (b, jb)| a.at.cmp(&b.at).then_with(|| ja.cmp(jb)));
+    let sorted: Vec<&TimelineEvent> = sorted.into_iter().map(|(e, _)| e).collect();
+
+    for e in &sorted {
+        state
+            .involved_units
+            .extend(routed_units(e).into_iter().cloned());
+    }
+
+    let mut submitted: Option<EntryId> = None;
+    // The last event that changed status or lead: what a superseded event lost to.
+    let mut last_transition: Option<EntryId> = None;
+    let mut last_handler_word: Option<&Hlc> = None;
+
+    for e in sorted {
+        let id = e.id();
+        let verdict = apply(&mut state, header, e, submitted.is_some());
+        match verdict {
+            Ok(transition) => {
+                if matches!(e.body, EventBody::Submitted { .. }) {
+                    submitted = Some(id.clone());
+                }
+                if transition {
+                    last_transition = Some(id.clone());
+                }
+                if e.by != header.submitter && e.kind().is_handler_action() {
+                    last_handler_word = Some(&e.at);
+                }
+                state.outcomes.push((id, Outcome::Applied));
+            }
+            Err(rule) => {
+                let after = if rule == rules::BEFORE_SUBMISSION {
+                    None
+                } else {
+                    last_transition.clone()
+                };
+                state.outcomes.push((
+                    id,
+                    Outcome::Superseded {
+                        rule: rule.to_owned(),
+                        after,
+                    },
+                ));
+            }
+        }
+    }
+
+    for m in messages {
+        if m.by != header.submitter && last_handler_word.is_none_or(|w| m.at > *w) {
+            last_handler_word = Some(&m.at);
+        }
+    }
+    state.awaiting_handler = messages
+        .iter()
+        .filter(|m| m.by == header.submitter)
+        .any(|m| last_handler_word.is_none_or(|w| m.at > *w));
+    state
+}
+
+/// The names of the workflow rules that supersede events.
+pub mod rules {
+    pub const BEFORE_SUBMISSION: &str = "before-submission";
+    pub const DUPLICATE_SUBMISSION: &str = "duplicate-submission";
+    pub const ALREADY_SIGNED: &str = "already-signed";
+    pub const NOT_LEAD: &str = "not-lead";
+    pub const NOT_LEAD_OR_ASSIST: &str = "not-lead-or-assist";
+    pub const NOT_DISPATCHED: &str = "not-dispatched";
+    pub const NOT_IN_HANDLING: &str = "not-in-handling";
+    pub const NOT_ANSWERED: &str = "not-answered";
+    pub const NOT_REPLIED: &str = "not-replied";
+    pub const FINISHED: &str = "finished";
+    pub const SAME_UNIT: &str = "same-unit";
+    pub const NOT_SUBMITTER: &str = "not-submitter";
+}
+
+/// Applies one event. `Ok(true)` when status or lead changed, `Ok(false)`
+/// for an applied event that changes neither, `Err(rule)` when superseded.
+fn apply(
+    s: &mut PetitionState,
+    header: &PetitionHeader,
+    e: &TimelineEvent,
+    submitted: bool,
+) -> Result<bool, &'static str> {
+    use rules::*;
+    let at = e.at.timestamp();
+    if let EventBody::Submitted { unit } = &e.body {
+        if submitted {
+            return Err(DUPLICATE_SUBMISSION);
+        }
+        s.status = Status::Submitted;
+        s.lead = Some(unit.clone());
+        s.submitted_at = Some(at);
+        s.reply_clock_from = Some(at);
+        return Ok(true);
+    }
+    if !submitted {
+        return Err(BEFORE_SUBMISSION);
+    }
+    let acting_for_lead = e.unit.is_some() && e.unit == s.lead;
+    let require_lead = || {
+        if acting_for_lead {
+            Ok(())
+        } else {
+            Err(NOT_LEAD)
+        }
+    };
+    let require_open = |s: &PetitionState| {
+        if s.status.is_open() {
+            Ok(())
+        } else {
+            Err(FINISHED)
+        }
+    };
+
+    match &e.body {
+        EventBody::Submitted { .. } => unreachable!("handled above"),
+        EventBody::Signed => {
+            require_open(s)?;
+            if s.status != Status::Submitted {
+                return Err(ALREADY_SIGNED);
+            }
+            require_lead()?;
+            s.status = Status::Signed;
+            s.signed_at = Some(at);
+            s.handler = Some(e.by.clone());
+            Ok(true)
+        }
+        EventBody::Transferred { to, assist, .. } => {
+            require_open(s)?;
+            if !matches!(
+                s.status,
+                Status::Submitted | Status::Signed | Status::Handling
+            ) {
+                return Err(NOT_IN_HANDLING);
+            }
+            require_lead()?;
+            if Some(to) == s.lead.as_ref() {
+                return Err(SAME_UNIT);
+            }
+            // Routing an unsigned petition signs it: 签收 and 流转 are one step on the duty desk.
+            s.signed_at.get_or_insert(at);
+            s.dispatched_by = s.lead.take();
+            s.lead = Some(to.clone());
+            s.assists = assist.clone();
+            s.status = Status::Dispatched;
+            s.handler = None;
+            Ok(true)
+        }
+        EventBody::Accepted => {
+            require_open(s)?;
+            if s.status != Status::Dispatched {
+                return Err(NOT_DISPATCHED);
+            }
+            require_lead()?;
+            s.status = Status::Handling;
+            s.handler = Some(e.by.clone());
+            Ok(true)
+        }
+        EventBody::Returned { .. } => {
+            require_open(s)?;
+            if s.status != Status::Dispatched {
+                return Err(NOT_DISPATCHED);
+            }
+            require_lead()?;
+            s.lead = s.dispatched_by.take();
+            s.assists.clear();
+            s.status = Status::Signed;
+            s.handler = None;
+            Ok(true)
+        }
+        EventBody::Contacted { .. } | EventBody::Progress { .. } => {
+            require_open(s)?;
+            let for_assist = e.unit.as_ref().is_some_and(|u| s.assists.contains(u));
+            if !acting_for_lead && !for_assist {
+                return Err(NOT_LEAD_OR_ASSIST);
+            }
+            if matches!(e.body, EventBody::Contacted { .. }) {
+                s.contacted_at.get_or_insert(at);
+            }
+            Ok(false)
+        }
+        EventBody::Replied { .. } => {
+            require_open(s)?;
+            if !s.status.is_in_handling() {
+                return Err(NOT_IN_HANDLING);
+            }
+            require_lead()?;
+            // Replying to an unsigned or unaccepted petition implies taking it in.
+            s.signed_at.get_or_insert(at);
+            s.status = Status::Replied;
+            s.replied_at = Some(at);
+            s.handler.get_or_insert_with(|| e.by.clone());
+            Ok(true)
+        }
+        EventBody::Escalated { to, .. } => {
+            require_open(s)?;
+            if !s.status.is_in_handling() {
+                return Err(NOT_IN_HANDLING);
+            }
+            if Some(to) == s.lead.as_ref() {
+                return Err(SAME_UNIT);
+            }
+            // A leader or the server's clock escalates from outside the lead unit;
+            // policy has already checked they may act for the unit they named.
+            s.dispatched_by = None;
+            s.lead = Some(to.clone());
+            s.assists.clear();
+            s.status = if s.status == Status::Submitted {
+                Status::Submitted
+            } else {
+                Status::Signed
+            };
+            s.handler = None;
+            s.escalations += 1;
+            Ok(true)
+        }
+        EventBody::Supervised { .. } => {
+            require_open(s)?;
+            s.supervised = true;
+            Ok(false)
+        }
+        EventBody::FollowUp { rating, .. } => {
+            if !matches!(s.status, Status::Replied | Status::Closed) {
+                return Err(NOT_ANSWERED);
+            }
+            s.rating = Some(*rating);
+            Ok(false)
+        }
+        EventBody::Published { .. } => {
+            if !matches!(s.status, Status::Replied | Status::Closed) {
+                return Err(NOT_ANSWERED);
+            }
+            s.published = true;
+            Ok(false)
+        }
+        EventBody::Closed { .. } => {
+            require_open(s)?;
+            if s.status != Status::Replied {
+                return Err(NOT_REPLIED);
+            }
+            require_lead()?;
+            s.status = Status::Closed;
+            s.closed_at = Some(at);
+            Ok(true)
+        }
+        EventBody::Reopened { .. } => {
+            if !matches!(s.status, Status::Replied | Status::Closed) {
+                return Err(NOT_ANSWERED);
+            }
+            s.status = Status::Handling;
+            s.closed_at = None;
+            s.reply_clock_from = Some(at);
+            Ok(true)
+        }
+        EventBody::Merged { into } => {
+            require_open(s)?;
+            if !s.status.is_in_handling() {
+                return Err(NOT_IN_HANDLING);
+            }
+            require_lead()?;
+            s.status = Status::Merged;
+            s.merged_into = Some(into.clone());
+            Ok(true)
+        }
+        EventBody::Withdrawn { .. } => {
+            require_open(s)?;
+            if e.by != header.submitter {
+                return Err(NOT_SUBMITTER);
+            }
+            s.status = Status::Withdrawn;
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,1070 @@
+//! The change checker: structure first, then the meaning of each new entry.
+
+use std::collections::{BTreeSet, HashSet};
+
+use automerge::legacy::{ObjectId, OpId, OpType};
+use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue};
+
+use super::facts::{DocFacts, Visibility};
+use super::rule::{Refusal, Rule};
+use crate::channel::Channel;
+use crate::directory::{DirectoryDoc, HOUSEHOLD_FIELDS};
+use crate::doc::{DocKind, Mention, Message};
+use crate::error::SchemaError;
+use crate::hlc::Hlc;
+use crate::ids::{HouseholdId, UnitId, UserId};
+use crate::notice::{NoticeDoc, ReceiptKind, parse_receipt_key};
+use crate::org::{OrgTree, Principal, Role};
+use crate::petition::{EventBody, EventKind, PetitionDoc, TimelineEvent};
+use crate::room::{MemberRole, Raised, Redaction, RoomDoc, RoomKind};
+use crate::time::Timestamp;
+
+/// How far past the checker's `now` an entry may be stamped (device clocks drift).
+pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Roles that handle petitions.
+const HANDLERS: &[Role] = &[
+    Role::Officer,
+    Role::Leader,
+    Role::DepartmentStaff,
+    Role::System,
+];
+/// Roles that route petitions and run rooms, notices and directories.
+const OFFICERS: &[Role] = &[Role::Officer, Role::Leader, Role::System];
+
+/// Who is writing, in which organisation, at what time.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyContext<'a> {
+    pub org: &'a OrgTree,
+    pub principal: &'a Principal,
+    pub now: Timestamp,
+}
+
+/// The result of checking a batch of changes against a stored document.
+#[derive(Debug)]
+pub struct Checked {
+    /// The stored document plus every accepted change.
+    pub doc: AutoCommit,
+    /// Accepted changes, in the order they were applied.
+    pub accepted: Vec<ChangeHash>,
+    /// Refused changes, each with its rule.
+    pub refused: Vec<Refusal>,
+    /// Changes the document already had (a re-sent change is stored once).
+    pub duplicates: Vec<ChangeHash>,
+}
+
+/// Checks `changes` one by one, in dependency order, against `doc`.
+///
+/// An accepted change is applied before the next is checked, so a batch can
+/// create a document and then add to it. A refused change leaves no trace in
+/// the returned document; changes that build on it are refused too. Changes
+/// from the same batch that do not depend on a refused one are kept.
+pub fn check_changes(
+    ctx: &PolicyContext<'_>,
+    mut doc: AutoCommit,
+    changes: Vec<Change>,
+) -> Checked {
+    let mut out = Checked {
+        doc: AutoCommit::new(),
+        accepted: Vec::new(),
+        refused: Vec::new(),
+        duplicates: Vec::new(),
+    };
+    let mut seen = HashSet::new();
+    let mut pending = Vec::new();
+    for c in changes {
+        let h = c.hash();
+        if !seen.insert(h) {
+            continue;
+        }
+        if doc.get_change_by_hash(&h).is_some() {
+            out.duplicates.push(h);
+        } else {
+            pending.push(c);
+        }
+    }
+    let mut refused: HashSet<ChangeHash> = HashSet::new();
+    loop {
+        let mut progressed = false;
+        let mut waiting = Vec::new();
+        for c in pending {
+            let h = c.hash();
+            if let Some(bad) = c.deps().iter().find(|d| refused.contains(*d)) {
+                out.refused.push(Refusal::new(
+                    &h,
+                    Rule::DependsOnRefused,
+                    format!("it builds on refused change {bad}"),
+                ));
+                refused.insert(h);
+                progressed = true;
+            } else if c.deps().iter().all(|d| doc.get_change_by_hash(d).is_some()) {
+                match check_one(ctx, &mut doc, &c) {
+                    Ok(()) => out.accepted.push(h),
+                    Err(r) => {
+                        out.refused.push(r);
+                        refused.insert(h);
+                    }
+                }
+                progressed = true;
+            } else {
+                waiting.push(c);
+            }
+        }
+        pending = waiting;
+        if !progressed || pending.is_empty() {
+            break;
+        }
+    }
+    for c in pending {
+        out.refused.push(Refusal::new(
+            &c.hash(),
+            Rule::MissingDependency,
+            "its dependencies are neither stored nor in this batch",
+        ));
+    }
+    out.doc = doc;
+    out
+}
+
+/// Checks the local changes made since `heads_before`. On refusal the
+/// document is put back to `heads_before` plus the changes that passed, and
+/// the first refusal is returned.
+pub fn check_local(
+    ctx: &PolicyContext<'_>,
+    doc: &mut AutoCommit,
+    heads_before: &[ChangeHash],
+) -> Result<(), Refusal> {
+    let changes = doc.get_changes(heads_before);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let actor = doc.get_actor().clone();
+    let base = doc
+        .fork_at(heads_before)
+        .expect("heads_before are heads this document had");
+    let checked = check_changes(ctx, base, changes);
+    match checked.refused.into_iter().next() {
+        None => Ok(()),
+        Some(refusal) => {
+            *doc = checked.doc.with_actor(actor);
+            Err(refusal)
+        }
+    }
+}
+
+/// Whether `who` may read a document with this visibility. `is_room_member`
+/// answers for the rooms a notice was sent to.
+pub fn may_read(
+    org: &OrgTree,
+    who: &Principal,
+    vis: &Visibility,
+    is_room_member: impl Fn(&str) -> bool,
+) -> bool {
+    vis.units
+        .iter()
+        .any(|u| org.has_jurisdiction(who, HANDLERS, u))
+        || vis.users.contains(&who.user)
+        || who
+            .household
+            .as_ref()
+            .is_some_and(|h| vis.households.contains(h))
+        || vis.rooms.iter().any(|r| is_room_member(r))
+        || vis.audience_units.iter().any(|a| {
+            who.units_with(Role::Resident)
+                .any(|home| org.is_within(home, a))
+        })
+}
+
+fn check_one(
+    ctx: &PolicyContext<'_>,
+    doc: &mut AutoCommit,
+    change: &Change,
+) -> Result<(), Refusal> {
+    let hash = change.hash();
+    let heads_before = doc.get_heads();
+    let facts = DocFacts::of(doc).map_err(|e| {
+        Refusal::new(
+            &hash,
+            Rule::Malformed,
+            format!("the stored document does not read: {e}"),
+        )
+    })?;
+    if let Err(e) = doc.apply_changes([change.clone()]) {
+        return Err(Refusal::new(
+            &hash,
+            Rule::Malformed,
+            format!("the change does not apply: {e}"),
+        ));
+    }
+    let verdict = Inspector {
+        ctx,
+        doc,
+        facts: &facts,
+        change,
+        hash,
+    }
+    .inspect();
+    if verdict.is_err() {
+        let actor = doc.get_actor().clone();
+        *doc = doc
+            .fork_at(&heads_before)
+            .expect("heads before the change are known")
+            .with_actor(actor);
+    }
+    verdict
+}
+
+/// Where an operation lands, by the path of the object it targets.
+#[derive(Clone, Debug, PartialEq)]
+enum Container {
+    Timeline,
+    Conversation,
+    RoomMessages,
+    Redactions,
+    Raised,
+    Members,
+    Tags,
+    Pins,
+    Receipts,
+    Households,
+    Household,
+    Fixed(String),
+}
+
+fn classify(kind: DocKind, path: &[Prop]) -> Container {
+    let keys: Vec<Option<&str>> = path
+        .iter()
+        .map(|p| match p {
+            Prop::Map(k) => Some(k.as_str()),
+            Prop::Seq(_) => None,
+        })
+        .collect();
+    match (kind, keys.as_slice()) {
+        (DocKind::Petition, [Some("timeline")]) => Container::Timeline,
+        (DocKind::Petition, [Some("conversation")]) => Container::Conversation,
+        (DocKind::Room, [Some("messages")]) => Container::RoomMessages,
+        (DocKind::Room, [Some("redactions")]) => Container::Redactions,
+        (DocKind::Room, [Some("raised")]) => Container::Raised,
+        (DocKind::Room, [Some("members")]) => Container::Members,
+        (DocKind::Room, [Some("tags")]) => Container::Tags,
+        (DocKind::Room, [Some("pins")]) => Container::Pins,
+        (DocKind::Notice, [Some("receipts")]) => Container::Receipts,
+        (DocKind::Directory, [Some("households")]) => Container::Households,
+        (DocKind::Directory, [Some("households"), Some(_)]) => Container::Household,
+        (_, []) => Container::Fixed("the document root".into()),
+        (_, [Some(first), ..])
+            if path.len() == 2
+                && matches!(
+                    *first,
+                    "timeline" | "conversation" | "messages" | "redactions" | "raised"
+                ) =>
+        {
+            Container::Fixed(format!("an existing entry of {first}"))
+        }
+        (_, [Some(first), ..]) => Container::Fixed(format!("{first}")),
+        (_, _) => Container::Fixed("an existing object".into()),
+    }
+}
+
+struct Inspector<'a, 'c> {
+    ctx: &'a PolicyContext<'c>,
+    doc: &'a mut AutoCommit,
+    facts: &'a DocFacts,
+    change: &'a Change,
+    hash: ChangeHash,
+}
+
+impl Inspector<'_, '_> {
+    fn refuse(&self, rule: Rule, detail: impl Into<String>) -> Refusal {
+        Refusal::new(&self.hash, rule, detail)
+    }
+
+    fn malformed(&self, what: &str, e: SchemaError) -> Refusal {
+        self.refuse(Rule::Malformed, format!("{what}: {e}"))
+    }
+
+    fn me(&self) -> &UserId {
+        &self.ctx.principal.user
+    }
+
+    fn staff_over(&self, roles: &[Role], unit: &UnitId) -> bool {
+        self.ctx
+            .org
+            .has_jurisdiction(self.ctx.principal, roles, unit)
+    }
+
+    fn unit_exists(&self, unit: &UnitId) -> Result<(), Refusal> {
+        if self.ctx.org.get(unit).is_some() {
+            Ok(())
+        } else {
+            Err(self.refuse(Rule::UnknownUnit, format!("there is no unit {unit}")))
+        }
+    }
+
+    fn check_stamp(&self, at: &Hlc, seen: &mut BTreeSet<Hlc>) -> Result<(), Refusal> {
+        if at.wall_ms > self.ctx.now.millis() + MAX_FUTURE_SKEW_MS {
+            return Err(self.refuse(
+                Rule::FutureStamp,
+                format!("stamp {at} is more than a day ahead of the server's clock"),
+            ));
+        }
+        if !seen.insert(at.clone()) {
+            return Err(self.refuse(
+                Rule::DuplicateEntry,
+                format!("an entry stamped {at} already exists"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_by(&self, by: &UserId, what: &str) -> Result<(), Refusal> {
+        if by == self.me() {
+            Ok(())
+        } else {
+            Err(self.refuse(
+                Rule::ForgedAuthor,
+                format!(
+                    "{what} says it is by {by}, but the change comes from {}",
+                    self.me()
+                ),
+            ))
+        }
+    }
+
+    fn created_here(&self, obj: &ObjectId) -> bool {
+        let start = self.change.start_op().get();
+        let end = start + self.change.len() as u64;
+        matches!(obj, ObjectId::Id(OpId(c, a)) if a == self.change.actor_id() && (start..end).contains(c))
+    }
+
+    fn exid(&self, counter: u64, actor: &automerge::ActorId) -> Result<ObjId, Refusal> {
+        self.doc
+            .import_obj(&format!("{counter}@{actor}"))
+            .map_err(|e| {
+                self.refuse(
+                    Rule::Malformed,
+                    format!("unknown object {counter}@{actor}: {e}"),
+                )
+            })
+    }
+
+    fn path_of(&self, obj: &ObjectId) -> Result<Vec<Prop>, Refusal> {
+        let ObjectId::Id(OpId(counter, actor)) = obj else {
+            return Ok(Vec::new());
+        };
+        let id = self.exid(*counter, actor)?;
+        self.doc
+            .object_type(&id)
+            .map_err(|e| self.refuse(Rule::Malformed, format!("unknown object: {e}")))?;
+        let parents = self
+            .doc
+            .parents(&id)
+            .map_err(|e| self.refuse(Rule::Malformed, format!("unknown object: {e}")))?;
+        Ok(parents.path().into_iter().map(|(_, p)| p).collect())
+    }
+
+    fn inspect(mut self) -> Result<(), Refusal> {
+        let decoded = self.change.decode();
+        for op in &decoded.operations {
+            if matches!(
+                op.action,
+                OpType::Increment(_)
+                    | OpType::MarkBegin(_)
+                    | OpType::MarkEnd(_)
+                    | OpType::Make(ObjType::Text | ObjType::Table)
+            ) {
+                return Err(self.refuse(
+                    Rule::UnsupportedOp,
+                    "counters, marks, text and table objects are not part of any Lianxin document",
+                ));
+            }
+        }
+        let Some(kind) = self.facts.kind() else {
+            return self.check_creation();
+        };
+        let start = self.change.start_op().get();
+        let actor = self.change.actor_id().clone();
+        let mut new_entries: Vec<(Container, ObjId)> = Vec::new();
+        let mut households: Vec<ObjId> = Vec::new();
+        for (i, op) in decoded.operations.iter().enumerate() {
+            if self.created_here(&op.obj) {
+                continue;
+            }
+            let path = self.path_of(&op.obj)?;
+            let container = classify(kind, &path);
+            let key = match &op.key {
+                automerge::legacy::Key::Map(k) => Some(k.to_string()),
+                automerge::legacy::Key::Seq(_) => None,
+            };
+            let overwrites = !op.pred.is_empty();
+            match container {
+                Container::Timeline
+                | Container::Conversation
+                | Container::RoomMessages
+                | Container::Redactions
+                | Container::Raised => {
+                    if !op.insert || !matches!(op.action, OpType::Make(ObjType::Map)) || overwrites
+                    {
+                        return Err(self.refuse(
+                            Rule::AppendOnly,
+                            format!(
+                                "{} entries are never rewritten or deleted",
+                                container_name(&container)
+                            ),
+                        ));
+                    }
+                    new_entries.push((container, self.exid(start + i as u64, &actor)?));
+                }
+                Container::Members | Container::Tags | Container::Pins => {
+                    self.check_room_map(&container, key.as_deref(), &op.action)?;
+                }
+                Container::Receipts => {
+                    if overwrites || !matches!(op.action, OpType::Put(_)) {
+                        return Err(self.refuse(
+                            Rule::AppendOnly,
+                            "receipts are recorded once and never changed",
+                        ));
+                    }
+                    self.check_receipt(key.as_deref().unwrap_or_default(), &op.action)?;
+                }
+                Container::Households => {
+                    let village = self.village()?;
+                    if !self.staff_over(OFFICERS, &village) {
+                        return Err(self.refuse(
+                            Rule::NotInJurisdiction,
+                            format!("only officers over {village} edit its directory"),
+                        ));
+                    }
+                    match (&op.action, overwrites) {
+                        (OpType::Make(ObjType::Map), false) => {
+                            let k = key.unwrap_or_default();
+                            HouseholdId::new(k).map_err(|e| self.malformed("household id", e))?;
+                            households.push(self.exid(start + i as u64, &actor)?);
+                        }
+                        (OpType::Delete, _) => {
+                            return Err(self.refuse(
+                                Rule::AppendOnly,
+                                "households are never deleted; mark them moved out",
+                            ));
+                        }
+                        _ => {
+                            return Err(self.refuse(
+                                Rule::AppendOnly,
+                                "an existing household is edited field by field, not replaced",
+                            ));
+                        }
+                    }
+                }
+                Container::Household => {
+                    let village = self.village()?;
+                    if !self.staff_over(OFFICERS, &village) {
+                        return Err(self.refuse(
+                            Rule::NotInJurisdiction,
+                            format!("only officers over {village} edit its directory"),
+                        ));
+                    }
+                    let k = key.unwrap_or_default();
+                    if !HOUSEHOLD_FIELDS.contains(&k.as_str()) {
+                        return Err(
+                            self.refuse(Rule::Malformed, format!("households have no field {k:?}"))
+                        );
+                    }
+                    match &op.action {
+                        OpType::Put(ScalarValue::Str(v))
+                            if k == "updated_by" && v.as_str() != self.me().as_str() =>
+                        {
+                            return Err(self.refuse(
+                                Rule::ForgedAuthor,
+                                format!(
+                                    "updated_by says {v}, but the change comes from {}",
+                                    self.me()
+                                ),
+                            ));
+                        }
+                        OpType::Put(_) => {}
+                        _ => {
+                            return Err(self.refuse(
+                                Rule::AppendOnly,
+                                "household fields are set, never deleted",
+                            ));
+                        }
+                    }
+                }
+                Container::Fixed(what) => {
+                    return Err(self.refuse(
+                        Rule::Immutable,
+                        format!("{what} does not change after it is written"),
+                    ));
+                }
+            }
+        }
+        for h in households {
+            self.check_new_household(&h)?;
+        }
+        if kind == DocKind::Directory {
+            DirectoryDoc::view(&*self.doc)
+                .and_then(|d| d.households())
+                .map_err(|e| self.malformed("household", e))?;
+        }
+        let mut stamps = match self.facts {
+            DocFacts::Petition { stamps, .. } | DocFacts::Room { stamps, .. } => stamps.clone(),
+            _ => BTreeSet::new(),
+        };
+        for (container, obj) in new_entries {
+            self.check_entry(&container, &obj, &mut stamps)?;
+        }
+        Ok(())
+    }
+
+    fn village(&self) -> Result<UnitId, Refusal> {
+        match self.facts {
+            DocFacts::Directory { village, .. } => Ok(village.clone()),
+            _ => Err(self.refuse(Rule::Malformed, "not a directory")),
+        }
+    }
+
+    fn check_new_household(&mut self, obj: &ObjId) -> Result<(), Refusal> {
+        let by = crate::doc::am::opt_str(&*self.doc, obj, "updated_by")
+            .map_err(|e| self.malformed("household", e))?;
+        match by {
+            Some(by) if by == self.me().as_str() => Ok(()),
+            Some(by) => Err(self.refuse(
+                Rule::ForgedAuthor,
+                format!(
+                    "updated_by says {by}, but the change comes from {}",
+                    self.me()
+                ),
+            )),
+            None => Err(self.refuse(Rule::Malformed, "a new household records updated_by")),
+        }
+    }
+
+    fn check_room_map(
+        &self,
+        container: &Container,
+        key: Option<&str>,
+        action: &OpType,
+    ) -> Result<(), Refusal> {
+        let DocFacts::Room {
+            info,
+            members,
+            messages,
+            ..
+        } = self.facts
+        else {
+            return Err(self.refuse(Rule::Malformed, "not a room"));
+        };
+        let my_role = members.get(self.me()).copied();
+        let staff = self.staff_over(OFFICERS, &info.unit);
+        if !staff && !my_role.is_some_and(MemberRole::moderates) {
+            return Err(self.refuse(
+                Rule::NotModerator,
+                format!(
+                    "only moderators of the room change its {}",
+                    container_name(container)
+                ),
+            ));
+        }
+        let key = key.unwrap_or_default();
+        match (container, action) {
+            (Container::Members, OpType::Put(ScalarValue::Str(_)) | OpType::Delete) => {
+                let user = UserId::new(key).map_err(|e| self.malformed("member", e))?;
+                if let OpType::Put(ScalarValue::Str(role)) = action {
+                    role.parse::<MemberRole>()
+                        .map_err(|e| self.malformed("member role", e))?;
+                }
+                let touches_owner = members.get(&user) == Some(&MemberRole::Owner)
+                    || matches!(action, OpType::Put(ScalarValue::Str(r)) if r.as_str() == "owner");
+                if touches_owner && !staff && my_role != Some(MemberRole::Owner) {
+                    return Err(self.refuse(
+                        Rule::NotModerator,
+                        "only the owner or an officer over the room's unit changes ownership",
+                    ));
+                }
+                Ok(())
+            }
+            (Container::Tags, OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete) => {
+                crate::doc::check_text("tag", key, crate::doc::limits::SHORT, true)
+                    .map_err(|e| self.malformed("tag", e))
+            }
+            (Container::Pins, OpType::Put(ScalarValue::Str(_)) | OpType::Delete) => {
+                if let OpType::Put(ScalarValue::Str(by)) = action {
+                    if by.as_str() != self.me().as_str() {
+                        return Err(self.refuse(
+                            Rule::ForgedAuthor,
+                            format!(
+                                "the pin says it is by {by}, but the change comes from {}",
+                                self.me()
+                            ),
+                        ));
+                    }
+                }
+                if !messages.keys().any(|m| m.as_str() == key) {
+                    return Err(
+                        self.refuse(Rule::Malformed, format!("there is no message {key} to pin"))
+                    );
+                }
+                Ok(())
+            }
+            _ => Err(self.refuse(
+                Rule::Malformed,
+                format!(
+                    "{} hold only their own kind of values",
+                    container_name(container)
+                ),
+            )),
+        }
+    }
+
+    fn check_receipt(&self, key: &str, action: &OpType) -> Result<(), Refusal> {
+        let DocFacts::Notice { unit, audience } = self.facts else {
+            return Err(self.refuse(Rule::Malformed, "not a notice"));
+        };
+        let (household, kind, user) =
+            parse_receipt_key(key).map_err(|e| self.malformed("receipt", e))?;
+        self.check_by(&user, "the receipt")?;
+        let OpType::Put(ScalarValue::Str(stamp)) = action else {
+            return Err(self.refuse(Rule::Malformed, "a receipt's value is its stamp"));
+        };
+        let at: Hlc = stamp.parse().map_err(|e| self.malformed("receipt", e))?;
+        self.check_stamp(&at, &mut BTreeSet::new())?;
+        let p = self.ctx.principal;
+        let own_household = p.household.as_ref() == Some(&household);
+        let server_delivery = p.is_system() && kind == ReceiptKind::Delivered;
+        let officer = self.staff_over(OFFICERS, unit);
+        if !own_household && !server_delivery && !officer {
+            return Err(self.refuse(
+                Rule::NotMember,
+                format!("receipts for household {household} are written by its own people"),
+            ));
+        }
+        if !audience.households.is_empty()
+            && !audience.households.contains(&household)
+            && audience.units.is_empty()
+            && audience.rooms.is_empty()
+        {
+            return Err(self.refuse(
+                Rule::Malformed,
+                format!("household {household} is not in the notice's audience"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_entry(
+        &self,
+        container: &Container,
+        obj: &ObjId,
+        stamps: &mut BTreeSet<Hlc>,
+    ) -> Result<(), Refusal> {
+        match container {
+            Container::Timeline => {
+                let e = TimelineEvent::read(&*self.doc, obj)
+                    .map_err(|e| self.malformed("timeline event", e))?;
+                self.check_by(&e.by, &format!("the {} event", e.kind()))?;
+                self.check_stamp(&e.at, stamps)?;
+                self.check_event(&e)
+            }
+            Container::Conversation => {
+                let m = Message::read(&*self.doc, obj).map_err(|e| self.malformed("message", e))?;
+                self.check_by(&m.by, "the message")?;
+                self.check_stamp(&m.at, stamps)?;
+                self.check_petition_message()
+            }
+            Container::RoomMessages => {
+                let m = Message::read(&*self.doc, obj).map_err(|e| self.malformed("message", e))?;
+                self.check_by(&m.by, "the message")?;
+                self.check_stamp(&m.at, stamps)?;
+                self.check_room_message(&m)
+            }
+            Container::Redactions => {
+                let r =
+                    Redaction::read(&*self.doc, obj).map_err(|e| self.malformed("redaction", e))?;
+                self.check_by(&r.by, "the redaction")?;
+                self.check_stamp(&r.at, stamps)?;
+                self.check_moderation(&r.message, "redact")
+            }
+            Container::Raised => {
+                let r = Raised::read(&*self.doc, obj)
+                    .map_err(|e| self.malformed("raised petition", e))?;
+                self.check_by(&r.by, "the link")?;
+                self.check_stamp(&r.at, stamps)?;
+                self.check_moderation(&r.message, "raise as a petition")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_event(&self, e: &TimelineEvent) -> Result<(), Refusal> {
+        let DocFacts::Petition {
+            submitter,
+            involved,
+            ..
+        } = self.facts
+        else {
+            return Err(self.refuse(Rule::Malformed, "not a petition"));
+        };
+        let p = self.ctx.principal;
+        let kind = e.kind();
+        match kind {
+            EventKind::Submitted => {
+                return Err(self.refuse(
+                    Rule::CreationOnly,
+                    "a petition is submitted once, when it is created",
+                ));
+            }
+            EventKind::Withdrawn if &p.user != submitter => {
+                return Err(self.refuse(
+                    Rule::NotSubmitter,
+                    "only the resident who filed the petition withdraws it",
+                ));
+            }
+            EventKind::Withdrawn => return Ok(()),
+            EventKind::FollowUp | EventKind::Reopened if e.unit.is_none() => {
+                if &p.user != submitter {
+                    return Err(self.refuse(
+                        Rule::NotSubmitter,
+                        format!(
+                            "a {kind} without a unit comes from the resident who filed the petition"
+                        ),
+                    ));
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(unit) = &e.unit else {
+            return Err(self.refuse(
+                Rule::Malformed,
+                format!("a {kind} event names the unit acted for"),
+            ));
+        };
+        if !p.is_staff() {
+            return Err(self.refuse(
+                Rule::RoleRequired,
+                format!("residents do not record {kind} events"),
+            ));
+        }
+        let roles: &[Role] = match kind {
+            EventKind::Supervised => &[Role::Leader],
+            EventKind::Transferred | EventKind::Escalated => OFFICERS,
+            _ => HANDLERS,
+        };
+        if !involved.contains(unit) {
+            return Err(self.refuse(
+                Rule::NotInJurisdiction,
+                format!("the petition was never routed to {unit}"),
+            ));
+        }
+        if !self.staff_over(roles, unit) {
+            let rule = if self.staff_over(HANDLERS, unit) {
+                Rule::RoleRequired
+            } else {
+                Rule::NotInJurisdiction
+            };
+            return Err(self.refuse(
+                rule,
+                format!("{} may not record a {kind} for {unit}", p.user),
+            ));
+        }
+        match &e.body {
+            EventBody::Transferred { to, assist, .. } => {
+                self.unit_exists(to)?;
+                assist.iter().try_for_each(|u| self.unit_exists(u))
+            }
+            EventBody::Escalated { to, .. } => self.unit_exists(to),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_petition_message(&self) -> Result<(), Refusal> {
+        let DocFacts::Petition {
+            submitter,
+            involved,
+            ..
+        } = self.facts
+        else {
+            return Err(self.refuse(Rule::Malformed, "not a petition"));
+        };
+        let p = self.ctx.principal;
+        if &p.user == submitter || involved.iter().any(|u| self.staff_over(HANDLERS, u)) {
+            Ok(())
+        } else if p.is_staff() {
+            Err(self.refuse(
+                Rule::NotInJurisdiction,
+                "the petition is outside the writer's jurisdiction",
+            ))
+        } else {
+            Err(self.refuse(
+                Rule::NotSubmitter,
+                "residents write only on their own petitions",
+            ))
+        }
+    }
+
+    fn room_standing(&self) -> Result<(bool, bool), Refusal> {
+        let DocFacts::Room { info, members, .. } = self.facts else {
+            return Err(self.refuse(Rule::Malformed, "not a room"));
+        };
+        let p = self.ctx.principal;
+        let staff = self.staff_over(OFFICERS, &info.unit);
+        let role = members.get(&p.user).copied();
+        let line_party = info.kind == RoomKind::HouseholdLine
+            && p.household.is_some()
+            && p.household == info.household;
+        let member = staff || role.is_some() || line_party;
+        let moderator = staff || role.is_some_and(MemberRole::moderates);
+        Ok((member, moderator))
+    }
+
+    fn check_room_message(&self, m: &Message) -> Result<(), Refusal> {
+        let (member, moderator) = self.room_standing()?;
+        if !member {
+            return Err(self.refuse(Rule::NotMember, "only members write in this room"));
+        }
+        if m.mentions.contains(&Mention::All) && !moderator {
+            return Err(self.refuse(Rule::NotModerator, "only moderators call on @all"));
+        }
+        if let (Some(r), DocFacts::Room { messages, .. }) = (&m.reply_to, self.facts) {
+            if !messages.contains_key(r) {
+                return Err(self.refuse(Rule::Malformed, format!("reply to unknown message {r}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_moderation(&self, message: &crate::ids::EntryId, action: &str) -> Result<(), Refusal> {
+        let DocFacts::Room { messages, .. } = self.facts else {
+            return Err(self.refuse(Rule::Malformed, "not a room"));
+        };
+        let Some(author) = messages.get(message) else {
+            return Err(self.refuse(Rule::Malformed, format!("there is no message {message}")));
+        };
+        let (_, moderator) = self.room_standing()?;
+        if author == self.me() || moderator {
+            Ok(())
+        } else {
+            Err(self.refuse(
+                Rule::NotModerator,
+                format!("only the author or a moderator may {action} a message"),
+            ))
+        }
+    }
+
+    fn check_creation(&self) -> Result<(), Refusal> {
+        let kind = DocKind::of(&*self.doc)
+            .map_err(|e| self.malformed("new document", e))?
+            .ok_or_else(|| {
+                self.refuse(
+                    Rule::Malformed,
+                    "the first change of a document must create it",
+                )
+            })?;
+        let expected: &[&str] = match kind {
+            DocKind::Petition => &["type", "schema", "header", "conversation", "timeline"],
+            DocKind::Room => &[
+                "type",
+                "schema",
+                "info",
+                "members",
+                "tags",
+                "pins",
+                "messages",
+                "redactions",
+                "raised",
+            ],
+            DocKind::Notice => &["type", "schema", "info", "audience", "receipts"],
+            DocKind::Directory => &["type", "schema", "info", "households"],
+        };
+        let keys: BTreeSet<String> = self.doc.keys(ROOT).collect();
+        if keys != expected.iter().map(|s| s.to_string()).collect() {
+            return Err(self.refuse(
+                Rule::Malformed,
+                format!("a new {kind} has exactly the fields {expected:?}"),
+            ));
+        }
+        let p = self.ctx.principal;
+        let mut stamps = BTreeSet::new();
+        match kind {
+            DocKind::Petition => {
+                let doc =
+                    PetitionDoc::view(&*self.doc).map_err(|e| self.malformed("petition", e))?;
+                let header = doc
+                    .header()
+                    .map_err(|e| self.malformed("petition header", e))?;
+                let events = doc.events().map_err(|e| self.malformed("timeline", e))?;
+                let messages = doc
+                    .messages()
+                    .map_err(|e| self.malformed("conversation", e))?;
+                let [event] = events.as_slice() else {
+                    return Err(self.refuse(
+                        Rule::Malformed,
+                        "a new petition holds exactly its submitted event",
+                    ));
+                };
+                let EventBody::Submitted { unit } = &event.body else {
+                    return Err(
+                        self.refuse(Rule::Malformed, "a new petition's first event is submitted")
+                    );
+                };
+                if !messages.is_empty() {
+                    return Err(
+                        self.refuse(Rule::Malformed, "a new petition has an empty conversation")
+                    );
+                }
+                self.check_by(&event.by, "the submitted event")?;
+                self.check_by(&header.recorded_by, "recorded_by")?;
+                self.check_stamp(&event.at, &mut stamps)?;
+                self.unit_exists(unit)?;
+                self.unit_exists(&header.location.unit)?;
+                if p.is_system() {
+                    return Ok(());
+                }
+                if p.is_staff() {
+                    if self.staff_over(OFFICERS, unit)
+                        || self.staff_over(OFFICERS, &header.location.unit)
+                    {
+                        return Ok(());
+                    }
+                    return Err(self.refuse(
+                        Rule::NotAllowedToCreate,
+                        "officers record petitions for their own jurisdiction",
+                    ));
+                }
+                if header.submitter != p.user {
+                    return Err(self.refuse(
+                        Rule::NotSubmitter,
+                        "residents file petitions in their own name",
+                    ));
+                }
+                if matches!(header.channel, Channel::WalkIn | Channel::Api) {
+                    return Err(self.refuse(
+                        Rule::NotAllowedToCreate,
+                        format!("the {} channel is for officers and systems", header.channel),
+                    ));
+                }
+                Ok(())
+            }
+            DocKind::Room => {
+                let doc = RoomDoc::view(&*self.doc).map_err(|e| self.malformed("room", e))?;
+                let info = doc.info().map_err(|e| self.malformed("room info", e))?;
+                let members = doc
+                    .members()
+                    .map_err(|e| self.malformed("room members", e))?;
+                let empty = doc.raw_messages().map(|m| m.is_empty()).unwrap_or(false)
+                    && doc.redactions().map(|m| m.is_empty()).unwrap_or(false)
+                    && doc.raised().map(|m| m.is_empty()).unwrap_or(false)
+                    && doc.pins().map(|m| m.is_empty()).unwrap_or(false);
+                doc.tags().map_err(|e| self.malformed("room tags", e))?;
+                if !empty {
+                    return Err(self.refuse(
+                        Rule::Malformed,
+                        "a new room starts with no messages, pins or redactions",
+                    ));
+                }
+                self.check_by(&info.created_by, "created_by")?;
+                self.unit_exists(&info.unit)?;
+                if members.get(&p.user) != Some(&MemberRole::Owner) {
+                    return Err(self.refuse(Rule::Malformed, "the creator of a room is its owner"));
+                }
+                let line_party = info.kind == RoomKind::HouseholdLine
+                    && p.household.is_some()
+                    && p.household == info.household;
+                if self.staff_over(OFFICERS, &info.unit) || line_party {
+                    Ok(())
+                } else {
+                    Err(self.refuse(
+                        Rule::NotAllowedToCreate,
+                        format!("rooms of {} are opened by its officers", info.unit),
+                    ))
+                }
+            }
+            DocKind::Notice => {
+                let doc = NoticeDoc::view(&*self.doc).map_err(|e| self.malformed("notice", e))?;
+                let info = doc.info().map_err(|e| self.malformed("notice info", e))?;
+                let audience = doc
+                    .audience()
+                    .map_err(|e| self.malformed("notice audience", e))?;
+                if !doc
+                    .receipts()
+                    .map_err(|e| self.malformed("receipts", e))?
+                    .is_empty()
+                {
+                    return Err(self.refuse(Rule::Malformed, "a new notice has no receipts"));
+                }
+                self.check_by(&info.by, "the notice")?;
+                self.check_stamp(&info.at, &mut stamps)?;
+                self.unit_exists(&info.unit)?;
+                audience
+                    .units
+                    .iter()
+                    .try_for_each(|u| self.unit_exists(u))?;
+                if self.staff_over(OFFICERS, &info.unit) {
+                    Ok(())
+                } else {
+                    Err(self.refuse(
+                        Rule::NotAllowedToCreate,
+                        format!("notices of {} are issued by its officers", info.unit),
+                    ))
+                }
+            }
+            DocKind::Directory => {
+                let doc =
+                    DirectoryDoc::view(&*self.doc).map_err(|e| self.malformed("directory", e))?;
+                let village = doc.village().map_err(|e| self.malformed("directory", e))?;
+                if !doc
+                    .households()
+                    .map_err(|e| self.malformed("households", e))?
+                    .is_empty()
+                {
+                    return Err(
+                        self.refuse(Rule::Malformed, "a new directory has no households yet")
+                    );
+                }
+                let created_by = crate::doc::am::opt_str(
+                    &*self.doc,
+                    &crate::doc::am::req_obj(&*self.doc, &ROOT, "info", ObjType::Map)
+                        .map_err(|e| self.malformed("directory", e))?,
+                    "created_by",
+                )
+                .map_err(|e| self.malformed("directory", e))?
+                .unwrap_or_default();
+                if created_by != p.user.as_str() {
+                    return Err(self.refuse(
+                        Rule::ForgedAuthor,
+                        format!(
+                            "created_by says {created_by}, but the change comes from {}",
+                            p.user
+                        ),
+                    ));
+                }
+                self.unit_exists(&village)?;
+                if self.staff_over(OFFICERS, &village) {
+                    Ok(())
+                } else {
+                    Err(self.refuse(
+                        Rule::NotAllowedToCreate,
+                        format!("the directory of {village} is kept by its officers"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn container_name(c: &Container) -> &'static str {
+    match c {
+        Container::Timeline => "timeline",
+        Container::Conversation => "conversation",
+        Container::RoomMessages => "room message",
+        Container::Redactions => "redaction",
+        Container::Raised => "raised-petition",
+        Container::Members => "members",
+        Container::Tags => "tags",
+        Container::Pins => "pins",
+        Container::Receipts => "receipt",
+        Container::Households => "household",
+        Container::Household => "household field",
+        Container::Fixed(_) => "fixed field",
+    }
+}

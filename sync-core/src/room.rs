@@ -1,0 +1,454 @@
+//! Rooms (议事厅 / 聊天室 / 1:1 line): members, messages, pins, tags,
+//! redactions that keep an audit record, and "raise as petition".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use std::borrow::Borrow;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc};
+use serde::{Deserialize, Serialize};
+
+use crate::author::Author;
+use crate::channel::text_enum;
+use crate::doc::am;
+use crate::doc::{DocKind, Message, check_text, init_root, limits};
+use crate::error::SchemaError;
+use crate::hlc::Hlc;
+use crate::ids::{EntryId, HouseholdId, UnitId, UserId};
+use crate::petition::{PetitionDoc, PetitionHeader, SourceRef};
+use crate::time::Timestamp;
+
+text_enum!(
+    /// What a room is for.
+    RoomKind {
+        /// "One officer, one group": a village group the officer runs.
+        OfficerGroup = "officer_group",
+        /// A party-group room with the five-orders loop.
+        VillageRoom = "village_room",
+        /// A private line between a household and a unit.
+        HouseholdLine = "household_line",
+    }
+);
+
+text_enum!(
+    /// A member's standing in a room.
+    MemberRole {
+        Owner = "owner",
+        Moderator = "moderator",
+        Member = "member",
+    }
+);
+
+impl MemberRole {
+    pub fn moderates(self) -> bool {
+        matches!(self, MemberRole::Owner | MemberRole::Moderator)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub id: String,
+    pub kind: RoomKind,
+    pub name: String,
+    /// The unit the room belongs to; for a household line, the unit party.
+    pub unit: UnitId,
+    /// The household party of a household line.
+    #[serde(default)]
+    pub household: Option<HouseholdId>,
+    pub created_by: UserId,
+}
+
+impl RoomInfo {
+    pub fn validate(&self) -> Result<(), SchemaError> {
+        check_text("id", &self.id, limits::SHORT, true)?;
+        check_text("name", &self.name, limits::TITLE, true)?;
+        if (self.kind == RoomKind::HouseholdLine) != self.household.is_some() {
+            return Err(SchemaError::InvalidValue {
+                field: "household".into(),
+                reason: "a household line names its household; other rooms do not".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A moderation record: the message stays in history, its content is hidden
+/// from every view, and who, when and why are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub by: UserId,
+    pub at: Hlc,
+    pub message: EntryId,
+    pub reason: String,
+}
+
+/// A message that was raised as a petition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Raised {
+    pub by: UserId,
+    pub at: Hlc,
+    pub message: EntryId,
+    pub petition: String,
+}
+
+impl Redaction {
+    pub(crate) fn read(doc: &impl ReadDoc, o: &ObjId) -> Result<Self, SchemaError> {
+        let r = Redaction {
+            by: am::parse(doc, o, "by")?,
+            at: am::req_hlc(doc, o, "at")?,
+            message: am::parse(doc, o, "message")?,
+            reason: am::req_str(doc, o, "reason")?,
+        };
+        check_text("reason", &r.reason, limits::NOTE, true)?;
+        Ok(r)
+    }
+}
+
+impl Raised {
+    pub(crate) fn read(doc: &impl ReadDoc, o: &ObjId) -> Result<Self, SchemaError> {
+        let r = Raised {
+            by: am::parse(doc, o, "by")?,
+            at: am::req_hlc(doc, o, "at")?,
+            message: am::parse(doc, o, "message")?,
+            petition: am::req_str(doc, o, "petition")?,
+        };
+        check_text("petition", &r.petition, limits::SHORT, true)?;
+        Ok(r)
+    }
+}
+
+/// A message as readers see it: redacted content is gone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: EntryId,
+    #[serde(flatten)]
+    pub message: Message,
+    pub redacted: Option<Redaction>,
+    pub petition: Option<String>,
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomDoc<D = AutoCommit> {
+    doc: D,
+}
+
+impl RoomDoc {
+    /// Creates a room with its creator as owner and `members` as members.
+    pub fn create(
+        actor: ActorId,
+        info: RoomInfo,
+        members: impl IntoIterator<Item = (UserId, MemberRole)>,
+    ) -> Result<Self, SchemaError> {
+        info.validate()?;
+        let mut doc = AutoCommit::new().with_actor(actor);
+        init_root(&mut doc, DocKind::Room)?;
+        let obj = doc.put_object(ROOT, "info", ObjType::Map)?;
+        am::put_str(&mut doc, &obj, "id", &info.id)?;
+        am::put_str(&mut doc, &obj, "kind", info.kind.as_str())?;
+        am::put_str(&mut doc, &obj, "name", &info.name)?;
+        am::put_str(&mut doc, &obj, "unit", info.unit.as_str())?;
+        am::put_opt_str(
+            &mut doc,
+            &obj,
+            "household",
+            info.household.as_ref().map(|h| h.as_str()),
+        )?;
+        am::put_str(&mut doc, &obj, "created_by", info.created_by.as_str())?;
+        let m = doc.put_object(ROOT, "members", ObjType::Map)?;
+        for (user, role) in members {
+            am::put_str(&mut doc, &m, user.as_str(), role.as_str())?;
+        }
+        am::put_str(
+            &mut doc,
+            &m,
+            info.created_by.as_str(),
+            MemberRole::Owner.as_str(),
+        )?;
+        for key in ["tags", "pins"] {
+            doc.put_object(ROOT, key, ObjType::Map)?;
+        }
+        for key in ["messages", "redactions", "raised"] {
+            doc.put_object(ROOT, key, ObjType::List)?;
+        }
+        doc.commit();
+        Ok(RoomDoc { doc })
+    }
+
+    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
+        DocKind::expect(&doc, DocKind::Room)?;
+        Ok(RoomDoc { doc })
+    }
+
+    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
+        Self::from_doc(AutoCommit::load(bytes)?)
+    }
+
+    pub fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    pub fn into_doc(self) -> AutoCommit {
+        self.doc
+    }
+}
+
+impl<D: Borrow<AutoCommit>> RoomDoc<D> {
+    /// A typed view of `doc` (owned or borrowed) after checking its kind.
+    pub fn view(doc: D) -> Result<Self, SchemaError> {
+        DocKind::expect(doc.borrow(), DocKind::Room)?;
+        Ok(RoomDoc { doc })
+    }
+
+    fn d(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    pub fn doc(&self) -> &AutoCommit {
+        self.doc.borrow()
+    }
+
+    fn obj(&self, key: &str, ty: ObjType) -> Result<ObjId, SchemaError> {
+        am::req_obj(self.d(), &ROOT, key, ty)
+    }
+
+    pub fn info(&self) -> Result<RoomInfo, SchemaError> {
+        let obj = self.obj("info", ObjType::Map)?;
+        let info = RoomInfo {
+            id: am::req_str(self.d(), &obj, "id")?,
+            kind: am::parse(self.d(), &obj, "kind")?,
+            name: am::req_str(self.d(), &obj, "name")?,
+            unit: am::parse(self.d(), &obj, "unit")?,
+            household: am::parse_opt(self.d(), &obj, "household")?,
+            created_by: am::parse(self.d(), &obj, "created_by")?,
+        };
+        info.validate()?;
+        Ok(info)
+    }
+
+    pub fn members(&self) -> Result<BTreeMap<UserId, MemberRole>, SchemaError> {
+        am::str_map(self.d(), &self.obj("members", ObjType::Map)?, "members")?
+            .into_iter()
+            .map(|(k, v)| Ok((UserId::new(k)?, v.parse()?)))
+            .collect()
+    }
+
+    pub fn tags(&self) -> Result<BTreeSet<String>, SchemaError> {
+        Ok(
+            am::str_map(self.d(), &self.obj("tags", ObjType::Map)?, "tags")?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+        )
+    }
+
+    /// Pinned message ids, with who pinned each.
+    pub fn pins(&self) -> Result<BTreeMap<EntryId, UserId>, SchemaError> {
+        am::str_map(self.d(), &self.obj("pins", ObjType::Map)?, "pins")?
+            .into_iter()
+            .map(|(k, v)| Ok((EntryId::new(k)?, UserId::new(v)?)))
+            .collect()
+    }
+
+    /// Messages with their content as stored, in list order.
+    pub fn raw_messages(&self) -> Result<Vec<Message>, SchemaError> {
+        let list = self.obj("messages", ObjType::List)?;
+        am::list_maps(self.d(), &list, "messages")?
+            .iter()
+            .map(|o| Message::read(self.d(), o))
+            .collect()
+    }
+
+    pub fn redactions(&self) -> Result<Vec<Redaction>, SchemaError> {
+        let list = self.obj("redactions", ObjType::List)?;
+        am::list_maps(self.d(), &list, "redactions")?
+            .iter()
+            .map(|o| Redaction::read(self.d(), o))
+            .collect()
+    }
+
+    pub fn raised(&self) -> Result<Vec<Raised>, SchemaError> {
+        let list = self.obj("raised", ObjType::List)?;
+        am::list_maps(self.d(), &list, "raised")?
+            .iter()
+            .map(|o| Raised::read(self.d(), o))
+            .collect()
+    }
+
+    /// Messages as readers see them, in stamp order: redacted content removed,
+    /// raised petitions and pins attached.
+    pub fn messages(&self) -> Result<Vec<MessageView>, SchemaError> {
+        let redactions = self.redactions()?;
+        let raised = self.raised()?;
+        let pins = self.pins()?;
+        let mut out: Vec<MessageView> = self
+            .raw_messages()?
+            .into_iter()
+            .map(|mut message| {
+                let id = message.id();
+                // The earliest redaction of a message is the one on record.
+                let redacted = redactions
+                    .iter()
+                    .filter(|r| r.message == id)
+                    .min_by(|a, b| a.at.cmp(&b.at))
+                    .cloned();
+                if redacted.is_some() {
+                    message.text.clear();
+                    message.attachments.clear();
+                    message.mentions.clear();
+                }
+                let petition = raised
+                    .iter()
+                    .filter(|r| r.message == id)
+                    .min_by(|a, b| a.at.cmp(&b.at))
+                    .map(|r| r.petition.clone());
+                MessageView {
+                    pinned: pins.contains_key(&id),
+                    id,
+                    message,
+                    redacted,
+                    petition,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.message.at.cmp(&b.message.at));
+        Ok(out)
+    }
+
+    fn stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
+        let mut s: Vec<Hlc> = self.raw_messages()?.into_iter().map(|m| m.at).collect();
+        s.extend(self.redactions()?.into_iter().map(|r| r.at));
+        s.extend(self.raised()?.into_iter().map(|r| r.at));
+        Ok(s)
+    }
+}
+
+impl RoomDoc {
+    pub fn post(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        mut message: Message,
+    ) -> Result<EntryId, SchemaError> {
+        message.by = author.user.clone();
+        message.at = author.stamp(&self.stamps()?, now);
+        let list = self.obj("messages", ObjType::List)?;
+        let result = message.append(&mut self.doc, &list);
+        self.finish(result)?;
+        Ok(message.id())
+    }
+
+    pub fn set_member(
+        &mut self,
+        user: &UserId,
+        role: Option<MemberRole>,
+    ) -> Result<(), SchemaError> {
+        let m = self.obj("members", ObjType::Map)?;
+        let result = match role {
+            Some(r) => am::put_str(&mut self.doc, &m, user.as_str(), r.as_str()),
+            None => self.doc.delete(&m, user.as_str()).map_err(Into::into),
+        };
+        self.finish(result)
+    }
+
+    pub fn set_tag(&mut self, tag: &str, on: bool) -> Result<(), SchemaError> {
+        check_text("tag", tag, limits::SHORT, true)?;
+        let t = self.obj("tags", ObjType::Map)?;
+        let result = if on {
+            self.doc.put(&t, tag, true).map_err(Into::into)
+        } else {
+            self.doc.delete(&t, tag).map_err(Into::into)
+        };
+        self.finish(result)
+    }
+
+    pub fn set_pin(
+        &mut self,
+        author: &Author,
+        message: &EntryId,
+        on: bool,
+    ) -> Result<(), SchemaError> {
+        let p = self.obj("pins", ObjType::Map)?;
+        let result = if on {
+            am::put_str(&mut self.doc, &p, message.as_str(), author.user.as_str())
+        } else {
+            self.doc.delete(&p, message.as_str()).map_err(Into::into)
+        };
+        self.finish(result)
+    }
+
+    pub fn redact(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        message: &EntryId,
+        reason: &str,
+    ) -> Result<EntryId, SchemaError> {
+        check_text("reason", reason, limits::NOTE, true)?;
+        let at = author.stamp(&self.stamps()?, now);
+        let list = self.obj("redactions", ObjType::List)?;
+        let result = (|| {
+            let o = self
+                .doc
+                .insert_object(&list, self.doc.length(&list), ObjType::Map)?;
+            am::put_str(&mut self.doc, &o, "by", author.user.as_str())?;
+            am::put_str(&mut self.doc, &o, "at", &at.to_string())?;
+            am::put_str(&mut self.doc, &o, "message", message.as_str())?;
+            am::put_str(&mut self.doc, &o, "reason", reason)
+        })();
+        self.finish(result)?;
+        Ok(EntryId::new(at.to_string()).expect("hlc is a valid id"))
+    }
+
+    /// Turns a message into a petition: creates the petition (with a link back
+    /// to the message) and records the link in this room. Two changes, one per
+    /// document; the caller stores or syncs both.
+    pub fn raise_as_petition(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        message: &EntryId,
+        petition_actor: ActorId,
+        mut header: PetitionHeader,
+        routed_to: UnitId,
+    ) -> Result<PetitionDoc, SchemaError> {
+        if !self.raw_messages()?.iter().any(|m| &m.id() == message) {
+            return Err(SchemaError::InvalidValue {
+                field: "message".into(),
+                reason: format!("no message {message} in this room"),
+            });
+        }
+        header.source = Some(SourceRef {
+            room: self.info()?.id,
+            message: message.clone(),
+        });
+        let petition = PetitionDoc::create(petition_actor, header.clone(), routed_to, author, now)?;
+        let at = author.stamp(&self.stamps()?, now);
+        let list = self.obj("raised", ObjType::List)?;
+        let result = (|| {
+            let o = self
+                .doc
+                .insert_object(&list, self.doc.length(&list), ObjType::Map)?;
+            am::put_str(&mut self.doc, &o, "by", author.user.as_str())?;
+            am::put_str(&mut self.doc, &o, "at", &at.to_string())?;
+            am::put_str(&mut self.doc, &o, "message", message.as_str())?;
+            am::put_str(&mut self.doc, &o, "petition", &header.id)
+        })();
+        self.finish(result)?;
+        Ok(petition)
+    }
+
+    fn finish(&mut self, result: Result<(), SchemaError>) -> Result<(), SchemaError> {
+        match result {
+            Ok(()) => {
+                self.doc.commit();
+                Ok(())
+            }
+            Err(e) => {
+                self.doc.rollback();
+                Err(e)
+            }
+        }
+    }
+}
