@@ -153,3 +153,42 @@ pub(crate) fn check_attachment(value: &str) -> Result<(), SchemaError> {
         })
     }
 }
+
+/// The document's history re-encoded in a canonical order, so two replicas
+/// holding the same changes produce the same bytes whatever order they merged
+/// in (Automerge's own `save()` keeps local application order).
+///
+/// Changes are applied in topological order, ties broken by change hash.
+pub fn canonical_bytes(doc: &mut automerge::AutoCommit) -> Vec<u8> {
+    use std::collections::{BTreeMap, HashMap};
+    let changes = doc.get_changes(&[]);
+    let mut waiting: HashMap<automerge::ChangeHash, usize> = HashMap::new();
+    let mut dependents: HashMap<automerge::ChangeHash, Vec<automerge::ChangeHash>> = HashMap::new();
+    let mut by_hash = HashMap::new();
+    for c in changes {
+        waiting.insert(c.hash(), c.deps().len());
+        for d in c.deps() {
+            dependents.entry(*d).or_default().push(c.hash());
+        }
+        by_hash.insert(c.hash(), c);
+    }
+    let mut ready: BTreeMap<automerge::ChangeHash, ()> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(h, _)| (*h, ()))
+        .collect();
+    let mut out = automerge::Automerge::new();
+    while let Some((h, ())) = ready.pop_first() {
+        let change = by_hash.remove(&h).expect("every ready change is known");
+        out.apply_changes([change])
+            .expect("changes of a valid document apply");
+        for next in dependents.remove(&h).unwrap_or_default() {
+            let n = waiting.get_mut(&next).expect("dependent is known");
+            *n -= 1;
+            if *n == 0 {
+                ready.insert(next, ());
+            }
+        }
+    }
+    out.save()
+}
