@@ -21,11 +21,7 @@ impl Author {
     }
 
     /// Stamps a new entry after observing `seen`.
-    pub(crate) fn stamp<'a>(
-        &mut self,
-        seen: impl IntoIterator<Item = &'a Hlc>,
-        now: Timestamp,
-    ) -> Hlc {
+    pub(crate) fn stamp<'a>(&mut self, seen: impl IntoIterator<Item = &'a Hlc>, now: Timestamp) -> Hlc {
         for h in seen {
             self.clock.observe(h);
         }

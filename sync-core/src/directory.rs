@@ -79,10 +79,7 @@ impl Household {
     fn fields(&self) -> Vec<(&'static str, Option<String>)> {
         vec![
             ("name", Some(self.name.clone())),
-            (
-                "representative",
-                self.representative.as_ref().map(|u| u.to_string()),
-            ),
+            ("representative", self.representative.as_ref().map(|u| u.to_string())),
             ("representative_name", self.representative_name.clone()),
             ("phone", self.phone.clone()),
             ("group_tag", self.group_tag.clone()),
@@ -99,11 +96,7 @@ pub struct DirectoryDoc<D = AutoCommit> {
 }
 
 impl DirectoryDoc {
-    pub fn create(
-        actor: ActorId,
-        village: UnitId,
-        created_by: &UserId,
-    ) -> Result<Self, SchemaError> {
+    pub fn create(actor: ActorId, village: UnitId, created_by: &UserId) -> Result<Self, SchemaError> {
         let mut doc = AutoCommit::new().with_actor(actor);
         init_root(&mut doc, DocKind::Directory)?;
         let info = doc.put_object(ROOT, "info", ObjType::Map)?;
@@ -178,12 +171,7 @@ impl<D: Borrow<AutoCommit>> DirectoryDoc<D> {
 
 impl DirectoryDoc {
     /// Adds a household, or writes the fields that differ on an existing one.
-    pub fn upsert_household(
-        &mut self,
-        author: &mut Author,
-        now: Timestamp,
-        h: &Household,
-    ) -> Result<(), SchemaError> {
+    pub fn upsert_household(&mut self, author: &mut Author, now: Timestamp, h: &Household) -> Result<(), SchemaError> {
         h.validate()?;
         let hs = am::req_obj(self.d(), &ROOT, "households", ObjType::Map)?;
         let existing = am::opt_obj(self.d(), &hs, h.id.as_str(), ObjType::Map)?;

@@ -10,17 +10,11 @@ pub enum SchemaError {
     #[error("missing field {0}")]
     Missing(String),
     #[error("field {field} has the wrong type: expected {expected}")]
-    WrongType {
-        field: String,
-        expected: &'static str,
-    },
+    WrongType { field: String, expected: &'static str },
     #[error("field {field} has an invalid value: {reason}")]
     InvalidValue { field: String, reason: String },
     #[error("document is a {found}, expected a {expected}")]
-    WrongKind {
-        expected: &'static str,
-        found: String,
-    },
+    WrongKind { expected: &'static str, found: String },
     #[error("unsupported schema version {0}")]
     UnsupportedVersion(i64),
     #[error("automerge: {0}")]

@@ -71,6 +71,7 @@ pub mod petition;
 pub mod policy;
 pub mod room;
 pub mod time;
+pub mod validated_sync;
 
 pub use author::Author;
 pub use channel::{Category, Channel};

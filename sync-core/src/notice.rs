@@ -58,6 +58,18 @@ pub struct NoticeInfo {
     pub at: Hlc,
 }
 
+/// What an officer writes to issue a notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewNotice {
+    pub id: String,
+    pub kind: NoticeKind,
+    pub title: String,
+    pub body: String,
+    /// The unit issuing it.
+    pub unit: UnitId,
+    pub audience: Audience,
+}
+
 /// A household's receipts: the earliest time of each kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HouseholdReceipts {
@@ -72,17 +84,13 @@ pub(crate) fn receipt_key(household: &HouseholdId, kind: ReceiptKind, user: &Use
 }
 
 /// Splits a receipt key into its parts.
-pub(crate) fn parse_receipt_key(
-    key: &str,
-) -> Result<(HouseholdId, ReceiptKind, UserId), SchemaError> {
+pub(crate) fn parse_receipt_key(key: &str) -> Result<(HouseholdId, ReceiptKind, UserId), SchemaError> {
     let bad = || SchemaError::InvalidValue {
         field: "receipts".into(),
         reason: format!("bad receipt key {key:?}"),
     };
     let mut parts = key.split('/');
-    let (Some(h), Some(k), Some(u), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(k), Some(u), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
     Ok((HouseholdId::new(h)?, k.parse()?, UserId::new(u)?))
@@ -94,17 +102,16 @@ pub struct NoticeDoc<D = AutoCommit> {
 }
 
 impl NoticeDoc {
-    pub fn create(
-        actor: ActorId,
-        id: String,
-        kind: NoticeKind,
-        title: String,
-        body: String,
-        unit: UnitId,
-        audience: Audience,
-        author: &mut Author,
-        now: Timestamp,
-    ) -> Result<Self, SchemaError> {
+    /// Issues a notice from `author`, stamped now.
+    pub fn create(actor: ActorId, notice: NewNotice, author: &mut Author, now: Timestamp) -> Result<Self, SchemaError> {
+        let NewNotice {
+            id,
+            kind,
+            title,
+            body,
+            unit,
+            audience,
+        } = notice;
         check_text("id", &id, limits::SHORT, true)?;
         check_text("title", &title, limits::TITLE, true)?;
         check_text("body", &body, limits::BODY, true)?;
@@ -126,12 +133,7 @@ impl NoticeDoc {
             audience.households.iter().map(|h| h.as_str()),
         )?;
         am::put_str_list(&mut doc, &a, "rooms", &audience.rooms)?;
-        am::put_str_list(
-            &mut doc,
-            &a,
-            "units",
-            audience.units.iter().map(|u| u.as_str()),
-        )?;
+        am::put_str_list(&mut doc, &a, "units", audience.units.iter().map(|u| u.as_str()))?;
         doc.put_object(ROOT, "receipts", ObjType::Map)?;
         doc.commit();
         Ok(NoticeDoc { doc })

@@ -73,10 +73,7 @@ impl Principal {
 
     /// Units in which this person holds `role`.
     pub fn units_with(&self, role: Role) -> impl Iterator<Item = &UnitId> {
-        self.memberships
-            .iter()
-            .filter(move |m| m.role == role)
-            .map(|m| &m.unit)
+        self.memberships.iter().filter(move |m| m.role == role).map(|m| &m.unit)
     }
 
     /// True for officers, leaders and department staff: people who handle

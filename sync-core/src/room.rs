@@ -149,23 +149,13 @@ impl RoomDoc {
         am::put_str(&mut doc, &obj, "kind", info.kind.as_str())?;
         am::put_str(&mut doc, &obj, "name", &info.name)?;
         am::put_str(&mut doc, &obj, "unit", info.unit.as_str())?;
-        am::put_opt_str(
-            &mut doc,
-            &obj,
-            "household",
-            info.household.as_ref().map(|h| h.as_str()),
-        )?;
+        am::put_opt_str(&mut doc, &obj, "household", info.household.as_ref().map(|h| h.as_str()))?;
         am::put_str(&mut doc, &obj, "created_by", info.created_by.as_str())?;
         let m = doc.put_object(ROOT, "members", ObjType::Map)?;
         for (user, role) in members {
             am::put_str(&mut doc, &m, user.as_str(), role.as_str())?;
         }
-        am::put_str(
-            &mut doc,
-            &m,
-            info.created_by.as_str(),
-            MemberRole::Owner.as_str(),
-        )?;
+        am::put_str(&mut doc, &m, info.created_by.as_str(), MemberRole::Owner.as_str())?;
         for key in ["tags", "pins"] {
             doc.put_object(ROOT, key, ObjType::Map)?;
         }
@@ -235,12 +225,10 @@ impl<D: Borrow<AutoCommit>> RoomDoc<D> {
     }
 
     pub fn tags(&self) -> Result<BTreeSet<String>, SchemaError> {
-        Ok(
-            am::str_map(self.d(), &self.obj("tags", ObjType::Map)?, "tags")?
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect(),
-        )
+        Ok(am::str_map(self.d(), &self.obj("tags", ObjType::Map)?, "tags")?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
     }
 
     /// Pinned message ids, with who pinned each.
@@ -325,12 +313,7 @@ impl<D: Borrow<AutoCommit>> RoomDoc<D> {
 }
 
 impl RoomDoc {
-    pub fn post(
-        &mut self,
-        author: &mut Author,
-        now: Timestamp,
-        mut message: Message,
-    ) -> Result<EntryId, SchemaError> {
+    pub fn post(&mut self, author: &mut Author, now: Timestamp, mut message: Message) -> Result<EntryId, SchemaError> {
         message.by = author.user.clone();
         message.at = author.stamp(&self.stamps()?, now);
         let list = self.obj("messages", ObjType::List)?;
@@ -339,11 +322,7 @@ impl RoomDoc {
         Ok(message.id())
     }
 
-    pub fn set_member(
-        &mut self,
-        user: &UserId,
-        role: Option<MemberRole>,
-    ) -> Result<(), SchemaError> {
+    pub fn set_member(&mut self, user: &UserId, role: Option<MemberRole>) -> Result<(), SchemaError> {
         let m = self.obj("members", ObjType::Map)?;
         let result = match role {
             Some(r) => am::put_str(&mut self.doc, &m, user.as_str(), r.as_str()),
@@ -363,12 +342,7 @@ impl RoomDoc {
         self.finish(result)
     }
 
-    pub fn set_pin(
-        &mut self,
-        author: &Author,
-        message: &EntryId,
-        on: bool,
-    ) -> Result<(), SchemaError> {
+    pub fn set_pin(&mut self, author: &Author, message: &EntryId, on: bool) -> Result<(), SchemaError> {
         let p = self.obj("pins", ObjType::Map)?;
         let result = if on {
             am::put_str(&mut self.doc, &p, message.as_str(), author.user.as_str())
@@ -389,9 +363,7 @@ impl RoomDoc {
         let at = author.stamp(&self.stamps()?, now);
         let list = self.obj("redactions", ObjType::List)?;
         let result = (|| {
-            let o = self
-                .doc
-                .insert_object(&list, self.doc.length(&list), ObjType::Map)?;
+            let o = self.doc.insert_object(&list, self.doc.length(&list), ObjType::Map)?;
             am::put_str(&mut self.doc, &o, "by", author.user.as_str())?;
             am::put_str(&mut self.doc, &o, "at", &at.to_string())?;
             am::put_str(&mut self.doc, &o, "message", message.as_str())?;
@@ -427,9 +399,7 @@ impl RoomDoc {
         let at = author.stamp(&self.stamps()?, now);
         let list = self.obj("raised", ObjType::List)?;
         let result = (|| {
-            let o = self
-                .doc
-                .insert_object(&list, self.doc.length(&list), ObjType::Map)?;
+            let o = self.doc.insert_object(&list, self.doc.length(&list), ObjType::Map)?;
             am::put_str(&mut self.doc, &o, "by", author.user.as_str())?;
             am::put_str(&mut self.doc, &o, "at", &at.to_string())?;
             am::put_str(&mut self.doc, &o, "message", message.as_str())?;

@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Every function in sync-core that depends on time takes a `Timestamp`
 /// argument; the host (server, phone) reads its own clock.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

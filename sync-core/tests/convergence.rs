@@ -15,12 +15,7 @@ const REPLICAS: usize = 3;
 #[derive(Clone, Debug)]
 enum Step {
     /// Replica `r` records action `a` at device time T0 + `minutes`.
-    Edit {
-        r: usize,
-        a: u8,
-        unit: u8,
-        minutes: i64,
-    },
+    Edit { r: usize, a: u8, unit: u8, minutes: i64 },
     /// Replica `to` receives everything replica `from` has.
     Sync { from: usize, to: usize },
 }
@@ -72,15 +67,13 @@ fn petition_edit(doc: &mut PetitionDoc, who: &mut Author, a: u8, unit_choice: u8
             note: "正在协调".into(),
         },
         6 => EventBody::Replied {
-            text: "已处理".into(),
+            text: "已处理".into()
         },
         7 => EventBody::Escalated {
             to: unit("county"),
             reason: "超时".into(),
         },
-        8 => EventBody::Supervised {
-            note: "督办".into(),
-        },
+        8 => EventBody::Supervised { note: "督办".into() },
         9 => EventBody::FollowUp {
             rating: 1 + unit_choice,
             comment: None,
@@ -119,11 +112,7 @@ fn assert_converged(docs: &mut [PetitionDoc]) {
             content,
             "content differs"
         );
-        assert_eq!(
-            canonical_bytes(other.doc_mut()),
-            bytes,
-            "canonical bytes differ"
-        );
+        assert_eq!(canonical_bytes(other.doc_mut()), bytes, "canonical bytes differ");
     }
 }
 

@@ -7,11 +7,9 @@ use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
 use common::*;
 use sync_core::directory::{DirectoryDoc, Household};
 use sync_core::doc::{Mention, Message};
-use sync_core::notice::{Audience, NoticeDoc, NoticeKind, ReceiptKind};
+use sync_core::notice::{Audience, NewNotice, NoticeDoc, NoticeKind, ReceiptKind};
 use sync_core::petition::{ContactMethod, EventBody, PetitionDoc};
-use sync_core::policy::{
-    Checked, DocFacts, PolicyContext, Rule, check_changes, check_local, may_read,
-};
+use sync_core::policy::{Checked, DocFacts, PolicyContext, Rule, check_changes, check_local, may_read};
 use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
 use sync_core::{HouseholdId, Principal};
 
@@ -25,11 +23,7 @@ fn ctx<'a>(org: &'a sync_core::OrgTree, who: &'a Principal) -> PolicyContext<'a>
 
 #[track_caller]
 fn allowed(c: &Checked) {
-    assert!(
-        c.refused.is_empty(),
-        "expected allowed, got {:?}",
-        c.refused
-    );
+    assert!(c.refused.is_empty(), "expected allowed, got {:?}", c.refused);
     assert!(!c.accepted.is_empty(), "nothing was checked");
 }
 
@@ -72,14 +66,7 @@ fn raw_edit(doc: &AutoCommit, who: &Principal, edit: impl FnOnce(&mut AutoCommit
 #[test]
 fn residents_file_petitions_in_their_own_name_only() {
     let r = resident();
-    let own = PetitionDoc::create(
-        actor(1),
-        header(&r, &r),
-        unit("station-a"),
-        &mut author(&r),
-        T0,
-    )
-    .unwrap();
+    let own = PetitionDoc::create(actor(1), header(&r, &r), unit("station-a"), &mut author(&r), T0).unwrap();
     allowed(&create_as(&r, own.into_doc()));
     let other = PetitionDoc::create(
         actor(1),
@@ -92,8 +79,7 @@ fn residents_file_petitions_in_their_own_name_only() {
     refused(&create_as(&r, other.into_doc()), Rule::NotSubmitter);
     let mut walk_in = header(&r, &r);
     walk_in.channel = sync_core::Channel::WalkIn;
-    let walk_in =
-        PetitionDoc::create(actor(1), walk_in, unit("station-a"), &mut author(&r), T0).unwrap();
+    let walk_in = PetitionDoc::create(actor(1), walk_in, unit("station-a"), &mut author(&r), T0).unwrap();
     refused(&create_as(&r, walk_in.into_doc()), Rule::NotAllowedToCreate);
 }
 
@@ -102,8 +88,7 @@ fn officers_record_walk_ins_within_their_jurisdiction() {
     let (r, oa, ob) = (resident(), officer_a(), officer_b());
     let mut h = header(&r, &oa);
     h.channel = sync_core::Channel::WalkIn;
-    let doc =
-        PetitionDoc::create(actor(1), h.clone(), unit("station-a"), &mut author(&oa), T0).unwrap();
+    let doc = PetitionDoc::create(actor(1), h.clone(), unit("station-a"), &mut author(&oa), T0).unwrap();
     allowed(&create_as(&oa, doc.into_doc()));
     let mut hb = h.clone();
     hb.recorded_by = ob.user.clone();
@@ -116,29 +101,16 @@ fn officers_record_walk_ins_within_their_jurisdiction() {
 #[test]
 fn a_petition_routed_to_an_unknown_unit_is_refused() {
     let r = resident();
-    let doc = PetitionDoc::create(
-        actor(1),
-        header(&r, &r),
-        unit("nowhere"),
-        &mut author(&r),
-        T0,
-    )
-    .unwrap();
+    let doc = PetitionDoc::create(actor(1), header(&r, &r), unit("nowhere"), &mut author(&r), T0).unwrap();
     refused(&create_as(&r, doc.into_doc()), Rule::UnknownUnit);
 }
 
 #[test]
 fn a_new_petition_with_extra_events_or_fields_is_malformed() {
     let r = resident();
-    let mut doc = PetitionDoc::create(
-        actor(1),
-        header(&r, &r),
-        unit("station-a"),
-        &mut author(&r),
-        T0,
-    )
-    .unwrap()
-    .into_doc();
+    let mut doc = PetitionDoc::create(actor(1), header(&r, &r), unit("station-a"), &mut author(&r), T0)
+        .unwrap()
+        .into_doc();
     doc.put(ROOT, "status", "closed").unwrap();
     doc.commit();
     // Two changes: the creation is fine, the second writes to the root.
@@ -178,11 +150,7 @@ fn residents_never_record_handler_events() {
 
 #[test]
 fn residents_rate_withdraw_and_reopen_their_own_petition_only() {
-    allowed(&event_as(
-        &resident(),
-        None,
-        EventBody::Withdrawn { reason: None },
-    ));
+    allowed(&event_as(&resident(), None, EventBody::Withdrawn { reason: None }));
     allowed(&event_as(
         &resident(),
         None,
@@ -194,9 +162,7 @@ fn residents_rate_withdraw_and_reopen_their_own_petition_only() {
     allowed(&event_as(
         &resident(),
         None,
-        EventBody::Reopened {
-            reason: "again".into(),
-        },
+        EventBody::Reopened { reason: "again".into() },
     ));
     refused(
         &event_as(&neighbour(), None, EventBody::Withdrawn { reason: None }),
@@ -221,11 +187,7 @@ fn residents_rate_withdraw_and_reopen_their_own_petition_only() {
 
 #[test]
 fn officers_act_within_their_jurisdiction_and_the_units_the_petition_was_routed_to() {
-    allowed(&event_as(
-        &officer_a(),
-        Some("station-a"),
-        EventBody::Signed,
-    ));
+    allowed(&event_as(&officer_a(), Some("station-a"), EventBody::Signed));
     allowed(&event_as(
         &officer_a(),
         Some("station-a"),
@@ -307,14 +269,9 @@ fn departments_act_once_the_petition_is_dispatched_to_them() {
 
 #[test]
 fn only_leaders_supervise_and_the_server_escalates() {
-    let note = || EventBody::Supervised {
-        note: "限期".into(),
-    };
+    let note = || EventBody::Supervised { note: "限期".into() };
     allowed(&event_as(&leader(), Some("station-a"), note()));
-    refused(
-        &event_as(&officer_a(), Some("station-a"), note()),
-        Rule::RoleRequired,
-    );
+    refused(&event_as(&officer_a(), Some("station-a"), note()), Rule::RoleRequired);
     allowed(&event_as(
         &system(),
         Some("station-a"),
@@ -360,10 +317,7 @@ fn nobody_rewrites_or_deletes_a_timeline_event_or_the_header() {
             Rule::Immutable,
         );
         let l = timeline.clone();
-        refused(
-            &raw_edit(&doc, &who, |d| d.delete(&l, 0).unwrap()),
-            Rule::AppendOnly,
-        );
+        refused(&raw_edit(&doc, &who, |d| d.delete(&l, 0).unwrap()), Rule::AppendOnly);
         let h = header.clone();
         refused(
             &raw_edit(&doc, &who, |d| d.put(&h, "title", "改过的标题").unwrap()),
@@ -405,8 +359,7 @@ fn conversation_belongs_to_the_submitter_and_the_handlers() {
     };
     let post = |who: Principal| {
         check_edit(&petition(), &who, 9, |d| {
-            d.post(&mut author(&who), T0.plus_minutes(5), msg())
-                .unwrap();
+            d.post(&mut author(&who), T0.plus_minutes(5), msg()).unwrap();
         })
     };
     allowed(&post(resident()));
@@ -418,13 +371,7 @@ fn conversation_belongs_to_the_submitter_and_the_handlers() {
 #[test]
 fn stamps_far_in_the_future_and_duplicate_stamps_are_refused() {
     let c = check_edit(&petition(), &officer_a(), 9, |d| {
-        record(
-            d,
-            &officer_a(),
-            Some("station-a"),
-            3 * 24 * 60,
-            EventBody::Signed,
-        )
+        record(d, &officer_a(), Some("station-a"), 3 * 24 * 60, EventBody::Signed)
     });
     refused(&c, Rule::FutureStamp);
 
@@ -432,13 +379,8 @@ fn stamps_far_in_the_future_and_duplicate_stamps_are_refused() {
     let mut doc = petition();
     let mut a = author(&officer_a());
     let mut twin = a.clone();
-    doc.record(
-        &mut a,
-        T0.plus_minutes(5),
-        Some(unit("station-a")),
-        EventBody::Signed,
-    )
-    .unwrap();
+    doc.record(&mut a, T0.plus_minutes(5), Some(unit("station-a")), EventBody::Signed)
+        .unwrap();
     let c = check_edit(&doc, &officer_a(), 9, |d| {
         // A clone of the clock that already issued the stamp issues it again.
         let at = twin.clock.tick(T0.plus_minutes(5));
@@ -450,9 +392,7 @@ fn stamps_far_in_the_future_and_duplicate_stamps_are_refused() {
         };
         let list = d.doc().get(ROOT, "timeline").unwrap().unwrap().1;
         let doc = d.doc_mut();
-        let obj = doc
-            .insert_object(&list, doc.length(&list), ObjType::Map)
-            .unwrap();
+        let obj = doc.insert_object(&list, doc.length(&list), ObjType::Map).unwrap();
         doc.put(&obj, "kind", "progress").unwrap();
         doc.put(&obj, "by", ev.by.as_str()).unwrap();
         doc.put(&obj, "at", ev.at.to_string()).unwrap();
@@ -466,15 +406,8 @@ fn stamps_far_in_the_future_and_duplicate_stamps_are_refused() {
 #[test]
 fn a_refused_change_drops_its_dependents_but_keeps_independent_ones() {
     let base = petition();
-    let mut signing =
-        PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(5))).unwrap();
-    record(
-        &mut signing,
-        &officer_a(),
-        Some("station-a"),
-        3,
-        EventBody::Signed,
-    );
+    let mut signing = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(5))).unwrap();
+    record(&mut signing, &officer_a(), Some("station-a"), 3, EventBody::Signed);
     let mut other = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(6))).unwrap();
     // A rating in the resident's name, delivered by the officer, then a note built on it.
     record(
@@ -517,13 +450,7 @@ fn a_refused_change_drops_its_dependents_but_keeps_independent_ones() {
 fn resending_a_stored_change_is_a_duplicate_not_an_error() {
     let mut doc = petition();
     let before = doc.doc().clone();
-    record(
-        &mut doc,
-        &officer_a(),
-        Some("station-a"),
-        3,
-        EventBody::Signed,
-    );
+    record(&mut doc, &officer_a(), Some("station-a"), 3, EventBody::Signed);
     let mut b = before.clone();
     let changes = doc.doc_mut().get_changes(&b.get_heads());
     let org = org();
@@ -544,18 +471,9 @@ fn check_local_rolls_a_refused_edit_back_and_keeps_the_document_usable() {
     assert_eq!(err.rule, Rule::RoleRequired);
     assert_eq!(doc.doc_mut().get_heads(), heads);
     let heads = doc.doc_mut().get_heads();
-    record(
-        &mut doc,
-        &who,
-        None,
-        4,
-        EventBody::Withdrawn { reason: None },
-    );
+    record(&mut doc, &who, None, 4, EventBody::Withdrawn { reason: None });
     check_local(&ctx(&org, &who), doc.doc_mut(), &heads).unwrap();
-    assert_eq!(
-        doc.state().unwrap().status,
-        sync_core::petition::Status::Withdrawn
-    );
+    assert_eq!(doc.state().unwrap().status, sync_core::petition::Status::Withdrawn);
 }
 
 // ---- rooms ----
@@ -572,10 +490,7 @@ fn room() -> RoomDoc {
     RoomDoc::create(
         actor(1),
         info,
-        [
-            (user("r1"), MemberRole::Member),
-            (user("r2"), MemberRole::Moderator),
-        ],
+        [(user("r1"), MemberRole::Member), (user("r2"), MemberRole::Moderator)],
     )
     .unwrap()
 }
@@ -604,10 +519,7 @@ fn text(t: &str) -> Message {
 #[test]
 fn rooms_are_opened_by_officers_of_their_unit() {
     allowed(&create_as(&officer_a(), room().into_doc()));
-    refused(
-        &create_as(&officer_b(), room().into_doc()),
-        Rule::ForgedAuthor,
-    );
+    refused(&create_as(&officer_b(), room().into_doc()), Rule::ForgedAuthor);
     let info = RoomInfo {
         id: "room-2".into(),
         kind: RoomKind::VillageRoom,
@@ -617,10 +529,7 @@ fn rooms_are_opened_by_officers_of_their_unit() {
         created_by: user("r1"),
     };
     refused(
-        &create_as(
-            &resident(),
-            RoomDoc::create(actor(1), info, []).unwrap().into_doc(),
-        ),
+        &create_as(&resident(), RoomDoc::create(actor(1), info, []).unwrap().into_doc()),
         Rule::NotAllowedToCreate,
     );
     let line = RoomInfo {
@@ -633,9 +542,7 @@ fn rooms_are_opened_by_officers_of_their_unit() {
     };
     allowed(&create_as(
         &resident(),
-        RoomDoc::create(actor(1), line.clone(), [])
-            .unwrap()
-            .into_doc(),
+        RoomDoc::create(actor(1), line.clone(), []).unwrap().into_doc(),
     ));
     let mut not_mine = line;
     not_mine.created_by = user("r2");
@@ -670,26 +577,14 @@ fn members_speak_outsiders_do_not_and_only_moderators_call_everyone() {
 #[test]
 fn redaction_by_author_or_moderator_keeps_the_audit_record() {
     let mut doc = room();
-    let id = doc
-        .post(&mut author(&resident()), T0, text("私人电话 138…"))
-        .unwrap();
+    let id = doc.post(&mut author(&resident()), T0, text("私人电话 138…")).unwrap();
     allowed(&room_edit(&doc, &resident(), |d| {
-        d.redact(
-            &mut author(&resident()),
-            T0.plus_minutes(1),
-            &id,
-            "含个人信息",
-        )
-        .unwrap();
+        d.redact(&mut author(&resident()), T0.plus_minutes(1), &id, "含个人信息")
+            .unwrap();
     }));
     allowed(&room_edit(&doc, &officer_a(), |d| {
-        d.redact(
-            &mut author(&officer_a()),
-            T0.plus_minutes(1),
-            &id,
-            "含个人信息",
-        )
-        .unwrap();
+        d.redact(&mut author(&officer_a()), T0.plus_minutes(1), &id, "含个人信息")
+            .unwrap();
     }));
     let mut doc2 = doc.clone();
     let id2 = doc2
@@ -702,13 +597,8 @@ fn redaction_by_author_or_moderator_keeps_the_audit_record() {
         }),
         Rule::NotModerator,
     );
-    doc.redact(
-        &mut author(&officer_a()),
-        T0.plus_minutes(1),
-        &id,
-        "含个人信息",
-    )
-    .unwrap();
+    doc.redact(&mut author(&officer_a()), T0.plus_minutes(1), &id, "含个人信息")
+        .unwrap();
     let view = doc.messages().unwrap();
     assert_eq!(view[0].message.text, "");
     let r = view[0].redacted.as_ref().unwrap();
@@ -718,15 +608,12 @@ fn redaction_by_author_or_moderator_keeps_the_audit_record() {
 #[test]
 fn nobody_rewrites_or_deletes_a_room_message() {
     let mut doc = room();
-    doc.post(&mut author(&resident()), T0, text("hello"))
-        .unwrap();
+    doc.post(&mut author(&resident()), T0, text("hello")).unwrap();
     let raw = doc.doc().clone();
     let list = raw.get(ROOT, "messages").unwrap().unwrap().1;
     let first = raw.get(&list, 0).unwrap().unwrap().1;
     refused(
-        &raw_edit(&raw, &officer_a(), |d| {
-            d.put(&first, "text", "edited").unwrap()
-        }),
+        &raw_edit(&raw, &officer_a(), |d| d.put(&first, "text", "edited").unwrap()),
         Rule::Immutable,
     );
     refused(
@@ -738,9 +625,7 @@ fn nobody_rewrites_or_deletes_a_room_message() {
 #[test]
 fn membership_pins_and_tags_are_moderated() {
     let mut doc = room();
-    let id = doc
-        .post(&mut author(&resident()), T0, text("hello"))
-        .unwrap();
+    let id = doc.post(&mut author(&resident()), T0, text("hello")).unwrap();
     allowed(&room_edit(&doc, &neighbour(), |d| {
         d.set_member(&user("r3"), Some(MemberRole::Member)).unwrap()
     }));
@@ -751,9 +636,7 @@ fn membership_pins_and_tags_are_moderated() {
         Rule::NotModerator,
     );
     refused(
-        &room_edit(&doc, &neighbour(), |d| {
-            d.set_member(&user("oa"), None).unwrap()
-        }),
+        &room_edit(&doc, &neighbour(), |d| d.set_member(&user("oa"), None).unwrap()),
         Rule::NotModerator,
     );
     allowed(&room_edit(&doc, &officer_a(), |d| {
@@ -764,9 +647,7 @@ fn membership_pins_and_tags_are_moderated() {
         Rule::NotModerator,
     );
     let oa = author(&officer_a());
-    allowed(&room_edit(&doc, &officer_a(), |d| {
-        d.set_pin(&oa, &id, true).unwrap()
-    }));
+    allowed(&room_edit(&doc, &officer_a(), |d| d.set_pin(&oa, &id, true).unwrap()));
     refused(
         &room_edit(&doc, &neighbour(), |d| d.set_pin(&oa, &id, true).unwrap()),
         Rule::ForgedAuthor,
@@ -776,9 +657,7 @@ fn membership_pins_and_tags_are_moderated() {
 #[test]
 fn raising_a_message_as_a_petition_links_both_ways() {
     let mut doc = room();
-    let id = doc
-        .post(&mut author(&resident()), T0, text("村口垃圾成堆"))
-        .unwrap();
+    let id = doc.post(&mut author(&resident()), T0, text("村口垃圾成堆")).unwrap();
     let r = resident();
     let mut h = header(&r, &r);
     h.id = "p-raised".into();
@@ -800,19 +679,9 @@ fn raising_a_message_as_a_petition_links_both_ways() {
     });
     allowed(&check);
     let p = doc
-        .raise_as_petition(
-            &mut author(&r),
-            T0.plus_minutes(1),
-            &id,
-            actor(7),
-            h,
-            unit("station-a"),
-        )
+        .raise_as_petition(&mut author(&r), T0.plus_minutes(1), &id, actor(7), h, unit("station-a"))
         .unwrap();
-    assert_eq!(
-        doc.messages().unwrap()[0].petition.as_deref(),
-        Some("p-raised")
-    );
+    assert_eq!(doc.messages().unwrap()[0].petition.as_deref(), Some("p-raised"));
     assert_eq!(p.header().unwrap().source.unwrap().message, id);
 }
 
@@ -820,25 +689,19 @@ fn raising_a_message_as_a_petition_links_both_ways() {
 
 fn notice() -> NoticeDoc {
     let audience = Audience {
-        households: vec![
-            HouseholdId::new("h1").unwrap(),
-            HouseholdId::new("h2").unwrap(),
-        ],
+        households: vec![HouseholdId::new("h1").unwrap(), HouseholdId::new("h2").unwrap()],
         rooms: vec![],
         units: vec![],
     };
-    NoticeDoc::create(
-        actor(1),
-        "n-1".into(),
-        NoticeKind::AntiFraud,
-        "警惕冒充客服诈骗".into(),
-        "不要向陌生账户转账".into(),
-        unit("station-a"),
+    let notice = NewNotice {
+        id: "n-1".into(),
+        kind: NoticeKind::AntiFraud,
+        title: "警惕冒充客服诈骗".into(),
+        body: "不要向陌生账户转账".into(),
+        unit: unit("station-a"),
         audience,
-        &mut author(&officer_a()),
-        T0,
-    )
-    .unwrap()
+    };
+    NoticeDoc::create(actor(1), notice, &mut author(&officer_a()), T0).unwrap()
 }
 
 fn notice_edit(who: &Principal, household: &str, kind: ReceiptKind) -> Checked {
@@ -859,21 +722,12 @@ fn notice_edit(who: &Principal, household: &str, kind: ReceiptKind) -> Checked {
 #[test]
 fn notices_are_issued_by_officers_and_receipts_written_by_their_own_household() {
     allowed(&create_as(&officer_a(), notice().into_doc()));
-    refused(
-        &create_as(&officer_b(), notice().into_doc()),
-        Rule::ForgedAuthor,
-    );
+    refused(&create_as(&officer_b(), notice().into_doc()), Rule::ForgedAuthor);
     allowed(&notice_edit(&resident(), "h1", ReceiptKind::Read));
     allowed(&notice_edit(&resident(), "h1", ReceiptKind::Forwarded));
-    refused(
-        &notice_edit(&resident(), "h2", ReceiptKind::Read),
-        Rule::NotMember,
-    );
+    refused(&notice_edit(&resident(), "h2", ReceiptKind::Read), Rule::NotMember);
     allowed(&notice_edit(&system(), "h2", ReceiptKind::Delivered));
-    refused(
-        &notice_edit(&officer_b(), "h2", ReceiptKind::Read),
-        Rule::NotMember,
-    );
+    refused(&notice_edit(&officer_b(), "h2", ReceiptKind::Read), Rule::NotMember);
     allowed(&notice_edit(&officer_a(), "h2", ReceiptKind::Read));
 }
 
@@ -881,20 +735,10 @@ fn notices_are_issued_by_officers_and_receipts_written_by_their_own_household() 
 fn receipts_keep_the_earliest_time_and_cannot_be_rewritten() {
     let mut doc = notice();
     let h1 = HouseholdId::new("h1").unwrap();
-    doc.record_receipt(
-        &mut author(&resident()),
-        T0.plus_minutes(5),
-        &h1,
-        ReceiptKind::Read,
-    )
-    .unwrap();
-    doc.record_receipt(
-        &mut author(&system()),
-        T0.plus_minutes(2),
-        &h1,
-        ReceiptKind::Delivered,
-    )
-    .unwrap();
+    doc.record_receipt(&mut author(&resident()), T0.plus_minutes(5), &h1, ReceiptKind::Read)
+        .unwrap();
+    doc.record_receipt(&mut author(&system()), T0.plus_minutes(2), &h1, ReceiptKind::Delivered)
+        .unwrap();
     let r = &doc.receipts().unwrap()[&h1];
     assert_eq!(
         (r.delivered, r.read, r.forwarded),
@@ -904,8 +748,7 @@ fn receipts_keep_the_earliest_time_and_cannot_be_rewritten() {
     let receipts = raw.get(ROOT, "receipts").unwrap().unwrap().1;
     refused(
         &raw_edit(&raw, &resident(), |d| {
-            d.put(&receipts, "h1/read/r1", "1750000000000.00000.r1")
-                .unwrap()
+            d.put(&receipts, "h1/read/r1", "1750000000000.00000.r1").unwrap()
         }),
         Rule::AppendOnly,
     );
@@ -928,11 +771,7 @@ fn household(id: &str) -> Household {
     }
 }
 
-fn directory_edit(
-    doc: &DirectoryDoc,
-    who: &Principal,
-    edit: impl FnOnce(&mut DirectoryDoc),
-) -> Checked {
+fn directory_edit(doc: &DirectoryDoc, who: &Principal, edit: impl FnOnce(&mut DirectoryDoc)) -> Checked {
     let mut base = doc.doc().clone();
     let mut fork = DirectoryDoc::from_doc(base.fork().with_actor(actor(9))).unwrap();
     edit(&mut fork);
@@ -993,9 +832,7 @@ fn officers_keep_the_village_directory_door_to_door() {
     );
     let h1 = raw.get(&hs, "h1").unwrap().unwrap().1;
     refused(
-        &raw_edit(&raw, &officer_a(), |d| {
-            d.put(&h1, "updated_by", "ob").unwrap()
-        }),
+        &raw_edit(&raw, &officer_a(), |d| d.put(&h1, "updated_by", "ob").unwrap()),
         Rule::ForgedAuthor,
     );
     refused(

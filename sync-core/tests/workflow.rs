@@ -8,13 +8,7 @@ use sync_core::petition::status::rules;
 use sync_core::petition::{ContactMethod, EventBody, Outcome, PetitionDoc, Status};
 
 fn sign(doc: &mut PetitionDoc, minutes: i64) {
-    record(
-        doc,
-        &officer_a(),
-        Some("station-a"),
-        minutes,
-        EventBody::Signed,
-    );
+    record(doc, &officer_a(), Some("station-a"), minutes, EventBody::Signed);
 }
 
 fn reply(doc: &mut PetitionDoc, unit: &str, minutes: i64) {
@@ -55,10 +49,7 @@ fn a_new_petition_waits_for_the_routed_unit_to_sign() {
     assert_eq!(s.status, Status::Submitted);
     assert_eq!(s.lead, Some(unit("station-a")));
     assert_eq!(s.submitted_at.map(|t| t.millis()), Some(T0.millis()));
-    assert!(
-        s.involved_units.contains(&unit("village-a1"))
-            && s.involved_units.contains(&unit("station-a"))
-    );
+    assert!(s.involved_units.contains(&unit("village-a1")) && s.involved_units.contains(&unit("station-a")));
 }
 
 #[test]
@@ -115,33 +106,16 @@ fn the_full_loop_sign_contact_reply_follow_up_publish_close() {
 #[test]
 fn two_offline_signatures_the_earliest_wins_and_the_other_is_kept_as_superseded() {
     let base = petition();
-    let mut phone_a =
-        PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
-    let mut phone_b =
-        PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
-    record(
-        &mut phone_b,
-        &officer_a2(),
-        Some("station-a"),
-        5,
-        EventBody::Signed,
-    );
-    record(
-        &mut phone_a,
-        &officer_a(),
-        Some("station-a"),
-        4,
-        EventBody::Signed,
-    );
+    let mut phone_a = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut phone_b = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    record(&mut phone_b, &officer_a2(), Some("station-a"), 5, EventBody::Signed);
+    record(&mut phone_a, &officer_a(), Some("station-a"), 4, EventBody::Signed);
     phone_a.doc_mut().merge(phone_b.doc_mut()).unwrap();
     let s = phone_a.state().unwrap();
     assert_eq!(s.status, Status::Signed);
     assert_eq!(s.handler, Some(user("oa")));
     assert_eq!(s.outcomes.len(), 3);
-    assert_eq!(
-        superseded_rule(&phone_a, 2).as_deref(),
-        Some(rules::ALREADY_SIGNED)
-    );
+    assert_eq!(superseded_rule(&phone_a, 2).as_deref(), Some(rules::ALREADY_SIGNED));
     assert_eq!(
         phone_a.events().unwrap().len(),
         3,
@@ -196,10 +170,7 @@ fn reply_then_concurrent_transfer_keeps_the_reply() {
     let s = field.state().unwrap();
     assert_eq!(s.status, Status::Replied);
     assert_eq!(s.lead, Some(unit("station-a")));
-    assert_eq!(
-        superseded_rule(&field, 3).as_deref(),
-        Some(rules::NOT_IN_HANDLING)
-    );
+    assert_eq!(superseded_rule(&field, 3).as_deref(), Some(rules::NOT_IN_HANDLING));
 }
 
 #[test]
@@ -207,8 +178,7 @@ fn a_resident_comment_concurrent_with_close_flags_the_petition_without_reopening
     let mut base = petition();
     sign(&mut base, 2);
     reply(&mut base, "station-a", 30);
-    let mut officer =
-        PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut officer = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
     let mut phone = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
     record(
         &mut officer,
@@ -221,9 +191,7 @@ fn a_resident_comment_concurrent_with_close_flags_the_petition_without_reopening
         text: "水还是没来".into(),
         ..msg_template()
     };
-    phone
-        .post(&mut author(&resident()), T0.plus_minutes(41), msg)
-        .unwrap();
+    phone.post(&mut author(&resident()), T0.plus_minutes(41), msg).unwrap();
     officer.doc_mut().merge(phone.doc_mut()).unwrap();
     let s = officer.state().unwrap();
     assert_eq!(s.status, Status::Closed, "a comment alone does not reopen");
@@ -284,10 +252,7 @@ fn dispatch_accept_return_and_assist() {
         },
     );
     let s = doc.state().unwrap();
-    assert_eq!(
-        (s.status, s.lead.clone()),
-        (Status::Signed, Some(unit("station-a")))
-    );
+    assert_eq!((s.status, s.lead.clone()), (Status::Signed, Some(unit("station-a"))));
     record(
         &mut doc,
         &officer_a(),
@@ -299,13 +264,7 @@ fn dispatch_accept_return_and_assist() {
             note: None,
         },
     );
-    record(
-        &mut doc,
-        &water_staff(),
-        Some("water"),
-        8,
-        EventBody::Accepted,
-    );
+    record(&mut doc, &water_staff(), Some("water"), 8, EventBody::Accepted);
     record(
         &mut doc,
         &officer_a(),
@@ -316,10 +275,7 @@ fn dispatch_accept_return_and_assist() {
         },
     );
     let s = doc.state().unwrap();
-    assert_eq!(
-        (s.status, s.handler.clone()),
-        (Status::Handling, Some(user("w1")))
-    );
+    assert_eq!((s.status, s.handler.clone()), (Status::Handling, Some(user("w1"))));
     assert!(s.outcomes.iter().all(|(_, o)| *o == Outcome::Applied));
     record(
         &mut doc,
@@ -379,10 +335,7 @@ fn close_needs_a_reply_and_reopen_restarts_the_reply_clock() {
         2,
         EventBody::Closed { note: None },
     );
-    assert_eq!(
-        superseded_rule(&doc, 2).as_deref(),
-        Some(rules::NOT_REPLIED)
-    );
+    assert_eq!(superseded_rule(&doc, 2).as_deref(), Some(rules::NOT_REPLIED));
     reply(&mut doc, "station-a", 3);
     record(
         &mut doc,
@@ -409,13 +362,7 @@ fn close_needs_a_reply_and_reopen_restarts_the_reply_clock() {
 #[test]
 fn withdraw_merge_and_finished_petitions() {
     let mut doc = petition();
-    record(
-        &mut doc,
-        &resident(),
-        None,
-        1,
-        EventBody::Withdrawn { reason: None },
-    );
+    record(&mut doc, &resident(), None, 1, EventBody::Withdrawn { reason: None });
     sign(&mut doc, 2);
     assert_eq!(doc.state().unwrap().status, Status::Withdrawn);
     assert_eq!(superseded_rule(&doc, 2).as_deref(), Some(rules::FINISHED));
@@ -451,10 +398,7 @@ fn follow_up_before_an_answer_is_superseded_and_latest_rating_counts() {
             comment: None,
         },
     );
-    assert_eq!(
-        superseded_rule(&doc, 1).as_deref(),
-        Some(rules::NOT_ANSWERED)
-    );
+    assert_eq!(superseded_rule(&doc, 1).as_deref(), Some(rules::NOT_ANSWERED));
     sign(&mut doc, 2);
     reply(&mut doc, "station-a", 3);
     record(
@@ -505,13 +449,8 @@ fn events_stamped_before_the_submission_are_superseded() {
     // `record` observes every stamp in the document first, so a well-behaved writer is never early.
     let mut doc = doc;
     let mut a = author(&officer_a());
-    doc.record(
-        &mut a,
-        T0.plus_minutes(-5),
-        Some(unit("station-a")),
-        EventBody::Signed,
-    )
-    .unwrap();
+    doc.record(&mut a, T0.plus_minutes(-5), Some(unit("station-a")), EventBody::Signed)
+        .unwrap();
     early = doc.events().unwrap().pop().unwrap();
     assert!(early.at > doc.events().unwrap()[0].at);
     assert_eq!(doc.state().unwrap().status, Status::Signed);
@@ -532,21 +471,12 @@ fn derivation_ignores_list_order() {
             note: None,
         },
     );
-    record(
-        &mut doc,
-        &water_staff(),
-        Some("water"),
-        3,
-        EventBody::Accepted,
-    );
+    record(&mut doc, &water_staff(), Some("water"), 3, EventBody::Accepted);
     reply(&mut doc, "water", 4);
     let header = doc.header().unwrap();
     let events = doc.events().unwrap();
     let expected = sync_core::petition::derive(&header, &events, &[]);
     let mut reversed = events.clone();
     reversed.reverse();
-    assert_eq!(
-        sync_core::petition::derive(&header, &reversed, &[]),
-        expected
-    );
+    assert_eq!(sync_core::petition::derive(&header, &reversed, &[]), expected);
 }

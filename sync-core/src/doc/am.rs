@@ -9,19 +9,11 @@ use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, Val
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
 
-pub(crate) fn get_value<'a, D: ReadDoc>(
-    doc: &'a D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<Value<'a>>, SchemaError> {
+pub(crate) fn get_value<'a, D: ReadDoc>(doc: &'a D, obj: &ObjId, key: &str) -> Result<Option<Value<'a>>, SchemaError> {
     Ok(doc.get(obj, key)?.map(|(v, _)| v))
 }
 
-pub(crate) fn opt_str<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<String>, SchemaError> {
+pub(crate) fn opt_str<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Option<String>, SchemaError> {
     match get_value(doc, obj, key)? {
         None => Ok(None),
         Some(Value::Scalar(s)) => match s.as_ref() {
@@ -37,18 +29,12 @@ pub(crate) fn req_str<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Str
     opt_str(doc, obj, key)?.ok_or_else(|| SchemaError::Missing(key.to_owned()))
 }
 
-pub(crate) fn opt_int<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<i64>, SchemaError> {
+pub(crate) fn opt_int<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Option<i64>, SchemaError> {
     match get_value(doc, obj, key)? {
         None => Ok(None),
         Some(Value::Scalar(s)) => match s.as_ref() {
             ScalarValue::Int(i) => Ok(Some(*i)),
-            ScalarValue::Uint(u) => i64::try_from(*u)
-                .map(Some)
-                .map_err(|_| wrong(key, "integer")),
+            ScalarValue::Uint(u) => i64::try_from(*u).map(Some).map_err(|_| wrong(key, "integer")),
             ScalarValue::Null => Ok(None),
             _ => Err(wrong(key, "integer")),
         },
@@ -56,11 +42,7 @@ pub(crate) fn opt_int<D: ReadDoc>(
     }
 }
 
-pub(crate) fn opt_f64<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<f64>, SchemaError> {
+pub(crate) fn opt_f64<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Option<f64>, SchemaError> {
     match get_value(doc, obj, key)? {
         None => Ok(None),
         Some(Value::Scalar(s)) => match s.as_ref() {
@@ -73,11 +55,7 @@ pub(crate) fn opt_f64<D: ReadDoc>(
     }
 }
 
-pub(crate) fn opt_bool<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Option<bool>, SchemaError> {
+pub(crate) fn opt_bool<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Option<bool>, SchemaError> {
     match get_value(doc, obj, key)? {
         None => Ok(None),
         Some(Value::Scalar(s)) => match s.as_ref() {
@@ -110,12 +88,7 @@ pub(crate) fn parse_opt<T: std::str::FromStr<Err = SchemaError>>(
 }
 
 /// The object stored under `key`, checked to be of type `ty`.
-pub(crate) fn opt_obj<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-    ty: ObjType,
-) -> Result<Option<ObjId>, SchemaError> {
+pub(crate) fn opt_obj<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str, ty: ObjType) -> Result<Option<ObjId>, SchemaError> {
     match doc.get(obj, key)? {
         None => Ok(None),
         Some((Value::Object(t), id)) if t == ty => Ok(Some(id)),
@@ -123,21 +96,12 @@ pub(crate) fn opt_obj<D: ReadDoc>(
     }
 }
 
-pub(crate) fn req_obj<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-    ty: ObjType,
-) -> Result<ObjId, SchemaError> {
+pub(crate) fn req_obj<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str, ty: ObjType) -> Result<ObjId, SchemaError> {
     opt_obj(doc, obj, key, ty)?.ok_or_else(|| SchemaError::Missing(key.to_owned()))
 }
 
 /// The map objects of a list, in list order.
-pub(crate) fn list_maps<D: ReadDoc>(
-    doc: &D,
-    list: &ObjId,
-    field: &str,
-) -> Result<Vec<ObjId>, SchemaError> {
+pub(crate) fn list_maps<D: ReadDoc>(doc: &D, list: &ObjId, field: &str) -> Result<Vec<ObjId>, SchemaError> {
     let mut out = Vec::new();
     for item in doc.list_range(list, ..) {
         match item.value {
@@ -149,11 +113,7 @@ pub(crate) fn list_maps<D: ReadDoc>(
 }
 
 /// A list of strings stored under `key` (absent means empty).
-pub(crate) fn str_list<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    key: &str,
-) -> Result<Vec<String>, SchemaError> {
+pub(crate) fn str_list<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Vec<String>, SchemaError> {
     let Some(list) = opt_obj(doc, obj, key, ObjType::List)? else {
         return Ok(Vec::new());
     };
@@ -168,32 +128,19 @@ pub(crate) fn str_list<D: ReadDoc>(
 }
 
 /// Keys and string values of a map of strings.
-pub(crate) fn str_map<D: ReadDoc>(
-    doc: &D,
-    obj: &ObjId,
-    field: &str,
-) -> Result<Vec<(String, String)>, SchemaError> {
+pub(crate) fn str_map<D: ReadDoc>(doc: &D, obj: &ObjId, field: &str) -> Result<Vec<(String, String)>, SchemaError> {
     let mut out = Vec::new();
     for item in doc.map_range(obj, ..) {
         match item.value {
-            ValueRef::Scalar(ScalarValueRef::Str(v)) => {
-                out.push((item.key.to_string(), v.to_string()))
-            }
-            ValueRef::Scalar(ScalarValueRef::Boolean(true)) => {
-                out.push((item.key.to_string(), String::new()))
-            }
+            ValueRef::Scalar(ScalarValueRef::Str(v)) => out.push((item.key.to_string(), v.to_string())),
+            ValueRef::Scalar(ScalarValueRef::Boolean(true)) => out.push((item.key.to_string(), String::new())),
             _ => return Err(wrong(field, "map of strings")),
         }
     }
     Ok(out)
 }
 
-pub(crate) fn put_str<T: Transactable>(
-    tx: &mut T,
-    obj: &ObjId,
-    key: &str,
-    value: &str,
-) -> Result<(), SchemaError> {
+pub(crate) fn put_str<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &str) -> Result<(), SchemaError> {
     tx.put(obj, key, value)?;
     Ok(())
 }

@@ -59,21 +59,14 @@ impl Message {
     }
 
     pub fn validate(&self) -> Result<(), SchemaError> {
-        check_text(
-            "text",
-            &self.text,
-            limits::BODY,
-            self.attachments.is_empty(),
-        )?;
+        check_text("text", &self.text, limits::BODY, self.attachments.is_empty())?;
         if self.mentions.len() > limits::LIST || self.attachments.len() > limits::LIST {
             return Err(SchemaError::InvalidValue {
                 field: "message".into(),
                 reason: "too many mentions or attachments".into(),
             });
         }
-        self.attachments
-            .iter()
-            .try_for_each(|a| check_attachment(a))?;
+        self.attachments.iter().try_for_each(|a| check_attachment(a))?;
         if let Some(tag) = &self.tag {
             check_text("tag", tag, limits::SHORT, true)?;
         }
@@ -98,30 +91,16 @@ impl Message {
     }
 
     /// Appends this message as a new map at the end of `list`.
-    pub(crate) fn append<T: Transactable>(
-        &self,
-        tx: &mut T,
-        list: &ObjId,
-    ) -> Result<(), SchemaError> {
+    pub(crate) fn append<T: Transactable>(&self, tx: &mut T, list: &ObjId) -> Result<(), SchemaError> {
         self.validate()?;
         let obj = tx.insert_object(list, tx.length(list), ObjType::Map)?;
         am::put_str(tx, &obj, "by", self.by.as_str())?;
         am::put_str(tx, &obj, "at", &self.at.to_string())?;
         am::put_str(tx, &obj, "text", &self.text)?;
         if !self.mentions.is_empty() {
-            am::put_str_list(
-                tx,
-                &obj,
-                "mentions",
-                self.mentions.iter().map(Mention::to_text),
-            )?;
+            am::put_str_list(tx, &obj, "mentions", self.mentions.iter().map(Mention::to_text))?;
         }
-        am::put_opt_str(
-            tx,
-            &obj,
-            "reply_to",
-            self.reply_to.as_ref().map(|r| r.as_str()),
-        )?;
+        am::put_opt_str(tx, &obj, "reply_to", self.reply_to.as_ref().map(|r| r.as_str()))?;
         if !self.attachments.is_empty() {
             am::put_str_list(tx, &obj, "attachments", &self.attachments)?;
         }

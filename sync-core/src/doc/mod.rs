@@ -47,8 +47,7 @@ impl DocKind {
             return Ok(None);
         };
         let kind: DocKind = kind.parse()?;
-        let version = am::opt_int(doc, &ROOT, "schema")?
-            .ok_or_else(|| SchemaError::Missing("schema".into()))?;
+        let version = am::opt_int(doc, &ROOT, "schema")?.ok_or_else(|| SchemaError::Missing("schema".into()))?;
         if version != SCHEMA_VERSION {
             return Err(SchemaError::UnsupportedVersion(version));
         }
@@ -94,10 +93,7 @@ impl FromStr for DocKind {
 }
 
 /// Writes the `type`/`schema` root fields of a new document.
-pub(crate) fn init_root<T: automerge::transaction::Transactable>(
-    tx: &mut T,
-    kind: DocKind,
-) -> Result<(), SchemaError> {
+pub(crate) fn init_root<T: automerge::transaction::Transactable>(tx: &mut T, kind: DocKind) -> Result<(), SchemaError> {
     tx.put(ROOT, "type", kind.as_str())?;
     tx.put(ROOT, "schema", SCHEMA_VERSION)?;
     Ok(())
@@ -113,12 +109,7 @@ pub mod limits {
 }
 
 /// Checks that `value` is non-empty (when `required`) and at most `max` characters.
-pub(crate) fn check_text(
-    field: &str,
-    value: &str,
-    max: usize,
-    required: bool,
-) -> Result<(), SchemaError> {
+pub(crate) fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<(), SchemaError> {
     if required && value.trim().is_empty() {
         return Err(SchemaError::InvalidValue {
             field: field.into(),
@@ -137,19 +128,15 @@ pub(crate) fn check_text(
 
 /// Checks an attachment reference: a content hash `sha256:<64 hex digits>`.
 pub(crate) fn check_attachment(value: &str) -> Result<(), SchemaError> {
-    let ok = value.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    });
+    let ok = value
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     if ok {
         Ok(())
     } else {
         Err(SchemaError::InvalidValue {
             field: "attachments".into(),
-            reason: format!(
-                "{value:?} is not a content hash of the form sha256:<64 lowercase hex digits>"
-            ),
+            reason: format!("{value:?} is not a content hash of the form sha256:<64 lowercase hex digits>"),
         })
     }
 }
@@ -180,8 +167,7 @@ pub fn canonical_bytes(doc: &mut automerge::AutoCommit) -> Vec<u8> {
     let mut out = automerge::Automerge::new();
     while let Some((h, ())) = ready.pop_first() {
         let change = by_hash.remove(&h).expect("every ready change is known");
-        out.apply_changes([change])
-            .expect("changes of a valid document apply");
+        out.apply_changes([change]).expect("changes of a valid document apply");
         for next in dependents.remove(&h).unwrap_or_default() {
             let n = waiting.get_mut(&next).expect("dependent is known");
             *n -= 1;

@@ -183,14 +183,10 @@ impl TimelineEvent {
                 }
                 opt_text("note", note)?;
             }
-            EventBody::Returned { reason }
-            | EventBody::Escalated { reason, .. }
-            | EventBody::Reopened { reason } => {
+            EventBody::Returned { reason } | EventBody::Escalated { reason, .. } | EventBody::Reopened { reason } => {
                 check_text("reason", reason, limits::NOTE, true)?;
             }
-            EventBody::Contacted { note, .. } | EventBody::Closed { note } => {
-                opt_text("note", note)?
-            }
+            EventBody::Contacted { note, .. } | EventBody::Closed { note } => opt_text("note", note)?,
             EventBody::Progress { note } | EventBody::Supervised { note } => {
                 check_text("note", note, limits::NOTE, true)?
             }
@@ -218,9 +214,7 @@ impl TimelineEvent {
         let opt = |k: &str| am::opt_str(doc, obj, k);
         let unit = |k: &str| am::parse::<UnitId>(doc, obj, k);
         let body = match kind {
-            EventKind::Submitted => EventBody::Submitted {
-                unit: unit("unit")?,
-            },
+            EventKind::Submitted => EventBody::Submitted { unit: unit("unit")? },
             EventKind::Signed => EventBody::Signed,
             EventKind::Transferred => EventBody::Transferred {
                 to: unit("to")?,
@@ -238,22 +232,15 @@ impl TimelineEvent {
                 method: am::parse(doc, obj, "method")?,
                 note: opt("note")?,
             },
-            EventKind::Progress => EventBody::Progress {
-                note: text("note")?,
-            },
-            EventKind::Replied => EventBody::Replied {
-                text: text("text")?,
-            },
+            EventKind::Progress => EventBody::Progress { note: text("note")? },
+            EventKind::Replied => EventBody::Replied { text: text("text")? },
             EventKind::Escalated => EventBody::Escalated {
                 to: unit("to")?,
                 reason: text("reason")?,
             },
-            EventKind::Supervised => EventBody::Supervised {
-                note: text("note")?,
-            },
+            EventKind::Supervised => EventBody::Supervised { note: text("note")? },
             EventKind::FollowUp => {
-                let rating = am::opt_int(doc, obj, "rating")?
-                    .ok_or_else(|| SchemaError::Missing("rating".into()))?;
+                let rating = am::opt_int(doc, obj, "rating")?.ok_or_else(|| SchemaError::Missing("rating".into()))?;
                 let rating = u8::try_from(rating).map_err(|_| SchemaError::InvalidValue {
                     field: "rating".into(),
                     reason: format!("{rating} is out of range"),
@@ -270,12 +257,8 @@ impl TimelineEvent {
             EventKind::Reopened => EventBody::Reopened {
                 reason: text("reason")?,
             },
-            EventKind::Merged => EventBody::Merged {
-                into: text("into")?,
-            },
-            EventKind::Withdrawn => EventBody::Withdrawn {
-                reason: opt("reason")?,
-            },
+            EventKind::Merged => EventBody::Merged { into: text("into")? },
+            EventKind::Withdrawn => EventBody::Withdrawn { reason: opt("reason")? },
         };
         let event = TimelineEvent {
             by: am::parse(doc, obj, "by")?,
@@ -291,11 +274,7 @@ impl TimelineEvent {
     }
 
     /// Appends this event as a new map at the end of `list`.
-    pub(crate) fn append<T: Transactable>(
-        &self,
-        tx: &mut T,
-        list: &ObjId,
-    ) -> Result<(), SchemaError> {
+    pub(crate) fn append<T: Transactable>(&self, tx: &mut T, list: &ObjId) -> Result<(), SchemaError> {
         self.validate()?;
         let obj = tx.insert_object(list, tx.length(list), ObjType::Map)?;
         am::put_str(tx, &obj, "kind", self.kind().as_str())?;
@@ -310,16 +289,12 @@ impl TimelineEvent {
                 am::put_str_list(tx, &obj, "assist", assist.iter().map(|u| u.as_str()))?;
                 am::put_opt_str(tx, &obj, "note", note.as_deref())?;
             }
-            EventBody::Returned { reason } | EventBody::Reopened { reason } => {
-                am::put_str(tx, &obj, "reason", reason)?
-            }
+            EventBody::Returned { reason } | EventBody::Reopened { reason } => am::put_str(tx, &obj, "reason", reason)?,
             EventBody::Contacted { method, note } => {
                 am::put_str(tx, &obj, "method", method.as_str())?;
                 am::put_opt_str(tx, &obj, "note", note.as_deref())?;
             }
-            EventBody::Progress { note } | EventBody::Supervised { note } => {
-                am::put_str(tx, &obj, "note", note)?
-            }
+            EventBody::Progress { note } | EventBody::Supervised { note } => am::put_str(tx, &obj, "note", note)?,
             EventBody::Replied { text } => am::put_str(tx, &obj, "text", text)?,
             EventBody::Escalated { to, reason } => {
                 am::put_str(tx, &obj, "to", to.as_str())?;
@@ -332,9 +307,7 @@ impl TimelineEvent {
             EventBody::Published { summary } => am::put_str(tx, &obj, "summary", summary)?,
             EventBody::Closed { note } => am::put_opt_str(tx, &obj, "note", note.as_deref())?,
             EventBody::Merged { into } => am::put_str(tx, &obj, "into", into)?,
-            EventBody::Withdrawn { reason } => {
-                am::put_opt_str(tx, &obj, "reason", reason.as_deref())?
-            }
+            EventBody::Withdrawn { reason } => am::put_opt_str(tx, &obj, "reason", reason.as_deref())?,
         }
         Ok(())
     }

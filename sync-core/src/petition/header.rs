@@ -60,19 +60,14 @@ impl PetitionHeader {
         check_text("body", &self.body, limits::BODY, true)?;
         if let Some(c) = &self.contact {
             let digits = c.chars().filter(|c| c.is_ascii_digit()).count();
-            if !(5..=20).contains(&digits)
-                || !c.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
-            {
+            if !(5..=20).contains(&digits) || !c.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
                 return Err(SchemaError::InvalidValue {
                     field: "contact".into(),
                     reason: format!("{c:?} is not a phone number"),
                 });
             }
         }
-        for (v, range, name) in [
-            (self.location.lat, 90.0, "lat"),
-            (self.location.lon, 180.0, "lon"),
-        ] {
+        for (v, range, name) in [(self.location.lat, 90.0, "lat"), (self.location.lon, 180.0, "lon")] {
             if v.is_some_and(|v| !v.is_finite() || v.abs() > range) {
                 return Err(SchemaError::InvalidValue {
                     field: name.into(),
@@ -86,9 +81,7 @@ impl PetitionHeader {
                 reason: "at most 64".into(),
             });
         }
-        self.attachments
-            .iter()
-            .try_for_each(|a| check_attachment(a))
+        self.attachments.iter().try_for_each(|a| check_attachment(a))
     }
 
     pub(crate) fn read(doc: &impl ReadDoc, obj: &ObjId) -> Result<Self, SchemaError> {
@@ -121,12 +114,7 @@ impl PetitionHeader {
         Ok(header)
     }
 
-    pub(crate) fn write<T: Transactable>(
-        &self,
-        tx: &mut T,
-        parent: &ObjId,
-        key: &str,
-    ) -> Result<(), SchemaError> {
+    pub(crate) fn write<T: Transactable>(&self, tx: &mut T, parent: &ObjId, key: &str) -> Result<(), SchemaError> {
         self.validate()?;
         let obj = tx.put_object(parent, key, ObjType::Map)?;
         am::put_str(tx, &obj, "id", &self.id)?;

@@ -88,10 +88,7 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
     }
 
     pub fn header(&self) -> Result<PetitionHeader, SchemaError> {
-        PetitionHeader::read(
-            self.d(),
-            &am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?,
-        )
+        PetitionHeader::read(self.d(), &am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?)
     }
 
     /// The timeline in list order (use [`PetitionDoc::state`] for the derived order).
@@ -147,12 +144,7 @@ impl PetitionDoc {
     }
 
     /// Appends a conversation message written by `author`, as one change.
-    pub fn post(
-        &mut self,
-        author: &mut Author,
-        now: Timestamp,
-        mut message: Message,
-    ) -> Result<EntryId, SchemaError> {
+    pub fn post(&mut self, author: &mut Author, now: Timestamp, mut message: Message) -> Result<EntryId, SchemaError> {
         message.by = author.user.clone();
         message.at = author.stamp(&self.stamps()?, now);
         let list = am::req_obj(self.d(), &ROOT, "conversation", ObjType::List)?;

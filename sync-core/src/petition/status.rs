@@ -157,11 +157,7 @@ pub(crate) fn routed_units(event: &TimelineEvent) -> Vec<&UnitId> {
 
 /// Derives the state of a petition. Deterministic: the result depends only
 /// on the set of events and messages, not on their order in the lists.
-pub fn derive(
-    header: &PetitionHeader,
-    events: &[TimelineEvent],
-    messages: &[Message],
-) -> PetitionState {
+pub fn derive(header: &PetitionHeader, events: &[TimelineEvent], messages: &[Message]) -> PetitionState {
     let mut state = PetitionState::empty(header);
     // Stamps are unique per writer, and policy refuses a repeated stamp; the
     // content tie-break keeps even a forged duplicate from depending on list order.
@@ -173,9 +169,7 @@ pub fn derive(
     let sorted: Vec<&TimelineEvent> = sorted.into_iter().map(|(e, _)| e).collect();
 
     for e in &sorted {
-        state
-            .involved_units
-            .extend(routed_units(e).into_iter().cloned());
+        state.involved_units.extend(routed_units(e).into_iter().cloned());
     }
 
     let mut submitted: Option<EntryId> = None;
@@ -269,18 +263,10 @@ fn apply(
     }
     let acting_for_lead = e.unit.is_some() && e.unit == s.lead;
     let require_lead = || {
-        if acting_for_lead {
-            Ok(())
-        } else {
-            Err(NOT_LEAD)
-        }
+        if acting_for_lead { Ok(()) } else { Err(NOT_LEAD) }
     };
     let require_open = |s: &PetitionState| {
-        if s.status.is_open() {
-            Ok(())
-        } else {
-            Err(FINISHED)
-        }
+        if s.status.is_open() { Ok(()) } else { Err(FINISHED) }
     };
 
     match &e.body {
@@ -298,10 +284,7 @@ fn apply(
         }
         EventBody::Transferred { to, assist, .. } => {
             require_open(s)?;
-            if !matches!(
-                s.status,
-                Status::Submitted | Status::Signed | Status::Handling
-            ) {
+            if !matches!(s.status, Status::Submitted | Status::Signed | Status::Handling) {
                 return Err(NOT_IN_HANDLING);
             }
             require_lead()?;

@@ -23,12 +23,7 @@ use crate::time::Timestamp;
 pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Roles that handle petitions.
-const HANDLERS: &[Role] = &[
-    Role::Officer,
-    Role::Leader,
-    Role::DepartmentStaff,
-    Role::System,
-];
+const HANDLERS: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff, Role::System];
 /// Roles that route petitions and run rooms, notices and directories.
 const OFFICERS: &[Role] = &[Role::Officer, Role::Leader, Role::System];
 
@@ -59,11 +54,7 @@ pub struct Checked {
 /// create a document and then add to it. A refused change leaves no trace in
 /// the returned document; changes that build on it are refused too. Changes
 /// from the same batch that do not depend on a refused one are kept.
-pub fn check_changes(
-    ctx: &PolicyContext<'_>,
-    mut doc: AutoCommit,
-    changes: Vec<Change>,
-) -> Checked {
+pub fn check_changes(ctx: &PolicyContext<'_>, mut doc: AutoCommit, changes: Vec<Change>) -> Checked {
     let mut out = Checked {
         doc: AutoCommit::new(),
         accepted: Vec::new(),
@@ -129,11 +120,7 @@ pub fn check_changes(
 /// Checks the local changes made since `heads_before`. On refusal the
 /// document is put back to `heads_before` plus the changes that passed, and
 /// the first refusal is returned.
-pub fn check_local(
-    ctx: &PolicyContext<'_>,
-    doc: &mut AutoCommit,
-    heads_before: &[ChangeHash],
-) -> Result<(), Refusal> {
+pub fn check_local(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, heads_before: &[ChangeHash]) -> Result<(), Refusal> {
     let changes = doc.get_changes(heads_before);
     if changes.is_empty() {
         return Ok(());
@@ -154,32 +141,18 @@ pub fn check_local(
 
 /// Whether `who` may read a document with this visibility. `is_room_member`
 /// answers for the rooms a notice was sent to.
-pub fn may_read(
-    org: &OrgTree,
-    who: &Principal,
-    vis: &Visibility,
-    is_room_member: impl Fn(&str) -> bool,
-) -> bool {
-    vis.units
-        .iter()
-        .any(|u| org.has_jurisdiction(who, HANDLERS, u))
+pub fn may_read(org: &OrgTree, who: &Principal, vis: &Visibility, is_room_member: impl Fn(&str) -> bool) -> bool {
+    vis.units.iter().any(|u| org.has_jurisdiction(who, HANDLERS, u))
         || vis.users.contains(&who.user)
-        || who
-            .household
-            .as_ref()
-            .is_some_and(|h| vis.households.contains(h))
+        || who.household.as_ref().is_some_and(|h| vis.households.contains(h))
         || vis.rooms.iter().any(|r| is_room_member(r))
-        || vis.audience_units.iter().any(|a| {
-            who.units_with(Role::Resident)
-                .any(|home| org.is_within(home, a))
-        })
+        || vis
+            .audience_units
+            .iter()
+            .any(|a| who.units_with(Role::Resident).any(|home| org.is_within(home, a)))
 }
 
-fn check_one(
-    ctx: &PolicyContext<'_>,
-    doc: &mut AutoCommit,
-    change: &Change,
-) -> Result<(), Refusal> {
+fn check_one(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
     let hash = change.hash();
     let heads_before = doc.get_heads();
     let facts = DocFacts::of(doc).map_err(|e| {
@@ -261,7 +234,7 @@ fn classify(kind: DocKind, path: &[Prop]) -> Container {
         {
             Container::Fixed(format!("an existing entry of {first}"))
         }
-        (_, [Some(first), ..]) => Container::Fixed(format!("{first}")),
+        (_, [Some(first), ..]) => Container::Fixed(first.to_string()),
         (_, _) => Container::Fixed("an existing object".into()),
     }
 }
@@ -288,9 +261,7 @@ impl Inspector<'_, '_> {
     }
 
     fn staff_over(&self, roles: &[Role], unit: &UnitId) -> bool {
-        self.ctx
-            .org
-            .has_jurisdiction(self.ctx.principal, roles, unit)
+        self.ctx.org.has_jurisdiction(self.ctx.principal, roles, unit)
     }
 
     fn unit_exists(&self, unit: &UnitId) -> Result<(), Refusal> {
@@ -309,10 +280,7 @@ impl Inspector<'_, '_> {
             ));
         }
         if !seen.insert(at.clone()) {
-            return Err(self.refuse(
-                Rule::DuplicateEntry,
-                format!("an entry stamped {at} already exists"),
-            ));
+            return Err(self.refuse(Rule::DuplicateEntry, format!("an entry stamped {at} already exists")));
         }
         Ok(())
     }
@@ -323,10 +291,7 @@ impl Inspector<'_, '_> {
         } else {
             Err(self.refuse(
                 Rule::ForgedAuthor,
-                format!(
-                    "{what} says it is by {by}, but the change comes from {}",
-                    self.me()
-                ),
+                format!("{what} says it is by {by}, but the change comes from {}", self.me()),
             ))
         }
     }
@@ -340,12 +305,7 @@ impl Inspector<'_, '_> {
     fn exid(&self, counter: u64, actor: &automerge::ActorId) -> Result<ObjId, Refusal> {
         self.doc
             .import_obj(&format!("{counter}@{actor}"))
-            .map_err(|e| {
-                self.refuse(
-                    Rule::Malformed,
-                    format!("unknown object {counter}@{actor}: {e}"),
-                )
-            })
+            .map_err(|e| self.refuse(Rule::Malformed, format!("unknown object {counter}@{actor}: {e}")))
     }
 
     fn path_of(&self, obj: &ObjectId) -> Result<Vec<Prop>, Refusal> {
@@ -403,14 +363,10 @@ impl Inspector<'_, '_> {
                 | Container::RoomMessages
                 | Container::Redactions
                 | Container::Raised => {
-                    if !op.insert || !matches!(op.action, OpType::Make(ObjType::Map)) || overwrites
-                    {
+                    if !op.insert || !matches!(op.action, OpType::Make(ObjType::Map)) || overwrites {
                         return Err(self.refuse(
                             Rule::AppendOnly,
-                            format!(
-                                "{} entries are never rewritten or deleted",
-                                container_name(&container)
-                            ),
+                            format!("{} entries are never rewritten or deleted", container_name(&container)),
                         ));
                     }
                     new_entries.push((container, self.exid(start + i as u64, &actor)?));
@@ -420,10 +376,7 @@ impl Inspector<'_, '_> {
                 }
                 Container::Receipts => {
                     if overwrites || !matches!(op.action, OpType::Put(_)) {
-                        return Err(self.refuse(
-                            Rule::AppendOnly,
-                            "receipts are recorded once and never changed",
-                        ));
+                        return Err(self.refuse(Rule::AppendOnly, "receipts are recorded once and never changed"));
                     }
                     self.check_receipt(key.as_deref().unwrap_or_default(), &op.action)?;
                 }
@@ -442,10 +395,9 @@ impl Inspector<'_, '_> {
                             households.push(self.exid(start + i as u64, &actor)?);
                         }
                         (OpType::Delete, _) => {
-                            return Err(self.refuse(
-                                Rule::AppendOnly,
-                                "households are never deleted; mark them moved out",
-                            ));
+                            return Err(
+                                self.refuse(Rule::AppendOnly, "households are never deleted; mark them moved out")
+                            );
                         }
                         _ => {
                             return Err(self.refuse(
@@ -465,36 +417,23 @@ impl Inspector<'_, '_> {
                     }
                     let k = key.unwrap_or_default();
                     if !HOUSEHOLD_FIELDS.contains(&k.as_str()) {
-                        return Err(
-                            self.refuse(Rule::Malformed, format!("households have no field {k:?}"))
-                        );
+                        return Err(self.refuse(Rule::Malformed, format!("households have no field {k:?}")));
                     }
                     match &op.action {
-                        OpType::Put(ScalarValue::Str(v))
-                            if k == "updated_by" && v.as_str() != self.me().as_str() =>
-                        {
+                        OpType::Put(ScalarValue::Str(v)) if k == "updated_by" && v.as_str() != self.me().as_str() => {
                             return Err(self.refuse(
                                 Rule::ForgedAuthor,
-                                format!(
-                                    "updated_by says {v}, but the change comes from {}",
-                                    self.me()
-                                ),
+                                format!("updated_by says {v}, but the change comes from {}", self.me()),
                             ));
                         }
                         OpType::Put(_) => {}
                         _ => {
-                            return Err(self.refuse(
-                                Rule::AppendOnly,
-                                "household fields are set, never deleted",
-                            ));
+                            return Err(self.refuse(Rule::AppendOnly, "household fields are set, never deleted"));
                         }
                     }
                 }
                 Container::Fixed(what) => {
-                    return Err(self.refuse(
-                        Rule::Immutable,
-                        format!("{what} does not change after it is written"),
-                    ));
+                    return Err(self.refuse(Rule::Immutable, format!("{what} does not change after it is written")));
                 }
             }
         }
@@ -524,27 +463,18 @@ impl Inspector<'_, '_> {
     }
 
     fn check_new_household(&mut self, obj: &ObjId) -> Result<(), Refusal> {
-        let by = crate::doc::am::opt_str(&*self.doc, obj, "updated_by")
-            .map_err(|e| self.malformed("household", e))?;
+        let by = crate::doc::am::opt_str(&*self.doc, obj, "updated_by").map_err(|e| self.malformed("household", e))?;
         match by {
             Some(by) if by == self.me().as_str() => Ok(()),
             Some(by) => Err(self.refuse(
                 Rule::ForgedAuthor,
-                format!(
-                    "updated_by says {by}, but the change comes from {}",
-                    self.me()
-                ),
+                format!("updated_by says {by}, but the change comes from {}", self.me()),
             )),
             None => Err(self.refuse(Rule::Malformed, "a new household records updated_by")),
         }
     }
 
-    fn check_room_map(
-        &self,
-        container: &Container,
-        key: Option<&str>,
-        action: &OpType,
-    ) -> Result<(), Refusal> {
+    fn check_room_map(&self, container: &Container, key: Option<&str>, action: &OpType) -> Result<(), Refusal> {
         let DocFacts::Room {
             info,
             members,
@@ -559,10 +489,7 @@ impl Inspector<'_, '_> {
         if !staff && !my_role.is_some_and(MemberRole::moderates) {
             return Err(self.refuse(
                 Rule::NotModerator,
-                format!(
-                    "only moderators of the room change its {}",
-                    container_name(container)
-                ),
+                format!("only moderators of the room change its {}", container_name(container)),
             ));
         }
         let key = key.unwrap_or_default();
@@ -588,30 +515,22 @@ impl Inspector<'_, '_> {
                     .map_err(|e| self.malformed("tag", e))
             }
             (Container::Pins, OpType::Put(ScalarValue::Str(_)) | OpType::Delete) => {
-                if let OpType::Put(ScalarValue::Str(by)) = action {
-                    if by.as_str() != self.me().as_str() {
-                        return Err(self.refuse(
-                            Rule::ForgedAuthor,
-                            format!(
-                                "the pin says it is by {by}, but the change comes from {}",
-                                self.me()
-                            ),
-                        ));
-                    }
+                if let OpType::Put(ScalarValue::Str(by)) = action
+                    && by.as_str() != self.me().as_str()
+                {
+                    return Err(self.refuse(
+                        Rule::ForgedAuthor,
+                        format!("the pin says it is by {by}, but the change comes from {}", self.me()),
+                    ));
                 }
                 if !messages.keys().any(|m| m.as_str() == key) {
-                    return Err(
-                        self.refuse(Rule::Malformed, format!("there is no message {key} to pin"))
-                    );
+                    return Err(self.refuse(Rule::Malformed, format!("there is no message {key} to pin")));
                 }
                 Ok(())
             }
             _ => Err(self.refuse(
                 Rule::Malformed,
-                format!(
-                    "{} hold only their own kind of values",
-                    container_name(container)
-                ),
+                format!("{} hold only their own kind of values", container_name(container)),
             )),
         }
     }
@@ -620,8 +539,7 @@ impl Inspector<'_, '_> {
         let DocFacts::Notice { unit, audience } = self.facts else {
             return Err(self.refuse(Rule::Malformed, "not a notice"));
         };
-        let (household, kind, user) =
-            parse_receipt_key(key).map_err(|e| self.malformed("receipt", e))?;
+        let (household, kind, user) = parse_receipt_key(key).map_err(|e| self.malformed("receipt", e))?;
         self.check_by(&user, "the receipt")?;
         let OpType::Put(ScalarValue::Str(stamp)) = action else {
             return Err(self.refuse(Rule::Malformed, "a receipt's value is its stamp"));
@@ -651,16 +569,10 @@ impl Inspector<'_, '_> {
         Ok(())
     }
 
-    fn check_entry(
-        &self,
-        container: &Container,
-        obj: &ObjId,
-        stamps: &mut BTreeSet<Hlc>,
-    ) -> Result<(), Refusal> {
+    fn check_entry(&self, container: &Container, obj: &ObjId, stamps: &mut BTreeSet<Hlc>) -> Result<(), Refusal> {
         match container {
             Container::Timeline => {
-                let e = TimelineEvent::read(&*self.doc, obj)
-                    .map_err(|e| self.malformed("timeline event", e))?;
+                let e = TimelineEvent::read(&*self.doc, obj).map_err(|e| self.malformed("timeline event", e))?;
                 self.check_by(&e.by, &format!("the {} event", e.kind()))?;
                 self.check_stamp(&e.at, stamps)?;
                 self.check_event(&e)
@@ -678,15 +590,13 @@ impl Inspector<'_, '_> {
                 self.check_room_message(&m)
             }
             Container::Redactions => {
-                let r =
-                    Redaction::read(&*self.doc, obj).map_err(|e| self.malformed("redaction", e))?;
+                let r = Redaction::read(&*self.doc, obj).map_err(|e| self.malformed("redaction", e))?;
                 self.check_by(&r.by, "the redaction")?;
                 self.check_stamp(&r.at, stamps)?;
                 self.check_moderation(&r.message, "redact")
             }
             Container::Raised => {
-                let r = Raised::read(&*self.doc, obj)
-                    .map_err(|e| self.malformed("raised petition", e))?;
+                let r = Raised::read(&*self.doc, obj).map_err(|e| self.malformed("raised petition", e))?;
                 self.check_by(&r.by, "the link")?;
                 self.check_stamp(&r.at, stamps)?;
                 self.check_moderation(&r.message, "raise as a petition")
@@ -697,9 +607,7 @@ impl Inspector<'_, '_> {
 
     fn check_event(&self, e: &TimelineEvent) -> Result<(), Refusal> {
         let DocFacts::Petition {
-            submitter,
-            involved,
-            ..
+            submitter, involved, ..
         } = self.facts
         else {
             return Err(self.refuse(Rule::Malformed, "not a petition"));
@@ -708,10 +616,7 @@ impl Inspector<'_, '_> {
         let kind = e.kind();
         match kind {
             EventKind::Submitted => {
-                return Err(self.refuse(
-                    Rule::CreationOnly,
-                    "a petition is submitted once, when it is created",
-                ));
+                return Err(self.refuse(Rule::CreationOnly, "a petition is submitted once, when it is created"));
             }
             EventKind::Withdrawn if &p.user != submitter => {
                 return Err(self.refuse(
@@ -724,9 +629,7 @@ impl Inspector<'_, '_> {
                 if &p.user != submitter {
                     return Err(self.refuse(
                         Rule::NotSubmitter,
-                        format!(
-                            "a {kind} without a unit comes from the resident who filed the petition"
-                        ),
+                        format!("a {kind} without a unit comes from the resident who filed the petition"),
                     ));
                 }
                 return Ok(());
@@ -734,16 +637,10 @@ impl Inspector<'_, '_> {
             _ => {}
         }
         let Some(unit) = &e.unit else {
-            return Err(self.refuse(
-                Rule::Malformed,
-                format!("a {kind} event names the unit acted for"),
-            ));
+            return Err(self.refuse(Rule::Malformed, format!("a {kind} event names the unit acted for")));
         };
         if !p.is_staff() {
-            return Err(self.refuse(
-                Rule::RoleRequired,
-                format!("residents do not record {kind} events"),
-            ));
+            return Err(self.refuse(Rule::RoleRequired, format!("residents do not record {kind} events")));
         }
         let roles: &[Role] = match kind {
             EventKind::Supervised => &[Role::Leader],
@@ -762,10 +659,7 @@ impl Inspector<'_, '_> {
             } else {
                 Rule::NotInJurisdiction
             };
-            return Err(self.refuse(
-                rule,
-                format!("{} may not record a {kind} for {unit}", p.user),
-            ));
+            return Err(self.refuse(rule, format!("{} may not record a {kind} for {unit}", p.user)));
         }
         match &e.body {
             EventBody::Transferred { to, assist, .. } => {
@@ -779,9 +673,7 @@ impl Inspector<'_, '_> {
 
     fn check_petition_message(&self) -> Result<(), Refusal> {
         let DocFacts::Petition {
-            submitter,
-            involved,
-            ..
+            submitter, involved, ..
         } = self.facts
         else {
             return Err(self.refuse(Rule::Malformed, "not a petition"));
@@ -795,10 +687,7 @@ impl Inspector<'_, '_> {
                 "the petition is outside the writer's jurisdiction",
             ))
         } else {
-            Err(self.refuse(
-                Rule::NotSubmitter,
-                "residents write only on their own petitions",
-            ))
+            Err(self.refuse(Rule::NotSubmitter, "residents write only on their own petitions"))
         }
     }
 
@@ -809,9 +698,7 @@ impl Inspector<'_, '_> {
         let p = self.ctx.principal;
         let staff = self.staff_over(OFFICERS, &info.unit);
         let role = members.get(&p.user).copied();
-        let line_party = info.kind == RoomKind::HouseholdLine
-            && p.household.is_some()
-            && p.household == info.household;
+        let line_party = info.kind == RoomKind::HouseholdLine && p.household.is_some() && p.household == info.household;
         let member = staff || role.is_some() || line_party;
         let moderator = staff || role.is_some_and(MemberRole::moderates);
         Ok((member, moderator))
@@ -825,10 +712,10 @@ impl Inspector<'_, '_> {
         if m.mentions.contains(&Mention::All) && !moderator {
             return Err(self.refuse(Rule::NotModerator, "only moderators call on @all"));
         }
-        if let (Some(r), DocFacts::Room { messages, .. }) = (&m.reply_to, self.facts) {
-            if !messages.contains_key(r) {
-                return Err(self.refuse(Rule::Malformed, format!("reply to unknown message {r}")));
-            }
+        if let (Some(r), DocFacts::Room { messages, .. }) = (&m.reply_to, self.facts)
+            && !messages.contains_key(r)
+        {
+            return Err(self.refuse(Rule::Malformed, format!("reply to unknown message {r}")));
         }
         Ok(())
     }
@@ -854,12 +741,7 @@ impl Inspector<'_, '_> {
     fn check_creation(&self) -> Result<(), Refusal> {
         let kind = DocKind::of(&*self.doc)
             .map_err(|e| self.malformed("new document", e))?
-            .ok_or_else(|| {
-                self.refuse(
-                    Rule::Malformed,
-                    "the first change of a document must create it",
-                )
-            })?;
+            .ok_or_else(|| self.refuse(Rule::Malformed, "the first change of a document must create it"))?;
         let expected: &[&str] = match kind {
             DocKind::Petition => &["type", "schema", "header", "conversation", "timeline"],
             DocKind::Room => &[
@@ -887,30 +769,18 @@ impl Inspector<'_, '_> {
         let mut stamps = BTreeSet::new();
         match kind {
             DocKind::Petition => {
-                let doc =
-                    PetitionDoc::view(&*self.doc).map_err(|e| self.malformed("petition", e))?;
-                let header = doc
-                    .header()
-                    .map_err(|e| self.malformed("petition header", e))?;
+                let doc = PetitionDoc::view(&*self.doc).map_err(|e| self.malformed("petition", e))?;
+                let header = doc.header().map_err(|e| self.malformed("petition header", e))?;
                 let events = doc.events().map_err(|e| self.malformed("timeline", e))?;
-                let messages = doc
-                    .messages()
-                    .map_err(|e| self.malformed("conversation", e))?;
+                let messages = doc.messages().map_err(|e| self.malformed("conversation", e))?;
                 let [event] = events.as_slice() else {
-                    return Err(self.refuse(
-                        Rule::Malformed,
-                        "a new petition holds exactly its submitted event",
-                    ));
+                    return Err(self.refuse(Rule::Malformed, "a new petition holds exactly its submitted event"));
                 };
                 let EventBody::Submitted { unit } = &event.body else {
-                    return Err(
-                        self.refuse(Rule::Malformed, "a new petition's first event is submitted")
-                    );
+                    return Err(self.refuse(Rule::Malformed, "a new petition's first event is submitted"));
                 };
                 if !messages.is_empty() {
-                    return Err(
-                        self.refuse(Rule::Malformed, "a new petition has an empty conversation")
-                    );
+                    return Err(self.refuse(Rule::Malformed, "a new petition has an empty conversation"));
                 }
                 self.check_by(&event.by, "the submitted event")?;
                 self.check_by(&header.recorded_by, "recorded_by")?;
@@ -921,9 +791,7 @@ impl Inspector<'_, '_> {
                     return Ok(());
                 }
                 if p.is_staff() {
-                    if self.staff_over(OFFICERS, unit)
-                        || self.staff_over(OFFICERS, &header.location.unit)
-                    {
+                    if self.staff_over(OFFICERS, unit) || self.staff_over(OFFICERS, &header.location.unit) {
                         return Ok(());
                     }
                     return Err(self.refuse(
@@ -932,10 +800,7 @@ impl Inspector<'_, '_> {
                     ));
                 }
                 if header.submitter != p.user {
-                    return Err(self.refuse(
-                        Rule::NotSubmitter,
-                        "residents file petitions in their own name",
-                    ));
+                    return Err(self.refuse(Rule::NotSubmitter, "residents file petitions in their own name"));
                 }
                 if matches!(header.channel, Channel::WalkIn | Channel::Api) {
                     return Err(self.refuse(
@@ -948,9 +813,7 @@ impl Inspector<'_, '_> {
             DocKind::Room => {
                 let doc = RoomDoc::view(&*self.doc).map_err(|e| self.malformed("room", e))?;
                 let info = doc.info().map_err(|e| self.malformed("room info", e))?;
-                let members = doc
-                    .members()
-                    .map_err(|e| self.malformed("room members", e))?;
+                let members = doc.members().map_err(|e| self.malformed("room members", e))?;
                 let empty = doc.raw_messages().map(|m| m.is_empty()).unwrap_or(false)
                     && doc.redactions().map(|m| m.is_empty()).unwrap_or(false)
                     && doc.raised().map(|m| m.is_empty()).unwrap_or(false)
@@ -967,9 +830,8 @@ impl Inspector<'_, '_> {
                 if members.get(&p.user) != Some(&MemberRole::Owner) {
                     return Err(self.refuse(Rule::Malformed, "the creator of a room is its owner"));
                 }
-                let line_party = info.kind == RoomKind::HouseholdLine
-                    && p.household.is_some()
-                    && p.household == info.household;
+                let line_party =
+                    info.kind == RoomKind::HouseholdLine && p.household.is_some() && p.household == info.household;
                 if self.staff_over(OFFICERS, &info.unit) || line_party {
                     Ok(())
                 } else {
@@ -982,23 +844,14 @@ impl Inspector<'_, '_> {
             DocKind::Notice => {
                 let doc = NoticeDoc::view(&*self.doc).map_err(|e| self.malformed("notice", e))?;
                 let info = doc.info().map_err(|e| self.malformed("notice info", e))?;
-                let audience = doc
-                    .audience()
-                    .map_err(|e| self.malformed("notice audience", e))?;
-                if !doc
-                    .receipts()
-                    .map_err(|e| self.malformed("receipts", e))?
-                    .is_empty()
-                {
+                let audience = doc.audience().map_err(|e| self.malformed("notice audience", e))?;
+                if !doc.receipts().map_err(|e| self.malformed("receipts", e))?.is_empty() {
                     return Err(self.refuse(Rule::Malformed, "a new notice has no receipts"));
                 }
                 self.check_by(&info.by, "the notice")?;
                 self.check_stamp(&info.at, &mut stamps)?;
                 self.unit_exists(&info.unit)?;
-                audience
-                    .units
-                    .iter()
-                    .try_for_each(|u| self.unit_exists(u))?;
+                audience.units.iter().try_for_each(|u| self.unit_exists(u))?;
                 if self.staff_over(OFFICERS, &info.unit) {
                     Ok(())
                 } else {
@@ -1009,17 +862,14 @@ impl Inspector<'_, '_> {
                 }
             }
             DocKind::Directory => {
-                let doc =
-                    DirectoryDoc::view(&*self.doc).map_err(|e| self.malformed("directory", e))?;
+                let doc = DirectoryDoc::view(&*self.doc).map_err(|e| self.malformed("directory", e))?;
                 let village = doc.village().map_err(|e| self.malformed("directory", e))?;
                 if !doc
                     .households()
                     .map_err(|e| self.malformed("households", e))?
                     .is_empty()
                 {
-                    return Err(
-                        self.refuse(Rule::Malformed, "a new directory has no households yet")
-                    );
+                    return Err(self.refuse(Rule::Malformed, "a new directory has no households yet"));
                 }
                 let created_by = crate::doc::am::opt_str(
                     &*self.doc,
@@ -1032,10 +882,7 @@ impl Inspector<'_, '_> {
                 if created_by != p.user.as_str() {
                     return Err(self.refuse(
                         Rule::ForgedAuthor,
-                        format!(
-                            "created_by says {created_by}, but the change comes from {}",
-                            p.user
-                        ),
+                        format!("created_by says {created_by}, but the change comes from {}", p.user),
                     ));
                 }
                 self.unit_exists(&village)?;

@@ -113,9 +113,7 @@ impl DocFacts {
         match self {
             DocFacts::Empty => Visibility::default(),
             DocFacts::Petition {
-                submitter,
-                involved,
-                ..
+                submitter, involved, ..
             } => Visibility {
                 units: involved.iter().cloned().collect(),
                 users: vec![submitter.clone()],

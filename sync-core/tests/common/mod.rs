@@ -6,8 +6,8 @@ use automerge::{ActorId, AutoCommit, Change};
 use sync_core::petition::{EventBody, Location, PetitionDoc, PetitionHeader};
 use sync_core::policy::{Checked, PolicyContext, check_changes};
 use sync_core::{
-    Author, Category, Channel, HlcClock, HouseholdId, Membership, OrgTree, Principal, Role,
-    Timestamp, Unit, UnitId, UnitKind, UserId,
+    Author, Category, Channel, HlcClock, HouseholdId, Membership, OrgTree, Principal, Role, Timestamp, Unit, UnitId,
+    UnitKind, UserId,
 };
 
 pub const T0: Timestamp = Timestamp(1_750_000_000_000);
@@ -119,14 +119,7 @@ pub fn header(submitter: &Principal, recorded_by: &Principal) -> PetitionHeader 
 /// A petition filed by `resident()` and routed to station A.
 pub fn petition() -> PetitionDoc {
     let r = resident();
-    PetitionDoc::create(
-        actor(1),
-        header(&r, &r),
-        unit("station-a"),
-        &mut author(&r),
-        T0,
-    )
-    .unwrap()
+    PetitionDoc::create(actor(1), header(&r, &r), unit("station-a"), &mut author(&r), T0).unwrap()
 }
 
 /// Every change of `doc` made after `before`'s heads.
@@ -135,12 +128,7 @@ pub fn changes_since(before: &mut AutoCommit, after: &mut AutoCommit) -> Vec<Cha
 }
 
 /// Checks the changes `edit` makes to a fork of `doc` (with `actor`) as `who`.
-pub fn check_edit(
-    doc: &PetitionDoc,
-    who: &Principal,
-    actor_n: u8,
-    edit: impl FnOnce(&mut PetitionDoc),
-) -> Checked {
+pub fn check_edit(doc: &PetitionDoc, who: &Principal, actor_n: u8, edit: impl FnOnce(&mut PetitionDoc)) -> Checked {
     let mut base = doc.doc().clone();
     let mut fork = PetitionDoc::from_doc(base.fork().with_actor(actor(actor_n))).unwrap();
     edit(&mut fork);
@@ -158,18 +146,7 @@ pub fn check_edit(
 }
 
 /// Records `body` as `who` acting for `unit`, at `minutes` after T0.
-pub fn record(
-    doc: &mut PetitionDoc,
-    who: &Principal,
-    unit_id: Option<&str>,
-    minutes: i64,
-    body: EventBody,
-) {
-    doc.record(
-        &mut author(who),
-        T0.plus_minutes(minutes),
-        unit_id.map(unit),
-        body,
-    )
-    .unwrap();
+pub fn record(doc: &mut PetitionDoc, who: &Principal, unit_id: Option<&str>, minutes: i64, body: EventBody) {
+    doc.record(&mut author(who), T0.plus_minutes(minutes), unit_id.map(unit), body)
+        .unwrap();
 }

@@ -1,0 +1,224 @@
+//! Receiving an Automerge sync message with write validation.
+//!
+//! Stock Automerge applies every change a sync message carries. Here the
+//! changes are first extracted (by loading the message's chunks into a
+//! scratch fork of the stored document), then checked with
+//! [`crate::policy::check_changes`]; only accepted changes reach the
+//! document, and the sync state is then advanced with the message minus its
+//! changes. The host persists `accepted` before it sends `reply`, so a
+//! change is acknowledged only once it is durable.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, Change};
+
+use crate::policy::{PolicyContext, Refusal, check_changes};
+
+/// What became of one incoming sync message.
+#[derive(Debug)]
+pub struct Received {
+    /// The document with every accepted change applied.
+    pub doc: AutoCommit,
+    /// Accepted changes, for the host to persist before replying.
+    pub accepted: Vec<Change>,
+    /// Refused changes with their rule.
+    pub refused: Vec<Refusal>,
+}
+
+/// Why a sync message could not be processed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("not an Automerge sync message: {0}")]
+    Decode(String),
+    #[error("the changes in the sync message do not load: {0}")]
+    Load(String),
+    #[error("sync state: {0}")]
+    State(String),
+}
+
+/// Decodes `message`, validates its changes for `ctx`, and advances `state`.
+pub fn receive(
+    ctx: &PolicyContext<'_>,
+    mut doc: AutoCommit,
+    state: &mut sync::State,
+    message: &[u8],
+) -> Result<Received, SyncError> {
+    let mut message = sync::Message::decode(message).map_err(|e| SyncError::Decode(e.to_string()))?;
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    if !message.changes.is_empty() {
+        let before = doc.get_heads();
+        let mut scratch = doc.fork();
+        let bytes: Vec<u8> = message.changes.iter().flat_map(|c| c.iter().copied()).collect();
+        scratch
+            .load_incremental(&bytes)
+            .map_err(|e| SyncError::Load(e.to_string()))?;
+        let incoming = scratch.get_changes(&before);
+        if !incoming.is_empty() {
+            let checked = check_changes(ctx, doc, incoming.clone());
+            doc = checked.doc;
+            refused = checked.refused;
+            accepted = incoming
+                .into_iter()
+                .filter(|c| checked.accepted.contains(&c.hash()))
+                .collect();
+        }
+        message.changes = sync::ChunkList::empty();
+    }
+    doc.sync()
+        .receive_sync_message(state, message)
+        .map_err(|e| SyncError::State(e.to_string()))?;
+    Ok(Received { doc, accepted, refused })
+}
+
+/// The next message to send to the peer, if any.
+pub fn generate(doc: &mut AutoCommit, state: &mut sync::State) -> Option<Vec<u8>> {
+    doc.sync().generate_sync_message(state).map(|m| m.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::{Membership, OrgTree, Principal, Role, Unit, UnitKind};
+    use crate::petition::{EventBody, Location, PetitionDoc, PetitionHeader, Status};
+    use crate::{Author, Category, Channel, HlcClock, Timestamp, UnitId, UserId};
+    use automerge::ActorId;
+
+    fn who(id: &str, unit: &str, role: Role) -> Principal {
+        Principal {
+            user: UserId::new(id).unwrap(),
+            memberships: vec![Membership {
+                unit: UnitId::new(unit).unwrap(),
+                role,
+            }],
+            household: None,
+        }
+    }
+
+    /// Runs a client/server exchange until neither side has anything to say.
+    fn sync_until_quiet(ctx: &PolicyContext<'_>, client: &mut AutoCommit, server: &mut AutoCommit) -> Vec<Refusal> {
+        let (mut cs, mut ss) = (sync::State::new(), sync::State::new());
+        let mut refusals = Vec::new();
+        for _ in 0..20 {
+            let mut quiet = true;
+            if let Some(m) = generate(client, &mut cs) {
+                quiet = false;
+                let r = receive(ctx, server.clone(), &mut ss, &m).unwrap();
+                *server = r.doc;
+                refusals.extend(r.refused);
+            }
+            if let Some(m) = generate(server, &mut ss) {
+                quiet = false;
+                client
+                    .sync()
+                    .receive_sync_message(&mut cs, sync::Message::decode(&m).unwrap())
+                    .unwrap();
+            }
+            if quiet {
+                break;
+            }
+        }
+        refusals
+    }
+
+    #[test]
+    fn accepted_changes_sync_and_refused_ones_never_reach_the_server() {
+        let org = OrgTree::new([
+            Unit {
+                id: UnitId::new("station").unwrap(),
+                name: "s".into(),
+                kind: UnitKind::Station,
+                parent: None,
+            },
+            Unit {
+                id: UnitId::new("village").unwrap(),
+                name: "v".into(),
+                kind: UnitKind::Village,
+                parent: Some(UnitId::new("station").unwrap()),
+            },
+        ]);
+        let resident = who("r1", "village", Role::Resident);
+        let mut author = Author::new(resident.user.clone(), HlcClock::new("r1").unwrap());
+        let header = PetitionHeader {
+            id: "p".into(),
+            channel: Channel::ChiefLine,
+            category: Category::Help,
+            title: "t".into(),
+            body: "b".into(),
+            submitter: resident.user.clone(),
+            recorded_by: resident.user.clone(),
+            anonymous: false,
+            contact: None,
+            location: Location {
+                unit: UnitId::new("village").unwrap(),
+                lat: None,
+                lon: None,
+            },
+            attachments: vec![],
+            source: None,
+        };
+        let now = Timestamp(1_750_000_000_000);
+        let mut phone = PetitionDoc::create(
+            ActorId::random(),
+            header,
+            UnitId::new("station").unwrap(),
+            &mut author,
+            now,
+        )
+        .unwrap();
+        let mut server = AutoCommit::new();
+        let ctx = PolicyContext {
+            org: &org,
+            principal: &resident,
+            now,
+        };
+        assert!(sync_until_quiet(&ctx, phone.doc_mut(), &mut server).is_empty());
+        assert_eq!(
+            PetitionDoc::view(&server).unwrap().state().unwrap().status,
+            Status::Submitted
+        );
+
+        // The resident's phone signs (refused) and withdraws (allowed) offline.
+        phone
+            .record(
+                &mut author,
+                now.plus_minutes(1),
+                Some(UnitId::new("station").unwrap()),
+                EventBody::Signed,
+            )
+            .unwrap();
+        let refusals = sync_until_quiet(&ctx, phone.doc_mut(), &mut server);
+        assert_eq!(refusals.len(), 1);
+        assert_eq!(refusals[0].rule, crate::policy::Rule::RoleRequired);
+        let heads = server.get_heads();
+        phone = PetitionDoc::from_doc(phone.doc_mut().fork_at(&heads).unwrap()).unwrap();
+        phone
+            .record(
+                &mut author,
+                now.plus_minutes(2),
+                None,
+                EventBody::Withdrawn { reason: None },
+            )
+            .unwrap();
+        assert!(sync_until_quiet(&ctx, phone.doc_mut(), &mut server).is_empty());
+        let state = PetitionDoc::view(&server).unwrap().state().unwrap();
+        assert_eq!(state.status, Status::Withdrawn);
+        assert_eq!(
+            PetitionDoc::view(&server).unwrap().events().unwrap().len(),
+            2,
+            "the refused signature was never stored"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        let org = OrgTree::default();
+        let p = who("x", "u", Role::Resident);
+        let ctx = PolicyContext {
+            org: &org,
+            principal: &p,
+            now: Timestamp(0),
+        };
+        let err = receive(&ctx, AutoCommit::new(), &mut sync::State::new(), b"not a message").unwrap_err();
+        assert!(matches!(err, SyncError::Decode(_)));
+    }
+}
