@@ -1,6 +1,7 @@
 //! Lianxin sync-core: the sans-IO heart shared by the server and the phones.
 
 pub mod channel;
+pub mod clocks;
 pub mod error;
 pub mod hlc;
 pub mod ids;
@@ -13,3 +14,4 @@ pub use ids::{EntryId, HouseholdId, UnitId, UserId};
 pub use time::Timestamp;
 pub use org::{Membership, OrgTree, Principal, Role, Unit, UnitKind};
 pub use channel::{Category, Channel};
+pub use clocks::{Calendar, Date, Weekday};
