@@ -14,4 +14,4 @@ pub use ids::{EntryId, HouseholdId, UnitId, UserId};
 pub use time::Timestamp;
 pub use org::{Membership, OrgTree, Principal, Role, Unit, UnitKind};
 pub use channel::{Category, Channel};
-pub use clocks::{Calendar, Date, Weekday};
+pub use clocks::{Calendar, ClockKind, ClockRules, ClockState, Date, Limit, LimitUnit, Weekday};
