@@ -12,9 +12,11 @@
 //! `due_soon_at` inclusive.
 
 mod calendar;
+mod date;
 mod rules;
 
-pub use calendar::{Calendar, Date, Weekday};
+pub use calendar::Calendar;
+pub use date::{Date, Weekday};
 pub use rules::{ClockRules, Limit, LimitUnit};
 
 // `text_enum!` names these unqualified in its expansion.

@@ -73,6 +73,7 @@ impl Limit {
         .checked("limit")
     }
 
+    /// What the amount and the due-soon threshold count.
     pub fn unit(&self) -> LimitUnit {
         self.unit
     }
