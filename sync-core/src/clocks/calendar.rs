@@ -1,4 +1,4 @@
-//! Working-day calendar: civil dates, local days and working-day arithmetic.
+//! Working-day calendar: local days and working-day arithmetic over holiday data.
 //!
 //! Holidays and make-up working days (调休) are data, loaded from JSON, so a
 //! new year's State Council notice is a data change, not a code change. The
@@ -65,6 +65,8 @@ impl Default for Calendar {
 impl Calendar {
     /// China's public holidays and make-up working days as published by the
     /// State Council, embedded from `sync-core/data/calendar-cn.json`.
+    ///
+    /// Each call parses the embedded data; a host keeps the result.
     pub fn china() -> Calendar {
         Calendar::from_json(CHINA_JSON).expect("the embedded China calendar is valid")
     }
