@@ -60,6 +60,7 @@
 
 pub mod author;
 pub mod channel;
+pub mod clocks;
 pub mod directory;
 pub mod doc;
 pub mod error;
@@ -75,6 +76,7 @@ pub mod validated_sync;
 
 pub use author::Author;
 pub use channel::{Category, Channel};
+pub use clocks::{Calendar, ClockKind, ClockRules, ClockState, Date, Limit, LimitUnit, Weekday};
 pub use doc::DocKind;
 pub use error::SchemaError;
 pub use hlc::{Hlc, HlcClock};
