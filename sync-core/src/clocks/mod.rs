@@ -43,7 +43,8 @@ impl ClockKind {
 }
 
 /// Where a clock stands at a given instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum ClockState {
     /// Running, not yet due soon.
     Pending { due_at: Timestamp },
