@@ -480,3 +480,30 @@ fn derivation_ignores_list_order() {
     reversed.reverse();
     assert_eq!(sync_core::petition::derive(&header, &reversed, &[]), expected);
 }
+
+#[test]
+fn the_summary_carries_status_holder_and_deadlines() {
+    let mut doc = petition();
+    sign(&mut doc, 3);
+    let cal = sync_core::Calendar::china();
+    let rules = sync_core::ClockRules::default();
+    let s = doc.summary(&rules, &cal, T0.plus_minutes(45)).unwrap();
+    assert_eq!((s.status, s.lead.clone()), (Status::Signed, Some(unit("station-a"))));
+    assert_eq!(s.sign_due, Some(T0.plus_minutes(10)));
+    assert_eq!(s.contact_due, Some(T0.plus_minutes(30)));
+    assert!(s.overdue, "nobody contacted the writer within 30 minutes");
+    assert_eq!(s.next_due, s.contact_due);
+    record(
+        &mut doc,
+        &officer_a(),
+        Some("station-a"),
+        46,
+        EventBody::Contacted {
+            method: ContactMethod::Phone,
+            note: None,
+        },
+    );
+    let s = doc.summary(&rules, &cal, T0.plus_minutes(47)).unwrap();
+    assert!(!s.overdue);
+    assert_eq!(s.next_due, s.reply_due);
+}

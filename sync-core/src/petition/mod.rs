@@ -4,6 +4,7 @@ pub mod due;
 pub mod event;
 pub mod header;
 pub mod status;
+pub mod summary;
 
 use std::borrow::Borrow;
 
@@ -22,6 +23,7 @@ pub use due::{PetitionClock, most_urgent};
 pub use event::{ContactMethod, EventBody, EventKind, TimelineEvent};
 pub use header::{Location, PetitionHeader, SourceRef};
 pub use status::{Outcome, PetitionState, Status, derive};
+pub use summary::PetitionSummary;
 
 /// A petition document with typed access.
 #[derive(Debug, Clone)]
@@ -109,6 +111,18 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
             .iter()
             .map(|obj| Message::read(self.d(), obj))
             .collect()
+    }
+
+    /// The summary a store indexes: derived state and clocks at `now`.
+    pub fn summary(
+        &self,
+        rules: &crate::clocks::ClockRules,
+        cal: &crate::clocks::Calendar,
+        now: Timestamp,
+    ) -> Result<PetitionSummary, SchemaError> {
+        let header = self.header()?;
+        let state = derive(&header, &self.events()?, &self.messages()?);
+        Ok(PetitionSummary::new(&header, &state, rules, cal, now))
     }
 
     /// The derived state: status, holder, clocks' inputs, outcomes.

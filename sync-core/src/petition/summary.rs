@@ -1,0 +1,83 @@
+//! A petition's summary: the flat row a store indexes and a console lists.
+
+use serde::{Deserialize, Serialize};
+
+use super::due::{PetitionClock, most_urgent};
+use super::header::PetitionHeader;
+use super::status::{PetitionState, Status};
+use crate::channel::{Category, Channel};
+use crate::clocks::{Calendar, ClockKind, ClockRules, ClockState};
+use crate::ids::{UnitId, UserId};
+use crate::time::Timestamp;
+
+/// Everything a list view or a KPI query needs about one petition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PetitionSummary {
+    pub id: String,
+    pub title: String,
+    pub channel: Channel,
+    pub category: Category,
+    pub status: Status,
+    pub lead: Option<UnitId>,
+    pub assists: Vec<UnitId>,
+    pub submitter: UserId,
+    pub anonymous: bool,
+    pub location: UnitId,
+    pub submitted_at: Option<Timestamp>,
+    pub signed_at: Option<Timestamp>,
+    pub contacted_at: Option<Timestamp>,
+    pub replied_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub sign_due: Option<Timestamp>,
+    pub contact_due: Option<Timestamp>,
+    pub reply_due: Option<Timestamp>,
+    /// The earliest deadline of an unmet clock.
+    pub next_due: Option<Timestamp>,
+    /// Some unmet clock is past its deadline at the time of summarising.
+    pub overdue: bool,
+    pub rating: Option<u8>,
+    pub supervised: bool,
+    pub escalations: u32,
+    pub awaiting_handler: bool,
+    pub clocks: Vec<PetitionClock>,
+}
+
+impl PetitionSummary {
+    pub fn new(
+        header: &PetitionHeader,
+        state: &PetitionState,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+    ) -> Self {
+        let clocks = state.clocks(header, rules, cal, now);
+        let due = |k: ClockKind| clocks.iter().find(|c| c.kind == k).map(|c| c.due_at);
+        PetitionSummary {
+            id: header.id.clone(),
+            title: header.title.clone(),
+            channel: header.channel,
+            category: header.category,
+            status: state.status,
+            lead: state.lead.clone(),
+            assists: state.assists.clone(),
+            submitter: header.submitter.clone(),
+            anonymous: header.anonymous,
+            location: header.location.unit.clone(),
+            submitted_at: state.submitted_at,
+            signed_at: state.signed_at,
+            contacted_at: state.contacted_at,
+            replied_at: state.replied_at,
+            closed_at: state.closed_at,
+            sign_due: due(ClockKind::Sign),
+            contact_due: due(ClockKind::Contact),
+            reply_due: due(ClockKind::Reply),
+            next_due: most_urgent(&clocks).map(|c| c.due_at),
+            overdue: clocks.iter().any(|c| matches!(c.state, ClockState::Overdue { .. })),
+            rating: state.rating,
+            supervised: state.supervised,
+            escalations: state.escalations,
+            awaiting_handler: state.awaiting_handler,
+            clocks,
+        }
+    }
+}
