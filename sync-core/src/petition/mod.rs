@@ -1,5 +1,6 @@
 //! Petitions (诉求单): header, conversation and append-only timeline.
 
+pub mod action;
 pub mod due;
 pub mod event;
 pub mod header;
@@ -19,6 +20,7 @@ use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId};
 use crate::time::Timestamp;
 
+pub use action::PetitionAction;
 pub use due::{PetitionClock, most_urgent};
 pub use event::{ContactMethod, EventBody, EventKind, TimelineEvent};
 pub use header::{Location, PetitionHeader, SourceRef};
