@@ -5,6 +5,7 @@ pub mod error;
 pub mod hlc;
 pub mod ids;
 pub mod org;
+pub mod repo_protocol;
 pub mod time;
 
 pub use error::SchemaError;
