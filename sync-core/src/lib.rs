@@ -70,6 +70,7 @@ pub mod notice;
 pub mod org;
 pub mod petition;
 pub mod policy;
+pub mod repo_protocol;
 pub mod room;
 pub mod time;
 pub mod validated_sync;
