@@ -42,32 +42,51 @@ pub fn receive(
     state: &mut sync::State,
     message: &[u8],
 ) -> Result<Received, SyncError> {
-    let mut message = sync::Message::decode(message).map_err(|e| SyncError::Decode(e.to_string()))?;
+    let (message, chunks) = split(message)?;
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
-    if !message.changes.is_empty() {
-        let before = doc.get_heads();
-        let mut scratch = doc.fork();
-        let bytes: Vec<u8> = message.changes.iter().flat_map(|c| c.iter().copied()).collect();
-        scratch
-            .load_incremental(&bytes)
-            .map_err(|e| SyncError::Load(e.to_string()))?;
-        let incoming = scratch.get_changes(&before);
-        if !incoming.is_empty() {
-            let checked = check_changes(ctx, doc, incoming.clone());
-            doc = checked.doc;
-            refused = checked.refused;
-            accepted = incoming
-                .into_iter()
-                .filter(|c| checked.accepted.contains(&c.hash()))
-                .collect();
-        }
-        message.changes = sync::ChunkList::empty();
+    let incoming = incoming_changes(&mut doc, &chunks)?;
+    if !incoming.is_empty() {
+        let checked = check_changes(ctx, doc, incoming.clone());
+        doc = checked.doc;
+        refused = checked.refused;
+        accepted = incoming
+            .into_iter()
+            .filter(|c| checked.accepted.contains(&c.hash()))
+            .collect();
     }
+    advance(&mut doc, state, message)?;
+    Ok(Received { doc, accepted, refused })
+}
+
+/// Splits a sync message into the message without its changes and the
+/// changes' bytes (Automerge chunks, possibly empty).
+pub fn split(message: &[u8]) -> Result<(sync::Message, Vec<u8>), SyncError> {
+    let mut message = sync::Message::decode(message).map_err(|e| SyncError::Decode(e.to_string()))?;
+    let bytes: Vec<u8> = message.changes.iter().flat_map(|c| c.iter().copied()).collect();
+    message.changes = sync::ChunkList::empty();
+    Ok((message, bytes))
+}
+
+/// The changes that `chunks` would add to `doc`, found by loading them into a
+/// scratch fork, so nothing reaches `doc` before it is checked.
+pub fn incoming_changes(doc: &mut AutoCommit, chunks: &[u8]) -> Result<Vec<Change>, SyncError> {
+    if chunks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let before = doc.get_heads();
+    let mut scratch = doc.fork();
+    scratch
+        .load_incremental(chunks)
+        .map_err(|e| SyncError::Load(e.to_string()))?;
+    Ok(scratch.get_changes(&before))
+}
+
+/// Advances `state` with a message whose changes were already dealt with.
+pub fn advance(doc: &mut AutoCommit, state: &mut sync::State, message: sync::Message) -> Result<(), SyncError> {
     doc.sync()
         .receive_sync_message(state, message)
-        .map_err(|e| SyncError::State(e.to_string()))?;
-    Ok(Received { doc, accepted, refused })
+        .map_err(|e| SyncError::State(e.to_string()))
 }
 
 /// The next message to send to the peer, if any.
