@@ -53,6 +53,17 @@ impl Status {
         }
     }
 
+    pub const ALL: &'static [Status] = &[
+        Status::Submitted,
+        Status::Signed,
+        Status::Dispatched,
+        Status::Handling,
+        Status::Replied,
+        Status::Closed,
+        Status::Withdrawn,
+        Status::Merged,
+    ];
+
     /// Closed, withdrawn and merged petitions are finished; everything else is open.
     pub fn is_open(self) -> bool {
         !matches!(self, Status::Closed | Status::Withdrawn | Status::Merged)
@@ -64,6 +75,17 @@ impl Status {
             self,
             Status::Submitted | Status::Signed | Status::Dispatched | Status::Handling
         )
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = crate::error::SchemaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL.iter().copied().find(|st| st.as_str() == s).ok_or_else(|| crate::error::SchemaError::InvalidValue {
+            field: "status".into(),
+            reason: format!("unknown status {s:?}; expected one of submitted, signed, dispatched, handling, replied, closed, withdrawn, merged"),
+        })
     }
 }
 
