@@ -2,6 +2,7 @@
 
 use lianxin_server::auth::{AuthSettings, SmsSender, TokenEnd};
 use lianxin_server::backend_tests;
+use lianxin_server::clock::Clock;
 use lianxin_server::state::HttpSettings;
 use lianxin_server::testing::{TestDb, TestServer, WebhookRecorder, seed_staff};
 use serde_json::{Value, json};
@@ -378,6 +379,71 @@ async fn token_watch_fires_on_revocation_and_expiry(db: &mut TestDb) -> anyhow::
     server.stop().await
 }
 
+/// The admin command or another node revokes in the database only; watches
+/// find out by re-checking.
+async fn a_revocation_elsewhere_reaches_watches(db: &mut TestDb) -> anyhow::Result<()> {
+    let station = Membership {
+        unit: UnitId::new("station-1")?,
+        role: Role::Officer,
+    };
+    let user = seed_staff(
+        &db.storage,
+        "officer-zhang",
+        "zhang",
+        "correct horse battery",
+        &[station],
+    )
+    .await?;
+    let settings = AuthSettings {
+        revocation_recheck_ms: 50,
+        ..AuthSettings::default()
+    };
+    let server = TestServer::start_with(
+        db.storage.clone(),
+        SmsSender::DevLog,
+        settings,
+        HttpSettings::default(),
+    )
+    .await?;
+    let pair = login(&server).await?;
+    let auth = server.state.auth.clone();
+    let mut watch = auth.watch(auth.authenticate(&token(&pair, "access_token")).await?);
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), watch.ended()).await;
+    assert!(quiet.is_err(), "an active token's watch keeps waiting");
+    db.storage
+        .revoke_user_sessions(&user, server.clock.now())
+        .await?;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), watch.ended()).await?;
+    assert_eq!(end, TokenEnd::Revoked);
+    server.stop().await
+}
+
+async fn expired_auth_state_is_purged(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = staff_server(db).await?;
+    let pair = login(&server).await?;
+    let now = server.clock.now();
+    assert_eq!(
+        db.storage.purge_expired(now, now).await?,
+        0,
+        "nothing expired yet"
+    );
+    let later = now.plus_millis(31 * 24 * 3600 * 1000);
+    assert!(
+        db.storage.purge_expired(later, later).await? >= 2,
+        "session and refresh token"
+    );
+    server.clock.advance_millis(31 * 24 * 3600 * 1000);
+    let (status, _) = server
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({"refresh_token": token(&pair, "refresh_token")}),
+        )
+        .await?;
+    assert_eq!(status, 401);
+    server.stop().await
+}
+
 async fn http_errors_have_one_shape(db: &mut TestDb) -> anyhow::Result<()> {
     let http = HttpSettings {
         body_limit: 1024,
@@ -433,5 +499,7 @@ backend_tests!(
     refresh_rotates_and_detects_reuse,
     revoked_and_expired_tokens_are_refused,
     token_watch_fires_on_revocation_and_expiry,
+    a_revocation_elsewhere_reaches_watches,
+    expired_auth_state_is_purged,
     http_errors_have_one_shape,
 );

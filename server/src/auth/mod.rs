@@ -106,6 +106,9 @@ pub struct AuthSettings {
     pub otp: OtpPolicy,
     /// Whether a verified phone without an account becomes a new resident.
     pub resident_signup: bool,
+    /// How often a [`TokenWatch`] asks the database whether its token was
+    /// revoked by another process.
+    pub revocation_recheck_ms: i64,
 }
 
 impl Default for AuthSettings {
@@ -115,6 +118,7 @@ impl Default for AuthSettings {
             refresh_ttl_ms: 30 * 24 * 60 * 60_000,
             otp: OtpPolicy::default(),
             resident_signup: true,
+            revocation_recheck_ms: 30_000,
         }
     }
 }

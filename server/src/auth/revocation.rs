@@ -77,6 +77,8 @@ pub struct TokenWatch {
     claims: AccessClaims,
     receiver: broadcast::Receiver<Revocation>,
     deadline: tokio::time::Instant,
+    next_check: tokio::time::Instant,
+    recheck: Duration,
     auth: AuthService,
 }
 
@@ -88,9 +90,14 @@ impl TokenWatch {
             .saturating_sub(auth.now().millis())
             .max(0);
         let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        let recheck = Duration::from_millis(
+            u64::try_from(auth.settings().revocation_recheck_ms).unwrap_or(30_000),
+        );
         TokenWatch {
             receiver: auth.revocations().subscribe(),
             deadline: tokio::time::Instant::now() + left,
+            next_check: tokio::time::Instant::now() + recheck,
+            recheck,
             claims,
             auth,
         }
@@ -101,27 +108,50 @@ impl TokenWatch {
     }
 
     /// Waits until the token expires or is revoked. Cancel-safe.
+    ///
+    /// Revocations published in this process arrive at once. Those made
+    /// elsewhere (the admin command, another server node) are found by
+    /// asking the database every `AuthSettings::revocation_recheck_ms`.
     pub async fn ended(&mut self) -> TokenEnd {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(self.deadline) => return TokenEnd::Expired,
+                () = tokio::time::sleep_until(self.next_check) => {
+                    self.next_check = tokio::time::Instant::now() + self.recheck;
+                    if self.revoked_in_db().await {
+                        return TokenEnd::Revoked;
+                    }
+                }
                 received = self.receiver.recv() => match received {
                     Ok(revocation) if revocation.covers(&self.claims) => return TokenEnd::Revoked,
                     Ok(_) => {}
                     // Missed messages: ask the database instead.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let state = self
-                            .auth
-                            .storage()
-                            .token_state(&self.claims.sid, &self.claims.jti, self.auth.now())
-                            .await;
-                        if !matches!(state, Ok(SessionState::Active)) {
+                        if self.revoked_in_db().await {
                             return TokenEnd::Revoked;
                         }
                     }
                     // The hub is gone: the server is shutting down.
                     Err(broadcast::error::RecvError::Closed) => return TokenEnd::Revoked,
                 },
+            }
+        }
+    }
+
+    /// True when the database says the token or its session is revoked. A
+    /// database error keeps the connection: the next check will tell.
+    async fn revoked_in_db(&self) -> bool {
+        let state = self
+            .auth
+            .storage()
+            .token_state(&self.claims.sid, &self.claims.jti, self.auth.now())
+            .await;
+        match state {
+            Ok(SessionState::Active) => false,
+            Ok(SessionState::Revoked | SessionState::Unknown) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-check a token's revocation");
+                false
             }
         }
     }

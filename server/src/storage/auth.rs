@@ -378,6 +378,44 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Deletes what can no longer matter: expired sessions (with their
+    /// refresh tokens), revocations of expired access tokens, and one-time
+    /// codes created before `codes_before`. Returns the number of rows.
+    pub async fn purge_expired(
+        &self,
+        now: Timestamp,
+        codes_before: Timestamp,
+    ) -> Result<u64, StorageError> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(tx, |conn| {
+            let mut n = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
+            for sql in [
+                "DELETE FROM sessions WHERE expires_at <= $1",
+                "DELETE FROM revocations WHERE expires_at <= $1",
+            ] {
+                n += sqlx::query(sql)
+                    .bind(now.millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())?;
+            }
+            n += sqlx::query("DELETE FROM otp_codes WHERE created_at < $1")
+                .bind(codes_before.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
+            Ok::<_, sqlx::Error>(n)
+        })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
