@@ -117,12 +117,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// The configuration `lianxin serve` gets with no flags and no
-    /// environment, rooted at `data_dir`.
-    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut config = Cli::parse_from(["lianxin", "serve"]).config;
+    /// The configuration `lianxin serve` gets with no flags (the
+    /// environment still applies), rooted at `data_dir`. For tests and
+    /// embedding.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Result<Self, clap::Error> {
+        let mut config = Cli::try_parse_from(["lianxin", "serve"])?.config;
         config.data_dir = data_dir.into();
-        config
+        Ok(config)
     }
 
     /// The database URL in effect.

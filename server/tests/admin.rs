@@ -44,10 +44,10 @@ household = "hh-7"
 memberships = [{ unit = "village-3", role = "resident" }]
 "#;
 
-fn config_for(db: &TestDb) -> Config {
-    let mut config = Config::with_data_dir(db.dir());
+fn config_for(db: &TestDb) -> anyhow::Result<Config> {
+    let mut config = Config::with_data_dir(db.dir())?;
     config.database_url = Some(db.database_url());
-    config
+    Ok(config)
 }
 
 async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
@@ -93,7 +93,7 @@ async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
     let path = db.dir().join("org.json");
     let value: toml::Value = toml::from_str(ORG)?;
     std::fs::write(&path, serde_json::to_string(&value)?)?;
-    let out = admin::run(&config_for(db), &AdminCommand::Import { file: path }).await?;
+    let out = admin::run(&config_for(db)?, &AdminCommand::Import { file: path }).await?;
     assert!(out.contains("0 created, 2 updated"), "{out}");
 
     let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
@@ -167,7 +167,7 @@ async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyh
         .expect_err("not a list");
     assert!(matches!(err, ImportError::Parse { format: "TOML", .. }));
     let missing = db.dir().join("missing.json");
-    let err = admin::run(&config_for(db), &AdminCommand::Import { file: missing })
+    let err = admin::run(&config_for(db)?, &AdminCommand::Import { file: missing })
         .await
         .expect_err("no file");
     assert!(err.to_string().contains("missing.json"));
@@ -176,7 +176,7 @@ async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyh
 
 async fn minted_tokens_work_until_the_user_is_revoked(db: &mut TestDb) -> anyhow::Result<()> {
     import_str(&db.storage, ORG, true, NOW).await?;
-    let config = config_for(db);
+    let config = config_for(db)?;
     let mint = AdminCommand::MintToken {
         user: "officer-zhang".into(),
         ttl: std::time::Duration::from_secs(3600),
