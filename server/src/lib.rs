@@ -1,1 +1,22 @@
-//! Lianxin server library.
+//! Lianxin server library: configuration, storage, auth and the HTTP API.
+//!
+//! The `lianxin` binary is a thin wrapper over [`run`] and the [`admin`]
+//! commands; tests build an [`AppState`] and [`serve`] [`app`] on port 0.
+
+pub mod admin;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod server;
+pub mod state;
+pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use http::app;
+pub use server::{ServerError, run, serve};
+pub use state::AppState;

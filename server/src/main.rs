@@ -1,3 +1,84 @@
-//! The `lianxin` binary.
+//! The `lianxin` binary: parses the configuration and runs `serve` or an admin command.
 
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use lianxin_server::AppState;
+use lianxin_server::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run_cli(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("lianxin: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&cli.config.log).context("invalid log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    match &cli.command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(cli.config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
+            let addr = listener.local_addr()?;
+            let state = AppState::from_config(&cli.config).await?;
+            tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
+            println!("lianxin listening on http://{addr}");
+            lianxin_server::serve(listener, state, shutdown_signal()).await?;
+        }
+        Command::Admin(command) => {
+            let output = lianxin_server::admin::run(&cli.config, command).await?;
+            println!("{output}");
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The database URL without its password, for the log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,222 @@
+//! Command line and environment configuration, parsed once in `main` and passed explicitly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Lianxin (连心): offline-first petitions and village discussions.
+#[derive(Debug, Parser)]
+#[command(name = "lianxin", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Administration against the same database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create or update units, users and memberships from a JSON or TOML file.
+    Import {
+        /// The file; `.toml` is read as TOML, anything else as JSON.
+        file: PathBuf,
+    },
+    /// Print an access token for a user.
+    MintToken {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. `900`, `15m`, `12h`, `7d` (seconds without a unit).
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Revoke every session and token of a user.
+    Revoke {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+/// Settings shared by `serve` and `admin`.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// Directory for the SQLite database, the generated JWT secret and other state.
+    #[arg(
+        long,
+        env = "LIANXIN_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `postgres://…` for PostgreSQL or `sqlite:PATH`; defaults
+    /// to `sqlite:<data-dir>/lianxin.sqlite`.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "LIANXIN_LISTEN",
+        default_value = "127.0.0.1:8470",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Secret that signs access tokens. If unset, one is generated on first
+    /// start and kept in `<data-dir>/jwt-secret` (mode 0600).
+    #[arg(
+        long,
+        env = "LIANXIN_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// SMS gateway webhook that receives `{phone, code, purpose}` as JSON.
+    /// Without it the server runs in dev mode and writes codes to the log.
+    #[arg(long, env = "LIANXIN_SMS_WEBHOOK_URL", global = true)]
+    pub sms_webhook_url: Option<String>,
+
+    /// Timeout for one SMS gateway request.
+    #[arg(long, env = "LIANXIN_SMS_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub sms_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "LIANXIN_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
+    pub body_limit: usize,
+
+    /// Time limit for one HTTP request.
+    #[arg(long, env = "LIANXIN_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+
+    /// Allow cross-origin requests from any origin (for a web console served elsewhere).
+    #[arg(long, env = "LIANXIN_CORS_PERMISSIVE", global = true)]
+    pub cors_permissive: bool,
+
+    /// Let a phone number that passes one-time-code sign-in without an
+    /// account become a new resident.
+    #[arg(long, env = "LIANXIN_RESIDENT_SIGNUP", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub resident_signup: bool,
+
+    /// Log filter in `tracing` syntax, e.g. `info,lianxin_server=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+impl Config {
+    /// The configuration `lianxin serve` gets with no flags (the
+    /// environment still applies), rooted at `data_dir`. For tests and
+    /// embedding.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Result<Self, clap::Error> {
+        let mut config = Cli::try_parse_from(["lianxin", "serve"])?.config;
+        config.data_dir = data_dir.into();
+        Ok(config)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.sqlite_path().display()),
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("lianxin.sqlite")
+    }
+
+    pub fn jwt_secret_path(&self) -> PathBuf {
+        self.data_dir.join("jwt-secret")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `12h`, `7d` or `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 15m, 12h, 7d"))?;
+    let secs = |mult: u64| {
+        n.checked_mul(mult)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {s:?} is too long"))
+    };
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(format!(
+            "invalid duration unit in {s:?}: use ms, s, m, h or d"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn serve_alone_has_working_defaults() {
+        let cli = Cli::try_parse_from(["lianxin", "serve"]).expect("parses");
+        assert!(matches!(cli.command, Command::Serve));
+        assert_eq!(cli.config.listen.port(), 8470);
+        assert_eq!(cli.config.body_limit, 1024 * 1024);
+        if std::env::var_os("DATABASE_URL").is_none()
+            && std::env::var_os("LIANXIN_DATA_DIR").is_none()
+        {
+            assert_eq!(cli.config.database_url(), "sqlite:./data/lianxin.sqlite");
+        }
+    }
+
+    #[test]
+    fn admin_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "lianxin",
+            "admin",
+            "mint-token",
+            "--user",
+            "u1",
+            "--ttl",
+            "1h",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Admin(AdminCommand::MintToken { user, ttl }) => {
+                assert_eq!(user, "u1");
+                assert_eq!(ttl, Duration::from_secs(3600));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

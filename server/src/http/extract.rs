@@ -1,0 +1,91 @@
+//! Request extractors: the authenticated principal, and JSON bodies with our error shape.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sync_core::{Principal, UserId};
+
+use crate::auth::AccessClaims;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The caller, authenticated by an access token in the `Authorization:
+/// Bearer` header or, for WebSocket clients that cannot send headers, in the
+/// `token` query parameter. Checks signature, expiry and revocation, and
+/// loads the principal's memberships.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub user: UserId,
+    pub claims: AccessClaims,
+    pub principal: Principal,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The raw token of a request, header first.
+pub fn bearer_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    Query::<TokenQuery>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.token)
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
+        let claims = state.auth.authenticate(&token).await?;
+        let user = UserId::new(claims.sub.clone())
+            .map_err(|_| ApiError::from(crate::auth::AuthError::InvalidToken))?;
+        let principal = state.auth.principal(&user).await?;
+        Ok(Authenticated {
+            user,
+            claims,
+            principal,
+        })
+    }
+}
+
+/// `Json<T>` whose rejections use [`ApiError`]'s body.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}

@@ -1,0 +1,73 @@
+//! The HTTP API: routes, middleware and handlers.
+
+mod auth_routes;
+mod extract;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use extract::{ApiJson, Authenticated, bearer_token};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let http = state.http.clone();
+    let api = Router::new()
+        .route("/auth/login", post(auth_routes::login))
+        .route("/auth/otp/request", post(auth_routes::otp_request))
+        .route("/auth/otp/verify", post(auth_routes::otp_verify))
+        .route("/auth/refresh", post(auth_routes::refresh))
+        .route("/auth/logout", post(auth_routes::logout))
+        .route("/me", get(auth_routes::me))
+        .fallback(not_found);
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api", api)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(http.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(uniform_errors))
+        .layer(TraceLayer::new_for_http());
+    if http.cors_permissive {
+        router.layer(CorsLayer::permissive())
+    } else {
+        router
+    }
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, ApiError> {
+    state.storage.ping().await?;
+    Ok("ok")
+}
+
+/// Gives the bare 413 and 408 answers of the tower-http limit and timeout
+/// layers the same JSON body as every other error.
+async fn uniform_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !is_json => ApiError::PayloadTooLarge.into_response(),
+        StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::Timeout.into_response(),
+        _ => response,
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}

@@ -1,0 +1,138 @@
+//! Start-up: data directory, JWT secret, storage, and serving the app until shutdown.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthService, AuthSettings, SmsError, SmsSender};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::state::{AppState, HttpSettings};
+use crate::storage::{Storage, StorageError};
+
+/// Errors while starting or running the server.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot create data directory {path}")]
+    DataDir { path: String, source: io::Error },
+    #[error("cannot read or write JWT secret file {path}")]
+    Secret { path: String, source: io::Error },
+    #[error("JWT secret must be at least 32 bytes")]
+    WeakSecret,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Sms(#[from] SmsError),
+    #[error("server I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl AppState {
+    /// Builds the state `lianxin serve` runs with: creates the data
+    /// directory, opens (and migrates) the database, loads or creates the
+    /// JWT secret.
+    pub async fn from_config(config: &Config) -> Result<Self, ServerError> {
+        Self::from_config_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn from_config_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServerError> {
+        let dir = config.data_dir();
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let storage = Storage::open(&config.database_url()).await?;
+        let secret = load_or_create_secret(config)?;
+        let sms = SmsSender::from_config(config.sms_webhook_url.as_deref(), config.sms_timeout)?;
+        if sms.is_dev() {
+            tracing::warn!(
+                "no SMS gateway configured: one-time codes are written to the log (dev mode)"
+            );
+        }
+        let settings = AuthSettings {
+            resident_signup: config.resident_signup,
+            ..AuthSettings::default()
+        };
+        let auth = AuthService::new(storage.clone(), clock.clone(), &secret, sms, settings);
+        Ok(AppState {
+            storage,
+            auth,
+            clock,
+            http: Arc::new(HttpSettings::from_config(config)),
+        })
+    }
+}
+
+/// The JWT secret: `--jwt-secret` / `LIANXIN_JWT_SECRET`, else the contents
+/// of `<data-dir>/jwt-secret`, created with 32 random bytes (mode 0600) on
+/// first use.
+pub fn load_or_create_secret(config: &Config) -> Result<Vec<u8>, ServerError> {
+    if let Some(secret) = &config.jwt_secret {
+        if secret.len() < 32 {
+            return Err(ServerError::WeakSecret);
+        }
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = config.jwt_secret_path();
+    let err = |source| ServerError::Secret {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => return Err(ServerError::WeakSecret),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let secret = crate::auth::random_secret();
+    write_private(&path, secret.as_bytes()).map_err(err)?;
+    tracing::info!(path = %path.display(), "generated a new JWT secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Serves the app built from `config` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let state = AppState::from_config(&config).await?;
+    serve(listener, state, shutdown).await
+}
+
+/// Serves `state`'s app on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish and closes the database.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let storage = state.storage.clone();
+    let app = crate::http::app(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    storage.close().await;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The shared state every request handler and connection gets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::AuthService;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::storage::Storage;
+
+/// HTTP-level settings taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub cors_permissive: bool,
+}
+
+impl HttpSettings {
+    pub fn from_config(config: &Config) -> Self {
+        HttpSettings {
+            body_limit: config.body_limit,
+            request_timeout: config.request_timeout,
+            cors_permissive: config.cors_permissive,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_permissive: false,
+        }
+    }
+}
+
+/// Cheap to clone: every field is a handle.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub storage: Storage,
+    pub auth: AuthService,
+    pub clock: Arc<dyn Clock>,
+    pub http: Arc<HttpSettings>,
+}

@@ -1,0 +1,493 @@
+//! Documents as snapshot + append-only changes, the global change sequence, and actor bindings.
+//!
+//! Storage does not parse Automerge: callers pass each change's hash and
+//! actor (hex) with its bytes, and rebuild documents from what
+//! [`Storage::load_document`] returns (`load` the snapshot, then
+//! `load_incremental`/`apply_changes` the changes).
+//!
+//! Every stored change gets a `seq` from one global, monotonic sequence: a
+//! client's cursor. Compaction folds a document's changes up to some seq
+//! into a new snapshot and deletes them; the document then remembers that
+//! seq (`snapshot_seq`), and [`Storage::changes_since`] returns the snapshot
+//! in their place to a reader whose cursor is older, so cursors taken before
+//! a compaction still lead to the full history.
+
+use sqlx::Row;
+use sync_core::{Timestamp, UserId};
+use thiserror::Error;
+
+use super::tx::ChangeHook;
+use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+
+/// One Automerge change as the server stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChange {
+    /// The change hash, lower-case hex; unique per document.
+    pub hash: String,
+    /// The change's actor id, lower-case hex.
+    pub actor: String,
+    /// The authenticated user who delivered it.
+    pub user: UserId,
+    pub bytes: Vec<u8>,
+    pub received_at: Timestamp,
+}
+
+/// A change that [`Storage::append_changes`] newly stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendedChange {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// What an append did; also what a [`ChangeHook`] sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub doc_id: String,
+    pub kind: String,
+    /// Newly stored changes, in the order given.
+    pub inserted: Vec<AppendedChange>,
+    /// Hashes of changes that were already stored and were skipped.
+    pub duplicates: Vec<String>,
+    /// The document's highest change seq after the append.
+    pub last_seq: i64,
+}
+
+/// A document as stored: its latest snapshot and the changes after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDoc {
+    pub doc_id: String,
+    pub kind: String,
+    /// An Automerge `save()`; `None` until the first compaction.
+    pub snapshot: Option<Vec<u8>>,
+    /// Heads of the snapshot, hex.
+    pub snapshot_heads: Vec<String>,
+    /// The seq up to which changes are folded into the snapshot.
+    pub snapshot_seq: i64,
+    /// Changes after the snapshot, in seq order.
+    pub changes: Vec<Vec<u8>>,
+    /// The document's highest change seq.
+    pub last_seq: i64,
+}
+
+/// Which documents a change feed covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DocFilter {
+    All,
+    Docs(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedItemKind {
+    /// `bytes` is one change.
+    Change,
+    /// `bytes` is a whole-document snapshot standing in for compacted changes.
+    Snapshot,
+}
+
+/// One entry of the change feed. Both kinds can be fed to Automerge's
+/// `load_incremental`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedItem {
+    pub seq: i64,
+    pub doc_id: String,
+    pub kind: FeedItemKind,
+    pub bytes: Vec<u8>,
+}
+
+/// A page of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangePage {
+    pub items: Vec<FeedItem>,
+    /// The cursor to pass next time; equal to the given cursor when empty.
+    pub next_cursor: i64,
+}
+
+/// A document and the seq of its latest change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocVersion {
+    pub doc_id: String,
+    pub kind: String,
+    pub last_seq: i64,
+}
+
+/// An actor id already belongs to another user.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("actor {actor} is bound to another user")]
+pub struct ActorBoundToOther {
+    pub actor: String,
+    pub owner: UserId,
+}
+
+impl Storage {
+    /// Binds `actor` to `user` if it is unbound. The first user to deliver an
+    /// actor keeps it: binding it again to the same user is a no-op, binding
+    /// it to another user fails. Atomic under concurrency.
+    pub async fn bind_actor(
+        &self,
+        actor: &str,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Result<(), ActorBoundToOther>, StorageError> {
+        let mut tx = self.begin().await?;
+        let result = tx.bind_actor(actor, user, now).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// The user an actor is bound to.
+    pub async fn actor_owner(&self, actor: &str) -> Result<Option<UserId>, StorageError> {
+        let owner: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT user_id FROM actor_bindings WHERE actor = $1")
+                .bind(actor)
+                .fetch_optional(pool)
+                .await
+        })?;
+        owner
+            .map(|o| UserId::new(o).map_err(StorageError::corrupt))
+            .transpose()
+    }
+
+    /// Stores `changes` of `doc_id` (creating the document row as `kind` if
+    /// new) and runs `hook` in the same transaction, then commits. Changes
+    /// already stored for this document are skipped. On any error nothing is
+    /// stored.
+    pub async fn append_changes<E, H>(
+        &self,
+        doc_id: &str,
+        kind: &str,
+        changes: &[StoredChange],
+        mut hook: H,
+    ) -> Result<AppendOutcome, E>
+    where
+        E: From<StorageError>,
+        H: ChangeHook<E>,
+    {
+        let mut tx = self.begin().await?;
+        let outcome = tx.append_changes(doc_id, kind, changes).await?;
+        if outcome.inserted.is_empty() {
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+        hook.on_append(&mut tx, &outcome).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// [`append_changes`](Self::append_changes) without a hook.
+    pub async fn append(
+        &self,
+        doc_id: &str,
+        kind: &str,
+        changes: &[StoredChange],
+    ) -> Result<AppendOutcome, StorageError> {
+        self.append_changes(doc_id, kind, changes, super::no_hook())
+            .await
+    }
+
+    /// The stored snapshot and later changes of a document.
+    pub async fn load_document(&self, doc_id: &str) -> Result<Option<StoredDoc>, StorageError> {
+        // Changes are read before the snapshot: a compaction running in
+        // between then yields a few changes the snapshot already holds
+        // (harmless to Automerge) instead of a snapshot missing them.
+        let changes: Vec<(i64, Vec<u8>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT seq, bytes FROM changes WHERE doc_id = $1 ORDER BY seq")
+                .bind(doc_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, (String, Option<Vec<u8>>, String, i64, i64)>(
+                "SELECT kind, snapshot, snapshot_heads, snapshot_seq, last_change_seq \
+                 FROM documents WHERE doc_id = $1",
+            )
+            .bind(doc_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let Some((kind, snapshot, heads, snapshot_seq, last_seq)) = row else {
+            return Ok(None);
+        };
+        let last_seq = changes
+            .last()
+            .map_or(last_seq, |(seq, _)| last_seq.max(*seq));
+        Ok(Some(StoredDoc {
+            doc_id: doc_id.to_owned(),
+            kind,
+            snapshot,
+            snapshot_heads: split_heads(&heads),
+            snapshot_seq,
+            changes: changes.into_iter().map(|(_, bytes)| bytes).collect(),
+            last_seq,
+        }))
+    }
+
+    /// Up to `limit` feed items with `seq > cursor`, in seq order.
+    pub async fn changes_since(
+        &self,
+        cursor: i64,
+        filter: &DocFilter,
+        limit: u32,
+    ) -> Result<ChangePage, StorageError> {
+        let ids: &[String] = match filter {
+            DocFilter::All => &[],
+            DocFilter::Docs(ids) if ids.is_empty() => {
+                return Ok(ChangePage {
+                    items: Vec::new(),
+                    next_cursor: cursor,
+                });
+            }
+            DocFilter::Docs(ids) => ids,
+        };
+        // Placeholders $3.. for the document ids; both backends accept `$n`.
+        let in_list = (0..ids.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (change_filter, doc_filter) = if ids.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!(" AND doc_id IN ({in_list})"),
+                format!(" AND doc_id IN ({in_list})"),
+            )
+        };
+        let sql = format!(
+            "SELECT seq, doc_id, bytes, 0 AS is_snapshot FROM changes WHERE seq > $1{change_filter} \
+             UNION ALL \
+             SELECT snapshot_seq AS seq, doc_id, snapshot AS bytes, 1 AS is_snapshot FROM documents \
+             WHERE snapshot_seq > $1 AND snapshot IS NOT NULL{doc_filter} \
+             ORDER BY seq LIMIT $2"
+        );
+        let rows: Vec<(i64, String, Vec<u8>, i32)> = on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql).bind(cursor).bind(i64::from(limit));
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?;
+        let next_cursor = rows.last().map_or(cursor, |r| r.0);
+        let items = rows
+            .into_iter()
+            .map(|(seq, doc_id, bytes, is_snapshot)| FeedItem {
+                seq,
+                doc_id,
+                bytes,
+                kind: if is_snapshot == 1 {
+                    FeedItemKind::Snapshot
+                } else {
+                    FeedItemKind::Change
+                },
+            })
+            .collect();
+        Ok(ChangePage { items, next_cursor })
+    }
+
+    /// Documents whose latest change is after `cursor`, oldest first. Lets a
+    /// sync endpoint find what changed without loading unchanged documents.
+    pub async fn docs_changed_since(
+        &self,
+        cursor: i64,
+        limit: u32,
+    ) -> Result<Vec<DocVersion>, StorageError> {
+        let rows: Vec<(String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT doc_id, kind, last_change_seq FROM documents \
+                 WHERE last_change_seq > $1 ORDER BY last_change_seq LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(doc_id, kind, last_seq)| DocVersion {
+                doc_id,
+                kind,
+                last_seq,
+            })
+            .collect())
+    }
+
+    /// The highest seq ever allocated (0 when no change was ever stored).
+    pub async fn head_seq(&self) -> Result<i64, StorageError> {
+        let seq: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MAX(last_change_seq) FROM documents")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Replaces the snapshot of `doc_id` with `snapshot` (which must contain
+    /// every change with `seq <= up_to_seq`) and deletes those changes, in one
+    /// transaction. Returns how many changes were folded.
+    pub async fn compact(
+        &self,
+        doc_id: &str,
+        snapshot: &[u8],
+        heads: &[String],
+        up_to_seq: i64,
+        now: Timestamp,
+    ) -> Result<u64, StorageError> {
+        let mut tx = self.begin().await?;
+        let heads = heads.join(" ");
+        let updated = on_tx!(tx, |conn| {
+            sqlx::query(
+                "UPDATE documents SET snapshot = $2, snapshot_heads = $3, snapshot_seq = $4, updated_at = $5 \
+                 WHERE doc_id = $1 AND snapshot_seq <= $4 AND last_change_seq >= $4",
+            )
+            .bind(doc_id)
+            .bind(snapshot)
+            .bind(&heads)
+            .bind(up_to_seq)
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await.map(|r| r.rows_affected())
+        })?;
+        if updated != 1 {
+            return Err(StorageError::Conflict(format!(
+                "cannot compact document {doc_id} up to seq {up_to_seq}: unknown document, \
+                 seq beyond its last change, or an older seq than its snapshot"
+            )));
+        }
+        let deleted = on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM changes WHERE doc_id = $1 AND seq <= $2")
+                .bind(doc_id)
+                .bind(up_to_seq)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
+
+impl StorageTx {
+    /// Transactional form of [`Storage::bind_actor`].
+    pub async fn bind_actor(
+        &mut self,
+        actor: &str,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Result<(), ActorBoundToOther>, StorageError> {
+        let owner: String = on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO actor_bindings (actor, user_id, bound_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (actor) DO NOTHING",
+            )
+            .bind(actor)
+            .bind(user.as_str())
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())?;
+            sqlx::query_scalar("SELECT user_id FROM actor_bindings WHERE actor = $1")
+                .bind(actor)
+                .fetch_one(&mut *conn)
+                .await
+        })?;
+        if owner == user.as_str() {
+            Ok(Ok(()))
+        } else {
+            let owner = UserId::new(owner).map_err(StorageError::corrupt)?;
+            Ok(Err(ActorBoundToOther {
+                actor: actor.to_owned(),
+                owner,
+            }))
+        }
+    }
+
+    /// Stores changes inside this transaction; see [`Storage::append_changes`].
+    pub async fn append_changes(
+        &mut self,
+        doc_id: &str,
+        kind: &str,
+        changes: &[StoredChange],
+    ) -> Result<AppendOutcome, StorageError> {
+        self.lock_change_log().await?;
+        let now = changes
+            .iter()
+            .map(|c| c.received_at.millis())
+            .max()
+            .unwrap_or(0);
+        let stored_kind: String = on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO documents (doc_id, kind, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (doc_id) DO NOTHING",
+            )
+            .bind(doc_id)
+            .bind(kind)
+            .bind(now)
+            .execute(&mut *conn)
+            .await.map(|r| r.rows_affected())?;
+            sqlx::query_scalar("SELECT kind FROM documents WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_one(&mut *conn)
+                .await
+        })?;
+        if stored_kind != kind {
+            return Err(StorageError::KindMismatch {
+                doc_id: doc_id.to_owned(),
+                stored: stored_kind,
+                requested: kind.to_owned(),
+            });
+        }
+        let mut inserted = Vec::new();
+        let mut duplicates = Vec::new();
+        for change in changes {
+            let seq: Option<i64> = on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO changes (doc_id, hash, bytes, actor, user_id, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (doc_id, hash) DO NOTHING RETURNING seq",
+                )
+                .bind(doc_id)
+                .bind(&change.hash)
+                .bind(&change.bytes)
+                .bind(&change.actor)
+                .bind(change.user.as_str())
+                .bind(change.received_at.millis())
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()
+            })?;
+            match seq {
+                Some(seq) => inserted.push(AppendedChange {
+                    seq,
+                    hash: change.hash.clone(),
+                }),
+                None => duplicates.push(change.hash.clone()),
+            }
+        }
+        let last_seq: i64 = on_tx!(self, |conn| {
+            if let Some(last) = inserted.last() {
+                sqlx::query(
+                    "UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1",
+                )
+                .bind(doc_id)
+                .bind(last.seq)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
+            }
+            sqlx::query_scalar("SELECT last_change_seq FROM documents WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_one(&mut *conn)
+                .await
+        })?;
+        Ok(AppendOutcome {
+            doc_id: doc_id.to_owned(),
+            kind: kind.to_owned(),
+            inserted,
+            duplicates,
+            last_seq,
+        })
+    }
+}
+
+fn split_heads(heads: &str) -> Vec<String> {
+    heads.split_whitespace().map(str::to_owned).collect()
+}

@@ -1,0 +1,238 @@
+//! Persistence: the only module that speaks SQL, for SQLite and PostgreSQL alike.
+//!
+//! [`Storage`] is a cheap-to-clone handle on a connection pool of either
+//! backend. Most statements are written once in a dialect both backends
+//! accept (`$1` placeholders, `ON CONFLICT`, `RETURNING`) and run through the
+//! [`on_pool!`] / [`on_tx!`] macros, which expand the same code once per
+//! backend. The few real differences live in this file and in the two
+//! migration directories:
+//!
+//! - write transactions on SQLite start with `BEGIN IMMEDIATE`, so a
+//!   transaction that reads before it writes never fails to upgrade its lock;
+//! - appends on PostgreSQL take a transaction-scoped advisory lock, so change
+//!   sequence numbers commit in the order they were allocated and a reader's
+//!   cursor never skips a change that was still in flight;
+//! - column types (`BLOB`/`BYTEA`, autoincrement/identity).
+//!
+//! Times are stored as milliseconds since the Unix epoch ([`Timestamp`]).
+
+mod auth;
+mod docs;
+mod tx;
+mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+pub use auth::{OtpCheck, RefreshRotation, SessionState};
+pub use docs::{
+    ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem,
+    FeedItemKind, StoredChange, StoredDoc,
+};
+pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
+pub use users::{NewUser, UserKind, UserRecord};
+
+pub(crate) use tx::TxInner;
+
+/// Which database engine a [`Storage`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the storage boundary.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url {0:?}: expected sqlite:… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("document {doc_id} is a {stored}, not a {requested}")]
+    KindMismatch {
+        doc_id: String,
+        stored: String,
+        requested: String,
+    },
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
+        StorageError::Corrupt(what.to_string())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool (`&SqlitePool` or
+/// `&PgPool`); the body is compiled once per backend.
+macro_rules! on_pool {
+    ($storage:expr, |$pool:ident| $body:expr) => {
+        match &$storage.db {
+            $crate::storage::Db::Sqlite($pool) => $body,
+            $crate::storage::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Runs `$body` with `$conn` bound to the transaction's connection
+/// (`&mut SqliteConnection` or `&mut PgConnection`); use `&mut *$conn` for
+/// each statement.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::storage::TxInner::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::storage::TxInner::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// A handle on the database: cheap to clone, safe to share between tasks.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub(crate) db: Db,
+}
+
+impl Storage {
+    /// Opens `url` (`sqlite:PATH`, `sqlite://PATH` or `postgres://…`) and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            Self::open_postgres(options).await
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?;
+            Self::open_sqlite_with(options).await
+        } else {
+            Err(StorageError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StorageError> {
+        Self::open_sqlite_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_sqlite_with(options: SqliteConnectOptions) -> Result<Self, StorageError> {
+        // FULL synchronous mode: an acknowledged change survives a power cut.
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("src/storage/migrations/sqlite")
+            .run(&pool)
+            .await?;
+        Ok(Storage {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// Opens a PostgreSQL pool with `options` (callers may set a search path
+    /// there) and applies pending migrations.
+    pub async fn open_postgres(options: PgConnectOptions) -> Result<Self, StorageError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("src/storage/migrations/postgres")
+            .run(&pool)
+            .await?;
+        Ok(Storage {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. Dropping it without [`StorageTx::commit`]
+    /// rolls it back.
+    pub async fn begin(&self) -> Result<StorageTx, StorageError> {
+        let inner = match &self.db {
+            Db::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(StorageTx { inner })
+    }
+
+    /// Closes every connection; further use fails.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// Creates schema `name` (test isolation on a shared PostgreSQL server).
+#[cfg(feature = "testing")]
+pub async fn create_pg_schema(url: &str, name: &str) -> Result<(), StorageError> {
+    pg_admin(url, &format!("CREATE SCHEMA {}", quote_ident(name))).await
+}
+
+/// Drops schema `name` and everything in it.
+#[cfg(feature = "testing")]
+pub async fn drop_pg_schema(url: &str, name: &str) -> Result<(), StorageError> {
+    pg_admin(
+        url,
+        &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name)),
+    )
+    .await
+}
+
+#[cfg(feature = "testing")]
+async fn pg_admin(url: &str, statement: &str) -> Result<(), StorageError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query(statement).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+#[cfg(feature = "testing")]
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

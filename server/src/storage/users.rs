@@ -1,0 +1,417 @@
+//! Units, users and memberships: the organisation data that auth and admin need.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sync_core::{
+    HouseholdId, Membership, OrgTree, Role, Timestamp, Unit, UnitId, UnitKind, UserId,
+};
+
+use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+
+/// How a user signs in and what the token says they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    /// Officers, leaders, department staff, admins: login name + password.
+    Staff,
+    /// Residents: phone + one-time code.
+    Resident,
+    /// The server's own actor and other machine accounts.
+    System,
+}
+
+impl UserKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Staff => "staff",
+            UserKind::Resident => "resident",
+            UserKind::System => "system",
+        }
+    }
+}
+
+impl FromStr for UserKind {
+    type Err = StorageError;
+    fn from_str(s: &str) -> Result<Self, StorageError> {
+        match s {
+            "staff" => Ok(UserKind::Staff),
+            "resident" => Ok(UserKind::Resident),
+            "system" => Ok(UserKind::System),
+            other => Err(StorageError::corrupt(format!(
+                "unknown user kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A user as stored, without the password hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub login_name: Option<String>,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub kind: UserKind,
+    pub household: Option<HouseholdId>,
+    pub disabled: bool,
+}
+
+/// Fields for creating or updating a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: UserId,
+    pub login_name: Option<String>,
+    pub display_name: String,
+    pub phone: Option<String>,
+    pub kind: UserKind,
+    pub household: Option<HouseholdId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    login_name: Option<String>,
+    display_name: String,
+    phone: Option<String>,
+    kind: String,
+    household_id: Option<String>,
+    disabled_at: Option<i64>,
+}
+
+impl UserRow {
+    fn into_record(self) -> Result<UserRecord, StorageError> {
+        Ok(UserRecord {
+            id: UserId::new(self.id).map_err(StorageError::corrupt)?,
+            login_name: self.login_name,
+            display_name: self.display_name,
+            phone: self.phone,
+            kind: self.kind.parse()?,
+            household: self
+                .household_id
+                .map(HouseholdId::new)
+                .transpose()
+                .map_err(StorageError::corrupt)?,
+            disabled: self.disabled_at.is_some(),
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, login_name, display_name, phone, kind, household_id, disabled_at";
+
+fn unit_kind_str(kind: UnitKind) -> Result<String, StorageError> {
+    enum_str(&kind)
+}
+
+fn role_str(role: Role) -> Result<String, StorageError> {
+    enum_str(&role)
+}
+
+/// The snake_case name serde gives a unit-variant enum.
+fn enum_str<T: Serialize>(value: &T) -> Result<String, StorageError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        _ => Err(StorageError::corrupt("enum does not serialise to a string")),
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StorageError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StorageError::corrupt(format!("unknown value {s:?}")))
+}
+
+impl Storage {
+    pub async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(UserRow::into_record).transpose()
+    }
+
+    /// A user and their password hash, by login name.
+    pub async fn find_user_by_login(
+        &self,
+        login_name: &str,
+    ) -> Result<Option<(UserRecord, Option<String>)>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE login_name = $1");
+        let row = on_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(login_name)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| {
+                    use sqlx::{FromRow, Row};
+                    Ok::<_, sqlx::Error>((
+                        UserRow::from_row(&row)?,
+                        row.try_get::<Option<String>, _>("password_hash")?,
+                    ))
+                })
+                .transpose()
+        })?;
+        row.map(|(user, hash)| Ok((user.into_record()?, hash)))
+            .transpose()
+    }
+
+    pub async fn find_user_by_phone(
+        &self,
+        phone: &str,
+    ) -> Result<Option<UserRecord>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE phone = $1");
+        let row: Option<UserRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(phone).fetch_optional(pool).await
+        })?;
+        row.map(UserRow::into_record).transpose()
+    }
+
+    /// Creates a user; fails if the id, login name or phone is taken.
+    pub async fn create_user(&self, user: &NewUser, now: Timestamp) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        tx.insert_user(user, now).await?;
+        tx.commit().await
+    }
+
+    pub async fn set_password_hash(
+        &self,
+        user: &UserId,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        tx.set_password_hash(user, hash, now).await?;
+        tx.commit().await
+    }
+
+    pub async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StorageError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT unit_id, role FROM memberships WHERE user_id = $1 ORDER BY unit_id, role",
+            )
+            .bind(user.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(unit, role)| {
+                Ok(Membership {
+                    unit: UnitId::new(unit).map_err(StorageError::corrupt)?,
+                    role: parse_enum(&role)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn get_unit(&self, id: &UnitId) -> Result<Option<Unit>, StorageError> {
+        let row: Option<(String, String, String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, kind, parent_id FROM units WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(unit_from_row).transpose()
+    }
+
+    /// Every unit, as the organisation tree sync-core evaluates policy on.
+    pub async fn org_tree(&self) -> Result<OrgTree, StorageError> {
+        let rows: Vec<(String, String, String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, kind, parent_id FROM units ORDER BY id")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(OrgTree::new(
+            rows.into_iter()
+                .map(unit_from_row)
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
+    }
+}
+
+fn unit_from_row(
+    (id, name, kind, parent): (String, String, String, Option<String>),
+) -> Result<Unit, StorageError> {
+    Ok(Unit {
+        id: UnitId::new(id).map_err(StorageError::corrupt)?,
+        name,
+        kind: parse_enum(&kind)?,
+        parent: parent
+            .map(UnitId::new)
+            .transpose()
+            .map_err(StorageError::corrupt)?,
+    })
+}
+
+impl StorageTx {
+    pub async fn insert_user(
+        &mut self,
+        user: &NewUser,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO users (id, login_name, display_name, phone, kind, household_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(user.id.as_str())
+            .bind(user.login_name.as_deref())
+            .bind(&user.display_name)
+            .bind(user.phone.as_deref())
+            .bind(user.kind.as_str())
+            .bind(user.household.as_ref().map(HouseholdId::as_str))
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await.map(|r| r.rows_affected())
+        })
+        .map_err(|e| unique_violation(e, || format!("user {}: id, login name or phone already taken", user.id)))?;
+        Ok(())
+    }
+
+    /// Creates the user or updates every field but the password. Returns
+    /// true when the user already existed and had a password hash.
+    pub async fn upsert_user(
+        &mut self,
+        user: &NewUser,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let existing: Option<Option<String>> = on_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+        })?;
+        let Some(hash) = existing else {
+            self.insert_user(user, now).await?;
+            return Ok(false);
+        };
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE users SET login_name = $2, display_name = $3, phone = $4, kind = $5, \
+                 household_id = $6, updated_at = $7 WHERE id = $1",
+            )
+            .bind(user.id.as_str())
+            .bind(user.login_name.as_deref())
+            .bind(&user.display_name)
+            .bind(user.phone.as_deref())
+            .bind(user.kind.as_str())
+            .bind(user.household.as_ref().map(HouseholdId::as_str))
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(|e| {
+            unique_violation(e, || {
+                format!(
+                    "user {}: login name or phone already taken by another user",
+                    user.id
+                )
+            })
+        })?;
+        Ok(hash.is_some())
+    }
+
+    pub async fn set_password_hash(
+        &mut self,
+        user: &UserId,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        let done = on_tx!(self, |conn| {
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user.as_str())
+                .bind(hash)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StorageError::NotFound {
+                what: "user",
+                id: user.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces the user's memberships with `memberships`.
+    pub async fn set_memberships(
+        &mut self,
+        user: &UserId,
+        memberships: &[Membership],
+    ) -> Result<(), StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM memberships WHERE user_id = $1")
+                .bind(user.as_str())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        for m in memberships {
+            let role = role_str(m.role)?;
+            on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO memberships (user_id, unit_id, role) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(user.as_str())
+                .bind(m.unit.as_str())
+                .bind(&role)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Creates the unit or updates its name, kind and parent.
+    pub async fn upsert_unit(&mut self, unit: &Unit, now: Timestamp) -> Result<(), StorageError> {
+        let kind = unit_kind_str(unit.kind)?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO units (id, name, kind, parent_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+                 parent_id = excluded.parent_id, updated_at = excluded.updated_at",
+            )
+            .bind(unit.id.as_str())
+            .bind(&unit.name)
+            .bind(&kind)
+            .bind(unit.parent.as_ref().map(UnitId::as_str))
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await.map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    pub async fn user_exists(&mut self, id: &UserId) -> Result<bool, StorageError> {
+        let n: i64 = on_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *conn)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
+    pub async fn unit_exists(&mut self, id: &UnitId) -> Result<bool, StorageError> {
+        let n: i64 = on_tx!(self, |conn| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(&mut *conn)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+}
+
+/// Turns a unique-constraint violation into a readable conflict.
+fn unique_violation(e: sqlx::Error, message: impl FnOnce() -> String) -> StorageError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(message()),
+        _ => StorageError::Database(e),
+    }
+}

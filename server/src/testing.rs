@@ -1,0 +1,416 @@
+//! Test helpers (feature `testing`): isolated databases on both backends, servers on port 0, a webhook recorder.
+//!
+//! Every test gets its own database: a fresh SQLite file in a temporary
+//! directory, or on PostgreSQL (when `LIANXIN_TEST_POSTGRES_URL` is set) a
+//! fresh schema that the pool's connections use as their search path, dropped
+//! when the test ends. [`backend_tests!`](crate::backend_tests) turns one
+//! `async fn name(db: &mut TestDb) -> anyhow::Result<()>` into a test per backend.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{AuthService, AuthSettings, SmsSender};
+use crate::clock::{Clock, ManualClock};
+use crate::state::{AppState, HttpSettings};
+use crate::storage::{Backend, Storage};
+
+/// The environment variable naming the PostgreSQL server tests may use.
+pub const POSTGRES_URL_VAR: &str = "LIANXIN_TEST_POSTGRES_URL";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub storage: Storage,
+    dir: tempfile::TempDir,
+    pg: Option<PgSchema>,
+}
+
+struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl TestDb {
+    /// A fresh SQLite file.
+    pub async fn sqlite() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open_sqlite(&dir.path().join("lianxin.sqlite")).await?;
+        Ok(TestDb {
+            storage,
+            dir,
+            pg: None,
+        })
+    }
+
+    /// A fresh schema on the PostgreSQL server named by
+    /// `LIANXIN_TEST_POSTGRES_URL`, or `None` when it is unset.
+    pub async fn postgres() -> anyhow::Result<Option<Self>> {
+        let Ok(url) = std::env::var(POSTGRES_URL_VAR) else {
+            return Ok(None);
+        };
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "lx_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        crate::storage::create_pg_schema(&url, &schema)
+            .await
+            .with_context(|| format!("creating a schema on {url}"))?;
+        let storage = Storage::open_postgres(Self::pg_options(&url, &schema)?).await?;
+        Ok(Some(TestDb {
+            storage,
+            dir: tempfile::tempdir()?,
+            pg: Some(PgSchema { url, schema }),
+        }))
+    }
+
+    fn pg_options(url: &str, schema: &str) -> anyhow::Result<PgConnectOptions> {
+        Ok(PgConnectOptions::from_str(url)?.options([("search_path", schema)]))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.storage.backend()
+    }
+
+    /// A scratch directory that lives as long as the database.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Closes the pool and opens the same database again, as a restarted
+    /// server would.
+    pub async fn reopen(&mut self) -> anyhow::Result<Storage> {
+        self.storage.close().await;
+        self.storage = match &self.pg {
+            None => Storage::open_sqlite(&self.dir.path().join("lianxin.sqlite")).await?,
+            Some(pg) => Storage::open_postgres(Self::pg_options(&pg.url, &pg.schema)?).await?,
+        };
+        Ok(self.storage.clone())
+    }
+
+    /// The `DATABASE_URL` that reaches this database, for a `Config` (the
+    /// admin commands, `run`). On PostgreSQL the schema travels as a
+    /// connection option.
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            None => format!(
+                "sqlite:{}",
+                self.dir.path().join("lianxin.sqlite").display()
+            ),
+            Some(pg) => {
+                let sep = if pg.url.contains('?') { '&' } else { '?' };
+                format!("{}{sep}options=-c%20search_path%3D{}", pg.url, pg.schema)
+            }
+        }
+    }
+
+    /// Drops the database. Called by `backend_tests!` after each test.
+    pub async fn cleanup(self) {
+        self.storage.close().await;
+        if let Some(pg) = self.pg
+            && let Err(e) = crate::storage::drop_pg_schema(&pg.url, &pg.schema).await
+        {
+            eprintln!("could not drop test schema {}: {e}", pg.schema);
+        }
+    }
+}
+
+/// Prints the line a PostgreSQL test prints when it cannot run. Written to
+/// the stderr handle directly, which the test harness does not capture, so
+/// the skip shows in a normal `cargo test` run.
+pub fn postgres_skipped(test: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: skipped: {POSTGRES_URL_VAR} not set"
+    );
+}
+
+/// Declares, for each `async fn NAME(db: &mut TestDb) -> anyhow::Result<()>` in
+/// scope, the tests `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> ::anyhow::Result<()> {
+                    let db = $crate::testing::TestDb::sqlite().await?;
+                    $crate::testing::run_test(db, super::$name).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> ::anyhow::Result<()> {
+                    match $crate::testing::TestDb::postgres().await? {
+                        Some(db) => $crate::testing::run_test(db, super::$name).await,
+                        None => {
+                            $crate::testing::postgres_skipped(concat!("postgres::", stringify!($name)));
+                            Ok(())
+                        }
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// Runs `test` on `db`, then drops the database even if the test panicked.
+pub async fn run_test<F>(mut db: TestDb, test: F) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&mut TestDb) -> anyhow::Result<()>,
+{
+    use futures_util::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(test(&mut db))
+        .catch_unwind()
+        .await;
+    db.cleanup().await;
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// A server on 127.0.0.1:0 over a test database, with a manual clock.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), crate::ServerError>>>,
+}
+
+/// A fixed secret for test servers.
+pub const TEST_SECRET: &[u8] = b"lianxin test secret, at least 32 bytes long";
+
+impl TestServer {
+    /// Serves `storage`; one-time codes go to `sms`.
+    pub async fn start(storage: Storage, sms: SmsSender) -> anyhow::Result<Self> {
+        Self::start_with(
+            storage,
+            sms,
+            AuthSettings::default(),
+            HttpSettings::default(),
+        )
+        .await
+    }
+
+    pub async fn start_with(
+        storage: Storage,
+        sms: SmsSender,
+        settings: AuthSettings,
+        http: HttpSettings,
+    ) -> anyhow::Result<Self> {
+        let clock = ManualClock::starting_now();
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let auth = AuthService::new(
+            storage.clone(),
+            dyn_clock.clone(),
+            TEST_SECRET,
+            sms,
+            settings,
+        );
+        let state = AppState {
+            storage,
+            auth,
+            clock: dyn_clock,
+            http: Arc::new(http),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(crate::serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Ok(TestServer {
+            addr,
+            state,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs `body` as JSON (with a bearer token if given); returns the
+    /// status and the JSON answer (`null` when empty).
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut request = reqwest::Client::new().post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await?).await
+    }
+
+    /// GETs `path` with a bearer token if given.
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut request = reqwest::Client::new().get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await?).await
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn answer(response: reqwest::Response) -> anyhow::Result<(u16, serde_json::Value)> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Ok((status, body))
+}
+
+/// Creates a staff user who signs in with `login` / `password` and holds
+/// `memberships`.
+pub async fn seed_staff(
+    storage: &Storage,
+    id: &str,
+    login: &str,
+    password: &str,
+    memberships: &[sync_core::Membership],
+) -> anyhow::Result<sync_core::UserId> {
+    let now = crate::clock::SystemClock.now();
+    let id = sync_core::UserId::new(id)?;
+    let user = crate::storage::NewUser {
+        id: id.clone(),
+        login_name: Some(login.to_owned()),
+        display_name: login.to_owned(),
+        phone: None,
+        kind: crate::storage::UserKind::Staff,
+        household: None,
+    };
+    let hash = crate::auth::hash_password(password.to_owned()).await?;
+    let mut tx = storage.begin().await?;
+    for m in memberships {
+        if !tx.unit_exists(&m.unit).await? {
+            let unit = sync_core::Unit {
+                id: m.unit.clone(),
+                name: m.unit.to_string(),
+                kind: sync_core::UnitKind::Station,
+                parent: None,
+            };
+            tx.upsert_unit(&unit, now).await?;
+        }
+    }
+    tx.insert_user(&user, now).await?;
+    tx.set_password_hash(&id, &hash, now).await?;
+    tx.set_memberships(&id, memberships).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A tiny HTTP server that records the JSON bodies POSTed to it: a stand-in
+/// SMS gateway (or any outbound webhook).
+pub struct WebhookRecorder {
+    pub url: String,
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    _task: JoinHandle<()>,
+}
+
+impl WebhookRecorder {
+    pub async fn start() -> anyhow::Result<Self> {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/hook", post(record))
+            .with_state(received.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(WebhookRecorder {
+            url,
+            received,
+            _task: task,
+        })
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The code in the latest message to `phone`.
+    pub fn last_code_for(&self, phone: &str) -> Option<String> {
+        self.received()
+            .iter()
+            .rev()
+            .find(|m| m["phone"] == phone)
+            .and_then(|m| m["code"].as_str().map(str::to_owned))
+    }
+
+    /// An SMS sender that posts here.
+    pub fn sender(&self) -> anyhow::Result<SmsSender> {
+        Ok(SmsSender::from_config(
+            Some(&self.url),
+            std::time::Duration::from_secs(5),
+        )?)
+    }
+}
+
+impl Drop for WebhookRecorder {
+    fn drop(&mut self) {
+        self._task.abort();
+    }
+}
+
+async fn record(
+    State(received): State<Arc<Mutex<Vec<serde_json::Value>>>>,
+    Json(body): Json<serde_json::Value>,
+) {
+    if let Ok(mut r) = received.lock() {
+        r.push(body);
+    }
+}

@@ -1,0 +1,232 @@
+//! `lianxin admin`: import idempotence and errors, minted tokens, revocation.
+
+use lianxin_server::admin::{self, ImportError, import_str};
+use lianxin_server::auth::SmsSender;
+use lianxin_server::backend_tests;
+use lianxin_server::config::{AdminCommand, Config};
+use lianxin_server::testing::{TestDb, TestServer};
+use serde_json::json;
+use sync_core::{Role, Timestamp, UnitId, UserId};
+
+const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+const ORG: &str = r#"
+# Children may come before their parents.
+[[units]]
+id = "station-1"
+name = "First station"
+kind = "station"
+parent = "county-a"
+
+[[units]]
+id = "county-a"
+name = "A county"
+kind = "county"
+
+[[units]]
+id = "village-3"
+name = "Third village"
+kind = "village"
+parent = "station-1"
+
+[[users]]
+id = "officer-zhang"
+display_name = "张警官"
+login = "zhang"
+password = "initial password"
+memberships = [{ unit = "station-1", role = "officer" }, { unit = "county-a", role = "leader" }]
+
+[[users]]
+id = "resident-li"
+display_name = "李大爷"
+phone = "138 0000 0002"
+household = "hh-7"
+memberships = [{ unit = "village-3", role = "resident" }]
+"#;
+
+fn config_for(db: &TestDb) -> anyhow::Result<Config> {
+    let mut config = Config::with_data_dir(db.dir())?;
+    config.database_url = Some(db.database_url());
+    Ok(config)
+}
+
+async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
+    let first = import_str(&db.storage, ORG, true, NOW).await?;
+    assert_eq!(
+        (
+            first.units,
+            first.users_created,
+            first.users_updated,
+            first.passwords_set
+        ),
+        (3, 2, 0, 1)
+    );
+    let tree = db.storage.org_tree().await?;
+    assert!(tree.is_within(&UnitId::new("village-3")?, &UnitId::new("county-a")?));
+
+    // Changing the password, then re-importing, keeps the new password.
+    let zhang = UserId::new("officer-zhang")?;
+    let new_hash = lianxin_server::auth::hash_password("changed password".into()).await?;
+    db.storage.set_password_hash(&zhang, &new_hash, NOW).await?;
+    let second = import_str(&db.storage, ORG, true, NOW).await?;
+    assert_eq!(
+        (
+            second.units,
+            second.users_created,
+            second.users_updated,
+            second.passwords_set
+        ),
+        (3, 0, 2, 0)
+    );
+    assert_eq!(db.storage.org_tree().await?, tree);
+    let memberships = db.storage.memberships_of(&zhang).await?;
+    assert_eq!(memberships.len(), 2);
+    assert!(memberships.iter().any(|m| m.role == Role::Leader));
+    let li = db
+        .storage
+        .find_user_by_phone("13800000002")
+        .await?
+        .expect("phone normalised");
+    assert_eq!(li.household.map(|h| h.to_string()).as_deref(), Some("hh-7"));
+
+    // The same data as JSON through the file path, via the command.
+    let path = db.dir().join("org.json");
+    let value: toml::Value = toml::from_str(ORG)?;
+    std::fs::write(&path, serde_json::to_string(&value)?)?;
+    let out = admin::run(&config_for(db)?, &AdminCommand::Import { file: path }).await?;
+    assert!(out.contains("0 created, 2 updated"), "{out}");
+
+    let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
+    let (status, _) = server
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({"login": "zhang", "password": "changed password"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    server.stop().await
+}
+
+async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyhow::Result<()> {
+    let cases = [
+        (
+            r#"{"users": [{"id": "a", "display_name": "A", "login": "a", "memberships": [{"unit": "u", "role": "sherrif"}]}]}"#,
+            "users[0] (id \"a\")",
+            "sherrif",
+        ),
+        (
+            r#"{"units": [{"id": "ok", "name": "Ok", "kind": "county"}, {"id": "s", "name": "S", "kind": "station", "parent": "ghost"}]}"#,
+            "units[1] (id \"s\")",
+            "ghost",
+        ),
+        (
+            r#"{"units": [{"id": "a", "name": "A", "kind": "county", "parent": "b"}, {"id": "b", "name": "B", "kind": "county", "parent": "a"}]}"#,
+            "units[0] (id \"a\")",
+            "cycle",
+        ),
+        (
+            r#"{"units": [{"id": "ok", "name": "Ok", "kind": "county"}], "users": [{"id": "x", "display_name": "X", "phone": "1380000000", "memberships": [{"unit": "nowhere", "role": "resident"}]}]}"#,
+            "users[0] (id \"x\")",
+            "nowhere",
+        ),
+        (
+            r#"{"users": [{"id": "bad id!", "display_name": "X", "login": "x"}]}"#,
+            "users[0]",
+            "invalid",
+        ),
+        (
+            r#"{"users": [{"id": "p", "display_name": "P", "phone": "1380000000", "password": "longenough"}]}"#,
+            "users[0] (id \"p\")",
+            "login",
+        ),
+    ];
+    for (text, entry, needle) in cases {
+        let err = import_str(&db.storage, text, false, NOW)
+            .await
+            .expect_err(text);
+        let ImportError::Entry {
+            entry: got,
+            message,
+        } = &err
+        else {
+            panic!("{text}: unexpected {err:?}")
+        };
+        assert!(got.starts_with(entry), "{text}: entry {got}");
+        assert!(
+            message.contains(needle) || got.contains(needle),
+            "{text}: message {message}"
+        );
+    }
+    assert!(
+        db.storage.org_tree().await?.units().next().is_none(),
+        "failed imports wrote nothing"
+    );
+    let err = import_str(&db.storage, "units = 3", true, NOW)
+        .await
+        .expect_err("not a list");
+    assert!(matches!(err, ImportError::Parse { format: "TOML", .. }));
+    let missing = db.dir().join("missing.json");
+    let err = admin::run(&config_for(db)?, &AdminCommand::Import { file: missing })
+        .await
+        .expect_err("no file");
+    assert!(err.to_string().contains("missing.json"));
+    Ok(())
+}
+
+async fn minted_tokens_work_until_the_user_is_revoked(db: &mut TestDb) -> anyhow::Result<()> {
+    import_str(&db.storage, ORG, true, NOW).await?;
+    let config = config_for(db)?;
+    let mint = AdminCommand::MintToken {
+        user: "officer-zhang".into(),
+        ttl: std::time::Duration::from_secs(3600),
+    };
+    let token = admin::run(&config, &mint).await?;
+
+    // A server sharing the database and the secret accepts it.
+    let mut serve_config = config.clone();
+    serve_config.listen = "127.0.0.1:0".parse()?;
+    let listener = tokio::net::TcpListener::bind(serve_config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lianxin_server::run(listener, serve_config, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let me = client
+        .get(format!("http://{addr}/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(me.status(), 200);
+
+    let out = admin::run(
+        &config,
+        &AdminCommand::Revoke {
+            user: "officer-zhang".into(),
+        },
+    )
+    .await?;
+    assert!(out.contains("revoked 1"), "{out}");
+    let me = client
+        .get(format!("http://{addr}/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(me.status(), 401);
+
+    let unknown = AdminCommand::MintToken {
+        user: "nobody".into(),
+        ttl: std::time::Duration::from_secs(60),
+    };
+    assert!(admin::run(&config, &unknown).await.is_err());
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+backend_tests!(
+    import_is_idempotent,
+    a_bad_file_names_the_entry_and_changes_nothing,
+    minted_tokens_work_until_the_user_is_revoked,
+);

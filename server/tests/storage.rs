@@ -1,0 +1,316 @@
+//! Storage against real databases: documents, the change feed, compaction, actor bindings, restart.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, Change, ROOT, ReadDoc};
+use lianxin_server::backend_tests;
+use lianxin_server::storage::{
+    DocFilter, FeedItemKind, NewUser, StorageError, StoredChange, UserKind, hook_fn,
+};
+use lianxin_server::testing::TestDb;
+use sync_core::{Timestamp, UserId};
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+fn user(id: &str) -> UserId {
+    UserId::new(id).expect("valid id")
+}
+
+fn stored(change: &Change, by: &str) -> StoredChange {
+    StoredChange {
+        hash: change.hash().to_string(),
+        actor: change.actor_id().to_hex_string(),
+        user: user(by),
+        bytes: change.raw_bytes().to_vec(),
+        received_at: T0,
+    }
+}
+
+/// Makes `n` edits to `doc` and returns the new changes.
+fn edit(doc: &mut AutoCommit, key: &str, n: usize) -> Vec<Change> {
+    let before = doc.get_heads();
+    for i in 0..n {
+        doc.put(ROOT, key, i as i64).expect("put");
+        doc.commit();
+    }
+    doc.get_changes(&before).into_iter().collect()
+}
+
+fn rebuild(stored: &lianxin_server::storage::StoredDoc) -> anyhow::Result<AutoCommit> {
+    let mut doc = match &stored.snapshot {
+        Some(bytes) => AutoCommit::load(bytes)?,
+        None => AutoCommit::new(),
+    };
+    for change in &stored.changes {
+        doc.load_incremental(change)?;
+    }
+    Ok(doc)
+}
+
+async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = &db.storage;
+    let mut doc = AutoCommit::new();
+    let first = edit(&mut doc, "title", 3);
+    let batch: Vec<_> = first.iter().map(|c| stored(c, "o1")).collect();
+    let out = s.append("doc-a", "petition", &batch).await?;
+    assert_eq!(out.inserted.len(), 3);
+    assert!(
+        out.inserted.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seqs increase"
+    );
+
+    let loaded = s.load_document("doc-a").await?.expect("stored");
+    assert_eq!(loaded.kind, "petition");
+    assert_eq!(loaded.changes.len(), 3);
+    assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
+    assert!(s.load_document("nope").await?.is_none());
+
+    // A second document interleaves in the global sequence.
+    let mut other = AutoCommit::new();
+    let other_changes: Vec<_> = edit(&mut other, "x", 2)
+        .iter()
+        .map(|c| stored(c, "o2"))
+        .collect();
+    s.append("doc-b", "room", &other_changes).await?;
+
+    let page = s.changes_since(0, &DocFilter::All, 100).await?;
+    assert_eq!(page.items.len(), 5);
+    let cursor_after_a = page.items[2].seq;
+    let only_b = s
+        .changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100)
+        .await?;
+    assert_eq!(only_b.items.len(), 2);
+    assert!(only_b.items.iter().all(|i| i.doc_id == "doc-b"));
+    let paged = s.changes_since(0, &DocFilter::All, 2).await?;
+    assert_eq!(paged.items.len(), 2);
+    let rest = s
+        .changes_since(paged.next_cursor, &DocFilter::All, 100)
+        .await?;
+    assert_eq!(rest.items.len(), 3);
+    assert_eq!(s.docs_changed_since(cursor_after_a, 100).await?.len(), 1);
+
+    // Compact doc-a, then add one more change.
+    let up_to = loaded.last_seq;
+    let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+    let folded = s.compact("doc-a", &doc.save(), &heads, up_to, T0).await?;
+    assert_eq!(folded, 3);
+    let later: Vec<_> = edit(&mut doc, "body", 1)
+        .iter()
+        .map(|c| stored(c, "o1"))
+        .collect();
+    s.append("doc-a", "petition", &later).await?;
+
+    let loaded = s.load_document("doc-a").await?.expect("stored");
+    assert!(loaded.snapshot.is_some());
+    assert_eq!(loaded.snapshot_heads, heads);
+    assert_eq!(loaded.changes.len(), 1);
+    assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
+
+    // A reader whose cursor predates the compaction gets the snapshot in place
+    // of the folded changes and still converges.
+    let feed = s
+        .changes_since(0, &DocFilter::Docs(vec!["doc-a".into()]), 100)
+        .await?;
+    assert_eq!(
+        feed.items.iter().map(|i| i.kind).collect::<Vec<_>>(),
+        [FeedItemKind::Snapshot, FeedItemKind::Change]
+    );
+    let mut replica = AutoCommit::new();
+    for item in &feed.items {
+        replica.load_incremental(&item.bytes)?;
+    }
+    assert_eq!(replica.get_heads(), doc.get_heads());
+    // A reader past the compaction sees only the new change.
+    let feed = s
+        .changes_since(up_to, &DocFilter::Docs(vec!["doc-a".into()]), 100)
+        .await?;
+    assert_eq!(feed.items.len(), 1);
+    assert_eq!(feed.items[0].kind, FeedItemKind::Change);
+
+    // Compaction refuses a seq beyond the document's last change.
+    assert!(matches!(
+        s.compact("doc-a", &doc.save(), &heads, i64::MAX, T0).await,
+        Err(StorageError::Conflict(_))
+    ));
+    Ok(())
+}
+
+async fn resent_change_is_stored_once(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = &db.storage;
+    let mut doc = AutoCommit::new();
+    let batch: Vec<_> = edit(&mut doc, "k", 2)
+        .iter()
+        .map(|c| stored(c, "o1"))
+        .collect();
+    let first = s.append("d", "petition", &batch).await?;
+    let again = s.append("d", "petition", &batch).await?;
+    assert!(again.inserted.is_empty());
+    assert_eq!(again.duplicates.len(), 2);
+    assert_eq!(again.last_seq, first.last_seq);
+    assert_eq!(s.load_document("d").await?.expect("doc").changes.len(), 2);
+    assert_eq!(
+        s.changes_since(0, &DocFilter::All, 10).await?.items.len(),
+        2
+    );
+    // A kind can't change under a document.
+    assert!(matches!(
+        s.append("d", "room", &batch).await,
+        Err(StorageError::KindMismatch { .. })
+    ));
+    Ok(())
+}
+
+/// Projections plug in here: a failing hook rolls back the changes too.
+async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = &db.storage;
+    let mut doc = AutoCommit::new();
+    let batch: Vec<_> = edit(&mut doc, "k", 1)
+        .iter()
+        .map(|c| stored(c, "o1"))
+        .collect();
+
+    let failing = hook_fn(|tx, outcome| {
+        Box::pin(async move {
+            assert_eq!(outcome.inserted.len(), 1);
+            let bound = tx.bind_actor("aa11", &user("o1"), T0).await?;
+            assert!(bound.is_ok());
+            Err(StorageError::Conflict("projection refused".into()))
+        })
+    });
+    let result = s.append_changes("d", "petition", &batch, failing).await;
+    assert!(matches!(result, Err(StorageError::Conflict(_))));
+    assert!(
+        s.load_document("d").await?.is_none(),
+        "the change was rolled back"
+    );
+    assert!(
+        s.actor_owner("aa11").await?.is_none(),
+        "the hook's write was rolled back"
+    );
+
+    let mut seen = Vec::new();
+    let ok = hook_fn(|tx, outcome| {
+        seen.push(outcome.inserted[0].seq);
+        Box::pin(async move {
+            tx.bind_actor("aa11", &user("o1"), T0)
+                .await?
+                .map_err(|e| StorageError::Conflict(e.to_string()))
+        })
+    });
+    let out = s.append_changes("d", "petition", &batch, ok).await?;
+    assert_eq!(seen, vec![out.inserted[0].seq]);
+    assert_eq!(s.actor_owner("aa11").await?, Some(user("o1")));
+    Ok(())
+}
+
+async fn an_actor_belongs_to_its_first_user(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = &db.storage;
+    assert!(s.bind_actor("abcd", &user("u1"), T0).await?.is_ok());
+    assert!(
+        s.bind_actor("abcd", &user("u1"), T0).await?.is_ok(),
+        "rebinding to the owner is a no-op"
+    );
+    let refused = s
+        .bind_actor("abcd", &user("u2"), T0)
+        .await?
+        .expect_err("taken");
+    assert_eq!(refused.owner, user("u1"));
+
+    // Racing binders: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.bind_actor("race", &user(&format!("u{i}")), T0).await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await??.is_ok() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    Ok(())
+}
+
+async fn concurrent_appends_keep_cursors_monotonic(db: &mut TestDb) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for d in 0..6 {
+        let s = db.storage.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut doc = AutoCommit::new();
+            for round in 0..5 {
+                let key = format!("k{round}");
+                let batch: Vec<_> = edit(&mut doc, &key, 1)
+                    .iter()
+                    .map(|c| stored(c, "o1"))
+                    .collect();
+                s.append(&format!("doc-{d}"), "petition", &batch).await?;
+            }
+            Ok::<_, StorageError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let page = db.storage.changes_since(0, &DocFilter::All, 1000).await?;
+    assert_eq!(page.items.len(), 30);
+    assert!(page.items.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(db.storage.head_seq().await?, page.next_cursor);
+    Ok(())
+}
+
+async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()> {
+    let mut doc = AutoCommit::new();
+    let batch: Vec<_> = edit(&mut doc, "k", 4)
+        .iter()
+        .map(|c| stored(c, "o1"))
+        .collect();
+    db.storage.append("d", "petition", &batch).await?;
+    db.storage
+        .bind_actor("feed", &user("o1"), T0)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    db.storage
+        .create_user(
+            &NewUser {
+                id: user("o1"),
+                login_name: Some("zhang".into()),
+                display_name: "张".into(),
+                phone: None,
+                kind: UserKind::Staff,
+                household: None,
+            },
+            T0,
+        )
+        .await?;
+
+    let s = db.reopen().await?;
+    let loaded = s.load_document("d").await?.expect("still there");
+    assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
+    assert_eq!(
+        rebuild(&loaded)?
+            .get(ROOT, "k")?
+            .map(|(v, _)| v.to_string()),
+        Some("3".into())
+    );
+    assert_eq!(s.actor_owner("feed").await?, Some(user("o1")));
+    assert!(s.find_user_by_login("zhang").await?.is_some());
+    // The sequence continues after the restart.
+    let more: Vec<_> = edit(&mut doc, "k", 1)
+        .iter()
+        .map(|c| stored(c, "o1"))
+        .collect();
+    let out = s.append("d", "petition", &more).await?;
+    assert!(out.inserted[0].seq > loaded.last_seq);
+    Ok(())
+}
+
+backend_tests!(
+    append_load_feed_and_compact,
+    resent_change_is_stored_once,
+    hook_runs_in_the_change_transaction,
+    an_actor_belongs_to_its_first_user,
+    concurrent_appends_keep_cursors_monotonic,
+    nothing_is_lost_across_a_restart,
+);
