@@ -19,10 +19,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve,
+    Serve(ServeArgs),
+    /// Benchmarks that print `key=value` lines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Administration against the same database.
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// Options of `lianxin serve`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Seed a demo county (units, people, rooms, petitions in different
+    /// states) if the database has none, and print ready-to-use credentials.
+    #[arg(long)]
+    pub demo: bool,
+    /// How many documents the server keeps loaded; least recently used ones
+    /// are evicted, so memory does not grow with the number of documents.
+    #[arg(long, env = "LIANXIN_CACHE_DOCS", default_value_t = crate::docs::DEFAULT_CACHE_DOCS)]
+    pub cache_docs: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Documents created and changes acknowledged per second, and memory held, on the configured database.
+    Ingest(crate::bench::IngestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,12 +75,7 @@ pub enum AdminCommand {
 #[derive(Clone, Debug, Args)]
 pub struct Config {
     /// Directory for the SQLite database, the generated JWT secret and other state.
-    #[arg(
-        long,
-        env = "LIANXIN_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    #[arg(long, env = "LIANXIN_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Database URL: `postgres://…` for PostgreSQL or `sqlite:PATH`; defaults
@@ -67,22 +84,12 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// Address to listen on; port 0 picks a free port.
-    #[arg(
-        long,
-        env = "LIANXIN_LISTEN",
-        default_value = "127.0.0.1:8470",
-        global = true
-    )]
+    #[arg(long, env = "LIANXIN_LISTEN", default_value = "127.0.0.1:8470", global = true)]
     pub listen: SocketAddr,
 
     /// Secret that signs access tokens. If unset, one is generated on first
     /// start and kept in `<data-dir>/jwt-secret` (mode 0600).
-    #[arg(
-        long,
-        env = "LIANXIN_JWT_SECRET",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "LIANXIN_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
     /// SMS gateway webhook that receives `{phone, code, purpose}` as JSON.
@@ -166,9 +173,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => secs(60),
         "h" => secs(3600),
         "d" => secs(86_400),
-        _ => Err(format!(
-            "invalid duration unit in {s:?}: use ms, s, m, h or d"
-        )),
+        _ => Err(format!("invalid duration unit in {s:?}: use ms, s, m, h or d")),
     }
 }
 
@@ -189,28 +194,18 @@ mod tests {
     #[test]
     fn serve_alone_has_working_defaults() {
         let cli = Cli::try_parse_from(["lianxin", "serve"]).expect("parses");
-        assert!(matches!(cli.command, Command::Serve));
+        assert!(matches!(cli.command, Command::Serve(_)));
         assert_eq!(cli.config.listen.port(), 8470);
         assert_eq!(cli.config.body_limit, 1024 * 1024);
-        if std::env::var_os("DATABASE_URL").is_none()
-            && std::env::var_os("LIANXIN_DATA_DIR").is_none()
-        {
+        if std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("LIANXIN_DATA_DIR").is_none() {
             assert_eq!(cli.config.database_url(), "sqlite:./data/lianxin.sqlite");
         }
     }
 
     #[test]
     fn admin_commands_parse() {
-        let cli = Cli::try_parse_from([
-            "lianxin",
-            "admin",
-            "mint-token",
-            "--user",
-            "u1",
-            "--ttl",
-            "1h",
-        ])
-        .expect("parses");
+        let cli =
+            Cli::try_parse_from(["lianxin", "admin", "mint-token", "--user", "u1", "--ttl", "1h"]).expect("parses");
         match cli.command {
             Command::Admin(AdminCommand::MintToken { user, ttl }) => {
                 assert_eq!(user, "u1");

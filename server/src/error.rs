@@ -25,10 +25,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_secs: i64,
-    },
+    RateLimited { message: String, retry_after_secs: i64 },
     /// Expected failures of the auth flow, with their own codes.
     #[error("{message}")]
     Auth {
@@ -36,9 +33,23 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// The request conflicts with what is stored (e.g. a document id already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Policy refused the change(s) the request would have written.
+    #[error("{}", refused_summary(.0))]
+    Refused(Vec<sync_core::policy::Refusal>),
     /// A failure that is ours, not the client's: logged in full, answered generically.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn refused_summary(refusals: &[sync_core::policy::Refusal]) -> String {
+    refusals
+        .iter()
+        .map(|r| format!("refused by rule {}: {}", r.rule, r.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl ApiError {
@@ -48,7 +59,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Refused(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Auth { status, .. } => *status,
@@ -64,6 +76,8 @@ impl ApiError {
             ApiError::Timeout => "timeout",
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Refused(_) => "refused",
+            ApiError::Conflict(_) => "conflict",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Auth { code, .. } => code,
@@ -89,16 +103,17 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = Json(json!({ "error": { "code": self.code(), "message": message } }));
+        let body = match &self {
+            ApiError::Refused(refusals) => {
+                Json(json!({ "error": { "code": self.code(), "message": message, "refused": refusals } }))
+            }
+            _ => Json(json!({ "error": { "code": self.code(), "message": message } })),
+        };
         let mut response = (self.status_code(), body).into_response();
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = self
+        if let ApiError::RateLimited { retry_after_secs, .. } = self
             && let Ok(value) = retry_after_secs.to_string().parse()
         {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, value);
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
         }
         response
     }
@@ -114,9 +129,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         use StatusCode as S;
         match &e {
-            AuthError::InvalidCredentials => {
-                ApiError::auth(S::UNAUTHORIZED, "invalid_credentials", &e)
-            }
+            AuthError::InvalidCredentials => ApiError::auth(S::UNAUTHORIZED, "invalid_credentials", &e),
             AuthError::Disabled => ApiError::auth(S::FORBIDDEN, "account_disabled", &e),
             AuthError::InvalidToken => ApiError::auth(S::UNAUTHORIZED, "invalid_token", &e),
             AuthError::TokenExpired => ApiError::auth(S::UNAUTHORIZED, "token_expired", &e),
@@ -129,9 +142,7 @@ impl From<AuthError> for ApiError {
                 retry_after_secs: *retry_after_secs,
             },
             AuthError::OtpWrong { .. } => ApiError::auth(S::UNAUTHORIZED, "otp_invalid", &e),
-            AuthError::OtpAttemptsExceeded => {
-                ApiError::auth(S::UNAUTHORIZED, "otp_attempts_exceeded", &e)
-            }
+            AuthError::OtpAttemptsExceeded => ApiError::auth(S::UNAUTHORIZED, "otp_attempts_exceeded", &e),
             AuthError::OtpExpired => ApiError::auth(S::UNAUTHORIZED, "otp_expired", &e),
             AuthError::SignupClosed => ApiError::auth(S::FORBIDDEN, "signup_closed", &e),
             AuthError::UnknownUser(_) => ApiError::NotFound(e.to_string()),
@@ -143,9 +154,7 @@ impl From<AuthError> for ApiError {
                     message: "could not send the code; try again later".to_owned(),
                 }
             }
-            AuthError::Storage(_) | AuthError::Hash(_) | AuthError::Jwt(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            AuthError::Storage(_) | AuthError::Hash(_) | AuthError::Jwt(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -158,9 +167,7 @@ mod tests {
     async fn internal_errors_are_generic() {
         let response = ApiError::Internal("db password is hunter2".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
+        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.expect("body");
         let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         assert_eq!(body["error"]["code"], "internal");
         assert_eq!(body["error"]["message"], "internal server error");

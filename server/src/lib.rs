@@ -5,8 +5,11 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod demo;
+pub mod docs;
 pub mod error;
 pub mod http;
 pub mod server;

@@ -26,15 +26,33 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match &cli.command {
-        Command::Serve => {
+        Command::Serve(args) => {
             let listener = tokio::net::TcpListener::bind(cli.config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", cli.config.listen))?;
             let addr = listener.local_addr()?;
-            let state = AppState::from_config(&cli.config).await?;
+            let clock = std::sync::Arc::new(lianxin_server::clock::SystemClock);
+            let state = AppState::from_config_with(&cli.config, clock, args.cache_docs).await?;
+            if args.demo {
+                let banner = lianxin_server::demo::seed(&state).await?;
+                println!("{}", banner.replace("<address>", &addr.to_string()));
+            }
             tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
             println!("lianxin listening on http://{addr}");
             lianxin_server::serve(listener, state, shutdown_signal()).await?;
+        }
+        Command::Bench(lianxin_server::config::BenchCommand::Ingest(args)) => {
+            let url = cli.config.database_url();
+            std::fs::create_dir_all(cli.config.data_dir())?;
+            let storage = lianxin_server::storage::Storage::open(&url).await?;
+            let backend = if url.starts_with("postgres") {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            for line in lianxin_server::bench::ingest(storage, backend, args).await? {
+                println!("{line}");
+            }
         }
         Command::Admin(command) => {
             let output = lianxin_server::admin::run(&cli.config, command).await?;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::auth::{AuthService, AuthSettings, SmsError, SmsSender};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::docs::{DocError, DocService, DocSettings};
 use crate::state::{AppState, HttpSettings};
 use crate::storage::{Storage, StorageError};
 
@@ -27,6 +28,8 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Sms(#[from] SmsError),
+    #[error(transparent)]
+    Docs(#[from] DocError),
     #[error("server I/O: {0}")]
     Io(#[from] io::Error),
 }
@@ -39,9 +42,15 @@ impl AppState {
         Self::from_config_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    pub async fn from_config_with_clock(
+    pub async fn from_config_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, ServerError> {
+        Self::from_config_with(config, clock, crate::docs::DEFAULT_CACHE_DOCS).await
+    }
+
+    /// Like [`AppState::from_config`], with the clock and document cache size given.
+    pub async fn from_config_with(
         config: &Config,
         clock: Arc<dyn Clock>,
+        cache_docs: usize,
     ) -> Result<Self, ServerError> {
         let dir = config.data_dir();
         std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
@@ -52,20 +61,29 @@ impl AppState {
         let secret = load_or_create_secret(config)?;
         let sms = SmsSender::from_config(config.sms_webhook_url.as_deref(), config.sms_timeout)?;
         if sms.is_dev() {
-            tracing::warn!(
-                "no SMS gateway configured: one-time codes are written to the log (dev mode)"
-            );
+            tracing::warn!("no SMS gateway configured: one-time codes are written to the log (dev mode)");
         }
         let settings = AuthSettings {
             resident_signup: config.resident_signup,
             ..AuthSettings::default()
         };
         let auth = AuthService::new(storage.clone(), clock.clone(), &secret, sms, settings);
+        let docs = DocService::new(
+            storage.clone(),
+            clock.clone(),
+            DocSettings {
+                cache_docs,
+                ..DocSettings::default()
+            },
+        )
+        .await?;
         Ok(AppState {
             storage,
             auth,
             clock,
             http: Arc::new(HttpSettings::from_config(config)),
+            docs,
+            node_id: format!("{:016x}", rand::random::<u64>()),
         })
     }
 }
@@ -130,9 +148,7 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let storage = state.storage.clone();
     let app = crate::http::app(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     storage.close().await;
     Ok(())
 }

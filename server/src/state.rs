@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::docs::DocService;
 use crate::storage::Storage;
 
 /// HTTP-level settings taken from the configuration.
@@ -14,6 +15,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub cors_permissive: bool,
+    /// The largest WebSocket message accepted on the sync endpoints.
+    pub max_ws_message_bytes: usize,
 }
 
 impl HttpSettings {
@@ -22,6 +25,7 @@ impl HttpSettings {
             body_limit: config.body_limit,
             request_timeout: config.request_timeout,
             cors_permissive: config.cors_permissive,
+            max_ws_message_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -32,6 +36,7 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_permissive: false,
+            max_ws_message_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -43,4 +48,8 @@ pub struct AppState {
     pub auth: AuthService,
     pub clock: Arc<dyn Clock>,
     pub http: Arc<HttpSettings>,
+    /// Documents: the one path by which changes reach storage.
+    pub docs: DocService,
+    /// This server process's id, unique per start (peer ids, multi-node fan-out).
+    pub node_id: String,
 }

@@ -46,11 +46,7 @@ impl TestDb {
     pub async fn sqlite() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let storage = Storage::open_sqlite(&dir.path().join("lianxin.sqlite")).await?;
-        Ok(TestDb {
-            storage,
-            dir,
-            pg: None,
-        })
+        Ok(TestDb { storage, dir, pg: None })
     }
 
     /// A fresh schema on the PostgreSQL server named by
@@ -108,10 +104,7 @@ impl TestDb {
     /// connection option.
     pub fn database_url(&self) -> String {
         match &self.pg {
-            None => format!(
-                "sqlite:{}",
-                self.dir.path().join("lianxin.sqlite").display()
-            ),
+            None => format!("sqlite:{}", self.dir.path().join("lianxin.sqlite").display()),
             Some(pg) => {
                 let sep = if pg.url.contains('?') { '&' } else { '?' };
                 format!("{}{sep}options=-c%20search_path%3D{}", pg.url, pg.schema)
@@ -135,10 +128,7 @@ impl TestDb {
 /// the skip shows in a normal `cargo test` run.
 pub fn postgres_skipped(test: &str) {
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "{test}: skipped: {POSTGRES_URL_VAR} not set"
-    );
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {POSTGRES_URL_VAR} not set");
 }
 
 /// Declares, for each `async fn NAME(db: &mut TestDb) -> anyhow::Result<()>` in
@@ -178,9 +168,7 @@ where
     F: AsyncFnOnce(&mut TestDb) -> anyhow::Result<()>,
 {
     use futures_util::FutureExt;
-    let outcome = std::panic::AssertUnwindSafe(test(&mut db))
-        .catch_unwind()
-        .await;
+    let outcome = std::panic::AssertUnwindSafe(test(&mut db)).catch_unwind().await;
     db.cleanup().await;
     match outcome {
         Ok(result) => result,
@@ -203,13 +191,7 @@ pub const TEST_SECRET: &[u8] = b"lianxin test secret, at least 32 bytes long";
 impl TestServer {
     /// Serves `storage`; one-time codes go to `sms`.
     pub async fn start(storage: Storage, sms: SmsSender) -> anyhow::Result<Self> {
-        Self::start_with(
-            storage,
-            sms,
-            AuthSettings::default(),
-            HttpSettings::default(),
-        )
-        .await
+        Self::start_with(storage, sms, AuthSettings::default(), HttpSettings::default()).await
     }
 
     pub async fn start_with(
@@ -220,18 +202,17 @@ impl TestServer {
     ) -> anyhow::Result<Self> {
         let clock = ManualClock::starting_now();
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        let auth = AuthService::new(
-            storage.clone(),
-            dyn_clock.clone(),
-            TEST_SECRET,
-            sms,
-            settings,
-        );
+        let auth = AuthService::new(storage.clone(), dyn_clock.clone(), TEST_SECRET, sms, settings);
+        let docs =
+            crate::docs::DocService::new(storage.clone(), dyn_clock.clone(), crate::docs::DocSettings::default())
+                .await?;
         let state = AppState {
             storage,
             auth,
             clock: dyn_clock,
             http: Arc::new(http),
+            docs,
+            node_id: format!("{:016x}", rand::random::<u64>()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -268,11 +249,7 @@ impl TestServer {
     }
 
     /// GETs `path` with a bearer token if given.
-    pub async fn get(
-        &self,
-        path: &str,
-        token: Option<&str>,
-    ) -> anyhow::Result<(u16, serde_json::Value)> {
+    pub async fn get(&self, path: &str, token: Option<&str>) -> anyhow::Result<(u16, serde_json::Value)> {
         let mut request = reqwest::Client::new().get(self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -406,10 +383,7 @@ impl Drop for WebhookRecorder {
     }
 }
 
-async fn record(
-    State(received): State<Arc<Mutex<Vec<serde_json::Value>>>>,
-    Json(body): Json<serde_json::Value>,
-) {
+async fn record(State(received): State<Arc<Mutex<Vec<serde_json::Value>>>>, Json(body): Json<serde_json::Value>) {
     if let Ok(mut r) = received.lock() {
         r.push(body);
     }

@@ -142,14 +142,8 @@ async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyh
         ),
     ];
     for (text, entry, needle) in cases {
-        let err = import_str(&db.storage, text, false, NOW)
-            .await
-            .expect_err(text);
-        let ImportError::Entry {
-            entry: got,
-            message,
-        } = &err
-        else {
+        let err = import_str(&db.storage, text, false, NOW).await.expect_err(text);
+        let ImportError::Entry { entry: got, message } = &err else {
             panic!("{text}: unexpected {err:?}")
         };
         assert!(got.starts_with(entry), "{text}: entry {got}");

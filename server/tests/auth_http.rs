@@ -49,35 +49,19 @@ async fn password_login(db: &mut TestDb) -> anyhow::Result<()> {
     assert_eq!(ok["expires_in"], 900);
     assert_eq!(ok["user"]["id"], "officer-zhang");
 
-    let (status, me) = server
-        .get("/api/me", Some(&token(&ok, "access_token")))
-        .await?;
+    let (status, me) = server.get("/api/me", Some(&token(&ok, "access_token"))).await?;
     assert_eq!(status, 200);
     assert_eq!(me["id"], "officer-zhang");
-    assert_eq!(
-        me["memberships"],
-        json!([{"unit": "station-1", "role": "officer"}])
-    );
+    assert_eq!(me["memberships"], json!([{"unit": "station-1", "role": "officer"}]));
 
     let (s1, wrong_password) = server
-        .post(
-            "/api/auth/login",
-            None,
-            &json!({"login": "zhang", "password": "nope"}),
-        )
+        .post("/api/auth/login", None, &json!({"login": "zhang", "password": "nope"}))
         .await?;
     let (s2, unknown_user) = server
-        .post(
-            "/api/auth/login",
-            None,
-            &json!({"login": "li", "password": "nope"}),
-        )
+        .post("/api/auth/login", None, &json!({"login": "li", "password": "nope"}))
         .await?;
     assert_eq!((s1, s2), (401, 401));
-    assert_eq!(
-        wrong_password, unknown_user,
-        "no hint whether the login exists"
-    );
+    assert_eq!(wrong_password, unknown_user, "no hint whether the login exists");
     assert_eq!(wrong_password["error"]["code"], "invalid_credentials");
     server.stop().await
 }
@@ -97,41 +81,25 @@ async fn otp_sign_in_through_the_gateway(db: &mut TestDb) -> anyhow::Result<()> 
     assert_eq!(code.len(), 6);
 
     let (status, pair) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": code}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": code}))
         .await?;
     assert_eq!(status, 200, "{pair}");
     assert_eq!(pair["user"]["kind"], "resident");
-    let (status, me) = server
-        .get("/api/me", Some(&token(&pair, "access_token")))
-        .await?;
+    let (status, me) = server.get("/api/me", Some(&token(&pair, "access_token"))).await?;
     assert_eq!(status, 200);
     assert_eq!(me["memberships"], json!([]));
 
     // A code works once.
     let (status, again) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": code}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": code}))
         .await?;
-    assert_eq!(
-        (status, again["error"]["code"].as_str()),
-        (401, Some("otp_expired"))
-    );
+    assert_eq!((status, again["error"]["code"].as_str()), (401, Some("otp_expired")));
 
     // Codes are rate-limited per phone.
     let (status, limited) = server
         .post("/api/auth/otp/request", None, &json!({"phone": PHONE}))
         .await?;
-    assert_eq!(
-        (status, limited["error"]["code"].as_str()),
-        (429, Some("rate_limited"))
-    );
+    assert_eq!((status, limited["error"]["code"].as_str()), (429, Some("rate_limited")));
     server.clock.advance_secs(61);
     let (status, _) = server
         .post("/api/auth/otp/request", None, &json!({"phone": PHONE}))
@@ -140,11 +108,7 @@ async fn otp_sign_in_through_the_gateway(db: &mut TestDb) -> anyhow::Result<()> 
     // The same phone signs in as the same resident.
     let code = gateway.last_code_for(PHONE).expect("code sent");
     let (_, second) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": code}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": code}))
         .await?;
     assert_eq!(second["user"]["id"], pair["user"]["id"]);
     server.stop().await
@@ -160,16 +124,9 @@ async fn otp_expires_and_burns_after_five_wrong_tries(db: &mut TestDb) -> anyhow
     let code = gateway.last_code_for(PHONE).expect("code sent");
     server.clock.advance_secs(5 * 60 + 1);
     let (status, expired) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": code}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": code}))
         .await?;
-    assert_eq!(
-        (status, expired["error"]["code"].as_str()),
-        (401, Some("otp_expired"))
-    );
+    assert_eq!((status, expired["error"]["code"].as_str()), (401, Some("otp_expired")));
 
     server
         .post("/api/auth/otp/request", None, &json!({"phone": PHONE}))
@@ -178,16 +135,9 @@ async fn otp_expires_and_burns_after_five_wrong_tries(db: &mut TestDb) -> anyhow
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for left in (1..=4).rev() {
         let (status, body) = server
-            .post(
-                "/api/auth/otp/verify",
-                None,
-                &json!({"phone": PHONE, "code": wrong}),
-            )
+            .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": wrong}))
             .await?;
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (401, Some("otp_invalid"))
-        );
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("otp_invalid")));
         assert!(
             body["error"]["message"]
                 .as_str()
@@ -196,24 +146,13 @@ async fn otp_expires_and_burns_after_five_wrong_tries(db: &mut TestDb) -> anyhow
         );
     }
     let (_, fifth) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": wrong}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": wrong}))
         .await?;
     assert_eq!(fifth["error"]["code"], "otp_attempts_exceeded");
     let (status, burnt) = server
-        .post(
-            "/api/auth/otp/verify",
-            None,
-            &json!({"phone": PHONE, "code": code}),
-        )
+        .post("/api/auth/otp/verify", None, &json!({"phone": PHONE, "code": code}))
         .await?;
-    assert_eq!(
-        (status, burnt["error"]["code"].as_str()),
-        (401, Some("otp_expired"))
-    );
+    assert_eq!((status, burnt["error"]["code"].as_str()), (401, Some("otp_expired")));
     server.stop().await
 }
 
@@ -228,13 +167,8 @@ async fn refresh_rotates_and_detects_reuse(db: &mut TestDb) -> anyhow::Result<()
         )
         .await?;
     assert_eq!(status, 200, "{second}");
-    assert_ne!(
-        token(&second, "refresh_token"),
-        token(&first, "refresh_token")
-    );
-    let (status, _) = server
-        .get("/api/me", Some(&token(&second, "access_token")))
-        .await?;
+    assert_ne!(token(&second, "refresh_token"), token(&first, "refresh_token"));
+    let (status, _) = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
     assert_eq!(status, 200);
 
     // Replaying the rotated token revokes the whole session.
@@ -260,21 +194,13 @@ async fn refresh_rotates_and_detects_reuse(db: &mut TestDb) -> anyhow::Result<()
         (status, after["error"]["code"].as_str()),
         (401, Some("refresh_invalid"))
     );
-    let (status, me) = server
-        .get("/api/me", Some(&token(&second, "access_token")))
-        .await?;
-    assert_eq!(
-        (status, me["error"]["code"].as_str()),
-        (401, Some("token_revoked"))
-    );
+    let (status, me) = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
+    assert_eq!((status, me["error"]["code"].as_str()), (401, Some("token_revoked")));
 
     let (status, junk) = server
         .post("/api/auth/refresh", None, &json!({"refresh_token": "junk"}))
         .await?;
-    assert_eq!(
-        (status, junk["error"]["code"].as_str()),
-        (401, Some("refresh_invalid"))
-    );
+    assert_eq!((status, junk["error"]["code"].as_str()), (401, Some("refresh_invalid")));
     server.stop().await
 }
 
@@ -285,20 +211,13 @@ async fn revoked_and_expired_tokens_are_refused(db: &mut TestDb) -> anyhow::Resu
     let (access_a, access_b) = (token(&a, "access_token"), token(&b, "access_token"));
 
     // The query parameter works for clients that cannot send headers.
-    let (status, _) = server
-        .get(&format!("/api/me?token={access_a}"), None)
-        .await?;
+    let (status, _) = server.get(&format!("/api/me?token={access_a}"), None).await?;
     assert_eq!(status, 200);
 
-    let (status, _) = server
-        .post("/api/auth/logout", Some(&access_a), &json!({}))
-        .await?;
+    let (status, _) = server.post("/api/auth/logout", Some(&access_a), &json!({})).await?;
     assert_eq!(status, 204);
     let (status, me) = server.get("/api/me", Some(&access_a)).await?;
-    assert_eq!(
-        (status, me["error"]["code"].as_str()),
-        (401, Some("token_revoked"))
-    );
+    assert_eq!((status, me["error"]["code"].as_str()), (401, Some("token_revoked")));
     let (status, _) = server.get("/api/me", Some(&access_b)).await?;
     assert_eq!(status, 200, "other sessions live on");
 
@@ -326,13 +245,8 @@ async fn revoked_and_expired_tokens_are_refused(db: &mut TestDb) -> anyhow::Resu
     // Expiry follows the server clock.
     let d = login(&server).await?;
     server.clock.advance_secs(15 * 60 + 1);
-    let (status, me) = server
-        .get("/api/me", Some(&token(&d, "access_token")))
-        .await?;
-    assert_eq!(
-        (status, me["error"]["code"].as_str()),
-        (401, Some("token_expired"))
-    );
+    let (status, me) = server.get("/api/me", Some(&token(&d, "access_token"))).await?;
+    assert_eq!((status, me["error"]["code"].as_str()), (401, Some("token_expired")));
     let (status, _) = server.get("/api/me", Some("not-a-jwt")).await?;
     assert_eq!(status, 401);
     let (status, missing) = server.get("/api/me", None).await?;
@@ -352,11 +266,7 @@ async fn token_watch_fires_on_revocation_and_expiry(db: &mut TestDb) -> anyhow::
     let mut watch = auth.watch(claims.clone());
     let waiter = tokio::spawn(async move { watch.ended().await });
     let (status, _) = server
-        .post(
-            "/api/auth/logout",
-            Some(&token(&pair, "access_token")),
-            &json!({}),
-        )
+        .post("/api/auth/logout", Some(&token(&pair, "access_token")), &json!({}))
         .await?;
     assert_eq!(status, 204);
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await??;
@@ -365,8 +275,7 @@ async fn token_watch_fires_on_revocation_and_expiry(db: &mut TestDb) -> anyhow::
     // Revoking the user reaches watches of every session.
     let other = login(&server).await?;
     let mut watch = auth.watch(auth.authenticate(&token(&other, "access_token")).await?);
-    auth.revoke_user(&sync_core::UserId::new("officer-zhang")?)
-        .await?;
+    auth.revoke_user(&sync_core::UserId::new("officer-zhang")?).await?;
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), watch.ended()).await?;
     assert_eq!(end, TokenEnd::Revoked);
 
@@ -398,21 +307,14 @@ async fn a_revocation_elsewhere_reaches_watches(db: &mut TestDb) -> anyhow::Resu
         revocation_recheck_ms: 50,
         ..AuthSettings::default()
     };
-    let server = TestServer::start_with(
-        db.storage.clone(),
-        SmsSender::DevLog,
-        settings,
-        HttpSettings::default(),
-    )
-    .await?;
+    let server =
+        TestServer::start_with(db.storage.clone(), SmsSender::DevLog, settings, HttpSettings::default()).await?;
     let pair = login(&server).await?;
     let auth = server.state.auth.clone();
     let mut watch = auth.watch(auth.authenticate(&token(&pair, "access_token")).await?);
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), watch.ended()).await;
     assert!(quiet.is_err(), "an active token's watch keeps waiting");
-    db.storage
-        .revoke_user_sessions(&user, server.clock.now())
-        .await?;
+    db.storage.revoke_user_sessions(&user, server.clock.now()).await?;
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), watch.ended()).await?;
     assert_eq!(end, TokenEnd::Revoked);
     server.stop().await
@@ -422,11 +324,7 @@ async fn expired_auth_state_is_purged(db: &mut TestDb) -> anyhow::Result<()> {
     let server = staff_server(db).await?;
     let pair = login(&server).await?;
     let now = server.clock.now();
-    assert_eq!(
-        db.storage.purge_expired(now, now).await?,
-        0,
-        "nothing expired yet"
-    );
+    assert_eq!(db.storage.purge_expired(now, now).await?, 0, "nothing expired yet");
     let later = now.plus_millis(31 * 24 * 3600 * 1000);
     assert!(
         db.storage.purge_expired(later, later).await? >= 2,
@@ -449,34 +347,16 @@ async fn http_errors_have_one_shape(db: &mut TestDb) -> anyhow::Result<()> {
         body_limit: 1024,
         ..HttpSettings::default()
     };
-    let server = TestServer::start_with(
-        db.storage.clone(),
-        SmsSender::DevLog,
-        AuthSettings::default(),
-        http,
-    )
-    .await?;
+    let server = TestServer::start_with(db.storage.clone(), SmsSender::DevLog, AuthSettings::default(), http).await?;
     let (status, body) = server.get("/healthz", None).await?;
     assert_eq!((status, body), (200, Value::String("ok".into())));
     let (status, body) = server.get("/api/nope", None).await?;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
-    let (status, body) = server
-        .post("/api/auth/login", None, &json!({"login": "x"}))
-        .await?;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("bad_request"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = server.post("/api/auth/login", None, &json!({"login": "x"})).await?;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
     let big = "x".repeat(4096);
     let (status, body) = server
-        .post(
-            "/api/auth/login",
-            None,
-            &json!({"login": big, "password": "p"}),
-        )
+        .post("/api/auth/login", None, &json!({"login": big, "password": "p"}))
         .await?;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -485,10 +365,7 @@ async fn http_errors_have_one_shape(db: &mut TestDb) -> anyhow::Result<()> {
     let (status, body) = server
         .post("/api/auth/otp/request", None, &json!({"phone": "call me"}))
         .await?;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_phone"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_phone")));
     server.stop().await
 }
 

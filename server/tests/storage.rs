@@ -3,9 +3,7 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Change, ROOT, ReadDoc};
 use lianxin_server::backend_tests;
-use lianxin_server::storage::{
-    DocFilter, FeedItemKind, NewUser, StorageError, StoredChange, UserKind, hook_fn,
-};
+use lianxin_server::storage::{DocFilter, FeedItemKind, NewUser, StorageError, StoredChange, UserKind, hook_fn};
 use lianxin_server::testing::TestDb;
 use sync_core::{Timestamp, UserId};
 
@@ -53,10 +51,7 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     let batch: Vec<_> = first.iter().map(|c| stored(c, "o1")).collect();
     let out = s.append("doc-a", "petition", &batch).await?;
     assert_eq!(out.inserted.len(), 3);
-    assert!(
-        out.inserted.windows(2).all(|w| w[0].seq < w[1].seq),
-        "seqs increase"
-    );
+    assert!(out.inserted.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase");
 
     let loaded = s.load_document("doc-a").await?.expect("stored");
     assert_eq!(loaded.kind, "petition");
@@ -66,25 +61,18 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 
     // A second document interleaves in the global sequence.
     let mut other = AutoCommit::new();
-    let other_changes: Vec<_> = edit(&mut other, "x", 2)
-        .iter()
-        .map(|c| stored(c, "o2"))
-        .collect();
+    let other_changes: Vec<_> = edit(&mut other, "x", 2).iter().map(|c| stored(c, "o2")).collect();
     s.append("doc-b", "room", &other_changes).await?;
 
     let page = s.changes_since(0, &DocFilter::All, 100).await?;
     assert_eq!(page.items.len(), 5);
     let cursor_after_a = page.items[2].seq;
-    let only_b = s
-        .changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100)
-        .await?;
+    let only_b = s.changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100).await?;
     assert_eq!(only_b.items.len(), 2);
     assert!(only_b.items.iter().all(|i| i.doc_id == "doc-b"));
     let paged = s.changes_since(0, &DocFilter::All, 2).await?;
     assert_eq!(paged.items.len(), 2);
-    let rest = s
-        .changes_since(paged.next_cursor, &DocFilter::All, 100)
-        .await?;
+    let rest = s.changes_since(paged.next_cursor, &DocFilter::All, 100).await?;
     assert_eq!(rest.items.len(), 3);
     assert_eq!(s.docs_changed_since(cursor_after_a, 100).await?.len(), 1);
 
@@ -93,10 +81,7 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
     let folded = s.compact("doc-a", &doc.save(), &heads, up_to, T0).await?;
     assert_eq!(folded, 3);
-    let later: Vec<_> = edit(&mut doc, "body", 1)
-        .iter()
-        .map(|c| stored(c, "o1"))
-        .collect();
+    let later: Vec<_> = edit(&mut doc, "body", 1).iter().map(|c| stored(c, "o1")).collect();
     s.append("doc-a", "petition", &later).await?;
 
     let loaded = s.load_document("doc-a").await?.expect("stored");
@@ -107,9 +92,7 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 
     // A reader whose cursor predates the compaction gets the snapshot in place
     // of the folded changes and still converges.
-    let feed = s
-        .changes_since(0, &DocFilter::Docs(vec!["doc-a".into()]), 100)
-        .await?;
+    let feed = s.changes_since(0, &DocFilter::Docs(vec!["doc-a".into()]), 100).await?;
     assert_eq!(
         feed.items.iter().map(|i| i.kind).collect::<Vec<_>>(),
         [FeedItemKind::Snapshot, FeedItemKind::Change]
@@ -137,20 +120,14 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 async fn resent_change_is_stored_once(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
     let mut doc = AutoCommit::new();
-    let batch: Vec<_> = edit(&mut doc, "k", 2)
-        .iter()
-        .map(|c| stored(c, "o1"))
-        .collect();
+    let batch: Vec<_> = edit(&mut doc, "k", 2).iter().map(|c| stored(c, "o1")).collect();
     let first = s.append("d", "petition", &batch).await?;
     let again = s.append("d", "petition", &batch).await?;
     assert!(again.inserted.is_empty());
     assert_eq!(again.duplicates.len(), 2);
     assert_eq!(again.last_seq, first.last_seq);
     assert_eq!(s.load_document("d").await?.expect("doc").changes.len(), 2);
-    assert_eq!(
-        s.changes_since(0, &DocFilter::All, 10).await?.items.len(),
-        2
-    );
+    assert_eq!(s.changes_since(0, &DocFilter::All, 10).await?.items.len(), 2);
     // A kind can't change under a document.
     assert!(matches!(
         s.append("d", "room", &batch).await,
@@ -163,10 +140,7 @@ async fn resent_change_is_stored_once(db: &mut TestDb) -> anyhow::Result<()> {
 async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
     let mut doc = AutoCommit::new();
-    let batch: Vec<_> = edit(&mut doc, "k", 1)
-        .iter()
-        .map(|c| stored(c, "o1"))
-        .collect();
+    let batch: Vec<_> = edit(&mut doc, "k", 1).iter().map(|c| stored(c, "o1")).collect();
 
     let failing = hook_fn(|tx, outcome| {
         Box::pin(async move {
@@ -178,10 +152,7 @@ async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<
     });
     let result = s.append_changes("d", "petition", &batch, failing).await;
     assert!(matches!(result, Err(StorageError::Conflict(_))));
-    assert!(
-        s.load_document("d").await?.is_none(),
-        "the change was rolled back"
-    );
+    assert!(s.load_document("d").await?.is_none(), "the change was rolled back");
     assert!(
         s.actor_owner("aa11").await?.is_none(),
         "the hook's write was rolled back"
@@ -209,10 +180,7 @@ async fn an_actor_belongs_to_its_first_user(db: &mut TestDb) -> anyhow::Result<(
         s.bind_actor("abcd", &user("u1"), T0).await?.is_ok(),
         "rebinding to the owner is a no-op"
     );
-    let refused = s
-        .bind_actor("abcd", &user("u2"), T0)
-        .await?
-        .expect_err("taken");
+    let refused = s.bind_actor("abcd", &user("u2"), T0).await?.expect_err("taken");
     assert_eq!(refused.owner, user("u1"));
 
     // Racing binders: exactly one wins.
@@ -241,10 +209,7 @@ async fn concurrent_appends_keep_cursors_monotonic(db: &mut TestDb) -> anyhow::R
             let mut doc = AutoCommit::new();
             for round in 0..5 {
                 let key = format!("k{round}");
-                let batch: Vec<_> = edit(&mut doc, &key, 1)
-                    .iter()
-                    .map(|c| stored(c, "o1"))
-                    .collect();
+                let batch: Vec<_> = edit(&mut doc, &key, 1).iter().map(|c| stored(c, "o1")).collect();
                 s.append(&format!("doc-{d}"), "petition", &batch).await?;
             }
             Ok::<_, StorageError>(())
@@ -262,10 +227,7 @@ async fn concurrent_appends_keep_cursors_monotonic(db: &mut TestDb) -> anyhow::R
 
 async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()> {
     let mut doc = AutoCommit::new();
-    let batch: Vec<_> = edit(&mut doc, "k", 4)
-        .iter()
-        .map(|c| stored(c, "o1"))
-        .collect();
+    let batch: Vec<_> = edit(&mut doc, "k", 4).iter().map(|c| stored(c, "o1")).collect();
     db.storage.append("d", "petition", &batch).await?;
     db.storage
         .bind_actor("feed", &user("o1"), T0)
@@ -289,18 +251,13 @@ async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()>
     let loaded = s.load_document("d").await?.expect("still there");
     assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
     assert_eq!(
-        rebuild(&loaded)?
-            .get(ROOT, "k")?
-            .map(|(v, _)| v.to_string()),
+        rebuild(&loaded)?.get(ROOT, "k")?.map(|(v, _)| v.to_string()),
         Some("3".into())
     );
     assert_eq!(s.actor_owner("feed").await?, Some(user("o1")));
     assert!(s.find_user_by_login("zhang").await?.is_some());
     // The sequence continues after the restart.
-    let more: Vec<_> = edit(&mut doc, "k", 1)
-        .iter()
-        .map(|c| stored(c, "o1"))
-        .collect();
+    let more: Vec<_> = edit(&mut doc, "k", 1).iter().map(|c| stored(c, "o1")).collect();
     let out = s.append("d", "petition", &more).await?;
     assert!(out.inserted[0].seq > loaded.last_seq);
     Ok(())

@@ -47,10 +47,7 @@ use crate::storage::{NewUser, Storage, StorageError, UserKind};
 #[derive(Debug, Error)]
 pub enum ImportError {
     #[error("cannot read {path}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is not valid {format}: {message}")]
     Parse {
         path: String,
@@ -132,18 +129,12 @@ impl fmt::Display for ImportReport {
 }
 
 /// Reads `path` (TOML if it ends in `.toml`, else JSON) and imports it.
-pub async fn import_file(
-    storage: &Storage,
-    path: &Path,
-    now: Timestamp,
-) -> Result<ImportReport, ImportError> {
+pub async fn import_file(storage: &Storage, path: &Path, now: Timestamp) -> Result<ImportReport, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let is_toml = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
     let file = parse(&text, is_toml).map_err(|(format, message)| ImportError::Parse {
         path: path.display().to_string(),
         format,
@@ -193,11 +184,7 @@ fn bad(entry: &str, message: impl fmt::Display) -> ImportError {
     }
 }
 
-async fn import(
-    storage: &Storage,
-    file: ImportFile,
-    now: Timestamp,
-) -> Result<ImportReport, ImportError> {
+async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<ImportReport, ImportError> {
     let units = validate_units(&file.units)?;
     let users = validate_users(&file.users)?;
     let mut tx = storage.begin().await?;
@@ -221,10 +208,7 @@ async fn import(
     for (entry, user, password, memberships) in &users {
         for m in memberships {
             if !in_file.contains(&m.unit) && !tx.unit_exists(&m.unit).await? {
-                return Err(bad(
-                    entry,
-                    format!("membership unit {:?} does not exist", m.unit),
-                ));
+                return Err(bad(entry, format!("membership unit {:?} does not exist", m.unit)));
             }
         }
         let existed = tx.user_exists(&user.id).await?;
@@ -260,11 +244,7 @@ fn validate_units(values: &[serde_json::Value]) -> Result<Vec<(String, Unit)>, I
         if !seen.insert(id.clone()) {
             return Err(bad(&entry, format!("unit {id:?} appears twice")));
         }
-        let parent = e
-            .parent
-            .map(UnitId::new)
-            .transpose()
-            .map_err(|err| bad(&entry, err))?;
+        let parent = e.parent.map(UnitId::new).transpose().map_err(|err| bad(&entry, err))?;
         if parent.as_ref() == Some(&id) {
             return Err(bad(&entry, "a unit cannot be its own parent"));
         }
@@ -296,10 +276,7 @@ fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, Import
         if !seen.insert(id.clone()) {
             return Err(bad(&entry, format!("user {id:?} appears twice")));
         }
-        let login = e
-            .login
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty());
+        let login = e.login.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
         let kind = e.kind.unwrap_or(if login.is_some() {
             UserKind::Staff
         } else {
@@ -309,10 +286,7 @@ fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, Import
             return Err(bad(&entry, "a password needs a login name"));
         }
         if e.password.as_ref().is_some_and(|p| p.len() < 8) {
-            return Err(bad(
-                &entry,
-                "the initial password must have at least 8 characters",
-            ));
+            return Err(bad(&entry, "the initial password must have at least 8 characters"));
         }
         let phone = e
             .phone
@@ -320,10 +294,7 @@ fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, Import
             .transpose()
             .map_err(|err| bad(&entry, err))?;
         if login.is_none() && phone.is_none() && kind != UserKind::System {
-            return Err(bad(
-                &entry,
-                "a user needs a login name or a phone number to sign in",
-            ));
+            return Err(bad(&entry, "a user needs a login name or a phone number to sign in"));
         }
         let household = e
             .household

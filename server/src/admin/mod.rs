@@ -40,19 +40,13 @@ pub async fn run(config: &Config, command: &AdminCommand) -> Result<String, Admi
         path: config.data_dir().display().to_string(),
         source,
     })?;
-    let storage = Storage::open(&config.database_url())
-        .await
-        .map_err(ServerError::from)?;
+    let storage = Storage::open(&config.database_url()).await.map_err(ServerError::from)?;
     let result = run_on(&storage, config, command).await;
     storage.close().await;
     result
 }
 
-async fn run_on(
-    storage: &Storage,
-    config: &Config,
-    command: &AdminCommand,
-) -> Result<String, AdminError> {
+async fn run_on(storage: &Storage, config: &Config, command: &AdminCommand) -> Result<String, AdminError> {
     match command {
         AdminCommand::Import { file } => {
             let report = import_file(storage, file, SystemClock.now()).await?;
@@ -60,20 +54,13 @@ async fn run_on(
         }
         AdminCommand::MintToken { user, ttl } => {
             let auth = auth_service(storage, config)?;
-            let token = auth
-                .mint_access_token(&parse_user(user)?, duration_ms(*ttl))
-                .await?;
+            let token = auth.mint_access_token(&parse_user(user)?, duration_ms(*ttl)).await?;
             Ok(token)
         }
         AdminCommand::Revoke { user } => {
             let auth = auth_service(storage, config)?;
             let user = parse_user(user)?;
-            if storage
-                .get_user(&user)
-                .await
-                .map_err(AuthError::from)?
-                .is_none()
-            {
+            if storage.get_user(&user).await.map_err(AuthError::from)?.is_none() {
                 return Err(AuthError::UnknownUser(user.to_string()).into());
             }
             let n = auth.revoke_user(&user).await?;

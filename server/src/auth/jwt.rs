@@ -62,7 +62,6 @@ impl JwtKeys {
 
     /// Checks the signature and shape; not the expiry.
     pub fn decode(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|d| d.claims)
     }
 }

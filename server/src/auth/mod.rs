@@ -27,9 +27,7 @@ pub use revocation::{Revocation, RevocationHub, TokenEnd, TokenWatch};
 pub use sms::{SmsError, SmsMessage, SmsSender};
 
 use crate::clock::Clock;
-use crate::storage::{
-    NewUser, OtpCheck, RefreshRotation, SessionState, Storage, StorageError, UserKind, UserRecord,
-};
+use crate::storage::{NewUser, OtpCheck, RefreshRotation, SessionState, Storage, StorageError, UserKind, UserRecord};
 
 /// Errors of the auth boundary. Credential failures are deliberately vague.
 #[derive(Debug, Error)]
@@ -173,13 +171,7 @@ struct Inner {
 impl AuthService {
     /// `secret` signs tokens and keys the code hashes; keep it stable across
     /// restarts or every token and pending code becomes invalid.
-    pub fn new(
-        storage: Storage,
-        clock: Arc<dyn Clock>,
-        secret: &[u8],
-        sms: SmsSender,
-        settings: AuthSettings,
-    ) -> Self {
+    pub fn new(storage: Storage, clock: Arc<dyn Clock>, secret: &[u8], sms: SmsSender, settings: AuthSettings) -> Self {
         let otp_key = secrets::hmac_hex(secret, &["lianxin one-time codes v1"]).into_bytes();
         AuthService {
             inner: Arc::new(Inner {
@@ -211,11 +203,7 @@ impl AuthService {
     }
 
     /// Signs in with login name and password.
-    pub async fn login_password(
-        &self,
-        login: &str,
-        password: &str,
-    ) -> Result<TokenPair, AuthError> {
+    pub async fn login_password(&self, login: &str, password: &str) -> Result<TokenPair, AuthError> {
         let found = self.inner.storage.find_user_by_login(login.trim()).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
@@ -282,13 +270,7 @@ impl AuthService {
         let check = self
             .inner
             .storage
-            .check_otp(
-                &phone,
-                OTP_PURPOSE_LOGIN,
-                &hash,
-                self.now(),
-                policy.max_attempts,
-            )
+            .check_otp(&phone, OTP_PURPOSE_LOGIN, &hash, self.now(), policy.max_attempts)
             .await?;
         match check {
             OtpCheck::Valid => {}
@@ -359,8 +341,7 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
-        let (access_token, expires_in) =
-            self.issue_access(&user, &sid, self.inner.settings.access_ttl_ms)?;
+        let (access_token, expires_in) = self.issue_access(&user, &sid, self.inner.settings.access_ttl_ms)?;
         Ok(TokenPair {
             access_token,
             token_type: "Bearer",
@@ -373,11 +354,7 @@ impl AuthService {
     /// Checks an access token: signature, expiry by the server clock, and
     /// revocation of the token or its session.
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        let claims = self
-            .inner
-            .keys
-            .decode(token)
-            .map_err(|_| AuthError::InvalidToken)?;
+        let claims = self.inner.keys.decode(token).map_err(|_| AuthError::InvalidToken)?;
         if claims.expires_at() <= self.now() {
             return Err(AuthError::TokenExpired);
         }
@@ -414,14 +391,8 @@ impl AuthService {
 
     /// Revokes every session of `user`; returns how many were active.
     pub async fn revoke_user(&self, user: &UserId) -> Result<u64, AuthError> {
-        let n = self
-            .inner
-            .storage
-            .revoke_user_sessions(user, self.now())
-            .await?;
-        self.inner
-            .hub
-            .publish(Revocation::User { user: user.clone() });
+        let n = self.inner.storage.revoke_user_sessions(user, self.now()).await?;
+        self.inner.hub.publish(Revocation::User { user: user.clone() });
         tracing::info!(user = %user, sessions = n, "all sessions revoked");
         Ok(n)
     }
@@ -469,8 +440,7 @@ impl AuthService {
                 now.plus_millis(self.inner.settings.refresh_ttl_ms),
             )
             .await?;
-        let (access_token, expires_in) =
-            self.issue_access(user, &sid, self.inner.settings.access_ttl_ms)?;
+        let (access_token, expires_in) = self.issue_access(user, &sid, self.inner.settings.access_ttl_ms)?;
         tracing::info!(user = %user.id, origin, "signed in");
         Ok(TokenPair {
             access_token,
@@ -481,12 +451,7 @@ impl AuthService {
         })
     }
 
-    fn issue_access(
-        &self,
-        user: &UserRecord,
-        sid: &str,
-        ttl_ms: i64,
-    ) -> Result<(String, i64), AuthError> {
+    fn issue_access(&self, user: &UserRecord, sid: &str, ttl_ms: i64) -> Result<(String, i64), AuthError> {
         let now_s = self.now().millis().div_euclid(1000);
         let ttl_s = ceil_secs(ttl_ms);
         let claims = AccessClaims {
@@ -507,10 +472,7 @@ impl AuthService {
 
 /// Strips spaces and dashes; accepts an optional leading `+` and 5 to 20 digits.
 pub fn normalize_phone(phone: &str) -> Result<String, AuthError> {
-    let cleaned: String = phone
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    let cleaned: String = phone.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
     let digits = cleaned.strip_prefix('+').unwrap_or(&cleaned);
     if (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(cleaned)
@@ -534,10 +496,7 @@ mod tests {
 
     #[test]
     fn phones_are_normalised() {
-        assert_eq!(
-            normalize_phone(" 138-0000 1111 ").ok().as_deref(),
-            Some("13800001111")
-        );
+        assert_eq!(normalize_phone(" 138-0000 1111 ").ok().as_deref(), Some("13800001111"));
         assert_eq!(
             normalize_phone("+8613800001111").ok().as_deref(),
             Some("+8613800001111")

@@ -33,9 +33,7 @@ pub async fn verify_password(password: String, hash: Option<String>) -> Result<b
             None => (dummy_hash().to_owned(), false),
         };
         let parsed = PasswordHash::new(&hash).map_err(|e| AuthError::Hash(e.to_string()))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(ok && real)
     })
     .await

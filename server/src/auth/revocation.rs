@@ -84,15 +84,9 @@ pub struct TokenWatch {
 
 impl TokenWatch {
     pub(crate) fn new(auth: AuthService, claims: AccessClaims) -> Self {
-        let left_ms = claims
-            .expires_at()
-            .millis()
-            .saturating_sub(auth.now().millis())
-            .max(0);
+        let left_ms = claims.expires_at().millis().saturating_sub(auth.now().millis()).max(0);
         let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-        let recheck = Duration::from_millis(
-            u64::try_from(auth.settings().revocation_recheck_ms).unwrap_or(30_000),
-        );
+        let recheck = Duration::from_millis(u64::try_from(auth.settings().revocation_recheck_ms).unwrap_or(30_000));
         TokenWatch {
             receiver: auth.revocations().subscribe(),
             deadline: tokio::time::Instant::now() + left,

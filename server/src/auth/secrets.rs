@@ -35,8 +35,7 @@ pub fn sha256_hex(data: &str) -> String {
 /// so they are hashed under a server-side key: a leaked table does not give
 /// them away.
 pub fn hmac_hex(key: &[u8], parts: &[&str]) -> String {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
     for part in parts {
         mac.update(part.as_bytes());
         mac.update(&[0]);

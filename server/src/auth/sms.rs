@@ -27,10 +27,7 @@ pub enum SmsSender {
     /// No gateway: codes are written to the log, for development.
     DevLog,
     /// POST `{phone, code, purpose}` as JSON to `url`.
-    Webhook {
-        client: reqwest::Client,
-        url: String,
-    },
+    Webhook { client: reqwest::Client, url: String },
 }
 
 impl SmsSender {

@@ -22,9 +22,7 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(
-        state.auth.login_password(&req.login, &req.password).await?,
-    ))
+    Ok(Json(state.auth.login_password(&req.login, &req.password).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,8 +82,7 @@ pub async fn logout(
     let req: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
     let all = req.all;
     state.auth.logout(&who.claims, all).await?;

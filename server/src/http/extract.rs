@@ -35,9 +35,7 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
     Query::<TokenQuery>::try_from_uri(&parts.uri)
         .ok()
@@ -52,8 +50,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
         let claims = state.auth.authenticate(&token).await?;
-        let user = UserId::new(claims.sub.clone())
-            .map_err(|_| ApiError::from(crate::auth::AuthError::InvalidToken))?;
+        let user = UserId::new(claims.sub.clone()).map_err(|_| ApiError::from(crate::auth::AuthError::InvalidToken))?;
         let principal = state.auth.principal(&user).await?;
         Ok(Authenticated {
             user,

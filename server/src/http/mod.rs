@@ -1,7 +1,9 @@
 //! The HTTP API: routes, middleware and handlers.
 
+mod api;
 mod auth_routes;
 mod extract;
+mod sync_ws;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -14,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use extract::{ApiJson, Authenticated, bearer_token};
+pub use sync_ws::refusal_message;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,9 +31,17 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/refresh", post(auth_routes::refresh))
         .route("/auth/logout", post(auth_routes::logout))
         .route("/me", get(auth_routes::me))
+        .route("/petitions", get(api::list_petitions).post(api::submit_petition))
+        .route("/petitions/{id}", get(api::get_petition))
+        .route("/petitions/{id}/actions", post(api::act_on_petition))
+        .route(
+            "/rooms/{id}/messages",
+            get(api::room_messages).post(api::post_room_message),
+        )
         .fallback(not_found);
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/sync", get(sync_ws::sync_ws))
         .nest("/api", api)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
@@ -47,9 +58,7 @@ pub fn app(state: AppState) -> Router {
     }
 }
 
-async fn healthz(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<&'static str, ApiError> {
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
     state.storage.ping().await?;
     Ok("ok")
 }

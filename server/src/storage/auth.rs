@@ -71,7 +71,8 @@ impl Storage {
             .bind(now.millis())
             .bind(expires_at.millis())
             .execute(pool)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
         Ok(())
     }
@@ -97,7 +98,8 @@ impl Storage {
             .bind(now.millis())
             .bind(expires_at.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())?;
+            .await
+            .map(|r| r.rows_affected())?;
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, sid, user_id, issued_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -116,23 +118,16 @@ impl Storage {
 
     /// Whether the session `sid` is still active, and the access token `jti`
     /// not individually revoked.
-    pub async fn token_state(
-        &self,
-        sid: &str,
-        jti: &str,
-        now: Timestamp,
-    ) -> Result<SessionState, StorageError> {
+    pub async fn token_state(&self, sid: &str, jti: &str, now: Timestamp) -> Result<SessionState, StorageError> {
         let (revoked_jti, session): (i64, Option<(Option<i64>, i64)>) = on_pool!(self, |pool| {
-            let revoked: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM revocations WHERE jti = $1")
-                    .bind(jti)
-                    .fetch_one(pool)
-                    .await?;
-            let session =
-                sqlx::query_as("SELECT revoked_at, expires_at FROM sessions WHERE sid = $1")
-                    .bind(sid)
-                    .fetch_optional(pool)
-                    .await?;
+            let revoked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revocations WHERE jti = $1")
+                .bind(jti)
+                .fetch_one(pool)
+                .await?;
+            let session = sqlx::query_as("SELECT revoked_at, expires_at FROM sessions WHERE sid = $1")
+                .bind(sid)
+                .fetch_optional(pool)
+                .await?;
             Ok::<_, sqlx::Error>((revoked, session))
         })?;
         Ok(match session {
@@ -162,7 +157,8 @@ impl Storage {
             .bind(now.millis())
             .bind(expires_at.millis())
             .execute(pool)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
         Ok(())
     }
@@ -181,20 +177,14 @@ impl Storage {
     }
 
     /// Revokes every session of `user`; returns how many were active.
-    pub async fn revoke_user_sessions(
-        &self,
-        user: &UserId,
-        now: Timestamp,
-    ) -> Result<u64, StorageError> {
+    pub async fn revoke_user_sessions(&self, user: &UserId, now: Timestamp) -> Result<u64, StorageError> {
         let done = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(user.as_str())
-            .bind(now.millis())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user.as_str())
+                .bind(now.millis())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(done)
     }
@@ -308,7 +298,8 @@ impl Storage {
             .bind(purpose)
             .bind(now.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())?;
+            .await
+            .map(|r| r.rows_affected())?;
             sqlx::query(
                 "INSERT INTO otp_codes (phone, purpose, code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -318,7 +309,8 @@ impl Storage {
             .bind(now.millis())
             .bind(expires_at.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
         tx.commit().await
     }
@@ -382,11 +374,7 @@ impl Storage {
     /// Deletes what can no longer matter: expired sessions (with their
     /// refresh tokens), revocations of expired access tokens, and one-time
     /// codes created before `codes_before`. Returns the number of rows.
-    pub async fn purge_expired(
-        &self,
-        now: Timestamp,
-        codes_before: Timestamp,
-    ) -> Result<u64, StorageError> {
+    pub async fn purge_expired(&self, now: Timestamp, codes_before: Timestamp) -> Result<u64, StorageError> {
         let mut tx = self.begin().await?;
         let n = on_tx!(tx, |conn| {
             let mut n = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")

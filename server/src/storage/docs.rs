@@ -142,9 +142,7 @@ impl Storage {
                 .fetch_optional(pool)
                 .await
         })?;
-        owner
-            .map(|o| UserId::new(o).map_err(StorageError::corrupt))
-            .transpose()
+        owner.map(|o| UserId::new(o).map_err(StorageError::corrupt)).transpose()
     }
 
     /// Stores `changes` of `doc_id` (creating the document row as `kind` if
@@ -180,8 +178,7 @@ impl Storage {
         kind: &str,
         changes: &[StoredChange],
     ) -> Result<AppendOutcome, StorageError> {
-        self.append_changes(doc_id, kind, changes, super::no_hook())
-            .await
+        self.append_changes(doc_id, kind, changes, super::no_hook()).await
     }
 
     /// The stored snapshot and later changes of a document.
@@ -207,9 +204,7 @@ impl Storage {
         let Some((kind, snapshot, heads, snapshot_seq, last_seq)) = row else {
             return Ok(None);
         };
-        let last_seq = changes
-            .last()
-            .map_or(last_seq, |(seq, _)| last_seq.max(*seq));
+        let last_seq = changes.last().map_or(last_seq, |(seq, _)| last_seq.max(*seq));
         Ok(Some(StoredDoc {
             doc_id: doc_id.to_owned(),
             kind,
@@ -222,12 +217,7 @@ impl Storage {
     }
 
     /// Up to `limit` feed items with `seq > cursor`, in seq order.
-    pub async fn changes_since(
-        &self,
-        cursor: i64,
-        filter: &DocFilter,
-        limit: u32,
-    ) -> Result<ChangePage, StorageError> {
+    pub async fn changes_since(&self, cursor: i64, filter: &DocFilter, limit: u32) -> Result<ChangePage, StorageError> {
         let ids: &[String] = match filter {
             DocFilter::All => &[],
             DocFilter::Docs(ids) if ids.is_empty() => {
@@ -284,11 +274,7 @@ impl Storage {
 
     /// Documents whose latest change is after `cursor`, oldest first. Lets a
     /// sync endpoint find what changed without loading unchanged documents.
-    pub async fn docs_changed_since(
-        &self,
-        cursor: i64,
-        limit: u32,
-    ) -> Result<Vec<DocVersion>, StorageError> {
+    pub async fn docs_changed_since(&self, cursor: i64, limit: u32) -> Result<Vec<DocVersion>, StorageError> {
         let rows: Vec<(String, String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT doc_id, kind, last_change_seq FROM documents \
@@ -301,11 +287,7 @@ impl Storage {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(doc_id, kind, last_seq)| DocVersion {
-                doc_id,
-                kind,
-                last_seq,
-            })
+            .map(|(doc_id, kind, last_seq)| DocVersion { doc_id, kind, last_seq })
             .collect())
     }
 
@@ -343,7 +325,8 @@ impl Storage {
             .bind(up_to_seq)
             .bind(now.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
         if updated != 1 {
             return Err(StorageError::Conflict(format!(
@@ -407,11 +390,7 @@ impl StorageTx {
         changes: &[StoredChange],
     ) -> Result<AppendOutcome, StorageError> {
         self.lock_change_log().await?;
-        let now = changes
-            .iter()
-            .map(|c| c.received_at.millis())
-            .max()
-            .unwrap_or(0);
+        let now = changes.iter().map(|c| c.received_at.millis()).max().unwrap_or(0);
         let stored_kind: String = on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO documents (doc_id, kind, created_at, updated_at) VALUES ($1, $2, $3, $3) \
@@ -421,7 +400,8 @@ impl StorageTx {
             .bind(kind)
             .bind(now)
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())?;
+            .await
+            .map(|r| r.rows_affected())?;
             sqlx::query_scalar("SELECT kind FROM documents WHERE doc_id = $1")
                 .bind(doc_id)
                 .fetch_one(&mut *conn)
@@ -463,15 +443,13 @@ impl StorageTx {
         }
         let last_seq: i64 = on_tx!(self, |conn| {
             if let Some(last) = inserted.last() {
-                sqlx::query(
-                    "UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1",
-                )
-                .bind(doc_id)
-                .bind(last.seq)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())?;
+                sqlx::query("UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1")
+                    .bind(doc_id)
+                    .bind(last.seq)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())?;
             }
             sqlx::query_scalar("SELECT last_change_seq FROM documents WHERE doc_id = $1")
                 .bind(doc_id)

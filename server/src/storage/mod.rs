@@ -18,6 +18,7 @@
 
 mod auth;
 mod docs;
+mod projections;
 mod tx;
 mod users;
 
@@ -26,16 +27,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use thiserror::Error;
 
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use docs::{
-    ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem,
-    FeedItemKind, StoredChange, StoredDoc,
+    ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem, FeedItemKind,
+    StoredChange, StoredDoc,
 };
+pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 
@@ -152,27 +152,16 @@ impl Storage {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("src/storage/migrations/sqlite")
-            .run(&pool)
-            .await?;
-        Ok(Storage {
-            db: Db::Sqlite(pool),
-        })
+        sqlx::migrate!("src/storage/migrations/sqlite").run(&pool).await?;
+        Ok(Storage { db: Db::Sqlite(pool) })
     }
 
     /// Opens a PostgreSQL pool with `options` (callers may set a search path
     /// there) and applies pending migrations.
     pub async fn open_postgres(options: PgConnectOptions) -> Result<Self, StorageError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("src/storage/migrations/postgres")
-            .run(&pool)
-            .await?;
-        Ok(Storage {
-            db: Db::Postgres(pool),
-        })
+        let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
+        sqlx::migrate!("src/storage/migrations/postgres").run(&pool).await?;
+        Ok(Storage { db: Db::Postgres(pool) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -216,11 +205,7 @@ pub async fn create_pg_schema(url: &str, name: &str) -> Result<(), StorageError>
 /// Drops schema `name` and everything in it.
 #[cfg(feature = "testing")]
 pub async fn drop_pg_schema(url: &str, name: &str) -> Result<(), StorageError> {
-    pg_admin(
-        url,
-        &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name)),
-    )
-    .await
+    pg_admin(url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name))).await
 }
 
 #[cfg(feature = "testing")]

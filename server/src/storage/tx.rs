@@ -36,9 +36,7 @@ impl std::fmt::Debug for StorageTx {
             TxInner::Sqlite(_) => "sqlite",
             TxInner::Postgres(_) => "postgres",
         };
-        f.debug_struct("StorageTx")
-            .field("backend", &backend)
-            .finish()
+        f.debug_struct("StorageTx").field("backend", &backend).finish()
     }
 }
 
@@ -84,11 +82,7 @@ impl StorageTx {
 /// rolls the whole transaction back, changes included, and the error is
 /// returned to the caller of `append_changes`.
 pub trait ChangeHook<E>: Send {
-    fn on_append<'t>(
-        &'t mut self,
-        tx: &'t mut StorageTx,
-        outcome: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), E>>;
+    fn on_append<'t>(&'t mut self, tx: &'t mut StorageTx, outcome: &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>>;
 }
 
 /// A hook that does nothing.
@@ -96,11 +90,7 @@ pub trait ChangeHook<E>: Send {
 pub struct NoHook;
 
 impl<E> ChangeHook<E> for NoHook {
-    fn on_append<'t>(
-        &'t mut self,
-        _: &'t mut StorageTx,
-        _: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), E>> {
+    fn on_append<'t>(&'t mut self, _: &'t mut StorageTx, _: &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -141,31 +131,19 @@ impl<E, F> ChangeHook<E> for FnHook<F>
 where
     F: for<'t> FnMut(&'t mut StorageTx, &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>> + Send,
 {
-    fn on_append<'t>(
-        &'t mut self,
-        tx: &'t mut StorageTx,
-        outcome: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), E>> {
+    fn on_append<'t>(&'t mut self, tx: &'t mut StorageTx, outcome: &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>> {
         (self.0)(tx, outcome)
     }
 }
 
 impl<E, H: ChangeHook<E> + ?Sized> ChangeHook<E> for &mut H {
-    fn on_append<'t>(
-        &'t mut self,
-        tx: &'t mut StorageTx,
-        outcome: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), E>> {
+    fn on_append<'t>(&'t mut self, tx: &'t mut StorageTx, outcome: &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>> {
         (**self).on_append(tx, outcome)
     }
 }
 
 impl<E, H: ChangeHook<E> + ?Sized> ChangeHook<E> for Box<H> {
-    fn on_append<'t>(
-        &'t mut self,
-        tx: &'t mut StorageTx,
-        outcome: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), E>> {
+    fn on_append<'t>(&'t mut self, tx: &'t mut StorageTx, outcome: &'t AppendOutcome) -> BoxFuture<'t, Result<(), E>> {
         (**self).on_append(tx, outcome)
     }
 }

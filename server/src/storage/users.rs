@@ -3,9 +3,7 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sync_core::{
-    HouseholdId, Membership, OrgTree, Role, Timestamp, Unit, UnitId, UnitKind, UserId,
-};
+use sync_core::{HouseholdId, Membership, OrgTree, Role, Timestamp, Unit, UnitId, UnitKind, UserId};
 
 use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
 
@@ -38,9 +36,7 @@ impl FromStr for UserKind {
             "staff" => Ok(UserKind::Staff),
             "resident" => Ok(UserKind::Resident),
             "system" => Ok(UserKind::System),
-            other => Err(StorageError::corrupt(format!(
-                "unknown user kind {other:?}"
-            ))),
+            other => Err(StorageError::corrupt(format!("unknown user kind {other:?}"))),
         }
     }
 }
@@ -124,10 +120,7 @@ impl Storage {
     pub async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StorageError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row: Option<UserRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(id.as_str())
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await
         })?;
         row.map(UserRow::into_record).transpose()
     }
@@ -152,14 +145,10 @@ impl Storage {
                 })
                 .transpose()
         })?;
-        row.map(|(user, hash)| Ok((user.into_record()?, hash)))
-            .transpose()
+        row.map(|(user, hash)| Ok((user.into_record()?, hash))).transpose()
     }
 
-    pub async fn find_user_by_phone(
-        &self,
-        phone: &str,
-    ) -> Result<Option<UserRecord>, StorageError> {
+    pub async fn find_user_by_phone(&self, phone: &str) -> Result<Option<UserRecord>, StorageError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE phone = $1");
         let row: Option<UserRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(phone).fetch_optional(pool).await
@@ -174,12 +163,7 @@ impl Storage {
         tx.commit().await
     }
 
-    pub async fn set_password_hash(
-        &self,
-        user: &UserId,
-        hash: &str,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
+    pub async fn set_password_hash(&self, user: &UserId, hash: &str, now: Timestamp) -> Result<(), StorageError> {
         let mut tx = self.begin().await?;
         tx.set_password_hash(user, hash, now).await?;
         tx.commit().await
@@ -187,12 +171,10 @@ impl Storage {
 
     pub async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StorageError> {
         let rows: Vec<(String, String)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT unit_id, role FROM memberships WHERE user_id = $1 ORDER BY unit_id, role",
-            )
-            .bind(user.as_str())
-            .fetch_all(pool)
-            .await
+            sqlx::query_as("SELECT unit_id, role FROM memberships WHERE user_id = $1 ORDER BY unit_id, role")
+                .bind(user.as_str())
+                .fetch_all(pool)
+                .await
         })?;
         rows.into_iter()
             .map(|(unit, role)| {
@@ -222,33 +204,22 @@ impl Storage {
                 .await
         })?;
         Ok(OrgTree::new(
-            rows.into_iter()
-                .map(unit_from_row)
-                .collect::<Result<Vec<_>, _>>()?,
+            rows.into_iter().map(unit_from_row).collect::<Result<Vec<_>, _>>()?,
         ))
     }
 }
 
-fn unit_from_row(
-    (id, name, kind, parent): (String, String, String, Option<String>),
-) -> Result<Unit, StorageError> {
+fn unit_from_row((id, name, kind, parent): (String, String, String, Option<String>)) -> Result<Unit, StorageError> {
     Ok(Unit {
         id: UnitId::new(id).map_err(StorageError::corrupt)?,
         name,
         kind: parse_enum(&kind)?,
-        parent: parent
-            .map(UnitId::new)
-            .transpose()
-            .map_err(StorageError::corrupt)?,
+        parent: parent.map(UnitId::new).transpose().map_err(StorageError::corrupt)?,
     })
 }
 
 impl StorageTx {
-    pub async fn insert_user(
-        &mut self,
-        user: &NewUser,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
+    pub async fn insert_user(&mut self, user: &NewUser, now: Timestamp) -> Result<(), StorageError> {
         on_tx!(self, |conn| {
             sqlx::query(
                 "INSERT INTO users (id, login_name, display_name, phone, kind, household_id, created_at, updated_at) \
@@ -262,7 +233,8 @@ impl StorageTx {
             .bind(user.household.as_ref().map(HouseholdId::as_str))
             .bind(now.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })
         .map_err(|e| unique_violation(e, || format!("user {}: id, login name or phone already taken", user.id)))?;
         Ok(())
@@ -270,11 +242,7 @@ impl StorageTx {
 
     /// Creates the user or updates every field but the password. Returns
     /// true when the user already existed and had a password hash.
-    pub async fn upsert_user(
-        &mut self,
-        user: &NewUser,
-        now: Timestamp,
-    ) -> Result<bool, StorageError> {
+    pub async fn upsert_user(&mut self, user: &NewUser, now: Timestamp) -> Result<bool, StorageError> {
         let existing: Option<Option<String>> = on_tx!(self, |conn| {
             sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
                 .bind(user.id.as_str())
@@ -303,21 +271,13 @@ impl StorageTx {
         })
         .map_err(|e| {
             unique_violation(e, || {
-                format!(
-                    "user {}: login name or phone already taken by another user",
-                    user.id
-                )
+                format!("user {}: login name or phone already taken by another user", user.id)
             })
         })?;
         Ok(hash.is_some())
     }
 
-    pub async fn set_password_hash(
-        &mut self,
-        user: &UserId,
-        hash: &str,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
+    pub async fn set_password_hash(&mut self, user: &UserId, hash: &str, now: Timestamp) -> Result<(), StorageError> {
         let done = on_tx!(self, |conn| {
             sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                 .bind(user.as_str())
@@ -337,11 +297,7 @@ impl StorageTx {
     }
 
     /// Replaces the user's memberships with `memberships`.
-    pub async fn set_memberships(
-        &mut self,
-        user: &UserId,
-        memberships: &[Membership],
-    ) -> Result<(), StorageError> {
+    pub async fn set_memberships(&mut self, user: &UserId, memberships: &[Membership]) -> Result<(), StorageError> {
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM memberships WHERE user_id = $1")
                 .bind(user.as_str())
@@ -382,7 +338,8 @@ impl StorageTx {
             .bind(unit.parent.as_ref().map(UnitId::as_str))
             .bind(now.millis())
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected())
+            .await
+            .map(|r| r.rows_affected())
         })?;
         Ok(())
     }

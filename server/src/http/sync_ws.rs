@@ -1,0 +1,293 @@
+//! The automerge-repo v1 endpoint: `GET /sync?token=…` upgraded to a WebSocket.
+//!
+//! Any automerge-repo client (the npm `@automerge/automerge-repo` with its
+//! WebSocket adapter) can sync the documents its user may see. The token
+//! travels in the URL query because that client sends no headers. A bad token
+//! is answered after the upgrade, with an `error` message and a close (an
+//! HTTP 401 on the upgrade would crash a Node client).
+//!
+//! Per connection the server keeps one Automerge sync state per document the
+//! peer asked for, answers `request`/`sync` through the document service
+//! (which validates and stores changes before the reply is generated), pushes
+//! changes stored by anyone else to the documents the peer follows, and
+//! closes the socket when the token expires or is revoked. A document the
+//! peer may not read is `doc-unavailable`, exactly like a missing one.
+
+use std::collections::HashMap;
+
+use automerge::sync::State as SyncState;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use sync_core::Principal;
+use sync_core::repo_protocol::{
+    self, DocUnavailableMessage, DocumentId, ErrorMessage, PeerId, PeerMessage, PeerMetadata, RepoMessage, SyncMessage,
+};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::docs::{Applied, DocError};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+pub async fn sync_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(state.http.max_ws_message_bytes)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = Connection::run(state, socket, q.token).await {
+                tracing::debug!(error = %e, "sync connection ended");
+            }
+        })
+}
+
+struct Connection {
+    state: AppState,
+    principal: Principal,
+    me: PeerId,
+    peer: PeerId,
+    docs: HashMap<DocumentId, SyncState>,
+}
+
+type Socket = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn send(sink: &mut Socket, message: &RepoMessage) -> Result<(), axum::Error> {
+    sink.send(Message::Binary(repo_protocol::encode(message).into())).await
+}
+
+async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Result<(), axum::Error> {
+    send(
+        sink,
+        &RepoMessage::Error(ErrorMessage {
+            sender_id: Some(me.clone()),
+            target_id: None,
+            message: message.clone(),
+        }),
+    )
+    .await?;
+    let reason: String = message.chars().take(100).collect();
+    sink.send(Message::Close(Some(CloseFrame {
+        code: 4001,
+        reason: reason.into(),
+    })))
+    .await
+}
+
+impl Connection {
+    async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Result<(), axum::Error> {
+        let (mut sink, mut stream) = socket.split();
+        let me = PeerId::from(format!("lianxin-server-{}", state.node_id));
+        let claims = match token {
+            None => return refuse_and_close(&mut sink, &me, "unauthorized: pass ?token=<access token>".into()).await,
+            Some(t) => match state.auth.authenticate(&t).await {
+                Ok(c) => c,
+                Err(e) => return refuse_and_close(&mut sink, &me, format!("unauthorized: {e}")).await,
+            },
+        };
+        let user = match sync_core::UserId::new(claims.sub.clone()) {
+            Ok(u) => u,
+            Err(e) => return refuse_and_close(&mut sink, &me, format!("unauthorized: {e}")).await,
+        };
+        let principal = match state.auth.principal(&user).await {
+            Ok(p) => p,
+            Err(e) => return refuse_and_close(&mut sink, &me, format!("unauthorized: {e}")).await,
+        };
+        let mut watch = state.auth.watch(claims);
+
+        // The first message must be `join`.
+        let peer = loop {
+            let Some(frame) = stream.next().await else {
+                return Ok(());
+            };
+            match frame? {
+                Message::Binary(b) => match repo_protocol::decode(&b) {
+                    Ok(RepoMessage::Join(join)) if join.supports_v1() => break join.sender_id,
+                    Ok(RepoMessage::Join(_)) => {
+                        return refuse_and_close(
+                            &mut sink,
+                            &me,
+                            "unsupported protocol version: this server speaks \"1\"".into(),
+                        )
+                        .await;
+                    }
+                    Ok(other) => {
+                        let m = format!("expected join, got {}", other.message_type());
+                        return refuse_and_close(&mut sink, &me, m).await;
+                    }
+                    Err(e) => return refuse_and_close(&mut sink, &me, format!("bad frame: {e}")).await,
+                },
+                Message::Close(_) => return Ok(()),
+                _ => {}
+            }
+        };
+        send(
+            &mut sink,
+            &RepoMessage::Peer(PeerMessage {
+                sender_id: me.clone(),
+                target_id: peer.clone(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: Some(false),
+                }),
+                selected_protocol_version: repo_protocol::PROTOCOL_V1.into(),
+            }),
+        )
+        .await?;
+
+        let mut events = state.docs.subscribe();
+        let mut conn = Connection {
+            state,
+            principal,
+            me,
+            peer,
+            docs: HashMap::new(),
+        };
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    match frame? {
+                        Message::Binary(b) => conn.on_frame(&mut sink, &b).await?,
+                        Message::Close(_) => return Ok(()),
+                        _ => {}
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(ev) => {
+                        if let Ok(id) = ev.doc_id.parse::<DocumentId>() {
+                            conn.push_doc(&mut sink, &id).await?;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let ids: Vec<DocumentId> = conn.docs.keys().cloned().collect();
+                        for id in ids {
+                            conn.push_doc(&mut sink, &id).await?;
+                        }
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                end = watch.ended() => {
+                    let why = format!("token {}", match end { crate::auth::TokenEnd::Expired => "expired", crate::auth::TokenEnd::Revoked => "revoked" });
+                    return refuse_and_close(&mut sink, &conn.me, why).await;
+                }
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, sink: &mut Socket, bytes: &[u8]) -> Result<(), axum::Error> {
+        let message = match repo_protocol::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.error(sink, format!("bad frame: {e}")).await,
+        };
+        match message {
+            RepoMessage::Request(m) | RepoMessage::Sync(m) => self.on_sync(sink, m).await,
+            // Presence, subscriptions and heads gossip are not needed by a server peer.
+            _ => Ok(()),
+        }
+    }
+
+    async fn error(&self, sink: &mut Socket, message: String) -> Result<(), axum::Error> {
+        send(
+            sink,
+            &RepoMessage::Error(ErrorMessage {
+                sender_id: Some(self.me.clone()),
+                target_id: Some(self.peer.clone()),
+                message,
+            }),
+        )
+        .await
+    }
+
+    async fn unavailable(&self, sink: &mut Socket, id: DocumentId) -> Result<(), axum::Error> {
+        send(
+            sink,
+            &RepoMessage::DocUnavailable(DocUnavailableMessage {
+                sender_id: self.me.clone(),
+                target_id: self.peer.clone(),
+                document_id: id,
+            }),
+        )
+        .await
+    }
+
+    async fn on_sync(&mut self, sink: &mut Socket, m: SyncMessage) -> Result<(), axum::Error> {
+        let id = m.document_id.clone();
+        let key = id.to_string();
+        let docs = self.state.docs.clone();
+        let exists = match docs.exists(&key).await {
+            Ok(e) => e,
+            Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
+        };
+        if exists {
+            match docs.may_read(&self.principal, &key).await {
+                Ok(true) => {}
+                Ok(false) => return self.unavailable(sink, id).await,
+                Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
+            }
+        }
+        let state = self.docs.entry(id.clone()).or_default();
+        match docs.receive_sync(&self.principal, &key, state, &m.data).await {
+            Ok((applied, reply)) => {
+                if !applied.refused.is_empty() {
+                    self.error(sink, refusal_message(&key, &applied)).await?;
+                }
+                let created = !exists && !applied.accepted.is_empty();
+                if !exists && !created {
+                    self.docs.remove(&id);
+                    return self.unavailable(sink, id).await;
+                }
+                if let Some(data) = reply {
+                    self.send_sync(sink, id, data).await?;
+                }
+                Ok(())
+            }
+            Err(DocError::Sync(e)) => self.error(sink, format!("document {key}: {e}")).await,
+            Err(e) => {
+                tracing::warn!(doc = %key, error = %e, "sync failed");
+                self.error(
+                    sink,
+                    format!("document {key}: the server could not process this message"),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn send_sync(&self, sink: &mut Socket, id: DocumentId, data: Vec<u8>) -> Result<(), axum::Error> {
+        send(
+            sink,
+            &RepoMessage::Sync(SyncMessage {
+                sender_id: self.me.clone(),
+                target_id: self.peer.clone(),
+                document_id: id,
+                data,
+            }),
+        )
+        .await
+    }
+
+    /// Sends what a followed document gained since the peer last heard.
+    async fn push_doc(&mut self, sink: &mut Socket, id: &DocumentId) -> Result<(), axum::Error> {
+        let Some(state) = self.docs.get_mut(id) else {
+            return Ok(());
+        };
+        match self.state.docs.generate_sync(&id.to_string(), state).await {
+            Ok(Some(data)) => self.send_sync(sink, id.clone(), data).await,
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!(doc = %id, error = %e, "could not push changes");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The refusal as text a person can read and a program can parse: a fixed
+/// prefix followed by JSON `{document, refused: [{change, rule, detail}]}`.
+pub fn refusal_message(doc: &str, applied: &Applied) -> String {
+    let body = serde_json::json!({ "document": doc, "refused": applied.refused });
+    format!("lianxin-refusal {body}")
+}
