@@ -106,6 +106,10 @@ pub struct AuthSettings {
     pub otp: OtpPolicy,
     /// Whether a verified phone without an account becomes a new resident.
     pub resident_signup: bool,
+    /// How long after a refresh token's first use a retry with it (the
+    /// answer was lost on the way) is still served instead of treated as
+    /// theft.
+    pub refresh_reuse_grace_ms: i64,
     /// How often a [`TokenWatch`] asks the database whether its token was
     /// revoked by another process.
     pub revocation_recheck_ms: i64,
@@ -118,6 +122,7 @@ impl Default for AuthSettings {
             refresh_ttl_ms: 30 * 24 * 60 * 60_000,
             otp: OtpPolicy::default(),
             resident_signup: true,
+            refresh_reuse_grace_ms: 60_000,
             revocation_recheck_ms: 30_000,
         }
     }
@@ -339,6 +344,7 @@ impl AuthService {
                 &secrets::sha256_hex(&new_refresh),
                 now,
                 now.plus_millis(self.inner.settings.refresh_ttl_ms),
+                self.inner.settings.refresh_reuse_grace_ms,
             )
             .await?;
         let (user, sid) = match rotation {

@@ -49,6 +49,7 @@ struct RefreshRow {
     user_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    replaced_by: Option<String>,
     revoked_at: Option<i64>,
 }
 
@@ -201,17 +202,25 @@ impl Storage {
 
     /// Exchanges the refresh token hashed as `old_hash` for `new_hash`, in
     /// one transaction, detecting replay of an already rotated token.
+    ///
+    /// On a lossy link a client may send its refresh, lose the answer and
+    /// retry with the same token. Within `reuse_grace_ms` of the first use,
+    /// and while the token it was exchanged for is still unused, a retry is
+    /// served: that unseen successor is retired and a new one issued, so the
+    /// session still has exactly one live refresh token. Any other reuse
+    /// revokes the session.
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new_hash: &str,
         now: Timestamp,
         new_expires_at: Timestamp,
+        reuse_grace_ms: i64,
     ) -> Result<RefreshRotation, StorageError> {
         let mut tx = self.begin().await?;
         let row: Option<RefreshRow> = on_tx!(tx, |conn| {
             sqlx::query_as(
-                "SELECT r.sid, r.user_id, r.expires_at, r.used_at, s.revoked_at \
+                "SELECT r.sid, r.user_id, r.expires_at, r.used_at, r.replaced_by, s.revoked_at \
                  FROM refresh_tokens r JOIN sessions s ON s.sid = r.sid WHERE r.token_hash = $1",
             )
             .bind(old_hash)
@@ -223,6 +232,7 @@ impl Storage {
             user_id: user,
             expires_at,
             used_at,
+            replaced_by,
             revoked_at,
         }) = row
         else {
@@ -232,25 +242,49 @@ impl Storage {
         if revoked_at.is_some() || expires_at <= now.millis() {
             return Ok(RefreshRotation::Invalid);
         }
-        if used_at.is_some() {
-            on_tx!(tx, |conn| {
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1")
-                    .bind(&sid)
-                    .bind(now.millis())
-                    .execute(&mut *conn)
-                    .await
-                    .map(|r| r.rows_affected())
-            })?;
-            tx.commit().await?;
-            return Ok(RefreshRotation::Reused { user, sid });
+        if let Some(used_at) = used_at {
+            let retry = match &replaced_by {
+                Some(successor) if now.millis() - used_at <= reuse_grace_ms => {
+                    // Retire the successor if nobody has used it yet.
+                    let retired = on_tx!(tx, |conn| {
+                        sqlx::query(
+                            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+                        )
+                        .bind(successor)
+                        .bind(now.millis())
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                    })?;
+                    retired == 1
+                }
+                _ => false,
+            };
+            if !retry {
+                on_tx!(tx, |conn| {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1")
+                        .bind(&sid)
+                        .bind(now.millis())
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+                tx.commit().await?;
+                return Ok(RefreshRotation::Reused { user, sid });
+            }
         }
+        // First use keeps its time: the grace period runs from it.
+        let used_at = used_at.unwrap_or(now.millis());
         on_tx!(tx, |conn| {
-            sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
-                .bind(old_hash)
-                .bind(now.millis())
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $2, replaced_by = $3 WHERE token_hash = $1",
+            )
+            .bind(old_hash)
+            .bind(used_at)
+            .bind(new_hash)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())?;
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, sid, user_id, issued_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5)",

@@ -81,7 +81,10 @@ CREATE TABLE refresh_tokens (
     user_id     TEXT NOT NULL,
     issued_at   BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
-    used_at     BIGINT
+    used_at     BIGINT,
+    -- The token this one was exchanged for; lets a client whose answer was
+    -- lost retry within a grace period without tripping reuse detection.
+    replaced_by TEXT
 );
 CREATE INDEX refresh_tokens_sid ON refresh_tokens(sid);
 
