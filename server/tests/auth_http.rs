@@ -82,6 +82,27 @@ async fn password_login(db: &mut TestDb) -> anyhow::Result<()> {
     server.stop().await
 }
 
+async fn password_guessing_is_throttled(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = staff_server(db).await?;
+    let guess = json!({"login": "zhang", "password": "guess"});
+    for _ in 0..10 {
+        let answer = server.post("/api/auth/login", None, &guess).await?;
+        assert_eq!(code(&answer), (401, Some("invalid_credentials")));
+    }
+    let answer = server.post("/api/auth/login", None, &guess).await?;
+    assert_eq!(code(&answer), (429, Some("rate_limited")));
+    let right = json!({"login": "zhang", "password": "correct horse battery"});
+    let answer = server.post("/api/auth/login", None, &right).await?;
+    assert_eq!(
+        code(&answer),
+        (429, Some("rate_limited")),
+        "even the right password waits"
+    );
+    server.clock.advance_secs(15 * 60 + 1);
+    login(&server).await?;
+    server.stop().await
+}
+
 async fn otp_sign_in_through_the_gateway(db: &mut TestDb) -> anyhow::Result<()> {
     let gateway = WebhookRecorder::start().await?;
     let server = TestServer::start(db.storage.clone(), gateway.sender()?).await?;
@@ -503,6 +524,7 @@ async fn http_errors_have_one_shape(db: &mut TestDb) -> anyhow::Result<()> {
 
 backend_tests!(
     password_login,
+    password_guessing_is_throttled,
     otp_sign_in_through_the_gateway,
     otp_expires_and_burns_after_five_wrong_tries,
     refresh_rotates_and_detects_reuse,

@@ -413,9 +413,56 @@ impl Storage {
 }
 
 impl Storage {
+    /// Failed password sign-ins for `login_name` since `since`, and the latest.
+    pub async fn login_failures_since(
+        &self,
+        login_name: &str,
+        since: Timestamp,
+    ) -> Result<(i64, Option<Timestamp>), StorageError> {
+        let (count, last): (i64, Option<i64>) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), MAX(failed_at) FROM login_failures WHERE login_name = $1 AND failed_at > $2",
+            )
+            .bind(login_name)
+            .bind(since.millis())
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((count, last.map(Timestamp::from_millis)))
+    }
+
+    pub async fn record_login_failure(
+        &self,
+        login_name: &str,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO login_failures (login_name, failed_at) VALUES ($1, $2)")
+                .bind(login_name)
+                .bind(now.millis())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a login name after a successful sign-in.
+    pub async fn clear_login_failures(&self, login_name: &str) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE login_name = $1")
+                .bind(login_name)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Deletes what can no longer matter: expired sessions (with their
     /// refresh tokens), revocations of expired access tokens, and one-time
-    /// codes created before `codes_before`. Returns the number of rows.
+    /// codes and sign-in failures older than `codes_before`. Returns the
+    /// number of rows.
     pub async fn purge_expired(
         &self,
         now: Timestamp,
@@ -438,6 +485,11 @@ impl Storage {
                     .await
                     .map(|r| r.rows_affected())?;
             }
+            n += sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
+                .bind(codes_before.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
             n += sqlx::query("DELETE FROM otp_codes WHERE created_at < $1")
                 .bind(codes_before.millis())
                 .execute(&mut *conn)

@@ -106,3 +106,10 @@ CREATE TABLE otp_codes (
     consumed_at  INTEGER
 );
 CREATE INDEX otp_codes_phone ON otp_codes(phone, created_at);
+
+-- Failed password sign-ins, for throttling guessing per login name.
+CREATE TABLE login_failures (
+    login_name  TEXT NOT NULL,
+    failed_at   INTEGER NOT NULL
+);
+CREATE INDEX login_failures_login ON login_failures(login_name, failed_at);
