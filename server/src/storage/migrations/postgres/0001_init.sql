@@ -81,10 +81,7 @@ CREATE TABLE refresh_tokens (
     user_id     TEXT NOT NULL,
     issued_at   BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL,
-    used_at     BIGINT,
-    -- The token this one was exchanged for; lets a client whose answer was
-    -- lost retry within a grace period without tripping reuse detection.
-    replaced_by TEXT
+    used_at     BIGINT
 );
 CREATE INDEX refresh_tokens_sid ON refresh_tokens(sid);
 
@@ -106,10 +103,3 @@ CREATE TABLE otp_codes (
     consumed_at  BIGINT
 );
 CREATE INDEX otp_codes_phone ON otp_codes(phone, created_at);
-
--- Failed password sign-ins, for throttling guessing per login name.
-CREATE TABLE login_failures (
-    login_name  TEXT NOT NULL,
-    failed_at   BIGINT NOT NULL
-);
-CREATE INDEX login_failures_login ON login_failures(login_name, failed_at);
