@@ -137,6 +137,10 @@ impl From<AuthError> for ApiError {
             AuthError::RefreshInvalid => ApiError::auth(S::UNAUTHORIZED, "refresh_invalid", &e),
             AuthError::RefreshReused => ApiError::auth(S::UNAUTHORIZED, "refresh_reused", &e),
             AuthError::InvalidPhone => ApiError::auth(S::BAD_REQUEST, "invalid_phone", &e),
+            AuthError::LoginThrottled { retry_after_secs } => ApiError::RateLimited {
+                message: e.to_string(),
+                retry_after_secs: *retry_after_secs,
+            },
             AuthError::OtpRateLimited { retry_after_secs } => ApiError::RateLimited {
                 message: e.to_string(),
                 retry_after_secs: *retry_after_secs,

@@ -152,3 +152,27 @@ pub async fn serve(
     storage.close().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_secret_is_private_and_stable() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::with_data_dir(dir.path())?;
+        config.jwt_secret = None;
+        let first = load_or_create_secret(&config)?;
+        assert!(first.len() >= 32);
+        assert_eq!(load_or_create_secret(&config)?, first, "read back, not regenerated");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(config.jwt_secret_path())?.permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        config.jwt_secret = Some("short".into());
+        assert!(matches!(load_or_create_secret(&config), Err(ServerError::WeakSecret)));
+        Ok(())
+    }
+}

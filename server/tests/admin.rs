@@ -108,6 +108,32 @@ async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
     server.stop().await
 }
 
+async fn a_disabled_user_is_locked_out(db: &mut TestDb) -> anyhow::Result<()> {
+    import_str(&db.storage, ORG, true, NOW).await?;
+    let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
+    let credentials = json!({"login": "zhang", "password": "initial password"});
+    let (status, pair) = server.post("/api/auth/login", None, &credentials).await?;
+    assert_eq!(status, 200);
+    let access = pair["access_token"].as_str().unwrap_or_default().to_owned();
+
+    let disabled = ORG.replace("login = \"zhang\"", "login = \"zhang\"\ndisabled = true");
+    let report = import_str(&db.storage, &disabled, true, NOW).await?;
+    assert_eq!(report.users_disabled_changed, 1);
+    let (status, _) = server.get("/api/me", Some(&access)).await?;
+    assert_eq!(status, 401, "sessions were revoked");
+    let (status, body) = server.post("/api/auth/login", None, &credentials).await?;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("account_disabled"))
+    );
+
+    let report = import_str(&db.storage, ORG, true, NOW).await?;
+    assert_eq!(report.users_disabled_changed, 1, "re-enabled");
+    let (status, _) = server.post("/api/auth/login", None, &credentials).await?;
+    assert_eq!(status, 200);
+    server.stop().await
+}
+
 async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyhow::Result<()> {
     let cases = [
         (
@@ -221,6 +247,7 @@ async fn minted_tokens_work_until_the_user_is_revoked(db: &mut TestDb) -> anyhow
 
 backend_tests!(
     import_is_idempotent,
+    a_disabled_user_is_locked_out,
     a_bad_file_names_the_entry_and_changes_nothing,
     minted_tokens_work_until_the_user_is_revoked,
 );

@@ -66,6 +66,27 @@ async fn password_login(db: &mut TestDb) -> anyhow::Result<()> {
     server.stop().await
 }
 
+async fn password_guessing_is_throttled(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = staff_server(db).await?;
+    let guess = json!({"login": "zhang", "password": "guess"});
+    for _ in 0..10 {
+        let answer = server.post("/api/auth/login", None, &guess).await?;
+        assert_eq!(code(&answer), (401, Some("invalid_credentials")));
+    }
+    let answer = server.post("/api/auth/login", None, &guess).await?;
+    assert_eq!(code(&answer), (429, Some("rate_limited")));
+    let right = json!({"login": "zhang", "password": "correct horse battery"});
+    let answer = server.post("/api/auth/login", None, &right).await?;
+    assert_eq!(
+        code(&answer),
+        (429, Some("rate_limited")),
+        "even the right password waits"
+    );
+    server.clock.advance_secs(15 * 60 + 1);
+    login(&server).await?;
+    server.stop().await
+}
+
 async fn otp_sign_in_through_the_gateway(db: &mut TestDb) -> anyhow::Result<()> {
     let gateway = WebhookRecorder::start().await?;
     let server = TestServer::start(db.storage.clone(), gateway.sender()?).await?;
@@ -156,51 +177,54 @@ async fn otp_expires_and_burns_after_five_wrong_tries(db: &mut TestDb) -> anyhow
     server.stop().await
 }
 
+async fn refresh(server: &TestServer, pair: &Value) -> anyhow::Result<(u16, Value)> {
+    let body = json!({"refresh_token": token(pair, "refresh_token")});
+    server.post("/api/auth/refresh", None, &body).await
+}
+
+fn code(answer: &(u16, Value)) -> (u16, Option<&str>) {
+    (answer.0, answer.1["error"]["code"].as_str())
+}
+
 async fn refresh_rotates_and_detects_reuse(db: &mut TestDb) -> anyhow::Result<()> {
     let server = staff_server(db).await?;
     let first = login(&server).await?;
-    let (status, second) = server
-        .post(
-            "/api/auth/refresh",
-            None,
-            &json!({"refresh_token": token(&first, "refresh_token")}),
-        )
-        .await?;
+    let (status, second) = refresh(&server, &first).await?;
     assert_eq!(status, 200, "{second}");
     assert_ne!(token(&second, "refresh_token"), token(&first, "refresh_token"));
-    let (status, _) = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
-    assert_eq!(status, 200);
+    let me = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
+    assert_eq!(me.0, 200);
 
-    // Replaying the rotated token revokes the whole session.
-    let (status, reused) = server
-        .post(
-            "/api/auth/refresh",
-            None,
-            &json!({"refresh_token": token(&first, "refresh_token")}),
-        )
-        .await?;
-    assert_eq!(
-        (status, reused["error"]["code"].as_str()),
-        (401, Some("refresh_reused"))
-    );
-    let (status, after) = server
-        .post(
-            "/api/auth/refresh",
-            None,
-            &json!({"refresh_token": token(&second, "refresh_token")}),
-        )
-        .await?;
-    assert_eq!(
-        (status, after["error"]["code"].as_str()),
-        (401, Some("refresh_invalid"))
-    );
-    let (status, me) = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
-    assert_eq!((status, me["error"]["code"].as_str()), (401, Some("token_revoked")));
+    // Replaying the rotated token after the grace period revokes the session.
+    server.clock.advance_secs(61);
+    assert_eq!(code(&refresh(&server, &first).await?), (401, Some("refresh_reused")));
+    assert_eq!(code(&refresh(&server, &second).await?), (401, Some("refresh_invalid")));
+    let me = server.get("/api/me", Some(&token(&second, "access_token"))).await?;
+    assert_eq!(code(&me), (401, Some("token_revoked")));
 
-    let (status, junk) = server
+    let junk = server
         .post("/api/auth/refresh", None, &json!({"refresh_token": "junk"}))
         .await?;
-    assert_eq!((status, junk["error"]["code"].as_str()), (401, Some("refresh_invalid")));
+    assert_eq!(code(&junk), (401, Some("refresh_invalid")));
+    server.stop().await
+}
+
+/// On a lossy link the answer to a refresh can be lost; the client retries
+/// with the same token.
+async fn a_lost_refresh_answer_can_be_retried(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = staff_server(db).await?;
+    let first = login(&server).await?;
+    let (status, lost) = refresh(&server, &first).await?;
+    assert_eq!(status, 200);
+    server.clock.advance_secs(20);
+    let (status, retried) = refresh(&server, &first).await?;
+    assert_eq!(status, 200, "{retried}");
+    let (status, next) = refresh(&server, &retried).await?;
+    assert_eq!(status, 200, "the retried answer's token is the live one");
+
+    // The answer that was never seen is retired: whoever presents it stole it.
+    assert_eq!(code(&refresh(&server, &lost).await?), (401, Some("refresh_reused")));
+    assert_eq!(code(&refresh(&server, &next).await?), (401, Some("refresh_invalid")));
     server.stop().await
 }
 
@@ -371,9 +395,11 @@ async fn http_errors_have_one_shape(db: &mut TestDb) -> anyhow::Result<()> {
 
 backend_tests!(
     password_login,
+    password_guessing_is_throttled,
     otp_sign_in_through_the_gateway,
     otp_expires_and_burns_after_five_wrong_tries,
     refresh_rotates_and_detects_reuse,
+    a_lost_refresh_answer_can_be_retried,
     revoked_and_expired_tokens_are_refused,
     token_watch_fires_on_revocation_and_expiry,
     a_revocation_elsewhere_reaches_watches,

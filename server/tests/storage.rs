@@ -70,6 +70,14 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     let only_b = s.changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100).await?;
     assert_eq!(only_b.items.len(), 2);
     assert!(only_b.items.iter().all(|i| i.doc_id == "doc-b"));
+    // A scope larger than one statement's bind parameters is split up.
+    let mut wide: Vec<String> = (0..9000).map(|i| format!("absent-{i}")).collect();
+    wide.push("doc-b".into());
+    wide.insert(0, "doc-a".into());
+    let wide = s.changes_since(0, &DocFilter::Docs(wide), 4).await?;
+    assert_eq!(wide.items.len(), 4);
+    assert!(wide.items.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(wide.items, page.items[..4]);
     let paged = s.changes_since(0, &DocFilter::All, 2).await?;
     assert_eq!(paged.items.len(), 2);
     let rest = s.changes_since(paged.next_cursor, &DocFilter::All, 100).await?;

@@ -25,6 +25,7 @@
 //! kind = "resident"
 //! phone = "13800000001"
 //! household = "hh-7"
+//! # disabled = true                  # cannot sign in; every session revoked
 //! ```
 //!
 //! Everything is written in one transaction: a file with an error changes
@@ -100,6 +101,9 @@ struct UserEntry {
     household: Option<String>,
     #[serde(default)]
     memberships: Vec<MembershipEntry>,
+    /// A disabled user cannot sign in and loses every session.
+    #[serde(default)]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +120,8 @@ pub struct ImportReport {
     pub users_created: usize,
     pub users_updated: usize,
     pub passwords_set: usize,
+    /// Users disabled or re-enabled by this import.
+    pub users_disabled_changed: usize,
 }
 
 impl fmt::Display for ImportReport {
@@ -124,7 +130,11 @@ impl fmt::Display for ImportReport {
             f,
             "imported {} unit(s); users: {} created, {} updated; {} initial password(s) set",
             self.units, self.users_created, self.users_updated, self.passwords_set
-        )
+        )?;
+        if self.users_disabled_changed > 0 {
+            write!(f, "; {} user(s) disabled or re-enabled", self.users_disabled_changed)?;
+        }
+        Ok(())
     }
 }
 
@@ -205,7 +215,14 @@ async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<I
         report.units += 1;
     }
 
-    for (entry, user, password, memberships) in &users {
+    for ValidUser {
+        entry,
+        user,
+        password,
+        memberships,
+        disabled,
+    } in &users
+    {
         for m in memberships {
             if !in_file.contains(&m.unit) && !tx.unit_exists(&m.unit).await? {
                 return Err(bad(entry, format!("membership unit {:?} does not exist", m.unit)));
@@ -229,6 +246,9 @@ async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<I
             report.passwords_set += 1;
         }
         tx.set_memberships(&user.id, memberships).await?;
+        if tx.set_user_disabled(&user.id, *disabled, now).await? {
+            report.users_disabled_changed += 1;
+        }
     }
     tx.commit().await?;
     Ok(report)
@@ -264,7 +284,13 @@ fn validate_units(values: &[serde_json::Value]) -> Result<Vec<(String, Unit)>, I
     Ok(out)
 }
 
-type ValidUser = (String, NewUser, Option<String>, Vec<Membership>);
+struct ValidUser {
+    entry: String,
+    user: NewUser,
+    password: Option<String>,
+    memberships: Vec<Membership>,
+    disabled: bool,
+}
 
 fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, ImportError> {
     let mut seen = BTreeSet::new();
@@ -314,7 +340,13 @@ fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, Import
             kind,
             household,
         };
-        out.push((entry, user, e.password, memberships));
+        out.push(ValidUser {
+            entry,
+            user,
+            password: e.password,
+            memberships,
+            disabled: e.disabled,
+        });
     }
     Ok(out)
 }

@@ -46,6 +46,8 @@ pub enum AuthError {
     RefreshInvalid,
     #[error("refresh token was already used; the session has been revoked")]
     RefreshReused,
+    #[error("too many failed sign-ins for this login; retry in {retry_after_secs} s")]
+    LoginThrottled { retry_after_secs: i64 },
     #[error("invalid phone number")]
     InvalidPhone,
     #[error("too many codes requested for this phone; retry in {retry_after_secs} s")]
@@ -96,14 +98,37 @@ impl Default for OtpPolicy {
     }
 }
 
+/// Throttling of password guessing, per login name.
+#[derive(Clone, Debug)]
+pub struct LoginPolicy {
+    /// Failed sign-ins allowed per `window_ms`; more are refused with 429
+    /// until the window has passed, right password or not.
+    pub max_failures: i64,
+    pub window_ms: i64,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        LoginPolicy {
+            max_failures: 10,
+            window_ms: 15 * 60_000,
+        }
+    }
+}
+
 /// Token lifetimes and sign-up rules.
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
     pub access_ttl_ms: i64,
     pub refresh_ttl_ms: i64,
     pub otp: OtpPolicy,
+    pub login: LoginPolicy,
     /// Whether a verified phone without an account becomes a new resident.
     pub resident_signup: bool,
+    /// How long after a refresh token's first use a retry with it (the
+    /// answer was lost on the way) is still served instead of treated as
+    /// theft.
+    pub refresh_reuse_grace_ms: i64,
     /// How often a [`TokenWatch`] asks the database whether its token was
     /// revoked by another process.
     pub revocation_recheck_ms: i64,
@@ -115,7 +140,9 @@ impl Default for AuthSettings {
             access_ttl_ms: 15 * 60_000,
             refresh_ttl_ms: 30 * 24 * 60 * 60_000,
             otp: OtpPolicy::default(),
+            login: LoginPolicy::default(),
             resident_signup: true,
+            refresh_reuse_grace_ms: 60_000,
             revocation_recheck_ms: 30_000,
         }
     }
@@ -204,7 +231,22 @@ impl AuthService {
 
     /// Signs in with login name and password.
     pub async fn login_password(&self, login: &str, password: &str) -> Result<TokenPair, AuthError> {
-        let found = self.inner.storage.find_user_by_login(login.trim()).await?;
+        let login = login.trim();
+        let policy = &self.inner.settings.login;
+        let now = self.now();
+        let (failures, last) = self
+            .inner
+            .storage
+            .login_failures_since(login, now.plus_millis(-policy.window_ms))
+            .await?;
+        if failures >= policy.max_failures {
+            let wait = last.map_or(policy.window_ms, |l| l.millis() + policy.window_ms - now.millis());
+            tracing::warn!(login, failures, "password sign-in throttled");
+            return Err(AuthError::LoginThrottled {
+                retry_after_secs: ceil_secs(wait.max(1)),
+            });
+        }
+        let found = self.inner.storage.find_user_by_login(login).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
@@ -212,10 +254,14 @@ impl AuthService {
         let ok = verify_password(password.to_owned(), hash).await?;
         let Some(user) = user.filter(|_| ok) else {
             tracing::info!(login, "password sign-in refused");
+            self.inner.storage.record_login_failure(login, now).await?;
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled {
             return Err(AuthError::Disabled);
+        }
+        if failures > 0 {
+            self.inner.storage.clear_login_failures(login).await?;
         }
         self.open_session(&user, "password").await
     }
@@ -321,6 +367,7 @@ impl AuthService {
                 &secrets::sha256_hex(&new_refresh),
                 now,
                 now.plus_millis(self.inner.settings.refresh_ttl_ms),
+                self.inner.settings.refresh_reuse_grace_ms,
             )
             .await?;
         let (user, sid) = match rotation {

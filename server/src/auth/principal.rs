@@ -1,4 +1,6 @@
 //! Loads the [`Principal`] that policy is evaluated for, from a user's stored memberships.
+//!
+//! A disabled user has no principal: every request and connection of theirs is refused.
 
 use sync_core::{Principal, UserId};
 
@@ -10,6 +12,9 @@ pub(super) async fn load(storage: &Storage, user: &UserId) -> Result<Principal, 
         .get_user(user)
         .await?
         .ok_or_else(|| AuthError::UnknownUser(user.to_string()))?;
+    if record.disabled {
+        return Err(AuthError::Disabled);
+    }
     let memberships = storage.memberships_of(user).await?;
     Ok(Principal {
         user: record.id,

@@ -150,3 +150,28 @@ impl TokenWatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::UserKind;
+
+    #[test]
+    fn revocations_cover_the_right_tokens() {
+        let claims = AccessClaims {
+            sub: "u1".into(),
+            jti: "j1".into(),
+            iat: 0,
+            exp: 1,
+            kind: UserKind::Staff,
+            sid: "s1".into(),
+        };
+        let user = |id: &str| UserId::new(id).expect("valid id");
+        assert!(Revocation::Token { jti: "j1".into() }.covers(&claims));
+        assert!(!Revocation::Token { jti: "j2".into() }.covers(&claims));
+        assert!(Revocation::Session { sid: "s1".into() }.covers(&claims));
+        assert!(!Revocation::Session { sid: "s2".into() }.covers(&claims));
+        assert!(Revocation::User { user: user("u1") }.covers(&claims));
+        assert!(!Revocation::User { user: user("u2") }.covers(&claims));
+    }
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sync_core::{Principal, UserId};
 
-use crate::auth::AccessClaims;
+use crate::auth::{AccessClaims, AuthError};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,8 +50,12 @@ impl FromRequestParts<AppState> for Authenticated {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
         let claims = state.auth.authenticate(&token).await?;
-        let user = UserId::new(claims.sub.clone()).map_err(|_| ApiError::from(crate::auth::AuthError::InvalidToken))?;
-        let principal = state.auth.principal(&user).await?;
+        let user = UserId::new(claims.sub.clone()).map_err(|_| ApiError::from(AuthError::InvalidToken))?;
+        // A token that outlived its user is just an invalid token.
+        let principal = state.auth.principal(&user).await.map_err(|e| match e {
+            AuthError::UnknownUser(_) => AuthError::InvalidToken,
+            other => other,
+        })?;
         Ok(Authenticated {
             user,
             claims,

@@ -50,7 +50,7 @@ pub fn app(state: AppState) -> Router {
             http.request_timeout,
         ))
         .layer(axum::middleware::map_response(uniform_errors))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
     if http.cors_permissive {
         router.layer(CorsLayer::permissive())
     } else {
@@ -61,6 +61,12 @@ pub fn app(state: AppState) -> Router {
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
     state.storage.ping().await?;
     Ok("ok")
+}
+
+/// The span of one request: method and path only. The query string is left
+/// out because WebSocket clients carry their access token there.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 /// Gives the bare 413 and 408 answers of the tower-http limit and timeout

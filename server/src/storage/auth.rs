@@ -49,6 +49,7 @@ struct RefreshRow {
     user_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    replaced_by: Option<String>,
     revoked_at: Option<i64>,
 }
 
@@ -191,17 +192,25 @@ impl Storage {
 
     /// Exchanges the refresh token hashed as `old_hash` for `new_hash`, in
     /// one transaction, detecting replay of an already rotated token.
+    ///
+    /// On a lossy link a client may send its refresh, lose the answer and
+    /// retry with the same token. Within `reuse_grace_ms` of the first use,
+    /// and while the token it was exchanged for is still unused, a retry is
+    /// served: that unseen successor is retired and a new one issued, so the
+    /// session still has exactly one live refresh token. Any other reuse
+    /// revokes the session.
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new_hash: &str,
         now: Timestamp,
         new_expires_at: Timestamp,
+        reuse_grace_ms: i64,
     ) -> Result<RefreshRotation, StorageError> {
         let mut tx = self.begin().await?;
         let row: Option<RefreshRow> = on_tx!(tx, |conn| {
             sqlx::query_as(
-                "SELECT r.sid, r.user_id, r.expires_at, r.used_at, s.revoked_at \
+                "SELECT r.sid, r.user_id, r.expires_at, r.used_at, r.replaced_by, s.revoked_at \
                  FROM refresh_tokens r JOIN sessions s ON s.sid = r.sid WHERE r.token_hash = $1",
             )
             .bind(old_hash)
@@ -213,6 +222,7 @@ impl Storage {
             user_id: user,
             expires_at,
             used_at,
+            replaced_by,
             revoked_at,
         }) = row
         else {
@@ -222,22 +232,42 @@ impl Storage {
         if revoked_at.is_some() || expires_at <= now.millis() {
             return Ok(RefreshRotation::Invalid);
         }
-        if used_at.is_some() {
-            on_tx!(tx, |conn| {
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1")
-                    .bind(&sid)
-                    .bind(now.millis())
-                    .execute(&mut *conn)
-                    .await
-                    .map(|r| r.rows_affected())
-            })?;
-            tx.commit().await?;
-            return Ok(RefreshRotation::Reused { user, sid });
+        if let Some(used_at) = used_at {
+            let retry = match &replaced_by {
+                Some(successor) if now.millis() - used_at <= reuse_grace_ms => {
+                    // Retire the successor if nobody has used it yet.
+                    let retired = on_tx!(tx, |conn| {
+                        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+                            .bind(successor)
+                            .bind(now.millis())
+                            .execute(&mut *conn)
+                            .await
+                            .map(|r| r.rows_affected())
+                    })?;
+                    retired == 1
+                }
+                _ => false,
+            };
+            if !retry {
+                on_tx!(tx, |conn| {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE sid = $1")
+                        .bind(&sid)
+                        .bind(now.millis())
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+                tx.commit().await?;
+                return Ok(RefreshRotation::Reused { user, sid });
+            }
         }
+        // First use keeps its time: the grace period runs from it.
+        let used_at = used_at.unwrap_or(now.millis());
         on_tx!(tx, |conn| {
-            sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+            sqlx::query("UPDATE refresh_tokens SET used_at = $2, replaced_by = $3 WHERE token_hash = $1")
                 .bind(old_hash)
-                .bind(now.millis())
+                .bind(used_at)
+                .bind(new_hash)
                 .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected())?;
@@ -371,9 +401,52 @@ impl Storage {
 }
 
 impl Storage {
+    /// Failed password sign-ins for `login_name` since `since`, and the latest.
+    pub async fn login_failures_since(
+        &self,
+        login_name: &str,
+        since: Timestamp,
+    ) -> Result<(i64, Option<Timestamp>), StorageError> {
+        let (count, last): (i64, Option<i64>) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), MAX(failed_at) FROM login_failures WHERE login_name = $1 AND failed_at > $2",
+            )
+            .bind(login_name)
+            .bind(since.millis())
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((count, last.map(Timestamp::from_millis)))
+    }
+
+    pub async fn record_login_failure(&self, login_name: &str, now: Timestamp) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO login_failures (login_name, failed_at) VALUES ($1, $2)")
+                .bind(login_name)
+                .bind(now.millis())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets the failures of a login name after a successful sign-in.
+    pub async fn clear_login_failures(&self, login_name: &str) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM login_failures WHERE login_name = $1")
+                .bind(login_name)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Deletes what can no longer matter: expired sessions (with their
     /// refresh tokens), revocations of expired access tokens, and one-time
-    /// codes created before `codes_before`. Returns the number of rows.
+    /// codes and sign-in failures older than `codes_before`. Returns the
+    /// number of rows.
     pub async fn purge_expired(&self, now: Timestamp, codes_before: Timestamp) -> Result<u64, StorageError> {
         let mut tx = self.begin().await?;
         let n = on_tx!(tx, |conn| {
@@ -392,6 +465,11 @@ impl Storage {
                     .await
                     .map(|r| r.rows_affected())?;
             }
+            n += sqlx::query("DELETE FROM login_failures WHERE failed_at < $1")
+                .bind(codes_before.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
             n += sqlx::query("DELETE FROM otp_codes WHERE created_at < $1")
                 .bind(codes_before.millis())
                 .execute(&mut *conn)

@@ -218,34 +218,44 @@ impl Storage {
 
     /// Up to `limit` feed items with `seq > cursor`, in seq order.
     pub async fn changes_since(&self, cursor: i64, filter: &DocFilter, limit: u32) -> Result<ChangePage, StorageError> {
-        let ids: &[String] = match filter {
-            DocFilter::All => &[],
-            DocFilter::Docs(ids) if ids.is_empty() => {
-                return Ok(ChangePage {
-                    items: Vec::new(),
-                    next_cursor: cursor,
-                });
+        /// Bind parameters per statement stay well below both backends'
+        /// limits (SQLite 32766, PostgreSQL 65535).
+        const IDS_PER_QUERY: usize = 4096;
+        let items = match filter {
+            DocFilter::All => self.feed_query(cursor, &[], limit).await?,
+            DocFilter::Docs(ids) => {
+                let mut items = Vec::new();
+                for chunk in ids.chunks(IDS_PER_QUERY) {
+                    items.extend(self.feed_query(cursor, chunk, limit).await?);
+                }
+                if ids.len() > IDS_PER_QUERY {
+                    items.sort_by_key(|i| i.seq);
+                    items.truncate(limit as usize);
+                }
+                items
             }
-            DocFilter::Docs(ids) => ids,
         };
+        let next_cursor = items.last().map_or(cursor, |i| i.seq);
+        Ok(ChangePage { items, next_cursor })
+    }
+
+    /// One feed query; `ids` empty means every document.
+    async fn feed_query(&self, cursor: i64, ids: &[String], limit: u32) -> Result<Vec<FeedItem>, StorageError> {
         // Placeholders $3.. for the document ids; both backends accept `$n`.
-        let in_list = (0..ids.len())
-            .map(|i| format!("${}", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let (change_filter, doc_filter) = if ids.is_empty() {
-            (String::new(), String::new())
+        let filter = if ids.is_empty() {
+            String::new()
         } else {
-            (
-                format!(" AND doc_id IN ({in_list})"),
-                format!(" AND doc_id IN ({in_list})"),
-            )
+            let in_list = (0..ids.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(" AND doc_id IN ({in_list})")
         };
         let sql = format!(
-            "SELECT seq, doc_id, bytes, 0 AS is_snapshot FROM changes WHERE seq > $1{change_filter} \
+            "SELECT seq, doc_id, bytes, 0 AS is_snapshot FROM changes WHERE seq > $1{filter} \
              UNION ALL \
              SELECT snapshot_seq AS seq, doc_id, snapshot AS bytes, 1 AS is_snapshot FROM documents \
-             WHERE snapshot_seq > $1 AND snapshot IS NOT NULL{doc_filter} \
+             WHERE snapshot_seq > $1 AND snapshot IS NOT NULL{filter} \
              ORDER BY seq LIMIT $2"
         );
         let rows: Vec<(i64, String, Vec<u8>, i32)> = on_pool!(self, |pool| {
@@ -255,8 +265,7 @@ impl Storage {
             }
             q.fetch_all(pool).await
         })?;
-        let next_cursor = rows.last().map_or(cursor, |r| r.0);
-        let items = rows
+        Ok(rows
             .into_iter()
             .map(|(seq, doc_id, bytes, is_snapshot)| FeedItem {
                 seq,
@@ -268,8 +277,7 @@ impl Storage {
                     FeedItemKind::Change
                 },
             })
-            .collect();
-        Ok(ChangePage { items, next_cursor })
+            .collect())
     }
 
     /// Documents whose latest change is after `cursor`, oldest first. Lets a

@@ -344,6 +344,39 @@ impl StorageTx {
         Ok(())
     }
 
+    /// Disables or re-enables a user. Disabling also revokes every session
+    /// of the user, in this transaction. Returns true when the state changed.
+    pub async fn set_user_disabled(
+        &mut self,
+        user: &UserId,
+        disabled: bool,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let changed = on_tx!(self, |conn| {
+            let sql = if disabled {
+                "UPDATE users SET disabled_at = $2, updated_at = $2 WHERE id = $1 AND disabled_at IS NULL"
+            } else {
+                "UPDATE users SET disabled_at = NULL, updated_at = $2 WHERE id = $1 AND disabled_at IS NOT NULL"
+            };
+            let changed = sqlx::query(sql)
+                .bind(user.as_str())
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())?;
+            if disabled {
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user.as_str())
+                    .bind(now.millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())?;
+            }
+            Ok::<_, sqlx::Error>(changed)
+        })?;
+        Ok(changed > 0)
+    }
+
     pub async fn user_exists(&mut self, id: &UserId) -> Result<bool, StorageError> {
         let n: i64 = on_tx!(self, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
