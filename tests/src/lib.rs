@@ -1,1 +1,3 @@
 //! Shared helpers for Lianxin integration tests.
+
+pub mod linksim;

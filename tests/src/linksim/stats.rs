@@ -1,0 +1,172 @@
+//! Traffic counters of a simulated link and their snapshot, [`Stats`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use super::Direction;
+
+/// A snapshot of a link's counters since it started or was last reset.
+///
+/// Bytes count as crossed when the proxy hands them to the receiving socket,
+/// so a receiver that has read `n` bytes always sees a counter of at least `n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes delivered client → server.
+    pub bytes_up: u64,
+    /// Bytes delivered server → client.
+    pub bytes_down: u64,
+    /// Client connections accepted.
+    pub connections: u64,
+    /// Connections cut, by a plan or by [`super::LinkSim::cut_all_now`].
+    pub cuts: u64,
+    /// Round trips: each time data is delivered down (to the client) when the
+    /// last data delivered on the same connection went up (to the server). The
+    /// client spoke, then heard back: a request answered by a response is one
+    /// round trip however many packets either takes; a server greeting before
+    /// the client says anything is none; two requests pipelined before the
+    /// first response are one, since the client waited for one turn only.
+    pub round_trips: u64,
+    /// Packets delivered only after a retransmission timeout.
+    pub retransmissions: u64,
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bytes_up={} bytes_down={} connections={} cuts={} round_trips={} retransmissions={}",
+            self.bytes_up, self.bytes_down, self.connections, self.cuts, self.round_trips, self.retransmissions
+        )
+    }
+}
+
+/// The shared, lock-free counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    connections: AtomicU64,
+    cuts: AtomicU64,
+    round_trips: AtomicU64,
+    retransmissions: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Stats {
+        Stats {
+            bytes_up: self.bytes_up.load(Ordering::SeqCst),
+            bytes_down: self.bytes_down.load(Ordering::SeqCst),
+            connections: self.connections.load(Ordering::SeqCst),
+            cuts: self.cuts.load(Ordering::SeqCst),
+            round_trips: self.round_trips.load(Ordering::SeqCst),
+            retransmissions: self.retransmissions.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Sets every counter to zero (one at a time: traffic flowing during the
+    /// reset may be counted in some counters and not in others).
+    pub fn reset(&self) {
+        for counter in [
+            &self.bytes_up,
+            &self.bytes_down,
+            &self.connections,
+            &self.cuts,
+            &self.round_trips,
+            &self.retransmissions,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn connection_cut(&self) {
+        self.cuts.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records `len` bytes handed to the receiver in `direction`.
+    pub fn delivered(&self, direction: Direction, len: usize, retransmitted: bool, turns: &RoundTrips) {
+        let bytes = match direction {
+            Direction::Up => &self.bytes_up,
+            Direction::Down => &self.bytes_down,
+        };
+        bytes.fetch_add(len as u64, Ordering::SeqCst);
+        if retransmitted {
+            self.retransmissions.fetch_add(1, Ordering::SeqCst);
+        }
+        if turns.delivered(direction) {
+            self.round_trips.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Round-trip detection for one connection: which way data last went (see
+/// [`Stats::round_trips`]).
+#[derive(Debug)]
+pub(crate) struct RoundTrips {
+    last: AtomicU8,
+}
+
+impl Default for RoundTrips {
+    fn default() -> Self {
+        RoundTrips {
+            last: AtomicU8::new(NOTHING_YET),
+        }
+    }
+}
+
+const NOTHING_YET: u8 = 0;
+const LAST_UP: u8 = 1;
+const LAST_DOWN: u8 = 2;
+
+impl RoundTrips {
+    /// Notes a delivery in `direction`; true if it completes a round trip.
+    fn delivered(&self, direction: Direction) -> bool {
+        match direction {
+            Direction::Up => {
+                self.last.store(LAST_UP, Ordering::SeqCst);
+                false
+            }
+            Direction::Down => self.last.swap(LAST_DOWN, Ordering::SeqCst) == LAST_UP,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_display_as_key_value_pairs() {
+        let stats = Stats {
+            bytes_up: 1,
+            bytes_down: 2,
+            connections: 3,
+            cuts: 4,
+            round_trips: 5,
+            retransmissions: 6,
+        };
+        assert_eq!(
+            stats.to_string(),
+            "bytes_up=1 bytes_down=2 connections=3 cuts=4 round_trips=5 retransmissions=6"
+        );
+    }
+
+    #[test]
+    fn a_round_trip_is_a_turn_from_up_to_down() {
+        use Direction::{Down, Up};
+        let counters = Counters::default();
+        let turns = RoundTrips::default();
+        // Greeting, then request/response, then two pipelined requests
+        // answered in three packets.
+        for direction in [Down, Up, Down, Up, Up, Down, Down, Down] {
+            counters.delivered(direction, 10, false, &turns);
+        }
+        let stats = counters.snapshot();
+        assert_eq!((stats.round_trips, stats.bytes_up, stats.bytes_down), (2, 30, 50));
+        counters.reset();
+        assert_eq!(counters.snapshot(), Stats::default());
+    }
+}
