@@ -38,36 +38,63 @@ pub enum SyncError {
 /// Decodes `message`, validates its changes for `ctx`, and advances `state`.
 pub fn receive(
     ctx: &PolicyContext<'_>,
-    mut doc: AutoCommit,
+    doc: AutoCommit,
     state: &mut sync::State,
     message: &[u8],
 ) -> Result<Received, SyncError> {
     let mut message = sync::Message::decode(message).map_err(|e| SyncError::Decode(e.to_string()))?;
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
+    let mut received = Received {
+        doc,
+        accepted: Vec::new(),
+        refused: Vec::new(),
+    };
     if !message.changes.is_empty() {
-        let before = doc.get_heads();
-        let mut scratch = doc.fork();
         let bytes: Vec<u8> = message.changes.iter().flat_map(|c| c.iter().copied()).collect();
-        scratch
-            .load_incremental(&bytes)
-            .map_err(|e| SyncError::Load(e.to_string()))?;
-        let incoming = scratch.get_changes(&before);
-        if !incoming.is_empty() {
-            let checked = check_changes(ctx, doc, incoming.clone());
-            doc = checked.doc;
-            refused = checked.refused;
-            accepted = incoming
-                .into_iter()
-                .filter(|c| checked.accepted.contains(&c.hash()))
-                .collect();
-        }
+        received = receive_chunks(ctx, received.doc, &bytes).map_err(|e| SyncError::Load(e.to_string()))?;
         message.changes = sync::ChunkList::empty();
     }
-    doc.sync()
+    received
+        .doc
+        .sync()
         .receive_sync_message(state, message)
         .map_err(|e| SyncError::State(e.to_string()))?;
-    Ok(Received { doc, accepted, refused })
+    Ok(received)
+}
+
+/// Validates the changes carried by `chunks` (change chunks, a bundle or a
+/// saved document: anything `load_incremental` reads) against `doc` for
+/// `ctx`, and applies the accepted ones. Changes `doc` already has are
+/// neither counted nor stored again.
+///
+/// The chunks are loaded into a scratch fork so the changes can be extracted
+/// in causal order whatever their encoding; only
+/// [`crate::policy::check_changes`] decides what reaches `doc`.
+pub(crate) fn receive_chunks(
+    ctx: &PolicyContext<'_>,
+    mut doc: AutoCommit,
+    chunks: &[u8],
+) -> Result<Received, automerge::AutomergeError> {
+    let before = doc.get_heads();
+    let mut scratch = doc.fork();
+    scratch.load_incremental(chunks)?;
+    let incoming = scratch.get_changes(&before);
+    if incoming.is_empty() {
+        return Ok(Received {
+            doc,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        });
+    }
+    let checked = check_changes(ctx, doc, incoming.clone());
+    let accepted = incoming
+        .into_iter()
+        .filter(|c| checked.accepted.contains(&c.hash()))
+        .collect();
+    Ok(Received {
+        doc: checked.doc,
+        accepted,
+        refused: checked.refused,
+    })
 }
 
 /// The next message to send to the peer, if any.

@@ -53,11 +53,15 @@
 mod encoding;
 mod error;
 mod frame;
+mod server;
 
 pub use encoding::{Encoding, decode_into, encode_changes, encode_since, heads_of};
 pub use error::BatchError;
 pub use frame::{
     Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, MAX_FRAME_BYTES, Pull, Push, RefusedChange,
+};
+pub use server::{
+    PullPlan, Received, Rejected, ServerExchange, apply_push, error_frame, parse_push, plan_pull, pull_doc,
 };
 
 use std::fmt;
