@@ -50,11 +50,13 @@
 //! either side: the client pushes only documents its host marks dirty, and
 //! the server pulls only documents its change log names.
 
+mod client;
 mod encoding;
 mod error;
 mod frame;
 mod server;
 
+pub use client::{BatchClient, ClientEvent, ClientState, PART_BUDGET, ReplicaDocs};
 pub use encoding::{Encoding, decode_into, encode_changes, encode_since, heads_of};
 pub use error::BatchError;
 pub use frame::{
