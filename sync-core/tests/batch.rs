@@ -1,0 +1,575 @@
+//! The batched sync extension end to end: a phone replica and a server, in memory, counting frames and bytes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::{AutoCommit, ChangeHash};
+use common::*;
+use proptest::prelude::*;
+use sync_core::batch::{
+    BatchClient, ClientEvent, ClientState, DocId, Encoding, Frame, ReplicaDocs, ServerExchange, heads_of, parse_push,
+    plan_pull,
+};
+use sync_core::doc::Message;
+use sync_core::petition::{EventBody, PetitionDoc};
+use sync_core::policy::PolicyContext;
+use sync_core::{OrgTree, Principal};
+
+fn doc_id(n: usize) -> DocId {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    DocId(id)
+}
+
+/// A petition filed by `resident()`, distinct for each `n`.
+fn new_petition(n: usize) -> AutoCommit {
+    let r = resident();
+    let mut h = header(&r, &r);
+    h.id = format!("p-{n}");
+    PetitionDoc::create(actor(1), h, unit("station-a"), &mut author(&r), T0)
+        .unwrap()
+        .into_doc()
+}
+
+/// Posts `count` small comments on `doc` as `who`, writing with actor `actor_n`.
+fn comment(doc: &mut AutoCommit, who: &Principal, actor_n: u8, count: usize) {
+    let mut p = PetitionDoc::from_doc(doc.clone().with_actor(actor(actor_n))).unwrap();
+    let mut a = author(who);
+    for i in 0..count {
+        let m = Message {
+            by: who.user.clone(),
+            at: "0000000000000.00000.x".parse().unwrap(),
+            text: format!("第{i}条：水还是没有来，请尽快派人查看一下"),
+            mentions: vec![],
+            reply_to: None,
+            attachments: vec![],
+            tag: None,
+        };
+        p.post(&mut a, T0.plus_minutes(10 + i as i64), m).unwrap();
+    }
+    *doc = p.into_doc();
+}
+
+/// A phone's document store with a heads index, counting loads.
+#[derive(Default)]
+struct Replica {
+    docs: BTreeMap<DocId, AutoCommit>,
+    heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    loads: usize,
+}
+
+impl Replica {
+    fn put(&mut self, id: DocId, mut doc: AutoCommit) {
+        let mut h = doc.get_heads();
+        h.sort();
+        self.heads.insert(id, h);
+        self.docs.insert(id, doc);
+    }
+
+    fn edit(&mut self, id: DocId, f: impl FnOnce(&mut AutoCommit)) {
+        let mut doc = self.docs[&id].clone();
+        f(&mut doc);
+        self.put(id, doc);
+    }
+}
+
+impl ReplicaDocs for Replica {
+    fn dirty(&self, state: &ClientState) -> Vec<DocId> {
+        self.heads
+            .iter()
+            .filter(|(id, h)| {
+                state.shared.get(id).is_none_or(|s| {
+                    let mut s = s.clone();
+                    s.sort();
+                    &s != *h
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+        let doc = self.docs.get(id).cloned();
+        self.loads += doc.is_some() as usize;
+        doc
+    }
+
+    fn store(&mut self, id: &DocId, doc: AutoCommit) {
+        self.put(*id, doc);
+    }
+}
+
+/// The server: documents, a change log with sequence numbers, and the policy.
+struct Server {
+    org: OrgTree,
+    who: Principal,
+    docs: BTreeMap<DocId, AutoCommit>,
+    /// Per document, `(seq, heads after it)` for each stored batch.
+    history: BTreeMap<DocId, Vec<(u64, Vec<ChangeHash>)>>,
+    seq: u64,
+    stored: HashMap<(DocId, ChangeHash), usize>,
+    loads: usize,
+    max_docs: usize,
+}
+
+impl Server {
+    fn new(who: Principal) -> Self {
+        Server {
+            org: org(),
+            who,
+            docs: BTreeMap::new(),
+            history: BTreeMap::new(),
+            seq: 0,
+            stored: HashMap::new(),
+            loads: 0,
+            max_docs: 1000,
+        }
+    }
+
+    /// Stores `doc`'s changes after `before` as if another user had pushed them.
+    fn put(&mut self, id: DocId, mut doc: AutoCommit) {
+        let before = self.docs.get_mut(&id).map(|d| d.get_heads()).unwrap_or_default();
+        let new = doc.get_changes(&before);
+        self.log(id, &new);
+        self.docs.insert(id, doc);
+    }
+
+    fn log(&mut self, id: DocId, changes: &[automerge::Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        for c in changes {
+            self.seq += 1;
+            *self.stored.entry((id, c.hash())).or_default() += 1;
+        }
+        let heads = self.docs.get_mut(&id).map(|d| d.get_heads()).unwrap_or_default();
+        let heads = heads_of(&heads, changes);
+        self.history.entry(id).or_default().push((self.seq, heads));
+    }
+
+    fn heads_at(&self, id: &DocId, cursor: u64) -> Vec<ChangeHash> {
+        self.history[id]
+            .iter()
+            .take_while(|(s, _)| *s <= cursor)
+            .last()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// Handles one frame from the client and returns the frames to send back.
+    fn handle(&mut self, ex: &mut ServerExchange, frame: &[u8]) -> Vec<Vec<u8>> {
+        let push = match parse_push(frame) {
+            Ok(p) => p,
+            Err(rejected) => return vec![rejected.reply],
+        };
+        ex.begin(&push);
+        let org = self.org.clone();
+        let who = self.who.clone();
+        let ctx = PolicyContext {
+            org: &org,
+            principal: &who,
+            now: T0.plus_minutes(24 * 60),
+        };
+        for doc in &push.docs {
+            let stored = match self.docs.get(&doc.id) {
+                Some(d) => {
+                    self.loads += 1;
+                    d.clone()
+                }
+                None => AutoCommit::new(),
+            };
+            let received = ex.apply(&ctx, stored, doc).unwrap();
+            let accepted = received.accepted.clone();
+            self.log(doc.id, &accepted);
+            self.docs.insert(doc.id, received.doc);
+        }
+        let mut out: Vec<Vec<u8>> = ex.ack(&push).into_iter().collect();
+        if push.last {
+            let cursor = ex.cursor();
+            let changed: Vec<(DocId, u64)> = self
+                .history
+                .iter()
+                .filter_map(|(id, h)| h.iter().map(|(s, _)| *s).find(|s| *s > cursor).map(|s| (*id, s)))
+                .collect();
+            let plan = plan_pull(changed, self.max_docs, self.seq);
+            let mut docs = Vec::new();
+            for id in plan.docs {
+                // A pushed document is still in memory from applying the push.
+                let base = match ex.pushed_base(&id) {
+                    Some(b) => b.to_vec(),
+                    None => {
+                        self.loads += 1;
+                        self.heads_at(&id, cursor)
+                    }
+                };
+                let doc = self.docs.get_mut(&id).unwrap();
+                docs.extend(ex.pull_doc(id, doc, &base));
+            }
+            out.push(ex.pull(plan.cursor, docs, plan.more));
+        }
+        out
+    }
+}
+
+/// What went over the link.
+#[derive(Debug, Default)]
+struct Wire {
+    up_frames: usize,
+    up_bytes: usize,
+    down_frames: usize,
+    down_bytes: usize,
+    /// Direction of each delivered frame, in order: `true` for client → server.
+    dirs: Vec<bool>,
+}
+
+impl Wire {
+    fn turns(&self) -> usize {
+        self.dirs.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+}
+
+struct World {
+    client: BatchClient,
+    phone: Replica,
+    server: Server,
+    next_exchange: u64,
+}
+
+impl World {
+    /// `n` petitions held by both sides, in sync, as after an earlier exchange.
+    fn new(n: usize, who: Principal) -> Self {
+        let mut server = Server::new(who);
+        let mut phone = Replica::default();
+        let mut shared = BTreeMap::new();
+        for i in 0..n {
+            let mut doc = new_petition(i);
+            shared.insert(doc_id(i), doc.get_heads());
+            server.put(doc_id(i), doc.clone());
+            phone.put(doc_id(i), doc);
+        }
+        let state = ClientState {
+            cursor: server.seq,
+            shared,
+            server_encodings: Encoding::ALL.to_vec(),
+            ..ClientState::default()
+        };
+        World {
+            client: BatchClient::new(state),
+            phone,
+            server,
+            next_exchange: 1,
+        }
+    }
+
+    /// Runs one exchange over a fresh connection. With `cut`, the link drops
+    /// after that many delivered frames. Returns the client's events.
+    fn exchange(&mut self, cut: Option<usize>, wire: &mut Wire, mut on_push: impl FnMut(&Frame)) -> Vec<ClientEvent> {
+        let id = self.next_exchange;
+        self.next_exchange += 1;
+        let mut ex = ServerExchange::new();
+        let up = self.client.start(id, &mut self.phone);
+        let mut down = Vec::new();
+        let mut delivered = 0;
+        let alive = |delivered: usize| cut.is_none_or(|c| delivered < c);
+        for f in &up {
+            if !alive(delivered) {
+                return Vec::new();
+            }
+            delivered += 1;
+            on_push(&Frame::decode(f).unwrap());
+            wire.up_frames += 1;
+            wire.up_bytes += f.len();
+            wire.dirs.push(true);
+            down.extend(self.server.handle(&mut ex, f));
+        }
+        let mut events = Vec::new();
+        for f in &down {
+            if !alive(delivered) {
+                return events;
+            }
+            delivered += 1;
+            wire.down_frames += 1;
+            wire.down_bytes += f.len();
+            wire.dirs.push(false);
+            events.extend(self.client.handle(f, &mut self.phone).unwrap());
+        }
+        events
+    }
+
+    fn sync(&mut self, wire: &mut Wire) -> Vec<ClientEvent> {
+        let mut all = Vec::new();
+        loop {
+            let events = self.exchange(None, wire, |_| {});
+            let more = events.contains(&ClientEvent::More);
+            assert!(matches!(events.last(), Some(ClientEvent::Done { .. })), "{events:?}");
+            all.extend(events);
+            if !more {
+                return all;
+            }
+        }
+    }
+
+    #[track_caller]
+    fn assert_converged(&mut self) {
+        let ids: BTreeSet<DocId> = self.server.docs.keys().chain(self.phone.docs.keys()).copied().collect();
+        for id in ids {
+            let s = self.server.docs.get_mut(&id).map(|d| d.get_heads());
+            let c = self.phone.docs.get_mut(&id).map(|d| d.get_heads());
+            assert_eq!(s, c, "document {id} differs");
+        }
+    }
+}
+
+/// The growth of `doc`'s compressed save from `before`: the floor for sending its new changes.
+fn save_growth(before: &mut AutoCommit, after: &mut AutoCommit) -> usize {
+    after.save().len() - before.save().len()
+}
+
+#[test]
+fn an_idle_reconnect_with_500_documents_is_one_small_frame_each_way() {
+    let mut w = World::new(500, officer_a());
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    assert_eq!(events, vec![ClientEvent::Done { cursor: w.server.seq }]);
+    assert_eq!((wire.up_frames, wire.down_frames), (1, 1));
+    let total = wire.up_bytes + wire.down_bytes;
+    println!("idle exchange: {} B up, {} B down", wire.up_bytes, wire.down_bytes);
+    assert!(total < 300, "idle exchange cost {total} bytes");
+    assert_eq!((w.phone.loads, w.server.loads), (0, 0), "no document was loaded");
+}
+
+#[test]
+fn a_common_reconnect_is_one_round_trip_near_the_floor() {
+    let mut w = World::new(50, officer_a());
+    // Offline, the officer comments on three petitions; meanwhile another
+    // officer comments on two others and a resident files a new petition.
+    let mut floor = 0;
+    for i in [3, 7, 11] {
+        let mut before = w.phone.docs[&doc_id(i)].clone();
+        w.phone.edit(doc_id(i), |d| comment(d, &officer_a(), 20, 40));
+        floor += save_growth(&mut before, w.phone.docs.get_mut(&doc_id(i)).unwrap());
+    }
+    for i in [20, 30] {
+        let mut before = w.server.docs[&doc_id(i)].clone();
+        let mut doc = before.clone();
+        comment(&mut doc, &officer_a2(), 21, 40);
+        floor += save_growth(&mut before, &mut doc);
+        w.server.put(doc_id(i), doc);
+    }
+    let mut fresh = new_petition(999);
+    floor += save_growth(&mut AutoCommit::new(), &mut fresh);
+    w.server.put(doc_id(999), fresh);
+
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    assert_eq!(wire.turns(), 1, "one round trip: {:?}", wire.dirs);
+    assert_eq!((wire.up_frames, wire.down_frames), (1, 2));
+    assert!(events.contains(&ClientEvent::DocCreated {
+        id: doc_id(999),
+        heads: w.server.docs.get_mut(&doc_id(999)).unwrap().get_heads()
+    }));
+    assert_eq!(
+        events.iter().filter(|e| matches!(e, ClientEvent::Acked { .. })).count(),
+        3
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::DocUpdated { .. }))
+            .count(),
+        2
+    );
+    w.assert_converged();
+    assert_eq!(
+        w.phone.loads,
+        3 + 2,
+        "three pushed and two pulled documents were loaded"
+    );
+    assert_eq!(
+        w.server.loads,
+        3 + 3,
+        "three pushed and three other documents were loaded"
+    );
+    let total = wire.up_bytes + wire.down_bytes;
+    println!(
+        "common reconnect: {} B up, {} B down, {} B total for a floor of {floor} B ({:.2}x)",
+        wire.up_bytes,
+        wire.down_bytes,
+        total,
+        total as f64 / floor as f64
+    );
+    assert!(
+        total * 10 <= floor * 13,
+        "{total} B on the wire for a floor of {floor} B"
+    );
+
+    // Nothing is left to say: the next exchange is idle.
+    let mut again = Wire::default();
+    let (pl, sl) = (w.phone.loads, w.server.loads);
+    w.sync(&mut again);
+    assert_eq!((again.up_frames, again.down_frames), (1, 1));
+    assert_eq!((w.phone.loads, w.server.loads), (pl, sl));
+}
+
+#[test]
+fn forty_comments_cost_about_their_compressed_save_growth() {
+    let mut w = World::new(1, officer_a());
+    let mut before = w.phone.docs[&doc_id(0)].clone();
+    w.phone.edit(doc_id(0), |d| comment(d, &officer_a(), 20, 40));
+    let growth = save_growth(&mut before, w.phone.docs.get_mut(&doc_id(0)).unwrap());
+    let mut wire = Wire::default();
+    w.sync(&mut wire);
+    println!(
+        "40 comments: {} B up, {} B down, compressed save growth {growth} B",
+        wire.up_bytes, wire.down_bytes
+    );
+    assert!(
+        wire.up_bytes * 10 <= growth * 12,
+        "{} B up for {growth} B",
+        wire.up_bytes
+    );
+    assert!(wire.down_bytes < 200, "the ack and an empty pull");
+    w.assert_converged();
+}
+
+#[test]
+fn a_refused_change_is_reported_and_the_rest_is_kept() {
+    let r = resident();
+    let mut w = World::new(3, r.clone());
+    w.phone.edit(doc_id(0), |d| comment(d, &r, 30, 2));
+    // A resident may not sign; the comment after it does not build on it.
+    w.phone.edit(doc_id(1), |d| {
+        let mut p = PetitionDoc::from_doc(d.clone().with_actor(actor(31))).unwrap();
+        record(&mut p, &r, Some("station-a"), 5, EventBody::Signed);
+        *d = p.into_doc();
+    });
+    let signed = w.phone.heads[&doc_id(1)].clone();
+    w.phone.edit(doc_id(2), |d| comment(d, &r, 32, 1));
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    let refused: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Refused { id, refused } => Some((*id, refused.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{events:?}");
+    assert_eq!(refused[0].0, doc_id(1));
+    assert_eq!(refused[0].1[0].rule, "role-required");
+    assert_eq!(refused[0].1[0].change, signed[0]);
+    // The other documents' comments were stored; the refused change stays local.
+    for i in [0, 2] {
+        let s = w.server.docs.get_mut(&doc_id(i)).unwrap().get_heads();
+        assert_eq!(s, w.phone.docs.get_mut(&doc_id(i)).unwrap().get_heads());
+    }
+    assert!(
+        w.server
+            .docs
+            .get_mut(&doc_id(1))
+            .unwrap()
+            .get_change_by_hash(&signed[0])
+            .is_none()
+    );
+    assert!(
+        w.phone
+            .docs
+            .get_mut(&doc_id(1))
+            .unwrap()
+            .get_change_by_hash(&signed[0])
+            .is_some()
+    );
+}
+
+#[test]
+fn a_paged_pull_completes_over_several_exchanges() {
+    let mut w = World::new(10, officer_a());
+    w.server.max_docs = 2;
+    for i in 0..10 {
+        let mut doc = w.server.docs[&doc_id(i)].clone();
+        comment(&mut doc, &officer_a2(), 40, 3);
+        w.server.put(doc_id(i), doc);
+    }
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    assert_eq!(events.iter().filter(|e| **e == ClientEvent::More).count(), 4);
+    w.assert_converged();
+}
+
+#[test]
+fn a_large_push_is_split_into_parts_each_acknowledged() {
+    let mut w = World::new(4, officer_a());
+    w.client = BatchClient::new(w.client.state().clone()).with_part_budget(600);
+    for i in 0..4 {
+        w.phone.edit(doc_id(i), |d| comment(d, &officer_a(), 50, 30));
+    }
+    let mut wire = Wire::default();
+    w.sync(&mut wire);
+    assert!(wire.up_frames > 4, "{} parts", wire.up_frames);
+    assert_eq!(wire.down_frames, wire.up_frames + 1, "an ack per part, then the pull");
+    assert_eq!(wire.turns(), 1);
+    w.assert_converged();
+}
+
+/// Hashes carried by each pushed document slice, read against the phone's copy.
+fn pushed_hashes(phone: &Replica, frame: &Frame) -> Vec<Vec<ChangeHash>> {
+    let Frame::Push(p) = frame else { return Vec::new() };
+    p.docs
+        .iter()
+        .map(|d| {
+            let mut full = phone.docs[&d.id].clone();
+            let mut doc = full.fork_at(&d.base).unwrap();
+            sync_core::batch::decode_into(&mut doc, d.encoding, &d.data).unwrap();
+            doc.get_changes(&d.base).iter().map(|c| c.hash()).collect()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cut_exchanges_resume_without_resending_acknowledged_parts(
+        cuts in proptest::collection::vec(0usize..12, 0..5),
+        edits in proptest::collection::vec((0usize..6, 1usize..15), 1..6),
+    ) {
+        let mut w = World::new(6, officer_a());
+        w.client = BatchClient::new(w.client.state().clone()).with_part_budget(1500);
+        for (n, (i, count)) in edits.iter().enumerate() {
+            w.phone.edit(doc_id(*i), |d| comment(d, &officer_a(), 60 + n as u8, *count));
+        }
+        let mut doc = w.server.docs[&doc_id(5)].clone();
+        comment(&mut doc, &officer_a2(), 90, 5);
+        w.server.put(doc_id(5), doc);
+
+        // Which changes the client was told are stored, and every push it sent.
+        let mut acked: BTreeSet<ChangeHash> = BTreeSet::new();
+        let mut wire = Wire::default();
+        for cut in cuts.iter().copied().map(Some).chain([None]) {
+            let mut sent: Vec<Vec<Vec<ChangeHash>>> = Vec::new();
+            let phone_snapshot = Replica { docs: w.phone.docs.clone(), ..Replica::default() };
+            let events = w.exchange(cut, &mut wire, |f| sent.push(pushed_hashes(&phone_snapshot, f)));
+            for part in &sent {
+                for h in part.iter().flatten() {
+                    prop_assert!(!acked.contains(h), "change {h} was sent again after its ack");
+                }
+            }
+            // Acked events name the shared heads; everything they cover is acknowledged.
+            for e in &events {
+                if let ClientEvent::Acked { id, .. } = e {
+                    let shared = w.client.state().shared[id].clone();
+                    let doc = w.phone.docs.get_mut(id).unwrap();
+                    let all = doc.get_changes(&[]);
+                    let mut known = doc.fork_at(&shared).unwrap();
+                    acked.extend(all.iter().map(|c| c.hash()).filter(|h| known.get_change_by_hash(h).is_some()));
+                }
+            }
+        }
+        w.sync(&mut wire);
+        w.assert_converged();
+        for (key, n) in &w.server.stored {
+            prop_assert_eq!(*n, 1, "change {:?} stored {} times", key, n);
+        }
+    }
+}
