@@ -73,25 +73,51 @@ pub trait ReplicaDocs {
 /// Something the host or the app should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// The server stored the pushed changes of a document, up to `heads`
-    /// (the heads both sides now share).
-    Acked { id: DocId, shared: Vec<ChangeHash> },
+    /// The server stored the pushed changes of a document (all of them,
+    /// or all but the refused ones): both sides now share `shared`.
+    Acked {
+        /// The document.
+        id: DocId,
+        /// Its new shared heads.
+        shared: Vec<ChangeHash>,
+    },
     /// The server refused some pushed changes. They stay in the local
     /// document; until the host rebases or drops them, they are pushed (and
     /// refused) again with every exchange.
-    Refused { id: DocId, refused: Vec<RefusedChange> },
+    Refused {
+        /// The document.
+        id: DocId,
+        /// The refused changes with their rules.
+        refused: Vec<RefusedChange>,
+    },
     /// Changes from the server were applied to a local document.
-    DocUpdated { id: DocId, heads: Vec<ChangeHash> },
+    DocUpdated {
+        /// The document.
+        id: DocId,
+        /// Its local heads now.
+        heads: Vec<ChangeHash>,
+    },
     /// A document new to this replica arrived and was stored.
-    DocCreated { id: DocId, heads: Vec<ChangeHash> },
+    DocCreated {
+        /// The document.
+        id: DocId,
+        /// Its heads.
+        heads: Vec<ChangeHash>,
+    },
     /// A pulled document did not end up with the server's heads (the server
     /// assumed history this replica lacks); it is pushed whole next time so
     /// the server can send the rest.
-    Resync { id: DocId },
+    Resync {
+        /// The document.
+        id: DocId,
+    },
     /// The server paged the pull: start another exchange for the rest.
     More,
     /// The exchange is complete.
-    Done { cursor: u64 },
+    Done {
+        /// The client's new cursor.
+        cursor: u64,
+    },
 }
 
 /// One pushed slice of a document's changes, awaiting its ack.

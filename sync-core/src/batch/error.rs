@@ -8,19 +8,32 @@ pub enum BatchError {
     Deflate(String),
     /// The frame inflates to more than the allowed size (a zip bomb or a broken peer).
     #[error("frame inflates to more than {limit} bytes")]
-    Oversize { limit: usize },
+    Oversize {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The inflated frame is not the CBOR map this protocol expects.
     #[error("frame is not valid CBOR for this protocol: {0}")]
     Cbor(String),
     /// A required key is missing from a frame.
     #[error("{frame} frame lacks the required key {key:?}")]
-    MissingKey { frame: &'static str, key: &'static str },
+    MissingKey {
+        /// The frame type.
+        frame: &'static str,
+        /// The missing key.
+        key: &'static str,
+    },
     /// The frame's type key names no known frame.
     #[error("unknown frame type {0:?}")]
     UnknownFrame(String),
     /// The peer speaks a protocol version this build does not.
     #[error("protocol version {got} is not supported; supported versions: {supported:?}")]
-    UnsupportedVersion { got: u32, supported: &'static [u32] },
+    UnsupportedVersion {
+        /// The version the peer asked for.
+        got: u32,
+        /// The versions this build speaks.
+        supported: &'static [u32],
+    },
     /// A document's data names an encoding this build does not know.
     #[error("unknown document encoding {0:?}")]
     UnknownEncoding(String),
@@ -32,7 +45,12 @@ pub enum BatchError {
     Unexpected(String),
     /// The peer sent an error frame.
     #[error("peer error {code}: {message}")]
-    Peer { code: String, message: String },
+    Peer {
+        /// The error frame's code.
+        code: String,
+        /// The error frame's message.
+        message: String,
+    },
 }
 
 impl From<minicbor::decode::Error> for BatchError {

@@ -17,9 +17,13 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// One frame of the batched sync extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
+    /// Client → server: a part of the push.
     Push(Push),
+    /// Server → client: the result of a push part.
     Ack(Ack),
+    /// Server → client: what changed, ending the exchange.
     Pull(Pull),
+    /// Either way: the exchange cannot go on.
     Error(ErrorFrame),
 }
 
@@ -46,10 +50,12 @@ pub struct Push {
 /// Changes of one document pushed by the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocPush {
+    /// The document.
     pub id: DocId,
     /// Heads both sides are known to share: `data` holds the changes after
     /// them. Empty for a document new to the server.
     pub base: Vec<ChangeHash>,
+    /// How `data` is encoded.
     pub encoding: Encoding,
     /// The changes, in `encoding`. Empty data only announces that the client
     /// has `base`.
@@ -59,14 +65,18 @@ pub struct DocPush {
 /// Server → client: the result of one push part.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
+    /// The exchange the acknowledged part belongs to.
     pub exchange: u64,
+    /// The acknowledged part.
     pub part: u32,
+    /// One result per pushed document entry, in the push's order.
     pub docs: Vec<DocResult>,
 }
 
 /// What became of one pushed document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocResult {
+    /// The document.
     pub id: DocId,
     /// The server's heads after applying the accepted changes.
     pub heads: Vec<ChangeHash>,
@@ -79,18 +89,22 @@ pub struct DocResult {
 /// A change the server refused, with the rule's stable name and a sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefusedChange {
+    /// The refused change.
     pub change: ChangeHash,
     /// The rule's text form ([`crate::policy::Rule`]).
     pub rule: String,
+    /// Why, in a sentence for people.
     pub detail: String,
 }
 
 /// Server → client after the last part: what changed on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pull {
+    /// The exchange this pull ends.
     pub exchange: u64,
     /// The client's new cursor.
     pub cursor: u64,
+    /// The documents the client lacks changes of.
     pub docs: Vec<DocPull>,
     /// The server paged the pull: the client should start another exchange.
     pub more: bool,
@@ -103,19 +117,24 @@ pub struct Pull {
 /// One document's changes the client lacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocPull {
+    /// The document.
     pub id: DocId,
     /// The heads the server assumed the client has; `data` holds what follows them.
     pub base: Vec<ChangeHash>,
     /// The server's heads: the client has them all once `data` is applied.
     pub heads: Vec<ChangeHash>,
+    /// How `data` is encoded.
     pub encoding: Encoding,
+    /// The changes after `base`, in `encoding`.
     pub data: Vec<u8>,
 }
 
 /// Either side: the exchange cannot go on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorFrame {
+    /// What went wrong, for programs.
     pub code: ErrorCode,
+    /// What went wrong, for people.
     pub message: String,
 }
 

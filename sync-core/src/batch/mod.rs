@@ -50,6 +50,8 @@
 //! either side: the client pushes only documents its host marks dirty, and
 //! the server pulls only documents its change log names.
 
+#![warn(missing_docs)]
+
 mod client;
 mod encoding;
 mod error;

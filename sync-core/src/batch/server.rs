@@ -42,6 +42,7 @@ pub use crate::validated_sync::Received;
 /// A push that could not be accepted, and the frame to answer it with.
 #[derive(Debug)]
 pub struct Rejected {
+    /// What was wrong with the frame.
     pub error: BatchError,
     /// An `Error` frame for the client; the host sends it and closes.
     pub reply: Vec<u8>,
@@ -120,8 +121,10 @@ pub fn apply_push(ctx: &PolicyContext<'_>, mut stored: AutoCommit, push: &DocPus
 }
 
 /// The server's state for the exchange running on one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerExchange {
+    /// Encodings this server reads, told to the client in each pull.
+    reads: Vec<Encoding>,
     exchange: Option<u64>,
     cursor: u64,
     encodings: Vec<Encoding>,
@@ -129,10 +132,33 @@ pub struct ServerExchange {
     results: Vec<DocResult>,
 }
 
+impl Default for ServerExchange {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ServerExchange {
-    /// A connection's exchange state, before any push.
+    /// A connection's exchange state, before any push, for a server that
+    /// reads every encoding this build knows.
     pub fn new() -> Self {
-        Self::default()
+        Self::reading(Encoding::ALL.to_vec())
+    }
+
+    /// Like [`ServerExchange::new`], for a server that reads only `encodings`
+    /// (say, to turn experimental bundles off). Raw change chunks are always read.
+    pub fn reading(mut encodings: Vec<Encoding>) -> Self {
+        if !encodings.contains(&Encoding::Changes) {
+            encodings.push(Encoding::Changes);
+        }
+        ServerExchange {
+            reads: encodings,
+            exchange: None,
+            cursor: 0,
+            encodings: Vec::new(),
+            pushed: BTreeMap::new(),
+            results: Vec::new(),
+        }
     }
 
     /// Starts handling a push part. A new exchange id starts a new exchange
@@ -143,7 +169,7 @@ impl ServerExchange {
                 exchange: Some(push.exchange),
                 // Until the client says otherwise, assume only what every peer reads.
                 encodings: vec![Encoding::Changes, Encoding::Document],
-                ..Self::default()
+                ..Self::reading(std::mem::take(&mut self.reads))
             };
         }
         if !push.encodings.is_empty() {
@@ -232,7 +258,7 @@ impl ServerExchange {
             cursor,
             docs,
             more,
-            encodings: Encoding::ALL.to_vec(),
+            encodings: self.reads.clone(),
         })
         .encode()
     }
