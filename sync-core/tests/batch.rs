@@ -111,6 +111,7 @@ struct Server {
     stored: HashMap<(DocId, ChangeHash), usize>,
     loads: usize,
     max_docs: usize,
+    reads: Vec<Encoding>,
 }
 
 impl Server {
@@ -124,6 +125,7 @@ impl Server {
             stored: HashMap::new(),
             loads: 0,
             max_docs: 1000,
+            reads: Encoding::ALL.to_vec(),
         }
     }
 
@@ -263,11 +265,17 @@ impl World {
     }
 
     /// Runs one exchange over a fresh connection. With `cut`, the link drops
-    /// after that many delivered frames. Returns the client's events.
-    fn exchange(&mut self, cut: Option<usize>, wire: &mut Wire, mut on_push: impl FnMut(&Frame)) -> Vec<ClientEvent> {
+    /// after that many delivered frames. `on_frame` sees every delivered
+    /// frame (`true` for client → server). Returns the client's events.
+    fn exchange(
+        &mut self,
+        cut: Option<usize>,
+        wire: &mut Wire,
+        mut on_frame: impl FnMut(bool, &Frame),
+    ) -> Vec<ClientEvent> {
         let id = self.next_exchange;
         self.next_exchange += 1;
-        let mut ex = ServerExchange::new();
+        let mut ex = ServerExchange::reading(self.server.reads.clone());
         let up = self.client.start(id, &mut self.phone);
         let mut down = Vec::new();
         let mut delivered = 0;
@@ -277,7 +285,7 @@ impl World {
                 return Vec::new();
             }
             delivered += 1;
-            on_push(&Frame::decode(f).unwrap());
+            on_frame(true, &Frame::decode(f).unwrap());
             wire.up_frames += 1;
             wire.up_bytes += f.len();
             wire.dirs.push(true);
@@ -289,6 +297,7 @@ impl World {
                 return events;
             }
             delivered += 1;
+            on_frame(false, &Frame::decode(f).unwrap());
             wire.down_frames += 1;
             wire.down_bytes += f.len();
             wire.dirs.push(false);
@@ -300,7 +309,7 @@ impl World {
     fn sync(&mut self, wire: &mut Wire) -> Vec<ClientEvent> {
         let mut all = Vec::new();
         loop {
-            let events = self.exchange(None, wire, |_| {});
+            let events = self.exchange(None, wire, |_, _| {});
             let more = events.contains(&ClientEvent::More);
             assert!(matches!(events.last(), Some(ClientEvent::Done { .. })), "{events:?}");
             all.extend(events);
@@ -512,6 +521,61 @@ fn a_large_push_is_split_into_parts_each_acknowledged() {
     w.assert_converged();
 }
 
+/// The encodings of the documents in each pushed frame.
+fn push_encodings(f: &Frame) -> Vec<Encoding> {
+    match f {
+        Frame::Push(p) => p.docs.iter().map(|d| d.encoding).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn bundles_are_used_only_once_both_sides_said_they_read_them() {
+    // A client that has not heard from this server yet pushes raw changes,
+    // then learns from the pull that the server reads bundles.
+    let mut w = World::new(2, officer_a());
+    w.client = BatchClient::new(ClientState {
+        server_encodings: ClientState::default().server_encodings,
+        ..w.client.state().clone()
+    });
+    let mut seen = Vec::new();
+    w.phone.edit(doc_id(0), |d| comment(d, &officer_a(), 70, 3));
+    w.exchange(None, &mut Wire::default(), |_, f| seen.extend(push_encodings(f)));
+    w.phone.edit(doc_id(0), |d| comment(d, &officer_a(), 70, 3));
+    w.exchange(None, &mut Wire::default(), |_, f| seen.extend(push_encodings(f)));
+    assert_eq!(seen, vec![Encoding::Changes, Encoding::Bundle]);
+
+    // A server that does not read bundles never gets one.
+    w.server.reads = vec![Encoding::Changes];
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        w.phone.edit(doc_id(1), |d| comment(d, &officer_a(), 71, 3));
+        w.exchange(None, &mut Wire::default(), |_, f| seen.extend(push_encodings(f)));
+    }
+    assert_eq!(
+        seen,
+        vec![Encoding::Bundle, Encoding::Changes],
+        "the first push predates the news"
+    );
+
+    // A client that does not read bundles never receives one.
+    w.client = BatchClient::new(w.client.state().clone()).with_encodings(vec![Encoding::Changes]);
+    let mut doc = w.server.docs[&doc_id(1)].clone();
+    comment(&mut doc, &officer_a2(), 72, 3);
+    w.server.put(doc_id(1), doc);
+    let up = w.client.start(99, &mut w.phone);
+    let mut ex = ServerExchange::new();
+    let down: Vec<Vec<u8>> = up.iter().flat_map(|f| w.server.handle(&mut ex, f)).collect();
+    let Frame::Pull(pull) = Frame::decode(down.last().unwrap()).unwrap() else {
+        panic!("no pull")
+    };
+    assert_eq!(pull.docs[0].encoding, Encoding::Changes);
+    for f in &down {
+        w.client.handle(f, &mut w.phone).unwrap();
+    }
+    w.assert_converged();
+}
+
 /// Hashes carried by each pushed document slice, read against the phone's copy.
 fn pushed_hashes(phone: &Replica, frame: &Frame) -> Vec<Vec<ChangeHash>> {
     let Frame::Push(p) = frame else { return Vec::new() };
@@ -543,28 +607,29 @@ proptest! {
         comment(&mut doc, &officer_a2(), 90, 5);
         w.server.put(doc_id(5), doc);
 
-        // Which changes the client was told are stored, and every push it sent.
+        // Which changes the server acknowledged to the client, read from the
+        // delivered frames (not from the client's own bookkeeping).
         let mut acked: BTreeSet<ChangeHash> = BTreeSet::new();
         let mut wire = Wire::default();
         for cut in cuts.iter().copied().map(Some).chain([None]) {
-            let mut sent: Vec<Vec<Vec<ChangeHash>>> = Vec::new();
-            let phone_snapshot = Replica { docs: w.phone.docs.clone(), ..Replica::default() };
-            let events = w.exchange(cut, &mut wire, |f| sent.push(pushed_hashes(&phone_snapshot, f)));
-            for part in &sent {
-                for h in part.iter().flatten() {
-                    prop_assert!(!acked.contains(h), "change {h} was sent again after its ack");
+            let snapshot = Replica { docs: w.phone.docs.clone(), ..Replica::default() };
+            let mut parts: BTreeMap<u32, Vec<Vec<ChangeHash>>> = BTreeMap::new();
+            let mut resent = Vec::new();
+            w.exchange(cut, &mut wire, |up, f| match f {
+                Frame::Push(p) if up => {
+                    let hashes = pushed_hashes(&snapshot, f);
+                    resent.extend(hashes.iter().flatten().filter(|h| acked.contains(*h)).copied());
+                    parts.insert(p.part, hashes);
                 }
-            }
-            // Acked events name the shared heads; everything they cover is acknowledged.
-            for e in &events {
-                if let ClientEvent::Acked { id, .. } = e {
-                    let shared = w.client.state().shared[id].clone();
-                    let doc = w.phone.docs.get_mut(id).unwrap();
-                    let all = doc.get_changes(&[]);
-                    let mut known = doc.fork_at(&shared).unwrap();
-                    acked.extend(all.iter().map(|c| c.hash()).filter(|h| known.get_change_by_hash(h).is_some()));
+                Frame::Ack(a) => {
+                    for (r, hashes) in a.docs.iter().zip(&parts[&a.part]) {
+                        let refused: BTreeSet<_> = r.refused.iter().map(|r| r.change).collect();
+                        acked.extend(hashes.iter().filter(|h| !refused.contains(*h)));
+                    }
                 }
-            }
+                _ => {}
+            });
+            prop_assert!(resent.is_empty(), "changes sent again after their ack: {:?}", resent);
         }
         w.sync(&mut wire);
         w.assert_converged();
