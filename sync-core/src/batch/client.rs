@@ -124,7 +124,6 @@ pub enum ClientEvent {
 #[derive(Debug)]
 struct Sent {
     id: DocId,
-    base: Vec<ChangeHash>,
     changes: Vec<Change>,
 }
 
@@ -133,6 +132,10 @@ struct Pending {
     exchange: u64,
     parts: BTreeMap<u32, Vec<Sent>>,
     acked: BTreeSet<DocId>,
+    /// Per document, the changes refused so far in this exchange.
+    refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
+    /// Documents found to need a whole push; later acks for them are moot.
+    resynced: BTreeSet<DocId>,
 }
 
 /// The sans-IO batched sync client.
@@ -195,6 +198,8 @@ impl BatchClient {
             exchange,
             parts: BTreeMap::new(),
             acked: BTreeSet::new(),
+            refused: BTreeMap::new(),
+            resynced: BTreeSet::new(),
         });
         // Pack slices into parts of at most `part_budget` data bytes.
         let mut parts: Vec<(Push, Vec<Sent>)> = Vec::new();
@@ -236,7 +241,7 @@ impl BatchClient {
                     encoding: Encoding::Changes,
                     data: Vec::new(),
                 };
-                out.push((push, Sent { id, base, changes }));
+                out.push((push, Sent { id, changes }));
             }
             return;
         }
@@ -255,7 +260,7 @@ impl BatchClient {
                 encoding,
                 data,
             };
-            out.push((push, Sent { id, base, changes }));
+            out.push((push, Sent { id, changes }));
             return;
         }
         // Too big for one part: cut the changes into slices whose encoding
@@ -284,7 +289,6 @@ impl BatchClient {
                 push,
                 Sent {
                     id,
-                    base,
                     changes: slice.to_vec(),
                 },
             ));
@@ -323,13 +327,11 @@ impl BatchClient {
                 }
                 // The server now knows what this exchange pushed; the
                 // documents still to announce are the ones found incomplete.
-                let resync: BTreeSet<DocId> = events
-                    .iter()
-                    .filter_map(|e| match e {
-                        ClientEvent::Resync { id } => Some(*id),
-                        _ => None,
-                    })
-                    .collect();
+                let mut resync = pending.resynced;
+                resync.extend(events.iter().filter_map(|e| match e {
+                    ClientEvent::Resync { id } => Some(*id),
+                    _ => None,
+                }));
                 self.state
                     .announce
                     .retain(|id| !pending.acked.contains(id) || resync.contains(id));
@@ -366,28 +368,34 @@ impl BatchClient {
 
     fn acked(&mut self, sent: Sent, result: DocResult, events: &mut Vec<ClientEvent>) {
         let id = sent.id;
-        let refused: BTreeSet<ChangeHash> = result.refused.iter().map(|r| r.change).collect();
         let shared = self.state.shared.get(&id).cloned().unwrap_or_default();
-        if sent.base.iter().any(|h| refused.contains(h)) {
-            // The server lacks part of the base. If that base is what this
-            // replica believes shared, the server lost history: push it all.
-            if shared.iter().any(|h| refused.contains(h)) {
-                self.state.shared.remove(&id);
-                self.state.announce.insert(id);
-                events.push(ClientEvent::Resync { id });
-            }
+        let pending = self.pending.as_mut().expect("acks come within an exchange");
+        if pending.resynced.contains(&id) {
+            // Already to be pushed whole; nothing this ack says changes that.
+        } else if result.refused.iter().any(|r| shared.contains(&r.change)) {
+            // The server lacks what this replica believes shared: it lost
+            // history. Push the whole document next time.
+            self.state.shared.remove(&id);
+            self.state.announce.insert(id);
+            pending.resynced.insert(id);
+            events.push(ClientEvent::Resync { id });
         } else {
-            let kept: Vec<Change> = sent
-                .changes
-                .into_iter()
-                .filter(|c| !refused.contains(&c.hash()))
-                .collect();
+            // A change is refused if it is named, or builds on a refused change
+            // (the server may drop those silently when they follow in a later slice).
+            let bad = pending.refused.entry(id).or_default();
+            bad.extend(result.refused.iter().map(|r| r.change));
+            let mut kept: Vec<Change> = Vec::new();
+            for c in sent.changes {
+                if bad.contains(&c.hash()) || c.deps().iter().any(|d| bad.contains(d)) {
+                    bad.insert(c.hash());
+                } else {
+                    kept.push(c);
+                }
+            }
             let shared = heads_of(&shared, &kept);
             self.state.shared.insert(id, shared.clone());
             self.state.announce.insert(id);
-            if let Some(p) = self.pending.as_mut() {
-                p.acked.insert(id);
-            }
+            pending.acked.insert(id);
             events.push(ClientEvent::Acked { id, shared });
         }
         if !result.refused.is_empty() {

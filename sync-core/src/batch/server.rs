@@ -28,7 +28,7 @@
 //! changes it has); a base that is too new would lose changes, which is why it
 //! must come from what the client provably has.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, ChangeHash};
 
@@ -90,11 +90,24 @@ pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
 /// If the server lacks part of the push's base (it lost history the client
 /// believes shared), nothing is applied and the missing base hashes are
 /// refused by `missing-dependency`; the client then pushes the whole document.
-pub fn apply_push(ctx: &PolicyContext<'_>, mut stored: AutoCommit, push: &DocPush) -> Result<Received, BatchError> {
+pub fn apply_push(ctx: &PolicyContext<'_>, stored: AutoCommit, push: &DocPush) -> Result<Received, BatchError> {
+    apply_after_refusals(ctx, stored, push, &BTreeSet::new())
+}
+
+/// [`apply_push`] for a later slice of a document whose earlier slice had
+/// `refused_before` refused: its base may name them. Changes of the slice
+/// that build on them cannot apply; they are dropped without being listed,
+/// and the client, which knows their dependencies, counts them as refused.
+fn apply_after_refusals(
+    ctx: &PolicyContext<'_>,
+    mut stored: AutoCommit,
+    push: &DocPush,
+    refused_before: &BTreeSet<ChangeHash>,
+) -> Result<Received, BatchError> {
     let missing: Vec<Refusal> = push
         .base
         .iter()
-        .filter(|h| stored.get_change_by_hash(h).is_none())
+        .filter(|h| !refused_before.contains(h) && stored.get_change_by_hash(h).is_none())
         .map(|h| {
             Refusal::new(
                 h,
@@ -129,6 +142,7 @@ pub struct ServerExchange {
     cursor: u64,
     encodings: Vec<Encoding>,
     pushed: BTreeMap<DocId, Vec<ChangeHash>>,
+    refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
     results: Vec<DocResult>,
 }
 
@@ -157,6 +171,7 @@ impl ServerExchange {
             cursor: 0,
             encodings: Vec::new(),
             pushed: BTreeMap::new(),
+            refused: BTreeMap::new(),
             results: Vec::new(),
         }
     }
@@ -197,11 +212,19 @@ impl ServerExchange {
         stored: AutoCommit,
         push: &DocPush,
     ) -> Result<Received, BatchError> {
-        let mut received = apply_push(ctx, stored, push)?;
-        let lost_base = received
+        let refused_before = self.refused.entry(push.id).or_default();
+        let mut received = apply_after_refusals(ctx, stored, push, refused_before)?;
+        let refused: Vec<RefusedChange> = received
             .refused
             .iter()
-            .any(|r| push.base.iter().any(|h| h.to_string() == r.change));
+            .map(|r| RefusedChange {
+                change: r.change.parse().expect("a refusal names a change by its hex hash"),
+                rule: r.rule.to_string(),
+                detail: r.detail.clone(),
+            })
+            .collect();
+        refused_before.extend(refused.iter().map(|r| r.change));
+        let lost_base = refused.iter().any(|r| push.base.contains(&r.change));
         if !lost_base {
             let base = self.pushed.get(&push.id).cloned().unwrap_or_else(|| push.base.clone());
             self.pushed.insert(push.id, heads_of(&base, &received.accepted));
@@ -210,15 +233,7 @@ impl ServerExchange {
             id: push.id,
             heads: received.doc.get_heads(),
             accepted: received.accepted.len() as u32,
-            refused: received
-                .refused
-                .iter()
-                .map(|r| RefusedChange {
-                    change: r.change.parse().expect("a refusal names a change by its hex hash"),
-                    rule: r.rule.to_string(),
-                    detail: r.detail.clone(),
-                })
-                .collect(),
+            refused,
         });
         Ok(received)
     }
