@@ -492,6 +492,62 @@ fn a_refused_change_is_reported_and_the_rest_is_kept() {
 }
 
 #[test]
+fn a_refused_change_early_in_a_split_push_does_not_block_later_slices_that_do_not_build_on_it() {
+    let r = resident();
+    let mut w = World::new(1, r.clone());
+    w.client = BatchClient::new(w.client.state().clone()).with_part_budget(300);
+    // Two offline branches merged on the phone: a forbidden signature, and
+    // comments written by another of the resident's apps.
+    w.phone.edit(doc_id(0), |d| {
+        let mut sign = PetitionDoc::from_doc(d.fork().with_actor(actor(80))).unwrap();
+        record(&mut sign, &r, Some("station-a"), 5, EventBody::Signed);
+        let mut talk = d.fork().with_actor(actor(81));
+        comment(&mut talk, &r, 81, 12);
+        d.merge(sign.doc_mut()).unwrap();
+        d.merge(&mut talk).unwrap();
+    });
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    assert!(wire.up_frames > 2, "the push was split");
+    let refused: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Refused { refused, .. } => Some(refused.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![1], "{events:?}");
+    // The server has every comment; only the signature stays on the phone.
+    let server = w.server.docs.get_mut(&doc_id(0)).unwrap();
+    let phone = w.phone.docs.get_mut(&doc_id(0)).unwrap();
+    assert_eq!(phone.get_changes(&[]).len(), server.get_changes(&[]).len() + 1);
+    let mut shared = w.client.state().shared[&doc_id(0)].clone();
+    shared.sort();
+    let mut heads = server.get_heads();
+    heads.sort();
+    assert_eq!(shared, heads);
+}
+
+#[test]
+fn a_server_that_lost_history_gets_the_whole_document_again() {
+    let mut w = World::new(2, officer_a());
+    w.phone.edit(doc_id(0), |d| comment(d, &officer_a(), 85, 3));
+    w.sync(&mut Wire::default());
+    // The server is restored from a backup taken before those comments.
+    let old = new_petition(0);
+    w.server.docs.insert(doc_id(0), old);
+    w.phone.edit(doc_id(0), |d| comment(d, &officer_a(), 85, 2));
+    let events = w.sync(&mut Wire::default());
+    assert!(events.contains(&ClientEvent::Resync { id: doc_id(0) }), "{events:?}");
+    let events = w.sync(&mut Wire::default());
+    assert!(
+        events.iter().any(|e| matches!(e, ClientEvent::Acked { .. })),
+        "{events:?}"
+    );
+    w.assert_converged();
+}
+
+#[test]
 fn a_paged_pull_completes_over_several_exchanges() {
     let mut w = World::new(10, officer_a());
     w.server.max_docs = 2;
