@@ -234,7 +234,7 @@ impl BatchClient {
     fn slices(&self, id: DocId, doc: &mut AutoCommit, base: Vec<ChangeHash>, out: &mut Vec<(DocPush, Sent)>) {
         let changes = doc.get_changes(&base);
         if changes.is_empty() {
-            if self.state.announce.contains(&id) && !base.is_empty() {
+            if self.state.announce.contains(&id) {
                 let push = DocPush {
                     id,
                     base: base.clone(),
@@ -432,5 +432,118 @@ impl BatchClient {
             events.push(ClientEvent::Resync { id: pull.id });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::frame::Pull;
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, ROOT};
+
+    #[derive(Default)]
+    struct Docs(BTreeMap<DocId, AutoCommit>);
+
+    impl ReplicaDocs for Docs {
+        fn dirty(&self, _: &ClientState) -> Vec<DocId> {
+            Vec::new()
+        }
+        fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+            self.0.get(id).cloned()
+        }
+        fn store(&mut self, id: &DocId, doc: AutoCommit) {
+            self.0.insert(*id, doc);
+        }
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut state = ClientState {
+            cursor: 17,
+            ..ClientState::default()
+        };
+        state.shared.insert(DocId([1; 16]), vec![ChangeHash([2; 32])]);
+        state.announce.insert(DocId([3; 16]));
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<ClientState>(&json).unwrap(), state);
+        // A state saved before the optional fields existed still loads.
+        let old: ClientState = serde_json::from_str(r#"{"cursor":3,"shared":{}}"#).unwrap();
+        assert_eq!(old.server_encodings, vec![Encoding::Changes, Encoding::Document]);
+    }
+
+    #[test]
+    fn an_idle_start_is_one_empty_last_part() {
+        let mut client = BatchClient::new(ClientState::default());
+        let frames = client.start(5, &mut Docs::default());
+        assert_eq!(frames.len(), 1);
+        let Frame::Push(p) = Frame::decode(&frames[0]).unwrap() else {
+            panic!("not a push")
+        };
+        assert!(p.last && p.docs.is_empty() && p.part == 0);
+        assert_eq!(p.encodings, Encoding::ALL.to_vec());
+    }
+
+    #[test]
+    fn a_pull_that_does_not_reach_the_server_heads_asks_for_a_resync() {
+        let id = DocId([9; 16]);
+        let mut doc = AutoCommit::new().with_actor(ActorId::from([1u8; 16].as_slice()));
+        doc.put(ROOT, "a", 1).unwrap();
+        doc.commit();
+        let first = doc.get_heads();
+        doc.put(ROOT, "a", 2).unwrap();
+        doc.commit();
+        // The server wrongly assumes the phone has the first change.
+        let later = doc.get_changes(&first);
+        let (encoding, data) = encode_changes(&doc, &later, &[Encoding::Changes]);
+        let mut client = BatchClient::new(ClientState::default());
+        let mut docs = Docs::default();
+        client.start(1, &mut docs);
+        let pull = Frame::Pull(Pull {
+            exchange: 1,
+            cursor: 10,
+            docs: vec![DocPull {
+                id,
+                base: first,
+                heads: doc.get_heads(),
+                encoding,
+                data,
+            }],
+            more: false,
+            encodings: Encoding::ALL.to_vec(),
+        });
+        let events = client.handle(&pull.encode(), &mut docs).unwrap();
+        assert_eq!(
+            events,
+            vec![ClientEvent::Resync { id }, ClientEvent::Done { cursor: 10 }]
+        );
+        assert!(client.state().announce.contains(&id));
+        assert!(!client.state().shared.contains_key(&id));
+        // The next exchange pushes the document whole (the server fills in the rest).
+        let frames = client.start(2, &mut docs);
+        let Frame::Push(p) = Frame::decode(&frames[0]).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(p.docs.len(), 1);
+        assert!(p.docs[0].base.is_empty());
+    }
+
+    #[test]
+    fn frames_of_another_exchange_are_refused() {
+        let mut client = BatchClient::new(ClientState::default());
+        let mut docs = Docs::default();
+        client.start(1, &mut docs);
+        let stale = Frame::Pull(Pull {
+            exchange: 0,
+            cursor: 1,
+            docs: vec![],
+            more: false,
+            encodings: vec![],
+        });
+        assert!(matches!(
+            client.handle(&stale.encode(), &mut docs),
+            Err(BatchError::Unexpected(_))
+        ));
+        assert!(client.in_exchange());
     }
 }

@@ -21,7 +21,11 @@
 //!      ([`heads_of`](super::heads_of)) of its changes numbered up to the
 //!      cursor.
 //!
-//!    Then send [`ServerExchange::pull`] with the plan's cursor.
+//!
+//!    Also call `pull_doc` for every pushed document
+//!    ([`ServerExchange::pushed_docs`]) not in the plan: it is in memory
+//!    already, and the client may lack part of it. Then send
+//!    [`ServerExchange::pull`] with the plan's cursor.
 //!
 //! Documents that did not change since the cursor and were not pushed are
 //! never loaded. A base that is too old only costs bytes (the client ignores
@@ -260,6 +264,13 @@ impl ServerExchange {
         self.pushed.get(id).map(Vec::as_slice)
     }
 
+    /// The documents pushed in this exchange. The pull considers each of
+    /// them, changed since the cursor or not: the client may lack part of it
+    /// (a refusal, or a document it asked to receive again).
+    pub fn pushed_docs(&self) -> impl Iterator<Item = &DocId> {
+        self.pushed.keys()
+    }
+
     /// What the client lacks of `doc`, given the `base` it is known to have
     /// (see the module docs), or `None` if it lacks nothing.
     pub fn pull_doc(&self, id: DocId, doc: &mut AutoCommit, base: &[ChangeHash]) -> Option<DocPull> {
@@ -304,6 +315,22 @@ pub struct PullPlan {
     pub cursor: u64,
     /// Whether documents were left for another exchange.
     pub more: bool,
+    /// The lowest new change number of each planned document, then of the
+    /// first one left out, if any: what [`PullPlan::truncate`] needs.
+    firsts: Vec<u64>,
+}
+
+impl PullPlan {
+    /// Keeps only the first `n` documents, say because the pull frame grew
+    /// past the host's byte budget, and moves the cursor back accordingly.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.docs.len() {
+            self.docs.truncate(n);
+            self.cursor = self.firsts[n].saturating_sub(1);
+            self.more = true;
+            self.firsts.truncate(n + 1);
+        }
+    }
 }
 
 /// Pages a pull. `changed` lists each document in the client's scope with a
@@ -313,22 +340,23 @@ pub struct PullPlan {
 ///
 /// The new cursor must not pass a change that was not delivered: when
 /// documents are left out it stops just before the lowest new change among
-/// them, so they come with the next exchange.
+/// them, so they come with the next exchange. To bound the pull by bytes
+/// instead, plan generously and [`PullPlan::truncate`] once the frame is full.
 pub fn plan_pull(mut changed: Vec<(DocId, u64)>, max_docs: usize, latest: u64) -> PullPlan {
     changed.sort_by_key(|&(id, seq)| (seq, id));
-    if changed.len() <= max_docs {
-        return PullPlan {
-            docs: changed.into_iter().map(|(id, _)| id).collect(),
-            cursor: latest,
-            more: false,
-        };
+    let more = changed.len() > max_docs;
+    changed.truncate(max_docs.saturating_add(1));
+    let firsts: Vec<u64> = changed.iter().map(|&(_, seq)| seq).collect();
+    let mut plan = PullPlan {
+        docs: changed.into_iter().map(|(id, _)| id).collect(),
+        cursor: latest,
+        more: false,
+        firsts,
+    };
+    if more {
+        plan.truncate(max_docs);
     }
-    let first_left = changed[max_docs].1;
-    PullPlan {
-        docs: changed.into_iter().take(max_docs).map(|(id, _)| id).collect(),
-        cursor: first_left.saturating_sub(1),
-        more: true,
-    }
+    plan
 }
 
 #[cfg(test)]
@@ -359,8 +387,16 @@ mod tests {
         let changed = vec![(d(1), 50), (d(2), 5), (d(3), 70)];
         let all = plan_pull(changed.clone(), 10, 100);
         assert_eq!((all.docs.len(), all.cursor, all.more), (3, 100, false));
-        let page = plan_pull(changed, 1, 100);
+        let page = plan_pull(changed.clone(), 1, 100);
         assert_eq!(page.docs, vec![d(2)]);
         assert_eq!((page.cursor, page.more), (49, true));
+        let mut cut = plan_pull(changed, 10, 100);
+        cut.truncate(2);
+        assert_eq!(cut.docs, vec![d(2), d(1)]);
+        assert_eq!((cut.cursor, cut.more), (69, true));
+        cut.truncate(5);
+        assert_eq!(cut.docs.len(), 2, "truncating to more does nothing");
+        cut.truncate(0);
+        assert_eq!((cut.docs.len(), cut.cursor), (0, 4));
     }
 }
