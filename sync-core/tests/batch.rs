@@ -196,7 +196,8 @@ impl Server {
                 .collect();
             let plan = plan_pull(changed, self.max_docs, self.seq);
             let mut docs = Vec::new();
-            for id in plan.docs {
+            let pushed: Vec<DocId> = ex.pushed_docs().filter(|id| !plan.docs.contains(id)).copied().collect();
+            for id in plan.docs.iter().copied().chain(pushed) {
                 // A pushed document is still in memory from applying the push.
                 let base = match ex.pushed_base(&id) {
                     Some(b) => b.to_vec(),
