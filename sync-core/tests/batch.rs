@@ -34,13 +34,43 @@ fn new_petition(n: usize) -> AutoCommit {
 
 /// Posts `count` small comments on `doc` as `who`, writing with actor `actor_n`.
 fn comment(doc: &mut AutoCommit, who: &Principal, actor_n: u8, count: usize) {
+    comment_with(doc, who, actor_n, count, |i| {
+        format!("第{i}条：水还是没有来，请尽快派人查看一下")
+    });
+}
+
+/// Like [`comment`], with 12 to 27 pseudo-random Chinese characters per
+/// comment, so documents do not compress against each other.
+fn comment_varied(doc: &mut AutoCommit, who: &Principal, actor_n: u8, count: usize, seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    comment_with(doc, who, actor_n, count, |_| {
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let len = 12 + next() % 16;
+        (0..len)
+            .map(|_| char::from_u32(0x4E00 + (next() % 2000) as u32).unwrap())
+            .collect()
+    });
+}
+
+fn comment_with(
+    doc: &mut AutoCommit,
+    who: &Principal,
+    actor_n: u8,
+    count: usize,
+    mut text: impl FnMut(usize) -> String,
+) {
     let mut p = PetitionDoc::from_doc(doc.clone().with_actor(actor(actor_n))).unwrap();
     let mut a = author(who);
     for i in 0..count {
         let m = Message {
             by: who.user.clone(),
             at: "0000000000000.00000.x".parse().unwrap(),
-            text: format!("第{i}条：水还是没有来，请尽快派人查看一下"),
+            text: text(i),
             mentions: vec![],
             reply_to: None,
             attachments: vec![],
@@ -357,13 +387,14 @@ fn a_common_reconnect_is_one_round_trip_near_the_floor() {
     let mut floor = 0;
     for i in [3, 7, 11] {
         let mut before = w.phone.docs[&doc_id(i)].clone();
-        w.phone.edit(doc_id(i), |d| comment(d, &officer_a(), 20, 40));
+        w.phone
+            .edit(doc_id(i), |d| comment_varied(d, &officer_a(), 20, 40, i as u64));
         floor += save_growth(&mut before, w.phone.docs.get_mut(&doc_id(i)).unwrap());
     }
     for i in [20, 30] {
         let mut before = w.server.docs[&doc_id(i)].clone();
         let mut doc = before.clone();
-        comment(&mut doc, &officer_a2(), 21, 40);
+        comment_varied(&mut doc, &officer_a2(), 21, 40, i as u64);
         floor += save_growth(&mut before, &mut doc);
         w.server.put(doc_id(i), doc);
     }
@@ -441,6 +472,46 @@ fn forty_comments_cost_about_their_compressed_save_growth() {
     );
     assert!(wire.down_bytes < 200, "the ack and an empty pull");
     w.assert_converged();
+}
+
+/// The design brief's "offline-day": 500 petitions held; 2,000 changes up
+/// across 50 of them, 500 down across 30 others.
+#[test]
+fn an_offline_day_is_one_round_trip_near_the_floor() {
+    let mut w = World::new(500, officer_a());
+    let mut floor = 0;
+    for i in 0..50 {
+        let mut before = w.phone.docs[&doc_id(i)].clone();
+        w.phone
+            .edit(doc_id(i), |d| comment_varied(d, &officer_a(), 20, 40, i as u64));
+        floor += save_growth(&mut before, w.phone.docs.get_mut(&doc_id(i)).unwrap());
+    }
+    for i in 100..130 {
+        let mut before = w.server.docs[&doc_id(i)].clone();
+        let mut doc = before.clone();
+        comment_varied(&mut doc, &officer_a2(), 21, if i < 110 { 16 } else { 17 }, i as u64);
+        floor += save_growth(&mut before, &mut doc);
+        w.server.put(doc_id(i), doc);
+    }
+    let mut wire = Wire::default();
+    w.sync(&mut wire);
+    assert_eq!(wire.turns(), 1, "one round trip");
+    w.assert_converged();
+    let total = wire.up_bytes + wire.down_bytes;
+    println!(
+        "offline day: {} frames up ({} B), {} down ({} B), {total} B for a floor of {floor} B ({:.2}x)",
+        wire.up_frames,
+        wire.up_bytes,
+        wire.down_frames,
+        wire.down_bytes,
+        total as f64 / floor as f64
+    );
+    assert!(
+        total * 10 <= floor * 13,
+        "{total} B on the wire for a floor of {floor} B"
+    );
+    assert_eq!(w.phone.loads, 50 + 30);
+    assert_eq!(w.server.loads, 50 + 30);
 }
 
 #[test]
