@@ -164,7 +164,7 @@ impl BatchClient {
         self
     }
 
-    /// Sets the change bytes per push part (default [`PART_BUDGET`]).
+    /// Sets the document data bytes per push part (default [`PART_BUDGET`]).
     pub fn with_part_budget(mut self, bytes: usize) -> Self {
         self.part_budget = bytes.max(1);
         self
@@ -189,6 +189,8 @@ impl BatchClient {
         let mut slices: Vec<(DocPush, Sent)> = Vec::new();
         for id in ids {
             let Some(mut doc) = docs.load(&id) else {
+                // The replica no longer holds it: nothing to push or announce.
+                self.state.announce.remove(&id);
                 continue;
             };
             let base = self.state.shared.get(&id).cloned().unwrap_or_default();
