@@ -59,6 +59,7 @@
 //! whether it takes effect is the workflow's business, as above.
 
 pub mod author;
+pub mod batch;
 pub mod channel;
 pub mod clocks;
 pub mod directory;

@@ -38,25 +38,14 @@ pub enum SyncError {
 /// Decodes `message`, validates its changes for `ctx`, and advances `state`.
 pub fn receive(
     ctx: &PolicyContext<'_>,
-    mut doc: AutoCommit,
+    doc: AutoCommit,
     state: &mut sync::State,
     message: &[u8],
 ) -> Result<Received, SyncError> {
     let (message, chunks) = split(message)?;
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
-    let incoming = incoming_changes(&mut doc, &chunks)?;
-    if !incoming.is_empty() {
-        let checked = check_changes(ctx, doc, incoming.clone());
-        doc = checked.doc;
-        refused = checked.refused;
-        accepted = incoming
-            .into_iter()
-            .filter(|c| checked.accepted.contains(&c.hash()))
-            .collect();
-    }
-    advance(&mut doc, state, message)?;
-    Ok(Received { doc, accepted, refused })
+    let mut received = receive_chunks(ctx, doc, &chunks)?;
+    advance(&mut received.doc, state, message)?;
+    Ok(received)
 }
 
 /// Splits a sync message into the message without its changes and the
@@ -68,8 +57,10 @@ pub fn split(message: &[u8]) -> Result<(sync::Message, Vec<u8>), SyncError> {
     Ok((message, bytes))
 }
 
-/// The changes that `chunks` would add to `doc`, found by loading them into a
-/// scratch fork, so nothing reaches `doc` before it is checked.
+/// The changes that `chunks` (change chunks, a bundle or a saved document:
+/// anything `load_incremental` reads) would add to `doc`, in causal order,
+/// found by loading them into a scratch fork so nothing reaches `doc` before
+/// it is checked. Changes `doc` already has are not returned.
 pub fn incoming_changes(doc: &mut AutoCommit, chunks: &[u8]) -> Result<Vec<Change>, SyncError> {
     if chunks.is_empty() {
         return Ok(Vec::new());
@@ -87,6 +78,34 @@ pub fn advance(doc: &mut AutoCommit, state: &mut sync::State, message: sync::Mes
     doc.sync()
         .receive_sync_message(state, message)
         .map_err(|e| SyncError::State(e.to_string()))
+}
+
+/// Validates the changes carried by `chunks` against `doc` for `ctx`, and
+/// applies the accepted ones; only [`crate::policy::check_changes`] decides
+/// what reaches `doc`.
+pub(crate) fn receive_chunks(
+    ctx: &PolicyContext<'_>,
+    mut doc: AutoCommit,
+    chunks: &[u8],
+) -> Result<Received, SyncError> {
+    let incoming = incoming_changes(&mut doc, chunks)?;
+    if incoming.is_empty() {
+        return Ok(Received {
+            doc,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        });
+    }
+    let checked = check_changes(ctx, doc, incoming.clone());
+    let accepted = incoming
+        .into_iter()
+        .filter(|c| checked.accepted.contains(&c.hash()))
+        .collect();
+    Ok(Received {
+        doc: checked.doc,
+        accepted,
+        refused: checked.refused,
+    })
 }
 
 /// The next message to send to the peer, if any.

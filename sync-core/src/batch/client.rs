@@ -1,0 +1,551 @@
+//! The client's side of an exchange, sans IO: build the push parts, handle acks and the pull.
+//!
+//! The host (a phone's sync service, or a station server syncing upstream)
+//! owns the socket and the document store. On connection it calls
+//! [`BatchClient::start`] and sends every frame it returns at once; then it
+//! passes each frame it receives to [`BatchClient::handle`] until a
+//! [`ClientEvent::Done`]. It saves [`BatchClient::state`] after each handled
+//! frame. If the connection drops mid-exchange, the host simply calls `start`
+//! again on the next connection: documents whose part was acknowledged are
+//! not sent again, the others are.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{AutoCommit, Change, ChangeHash};
+use serde::{Deserialize, Serialize};
+
+use super::frame::{DocPull, DocPush, DocResult, Frame, Push, RefusedChange};
+use super::{BatchError, DocId, Encoding, decode_into, encode_changes, heads_of};
+
+/// The most document data bytes (before frame compression) a push part
+/// aims to carry; a single change larger than that travels alone. A cut link loses at most one part.
+pub const PART_BUDGET: usize = 32 * 1024;
+
+/// What the client must remember between exchanges; the host persists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientState {
+    /// The client's cursor into the server's change sequence.
+    pub cursor: u64,
+    /// Per document, the heads both sides are known to have.
+    pub shared: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Documents to mention in the next push even if not dirty: their
+    /// acknowledgement arrived but the pull did not (so the server learns the
+    /// client has them and does not send them back), or the server lost their
+    /// history (so the whole document is pushed again).
+    #[serde(default)]
+    pub announce: BTreeSet<DocId>,
+    /// Encodings the server reads, learnt from its last pull.
+    #[serde(default = "universal_encodings")]
+    pub server_encodings: Vec<Encoding>,
+}
+
+/// What every peer reads: raw change chunks and whole saves.
+fn universal_encodings() -> Vec<Encoding> {
+    vec![Encoding::Changes, Encoding::Document]
+}
+
+impl Default for ClientState {
+    /// The state of a client that has never synced.
+    fn default() -> Self {
+        ClientState {
+            cursor: 0,
+            shared: BTreeMap::new(),
+            announce: BTreeSet::new(),
+            server_encodings: universal_encodings(),
+        }
+    }
+}
+
+/// The host's document store, as the client sees it.
+pub trait ReplicaDocs {
+    /// Documents edited locally since their heads in `state.shared` (and
+    /// documents created locally). The host tracks this, typically by
+    /// comparing each document's current heads, kept in its index, with
+    /// `state.shared`, so that unchanged documents are never loaded. Listing
+    /// a document that has nothing new is harmless but costs a load.
+    fn dirty(&self, state: &ClientState) -> Vec<DocId>;
+    /// Loads a document; `None` if the replica does not hold it.
+    fn load(&mut self, id: &DocId) -> Option<AutoCommit>;
+    /// Stores a document after changes from the server were applied to it.
+    fn store(&mut self, id: &DocId, doc: AutoCommit);
+}
+
+/// Something the host or the app should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The server stored the pushed changes of a document (all of them,
+    /// or all but the refused ones): both sides now share `shared`.
+    Acked {
+        /// The document.
+        id: DocId,
+        /// Its new shared heads.
+        shared: Vec<ChangeHash>,
+    },
+    /// The server refused some pushed changes. They stay in the local
+    /// document; until the host rebases or drops them, they are pushed (and
+    /// refused) again with every exchange.
+    Refused {
+        /// The document.
+        id: DocId,
+        /// The refused changes with their rules.
+        refused: Vec<RefusedChange>,
+    },
+    /// Changes from the server were applied to a local document.
+    DocUpdated {
+        /// The document.
+        id: DocId,
+        /// Its local heads now.
+        heads: Vec<ChangeHash>,
+    },
+    /// A document new to this replica arrived and was stored.
+    DocCreated {
+        /// The document.
+        id: DocId,
+        /// Its heads.
+        heads: Vec<ChangeHash>,
+    },
+    /// A pulled document did not end up with the server's heads (the server
+    /// assumed history this replica lacks); it is pushed whole next time so
+    /// the server can send the rest.
+    Resync {
+        /// The document.
+        id: DocId,
+    },
+    /// The server paged the pull: start another exchange for the rest.
+    More,
+    /// The exchange is complete.
+    Done {
+        /// The client's new cursor.
+        cursor: u64,
+    },
+}
+
+/// One pushed slice of a document's changes, awaiting its ack.
+#[derive(Debug)]
+struct Sent {
+    id: DocId,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    exchange: u64,
+    parts: BTreeMap<u32, Vec<Sent>>,
+    acked: BTreeSet<DocId>,
+    /// Per document, the changes refused so far in this exchange.
+    refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
+    /// Documents found to need a whole push; later acks for them are moot.
+    resynced: BTreeSet<DocId>,
+}
+
+/// The sans-IO batched sync client.
+#[derive(Debug)]
+pub struct BatchClient {
+    state: ClientState,
+    encodings: Vec<Encoding>,
+    part_budget: usize,
+    pending: Option<Pending>,
+}
+
+impl BatchClient {
+    /// A client resuming from `state` that reads every encoding this build knows.
+    pub fn new(state: ClientState) -> Self {
+        BatchClient {
+            state,
+            encodings: Encoding::ALL.to_vec(),
+            part_budget: PART_BUDGET,
+            pending: None,
+        }
+    }
+
+    /// Restricts the encodings this client announces it reads (preferred first).
+    pub fn with_encodings(mut self, encodings: Vec<Encoding>) -> Self {
+        self.encodings = encodings;
+        self
+    }
+
+    /// Sets the document data bytes per push part (default [`PART_BUDGET`]).
+    pub fn with_part_budget(mut self, bytes: usize) -> Self {
+        self.part_budget = bytes.max(1);
+        self
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> &ClientState {
+        &self.state
+    }
+
+    /// Whether an exchange is under way.
+    pub fn in_exchange(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Starts an exchange (abandoning any unfinished one) and returns every
+    /// push frame to send, all at once. `exchange` must differ from the
+    /// previous exchange's id (a counter or a random number chosen by the host).
+    pub fn start(&mut self, exchange: u64, docs: &mut impl ReplicaDocs) -> Vec<Vec<u8>> {
+        let mut ids: BTreeSet<DocId> = docs.dirty(&self.state).into_iter().collect();
+        ids.extend(self.state.announce.iter().copied());
+        let mut slices: Vec<(DocPush, Sent)> = Vec::new();
+        for id in ids {
+            let Some(mut doc) = docs.load(&id) else {
+                // The replica no longer holds it: nothing to push or announce.
+                self.state.announce.remove(&id);
+                continue;
+            };
+            let base = self.state.shared.get(&id).cloned().unwrap_or_default();
+            self.slices(id, &mut doc, base, &mut slices);
+        }
+        self.pending = Some(Pending {
+            exchange,
+            parts: BTreeMap::new(),
+            acked: BTreeSet::new(),
+            refused: BTreeMap::new(),
+            resynced: BTreeSet::new(),
+        });
+        // Pack slices into parts of at most `part_budget` data bytes.
+        let mut parts: Vec<(Push, Vec<Sent>)> = Vec::new();
+        let mut size = 0;
+        for (push, sent) in slices {
+            if parts.is_empty() || (size > 0 && size + push.data.len() > self.part_budget) {
+                parts.push((Push::new(exchange, parts.len() as u32, self.state.cursor), Vec::new()));
+                size = 0;
+            }
+            size += push.data.len();
+            let (part, sents) = parts.last_mut().expect("a part was just pushed");
+            part.docs.push(push);
+            sents.push(sent);
+        }
+        if parts.is_empty() {
+            parts.push((Push::new(exchange, 0, self.state.cursor), Vec::new()));
+        }
+        parts[0].0.encodings = self.encodings.clone();
+        parts.last_mut().expect("at least one part").0.last = true;
+        let pending = self.pending.as_mut().expect("set above");
+        parts
+            .into_iter()
+            .map(|(push, sents)| {
+                pending.parts.insert(push.part, sents);
+                Frame::Push(push).encode()
+            })
+            .collect()
+    }
+
+    /// Splits a document's changes since `base` into slices of at most one
+    /// part's budget, each with the heads before it as its base.
+    fn slices(&self, id: DocId, doc: &mut AutoCommit, base: Vec<ChangeHash>, out: &mut Vec<(DocPush, Sent)>) {
+        let changes = doc.get_changes(&base);
+        if changes.is_empty() {
+            if self.state.announce.contains(&id) {
+                let push = DocPush {
+                    id,
+                    base: base.clone(),
+                    encoding: Encoding::Changes,
+                    data: Vec::new(),
+                };
+                out.push((push, Sent { id, changes }));
+            }
+            return;
+        }
+        let supported = &self.state.server_encodings;
+        let (mut encoding, mut data) = encode_changes(doc, &changes, supported);
+        if base.is_empty() && supported.contains(&Encoding::Document) {
+            let saved = doc.save();
+            if saved.len() < data.len() {
+                (encoding, data) = (Encoding::Document, saved);
+            }
+        }
+        if data.len() <= self.part_budget {
+            let push = DocPush {
+                id,
+                base: base.clone(),
+                encoding,
+                data,
+            };
+            out.push((push, Sent { id, changes }));
+            return;
+        }
+        // Too big for one part: cut the changes into slices whose encoding
+        // should come near the budget, scaling by how well the whole encoded.
+        let raw: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+        let raw_budget = (self.part_budget as u128 * raw as u128 * 9 / (10 * data.len() as u128)) as usize;
+        let mut base = base;
+        let mut rest = changes.as_slice();
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut size = 0;
+            while n < rest.len() && (n == 0 || size + rest[n].raw_bytes().len() <= raw_budget) {
+                size += rest[n].raw_bytes().len();
+                n += 1;
+            }
+            let (slice, tail) = rest.split_at(n);
+            let (encoding, data) = encode_changes(doc, slice, supported);
+            let next = heads_of(&base, slice);
+            let push = DocPush {
+                id,
+                base: base.clone(),
+                encoding,
+                data,
+            };
+            out.push((
+                push,
+                Sent {
+                    id,
+                    changes: slice.to_vec(),
+                },
+            ));
+            base = next;
+            rest = tail;
+        }
+    }
+
+    /// Handles one frame from the server.
+    pub fn handle(&mut self, frame: &[u8], docs: &mut impl ReplicaDocs) -> Result<Vec<ClientEvent>, BatchError> {
+        match Frame::decode(frame)? {
+            Frame::Ack(ack) => {
+                let pending = self.expect_exchange(ack.exchange)?;
+                let sents = pending
+                    .parts
+                    .remove(&ack.part)
+                    .ok_or_else(|| BatchError::Unexpected(format!("ack for part {} that is not pending", ack.part)))?;
+                if sents.len() != ack.docs.len() || sents.iter().zip(&ack.docs).any(|(s, r)| s.id != r.id) {
+                    return Err(BatchError::Unexpected(format!(
+                        "ack for part {} does not match the documents pushed",
+                        ack.part
+                    )));
+                }
+                let mut events = Vec::new();
+                for (sent, result) in sents.into_iter().zip(ack.docs) {
+                    self.acked(sent, result, &mut events);
+                }
+                Ok(events)
+            }
+            Frame::Pull(pull) => {
+                self.expect_exchange(pull.exchange)?;
+                let pending = self.pending.take().expect("checked above");
+                let mut events = Vec::new();
+                for doc in pull.docs {
+                    self.pulled(doc, docs, &mut events)?;
+                }
+                // The server now knows what this exchange pushed; the
+                // documents still to announce are the ones found incomplete.
+                let mut resync = pending.resynced;
+                resync.extend(events.iter().filter_map(|e| match e {
+                    ClientEvent::Resync { id } => Some(*id),
+                    _ => None,
+                }));
+                self.state
+                    .announce
+                    .retain(|id| !pending.acked.contains(id) || resync.contains(id));
+                self.state.announce.extend(resync);
+                self.state.cursor = pull.cursor;
+                if !pull.encodings.is_empty() {
+                    self.state.server_encodings = pull.encodings;
+                }
+                if pull.more {
+                    events.push(ClientEvent::More);
+                }
+                events.push(ClientEvent::Done { cursor: pull.cursor });
+                Ok(events)
+            }
+            Frame::Error(e) => {
+                self.pending = None;
+                Err(BatchError::Peer {
+                    code: e.code.as_str().to_string(),
+                    message: e.message,
+                })
+            }
+            Frame::Push(_) => Err(BatchError::Unexpected("a server does not send push frames".into())),
+        }
+    }
+
+    fn expect_exchange(&mut self, exchange: u64) -> Result<&mut Pending, BatchError> {
+        match self.pending.as_mut() {
+            Some(p) if p.exchange == exchange => Ok(p),
+            _ => Err(BatchError::Unexpected(format!(
+                "frame for exchange {exchange}, which is not under way"
+            ))),
+        }
+    }
+
+    fn acked(&mut self, sent: Sent, result: DocResult, events: &mut Vec<ClientEvent>) {
+        let id = sent.id;
+        let shared = self.state.shared.get(&id).cloned().unwrap_or_default();
+        let pending = self.pending.as_mut().expect("acks come within an exchange");
+        if pending.resynced.contains(&id) {
+            // Already to be pushed whole; nothing this ack says changes that.
+        } else if result.refused.iter().any(|r| shared.contains(&r.change)) {
+            // The server lacks what this replica believes shared: it lost
+            // history. Push the whole document next time.
+            self.state.shared.remove(&id);
+            self.state.announce.insert(id);
+            pending.resynced.insert(id);
+            events.push(ClientEvent::Resync { id });
+        } else {
+            // A change is refused if it is named, or builds on a refused change
+            // (the server may drop those silently when they follow in a later slice).
+            let bad = pending.refused.entry(id).or_default();
+            bad.extend(result.refused.iter().map(|r| r.change));
+            let mut kept: Vec<Change> = Vec::new();
+            for c in sent.changes {
+                if bad.contains(&c.hash()) || c.deps().iter().any(|d| bad.contains(d)) {
+                    bad.insert(c.hash());
+                } else {
+                    kept.push(c);
+                }
+            }
+            let shared = heads_of(&shared, &kept);
+            self.state.shared.insert(id, shared.clone());
+            self.state.announce.insert(id);
+            pending.acked.insert(id);
+            events.push(ClientEvent::Acked { id, shared });
+        }
+        if !result.refused.is_empty() {
+            events.push(ClientEvent::Refused {
+                id,
+                refused: result.refused,
+            });
+        }
+    }
+
+    fn pulled(
+        &mut self,
+        pull: DocPull,
+        docs: &mut impl ReplicaDocs,
+        events: &mut Vec<ClientEvent>,
+    ) -> Result<(), BatchError> {
+        let (mut doc, created) = match docs.load(&pull.id) {
+            Some(doc) => (doc, false),
+            None => (AutoCommit::new(), true),
+        };
+        decode_into(&mut doc, pull.encoding, &pull.data)?;
+        let complete = pull.heads.iter().all(|h| doc.get_change_by_hash(h).is_some());
+        let heads = doc.get_heads();
+        docs.store(&pull.id, doc);
+        if complete {
+            self.state.shared.insert(pull.id, pull.heads);
+            events.push(if created {
+                ClientEvent::DocCreated { id: pull.id, heads }
+            } else {
+                ClientEvent::DocUpdated { id: pull.id, heads }
+            });
+        } else {
+            self.state.shared.remove(&pull.id);
+            events.push(ClientEvent::Resync { id: pull.id });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::frame::Pull;
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, ROOT};
+
+    #[derive(Default)]
+    struct Docs(BTreeMap<DocId, AutoCommit>);
+
+    impl ReplicaDocs for Docs {
+        fn dirty(&self, _: &ClientState) -> Vec<DocId> {
+            Vec::new()
+        }
+        fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+            self.0.get(id).cloned()
+        }
+        fn store(&mut self, id: &DocId, doc: AutoCommit) {
+            self.0.insert(*id, doc);
+        }
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut state = ClientState {
+            cursor: 17,
+            ..ClientState::default()
+        };
+        state.shared.insert(DocId([1; 16]), vec![ChangeHash([2; 32])]);
+        state.announce.insert(DocId([3; 16]));
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<ClientState>(&json).unwrap(), state);
+        // A state saved before the optional fields existed still loads.
+        let old: ClientState = serde_json::from_str(r#"{"cursor":3,"shared":{}}"#).unwrap();
+        assert_eq!(old.server_encodings, vec![Encoding::Changes, Encoding::Document]);
+    }
+
+    #[test]
+    fn an_idle_start_is_one_empty_last_part() {
+        let mut client = BatchClient::new(ClientState::default());
+        let frames = client.start(5, &mut Docs::default());
+        assert_eq!(frames.len(), 1);
+        let Frame::Push(p) = Frame::decode(&frames[0]).unwrap() else {
+            panic!("not a push")
+        };
+        assert!(p.last && p.docs.is_empty() && p.part == 0);
+        assert_eq!(p.encodings, Encoding::ALL.to_vec());
+    }
+
+    #[test]
+    fn a_pull_that_does_not_reach_the_server_heads_asks_for_a_resync() {
+        let id = DocId([9; 16]);
+        let mut doc = AutoCommit::new().with_actor(ActorId::from([1u8; 16].as_slice()));
+        doc.put(ROOT, "a", 1).unwrap();
+        doc.commit();
+        let first = doc.get_heads();
+        doc.put(ROOT, "a", 2).unwrap();
+        doc.commit();
+        // The server wrongly assumes the phone has the first change.
+        let later = doc.get_changes(&first);
+        let (encoding, data) = encode_changes(&doc, &later, &[Encoding::Changes]);
+        let mut client = BatchClient::new(ClientState::default());
+        let mut docs = Docs::default();
+        client.start(1, &mut docs);
+        let pull = Frame::Pull(Pull {
+            exchange: 1,
+            cursor: 10,
+            docs: vec![DocPull {
+                id,
+                base: first,
+                heads: doc.get_heads(),
+                encoding,
+                data,
+            }],
+            more: false,
+            encodings: Encoding::ALL.to_vec(),
+        });
+        let events = client.handle(&pull.encode(), &mut docs).unwrap();
+        assert_eq!(
+            events,
+            vec![ClientEvent::Resync { id }, ClientEvent::Done { cursor: 10 }]
+        );
+        assert!(client.state().announce.contains(&id));
+        assert!(!client.state().shared.contains_key(&id));
+        // The next exchange pushes the document whole (the server fills in the rest).
+        let frames = client.start(2, &mut docs);
+        let Frame::Push(p) = Frame::decode(&frames[0]).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(p.docs.len(), 1);
+        assert!(p.docs[0].base.is_empty());
+    }
+
+    #[test]
+    fn frames_of_another_exchange_are_refused() {
+        let mut client = BatchClient::new(ClientState::default());
+        let mut docs = Docs::default();
+        client.start(1, &mut docs);
+        let stale = Frame::Pull(Pull {
+            exchange: 0,
+            cursor: 1,
+            docs: vec![],
+            more: false,
+            encodings: vec![],
+        });
+        assert!(matches!(
+            client.handle(&stale.encode(), &mut docs),
+            Err(BatchError::Unexpected(_))
+        ));
+        assert!(client.in_exchange());
+    }
+}

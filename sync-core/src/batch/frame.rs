@@ -1,0 +1,678 @@
+//! Wire frames of the batched sync extension and their codec (CBOR map, raw DEFLATE).
+//!
+//! The layout is described in the [module docs](super). Decoding skips keys
+//! it does not know, so a later version can add keys without breaking this
+//! one; it never trusts a length from the wire for a preallocation.
+
+use std::io::{Read, Write};
+
+use automerge::ChangeHash;
+use minicbor::{Decoder, Encoder};
+
+use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+
+/// The largest inflated frame accepted by [`Frame::decode`]: a guard against zip bombs.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// One frame of the batched sync extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Client → server: a part of the push.
+    Push(Push),
+    /// Server → client: the result of a push part.
+    Ack(Ack),
+    /// Server → client: what changed, ending the exchange.
+    Pull(Pull),
+    /// Either way: the exchange cannot go on.
+    Error(ErrorFrame),
+}
+
+/// Client → server: one part of the client's push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Push {
+    /// The protocol version the client speaks.
+    pub version: u32,
+    /// Encodings the client can read, preferred first. Sent in part 0 only;
+    /// names this build does not know are dropped when decoding.
+    pub encodings: Vec<Encoding>,
+    /// The exchange this part belongs to, chosen by the client.
+    pub exchange: u64,
+    /// The part's number in the exchange, from 0.
+    pub part: u32,
+    /// Whether this is the last part: the server answers with a [`Pull`] after it.
+    pub last: bool,
+    /// The client's cursor into the server's change sequence.
+    pub cursor: u64,
+    /// The documents (or slices of a document's changes) carried by this part.
+    pub docs: Vec<DocPush>,
+}
+
+/// Changes of one document pushed by the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocPush {
+    /// The document.
+    pub id: DocId,
+    /// Heads both sides are known to share: `data` holds the changes after
+    /// them. Empty for a document new to the server.
+    pub base: Vec<ChangeHash>,
+    /// How `data` is encoded.
+    pub encoding: Encoding,
+    /// The changes, in `encoding`. Empty data only announces that the client
+    /// has `base`.
+    pub data: Vec<u8>,
+}
+
+/// Server → client: the result of one push part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The exchange the acknowledged part belongs to.
+    pub exchange: u64,
+    /// The acknowledged part.
+    pub part: u32,
+    /// One result per pushed document entry, in the push's order.
+    pub docs: Vec<DocResult>,
+}
+
+/// What became of one pushed document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocResult {
+    /// The document.
+    pub id: DocId,
+    /// The server's heads after applying the accepted changes.
+    pub heads: Vec<ChangeHash>,
+    /// How many changes were accepted (changes the server already had are not counted).
+    pub accepted: u32,
+    /// Refused changes. The client keeps them locally; its host decides what to do.
+    pub refused: Vec<RefusedChange>,
+}
+
+/// A change the server refused, with the rule's stable name and a sentence for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedChange {
+    /// The refused change.
+    pub change: ChangeHash,
+    /// The rule's text form ([`crate::policy::Rule`]).
+    pub rule: String,
+    /// Why, in a sentence for people.
+    pub detail: String,
+}
+
+/// Server → client after the last part: what changed on the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pull {
+    /// The exchange this pull ends.
+    pub exchange: u64,
+    /// The client's new cursor.
+    pub cursor: u64,
+    /// The documents the client lacks changes of.
+    pub docs: Vec<DocPull>,
+    /// The server paged the pull: the client should start another exchange.
+    pub more: bool,
+    /// Encodings the server reads, preferred first: the client pushes in
+    /// them from its next exchange on (before it knows, it uses
+    /// [`Encoding::Changes`] and [`Encoding::Document`], which every peer reads).
+    pub encodings: Vec<Encoding>,
+}
+
+/// One document's changes the client lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocPull {
+    /// The document.
+    pub id: DocId,
+    /// The heads the server assumed the client has; `data` holds what follows them.
+    pub base: Vec<ChangeHash>,
+    /// The server's heads: the client has them all once `data` is applied.
+    pub heads: Vec<ChangeHash>,
+    /// How `data` is encoded.
+    pub encoding: Encoding,
+    /// The changes after `base`, in `encoding`.
+    pub data: Vec<u8>,
+}
+
+/// Either side: the exchange cannot go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorFrame {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+/// Why an exchange was stopped. The text form is stable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The push's protocol version is not supported; the message lists the supported ones.
+    UnsupportedVersion,
+    /// The frame did not decode.
+    BadFrame,
+    /// The user may not sync (token expired, revoked, or no such scope).
+    Unauthorized,
+    /// The server failed; the client may retry later.
+    Internal,
+    /// A code this build does not know.
+    Other(String),
+}
+
+impl ErrorCode {
+    /// The stable text form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::UnsupportedVersion => "unsupported-version",
+            ErrorCode::BadFrame => "bad-frame",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Other(s) => s,
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "unsupported-version" => ErrorCode::UnsupportedVersion,
+            "bad-frame" => ErrorCode::BadFrame,
+            "unauthorized" => ErrorCode::Unauthorized,
+            "internal" => ErrorCode::Internal,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+}
+
+impl Frame {
+    /// CBOR-encodes and deflates the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        deflate(&self.to_cbor())
+    }
+
+    /// Inflates and decodes a frame of at most [`MAX_FRAME_BYTES`].
+    pub fn decode(bytes: &[u8]) -> Result<Frame, BatchError> {
+        Self::decode_with_limit(bytes, MAX_FRAME_BYTES)
+    }
+
+    /// Inflates and decodes a frame that inflates to at most `limit` bytes.
+    pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<Frame, BatchError> {
+        Self::from_cbor(&inflate(bytes, limit)?)
+    }
+
+    /// The frame's CBOR form, before compression.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::new());
+        self.write(&mut e).expect("writing to a Vec cannot fail");
+        e.into_writer()
+    }
+
+    /// Decodes the CBOR form of a frame.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Frame, BatchError> {
+        let mut d = Decoder::new(bytes);
+        let frame = read_frame(&mut d)?;
+        if d.position() != bytes.len() {
+            return Err(BatchError::Cbor("trailing bytes after the frame".into()));
+        }
+        Ok(frame)
+    }
+
+    fn write(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+        match self {
+            Frame::Push(p) => {
+                let first = !p.encodings.is_empty();
+                e.map(if first { 8 } else { 7 })?;
+                e.str("t")?.str("push")?;
+                e.str("v")?.u32(p.version)?;
+                if first {
+                    e.str("e")?.array(p.encodings.len() as u64)?;
+                    for enc in &p.encodings {
+                        e.str(enc.name())?;
+                    }
+                }
+                e.str("x")?.u64(p.exchange)?;
+                e.str("p")?.u32(p.part)?;
+                e.str("l")?.bool(p.last)?;
+                e.str("c")?.u64(p.cursor)?;
+                e.str("d")?.array(p.docs.len() as u64)?;
+                for doc in &p.docs {
+                    e.map(4)?;
+                    e.str("i")?.bytes(&doc.id.0)?;
+                    write_hashes(e.str("b")?, &doc.base)?;
+                    e.str("e")?.str(doc.encoding.name())?;
+                    e.str("a")?.bytes(&doc.data)?;
+                }
+            }
+            Frame::Ack(a) => {
+                e.map(4)?;
+                e.str("t")?.str("ack")?;
+                e.str("x")?.u64(a.exchange)?;
+                e.str("p")?.u32(a.part)?;
+                e.str("d")?.array(a.docs.len() as u64)?;
+                for doc in &a.docs {
+                    e.map(4)?;
+                    e.str("i")?.bytes(&doc.id.0)?;
+                    write_hashes(e.str("h")?, &doc.heads)?;
+                    e.str("n")?.u32(doc.accepted)?;
+                    e.str("r")?.array(doc.refused.len() as u64)?;
+                    for r in &doc.refused {
+                        e.array(3)?.bytes(&r.change.0)?.str(&r.rule)?.str(&r.detail)?;
+                    }
+                }
+            }
+            Frame::Pull(p) => {
+                e.map(6)?;
+                e.str("t")?.str("pull")?;
+                e.str("e")?.array(p.encodings.len() as u64)?;
+                for enc in &p.encodings {
+                    e.str(enc.name())?;
+                }
+                e.str("x")?.u64(p.exchange)?;
+                e.str("c")?.u64(p.cursor)?;
+                e.str("m")?.bool(p.more)?;
+                e.str("d")?.array(p.docs.len() as u64)?;
+                for doc in &p.docs {
+                    e.map(5)?;
+                    e.str("i")?.bytes(&doc.id.0)?;
+                    write_hashes(e.str("b")?, &doc.base)?;
+                    write_hashes(e.str("h")?, &doc.heads)?;
+                    e.str("e")?.str(doc.encoding.name())?;
+                    e.str("a")?.bytes(&doc.data)?;
+                }
+            }
+            Frame::Error(x) => {
+                e.map(3)?;
+                e.str("t")?.str("err")?;
+                e.str("k")?.str(x.code.as_str())?;
+                e.str("s")?.str(&x.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_hashes<'a>(
+    e: &'a mut Encoder<Vec<u8>>,
+    hashes: &[ChangeHash],
+) -> Result<&'a mut Encoder<Vec<u8>>, minicbor::encode::Error<std::convert::Infallible>> {
+    e.array(hashes.len() as u64)?;
+    for h in hashes {
+        e.bytes(&h.0)?;
+    }
+    Ok(e)
+}
+
+/// Raw-deflates `bytes` at the best compression level: on a 2G link bytes cost more than CPU.
+pub(crate) fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Inflates raw DEFLATE data, refusing to produce more than `limit` bytes.
+pub(crate) fn inflate(bytes: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BatchError::Deflate(e.to_string()))?;
+    if out.len() > limit {
+        return Err(BatchError::Oversize { limit });
+    }
+    Ok(out)
+}
+
+/// Reads a definite-length map header; indefinite maps are not part of this protocol.
+fn map_len(d: &mut Decoder<'_>) -> Result<u64, BatchError> {
+    d.map()?
+        .ok_or_else(|| BatchError::Cbor("indefinite-length maps are not used by this protocol".into()))
+}
+
+fn array_len(d: &mut Decoder<'_>) -> Result<u64, BatchError> {
+    d.array()?
+        .ok_or_else(|| BatchError::Cbor("indefinite-length arrays are not used by this protocol".into()))
+}
+
+fn read_id(d: &mut Decoder<'_>) -> Result<DocId, BatchError> {
+    let b = d.bytes()?;
+    <[u8; 16]>::try_from(b)
+        .map(DocId)
+        .map_err(|_| BatchError::Cbor(format!("a document id has 16 bytes, not {}", b.len())))
+}
+
+fn read_hash(d: &mut Decoder<'_>) -> Result<ChangeHash, BatchError> {
+    let b = d.bytes()?;
+    ChangeHash::try_from(b).map_err(|_| BatchError::Cbor(format!("a change hash has 32 bytes, not {}", b.len())))
+}
+
+fn read_hashes(d: &mut Decoder<'_>) -> Result<Vec<ChangeHash>, BatchError> {
+    let n = array_len(d)?;
+    (0..n).map(|_| read_hash(d)).collect()
+}
+
+fn read_encoding(d: &mut Decoder<'_>) -> Result<Encoding, BatchError> {
+    let name = d.str()?;
+    Encoding::from_name(name).ok_or_else(|| BatchError::UnknownEncoding(name.to_string()))
+}
+
+fn read_list<T>(
+    d: &mut Decoder<'_>,
+    mut item: impl FnMut(&mut Decoder<'_>) -> Result<T, BatchError>,
+) -> Result<Vec<T>, BatchError> {
+    let n = array_len(d)?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(item(d)?);
+    }
+    Ok(out)
+}
+
+fn need<T>(v: Option<T>, frame: &'static str, key: &'static str) -> Result<T, BatchError> {
+    v.ok_or(BatchError::MissingKey { frame, key })
+}
+
+fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
+    let n = map_len(d)?;
+    // The type key comes first in every frame this build writes, but any
+    // order is accepted: keys are collected, then the frame is assembled.
+    let mut kind: Option<String> = None;
+    let mut f = Fields::default();
+    for _ in 0..n {
+        match d.str()? {
+            "t" => kind = Some(d.str()?.to_string()),
+            "v" => f.version = Some(d.u32()?),
+            "e" => f.encodings = Some(read_list(d, |d| Ok(Encoding::from_name(d.str()?)))?),
+            "x" => f.exchange = Some(d.u64()?),
+            "p" => f.part = Some(d.u32()?),
+            "l" => f.last = Some(d.bool()?),
+            "c" => f.cursor = Some(d.u64()?),
+            "m" => f.more = Some(d.bool()?),
+            "k" => f.code = Some(d.str()?.to_string()),
+            "s" => f.message = Some(d.str()?.to_string()),
+            "d" => f.docs = Some(read_list(d, read_doc)?),
+            _ => d.skip()?,
+        }
+    }
+    let kind = need(kind, "any", "t")?;
+    match kind.as_str() {
+        "push" => {
+            let version = need(f.version, "push", "v")?;
+            if !SUPPORTED_VERSIONS.contains(&version) {
+                return Err(BatchError::UnsupportedVersion {
+                    got: version,
+                    supported: SUPPORTED_VERSIONS,
+                });
+            }
+            let docs = need(f.docs, "push", "d")?
+                .into_iter()
+                .map(|x| {
+                    Ok(DocPush {
+                        id: need(x.id, "push", "d.i")?,
+                        base: need(x.base, "push", "d.b")?,
+                        encoding: need(x.encoding, "push", "d.e")?,
+                        data: need(x.data, "push", "d.a")?,
+                    })
+                })
+                .collect::<Result<_, BatchError>>()?;
+            Ok(Frame::Push(Push {
+                version,
+                encodings: f.encodings.unwrap_or_default().into_iter().flatten().collect(),
+                exchange: need(f.exchange, "push", "x")?,
+                part: need(f.part, "push", "p")?,
+                last: need(f.last, "push", "l")?,
+                cursor: need(f.cursor, "push", "c")?,
+                docs,
+            }))
+        }
+        "ack" => {
+            let docs = need(f.docs, "ack", "d")?
+                .into_iter()
+                .map(|x| {
+                    Ok(DocResult {
+                        id: need(x.id, "ack", "d.i")?,
+                        heads: need(x.heads, "ack", "d.h")?,
+                        accepted: need(x.accepted, "ack", "d.n")?,
+                        refused: x.refused.unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<_, BatchError>>()?;
+            Ok(Frame::Ack(Ack {
+                exchange: need(f.exchange, "ack", "x")?,
+                part: need(f.part, "ack", "p")?,
+                docs,
+            }))
+        }
+        "pull" => {
+            let docs = need(f.docs, "pull", "d")?
+                .into_iter()
+                .map(|x| {
+                    Ok(DocPull {
+                        id: need(x.id, "pull", "d.i")?,
+                        base: need(x.base, "pull", "d.b")?,
+                        heads: need(x.heads, "pull", "d.h")?,
+                        encoding: need(x.encoding, "pull", "d.e")?,
+                        data: need(x.data, "pull", "d.a")?,
+                    })
+                })
+                .collect::<Result<_, BatchError>>()?;
+            Ok(Frame::Pull(Pull {
+                exchange: need(f.exchange, "pull", "x")?,
+                cursor: need(f.cursor, "pull", "c")?,
+                docs,
+                more: f.more.unwrap_or(false),
+                encodings: f.encodings.unwrap_or_default().into_iter().flatten().collect(),
+            }))
+        }
+        "err" => Ok(Frame::Error(ErrorFrame {
+            code: ErrorCode::parse(&need(f.code, "err", "k")?),
+            message: f.message.unwrap_or_default(),
+        })),
+        other => Err(BatchError::UnknownFrame(other.to_string())),
+    }
+}
+
+/// Keys of a frame, collected before the frame type is known.
+#[derive(Default)]
+struct Fields {
+    version: Option<u32>,
+    encodings: Option<Vec<Option<Encoding>>>,
+    exchange: Option<u64>,
+    part: Option<u32>,
+    last: Option<bool>,
+    cursor: Option<u64>,
+    more: Option<bool>,
+    code: Option<String>,
+    message: Option<String>,
+    docs: Option<Vec<DocFields>>,
+}
+
+/// Keys of one entry of a frame's `d` list, whatever the frame type.
+#[derive(Default)]
+struct DocFields {
+    id: Option<DocId>,
+    base: Option<Vec<ChangeHash>>,
+    heads: Option<Vec<ChangeHash>>,
+    encoding: Option<Encoding>,
+    data: Option<Vec<u8>>,
+    accepted: Option<u32>,
+    refused: Option<Vec<RefusedChange>>,
+}
+
+fn read_doc(d: &mut Decoder<'_>) -> Result<DocFields, BatchError> {
+    let n = map_len(d)?;
+    let mut x = DocFields::default();
+    for _ in 0..n {
+        match d.str()? {
+            "i" => x.id = Some(read_id(d)?),
+            "b" => x.base = Some(read_hashes(d)?),
+            "h" => x.heads = Some(read_hashes(d)?),
+            "e" => x.encoding = Some(read_encoding(d)?),
+            "a" => x.data = Some(d.bytes()?.to_vec()),
+            "n" => x.accepted = Some(d.u32()?),
+            "r" => x.refused = Some(read_list(d, read_refused)?),
+            _ => d.skip()?,
+        }
+    }
+    Ok(x)
+}
+
+fn read_refused(d: &mut Decoder<'_>) -> Result<RefusedChange, BatchError> {
+    if array_len(d)? != 3 {
+        return Err(BatchError::Cbor("a refusal is [hash, rule, detail]".into()));
+    }
+    Ok(RefusedChange {
+        change: read_hash(d)?,
+        rule: d.str()?.to_string(),
+        detail: d.str()?.to_string(),
+    })
+}
+
+impl Push {
+    /// A push part in this build's protocol version.
+    pub fn new(exchange: u64, part: u32, cursor: u64) -> Self {
+        Push {
+            version: PROTOCOL_VERSION,
+            encodings: Vec::new(),
+            exchange,
+            part,
+            last: false,
+            cursor,
+            docs: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> ChangeHash {
+        ChangeHash([n; 32])
+    }
+
+    fn round_trip(f: Frame) -> usize {
+        let bytes = f.encode();
+        assert_eq!(Frame::decode(&bytes).unwrap(), f);
+        bytes.len()
+    }
+
+    #[test]
+    fn push_round_trips_with_and_without_encodings() {
+        let mut p = Push::new(7, 0, 42);
+        p.encodings = vec![Encoding::Bundle, Encoding::Changes, Encoding::Document];
+        p.docs = vec![
+            DocPush {
+                id: DocId([1; 16]),
+                base: vec![h(1), h(2)],
+                encoding: Encoding::Bundle,
+                data: vec![1, 2, 3],
+            },
+            DocPush {
+                id: DocId([2; 16]),
+                base: vec![],
+                encoding: Encoding::Document,
+                data: vec![],
+            },
+        ];
+        round_trip(Frame::Push(p.clone()));
+        p.encodings.clear();
+        p.part = 3;
+        p.last = true;
+        round_trip(Frame::Push(p));
+    }
+
+    #[test]
+    fn an_idle_push_is_a_few_bytes() {
+        let mut p = Push::new(u64::MAX, 0, 123_456);
+        p.encodings = vec![Encoding::Bundle, Encoding::Changes, Encoding::Document];
+        p.last = true;
+        let n = round_trip(Frame::Push(p));
+        assert!(n < 80, "idle push is {n} bytes");
+    }
+
+    #[test]
+    fn ack_round_trips() {
+        round_trip(Frame::Ack(Ack {
+            exchange: 1,
+            part: 2,
+            docs: vec![DocResult {
+                id: DocId([9; 16]),
+                heads: vec![h(3)],
+                accepted: 4,
+                refused: vec![RefusedChange {
+                    change: h(5),
+                    rule: "role-required".into(),
+                    detail: "只有民警可以签收".into(),
+                }],
+            }],
+        }));
+    }
+
+    #[test]
+    fn pull_round_trips() {
+        round_trip(Frame::Pull(Pull {
+            exchange: 1,
+            cursor: 99,
+            more: true,
+            encodings: vec![Encoding::Bundle, Encoding::Changes],
+            docs: vec![DocPull {
+                id: DocId([3; 16]),
+                base: vec![],
+                heads: vec![h(7), h(8)],
+                encoding: Encoding::Changes,
+                data: vec![0; 100],
+            }],
+        }));
+    }
+
+    #[test]
+    fn error_round_trips_with_unknown_codes() {
+        round_trip(Frame::Error(ErrorFrame {
+            code: ErrorCode::UnsupportedVersion,
+            message: "supported versions: [1]".into(),
+        }));
+        round_trip(Frame::Error(ErrorFrame {
+            code: ErrorCode::Other("slow-down".into()),
+            message: String::new(),
+        }));
+    }
+
+    #[test]
+    fn unknown_keys_and_encodings_are_skipped() {
+        let mut e = Encoder::new(Vec::new());
+        e.map(9).unwrap();
+        e.str("t").unwrap().str("push").unwrap();
+        e.str("v").unwrap().u32(1).unwrap();
+        e.str("e")
+            .unwrap()
+            .array(2)
+            .unwrap()
+            .str("am-bundle-9")
+            .unwrap()
+            .str("am-changes")
+            .unwrap();
+        e.str("x").unwrap().u64(1).unwrap();
+        e.str("p").unwrap().u32(0).unwrap();
+        e.str("l").unwrap().bool(true).unwrap();
+        e.str("c").unwrap().u64(0).unwrap();
+        e.str("zz").unwrap().array(1).unwrap().map(0).unwrap();
+        e.str("d").unwrap().array(0).unwrap();
+        let Frame::Push(p) = Frame::decode(&deflate(&e.into_writer())).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(p.encodings, vec![Encoding::Changes]);
+    }
+
+    #[test]
+    fn bad_input_gives_clear_errors() {
+        let err = Frame::decode(&[0xff, 0xff, 0xff]).unwrap_err();
+        assert!(matches!(err, BatchError::Deflate(_)), "{err}");
+
+        let err = Frame::decode(&deflate(b"\xa1\x61t")).unwrap_err();
+        assert!(matches!(err, BatchError::Cbor(_)), "{err}");
+
+        let mut p = Push::new(1, 0, 0);
+        p.version = 99;
+        let err = Frame::decode(&Frame::Push(p).encode()).unwrap_err();
+        assert!(matches!(err, BatchError::UnsupportedVersion { got: 99, .. }));
+        assert!(err.to_string().contains("supported versions: [1]"), "{err}");
+
+        // A zip bomb: a megabyte of zeros deflates to about a kilobyte.
+        let bomb = deflate(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 2048);
+        let err = Frame::decode_with_limit(&bomb, 64 * 1024).unwrap_err();
+        assert!(matches!(err, BatchError::Oversize { limit: 65536 }), "{err}");
+    }
+}

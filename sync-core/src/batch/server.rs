@@ -1,0 +1,402 @@
+//! The server's side of an exchange, sans IO: parse pushes, validate and apply, build acks and pulls.
+//!
+//! The host (the server crate) owns the connection, the storage and the
+//! change sequence; it drives an exchange like this:
+//!
+//! 1. For each binary message, [`parse_push`]. On error, send the reply frame
+//!    it gives (an `Error` frame naming the supported versions, say) and close.
+//! 2. [`ServerExchange::begin`] with the push.
+//! 3. For each [`DocPush`] in order, load the stored document (an empty
+//!    `AutoCommit` for a new one), call [`ServerExchange::apply`], persist
+//!    `Received::accepted` with new sequence numbers, then send
+//!    [`ServerExchange::ack`] for the part. An acknowledged change is durable.
+//! 4. After the `last` part, list the documents in the client's scope with a
+//!    change numbered after the client's cursor (from the change log, without
+//!    loading them) and page them with [`plan_pull`]. For each planned
+//!    document, load it and call [`ServerExchange::pull_doc`] with the
+//!    **base** the client is known to have:
+//!    * for a document the client pushed in this exchange,
+//!      [`ServerExchange::pushed_base`]: its base plus the accepted changes;
+//!    * for any other document, its heads as of the client's cursor: the heads
+//!      ([`heads_of`](super::heads_of)) of its changes numbered up to the
+//!      cursor.
+//!
+//!
+//!    Also call `pull_doc` for every pushed document
+//!    ([`ServerExchange::pushed_docs`]) not in the plan: it is in memory
+//!    already, and the client may lack part of it. Then send
+//!    [`ServerExchange::pull`] with the plan's cursor.
+//!
+//! Documents that did not change since the cursor and were not pushed are
+//! never loaded. A base that is too old only costs bytes (the client ignores
+//! changes it has); a base that is too new would lose changes, which is why it
+//! must come from what the client provably has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{AutoCommit, ChangeHash};
+
+use super::frame::{Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, Pull, Push, RefusedChange};
+use super::{BatchError, DocId, Encoding, encode_since, heads_of};
+use crate::policy::{PolicyContext, Refusal, Rule};
+use crate::validated_sync::receive_chunks;
+
+pub use crate::validated_sync::Received;
+
+/// A push that could not be accepted, and the frame to answer it with.
+#[derive(Debug)]
+pub struct Rejected {
+    /// What was wrong with the frame.
+    pub error: BatchError,
+    /// An `Error` frame for the client; the host sends it and closes.
+    pub reply: Vec<u8>,
+}
+
+/// Decodes a client frame, which must be a push.
+pub fn parse_push(bytes: &[u8]) -> Result<Push, Box<Rejected>> {
+    let reject = |error: BatchError, code| {
+        let reply = error_frame(code, &error.to_string());
+        Box::new(Rejected { error, reply })
+    };
+    match Frame::decode(bytes) {
+        Ok(Frame::Push(p)) => Ok(p),
+        Ok(other) => Err(reject(
+            BatchError::Unexpected(format!("a client sends push frames, not {}", kind(&other))),
+            ErrorCode::BadFrame,
+        )),
+        Err(e @ BatchError::UnsupportedVersion { .. }) => Err(reject(e, ErrorCode::UnsupportedVersion)),
+        Err(e) => Err(reject(e, ErrorCode::BadFrame)),
+    }
+}
+
+fn kind(f: &Frame) -> &'static str {
+    match f {
+        Frame::Push(_) => "push",
+        Frame::Ack(_) => "ack",
+        Frame::Pull(_) => "pull",
+        Frame::Error(_) => "error",
+    }
+}
+
+/// An encoded `Error` frame.
+pub fn error_frame(code: ErrorCode, message: &str) -> Vec<u8> {
+    Frame::Error(ErrorFrame {
+        code,
+        message: message.to_string(),
+    })
+    .encode()
+}
+
+/// Validates the changes of `push` against `stored` for `ctx` and applies
+/// the accepted ones, exactly as stock sync does
+/// ([`crate::validated_sync::receive`]).
+///
+/// If the server lacks part of the push's base (it lost history the client
+/// believes shared), nothing is applied and the missing base hashes are
+/// refused by `missing-dependency`; the client then pushes the whole document.
+pub fn apply_push(ctx: &PolicyContext<'_>, stored: AutoCommit, push: &DocPush) -> Result<Received, BatchError> {
+    apply_after_refusals(ctx, stored, push, &BTreeSet::new())
+}
+
+/// [`apply_push`] for a later slice of a document whose earlier slice had
+/// `refused_before` refused: its base may name them. Changes of the slice
+/// that build on them cannot apply; they are dropped without being listed,
+/// and the client, which knows their dependencies, counts them as refused.
+fn apply_after_refusals(
+    ctx: &PolicyContext<'_>,
+    mut stored: AutoCommit,
+    push: &DocPush,
+    refused_before: &BTreeSet<ChangeHash>,
+) -> Result<Received, BatchError> {
+    let missing: Vec<Refusal> = push
+        .base
+        .iter()
+        .filter(|h| !refused_before.contains(h) && stored.get_change_by_hash(h).is_none())
+        .map(|h| {
+            Refusal::new(
+                h,
+                Rule::MissingDependency,
+                "the server does not have this base change; push the whole document",
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Received {
+            doc: stored,
+            accepted: Vec::new(),
+            refused: missing,
+        });
+    }
+    if push.data.is_empty() {
+        return Ok(Received {
+            doc: stored,
+            accepted: Vec::new(),
+            refused: Vec::new(),
+        });
+    }
+    receive_chunks(ctx, stored, &push.data).map_err(|e| BatchError::Load(format!("{} data: {e}", push.encoding)))
+}
+
+/// The server's state for the exchange running on one connection.
+#[derive(Debug)]
+pub struct ServerExchange {
+    /// Encodings this server reads, told to the client in each pull.
+    reads: Vec<Encoding>,
+    exchange: Option<u64>,
+    cursor: u64,
+    encodings: Vec<Encoding>,
+    pushed: BTreeMap<DocId, Vec<ChangeHash>>,
+    refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
+    results: Vec<DocResult>,
+}
+
+impl Default for ServerExchange {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerExchange {
+    /// A connection's exchange state, before any push, for a server that
+    /// reads every encoding this build knows.
+    pub fn new() -> Self {
+        Self::reading(Encoding::ALL.to_vec())
+    }
+
+    /// Like [`ServerExchange::new`], for a server that reads only `encodings`
+    /// (say, to turn experimental bundles off). Raw change chunks are always read.
+    pub fn reading(mut encodings: Vec<Encoding>) -> Self {
+        if !encodings.contains(&Encoding::Changes) {
+            encodings.push(Encoding::Changes);
+        }
+        ServerExchange {
+            reads: encodings,
+            exchange: None,
+            cursor: 0,
+            encodings: Vec::new(),
+            pushed: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            results: Vec::new(),
+        }
+    }
+
+    /// Starts handling a push part. A new exchange id starts a new exchange
+    /// (the client gave up on the old one).
+    pub fn begin(&mut self, push: &Push) {
+        if self.exchange != Some(push.exchange) {
+            *self = ServerExchange {
+                exchange: Some(push.exchange),
+                // Until the client says otherwise, assume only what every peer reads.
+                encodings: vec![Encoding::Changes, Encoding::Document],
+                ..Self::reading(std::mem::take(&mut self.reads))
+            };
+        }
+        if !push.encodings.is_empty() {
+            self.encodings = push.encodings.clone();
+        }
+        self.cursor = push.cursor;
+        self.results.clear();
+    }
+
+    /// The client's cursor, from its latest push.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The encodings the client reads.
+    pub fn encodings(&self) -> &[Encoding] {
+        &self.encodings
+    }
+
+    /// Validates and applies one pushed document (see [`apply_push`]) and
+    /// records its result for the part's ack and its base for the pull.
+    pub fn apply(
+        &mut self,
+        ctx: &PolicyContext<'_>,
+        stored: AutoCommit,
+        push: &DocPush,
+    ) -> Result<Received, BatchError> {
+        let refused_before = self.refused.entry(push.id).or_default();
+        let mut received = apply_after_refusals(ctx, stored, push, refused_before)?;
+        let refused: Vec<RefusedChange> = received
+            .refused
+            .iter()
+            .map(|r| RefusedChange {
+                change: r.change.parse().expect("a refusal names a change by its hex hash"),
+                rule: r.rule.to_string(),
+                detail: r.detail.clone(),
+            })
+            .collect();
+        refused_before.extend(refused.iter().map(|r| r.change));
+        let lost_base = refused.iter().any(|r| push.base.contains(&r.change));
+        if !lost_base {
+            let base = self.pushed.get(&push.id).cloned().unwrap_or_else(|| push.base.clone());
+            self.pushed.insert(push.id, heads_of(&base, &received.accepted));
+        }
+        self.results.push(DocResult {
+            id: push.id,
+            heads: received.doc.get_heads(),
+            accepted: received.accepted.len() as u32,
+            refused,
+        });
+        Ok(received)
+    }
+
+    /// The ack frame for `push`, with one result per pushed document in
+    /// order; `None` for a part without documents (the pull acknowledges it).
+    pub fn ack(&mut self, push: &Push) -> Option<Vec<u8>> {
+        if push.docs.is_empty() {
+            return None;
+        }
+        Some(
+            Frame::Ack(Ack {
+                exchange: push.exchange,
+                part: push.part,
+                docs: std::mem::take(&mut self.results),
+            })
+            .encode(),
+        )
+    }
+
+    /// For a document pushed in this exchange, the heads the client is known
+    /// to have: its pushed base plus the changes the server accepted.
+    pub fn pushed_base(&self, id: &DocId) -> Option<&[ChangeHash]> {
+        self.pushed.get(id).map(Vec::as_slice)
+    }
+
+    /// The documents pushed in this exchange. The pull considers each of
+    /// them, changed since the cursor or not: the client may lack part of it
+    /// (a refusal, or a document it asked to receive again).
+    pub fn pushed_docs(&self) -> impl Iterator<Item = &DocId> {
+        self.pushed.keys()
+    }
+
+    /// What the client lacks of `doc`, given the `base` it is known to have
+    /// (see the module docs), or `None` if it lacks nothing.
+    pub fn pull_doc(&self, id: DocId, doc: &mut AutoCommit, base: &[ChangeHash]) -> Option<DocPull> {
+        pull_doc(id, doc, base, &self.encodings)
+    }
+
+    /// The pull frame that ends the exchange.
+    pub fn pull(&self, cursor: u64, docs: Vec<DocPull>, more: bool) -> Vec<u8> {
+        Frame::Pull(Pull {
+            exchange: self.exchange.unwrap_or_default(),
+            cursor,
+            docs,
+            more,
+            encodings: self.reads.clone(),
+        })
+        .encode()
+    }
+}
+
+/// What a client that has `base` lacks of `doc`, encoded for a client that
+/// reads `encodings`; `None` if it lacks nothing.
+pub fn pull_doc(id: DocId, doc: &mut AutoCommit, base: &[ChangeHash], encodings: &[Encoding]) -> Option<DocPull> {
+    let (encoding, data) = encode_since(doc, base, encodings);
+    if data.is_empty() {
+        return None;
+    }
+    Some(DocPull {
+        id,
+        base: base.to_vec(),
+        heads: doc.get_heads(),
+        encoding,
+        data,
+    })
+}
+
+/// Which changed documents one pull carries, and the cursor that follows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullPlan {
+    /// The documents to pull, lowest first new change first.
+    pub docs: Vec<DocId>,
+    /// The client's cursor after this pull.
+    pub cursor: u64,
+    /// Whether documents were left for another exchange.
+    pub more: bool,
+    /// The lowest new change number of each planned document, then of the
+    /// first one left out, if any: what [`PullPlan::truncate`] needs.
+    firsts: Vec<u64>,
+}
+
+impl PullPlan {
+    /// Keeps only the first `n` documents, say because the pull frame grew
+    /// past the host's byte budget, and moves the cursor back accordingly.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.docs.len() {
+            self.docs.truncate(n);
+            self.cursor = self.firsts[n].saturating_sub(1);
+            self.more = true;
+            self.firsts.truncate(n + 1);
+        }
+    }
+}
+
+/// Pages a pull. `changed` lists each document in the client's scope with a
+/// change numbered after its cursor, with the lowest such number;
+/// `latest` is the highest number the server has assigned (taken before the
+/// documents are read, so a change that lands meanwhile is pulled next time).
+///
+/// The new cursor must not pass a change that was not delivered: when
+/// documents are left out it stops just before the lowest new change among
+/// them, so they come with the next exchange. To bound the pull by bytes
+/// instead, plan generously and [`PullPlan::truncate`] once the frame is full.
+pub fn plan_pull(mut changed: Vec<(DocId, u64)>, max_docs: usize, latest: u64) -> PullPlan {
+    changed.sort_by_key(|&(id, seq)| (seq, id));
+    let more = changed.len() > max_docs;
+    changed.truncate(max_docs.saturating_add(1));
+    let firsts: Vec<u64> = changed.iter().map(|&(_, seq)| seq).collect();
+    let mut plan = PullPlan {
+        docs: changed.into_iter().map(|(id, _)| id).collect(),
+        cursor: latest,
+        more: false,
+        firsts,
+    };
+    if more {
+        plan.truncate(max_docs);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_versions_are_answered_with_an_error_frame() {
+        let mut p = Push::new(1, 0, 0);
+        p.version = 7;
+        let rejected = parse_push(&Frame::Push(p).encode()).unwrap_err();
+        let Frame::Error(e) = Frame::decode(&rejected.reply).unwrap() else {
+            panic!("not an error frame")
+        };
+        assert_eq!(e.code, ErrorCode::UnsupportedVersion);
+        assert!(e.message.contains("[1]"), "{}", e.message);
+
+        let rejected = parse_push(b"junk").unwrap_err();
+        let Frame::Error(e) = Frame::decode(&rejected.reply).unwrap() else {
+            panic!("not an error frame")
+        };
+        assert_eq!(e.code, ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn paging_never_passes_an_undelivered_change() {
+        let d = |n: u8| DocId([n; 16]);
+        let changed = vec![(d(1), 50), (d(2), 5), (d(3), 70)];
+        let all = plan_pull(changed.clone(), 10, 100);
+        assert_eq!((all.docs.len(), all.cursor, all.more), (3, 100, false));
+        let page = plan_pull(changed.clone(), 1, 100);
+        assert_eq!(page.docs, vec![d(2)]);
+        assert_eq!((page.cursor, page.more), (49, true));
+        let mut cut = plan_pull(changed, 10, 100);
+        cut.truncate(2);
+        assert_eq!(cut.docs, vec![d(2), d(1)]);
+        assert_eq!((cut.cursor, cut.more), (69, true));
+        cut.truncate(5);
+        assert_eq!(cut.docs.len(), 2, "truncating to more does nothing");
+        cut.truncate(0);
+        assert_eq!((cut.docs.len(), cut.cursor), (0, 4));
+    }
+}
