@@ -9,6 +9,8 @@
 //!   given the document before it (`None` for a new document) and after it.
 //!   Only what is new in `after` notifies: timeline events that newly apply
 //!   (superseded events notify nobody), new messages, a new notice.
+//! * [`Roster`] says who is on duty for a unit's shared inbox
+//!   ([`Recipient::Unit`]) at a given instant, and when the next hand-over is.
 //!
 //! # Keys
 //!
@@ -41,8 +43,10 @@ mod notice;
 mod notification;
 mod petition;
 mod room;
+mod roster;
 
 pub use notice::notice_notifications;
 pub use notification::{Notification, NotificationKind, Recipient};
 pub use petition::{PetitionSnapshot, petition_changes, petition_notifications};
 pub use room::room_notifications;
+pub use roster::{LocalTime, Roster, RosterError, Shift};

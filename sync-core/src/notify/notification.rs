@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 pub enum Recipient {
     /// One person.
     User(UserId),
-    /// A unit's shared inbox: whoever is on duty for it.
+    /// A unit's shared inbox: whoever is on duty for it (see [`super::Roster`]).
     Unit(UnitId),
     /// A household: its representative and whoever the host delivers household mail to.
     Household(HouseholdId),
