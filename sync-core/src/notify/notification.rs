@@ -60,6 +60,10 @@ text_enum!(
         LineMessage = "line_message",
         /// A broadcast notice for a household.
         Notice = "notice",
+        /// A petition clock is about to run out.
+        DueSoon = "due_soon",
+        /// A petition clock ran out.
+        Overdue = "overdue",
     }
 );
 
@@ -81,7 +85,7 @@ pub struct Notification {
     pub entry: Option<EntryId>,
     /// Delivered at once, also by SMS where the host has a gateway.
     pub urgent: bool,
-    /// When it happened: the entry's stamp.
+    /// When it happened: the entry's stamp, or the sweep's `now` for clocks.
     pub at: Timestamp,
     /// A short text for the inbox and the push, in Chinese.
     pub text: String,
