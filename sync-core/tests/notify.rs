@@ -269,6 +269,27 @@ fn a_signature_that_newly_wins_a_merge_notifies_once_under_its_own_key() {
 }
 
 #[test]
+fn an_event_set_aside_until_an_earlier_one_arrives_notifies_when_it_applies() {
+    // One officer closes before the reply written offline by another has
+    // synced: the close is superseded (nothing was replied yet) and notifies
+    // nobody. When the earlier reply arrives, both apply and both notify.
+    let mut base = petition();
+    record(&mut base, &officer_a(), Some("station-a"), 2, EventBody::Signed);
+    let mut server = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut phone = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    record(&mut phone, &officer_a2(), Some("station-a"), 30, reply());
+    let closed = notified_by(&mut server, |d| {
+        record(d, &officer_a(), Some("station-a"), 40, EventBody::Closed { note: None })
+    });
+    assert!(closed.is_empty(), "{closed:?}");
+    let ns = notified_by(&mut server, |d| d.doc_mut().merge(phone.doc_mut()).map(drop).unwrap());
+    let texts: Vec<&str> = ns.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(ns.len(), 2, "{texts:?}");
+    assert!(texts[0].contains("已回复") && texts[1].contains("已办结"), "{texts:?}");
+    assert!(ns.iter().all(|n| n.recipient == to_user("r1")));
+}
+
+#[test]
 fn keys_are_deterministic_and_distinct() {
     let created = petition();
     let mut doc = created.clone();

@@ -75,8 +75,11 @@ text_enum!(
 /// the [module documentation](super).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
+    /// The identity: `{doc}/{source}/{what}/{target}`.
     pub key: String,
+    /// Who it is for.
     pub recipient: Recipient,
+    /// What it is about.
     pub kind: NotificationKind,
     /// The document it is about: its own id (petition header, room or notice info `id`).
     pub doc: String,

@@ -19,9 +19,13 @@ use crate::petition::{EventBody, Outcome, PetitionDoc, PetitionHeader, PetitionS
 /// projections builds this once and uses it for both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PetitionSnapshot {
+    /// The header, written at creation.
     pub header: PetitionHeader,
+    /// The timeline, in list order.
     pub events: Vec<TimelineEvent>,
+    /// The conversation, in list order.
     pub messages: Vec<Message>,
+    /// [`derive`]d from the above.
     pub state: PetitionState,
 }
 

@@ -53,25 +53,61 @@ const WEEK: [Weekday; 7] = [
     Weekday::Sunday,
 ];
 
-/// Why a roster is refused.
+/// Why a roster is refused. Shifts are named `#n` (from 1, in roster
+/// order) with their name; instants of the week as `Monday 08:00`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum RosterError {
+    /// A time that is not `HH:MM` within a day.
     #[error("{0:?} is not a time of day: use HH:MM from 00:00 to 23:59 (24:00 only as an end)")]
     BadTime(String),
+    /// A roster with no shift at all.
     #[error("a roster needs at least one shift")]
     NoShifts,
+    /// A shift that starts at `24:00`.
     #[error("shift {shift} starts at 24:00; a shift starting at midnight starts at 00:00")]
-    StartsAtEndOfDay { shift: String },
+    StartsAtEndOfDay {
+        /// The shift.
+        shift: String,
+    },
+    /// A shift on no weekday.
     #[error("shift {shift} is on no weekday")]
-    NoDays { shift: String },
+    NoDays {
+        /// The shift.
+        shift: String,
+    },
+    /// A shift that lists a weekday twice.
     #[error("shift {shift} lists {day:?} twice")]
-    DuplicateDay { shift: String, day: Weekday },
+    DuplicateDay {
+        /// The shift.
+        shift: String,
+        /// The repeated day.
+        day: Weekday,
+    },
+    /// A shift with no members.
     #[error("shift {shift} has nobody on it")]
-    NoMembers { shift: String },
+    NoMembers {
+        /// The shift.
+        shift: String,
+    },
+    /// Two shifts (or two days of one shift) are on duty at the same time.
     #[error("shifts {first} and {second} overlap from {at}")]
-    Overlap { first: String, second: String, at: String },
+    Overlap {
+        /// The shift that starts first.
+        first: String,
+        /// The shift that starts inside the first.
+        second: String,
+        /// Where the overlap begins.
+        at: String,
+    },
+    /// A minute of the week nobody covers, in a roster that claims 7x24 coverage.
     #[error("the roster claims 7x24 coverage but nobody is on duty from {from} to {to}")]
-    Gap { from: String, to: String },
+    Gap {
+        /// The first uncovered minute.
+        from: String,
+        /// The end of the gap: the next shift's start.
+        to: String,
+    },
+    /// JSON that is not a roster (unknown fields, wrong types, bad times).
     #[error("roster: {0}")]
     Malformed(String),
 }
@@ -139,6 +175,7 @@ pub struct Shift {
     pub name: Option<String>,
     /// The weekdays the shift starts on.
     pub days: Vec<Weekday>,
+    /// When the shift starts, local time.
     pub start: LocalTime,
     /// At or before `start`: on the next day.
     pub end: LocalTime,
@@ -299,10 +336,12 @@ impl Roster {
         serde_json::to_string_pretty(self).expect("a roster always serializes")
     }
 
+    /// The unit whose shared inbox the roster staffs.
     pub fn unit(&self) -> &UnitId {
         &self.unit
     }
 
+    /// The shifts, in the order they were given.
     pub fn shifts(&self) -> &[Shift] {
         &self.shifts
     }

@@ -17,7 +17,9 @@ use crate::time::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationStep {
+    /// The clock that ran out.
     pub clock: ClockKind,
+    /// How long it has been overdue; 0 escalates as soon as it is.
     pub overdue_minutes: u32,
 }
 
@@ -47,8 +49,10 @@ pub struct EscalationStep {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationPolicy {
+    /// The steps for channels not listed in `channels`.
     #[serde(default)]
     pub default: Vec<EscalationStep>,
+    /// Steps that replace `default` for a channel.
     #[serde(default)]
     pub channels: BTreeMap<Channel, Vec<EscalationStep>>,
 }
@@ -77,10 +81,15 @@ pub enum SweepAction {
     /// Write `escalated { to, reason }` into the petition's timeline as the
     /// server's System actor, acting for `unit` (the lead it escalates from).
     Escalate {
+        /// `{doc}/clock:{kind}:{start}/escalate/after:{minutes}m`: once per clock run and step.
         key: String,
+        /// The petition's own id.
         doc: String,
+        /// The lead unit the petition escalates from, which the event is written for.
         unit: UnitId,
+        /// The unit above it.
         to: UnitId,
+        /// Why, for the timeline (签收超时20分钟，自动提级).
         reason: String,
     },
 }
