@@ -137,6 +137,34 @@ fn sweeping_again_after_a_restart_yields_the_same_keys() {
 }
 
 #[test]
+fn the_escalation_a_sweep_asks_for_passes_write_validation_as_the_system_actor() {
+    let host = Host::new(EscalationPolicy {
+        default: vec![sign_step(20)],
+        ..Default::default()
+    });
+    let now = T0.plus_minutes(30);
+    let escalation = host
+        .actions(now)
+        .into_iter()
+        .find(|a| matches!(a, SweepAction::Escalate { .. }))
+        .unwrap();
+    let SweepAction::Escalate { unit: from, .. } = &escalation else {
+        unreachable!()
+    };
+    let checked = check_edit(&host.doc, &system(), 7, |d| {
+        d.record(
+            &mut author(&system()),
+            now,
+            Some(from.clone()),
+            escalation.event_body().unwrap(),
+        )
+        .unwrap();
+    });
+    assert!(checked.refused.is_empty(), "{:?}", checked.refused);
+    assert_eq!(checked.accepted.len(), 1);
+}
+
+#[test]
 fn escalation_steps_chain_up_the_tree_at_their_own_times() {
     let mut host = Host::new(EscalationPolicy {
         default: vec![sign_step(20), sign_step(60)],
