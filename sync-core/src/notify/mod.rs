@@ -36,6 +36,9 @@
 //! (its id), `issued`, or `clock:{kind}:{start}`; `what` is the
 //! [`NotificationKind`] or `escalate`; `target` is the [`Recipient`]
 //! (`user:`, `unit:` or `household:` and its id) or the escalation step.
+//! The own id is what the creator minted; the host should refuse a new
+//! document whose own id differs from the id it stores it under, so that one
+//! document cannot shadow another's keys.
 //!
 //! # Idempotency contract
 //!

@@ -25,7 +25,7 @@ pub struct PetitionSnapshot {
     pub events: Vec<TimelineEvent>,
     /// The conversation, in list order.
     pub messages: Vec<Message>,
-    /// [`derive`]d from the above.
+    /// Derived from the above ([`derive()`]).
     pub state: PetitionState,
 }
 
@@ -80,7 +80,10 @@ pub fn petition_notifications<D: Borrow<AutoCommit>>(
 /// | message by the submitter | the lead when it was written | petition message |
 /// | message by anyone else | the submitter | petition message |
 ///
-/// Nobody is notified of their own entry.
+/// Nobody is notified of their own entry. Notifications are never taken
+/// back: an event that applied and is set aside by a later merge (a reply
+/// that turns out to have crossed a transfer) keeps what it raised, and the
+/// event that displaced it raises its own.
 pub fn petition_changes(before: Option<&PetitionSnapshot>, after: &PetitionSnapshot) -> Vec<Notification> {
     let applied_before: BTreeSet<&EntryId> = before
         .map(|b| {
