@@ -68,6 +68,7 @@ pub mod error;
 pub mod hlc;
 pub mod ids;
 pub mod notice;
+pub mod notify;
 pub mod org;
 pub mod petition;
 pub mod policy;

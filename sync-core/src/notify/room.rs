@@ -1,0 +1,93 @@
+//! Notifications a room change raises: @mentions, @all, and household-line messages.
+
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+
+use automerge::AutoCommit;
+
+use super::notification::{
+    Notification, NotificationKind as Kind, Recipient, SNIPPET_CHARS, Source, TITLE_CHARS, clip,
+};
+use crate::doc::Mention;
+use crate::error::SchemaError;
+use crate::ids::{EntryId, HouseholdId, UserId};
+use crate::room::{RoomDoc, RoomKind};
+
+/// The notifications raised by a room going from `before` (`None` for a new
+/// document) to `after`.
+///
+/// For each new message that is not already redacted:
+///
+/// * each member it @mentions, or every member for `@all`, gets one mention
+///   notification (people who are not members are not told what they cannot
+///   read, and the writer is never notified);
+/// * on a household line, a message from the household (`household_of(writer)`
+///   is the line's household) goes to the line's unit, whoever is on duty;
+///   any other message (an officer's) goes to the household.
+///
+/// `household_of` answers from the host's directory or principals; the room
+/// document does not record which household a user belongs to.
+pub fn room_notifications<D: Borrow<AutoCommit>>(
+    before: Option<&RoomDoc<D>>,
+    after: &RoomDoc<D>,
+    household_of: impl Fn(&UserId) -> Option<HouseholdId>,
+) -> Result<Vec<Notification>, SchemaError> {
+    let seen: BTreeSet<EntryId> = match before {
+        Some(b) => b.raw_messages()?.iter().map(|m| m.id()).collect(),
+        None => BTreeSet::new(),
+    };
+    let info = after.info()?;
+    let members = after.members()?;
+    let room = clip(&info.name, TITLE_CHARS);
+    let mut out = Vec::new();
+    for view in after.messages()? {
+        if seen.contains(&view.id) || view.redacted.is_some() {
+            continue;
+        }
+        let m = &view.message;
+        let src = Source {
+            doc: &info.id,
+            segment: view.id.to_string(),
+            entry: Some(view.id.clone()),
+            at: m.at.timestamp(),
+        };
+        let snippet = if m.text.trim().is_empty() {
+            "[附件]".to_owned()
+        } else {
+            clip(&m.text, SNIPPET_CHARS)
+        };
+
+        let everyone = m.mentions.contains(&Mention::All);
+        let mut called: BTreeSet<&UserId> = m
+            .mentions
+            .iter()
+            .filter_map(|x| match x {
+                Mention::User(u) => members.contains_key(u).then_some(u),
+                Mention::All => None,
+            })
+            .collect();
+        if everyone {
+            called.extend(members.keys());
+        }
+        called.remove(&m.by);
+        for user in called {
+            let text = if everyone {
+                format!("{room} @所有人：{snippet}")
+            } else {
+                format!("{room} 有人@你：{snippet}")
+            };
+            out.push(src.notify(Recipient::User(user.clone()), Kind::Mention, false, text));
+        }
+
+        if let (RoomKind::HouseholdLine, Some(household)) = (info.kind, &info.household) {
+            if household_of(&m.by).as_ref() == Some(household) {
+                let text = format!("户户通新消息（{household}）：{snippet}");
+                out.push(src.notify(Recipient::Unit(info.unit.clone()), Kind::LineMessage, false, text));
+            } else {
+                let text = format!("民警回复：{snippet}");
+                out.push(src.notify(Recipient::Household(household.clone()), Kind::LineMessage, false, text));
+            }
+        }
+    }
+    Ok(out)
+}
