@@ -115,11 +115,11 @@ fn mask(header: &mut PetitionHeader, state: &PetitionState, who: &Principal, app
         .iter()
         .chain(&state.assists)
         .any(|u| org.has_jurisdiction(who, STAFF, u));
-    if let Some(c) = &header.contact {
-        if !handles {
-            let keep: String = c.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-            header.contact = Some(format!("*******{keep}"));
-        }
+    if let Some(c) = &header.contact
+        && !handles
+    {
+        let keep: String = c.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        header.contact = Some(format!("*******{keep}"));
     }
     if header.anonymous && !handles {
         header.submitter = UserId::new("anonymous").expect("valid id");

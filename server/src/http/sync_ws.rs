@@ -162,7 +162,7 @@ impl Connection {
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let ids: Vec<DocumentId> = conn.docs.keys().cloned().collect();
+                        let ids: Vec<DocumentId> = conn.docs.keys().copied().collect();
                         for id in ids {
                             conn.push_doc(&mut sink, &id).await?;
                         }
@@ -214,7 +214,7 @@ impl Connection {
     }
 
     async fn on_sync(&mut self, sink: &mut Socket, m: SyncMessage) -> Result<(), axum::Error> {
-        let id = m.document_id.clone();
+        let id = m.document_id;
         let key = id.to_string();
         let docs = self.state.docs.clone();
         let exists = match docs.exists(&key).await {
@@ -228,7 +228,7 @@ impl Connection {
                 Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
             }
         }
-        let state = self.docs.entry(id.clone()).or_default();
+        let state = self.docs.entry(id).or_default();
         match docs.receive_sync(&self.principal, &key, state, &m.data).await {
             Ok((applied, reply)) => {
                 if !applied.refused.is_empty() {
@@ -275,7 +275,7 @@ impl Connection {
             return Ok(());
         };
         match self.state.docs.generate_sync(&id.to_string(), state).await {
-            Ok(Some(data)) => self.send_sync(sink, id.clone(), data).await,
+            Ok(Some(data)) => self.send_sync(sink, *id, data).await,
             Ok(None) => Ok(()),
             Err(e) => {
                 tracing::warn!(doc = %id, error = %e, "could not push changes");
