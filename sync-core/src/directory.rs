@@ -106,40 +106,9 @@ impl DirectoryDoc {
         doc.commit();
         Ok(DirectoryDoc { doc })
     }
-
-    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
-        DocKind::expect(&doc, DocKind::Directory)?;
-        Ok(DirectoryDoc { doc })
-    }
-
-    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
-        Self::from_doc(AutoCommit::load(bytes)?)
-    }
-
-    pub fn doc_mut(&mut self) -> &mut AutoCommit {
-        &mut self.doc
-    }
-
-    pub fn into_doc(self) -> AutoCommit {
-        self.doc
-    }
 }
 
 impl<D: Borrow<AutoCommit>> DirectoryDoc<D> {
-    /// A typed view of `doc` (owned or borrowed) after checking its kind.
-    pub fn view(doc: D) -> Result<Self, SchemaError> {
-        DocKind::expect(doc.borrow(), DocKind::Directory)?;
-        Ok(DirectoryDoc { doc })
-    }
-
-    fn d(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
-    pub fn doc(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
     pub fn village(&self) -> Result<UnitId, SchemaError> {
         let info = am::req_obj(self.d(), &ROOT, "info", ObjType::Map)?;
         am::parse(self.d(), &info, "village")
@@ -199,15 +168,8 @@ impl DirectoryDoc {
             am::put_str(&mut self.doc, &o, "updated_by", author.user.as_str())?;
             am::put_str(&mut self.doc, &o, "updated_at", &at.to_string())
         })();
-        match result {
-            Ok(()) => {
-                self.doc.commit();
-                Ok(())
-            }
-            Err(e) => {
-                self.doc.rollback();
-                Err(e)
-            }
-        }
+        crate::doc::finish(&mut self.doc, result)
     }
 }
+
+crate::doc::typed_doc!(DirectoryDoc, DocKind::Directory);

@@ -138,40 +138,9 @@ impl NoticeDoc {
         doc.commit();
         Ok(NoticeDoc { doc })
     }
-
-    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
-        DocKind::expect(&doc, DocKind::Notice)?;
-        Ok(NoticeDoc { doc })
-    }
-
-    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
-        Self::from_doc(AutoCommit::load(bytes)?)
-    }
-
-    pub fn doc_mut(&mut self) -> &mut AutoCommit {
-        &mut self.doc
-    }
-
-    pub fn into_doc(self) -> AutoCommit {
-        self.doc
-    }
 }
 
 impl<D: Borrow<AutoCommit>> NoticeDoc<D> {
-    /// A typed view of `doc` (owned or borrowed) after checking its kind.
-    pub fn view(doc: D) -> Result<Self, SchemaError> {
-        DocKind::expect(doc.borrow(), DocKind::Notice)?;
-        Ok(NoticeDoc { doc })
-    }
-
-    fn d(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
-    pub fn doc(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
     pub fn info(&self) -> Result<NoticeInfo, SchemaError> {
         let o = am::req_obj(self.d(), &ROOT, "info", ObjType::Map)?;
         Ok(NoticeInfo {
@@ -239,3 +208,5 @@ impl NoticeDoc {
         Ok(())
     }
 }
+
+crate::doc::typed_doc!(NoticeDoc, DocKind::Notice);

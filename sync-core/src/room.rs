@@ -165,40 +165,9 @@ impl RoomDoc {
         doc.commit();
         Ok(RoomDoc { doc })
     }
-
-    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
-        DocKind::expect(&doc, DocKind::Room)?;
-        Ok(RoomDoc { doc })
-    }
-
-    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
-        Self::from_doc(AutoCommit::load(bytes)?)
-    }
-
-    pub fn doc_mut(&mut self) -> &mut AutoCommit {
-        &mut self.doc
-    }
-
-    pub fn into_doc(self) -> AutoCommit {
-        self.doc
-    }
 }
 
 impl<D: Borrow<AutoCommit>> RoomDoc<D> {
-    /// A typed view of `doc` (owned or borrowed) after checking its kind.
-    pub fn view(doc: D) -> Result<Self, SchemaError> {
-        DocKind::expect(doc.borrow(), DocKind::Room)?;
-        Ok(RoomDoc { doc })
-    }
-
-    fn d(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
-    pub fn doc(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
     fn obj(&self, key: &str, ty: ObjType) -> Result<ObjId, SchemaError> {
         am::req_obj(self.d(), &ROOT, key, ty)
     }
@@ -318,7 +287,7 @@ impl RoomDoc {
         message.at = author.stamp(&self.stamps()?, now);
         let list = self.obj("messages", ObjType::List)?;
         let result = message.append(&mut self.doc, &list);
-        self.finish(result)?;
+        crate::doc::finish(&mut self.doc, result)?;
         Ok(message.id())
     }
 
@@ -328,7 +297,7 @@ impl RoomDoc {
             Some(r) => am::put_str(&mut self.doc, &m, user.as_str(), r.as_str()),
             None => self.doc.delete(&m, user.as_str()).map_err(Into::into),
         };
-        self.finish(result)
+        crate::doc::finish(&mut self.doc, result)
     }
 
     pub fn set_tag(&mut self, tag: &str, on: bool) -> Result<(), SchemaError> {
@@ -339,7 +308,7 @@ impl RoomDoc {
         } else {
             self.doc.delete(&t, tag).map_err(Into::into)
         };
-        self.finish(result)
+        crate::doc::finish(&mut self.doc, result)
     }
 
     pub fn set_pin(&mut self, author: &Author, message: &EntryId, on: bool) -> Result<(), SchemaError> {
@@ -349,7 +318,7 @@ impl RoomDoc {
         } else {
             self.doc.delete(&p, message.as_str()).map_err(Into::into)
         };
-        self.finish(result)
+        crate::doc::finish(&mut self.doc, result)
     }
 
     pub fn redact(
@@ -369,7 +338,7 @@ impl RoomDoc {
             am::put_str(&mut self.doc, &o, "message", message.as_str())?;
             am::put_str(&mut self.doc, &o, "reason", reason)
         })();
-        self.finish(result)?;
+        crate::doc::finish(&mut self.doc, result)?;
         Ok(EntryId::new(at.to_string()).expect("hlc is a valid id"))
     }
 
@@ -405,20 +374,9 @@ impl RoomDoc {
             am::put_str(&mut self.doc, &o, "message", message.as_str())?;
             am::put_str(&mut self.doc, &o, "petition", &header.id)
         })();
-        self.finish(result)?;
+        crate::doc::finish(&mut self.doc, result)?;
         Ok(petition)
     }
-
-    fn finish(&mut self, result: Result<(), SchemaError>) -> Result<(), SchemaError> {
-        match result {
-            Ok(()) => {
-                self.doc.commit();
-                Ok(())
-            }
-            Err(e) => {
-                self.doc.rollback();
-                Err(e)
-            }
-        }
-    }
 }
+
+crate::doc::typed_doc!(RoomDoc, DocKind::Room);

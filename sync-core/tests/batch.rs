@@ -719,7 +719,8 @@ fn pushed_hashes(phone: &Replica, frame: &Frame) -> Vec<Vec<ChangeHash>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // PROPTEST_CASES overrides the case count (CI runs the default).
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24), ..ProptestConfig::default() })]
 
     #[test]
     fn cut_exchanges_resume_without_resending_acknowledged_parts(

@@ -117,7 +117,8 @@ fn assert_converged(docs: &mut [PetitionDoc]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // PROPTEST_CASES overrides the case count (CI runs the default).
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256), ..ProptestConfig::default() })]
 
     #[test]
     fn petitions_converge_whatever_the_merge_order(steps in prop::collection::vec(step(), 1..40), order in Just(()).prop_perturb(|_, mut rng| {

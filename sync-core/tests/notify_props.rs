@@ -127,7 +127,8 @@ fn keys(ns: &[Notification]) -> BTreeSet<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // PROPTEST_CASES overrides the case count (CI runs the default).
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256), ..ProptestConfig::default() })]
 
     #[test]
     fn applied_events_alone_notify_and_stepwise_equals_at_once(entries in prop::collection::vec(entry(), 0..24)) {

@@ -99,6 +99,64 @@ pub(crate) fn init_root<T: automerge::transaction::Transactable>(tx: &mut T, kin
     Ok(())
 }
 
+/// The accessors every typed document wrapper shares: construction with a
+/// kind check, owned and borrowed views, and access to the Automerge document.
+macro_rules! typed_doc {
+    ($name:ident, $kind:expr) => {
+        impl $name {
+            /// Wraps a document after checking its kind.
+            pub fn from_doc(doc: automerge::AutoCommit) -> Result<Self, $crate::error::SchemaError> {
+                $crate::doc::DocKind::expect(&doc, $kind)?;
+                Ok($name { doc })
+            }
+
+            pub fn load(bytes: &[u8]) -> Result<Self, $crate::error::SchemaError> {
+                Self::from_doc(automerge::AutoCommit::load(bytes)?)
+            }
+
+            pub fn doc_mut(&mut self) -> &mut automerge::AutoCommit {
+                &mut self.doc
+            }
+
+            pub fn into_doc(self) -> automerge::AutoCommit {
+                self.doc
+            }
+        }
+
+        impl<D: std::borrow::Borrow<automerge::AutoCommit>> $name<D> {
+            /// A typed view of `doc` (owned or borrowed) after checking its kind.
+            pub fn view(doc: D) -> Result<Self, $crate::error::SchemaError> {
+                $crate::doc::DocKind::expect(doc.borrow(), $kind)?;
+                Ok($name { doc })
+            }
+
+            fn d(&self) -> &automerge::AutoCommit {
+                self.doc.borrow()
+            }
+
+            pub fn doc(&self) -> &automerge::AutoCommit {
+                self.doc.borrow()
+            }
+        }
+    };
+}
+
+pub(crate) use typed_doc;
+
+/// Commits a typed write that succeeded, or rolls back one that failed half way.
+pub(crate) fn finish(doc: &mut automerge::AutoCommit, result: Result<(), SchemaError>) -> Result<(), SchemaError> {
+    match result {
+        Ok(()) => {
+            doc.commit();
+            Ok(())
+        }
+        Err(e) => {
+            doc.rollback();
+            Err(e)
+        }
+    }
+}
+
 /// Upper bounds on free text, in characters, so one entry cannot bloat a document.
 pub mod limits {
     pub const TITLE: usize = 200;

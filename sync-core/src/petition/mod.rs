@@ -58,41 +58,9 @@ impl PetitionDoc {
         doc.commit();
         Ok(PetitionDoc { doc })
     }
-
-    /// Wraps a document after checking that it is a petition.
-    pub fn from_doc(doc: AutoCommit) -> Result<Self, SchemaError> {
-        DocKind::expect(&doc, DocKind::Petition)?;
-        Ok(PetitionDoc { doc })
-    }
-
-    pub fn load(bytes: &[u8]) -> Result<Self, SchemaError> {
-        Self::from_doc(AutoCommit::load(bytes)?)
-    }
-
-    pub fn doc_mut(&mut self) -> &mut AutoCommit {
-        &mut self.doc
-    }
-
-    pub fn into_doc(self) -> AutoCommit {
-        self.doc
-    }
 }
 
 impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
-    /// A typed view of `doc` (owned or borrowed) after checking its kind.
-    pub fn view(doc: D) -> Result<Self, SchemaError> {
-        DocKind::expect(doc.borrow(), DocKind::Petition)?;
-        Ok(PetitionDoc { doc })
-    }
-
-    fn d(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
-    pub fn doc(&self) -> &AutoCommit {
-        self.doc.borrow()
-    }
-
     pub fn header(&self) -> Result<PetitionHeader, SchemaError> {
         PetitionHeader::read(self.d(), &am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?)
     }
@@ -157,7 +125,7 @@ impl PetitionDoc {
         };
         let list = am::req_obj(self.d(), &ROOT, "timeline", ObjType::List)?;
         let result = event.append(&mut self.doc, &list);
-        self.finish(result)?;
+        crate::doc::finish(&mut self.doc, result)?;
         Ok(event.id())
     }
 
@@ -167,20 +135,9 @@ impl PetitionDoc {
         message.at = author.stamp(&self.stamps()?, now);
         let list = am::req_obj(self.d(), &ROOT, "conversation", ObjType::List)?;
         let result = message.append(&mut self.doc, &list);
-        self.finish(result)?;
+        crate::doc::finish(&mut self.doc, result)?;
         Ok(message.id())
     }
-
-    fn finish(&mut self, result: Result<(), SchemaError>) -> Result<(), SchemaError> {
-        match result {
-            Ok(()) => {
-                self.doc.commit();
-                Ok(())
-            }
-            Err(e) => {
-                self.doc.rollback();
-                Err(e)
-            }
-        }
-    }
 }
+
+crate::doc::typed_doc!(PetitionDoc, DocKind::Petition);
