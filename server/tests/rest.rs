@@ -38,14 +38,20 @@ const LEAD: &str = "疑似电信诈骗窝点线索";
 /// The listed items, as `(title, item)`.
 async fn list(server: &TestServer, user: &str, query: &str) -> anyhow::Result<Vec<Value>> {
     let (status, page) = server
-        .get(&format!("/api/petitions?limit=200{query}"), Some(&token(server, user).await?))
+        .get(
+            &format!("/api/petitions?limit=200{query}"),
+            Some(&token(server, user).await?),
+        )
         .await?;
     ensure!(status == 200, "list {query}: {status} {page}");
     Ok(page["items"].as_array().cloned().unwrap_or_default())
 }
 
 fn titles(items: &[Value]) -> Vec<String> {
-    let mut t: Vec<String> = items.iter().filter_map(|i| i["title"].as_str().map(str::to_owned)).collect();
+    let mut t: Vec<String> = items
+        .iter()
+        .filter_map(|i| i["title"].as_str().map(str::to_owned))
+        .collect();
     t.sort();
     t
 }
@@ -119,7 +125,10 @@ async fn lists_filter_by_status_unit_category_and_overdue(db: &mut TestDb) -> an
         v.sort();
         v
     });
-    assert_eq!(titles(&list(&server, "director", "&category=complaint").await?), [NOISE]);
+    assert_eq!(
+        titles(&list(&server, "director", "&category=complaint").await?),
+        [NOISE]
+    );
     let overdue = list(&server, "director", "&overdue=true").await?;
     assert!(titles(&overdue).contains(&HUKOU.to_owned()), "{overdue:?}");
     assert!(!titles(&overdue).contains(&NOISE.to_owned()));
@@ -127,7 +136,10 @@ async fn lists_filter_by_status_unit_category_and_overdue(db: &mut TestDb) -> an
 
     // Jurisdiction: the west station does not list the east station's petitions.
     let zhao = titles(&list(&server, "officer-zhao", "").await?);
-    assert!(zhao.contains(&NOISE.to_owned()) && !zhao.contains(&HUKOU.to_owned()), "{zhao:?}");
+    assert!(
+        zhao.contains(&NOISE.to_owned()) && !zhao.contains(&HUKOU.to_owned()),
+        "{zhao:?}"
+    );
     // Paging.
     let director = token(&server, "director").await?;
     let (_, page) = server.get("/api/petitions?limit=2", Some(&director)).await?;
@@ -154,7 +166,17 @@ async fn one_petition_with_timeline_and_derived_status(db: &mut TestDb) -> anyho
         .iter()
         .filter_map(|e| e["kind"].as_str())
         .collect();
-    assert_eq!(kinds, ["submitted", "signed", "contacted", "transferred", "accepted", "progress"]);
+    assert_eq!(
+        kinds,
+        [
+            "submitted",
+            "signed",
+            "contacted",
+            "transferred",
+            "accepted",
+            "progress"
+        ]
+    );
     assert_eq!(view["summary"]["status"], "handling");
     assert_eq!(view["summary"]["lead"], "water");
     assert_eq!(view["conversation"][0]["by"], "res-zhang");
@@ -174,7 +196,11 @@ async fn every_action_by_the_right_user(db: &mut TestDb) -> anyhow::Result<()> {
     assert_eq!(status, 201, "{body}");
     let id = id.to_string();
     let steps = [
-        ("officer-li", json!({"action": "sign", "unit": "station-east"}), "signed"),
+        (
+            "officer-li",
+            json!({"action": "sign", "unit": "station-east"}),
+            "signed",
+        ),
         (
             "officer-li",
             json!({"action": "contact", "unit": "station-east", "method": "phone", "note": "已电话联系"}),
@@ -186,8 +212,16 @@ async fn every_action_by_the_right_user(db: &mut TestDb) -> anyhow::Result<()> {
             "dispatched",
         ),
         ("water-chen", json!({"action": "accept", "unit": "water"}), "handling"),
-        ("water-chen", json!({"action": "reply", "unit": "water", "text": "路灯已修好"}), "replied"),
-        ("res-zhang", json!({"action": "follow_up", "rating": 5, "comment": "谢谢"}), "replied"),
+        (
+            "water-chen",
+            json!({"action": "reply", "unit": "water", "text": "路灯已修好"}),
+            "replied",
+        ),
+        (
+            "res-zhang",
+            json!({"action": "follow_up", "rating": 5, "comment": "谢谢"}),
+            "replied",
+        ),
         ("water-chen", json!({"action": "close", "unit": "water"}), "closed"),
     ];
     for (user, action, expected) in steps {
@@ -204,10 +238,22 @@ async fn every_action_by_the_right_user(db: &mut TestDb) -> anyhow::Result<()> {
         .collect();
     assert_eq!(
         kinds,
-        ["submitted", "signed", "contacted", "transferred", "accepted", "replied", "follow_up", "closed"]
+        [
+            "submitted",
+            "signed",
+            "contacted",
+            "transferred",
+            "accepted",
+            "replied",
+            "follow_up",
+            "closed"
+        ]
     );
     assert_eq!(view["summary"]["rating"], 5);
-    assert_eq!(titles(&list(&server, "water-chen", "&status=closed").await?), ["路灯坏了"]);
+    assert_eq!(
+        titles(&list(&server, "water-chen", "&status=closed").await?),
+        ["路灯坏了"]
+    );
     server.stop().await
 }
 
@@ -217,7 +263,13 @@ async fn refusals_are_403_and_unreadable_is_404(db: &mut TestDb) -> anyhow::Resu
     let spring = id_of(&server, SPRING).await?;
 
     // A resident cannot close his own petition.
-    let (status, body) = act(&server, "res-zhang", &spring, json!({"action": "close", "unit": "water"})).await?;
+    let (status, body) = act(
+        &server,
+        "res-zhang",
+        &spring,
+        json!({"action": "close", "unit": "water"}),
+    )
+    .await?;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "refused");
     let rule = body["error"]["refused"][0]["rule"].as_str().unwrap_or_default();
@@ -225,7 +277,13 @@ async fn refusals_are_403_and_unreadable_is_404(db: &mut TestDb) -> anyhow::Resu
     assert!(body["error"]["refused"][0]["change"].is_string());
 
     // An officer of the west station cannot see the east station's petition.
-    let (status, body) = act(&server, "officer-zhao", &hukou, json!({"action": "sign", "unit": "station-west"})).await?;
+    let (status, body) = act(
+        &server,
+        "officer-zhao",
+        &hukou,
+        json!({"action": "sign", "unit": "station-west"}),
+    )
+    .await?;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     let zhao = token(&server, "officer-zhao").await?;
@@ -236,11 +294,24 @@ async fn refusals_are_403_and_unreadable_is_404(db: &mut TestDb) -> anyhow::Resu
     let (status, _) = server.get(&format!("/api/petitions/{spring}"), Some(&liu)).await?;
     assert_eq!(status, 404);
     // An east officer signing for a unit he does not belong to is refused.
-    let (status, body) = act(&server, "officer-li", &hukou, json!({"action": "sign", "unit": "water"})).await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("refused")), "{body}");
+    let (status, body) = act(
+        &server,
+        "officer-li",
+        &hukou,
+        json!({"action": "sign", "unit": "water"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("refused")),
+        "{body}"
+    );
     // Nothing refused was stored.
     let (_, view) = server
-        .get(&format!("/api/petitions/{hukou}"), Some(&token(&server, "officer-li").await?))
+        .get(
+            &format!("/api/petitions/{hukou}"),
+            Some(&token(&server, "officer-li").await?),
+        )
         .await?;
     assert_eq!(view["timeline"].as_array().map(Vec::len), Some(1));
     assert_eq!(view["summary"]["status"], "submitted");
@@ -263,14 +334,23 @@ async fn bad_input_is_400_with_a_json_error(db: &mut TestDb) -> anyhow::Result<(
             s["category"] = json!("gossip");
             s
         }),
-        (&format!("/api/petitions/{hukou}/actions") as &str, json!({"action": "dance", "unit": "station-east"})),
+        (
+            &format!("/api/petitions/{hukou}/actions") as &str,
+            json!({"action": "dance", "unit": "station-east"}),
+        ),
         (&format!("/api/petitions/{hukou}/actions"), json!({"action": "sign"})),
-        ("/api/petitions/xyz/actions", json!({"action": "sign", "unit": "station-east"})),
+        (
+            "/api/petitions/xyz/actions",
+            json!({"action": "sign", "unit": "station-east"}),
+        ),
     ];
     for (path, body) in bad {
         let (status, answer) = server.post(path, Some(&li), &body).await?;
         assert_eq!(status, 400, "{path} {body}: {answer}");
-        assert!(answer["error"]["code"].is_string() && answer["error"]["message"].is_string(), "{answer}");
+        assert!(
+            answer["error"]["code"].is_string() && answer["error"]["message"].is_string(),
+            "{answer}"
+        );
     }
     for query in ["status=lost", "category=gossip", "before=nonsense", "colour=red"] {
         let (status, answer) = server.get(&format!("/api/petitions?{query}"), Some(&li)).await?;
@@ -377,7 +457,9 @@ async fn a_household_line_is_private_to_the_household_and_station(db: &mut TestD
         assert_eq!(status, 404, "{user}: {page}");
     }
     let wang = token(&server, "officer-wang").await?;
-    let (status, posted) = server.post(&path, Some(&wang), &json!({"text": "王警官：证件已办好"})).await?;
+    let (status, posted) = server
+        .post(&path, Some(&wang), &json!({"text": "王警官：证件已办好"}))
+        .await?;
     assert_eq!(status, 201, "{posted}");
     let (status, page) = server.get(&path, Some(&token(&server, "res-zhang").await?)).await?;
     assert_eq!(status, 200);

@@ -304,7 +304,11 @@ fn hex(b: &[u8]) -> String {
 async fn join_is_answered_with_peer(db: &mut TestDb) -> anyhow::Result<()> {
     let server = demo_server(db).await?;
     let client = Client::join(&server, "officer-li").await?;
-    assert!(client.server.as_str().starts_with("lianxin-server-"), "{:?}", client.server);
+    assert!(
+        client.server.as_str().starts_with("lianxin-server-"),
+        "{:?}",
+        client.server
+    );
     server.stop().await
 }
 
@@ -330,7 +334,8 @@ async fn bad_or_missing_token_is_an_error_then_close(db: &mut TestDb) -> anyhow:
 
 async fn revoked_token_closes_the_live_connection(db: &mut TestDb) -> anyhow::Result<()> {
     let server = demo_server(db).await?;
-    let mut client = Client::join(&server, "officer-li").await?;
+    let li = token(&server, "officer-li").await?;
+    let mut client = Client::join_with(&server, &li).await?;
     let id = petition_id(&server, HUKOU).await?;
     let (_, _, out) = client.fetch(id).await?;
     assert!(!out.unavailable);
@@ -341,6 +346,11 @@ async fn revoked_token_closes_the_live_connection(db: &mut TestDb) -> anyhow::Re
     }
     assert!(recv(&mut client.ws, STEP).await?.is_none(), "the socket closes");
     // The same token no longer connects.
+    let mut ws = open(&server, Some(&li)).await?;
+    match recv(&mut ws, STEP).await? {
+        Some(RepoMessage::Error(e)) => assert!(e.message.starts_with("unauthorized"), "{}", e.message),
+        other => panic!("expected an error, got {other:?}"),
+    }
     server.stop().await
 }
 
@@ -357,7 +367,10 @@ async fn outside_jurisdiction_is_unavailable_like_a_missing_document(db: &mut Te
     let missing = DocumentId::from_bytes(rand_bytes());
     let (_, _, out2) = zhao.fetch(missing).await?;
     assert!(out2.unavailable && out2.errors.is_empty(), "{out2:?}");
-    assert!(!server.state.docs.exists(&missing.to_string()).await?, "asking creates nothing");
+    assert!(
+        !server.state.docs.exists(&missing.to_string()).await?,
+        "asking creates nothing"
+    );
 
     // An officer of the east station reads the same petition.
     let mut li = Client::join(&server, "officer-li").await?;
@@ -388,7 +401,11 @@ async fn offline_forks_converge_through_the_server(db: &mut TestDb) -> anyhow::R
         EventBody::Signed,
     )?;
     let mut wang_p = PetitionDoc::from_doc(wang_doc.with_actor(random_actor()))?;
-    wang_p.post(&mut author("officer-wang", "wangdevice")?, now, message("王警官：材料清单已发短信")?)?;
+    wang_p.post(
+        &mut author("officer-wang", "wangdevice")?,
+        now,
+        message("王警官：材料清单已发短信")?,
+    )?;
     let mut li_doc = li_p.into_doc();
     let mut wang_doc = wang_p.into_doc();
 
@@ -409,7 +426,13 @@ async fn offline_forks_converge_through_the_server(db: &mut TestDb) -> anyhow::R
 
     let view = rest_petition(&server, "officer-li", &id).await?;
     assert!(texts(&view).iter().any(|t| t == "王警官：材料清单已发短信"), "{view}");
-    assert!(view["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "signed" && e["by"] == "officer-li"));
+    assert!(
+        view["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "signed" && e["by"] == "officer-li")
+    );
     assert_eq!(view["summary"]["status"], "signed");
     server.stop().await
 }
@@ -421,7 +444,11 @@ async fn an_actor_is_bound_to_its_first_user(db: &mut TestDb) -> anyhow::Result<
     let mut li = Client::join(&server, "officer-li").await?;
     let (doc, mut state, _) = li.fetch(id).await?;
     let mut p = PetitionDoc::from_doc(doc.with_actor(actor.clone()))?;
-    p.post(&mut author("officer-li", "lidevice")?, server.clock.now(), message("李警官的消息")?)?;
+    p.post(
+        &mut author("officer-li", "lidevice")?,
+        server.clock.now(),
+        message("李警官的消息")?,
+    )?;
     let mut doc = p.into_doc();
     let out = li.sync(id, &mut doc, &mut state).await?;
     assert!(out.errors.is_empty(), "{out:?}");
@@ -430,14 +457,21 @@ async fn an_actor_is_bound_to_its_first_user(db: &mut TestDb) -> anyhow::Result<
     let mut wang = Client::join(&server, "officer-wang").await?;
     let (doc, mut state, _) = wang.fetch(id).await?;
     let mut p = PetitionDoc::from_doc(doc.with_actor(actor))?;
-    p.post(&mut author("officer-wang", "wangdevice")?, server.clock.now(), message("冒用设备")?)?;
+    p.post(
+        &mut author("officer-wang", "wangdevice")?,
+        server.clock.now(),
+        message("冒用设备")?,
+    )?;
     let mut doc = p.into_doc();
     let out = wang.sync(id, &mut doc, &mut state).await?;
     let rules: Vec<String> = out.refusals().into_iter().map(|(_, r)| r).collect();
     assert_eq!(rules, ["actor-bound-to-other-user"], "{out:?}");
     let view = rest_petition(&server, "officer-li", &id).await?;
     assert!(texts(&view).contains(&"李警官的消息".to_owned()));
-    assert!(!texts(&view).contains(&"冒用设备".to_owned()), "the refused change is not stored");
+    assert!(
+        !texts(&view).contains(&"冒用设备".to_owned()),
+        "the refused change is not stored"
+    );
     server.stop().await
 }
 
@@ -461,7 +495,11 @@ async fn forged_by_is_refused_and_the_rest_of_the_message_kept(db: &mut TestDb) 
     doc.merge(&mut forged)?;
 
     let out = zhang.sync(id, &mut doc, &mut state).await?;
-    assert_eq!(out.refusals(), [(forged_hash.to_string(), "forged-by".to_owned())], "{out:?}");
+    assert_eq!(
+        out.refusals(),
+        [(forged_hash.to_string(), "forged-by".to_owned())],
+        "{out:?}"
+    );
     let view = rest_petition(&server, "officer-li", &id).await?;
     let t = texts(&view);
     assert!(t.contains(&"还是没水".to_owned()), "the accepted change is kept: {t:?}");
@@ -475,7 +513,11 @@ async fn restart_loses_nothing(db: &mut TestDb) -> anyhow::Result<()> {
     let mut li = Client::join(&server, "officer-li").await?;
     let (doc, mut state, _) = li.fetch(id).await?;
     let mut p = PetitionDoc::from_doc(doc.with_actor(random_actor()))?;
-    p.post(&mut author("officer-li", "lidevice")?, server.clock.now(), message("重启前的消息")?)?;
+    p.post(
+        &mut author("officer-li", "lidevice")?,
+        server.clock.now(),
+        message("重启前的消息")?,
+    )?;
     let mut doc = p.into_doc();
     let out = li.sync(id, &mut doc, &mut state).await?;
     assert!(out.errors.is_empty() && out.in_sync, "{out:?}");
@@ -566,7 +608,10 @@ async fn npm_client_reads_writes_and_is_refused(db: &mut TestDb) -> anyhow::Resu
     let ready = tokio::task::spawn_blocking(npm_ready).await?;
     if !ready {
         use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "npm_client_reads_writes_and_is_refused: skipped: node not found");
+        let _ = writeln!(
+            std::io::stderr(),
+            "npm_client_reads_writes_and_is_refused: skipped: node not found"
+        );
         return Ok(());
     }
     let server = demo_server(db).await?;
@@ -586,7 +631,12 @@ async fn npm_client_reads_writes_and_is_refused(db: &mut TestDb) -> anyhow::Resu
     let patch = json!([{"op": "add", "path": "/conversation/-", "value": {
         "by": "res-zhang", "at": hlc_now(&server, "npmphone"), "text": "水还是没来，请再催一下"
     }}]);
-    let change = node_client(&server, &zhang, &["change", &url, &patch.to_string(), "--immutable-strings"]).await?;
+    let change = node_client(
+        &server,
+        &zhang,
+        &["change", &url, &patch.to_string(), "--immutable-strings"],
+    )
+    .await?;
     assert_eq!(change.code, 0, "{}", change.stderr);
     let view = rest_petition(&server, "officer-li", &spring).await?;
     assert!(texts(&view).contains(&"水还是没来，请再催一下".to_owned()), "{view}");
@@ -604,14 +654,29 @@ async fn npm_client_reads_writes_and_is_refused(db: &mut TestDb) -> anyhow::Resu
     }}]);
     let retitle = json!([{"op": "replace", "path": "/header/title", "value": "改过的标题"}]);
     for patch in [sign, retitle] {
-        let refused = node_client(&server, &zhang, &["change", &url, &patch.to_string(), "--immutable-strings"]).await?;
+        let refused = node_client(
+            &server,
+            &zhang,
+            &["change", &url, &patch.to_string(), "--immutable-strings"],
+        )
+        .await?;
         assert_eq!(refused.code, 1, "{patch}: {} {}", refused.stdout, refused.stderr);
         assert!(refused.stderr.contains("lianxin-refusal "), "{}", refused.stderr);
     }
     let view = rest_petition(&server, "officer-li", &spring).await?;
     assert_eq!(view["header"]["title"], SPRING, "the title is unchanged");
-    assert_eq!(view["timeline"].as_array().map(Vec::len), timeline_len, "no event was added");
-    assert!(!view["timeline"].as_array().unwrap().iter().any(|e| e["by"] == "res-zhang" && e["kind"] == "signed"));
+    assert_eq!(
+        view["timeline"].as_array().map(Vec::len),
+        timeline_len,
+        "no event was added"
+    );
+    assert!(
+        !view["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["by"] == "res-zhang" && e["kind"] == "signed")
+    );
     server.stop().await
 }
 
