@@ -2,7 +2,7 @@
 // A stock npm automerge-repo client, driven from the command line, for end-to-end tests of a
 // sync server that speaks the automerge-repo v1 protocol.
 //
-//   node client.mjs <ws-url> <command> [args…] [--timeout-ms N]
+//   node client.mjs <ws-url> <command> [args…] [--timeout-ms N] [--immutable-strings]
 //
 //   create <json-object>            create a document with this content; once the server holds
 //                                   it, print {"url", "documentId", "heads", "doc"}
@@ -15,6 +15,9 @@
 //
 // A patch is either a JSON object, whose top-level keys are set, or a JSON Patch (RFC 6902)
 // array using the operations add, replace and remove ("/list/-" appends).
+//
+// With --immutable-strings, strings in a patch are written as scalar strings (A.ImmutableString)
+// instead of collaborative text objects; schemas that allow only scalar strings (Lianxin's) need it.
 //
 // The URL is used as given, query string included (the npm client sends no custom headers, so a
 // token travels in the query: ws://127.0.0.1:PORT/sync?token=…).
@@ -43,11 +46,26 @@ function usage(message) {
   throw new Failure(`${message}\nusage: node client.mjs <ws-url> create|read|change|wait … [--timeout-ms N]`, EXIT_USAGE);
 }
 
+let immutableStrings = false;
+
+// Strings as scalar strings, recursively, when --immutable-strings is given.
+function scalarStrings(value) {
+  if (!immutableStrings) return value;
+  if (typeof value === "string") return new A.ImmutableString(value);
+  if (Array.isArray(value)) return value.map(scalarStrings);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scalarStrings(v)]));
+  }
+  return value;
+}
+
 function parseArgs(argv) {
   const args = [];
   let timeoutMs = Number(process.env.LIANXIN_NODE_TIMEOUT_MS ?? 15000);
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--timeout-ms") {
+    if (argv[i] === "--immutable-strings") {
+      immutableStrings = true;
+    } else if (argv[i] === "--timeout-ms") {
       timeoutMs = Number(argv[++i]);
     } else {
       args.push(argv[i]);
@@ -94,7 +112,7 @@ function valueAt(doc, path) {
 function applyPatch(doc, patch) {
   if (!Array.isArray(patch)) {
     if (patch === null || typeof patch !== "object") usage("a patch is a JSON object or array");
-    for (const [key, value] of Object.entries(patch)) doc[key] = value;
+    for (const [key, value] of Object.entries(patch)) doc[key] = scalarStrings(value);
     return;
   }
   for (const op of patch) {
@@ -111,12 +129,12 @@ function applyPatch(doc, patch) {
       if (!Number.isInteger(index) || index < 0 || index > parent.length) {
         throw new Failure(`bad array index in ${op.path}`);
       }
-      if (op.op === "add") parent.splice(index, 0, op.value);
-      else if (op.op === "replace") parent[index] = op.value;
+      if (op.op === "add") parent.splice(index, 0, scalarStrings(op.value));
+      else if (op.op === "replace") parent[index] = scalarStrings(op.value);
       else if (op.op === "remove") parent.splice(index, 1);
       else usage(`unsupported patch operation ${JSON.stringify(op.op)}`);
     } else {
-      if (op.op === "add" || op.op === "replace") parent[key] = op.value;
+      if (op.op === "add" || op.op === "replace") parent[key] = scalarStrings(op.value);
       else if (op.op === "remove") delete parent[key];
       else usage(`unsupported patch operation ${JSON.stringify(op.op)}`);
     }

@@ -8,8 +8,10 @@
 //! read is a 404, like a missing one.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use sync_core::doc::{Mention, Message};
@@ -52,6 +54,24 @@ fn refused(applied: &Applied) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::Refused(applied.refused.clone()))
+    }
+}
+
+/// `Query` whose rejection is the API's JSON 400 rather than axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::BadRequest(QueryRejection::body_text(&rejection))),
+        }
     }
 }
 
@@ -220,7 +240,7 @@ pub struct PetitionPage {
 pub async fn list_petitions(
     State(app): State<AppState>,
     auth: Authenticated,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<PetitionPage>, ApiError> {
     let who = &auth.principal;
     let org = app.docs.org();
@@ -347,7 +367,7 @@ pub async fn room_messages(
     State(app): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
-    Query(q): Query<MessagesQuery>,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let key = doc_key(&id)?;
     if !app.docs.may_read(&auth.principal, &key).await.map_err(doc_error)? {
