@@ -44,7 +44,7 @@ pub fn receive(
 ) -> Result<Received, SyncError> {
     let (message, chunks) = split(message)?;
     let mut received = receive_chunks(ctx, doc, &chunks)?;
-    advance(&mut received.doc, state, message)?;
+    advance(&mut received.doc, state, message, !chunks.is_empty())?;
     Ok(received)
 }
 
@@ -73,11 +73,27 @@ pub fn incoming_changes(doc: &mut AutoCommit, chunks: &[u8]) -> Result<Vec<Chang
     Ok(scratch.get_changes(&before))
 }
 
-/// Advances `state` with a message whose changes were already dealt with.
-pub fn advance(doc: &mut AutoCommit, state: &mut sync::State, message: sync::Message) -> Result<(), SyncError> {
+/// Advances `state` with a message whose changes (if it `carried_changes`)
+/// were already dealt with.
+///
+/// Automerge, seeing a change-less message whose heads it already has, would
+/// take those heads as sent and answer nothing, so the peer would never learn
+/// its changes were stored; a stock receiver acknowledges them, so the heads
+/// really last sent are kept.
+pub fn advance(
+    doc: &mut AutoCommit,
+    state: &mut sync::State,
+    message: sync::Message,
+    carried_changes: bool,
+) -> Result<(), SyncError> {
+    let last_sent = carried_changes.then(|| state.last_sent_heads.clone());
     doc.sync()
         .receive_sync_message(state, message)
-        .map_err(|e| SyncError::State(e.to_string()))
+        .map_err(|e| SyncError::State(e.to_string()))?;
+    if let Some(last_sent) = last_sent {
+        state.last_sent_heads = last_sent;
+    }
+    Ok(())
 }
 
 /// Validates the changes carried by `chunks` against `doc` for `ctx`, and
@@ -245,6 +261,68 @@ mod tests {
             2,
             "the refused signature was never stored"
         );
+    }
+
+    #[test]
+    fn a_receiver_acknowledges_the_changes_it_stored() {
+        let org = OrgTree::new([Unit {
+            id: UnitId::new("v").unwrap(),
+            name: "v".into(),
+            kind: UnitKind::Village,
+            parent: None,
+        }]);
+        let resident = who("r1", "v", Role::Resident);
+        let mut author = Author::new(resident.user.clone(), HlcClock::new("r1").unwrap());
+        let header = PetitionHeader {
+            id: "p".into(),
+            channel: Channel::ChiefLine,
+            category: Category::Help,
+            title: "t".into(),
+            body: "b".into(),
+            submitter: resident.user.clone(),
+            recorded_by: resident.user.clone(),
+            anonymous: false,
+            contact: None,
+            location: Location {
+                unit: UnitId::new("v").unwrap(),
+                lat: None,
+                lon: None,
+            },
+            attachments: vec![],
+            source: None,
+        };
+        let now = Timestamp(1_750_000_000_000);
+        let mut phone =
+            PetitionDoc::create(ActorId::random(), header, UnitId::new("v").unwrap(), &mut author, now).unwrap();
+        let ctx = PolicyContext {
+            org: &org,
+            principal: &resident,
+            now,
+        };
+        let (mut cs, mut ss) = (sync::State::new(), sync::State::new());
+        let mut server = AutoCommit::new();
+        for _ in 0..10 {
+            let Some(m) = generate(phone.doc_mut(), &mut cs) else {
+                break;
+            };
+            let r = receive(&ctx, server, &mut ss, &m).unwrap();
+            server = r.doc;
+            let reply = generate(&mut server, &mut ss);
+            if !r.accepted.is_empty() {
+                // The answer to the message that carried the change acknowledges it.
+                let reply = sync::Message::decode(&reply.expect("the receiver answers")).unwrap();
+                assert_eq!(reply.heads, phone.doc_mut().get_heads());
+                return;
+            }
+            if let Some(reply) = reply {
+                phone
+                    .doc_mut()
+                    .sync()
+                    .receive_sync_message(&mut cs, sync::Message::decode(&reply).unwrap())
+                    .unwrap();
+            }
+        }
+        panic!("the change never reached the receiver");
     }
 
     #[test]

@@ -463,16 +463,7 @@ impl DocService {
             self.apply_locked(&mut guard, who, doc_id, incoming).await?
         };
         let loaded = guard.as_mut().expect("loaded");
-        // The message's changes were applied above, so Automerge sees a
-        // change-less message whose heads we already have and would record
-        // them as sent, answering nothing: the peer would never learn that
-        // its changes were stored. A stock receiver acknowledges them, so
-        // keep what we really last sent.
-        let last_sent = (!chunks.is_empty()).then(|| state.last_sent_heads.clone());
-        validated_sync::advance(&mut loaded.doc, state, message)?;
-        if let Some(last_sent) = last_sent {
-            state.last_sent_heads = last_sent;
-        }
+        validated_sync::advance(&mut loaded.doc, state, message, !chunks.is_empty())?;
         Ok((applied, validated_sync::generate(&mut loaded.doc, state)))
     }
 
