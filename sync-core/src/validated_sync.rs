@@ -22,6 +22,51 @@ pub struct Received {
     pub accepted: Vec<Change>,
     /// Refused changes with their rule.
     pub refused: Vec<Refusal>,
+    /// The refused changes themselves (and those built on them).
+    pub rejected: Vec<Change>,
+}
+
+/// Changes refused from one peer, remembered so that peer's heads can be
+/// read without them.
+///
+/// A peer keeps a refused change in its own history, so its heads name a
+/// change this side will never have. Automerge would keep asking for it and
+/// the two sides would never fall quiet; reading the peer's heads with each
+/// refused change replaced by its dependencies lets the exchange settle.
+#[derive(Clone, Debug, Default)]
+pub struct RefusedChanges {
+    deps: std::collections::BTreeMap<automerge::ChangeHash, Vec<automerge::ChangeHash>>,
+}
+
+impl RefusedChanges {
+    pub fn remember(&mut self, changes: &[Change]) {
+        for c in changes {
+            self.deps.insert(c.hash(), c.deps().to_vec());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deps.is_empty()
+    }
+
+    /// `heads` with every refused change replaced by its dependencies.
+    pub fn mask(&self, heads: &[automerge::ChangeHash]) -> Vec<automerge::ChangeHash> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut stack: Vec<automerge::ChangeHash> = heads.to_vec();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            match self.deps.get(&h) {
+                Some(deps) => stack.extend(deps.iter().copied()),
+                None => {
+                    out.insert(h);
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
 }
 
 /// Why a sync message could not be processed at all.
@@ -40,10 +85,13 @@ pub fn receive(
     ctx: &PolicyContext<'_>,
     doc: AutoCommit,
     state: &mut sync::State,
+    refused: &mut RefusedChanges,
     message: &[u8],
 ) -> Result<Received, SyncError> {
-    let (message, chunks) = split(message)?;
+    let (mut message, chunks) = split(message)?;
     let mut received = receive_chunks(ctx, doc, &chunks)?;
+    refused.remember(&received.rejected);
+    message.heads = refused.mask(&message.heads);
     advance(&mut received.doc, state, message, !chunks.is_empty())?;
     Ok(received)
 }
@@ -110,17 +158,16 @@ pub(crate) fn receive_chunks(
             doc,
             accepted: Vec::new(),
             refused: Vec::new(),
+            rejected: Vec::new(),
         });
     }
     let checked = check_changes(ctx, doc, incoming.clone());
-    let accepted = incoming
-        .into_iter()
-        .filter(|c| checked.accepted.contains(&c.hash()))
-        .collect();
+    let (accepted, rejected) = incoming.into_iter().partition(|c| checked.accepted.contains(&c.hash()));
     Ok(Received {
         doc: checked.doc,
         accepted,
         refused: checked.refused,
+        rejected,
     })
 }
 
@@ -151,12 +198,13 @@ mod tests {
     /// Runs a client/server exchange until neither side has anything to say.
     fn sync_until_quiet(ctx: &PolicyContext<'_>, client: &mut AutoCommit, server: &mut AutoCommit) -> Vec<Refusal> {
         let (mut cs, mut ss) = (sync::State::new(), sync::State::new());
+        let mut refused_memory = RefusedChanges::default();
         let mut refusals = Vec::new();
         for _ in 0..20 {
             let mut quiet = true;
             if let Some(m) = generate(client, &mut cs) {
                 quiet = false;
-                let r = receive(ctx, server.clone(), &mut ss, &m).unwrap();
+                let r = receive(ctx, server.clone(), &mut ss, &mut refused_memory, &m).unwrap();
                 *server = r.doc;
                 refusals.extend(r.refused);
             }
@@ -168,10 +216,10 @@ mod tests {
                     .unwrap();
             }
             if quiet {
-                break;
+                return refusals;
             }
         }
-        refusals
+        panic!("client and server never fell quiet (refusals so far: {refusals:?})");
     }
 
     #[test]
@@ -305,7 +353,7 @@ mod tests {
             let Some(m) = generate(phone.doc_mut(), &mut cs) else {
                 break;
             };
-            let r = receive(&ctx, server, &mut ss, &m).unwrap();
+            let r = receive(&ctx, server, &mut ss, &mut RefusedChanges::default(), &m).unwrap();
             server = r.doc;
             let reply = generate(&mut server, &mut ss);
             if !r.accepted.is_empty() {
@@ -334,7 +382,14 @@ mod tests {
             principal: &p,
             now: Timestamp(0),
         };
-        let err = receive(&ctx, AutoCommit::new(), &mut sync::State::new(), b"not a message").unwrap_err();
+        let err = receive(
+            &ctx,
+            AutoCommit::new(),
+            &mut sync::State::new(),
+            &mut RefusedChanges::default(),
+            b"not a message",
+        )
+        .unwrap_err();
         assert!(matches!(err, SyncError::Decode(_)));
     }
 }

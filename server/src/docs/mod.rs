@@ -18,7 +18,7 @@ use automerge::sync::{self as am_sync};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use sha2::{Digest, Sha256};
 use sync_core::policy::{PolicyContext, Refusal, Rule, Visibility, check_changes, may_read};
-use sync_core::validated_sync::{self, SyncError};
+use sync_core::validated_sync::{self, RefusedChanges, SyncError};
 use sync_core::{Author, Calendar, ClockRules, DocKind, HlcClock, OrgTree, Principal, SchemaError, Timestamp, UserId};
 use thiserror::Error;
 use tokio::sync::{OwnedMutexGuard, broadcast};
@@ -449,9 +449,10 @@ impl DocService {
         who: &Principal,
         doc_id: &str,
         state: &mut am_sync::State,
+        refused: &mut RefusedChanges,
         message: &[u8],
     ) -> Result<(Applied, Option<Vec<u8>>), DocError> {
-        let (message, chunks) = validated_sync::split(message)?;
+        let (mut message, chunks) = validated_sync::split(message)?;
         let mut guard = self.lock(doc_id).await?;
         let incoming = {
             let loaded = guard.as_mut().expect("loaded");
@@ -460,8 +461,16 @@ impl DocService {
         let applied = if incoming.is_empty() {
             Applied::default()
         } else {
-            self.apply_locked(&mut guard, who, doc_id, incoming).await?
+            let applied = self.apply_locked(&mut guard, who, doc_id, incoming.clone()).await?;
+            let rejected: Vec<Change> = incoming
+                .into_iter()
+                .filter(|c| applied.refused.iter().any(|r| r.change == c.hash().to_string()))
+                .collect();
+            refused.remember(&rejected);
+            applied
         };
+        // The peer keeps what we refused in its history; read its heads without it.
+        message.heads = refused.mask(&message.heads);
         let loaded = guard.as_mut().expect("loaded");
         validated_sync::advance(&mut loaded.doc, state, message, !chunks.is_empty())?;
         Ok((applied, validated_sync::generate(&mut loaded.doc, state)))

@@ -25,6 +25,7 @@ use sync_core::Principal;
 use sync_core::repo_protocol::{
     self, DocUnavailableMessage, DocumentId, ErrorMessage, PeerId, PeerMessage, PeerMetadata, RepoMessage, SyncMessage,
 };
+use sync_core::validated_sync::RefusedChanges;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::docs::{Applied, DocError};
@@ -49,7 +50,7 @@ struct Connection {
     principal: Principal,
     me: PeerId,
     peer: PeerId,
-    docs: HashMap<DocumentId, SyncState>,
+    docs: HashMap<DocumentId, (SyncState, RefusedChanges)>,
 }
 
 type Socket = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -228,8 +229,8 @@ impl Connection {
                 Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
             }
         }
-        let state = self.docs.entry(id).or_default();
-        match docs.receive_sync(&self.principal, &key, state, &m.data).await {
+        let (state, refused) = self.docs.entry(id).or_default();
+        match docs.receive_sync(&self.principal, &key, state, refused, &m.data).await {
             Ok((applied, reply)) => {
                 if !applied.refused.is_empty() {
                     self.error(sink, refusal_message(&key, &applied)).await?;
@@ -271,7 +272,7 @@ impl Connection {
 
     /// Sends what a followed document gained since the peer last heard.
     async fn push_doc(&mut self, sink: &mut Socket, id: &DocumentId) -> Result<(), axum::Error> {
-        let Some(state) = self.docs.get_mut(id) else {
+        let Some((state, _)) = self.docs.get_mut(id) else {
             return Ok(());
         };
         match self.state.docs.generate_sync(&id.to_string(), state).await {

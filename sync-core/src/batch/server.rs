@@ -125,6 +125,7 @@ fn apply_after_refusals(
             doc: stored,
             accepted: Vec::new(),
             refused: missing,
+            rejected: Vec::new(),
         });
     }
     if push.data.is_empty() {
@@ -132,6 +133,7 @@ fn apply_after_refusals(
             doc: stored,
             accepted: Vec::new(),
             refused: Vec::new(),
+            rejected: Vec::new(),
         });
     }
     receive_chunks(ctx, stored, &push.data).map_err(|e| BatchError::Load(format!("{} data: {e}", push.encoding)))
