@@ -207,18 +207,6 @@ fn u(id: &str) -> UnitId {
     UnitId::new(id).expect("demo unit id")
 }
 
-fn msg(text: &str) -> Message {
-    Message {
-        by: UserId::new("placeholder").expect("id"),
-        at: "0000000000000.00000.x".parse().expect("stamp"),
-        text: text.into(),
-        mentions: vec![],
-        reply_to: None,
-        attachments: vec![],
-        tag: None,
-    }
-}
-
 /// The demo's documents and which user wrote with which actor.
 pub struct Demo {
     pub docs: Vec<DemoDoc>,
@@ -340,7 +328,7 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
         },
     )?;
     let author = w.on(p.doc_mut(), "res-zhang");
-    p.post(author, ago(60), msg("今天还是没水，麻烦再催一下"))?;
+    p.post(author, ago(60), Message::draft("今天还是没水，麻烦再催一下"))?;
     out.push(DemoDoc { id, doc: p.into_doc() });
 
     // 2. A household-registration question, not yet signed: its sign clock is overdue.
@@ -530,7 +518,7 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
         Message {
             mentions: vec![Mention::All],
             tag: Some("reminders".into()),
-            ..msg("近期冒充客服退款诈骗高发，请大家不要向陌生账户转账。")
+            ..Message::draft("近期冒充客服退款诈骗高发，请大家不要向陌生账户转账。")
         },
     )?;
     let author = w.on(room.doc_mut(), "officer-li");
@@ -541,7 +529,7 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
         ago(2 * 60),
         Message {
             mentions: vec![sync_core::doc::Mention::User(UserId::new("officer-li")?)],
-            ..msg("@李警官 收到，我跟家里人说一下")
+            ..Message::draft("@李警官 收到，我跟家里人说一下")
         },
     )?;
     out.push(DemoDoc {
@@ -563,9 +551,17 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
     };
     let mut line = RoomDoc::create(doc.get_actor().clone(), info, [])?;
     let author = w.on(line.doc_mut(), "res-zhang");
-    line.post(author, ago(90), msg("李警官，我家孙子的身份证快到期了，怎么换？"))?;
+    line.post(
+        author,
+        ago(90),
+        Message::draft("李警官，我家孙子的身份证快到期了，怎么换？"),
+    )?;
     let author = w.on(line.doc_mut(), "officer-li");
-    line.post(author, ago(80), msg("带旧证和户口本到所里办理，周六上午也可以。"))?;
+    line.post(
+        author,
+        ago(80),
+        Message::draft("带旧证和户口本到所里办理，周六上午也可以。"),
+    )?;
     out.push(DemoDoc {
         id,
         doc: line.into_doc(),

@@ -419,13 +419,11 @@ pub async fn post_room_message(
         .act(who, &key, |doc, author, now| {
             let mut room = RoomDoc::from_doc(std::mem::take(doc))?;
             let message = Message {
-                by: author.user.clone(),
-                at: "0000000000000.00000.x".parse().expect("placeholder stamp"),
-                text: m.text,
                 mentions: m.mentions,
                 reply_to: m.reply_to,
                 attachments: m.attachments,
                 tag: m.tag,
+                ..Message::draft(m.text)
             };
             let result = room.post(author, now, message);
             *doc = room.into_doc();

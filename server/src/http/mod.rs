@@ -16,7 +16,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use extract::{ApiJson, Authenticated, bearer_token};
-pub use sync_ws::refusal_message;
 
 use crate::error::ApiError;
 use crate::state::AppState;

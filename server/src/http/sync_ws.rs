@@ -288,7 +288,7 @@ impl Connection {
 
 /// The refusal as text a person can read and a program can parse: a fixed
 /// prefix followed by JSON `{document, refused: [{change, rule, detail}]}`.
-pub fn refusal_message(doc: &str, applied: &Applied) -> String {
+fn refusal_message(doc: &str, applied: &Applied) -> String {
     let body = serde_json::json!({ "document": doc, "refused": applied.refused });
     format!("lianxin-refusal {body}")
 }

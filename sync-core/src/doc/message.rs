@@ -54,6 +54,24 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message with only its content: `post` fills in the author and the
+    /// stamp when it is written.
+    pub fn draft(text: impl Into<String>) -> Self {
+        Message {
+            by: UserId::new("draft").expect("a valid id"),
+            at: Hlc {
+                wall_ms: 0,
+                counter: 0,
+                node: "draft".into(),
+            },
+            text: text.into(),
+            mentions: Vec::new(),
+            reply_to: None,
+            attachments: Vec::new(),
+            tag: None,
+        }
+    }
+
     pub fn id(&self) -> EntryId {
         EntryId::new(self.at.to_string()).expect("an hlc is a valid entry id")
     }

@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::PetitionDoc;
 use super::event::{ContactMethod, EventBody};
 use crate::author::Author;
-use crate::doc::{Mention, Message};
+use crate::doc::Message;
 use crate::error::SchemaError;
-use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId};
 use crate::time::Timestamp;
 
@@ -163,17 +162,9 @@ impl PetitionAction {
                 reply_to,
             }) => {
                 let message = Message {
-                    by: author.user.clone(),
-                    at: Hlc {
-                        wall_ms: 0,
-                        counter: 0,
-                        node: "x".into(),
-                    },
-                    text,
-                    mentions: Vec::<Mention>::new(),
                     reply_to,
                     attachments,
-                    tag: None,
+                    ..Message::draft(text)
                 };
                 doc.post(author, now, message)
             }
