@@ -12,12 +12,14 @@
 //!
 //! A malformed frame or an unsupported version is answered with an `err`
 //! frame and a close; the connection is the only thing that fails. The
-//! connection stays open for more exchanges until the client closes it, the
-//! token expires or is revoked, or nothing at all arrives for
-//! [`IDLE_TIMEOUT`]. Pings keep idle NAT mappings alive, but a missing pong
-//! never closes the socket: on a 2G link a pong waits behind the upload it
-//! shares the link with, and killing a connection whose data is still
-//! flowing would make the client start over.
+//! connection stays open for more exchanges until the client closes it or
+//! the token expires or is revoked. The server pings a quiet connection
+//! every [`PING_EVERY`] to keep NAT mappings alive, but never closes one for
+//! a missing pong or for silence: on a 2G link a pong, or the next frame,
+//! waits behind the upload it shares the link with, and killing a connection
+//! whose data is still flowing would make the client start over. Dead peers
+//! are found by TCP keepalive (see `server::serve`), which probes only when
+//! no byte at all has moved for a minute.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -38,8 +40,6 @@ use crate::docs::DocError;
 use crate::state::AppState;
 use crate::storage::AccessScope;
 
-/// How long a connection may stay silent (no frame, no pong) before the server closes it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How often the server pings a connection that has been quiet.
 pub const PING_EVERY: Duration = Duration::from_secs(120);
 /// The most document bytes one pull carries (a document larger than that
@@ -50,7 +50,6 @@ const PULL_BUDGET: usize = MAX_FRAME_BYTES / 4;
 const CLOSE_UNAUTHORIZED: u16 = 4001;
 const CLOSE_BAD_FRAME: u16 = 4002;
 const CLOSE_INTERNAL: u16 = 4003;
-const CLOSE_IDLE: u16 = 4004;
 
 pub async fn batch_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(state.http.max_ws_message_bytes)
@@ -130,9 +129,6 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
-                    return fail(&mut sink, ErrorCode::Other("idle".into()), CLOSE_IDLE, "closed after a long silence").await;
-                }
                 if last_heard.elapsed() >= PING_EVERY {
                     sink.send(Message::Ping(Vec::new().into())).await?;
                 }
