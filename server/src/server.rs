@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -146,8 +147,23 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    use axum::serve::ListenerExt;
     let storage = state.storage.clone();
     let app = crate::http::app(state);
+    // Small sync frames go out at once; a peer that vanished (a phone that
+    // lost signal for good) is found by TCP keepalive, which probes only after
+    // a minute without a single byte either way, so a slow transfer is never
+    // taken for a dead one.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(20))
+        .with_retries(5);
+    let listener = listener.tap_io(move |tcp| {
+        let _ = tcp.set_nodelay(true);
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(error = %e, "could not enable TCP keepalive");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     storage.close().await;
     Ok(())

@@ -17,7 +17,13 @@ pub struct HttpSettings {
     pub cors_permissive: bool,
     /// The largest WebSocket message accepted on the sync endpoints.
     pub max_ws_message_bytes: usize,
+    /// The most changed documents one batched-sync pull lists; the client
+    /// fetches the rest with further exchanges.
+    pub batch_page_docs: u32,
 }
+
+/// The default of [`HttpSettings::batch_page_docs`].
+pub const BATCH_PAGE_DOCS: u32 = 2000;
 
 impl HttpSettings {
     pub fn from_config(config: &Config) -> Self {
@@ -26,6 +32,7 @@ impl HttpSettings {
             request_timeout: config.request_timeout,
             cors_permissive: config.cors_permissive,
             max_ws_message_bytes: 16 * 1024 * 1024,
+            batch_page_docs: BATCH_PAGE_DOCS,
         }
     }
 }
@@ -37,6 +44,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             cors_permissive: false,
             max_ws_message_bytes: 16 * 1024 * 1024,
+            batch_page_docs: BATCH_PAGE_DOCS,
         }
     }
 }

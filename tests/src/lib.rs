@@ -1,3 +1,6 @@
-//! Shared helpers for Lianxin integration tests.
+//! Shared helpers for Lianxin integration tests and the sync benchmark.
 
 pub mod linksim;
+pub mod phone;
+pub mod scenario;
+pub mod stock;

@@ -9,9 +9,11 @@
 //! cached copy is updated and subscribers are told. A change is acknowledged
 //! only after that transaction commits.
 
+mod batch;
 mod projection;
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use automerge::sync::{self as am_sync};
@@ -108,6 +110,8 @@ struct Inner {
     org: RwLock<Arc<OrgTree>>,
     cache: Mutex<lru::LruCache<String, Slot>>,
     events: broadcast::Sender<DocEvent>,
+    /// Documents read from storage into the cache since start-up.
+    loads: AtomicU64,
 }
 
 impl std::fmt::Debug for DocService {
@@ -138,6 +142,7 @@ impl DocService {
                 org: RwLock::new(Arc::new(org)),
                 cache: Mutex::new(lru::LruCache::new(cap)),
                 events,
+                loads: AtomicU64::new(0),
             }),
         })
     }
@@ -176,6 +181,12 @@ impl DocService {
         self.inner.cache.lock().expect("cache lock").len()
     }
 
+    /// How many times a document was read from storage into the cache
+    /// (unchanged documents a sync skips never count).
+    pub fn loads(&self) -> u64 {
+        self.inner.loads.load(Ordering::Relaxed)
+    }
+
     fn slot(&self, doc_id: &str) -> Slot {
         let mut cache = self.inner.cache.lock().expect("cache lock");
         if let Some(slot) = cache.get(doc_id) {
@@ -197,6 +208,7 @@ impl DocService {
         let storage = &self.inner.storage;
         match guard.as_mut() {
             None => {
+                self.inner.loads.fetch_add(1, Ordering::Relaxed);
                 let loaded = match storage.load_document(doc_id).await? {
                     None => Loaded {
                         doc: AutoCommit::new(),

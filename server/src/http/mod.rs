@@ -2,6 +2,7 @@
 
 mod api;
 mod auth_routes;
+mod batch_ws;
 mod extract;
 mod sync_ws;
 
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/sync", get(sync_ws::sync_ws))
+        .route("/batch", get(batch_ws::batch_ws))
         .nest("/api", api)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))

@@ -33,7 +33,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 pub async fn sync_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {

@@ -110,6 +110,16 @@ pub struct DocVersion {
     pub last_seq: i64,
 }
 
+/// Whom a reader is, for finding the documents they may see: their user id
+/// (directly listed, or a member of a room a document names) and every other
+/// `doc_access` subject that could grant them access (units in their
+/// jurisdiction, units above their home village, their household).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessScope {
+    pub user: String,
+    pub subjects: Vec<String>,
+}
+
 /// An actor id already belongs to another user.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("actor {actor} is bound to another user")]
@@ -297,6 +307,72 @@ impl Storage {
             .into_iter()
             .map(|(doc_id, kind, last_seq)| DocVersion { doc_id, kind, last_seq })
             .collect())
+    }
+
+    /// Documents `scope` can see with a change after `cursor`, each with the
+    /// lowest such seq, lowest first, at most `limit` of them. A document
+    /// whose history was compacted past `cursor` reports `cursor + 1`: its
+    /// folded changes kept no seq, and a number too low only makes a paged
+    /// pull stop earlier. `scope` is a superset filter; the caller makes the
+    /// exact read decision per document.
+    pub async fn changed_in_scope(
+        &self,
+        cursor: i64,
+        scope: &AccessScope,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        // $1 cursor, $2 limit, $3 the user, $4.. the other subjects.
+        let subjects = (0..scope.subjects.len())
+            .map(|i| format!("${}", i + 4))
+            .chain(std::iter::once("$3".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT doc_id, first_seq FROM ( \
+               SELECT d.doc_id, CASE WHEN d.snapshot_seq > $1 THEN $1 + 1 ELSE \
+                 COALESCE((SELECT MIN(c.seq) FROM changes c WHERE c.doc_id = d.doc_id AND c.seq > $1), \
+                          d.last_change_seq) END AS first_seq \
+               FROM documents d \
+               WHERE d.last_change_seq > $1 AND d.doc_id IN ( \
+                 SELECT a.doc_id FROM doc_access a WHERE a.subject IN ({subjects}) \
+                 UNION SELECT a.doc_id FROM doc_access a WHERE a.kind = 'room' AND a.subject IN ( \
+                   SELECT m.doc_id FROM doc_access m WHERE m.kind = 'user' AND m.subject = $3)) \
+             ) s ORDER BY first_seq, doc_id LIMIT $2"
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql)
+                .bind(cursor)
+                .bind(i64::from(limit))
+                .bind(scope.user.as_str());
+            for s in &scope.subjects {
+                q = q.bind(s);
+            }
+            q.fetch_all(pool).await
+        })?;
+        Ok(rows)
+    }
+
+    /// The hashes of a document's changes stored after `cursor`, or `None`
+    /// if its history up to there was compacted into a snapshot taken after
+    /// `cursor` (the seq of the folded changes is gone).
+    pub async fn hashes_after(&self, doc_id: &str, cursor: i64) -> Result<Option<Vec<String>>, StorageError> {
+        let snapshot_seq: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT snapshot_seq FROM documents WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        if snapshot_seq.is_some_and(|s| s > cursor) {
+            return Ok(None);
+        }
+        let hashes: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT hash FROM changes WHERE doc_id = $1 AND seq > $2")
+                .bind(doc_id)
+                .bind(cursor)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(Some(hashes))
     }
 
     /// The highest seq ever allocated (0 when no change was ever stored).

@@ -32,8 +32,8 @@ use thiserror::Error;
 
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use docs::{
-    ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem, FeedItemKind,
-    StoredChange, StoredDoc,
+    AccessScope, ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem,
+    FeedItemKind, StoredChange, StoredDoc,
 };
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};

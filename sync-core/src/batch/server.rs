@@ -34,12 +34,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{AutoCommit, ChangeHash};
+use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::frame::{Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, Pull, Push, RefusedChange};
 use super::{BatchError, DocId, Encoding, encode_since, heads_of};
+use crate::policy::check_changes;
 use crate::policy::{PolicyContext, Refusal, Rule};
-use crate::validated_sync::receive_chunks;
+use crate::validated_sync::incoming_changes;
 
 pub use crate::validated_sync::Received;
 
@@ -98,16 +99,26 @@ pub fn apply_push(ctx: &PolicyContext<'_>, stored: AutoCommit, push: &DocPush) -
     apply_after_refusals(ctx, stored, push, &BTreeSet::new())
 }
 
-/// [`apply_push`] for a later slice of a document whose earlier slice had
-/// `refused_before` refused: its base may name them. Changes of the slice
-/// that build on them cannot apply; they are dropped without being listed,
-/// and the client, which knows their dependencies, counts them as refused.
-fn apply_after_refusals(
-    ctx: &PolicyContext<'_>,
-    mut stored: AutoCommit,
+/// What a pushed document brings to the stored one, before policy.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The changes the stored document lacks, in an order that applies
+    /// (possibly none). Changes that build on a change refused earlier in
+    /// the exchange are not among them.
+    Changes(Vec<Change>),
+    /// The push builds on base changes the server does not have: one
+    /// `missing-dependency` refusal per missing hash; nothing may be applied.
+    MissingBase(Vec<Refusal>),
+}
+
+/// The changes of `push` that `stored` lacks, given the changes refused
+/// from the same document earlier in the exchange (the push's base may name
+/// them). `stored` is not modified.
+fn incoming(
+    stored: &mut AutoCommit,
     push: &DocPush,
     refused_before: &BTreeSet<ChangeHash>,
-) -> Result<Received, BatchError> {
+) -> Result<Incoming, BatchError> {
     let missing: Vec<Refusal> = push
         .base
         .iter()
@@ -121,14 +132,38 @@ fn apply_after_refusals(
         })
         .collect();
     if !missing.is_empty() {
-        return Ok(Received {
-            doc: stored,
-            accepted: Vec::new(),
-            refused: missing,
-            rejected: Vec::new(),
-        });
+        return Ok(Incoming::MissingBase(missing));
     }
     if push.data.is_empty() {
+        return Ok(Incoming::Changes(Vec::new()));
+    }
+    incoming_changes(stored, &push.data)
+        .map(Incoming::Changes)
+        .map_err(|e| BatchError::Load(format!("{} data: {e}", push.encoding)))
+}
+
+/// [`apply_push`] for a later slice of a document whose earlier slice had
+/// `refused_before` refused: its base may name them. Changes of the slice
+/// that build on them cannot apply; they are dropped without being listed,
+/// and the client, which knows their dependencies, counts them as refused.
+fn apply_after_refusals(
+    ctx: &PolicyContext<'_>,
+    mut stored: AutoCommit,
+    push: &DocPush,
+    refused_before: &BTreeSet<ChangeHash>,
+) -> Result<Received, BatchError> {
+    let changes = match incoming(&mut stored, push, refused_before)? {
+        Incoming::MissingBase(refused) => {
+            return Ok(Received {
+                doc: stored,
+                accepted: Vec::new(),
+                refused,
+                rejected: Vec::new(),
+            });
+        }
+        Incoming::Changes(changes) => changes,
+    };
+    if changes.is_empty() {
         return Ok(Received {
             doc: stored,
             accepted: Vec::new(),
@@ -136,7 +171,14 @@ fn apply_after_refusals(
             rejected: Vec::new(),
         });
     }
-    receive_chunks(ctx, stored, &push.data).map_err(|e| BatchError::Load(format!("{} data: {e}", push.encoding)))
+    let checked = check_changes(ctx, stored, changes.clone());
+    let (accepted, rejected) = changes.into_iter().partition(|c| checked.accepted.contains(&c.hash()));
+    Ok(Received {
+        doc: checked.doc,
+        accepted,
+        refused: checked.refused,
+        rejected,
+    })
 }
 
 /// The server's state for the exchange running on one connection.
@@ -220,8 +262,25 @@ impl ServerExchange {
     ) -> Result<Received, BatchError> {
         let refused_before = self.refused.entry(push.id).or_default();
         let mut received = apply_after_refusals(ctx, stored, push, refused_before)?;
-        let refused: Vec<RefusedChange> = received
-            .refused
+        let heads = received.doc.get_heads();
+        self.record(push, &received.accepted, &received.refused, heads);
+        Ok(received)
+    }
+
+    /// For a host whose own write path runs policy and storage (the server's
+    /// document service): the changes of `push` that `stored` lacks. Pass
+    /// them through the write path, then call [`ServerExchange::record`]
+    /// with the outcome. For a [`Incoming::MissingBase`], record the
+    /// refusals it lists with nothing accepted.
+    pub fn incoming(&mut self, stored: &mut AutoCommit, push: &DocPush) -> Result<Incoming, BatchError> {
+        incoming(stored, push, self.refused.entry(push.id).or_default())
+    }
+
+    /// Records what became of one pushed document, for the part's ack and
+    /// the pull: the changes accepted (stored durably), the refusals, and
+    /// the document's heads afterwards.
+    pub fn record(&mut self, push: &DocPush, accepted: &[Change], refused: &[Refusal], heads: Vec<ChangeHash>) {
+        let refused: Vec<RefusedChange> = refused
             .iter()
             .map(|r| RefusedChange {
                 change: r.change.parse().expect("a refusal names a change by its hex hash"),
@@ -229,19 +288,21 @@ impl ServerExchange {
                 detail: r.detail.clone(),
             })
             .collect();
-        refused_before.extend(refused.iter().map(|r| r.change));
+        self.refused
+            .entry(push.id)
+            .or_default()
+            .extend(refused.iter().map(|r| r.change));
         let lost_base = refused.iter().any(|r| push.base.contains(&r.change));
         if !lost_base {
             let base = self.pushed.get(&push.id).cloned().unwrap_or_else(|| push.base.clone());
-            self.pushed.insert(push.id, heads_of(&base, &received.accepted));
+            self.pushed.insert(push.id, heads_of(&base, accepted));
         }
         self.results.push(DocResult {
             id: push.id,
-            heads: received.doc.get_heads(),
-            accepted: received.accepted.len() as u32,
+            heads,
+            accepted: accepted.len() as u32,
             refused,
         });
-        Ok(received)
     }
 
     /// The ack frame for `push`, with one result per pushed document in

@@ -1,0 +1,311 @@
+//! The batched sync endpoint for phones and station servers: `GET /batch?token=…`
+//! upgraded to a WebSocket (see `sync_core::batch` for the protocol).
+//!
+//! Every binary message is one batch frame. A client sends the push parts of
+//! an exchange at once; each pushed document goes through the document
+//! service's write path (actor binding, policy, storage with projections in
+//! one transaction), each part with documents is acknowledged once stored,
+//! and after the `last` part one `pull` carries every document in the user's
+//! scope with a change after the client's cursor. Unchanged documents are
+//! neither listed nor loaded: the change log and the access projection name
+//! the changed ones.
+//!
+//! A malformed frame or an unsupported version is answered with an `err`
+//! frame and a close; the connection is the only thing that fails. The
+//! connection stays open for more exchanges until the client closes it or
+//! the token expires or is revoked. The server pings a quiet connection
+//! every [`PING_EVERY`] to keep NAT mappings alive, but never closes one for
+//! a missing pong or for silence: on a 2G link a pong, or the next frame,
+//! waits behind the upload it shares the link with, and killing a connection
+//! whose data is still flowing would make the client start over. Dead peers
+//! are found by TCP keepalive (see `server::serve`), which probes only when
+//! no byte at all has moved for a minute.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use sync_core::batch::{
+    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, ServerExchange, error_frame, parse_push, plan_pull,
+};
+use sync_core::repo_protocol::DocumentId;
+use sync_core::{OrgTree, Principal};
+use tokio::time::Instant;
+
+use super::sync_ws::TokenQuery;
+use crate::docs::DocError;
+use crate::state::AppState;
+use crate::storage::AccessScope;
+
+/// How often the server pings a connection that has been quiet.
+pub const PING_EVERY: Duration = Duration::from_secs(120);
+/// The most document bytes one pull carries (a document larger than that
+/// still travels alone).
+const PULL_BUDGET: usize = MAX_FRAME_BYTES / 4;
+
+/// WebSocket close codes this endpoint uses.
+const CLOSE_UNAUTHORIZED: u16 = 4001;
+const CLOSE_BAD_FRAME: u16 = 4002;
+const CLOSE_INTERNAL: u16 = 4003;
+
+pub async fn batch_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(state.http.max_ws_message_bytes)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = run(state, socket, q.token).await {
+                tracing::debug!(error = %e, "batch connection ended");
+            }
+        })
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn fail(sink: &mut Sink, code: ErrorCode, close: u16, message: &str) -> Result<(), axum::Error> {
+    sink.send(Message::Binary(error_frame(code, message).into())).await?;
+    let reason: String = message.chars().take(100).collect();
+    sink.send(Message::Close(Some(CloseFrame {
+        code: close,
+        reason: reason.into(),
+    })))
+    .await
+}
+
+async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Result<(), axum::Error> {
+    let (mut sink, mut stream) = socket.split();
+    let unauthorized = |m: String| {
+        (
+            ErrorCode::Unauthorized,
+            CLOSE_UNAUTHORIZED,
+            format!("unauthorized: {m}"),
+        )
+    };
+    let authed = async {
+        let token = token.ok_or_else(|| unauthorized("pass ?token=<access token>".into()))?;
+        let claims = state
+            .auth
+            .authenticate(&token)
+            .await
+            .map_err(|e| unauthorized(e.to_string()))?;
+        let user = sync_core::UserId::new(claims.sub.clone()).map_err(|e| unauthorized(e.to_string()))?;
+        let principal = state
+            .auth
+            .principal(&user)
+            .await
+            .map_err(|e| unauthorized(e.to_string()))?;
+        Ok((claims, principal))
+    };
+    let (claims, principal) = match authed.await {
+        Ok(ok) => ok,
+        Err((code, close, m)) => return fail(&mut sink, code, close, &m).await,
+    };
+    let mut watch = state.auth.watch(claims);
+    let mut conn = Connection {
+        state,
+        principal,
+        ex: ServerExchange::new(),
+        exchange: None,
+        unreadable: BTreeSet::new(),
+    };
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(frame) = frame else { return Ok(()) };
+                last_heard = Instant::now();
+                match frame? {
+                    Message::Binary(b) => {
+                        if let Err(end) = conn.on_frame(&mut sink, &b).await? {
+                            return fail(&mut sink, end.code, end.close, &end.message).await;
+                        }
+                    }
+                    Message::Close(_) => return Ok(()),
+                    Message::Text(_) => {
+                        return fail(&mut sink, ErrorCode::BadFrame, CLOSE_BAD_FRAME, "batch frames are binary messages").await;
+                    }
+                    _ => {}
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= PING_EVERY {
+                    sink.send(Message::Ping(Vec::new().into())).await?;
+                }
+            }
+            end = watch.ended() => {
+                let why = match end { crate::auth::TokenEnd::Expired => "token expired", crate::auth::TokenEnd::Revoked => "token revoked" };
+                return fail(&mut sink, ErrorCode::Unauthorized, CLOSE_UNAUTHORIZED, why).await;
+            }
+        }
+    }
+}
+
+/// Why the server ends a connection after a frame.
+struct End {
+    code: ErrorCode,
+    close: u16,
+    message: String,
+}
+
+impl From<DocError> for End {
+    fn from(e: DocError) -> Self {
+        tracing::warn!(error = %e, "batch exchange failed");
+        End {
+            code: ErrorCode::Internal,
+            close: CLOSE_INTERNAL,
+            message: format!("the server could not complete the exchange: {e}"),
+        }
+    }
+}
+
+struct Connection {
+    state: AppState,
+    principal: Principal,
+    ex: ServerExchange,
+    exchange: Option<u64>,
+    /// Documents pushed in this exchange that the user may not read: never pulled.
+    unreadable: BTreeSet<DocId>,
+}
+
+impl Connection {
+    /// Handles one client frame. `Ok(Err(_))` ends the connection with an error frame.
+    async fn on_frame(&mut self, sink: &mut Sink, bytes: &[u8]) -> Result<Result<(), End>, axum::Error> {
+        let push = match parse_push(bytes) {
+            Ok(p) => p,
+            Err(rejected) => {
+                tracing::info!(user = %self.principal.user, error = %rejected.error, "batch frame refused");
+                sink.send(Message::Binary(rejected.reply.into())).await?;
+                return Ok(Err(End {
+                    code: ErrorCode::BadFrame,
+                    close: CLOSE_BAD_FRAME,
+                    message: rejected.error.to_string(),
+                }));
+            }
+        };
+        if self.exchange != Some(push.exchange) {
+            self.exchange = Some(push.exchange);
+            self.unreadable.clear();
+        }
+        self.ex.begin(&push);
+        let docs = self.state.docs.clone();
+        for doc in &push.docs {
+            let doc_id = DocumentId::from_bytes(doc.id.0).to_string();
+            let readable = match self.readable_or_new(&doc_id).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if !readable {
+                self.unreadable.insert(doc.id);
+            }
+            if let Err(e) = docs
+                .apply_batch_push(&self.principal, &doc_id, doc, readable, &mut self.ex)
+                .await
+            {
+                return Ok(Err(e.into()));
+            }
+        }
+        if let Some(ack) = self.ex.ack(&push) {
+            sink.send(Message::Binary(ack.into())).await?;
+        }
+        if push.last {
+            match self.pull().await {
+                Ok(frame) => sink.send(Message::Binary(frame.into())).await?,
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether the user may read `doc_id`, or it does not exist yet (policy
+    /// then decides whether they may create it).
+    async fn readable_or_new(&self, doc_id: &str) -> Result<bool, DocError> {
+        let docs = &self.state.docs;
+        Ok(docs.may_read(&self.principal, doc_id).await? || !docs.exists(doc_id).await?)
+    }
+
+    /// The pull that ends an exchange.
+    async fn pull(&mut self) -> Result<Vec<u8>, DocError> {
+        let docs = self.state.docs.clone();
+        let storage = docs.storage().clone();
+        let cursor = i64::try_from(self.ex.cursor()).unwrap_or(i64::MAX);
+        // Taken before the documents are read: a change that lands meanwhile
+        // has a higher seq and comes with the next exchange.
+        let latest = storage.head_seq().await?.max(cursor);
+        let scope = access_scope(&docs.org(), &self.principal);
+        let page = self.state.http.batch_page_docs.max(1);
+        let mut rows = storage.changed_in_scope(cursor, &scope, page + 1).await?;
+        // Rows come lowest first seq first; the documents not listed have a
+        // first seq at least the last row's, so the cursor must stop before it.
+        let mut latest = latest;
+        let mut listed_all = true;
+        if rows.len() > page as usize {
+            let boundary = rows[page as usize].1;
+            rows.truncate(page as usize);
+            latest = latest.min(boundary - 1).max(cursor);
+            listed_all = false;
+        }
+        let mut changed = Vec::with_capacity(rows.len());
+        for (doc_id, first) in rows {
+            let Ok(id) = doc_id.parse::<DocumentId>() else { continue };
+            if docs.may_read(&self.principal, &doc_id).await? {
+                changed.push((DocId(*id.as_bytes()), first as u64));
+            }
+        }
+        let mut plan = plan_pull(changed, usize::MAX, latest as u64);
+        plan.more |= !listed_all;
+
+        let mut pulls: Vec<DocPull> = Vec::new();
+        let mut bytes = 0usize;
+        for (n, id) in plan.docs.clone().into_iter().enumerate() {
+            if bytes >= PULL_BUDGET {
+                plan.truncate(n);
+                break;
+            }
+            let base = self.ex.pushed_base(&id).map(<[_]>::to_vec);
+            let doc_id = DocumentId::from_bytes(id.0).to_string();
+            if let Some(p) = docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await? {
+                bytes += p.data.len();
+                pulls.push(p);
+            }
+        }
+        // Pushed documents the plan does not name: the client may still lack
+        // part of them (a refusal, a whole push after lost history).
+        let extra: Vec<DocId> = self
+            .ex
+            .pushed_docs()
+            .filter(|id| !plan.docs.contains(id) && !self.unreadable.contains(id))
+            .copied()
+            .collect();
+        for id in extra {
+            let base = self.ex.pushed_base(&id).map(<[_]>::to_vec);
+            let doc_id = DocumentId::from_bytes(id.0).to_string();
+            pulls.extend(docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await?);
+        }
+        Ok(self.ex.pull(plan.cursor, pulls, plan.more))
+    }
+}
+
+/// The `doc_access` subjects that could let `who` read a document: the units
+/// below any of their memberships, the units above them (notices to a whole
+/// county), and their household. The exact decision is `may_read` per document.
+pub fn access_scope(org: &OrgTree, who: &Principal) -> AccessScope {
+    let mut subjects: BTreeSet<String> = BTreeSet::new();
+    for m in &who.memberships {
+        for u in org.ancestors_or_self(&m.unit) {
+            subjects.insert(u.to_string());
+        }
+    }
+    for u in org.units() {
+        if who.memberships.iter().any(|m| org.is_within(&u.id, &m.unit)) {
+            subjects.insert(u.id.to_string());
+        }
+    }
+    if let Some(h) = &who.household {
+        subjects.insert(h.to_string());
+    }
+    AccessScope {
+        user: who.user.to_string(),
+        subjects: subjects.into_iter().collect(),
+    }
+}

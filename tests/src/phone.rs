@@ -1,0 +1,172 @@
+//! A simulated phone: an in-memory replica that syncs with a server over the
+//! batched extension (`/batch`), the way the phone library does, reconnecting
+//! and resuming when the link drops.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use automerge::{AutoCommit, ChangeHash};
+use futures_util::{SinkExt, StreamExt};
+use sync_core::batch::{BatchClient, BatchError, ClientEvent, ClientState, DocId, ReplicaDocs};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The documents a phone holds, with a count of loads (the work a sync costs it).
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    pub docs: BTreeMap<DocId, AutoCommit>,
+    pub loads: usize,
+}
+
+impl ReplicaDocs for Store {
+    fn dirty(&self, state: &ClientState) -> Vec<DocId> {
+        // A real store keeps each document's heads in its index; comparing
+        // them costs no load.
+        self.docs
+            .iter()
+            .filter(|(id, doc)| state.shared.get(id).is_none_or(|s| *s != heads(doc)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+        let doc = self.docs.get(id)?.clone();
+        self.loads += 1;
+        Some(doc)
+    }
+
+    fn store(&mut self, id: &DocId, doc: AutoCommit) {
+        self.docs.insert(*id, doc);
+    }
+}
+
+fn heads(doc: &AutoCommit) -> Vec<ChangeHash> {
+    doc.clone().get_heads()
+}
+
+/// What one [`Phone::sync`] did.
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    /// Every event the client reported, in order.
+    pub events: Vec<ClientEvent>,
+    /// Connections opened (1 when the link held).
+    pub connections: usize,
+    /// Exchanges started (more than one when the link dropped or the pull was paged).
+    pub exchanges: usize,
+}
+
+impl SyncReport {
+    /// The refusals reported, per document.
+    pub fn refused(&self) -> Vec<(DocId, ChangeHash, String)> {
+        self.events
+            .iter()
+            .flat_map(|e| match e {
+                ClientEvent::Refused { id, refused } => {
+                    refused.iter().map(|r| (*id, r.change, r.rule.clone())).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+}
+
+/// Why a sync gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    #[error("the server refused the connection: {0}")]
+    Refused(String),
+    #[error("no complete exchange after {0} connections")]
+    GaveUp(usize),
+}
+
+/// A phone replica with its persisted sync state.
+#[derive(Debug)]
+pub struct Phone {
+    pub store: Store,
+    client: BatchClient,
+    exchange: u64,
+}
+
+impl Clone for Phone {
+    fn clone(&self) -> Self {
+        Phone {
+            store: self.store.clone(),
+            client: BatchClient::new(self.client.state().clone()),
+            exchange: self.exchange,
+        }
+    }
+}
+
+impl Default for Phone {
+    fn default() -> Self {
+        Phone::new(ClientState::default())
+    }
+}
+
+impl Phone {
+    pub fn new(state: ClientState) -> Self {
+        Phone {
+            store: Store::default(),
+            client: BatchClient::new(state),
+            exchange: 0,
+        }
+    }
+
+    pub fn state(&self) -> &ClientState {
+        self.client.state()
+    }
+
+    /// Syncs with `url` (`ws://…/batch?token=…`) until an exchange completes
+    /// with nothing more to pull, reconnecting up to `max_connections` times
+    /// when the link drops. Each reconnect starts a new exchange from the
+    /// persisted state: what was acknowledged is not sent again.
+    pub async fn sync(&mut self, url: &str, max_connections: usize) -> Result<SyncReport, PhoneError> {
+        let mut report = SyncReport::default();
+        while report.connections < max_connections {
+            report.connections += 1;
+            let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let (mut tx, mut rx) = ws.split();
+            'exchanges: loop {
+                self.exchange += 1;
+                report.exchanges += 1;
+                let frames = self.client.start(self.exchange, &mut self.store);
+                for f in frames {
+                    if tx.send(Message::Binary(f.into())).await.is_err() {
+                        break 'exchanges;
+                    }
+                }
+                loop {
+                    let bytes = match rx.next().await {
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break 'exchanges,
+                        Some(Ok(_)) => continue,
+                    };
+                    let events = match self.client.handle(&bytes, &mut self.store) {
+                        Ok(events) => events,
+                        Err(BatchError::Peer { code, message }) => {
+                            if code == "unauthorized" || code == "unsupported-version" || code == "bad-frame" {
+                                return Err(PhoneError::Refused(format!("{code}: {message}")));
+                            }
+                            break 'exchanges;
+                        }
+                        Err(e) => return Err(PhoneError::Refused(e.to_string())),
+                    };
+                    let more = events.contains(&ClientEvent::More);
+                    let done = events.iter().any(|e| matches!(e, ClientEvent::Done { .. }));
+                    report.events.extend(events);
+                    if done {
+                        if more {
+                            continue 'exchanges;
+                        }
+                        // Hang up without a closing handshake: on a slow link
+                        // that would cost one more round trip for nothing.
+                        return Ok(report);
+                    }
+                }
+            }
+        }
+        Err(PhoneError::GaveUp(report.connections))
+    }
+}
