@@ -130,6 +130,16 @@ fn handshake_result<S>(
     }
 }
 
+/// The server's close frame as an error: 4001 means the token is no longer good.
+fn close_error(frame: Option<tungstenite::protocol::CloseFrame>) -> LianxinError {
+    let reason = frame.as_ref().map(|f| format!(": {}", f.reason)).unwrap_or_default();
+    match frame.map(|f| u16::from(f.code)) {
+        Some(4001) => LianxinError::Unauthorized(format!("the server closed the sync connection{reason}")),
+        Some(4002) => LianxinError::Protocol(format!("the server closed the sync connection{reason}")),
+        _ => network(format!("the server closed the sync connection{reason}")),
+    }
+}
+
 impl Replica {
     fn connect(&self, timeout: Duration) -> Result<Socket> {
         let (base, token) = {
@@ -174,7 +184,11 @@ impl Replica {
         let frames = self.lock().start_exchange()?;
         for f in frames {
             report.bytes_sent += f.len() as u64;
-            socket.send(Message::binary(f)).map_err(ws_error)?;
+            if let Err(e) = socket.send(Message::binary(f)) {
+                // The server may have said why before closing (an `err` frame
+                // for an expired token): that is the better error.
+                return Err(self.reason_for_close(socket).unwrap_or_else(|| ws_error(e)));
+            }
         }
         report.exchanges += 1;
         loop {
@@ -191,16 +205,28 @@ impl Replica {
                         return Ok(more);
                     }
                 }
-                Message::Close(frame) => {
-                    return Err(network(format!(
-                        "the server closed the sync connection{}",
-                        frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()
-                    )));
-                }
+                Message::Close(frame) => return Err(close_error(frame)),
                 // Pings are answered by the socket itself; text frames are not ours.
                 _ => {}
             }
         }
+    }
+
+    /// Reads what the server sent before the connection failed, looking for an error frame.
+    fn reason_for_close(&self, socket: &mut Socket) -> Option<LianxinError> {
+        for _ in 0..4 {
+            match socket.read() {
+                Ok(Message::Binary(bytes)) => {
+                    if let Err(e) = self.lock().receive(&bytes) {
+                        return Some(e);
+                    }
+                }
+                Ok(Message::Close(frame)) => return Some(close_error(frame)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     fn sync_inner(&self, options: &SyncOptions) -> Result<SyncReport> {

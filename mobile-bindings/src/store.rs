@@ -296,22 +296,19 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM refused WHERE seq = ?1", [seq])? > 0)
     }
 
-    /// Stores notifications; a key already held is kept as it is.
+    /// Stores notifications; a key already held is kept as it is. Call it
+    /// inside [`Store::transaction`] with the cursor update.
     pub fn notifications_add(&self, rows: &[NotificationRow]) -> Result<usize> {
-        let tx = self.conn.unchecked_transaction()?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO notifications (cursor, key, kind, doc, entry, text, urgent, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )?;
         let mut added = 0;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO notifications (cursor, key, kind, doc, entry, text, urgent, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-            )?;
-            for n in rows {
-                added += stmt.execute(params![
-                    n.cursor, n.key, n.kind, n.doc, n.entry, n.text, n.urgent, n.at_ms
-                ])?;
-            }
+        for n in rows {
+            added += stmt.execute(params![
+                n.cursor, n.key, n.kind, n.doc, n.entry, n.text, n.urgent, n.at_ms
+            ])?;
         }
-        tx.commit()?;
         Ok(added)
     }
 
