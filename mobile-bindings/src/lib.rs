@@ -15,6 +15,7 @@
 //! Every exported call returns [`LianxinError`] on failure and never lets a
 //! panic unwind into the foreign caller.
 
+mod auto;
 mod error;
 mod inbox;
 mod index;
@@ -25,6 +26,7 @@ mod replica;
 mod store;
 mod sync;
 
+pub use auto::SyncListener;
 pub use error::{ErrorKind, LianxinError};
 pub use net::{SyncOptions, default_sync_options};
 pub use records::*;

@@ -43,7 +43,7 @@ pub fn default_sync_options() -> SyncOptions {
     }
 }
 
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// `http(s)://host/x` → `ws(s)://host/x`.
 pub(crate) fn ws_base(server_url: &str) -> String {
@@ -229,7 +229,12 @@ impl Replica {
         None
     }
 
-    fn sync_inner(&self, options: &SyncOptions) -> Result<SyncReport> {
+    /// One sync pass: pushes and pulls until nothing more is to be said,
+    /// then fetches the inbox. Uses `socket` if it is open (a connection the
+    /// server keeps for further exchanges), connects otherwise, and leaves
+    /// the connection in `socket` for the next pass. Network failures are
+    /// retried with exponential backoff and jitter, up to `max_attempts`.
+    pub(crate) fn sync_on(&self, socket: &mut Option<Socket>, options: &SyncOptions) -> Result<SyncReport> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         let timeout = Duration::from_millis(options.timeout_ms.max(100));
         let mut report = SyncReport {
@@ -244,22 +249,31 @@ impl Replica {
         let mut failures = 0;
         let mut backoff = options.initial_backoff_ms;
         let mut exchanges = 0;
-        'connect: loop {
-            let attempt = self.connect(timeout).and_then(|mut socket| {
-                report.connections += 1;
+        loop {
+            let attempt: Result<()> = (|| {
+                let open = match socket {
+                    Some(s) => s,
+                    None => {
+                        report.connections += 1;
+                        socket.insert(self.connect(timeout)?)
+                    }
+                };
                 loop {
-                    let more = self.exchange_over(&mut socket, &mut report)?;
+                    let more = self.exchange_over(open, &mut report)?;
                     exchanges += 1;
                     if !more || exchanges >= options.max_exchanges.max(1) {
-                        let _ = socket.close(None);
-                        let _ = socket.flush();
                         return Ok(());
                     }
                 }
-            });
+            })();
             match attempt {
-                Ok(()) => break 'connect,
-                Err(e) if e.kind() == ErrorKind::Network => {
+                Ok(()) => break,
+                Err(e) => {
+                    // Whatever went wrong, the connection is not to be trusted again.
+                    *socket = None;
+                    if e.kind() != ErrorKind::Network {
+                        return Err(e);
+                    }
                     failures += 1;
                     if failures >= options.max_attempts.max(1) {
                         return Err(LianxinError::Network(format!(
@@ -271,7 +285,6 @@ impl Replica {
                     std::thread::sleep(Duration::from_millis(backoff + jitter));
                     backoff = (backoff * 2).min(options.max_backoff_ms.max(options.initial_backoff_ms));
                 }
-                Err(e) => return Err(e),
             }
         }
         if options.fetch_inbox {
@@ -281,6 +294,16 @@ impl Replica {
             }
         }
         Ok(report)
+    }
+
+    fn sync_inner(&self, options: &SyncOptions) -> Result<SyncReport> {
+        let mut socket = None;
+        let report = self.sync_on(&mut socket, options);
+        if let Some(mut s) = socket {
+            let _ = s.close(None);
+            let _ = s.flush();
+        }
+        report
     }
 
     /// An HTTP agent that reports statuses instead of failing on them.

@@ -17,6 +17,7 @@ use sync_core::{
     Author, EntryId, HlcClock, HouseholdId, Membership, OrgTree, Principal, Timestamp, Unit, UnitId, UserId,
 };
 
+use crate::auto::{AutoSync, Wake};
 use crate::error::{ErrorKind, LianxinError, Result, guard};
 use crate::index::{DirectoryIndex, NoticeIndex, RoomIndex, calendar, clock_rules, describe};
 use crate::intent::Intent;
@@ -31,6 +32,9 @@ pub struct Replica {
     inner: Mutex<Inner>,
     /// Held by the built-in sync client, so two syncs never interleave exchanges.
     pub(crate) syncing: Mutex<()>,
+    /// Wakes automatic sync after a local edit or a new token.
+    pub(crate) wake: Arc<Wake>,
+    pub(crate) auto: Mutex<Option<AutoSync>>,
 }
 
 /// The session: who is signed in, in which organisation, against which server.
@@ -56,6 +60,7 @@ pub(crate) struct Inner {
     pub client: BatchClient,
     pub next_exchange: u64,
     pub notes: ExchangeNotes,
+    pub wake: Arc<Wake>,
 }
 
 /// The device's clock. sync-core never reads it; the replica passes it in.
@@ -199,7 +204,9 @@ impl Inner {
                 s.journal_add(&id, &c.hash(), &json, now.millis())?;
             }
             Ok(())
-        })
+        })?;
+        self.wake.notify();
+        Ok(())
     }
 
     /// Documents whose heads differ from what the server is known to have.
@@ -254,7 +261,7 @@ impl Replica {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn open_inner(path: &str, config: &SessionConfig) -> Result<Inner> {
+    fn open_inner(path: &str, config: &SessionConfig, wake: Arc<Wake>) -> Result<Inner> {
         let session = Session::from_config(config)?;
         let store = Store::open(Path::new(path))?;
         let user = session.principal.user.to_string();
@@ -302,6 +309,7 @@ impl Replica {
             client: BatchClient::new(state),
             next_exchange,
             notes: ExchangeNotes::default(),
+            wake,
         })
     }
 
@@ -318,9 +326,12 @@ impl Replica {
     #[uniffi::constructor]
     pub fn open(path: String, session: SessionConfig) -> Result<Arc<Replica>> {
         guard(|| {
+            let wake = Arc::new(Wake::default());
             Ok(Arc::new(Replica {
-                inner: Mutex::new(Self::open_inner(&path, &session)?),
+                inner: Mutex::new(Self::open_inner(&path, &session, Arc::clone(&wake))?),
                 syncing: Mutex::new(()),
+                wake,
+                auto: Mutex::new(None),
             }))
         })
     }
@@ -343,6 +354,7 @@ impl Replica {
     /// Sets the access token the built-in clients send (`None` signs out).
     pub fn set_access_token(&self, token: Option<String>) {
         self.lock().token = token;
+        self.wake.notify();
     }
 
     pub fn user_id(&self) -> String {

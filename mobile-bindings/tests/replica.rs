@@ -168,7 +168,7 @@ struct People {
     officer_session: SessionConfig,
     resident: Arc<Replica>,
     resident_session: SessionConfig,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn people(officer_memberships: &[(&str, &str)]) -> People {
@@ -181,7 +181,16 @@ fn people(officer_memberships: &[(&str, &str)]) -> People {
         resident: Replica::open(path("resident.sqlite"), resident_session.clone()).unwrap(),
         officer_session,
         resident_session,
-        _dir: dir,
+        dir,
+    }
+}
+
+impl People {
+    /// Local edits still journalled (not yet known to be on the server), read from the file.
+    fn journalled(&self, file: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.dir.path().join(file)).unwrap();
+        conn.query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+            .unwrap()
     }
 }
 
@@ -249,6 +258,7 @@ fn an_officer_offline_and_a_resident_merge_through_the_server() {
         .unwrap();
     assert_eq!(p.officer.get_petition(id.clone()).unwrap().summary.status, "replied");
     assert!(p.officer.list_petitions().unwrap()[0].unsynced);
+    assert_eq!(p.journalled("officer.sqlite"), 3);
 
     host.sync(&p.officer, &officer);
     host.sync(&p.resident, &resident);
@@ -265,6 +275,9 @@ fn an_officer_offline_and_a_resident_merge_through_the_server() {
     let server = host.petition(&id);
     assert_eq!(server.state().unwrap().status.as_str(), "replied");
     assert_eq!(server.messages().unwrap().len(), 1);
+    // Acknowledged edits leave the journal.
+    assert_eq!(p.journalled("officer.sqlite"), 0);
+    assert_eq!(p.journalled("resident.sqlite"), 0);
 }
 
 #[test]
@@ -347,6 +360,7 @@ fn a_refused_edit_is_reported_and_the_valid_edits_after_it_are_sent_again() {
     let kinds: Vec<&str> = local.timeline.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["submitted", "replied"]);
     assert!(!p.officer.has_unsynced_changes().unwrap());
+    assert_eq!(p.journalled("officer.sqlite"), 0);
 
     // Nothing is refused again on the next sync, and the report can be dismissed.
     let again = host.sync(&p.officer, &officer_on_server);

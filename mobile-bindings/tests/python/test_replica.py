@@ -278,6 +278,36 @@ class ReplicaAgainstServer(unittest.TestCase):
         with self.assertRaises(lx.LianxinError.Unauthorized):
             resident.sync_now()
 
+    def test_automatic_sync_sends_edits_as_they_are_made(self):
+        resident = self.resident()
+        pid = resident.submit_petition(water_petition("井水有异味"))
+        acked = threading.Event()
+        heard = []
+
+        class Listener(lx.SyncListener):
+            def on_synced(self, report):
+                heard.append(report)
+                if any(isinstance(e, lx.SyncEvent.ACKNOWLEDGED) for e in report.events):
+                    acked.set()
+
+            def on_sync_error(self, kind, message, retry_in_ms):
+                heard.append((kind, message, retry_in_ms))
+
+        # A long interval: only the start and the edit itself can trigger a pass.
+        resident.start_auto_sync(Listener(), lx.default_sync_options(), 3_600_000)
+        try:
+            self.assertTrue(acked.wait(30), heard)
+            acked.clear()
+            resident.act(pid, lx.PetitionVerb.COMMENT(text="味道越来越重", reply_to=None, attachments=[]))
+            self.assertTrue(acked.wait(30), heard)
+            with self.assertRaises(lx.LianxinError.InvalidInput):
+                resident.start_auto_sync(Listener(), lx.default_sync_options(), 3_600_000)
+        finally:
+            resident.stop_auto_sync()
+        self.assertEqual([m["text"] for m in self.rest_petition(pid)["conversation"]], ["味道越来越重"])
+        # The connection was kept open between the passes.
+        self.assertEqual(sum(r.connections for r in heard if isinstance(r, lx.SyncReport)), 1, heard)
+
     def test_notifications_arrive_after_a_sync(self):
         probe = urllib.request.Request(
             self.server.url + "/api/inbox?after=0",
