@@ -36,8 +36,9 @@ fn text(v: &Value, key: &str) -> Option<String> {
 }
 
 /// Reads an inbox page: `{"items": [...], "cursor"?, "more"?}` or a bare array.
-/// An item is a notification (`key`, `kind`, `doc`, `entry`, `text`,
-/// `urgent`, `at`) with its inbox `cursor`, flat or under `notification`.
+/// An item is a notification (`key`, `kind`, `doc_id` or `doc`, `entry`,
+/// `text`, `urgent`, `at_ms` or `at`) with its inbox `cursor`, flat or under
+/// `notification`; the page's cursor is the largest of its items' and `next`.
 pub(crate) fn parse_page(body: &str) -> Result<InboxPage> {
     let bad = |m: String| LianxinError::Protocol(format!("inbox page: {m}"));
     let v: Value = serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
@@ -58,7 +59,8 @@ pub(crate) fn parse_page(body: &str) -> Result<InboxPage> {
             cursor,
             key: text(n, "key").ok_or_else(|| bad(format!("item {cursor} has no key")))?,
             kind: text(n, "kind").unwrap_or_default(),
-            doc: text(n, "doc").unwrap_or_default(),
+            // The storage id (bs58, as the replica names documents) when the server gives it.
+            doc: text(n, "doc_id").or_else(|| text(n, "doc")).unwrap_or_default(),
             entry: text(n, "entry"),
             text: text(n, "text").unwrap_or_default(),
             urgent: n.get("urgent").and_then(Value::as_bool).unwrap_or(false),
@@ -184,11 +186,12 @@ mod tests {
 
     #[test]
     fn flat_and_nested_pages_read_alike() {
-        let flat = r#"{"items":[{"cursor":3,"key":"p/1/new_petition/unit:s","kind":"new_petition","doc":"p","text":"新诉求","urgent":true,"at":5}],"more":false}"#;
+        let flat = r#"{"items":[{"cursor":3,"user":"o","key":"p/1/new_petition/unit:s","doc_id":"p","doc":"automerge:p","kind":"new_petition","recipient":"unit:s","entry":null,"urgent":true,"at_ms":5,"text":"新诉求","created_at":6}],"next":3,"more":false,"acked":0}"#;
         let nested = r#"[{"cursor":3,"notification":{"key":"p/1/new_petition/unit:s","kind":"new_petition","doc":"p","text":"新诉求","urgent":true,"at":5}}]"#;
         let a = parse_page(flat).unwrap();
         let b = parse_page(nested).unwrap();
         assert_eq!(a.rows[0].key, b.rows[0].key);
+        assert_eq!((a.rows[0].doc.as_str(), a.rows[0].at_ms), ("p", 5));
         assert_eq!((a.cursor, b.cursor), (Some(3), Some(3)));
         assert!(a.rows[0].urgent && !a.more);
         assert!(parse_page(r#"{"items":[{"key":"x"}]}"#).is_err());

@@ -459,7 +459,8 @@ pub struct NotificationRecord {
     pub key: String,
     /// `new_petition`, `assigned`, `mention`, `notice`, `overdue`, …
     pub kind: String,
-    /// The document it is about.
+    /// The document it is about: its id as the replica names it (bs58) when
+    /// the server gives that, else the document's own id.
     pub doc: String,
     pub entry: Option<String>,
     pub text: String,
