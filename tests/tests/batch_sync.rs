@@ -24,6 +24,7 @@ const SMALL: OfflineDay = OfflineDay {
     server_docs: 4,
     new_docs: 2,
     server_changes: 40,
+    text: scenario::Text::Random,
 };
 
 /// Every document both sides should hold, equal on both, and every change
