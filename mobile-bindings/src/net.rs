@@ -1,0 +1,411 @@
+//! The built-in clients: the batched sync WebSocket (`/batch`) with
+//! reconnection and backoff, and small HTTP calls (`/api/me`, the inbox).
+//!
+//! Both block the calling thread (apps call them from a background thread
+//! or job); neither holds the replica's lock while waiting on the network.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use crate::error::{ErrorKind, LianxinError, Result, guard};
+use crate::records::{SyncEvent, SyncReport};
+use crate::replica::{Replica, random_bytes};
+
+/// How `sync_with` connects and retries.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct SyncOptions {
+    /// Connection attempts before giving up (at least 1).
+    pub max_attempts: u32,
+    /// The first wait after a failed attempt; doubled each time, with up to 25% jitter.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Connect, read and write timeout.
+    pub timeout_ms: u64,
+    /// Exchanges on one connection before returning (paged pulls, replayed edits).
+    pub max_exchanges: u32,
+    /// Fetch the notification inbox after a successful sync.
+    pub fetch_inbox: bool,
+}
+
+#[uniffi::export]
+pub fn default_sync_options() -> SyncOptions {
+    SyncOptions {
+        max_attempts: 5,
+        initial_backoff_ms: 500,
+        max_backoff_ms: 30_000,
+        timeout_ms: 30_000,
+        max_exchanges: 16,
+        fetch_inbox: true,
+    }
+}
+
+pub(crate) type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// `http(s)://host/x` → `ws(s)://host/x`.
+pub(crate) fn ws_base(server_url: &str) -> String {
+    if let Some(rest) = server_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = server_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        server_url.to_string()
+    }
+}
+
+/// Percent-encodes a query value (tokens are base64url with dots, but be safe).
+fn query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn network(e: impl std::fmt::Display) -> LianxinError {
+    LianxinError::Network(e.to_string())
+}
+
+/// Maps a WebSocket error: HTTP answers to the upgrade keep their meaning.
+fn ws_error(e: tungstenite::Error) -> LianxinError {
+    match e {
+        tungstenite::Error::Http(resp) => {
+            let status = resp.status();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            match status.as_u16() {
+                401 | 403 => LianxinError::Unauthorized(format!("the server refused the token ({status}): {body}")),
+                404 => LianxinError::Protocol(format!(
+                    "the server has no batched sync endpoint /batch ({status}); is it up to date?"
+                )),
+                s if s >= 500 => LianxinError::Network(format!("server error {status}: {body}")),
+                _ => LianxinError::Protocol(format!("the sync upgrade was answered {status}: {body}")),
+            }
+        }
+        other => network(format!("sync connection: {other}")),
+    }
+}
+
+/// The WebSocket handshake over a connected stream, with TLS for `wss://`.
+#[cfg(feature = "tls")]
+fn handshake(request: tungstenite::handshake::client::Request, stream: TcpStream, _secure: bool) -> Result<Socket> {
+    handshake_result(tungstenite::client_tls_with_config(request, stream, None, None))
+}
+
+/// The WebSocket handshake over a connected stream; `wss://` needs the `tls` feature.
+#[cfg(not(feature = "tls"))]
+fn handshake(request: tungstenite::handshake::client::Request, stream: TcpStream, secure: bool) -> Result<Socket> {
+    if secure {
+        return Err(LianxinError::invalid(
+            "wss:// needs a build with the `tls` feature of lianxin-mobile",
+        ));
+    }
+    handshake_result(tungstenite::client::client_with_config(
+        request,
+        MaybeTlsStream::Plain(stream),
+        None,
+    ))
+}
+
+fn handshake_result<S>(
+    r: std::result::Result<
+        (Socket, S),
+        tungstenite::HandshakeError<tungstenite::ClientHandshake<MaybeTlsStream<TcpStream>>>,
+    >,
+) -> Result<Socket> {
+    match r {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(ws_error(e)),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => Err(network("the sync handshake was interrupted")),
+    }
+}
+
+/// The server's close frame as an error: 4001 means the token is no longer good.
+fn close_error(frame: Option<tungstenite::protocol::CloseFrame>) -> LianxinError {
+    let reason = frame.as_ref().map(|f| format!(": {}", f.reason)).unwrap_or_default();
+    match frame.map(|f| u16::from(f.code)) {
+        Some(4001) => LianxinError::Unauthorized(format!("the server closed the sync connection{reason}")),
+        Some(4002) => LianxinError::Protocol(format!("the server closed the sync connection{reason}")),
+        _ => network(format!("the server closed the sync connection{reason}")),
+    }
+}
+
+impl Replica {
+    fn connect(&self, timeout: Duration) -> Result<Socket> {
+        let (base, token) = {
+            let inner = self.lock();
+            (inner.session.server_url.clone(), inner.token.clone())
+        };
+        let token = token.ok_or_else(|| LianxinError::Unauthorized("no access token: call set_access_token".into()))?;
+        let url = format!("{}/batch?token={}", ws_base(&base), query_value(&token));
+        let request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| LianxinError::invalid(format!("server url {base:?}: {e}")))?;
+        let host = request
+            .uri()
+            .host()
+            .ok_or_else(|| LianxinError::invalid(format!("server url {base:?} has no host")))?
+            .trim_matches(|c| c == '[' || c == ']')
+            .to_string();
+        let secure = request.uri().scheme_str() == Some("wss");
+        let port = request.uri().port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let addrs: Vec<_> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| network(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let mut last = network(format!("{host} has no address"));
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(timeout)).map_err(network)?;
+                    stream.set_write_timeout(Some(timeout)).map_err(network)?;
+                    let _ = stream.set_nodelay(true);
+                    return handshake(request, stream, secure);
+                }
+                Err(e) => last = network(format!("cannot connect to {addr}: {e}")),
+            }
+        }
+        Err(last)
+    }
+
+    /// One exchange over an open socket. Returns whether another is wanted.
+    fn exchange_over(&self, socket: &mut Socket, report: &mut SyncReport) -> Result<bool> {
+        let frames = self.lock().start_exchange()?;
+        for f in frames {
+            report.bytes_sent += f.len() as u64;
+            if let Err(e) = socket.send(Message::binary(f)) {
+                // The server may have said why before closing (an `err` frame
+                // for an expired token): that is the better error.
+                return Err(self.reason_for_close(socket).unwrap_or_else(|| ws_error(e)));
+            }
+        }
+        report.exchanges += 1;
+        loop {
+            match socket.read().map_err(ws_error)? {
+                Message::Binary(bytes) => {
+                    report.bytes_received += bytes.len() as u64;
+                    let events = self.lock().receive(&bytes)?;
+                    let done = events.iter().any(|e| matches!(e, SyncEvent::Done { .. }));
+                    let more = events
+                        .iter()
+                        .any(|e| matches!(e, SyncEvent::More | SyncEvent::EditsReplayed { .. }));
+                    report.events.extend(events);
+                    if done {
+                        return Ok(more);
+                    }
+                }
+                Message::Close(frame) => return Err(close_error(frame)),
+                // Pings are answered by the socket itself; text frames are not ours.
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads what the server sent before the connection failed, looking for an error frame.
+    fn reason_for_close(&self, socket: &mut Socket) -> Option<LianxinError> {
+        for _ in 0..4 {
+            match socket.read() {
+                Ok(Message::Binary(bytes)) => {
+                    if let Err(e) = self.lock().receive(&bytes) {
+                        return Some(e);
+                    }
+                }
+                Ok(Message::Close(frame)) => return Some(close_error(frame)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// One sync pass: pushes and pulls until nothing more is to be said,
+    /// then fetches the inbox. Uses `socket` if it is open (a connection the
+    /// server keeps for further exchanges), connects otherwise, and leaves
+    /// the connection in `socket` for the next pass. Network failures are
+    /// retried with exponential backoff and jitter, up to `max_attempts`.
+    pub(crate) fn sync_on(&self, socket: &mut Option<Socket>, options: &SyncOptions) -> Result<SyncReport> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        let timeout = Duration::from_millis(options.timeout_ms.max(100));
+        let mut report = SyncReport {
+            exchanges: 0,
+            connections: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            events: Vec::new(),
+            notifications_added: 0,
+            inbox_note: None,
+        };
+        let mut failures = 0;
+        let mut backoff = options.initial_backoff_ms;
+        let mut exchanges = 0;
+        loop {
+            let attempt: Result<()> = (|| {
+                let open = match socket {
+                    Some(s) => s,
+                    None => {
+                        report.connections += 1;
+                        socket.insert(self.connect(timeout)?)
+                    }
+                };
+                loop {
+                    let more = self.exchange_over(open, &mut report)?;
+                    exchanges += 1;
+                    if !more || exchanges >= options.max_exchanges.max(1) {
+                        return Ok(());
+                    }
+                }
+            })();
+            match attempt {
+                Ok(()) => break,
+                Err(e) => {
+                    // Whatever went wrong, the connection is not to be trusted again.
+                    *socket = None;
+                    if e.kind() != ErrorKind::Network {
+                        return Err(e);
+                    }
+                    failures += 1;
+                    if failures >= options.max_attempts.max(1) {
+                        return Err(LianxinError::Network(format!(
+                            "gave up after {failures} attempts: {}",
+                            e.message()
+                        )));
+                    }
+                    let jitter = u64::from(random_bytes::<1>()?[0]) * backoff / 1024;
+                    std::thread::sleep(Duration::from_millis(backoff + jitter));
+                    backoff = (backoff * 2).min(options.max_backoff_ms.max(options.initial_backoff_ms));
+                }
+            }
+        }
+        if options.fetch_inbox {
+            match self.fetch_inbox_inner(timeout) {
+                Ok(n) => report.notifications_added = n,
+                Err(e) => report.inbox_note = Some(e.to_string()),
+            }
+        }
+        Ok(report)
+    }
+
+    fn sync_inner(&self, options: &SyncOptions) -> Result<SyncReport> {
+        let mut socket = None;
+        let report = self.sync_on(&mut socket, options);
+        if let Some(mut s) = socket {
+            let _ = s.close(None);
+            let _ = s.flush();
+        }
+        report
+    }
+
+    /// An HTTP agent that reports statuses instead of failing on them.
+    pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+        ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .build(),
+        )
+    }
+
+    /// GET or POST `path` on the server with the access token; returns status and body.
+    pub(crate) fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(u16, String)> {
+        let (base, token) = {
+            let inner = self.lock();
+            (inner.session.server_url.clone(), inner.token.clone())
+        };
+        let token = token.ok_or_else(|| LianxinError::Unauthorized("no access token: call set_access_token".into()))?;
+        let url = format!("{base}{path}");
+        let agent = Self::agent(timeout);
+        let auth = format!("Bearer {token}");
+        let response = match (method, body) {
+            ("POST", Some(b)) => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(b),
+            _ => agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut response = response.map_err(|e| network(format!("{method} {path}: {e}")))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| network(format!("{method} {path}: {e}")))?;
+        if status == 401 {
+            return Err(LianxinError::Unauthorized(format!("{method} {path}: {text}")));
+        }
+        Ok((status, text))
+    }
+}
+
+#[uniffi::export]
+impl Replica {
+    /// Syncs with the server now: connects to `/batch`, pushes local edits,
+    /// applies the server's, rebases around refused edits, and fetches the
+    /// notification inbox. Retries with backoff on network failures.
+    pub fn sync_now(&self) -> Result<SyncReport> {
+        guard(|| self.sync_inner(&default_sync_options()))
+    }
+
+    /// `sync_now` with explicit options.
+    pub fn sync_with(&self, options: SyncOptions) -> Result<SyncReport> {
+        guard(|| self.sync_inner(&options))
+    }
+
+    /// Reads `/api/me` and takes the memberships and household it lists
+    /// (the organisation tree stays as it is).
+    pub fn refresh_me(&self) -> Result<()> {
+        guard(|| {
+            let (status, body) = self.http("GET", "/api/me", None, Duration::from_secs(30))?;
+            if status != 200 {
+                return Err(LianxinError::Protocol(format!("GET /api/me answered {status}: {body}")));
+            }
+            let me: MeJson =
+                serde_json::from_str(&body).map_err(|e| LianxinError::Protocol(format!("GET /api/me: {e}")))?;
+            let mut inner = self.lock();
+            if me.id != inner.session.principal.user.as_str() {
+                return Err(LianxinError::Unauthorized(format!(
+                    "the token belongs to {}, this replica to {}",
+                    me.id, inner.session.principal.user
+                )));
+            }
+            inner.session.principal.memberships = me.memberships;
+            inner.session.principal.household = me.household.map(sync_core::HouseholdId::new).transpose()?;
+            Ok(())
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MeJson {
+    id: String,
+    memberships: Vec<sync_core::Membership>,
+    household: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_become_socket_urls() {
+        assert_eq!(ws_base("http://127.0.0.1:8470"), "ws://127.0.0.1:8470");
+        assert_eq!(ws_base("https://lianxin.example"), "wss://lianxin.example");
+        assert_eq!(query_value("a.b_c-d+e/f"), "a.b_c-d%2Be%2Ff");
+    }
+}
