@@ -90,7 +90,7 @@ impl Clone for Phone {
     fn clone(&self) -> Self {
         Phone {
             store: self.store.clone(),
-            client: BatchClient::new(self.client.state().clone()),
+            client: BatchClient::new(self.client.state().clone()).with_early_pull(true),
             exchange: self.exchange,
         }
     }
@@ -106,7 +106,7 @@ impl Phone {
     pub fn new(state: ClientState) -> Self {
         Phone {
             store: Store::default(),
-            client: BatchClient::new(state),
+            client: BatchClient::new(state).with_early_pull(true),
             exchange: 0,
         }
     }
@@ -131,11 +131,16 @@ impl Phone {
             'exchanges: loop {
                 self.exchange += 1;
                 report.exchanges += 1;
+                // Every part at once, in one write: the client does not wait
+                // between parts.
                 let frames = self.client.start(self.exchange, &mut self.store);
                 for f in frames {
-                    if tx.send(Message::Binary(f.into())).await.is_err() {
+                    if tx.feed(Message::Binary(f.into())).await.is_err() {
                         break 'exchanges;
                     }
+                }
+                if tx.flush().await.is_err() {
+                    break 'exchanges;
                 }
                 loop {
                     let bytes = match rx.next().await {

@@ -242,10 +242,120 @@ pub fn petition_in(
     Ok(doc.into_doc())
 }
 
-/// Posts `count` comments of 12 to 27 pseudo-random Chinese characters
-/// (about 20; random so that documents do not compress against each other),
-/// one change each, written by `w` at `at`.
+/// How comment text is made up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Text {
+    /// Words a villager or an officer would write, drawn at random from a
+    /// small vocabulary until about 20 characters: compresses like real text.
+    #[default]
+    Phrases,
+    /// 12 to 27 characters drawn uniformly from 2,000 CJK characters: the
+    /// worst case, nothing for a compressor to find.
+    Random,
+}
+
+impl std::str::FromStr for Text {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "phrases" => Ok(Text::Phrases),
+            "random" => Ok(Text::Random),
+            other => Err(format!("comment text is `phrases` or `random`, not {other:?}")),
+        }
+    }
+}
+
+/// Words of petition conversations, from which [`Text::Phrases`] builds comments.
+const WORDS: &[&str] = &[
+    "水",
+    "还是",
+    "没有",
+    "来",
+    "请",
+    "尽快",
+    "派人",
+    "查看",
+    "一下",
+    "村里",
+    "自来水",
+    "管子",
+    "又",
+    "坏了",
+    "已经",
+    "三天",
+    "两天",
+    "今天",
+    "昨天",
+    "上午",
+    "下午",
+    "晚上",
+    "我们",
+    "家里",
+    "老人",
+    "孩子",
+    "上学",
+    "路上",
+    "村道",
+    "塌方",
+    "石头",
+    "车辆",
+    "无法",
+    "通行",
+    "谢谢",
+    "民警",
+    "同志",
+    "已经",
+    "联系",
+    "施工队",
+    "明天",
+    "过来",
+    "处理",
+    "情况",
+    "核实",
+    "反映",
+    "问题",
+    "解决",
+    "了",
+    "还没",
+    "好",
+    "的",
+    "，",
+    "。",
+    "？",
+    "！",
+    "电话",
+    "打不通",
+    "邻居",
+    "说",
+    "也是",
+    "这样",
+    "希望",
+    "早点",
+    "修好",
+    "村委会",
+    "协调",
+    "水利局",
+    "回复",
+    "满意",
+    "不满意",
+];
+
+/// Posts `count` comments of about 20 characters (see [`Text`]), one change
+/// each, written by `w` at `at`.
 pub fn comment(doc: &mut AutoCommit, w: &mut Writer, count: usize, seed: u64, at: Timestamp) -> anyhow::Result<()> {
+    comment_with(doc, w, count, seed, at, Text::default())
+}
+
+/// [`comment`] with the kind of text chosen.
+pub fn comment_with(
+    doc: &mut AutoCommit,
+    w: &mut Writer,
+    count: usize,
+    seed: u64,
+    at: Timestamp,
+    text: Text,
+) -> anyhow::Result<()> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
         x ^= x << 13;
@@ -255,11 +365,23 @@ pub fn comment(doc: &mut AutoCommit, w: &mut Writer, count: usize, seed: u64, at
     };
     let mut p = PetitionDoc::from_doc(std::mem::take(doc).with_actor(w.actor.clone()))?;
     for _ in 0..count {
-        let len = 12 + next() % 16;
-        let text: String = (0..len)
-            .map(|_| char::from_u32(0x4E00 + (next() % 2000) as u32).expect("a CJK character"))
-            .collect();
-        p.post(&mut w.author, at, Message::draft(text))?;
+        let body: String = match text {
+            Text::Random => {
+                let len = 12 + next() % 16;
+                (0..len)
+                    .map(|_| char::from_u32(0x4E00 + (next() % 2000) as u32).expect("a CJK character"))
+                    .collect()
+            }
+            Text::Phrases => {
+                let target = 16 + (next() % 9) as usize;
+                let mut s = String::new();
+                while s.chars().count() < target {
+                    s.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
+                }
+                s
+            }
+        };
+        p.post(&mut w.author, at, Message::draft(body))?;
     }
     *doc = p.into_doc();
     Ok(())
@@ -283,6 +405,8 @@ pub struct OfflineDay {
     pub server_docs: usize,
     pub new_docs: usize,
     pub server_changes: usize,
+    /// What the comments say.
+    pub text: Text,
 }
 
 impl OfflineDay {
@@ -295,6 +419,7 @@ impl OfflineDay {
         server_docs: 30,
         new_docs: 10,
         server_changes: 500,
+        text: Text::Phrases,
     };
 }
 
@@ -347,7 +472,7 @@ pub async fn prepare(dir: &Path, s: OfflineDay) -> anyhow::Result<Prepared> {
         let count = s.phone_changes / s.phone_docs + usize::from(i < s.phone_changes % s.phone_docs);
         let doc = phone.store.docs.get_mut(&id).context("held")?;
         let before = doc.clone();
-        comment(doc, &mut li_phone, count, i as u64 + 1, at)?;
+        comment_with(doc, &mut li_phone, count, i as u64 + 1, at, s.text)?;
         floor += save_growth(&before, doc);
         finals.insert(id, doc.clone());
     }
@@ -365,7 +490,7 @@ pub async fn prepare(dir: &Path, s: OfflineDay) -> anyhow::Result<Prepared> {
         }
         let count = left / (s.server_docs - j);
         left -= count;
-        comment(&mut doc, &mut wang, count, 1000 + j as u64, at)?;
+        comment_with(&mut doc, &mut wang, count, 1000 + j as u64, at, s.text)?;
         site.apply(OTHER_USER, id, doc.get_changes(&heads)).await?;
         floor += save_growth(&before, &doc);
         finals.insert(id, doc);

@@ -24,6 +24,7 @@ const SMALL: OfflineDay = OfflineDay {
     server_docs: 4,
     new_docs: 2,
     server_changes: 40,
+    text: scenario::Text::Random,
 };
 
 /// Every document both sides should hold, equal on both, and every change
@@ -70,8 +71,16 @@ async fn run_on_copy(prepared: &Prepared, dir: &std::path::Path) -> anyhow::Resu
 async fn an_offline_day_is_one_round_trip_after_set_up_and_loads_only_changed_documents() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let prepared = scenario::prepare(&tmp.path().join("base"), SMALL).await?;
-    let site = run_on_copy(&prepared, &tmp.path().join("run")).await?;
-    let link = LinkSim::start(site.server.addr, Profile::loopback(), 1).await?;
+    // Unshaped, and on a slow link where the early pull overlaps the push.
+    for profile in [Profile::g3_slow(), Profile::loopback()] {
+        offline_day_through(&prepared, &tmp.path().join(&profile.name), profile).await?;
+    }
+    Ok(())
+}
+
+async fn offline_day_through(prepared: &Prepared, dir: &std::path::Path, profile: Profile) -> anyhow::Result<()> {
+    let site = run_on_copy(prepared, dir).await?;
+    let link = LinkSim::start(site.server.addr, profile, 1).await?;
     let mut phone = prepared.phone.clone();
     let loads_before = site.server.state.docs.loads();
     phone.store.loads = 0;
@@ -106,7 +115,11 @@ async fn an_offline_day_is_one_round_trip_after_set_up_and_loads_only_changed_do
     assert_converged(&site, &mut phone, &prepared.all_heads).await?;
 
     let total = stats.bytes_up + stats.bytes_down;
-    println!("small offline day: {stats}; floor {} B", prepared.floor_bytes);
+    println!(
+        "small offline day, {}: {stats}; floor {} B",
+        link.profile().name,
+        prepared.floor_bytes
+    );
     ensure!(
         total * 10 <= prepared.floor_bytes as u64 * 15,
         "{total} B for a floor of {} B",

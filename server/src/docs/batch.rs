@@ -70,8 +70,9 @@ impl DocService {
     }
 
     /// What a batched client lacks of a document, for the pull that ends an
-    /// exchange. The client is known to have `pushed_base` if it pushed the
-    /// document in this exchange, and otherwise everything stored up to its
+    /// exchange. The client is known to have `known_base` if it pushed the
+    /// document in this exchange or was sent it in an early pull
+    /// (`ServerExchange::known_base`), and otherwise everything stored up to its
     /// `cursor`: the document's heads with every change stored after the
     /// cursor taken away. A document compacted past the cursor is sent
     /// whole (the folded changes kept no seq); the client skips what it has.
@@ -80,11 +81,11 @@ impl DocService {
         id: DocId,
         doc_id: &str,
         cursor: i64,
-        pushed_base: Option<Vec<ChangeHash>>,
+        known_base: Option<Vec<ChangeHash>>,
         ex: &ServerExchange,
     ) -> Result<Option<DocPull>, DocError> {
         let mut guard = self.lock(doc_id).await?;
-        let base = match pushed_base {
+        let base = match known_base {
             Some(base) => base,
             None => match self.inner.storage.hashes_after(doc_id, cursor).await? {
                 None => Vec::new(),

@@ -134,6 +134,32 @@ impl DocService {
         let org = storage.org_tree().await?;
         let cap = NonZeroUsize::new(settings.cache_docs.max(1)).expect("nonzero");
         let (events, _) = broadcast::channel(4096);
+        // Changes other nodes store reach this node's subscribers too.
+        if let Some(mut listener) = storage.listen_changes().await? {
+            let events = events.clone();
+            tokio::spawn(async move {
+                loop {
+                    match listener.next().await {
+                        Ok(n) => {
+                            let (Ok(kind), Ok(by)) = (n.kind.parse::<DocKind>(), UserId::new(n.user)) else {
+                                continue;
+                            };
+                            let _ = events.send(DocEvent {
+                                doc_id: n.doc_id,
+                                kind,
+                                last_seq: n.last_seq,
+                                by,
+                            });
+                        }
+                        Err(StorageError::Database(sqlx::Error::PoolClosed)) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "listening for other nodes' changes failed; retrying");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
         Ok(DocService {
             inner: Arc::new(Inner {
                 storage,

@@ -29,7 +29,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use sync_core::batch::{
-    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, ServerExchange, error_frame, parse_push, plan_pull,
+    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, error_frame, parse_push, plan_pull,
 };
 use sync_core::repo_protocol::DocumentId;
 use sync_core::{OrgTree, Principal};
@@ -188,6 +188,12 @@ impl Connection {
             self.unreadable.clear();
         }
         self.ex.begin(&push);
+        if self.ex.wants_early_pull(&push) {
+            match self.early_pull().await {
+                Ok(frame) => sink.send(Message::Binary(frame.into())).await?,
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
         let docs = self.state.docs.clone();
         for doc in &push.docs {
             let doc_id = DocumentId::from_bytes(doc.id.0).to_string();
@@ -224,20 +230,20 @@ impl Connection {
         Ok(docs.may_read(&self.principal, doc_id).await? || !docs.exists(doc_id).await?)
     }
 
-    /// The pull that ends an exchange.
-    async fn pull(&mut self) -> Result<Vec<u8>, DocError> {
-        let docs = self.state.docs.clone();
-        let storage = docs.storage().clone();
+    /// The documents in the user's scope with a change after the client's
+    /// cursor, paged, with the cursor that follows them.
+    async fn plan(&self) -> Result<PullPlan, DocError> {
+        let docs = &self.state.docs;
+        let storage = docs.storage();
         let cursor = i64::try_from(self.ex.cursor()).unwrap_or(i64::MAX);
         // Taken before the documents are read: a change that lands meanwhile
         // has a higher seq and comes with the next exchange.
-        let latest = storage.head_seq().await?.max(cursor);
+        let mut latest = storage.head_seq().await?.max(cursor);
         let scope = access_scope(&docs.org(), &self.principal);
         let page = self.state.http.batch_page_docs.max(1);
         let mut rows = storage.changed_in_scope(cursor, &scope, page + 1).await?;
         // Rows come lowest first seq first; the documents not listed have a
         // first seq at least the last row's, so the cursor must stop before it.
-        let mut latest = latest;
         let mut listed_all = true;
         if rows.len() > page as usize {
             let boundary = rows[page as usize].1;
@@ -254,23 +260,49 @@ impl Connection {
         }
         let mut plan = plan_pull(changed, usize::MAX, latest as u64);
         plan.more |= !listed_all;
+        Ok(plan)
+    }
 
-        let mut pulls: Vec<DocPull> = Vec::new();
+    /// Reads what the client lacks of each planned document, up to
+    /// [`PULL_BUDGET`] bytes; the plan is cut where the budget ran out.
+    async fn read(&self, plan: &mut PullPlan) -> Result<Vec<DocPull>, DocError> {
+        let cursor = i64::try_from(self.ex.cursor()).unwrap_or(i64::MAX);
+        let mut pulls = Vec::new();
         let mut bytes = 0usize;
         for (n, id) in plan.docs.clone().into_iter().enumerate() {
             if bytes >= PULL_BUDGET {
                 plan.truncate(n);
                 break;
             }
-            let base = self.ex.pushed_base(&id).map(<[_]>::to_vec);
-            let doc_id = DocumentId::from_bytes(id.0).to_string();
-            if let Some(p) = docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await? {
+            if let Some(p) = self.read_one(id, cursor).await? {
                 bytes += p.data.len();
                 pulls.push(p);
             }
         }
+        Ok(pulls)
+    }
+
+    async fn read_one(&self, id: DocId, cursor: i64) -> Result<Option<DocPull>, DocError> {
+        let doc_id = DocumentId::from_bytes(id.0).to_string();
+        let base = self.ex.known_base(&id);
+        self.state.docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await
+    }
+
+    /// The early pull: what changed on the server, sent while the client is
+    /// still pushing.
+    async fn early_pull(&mut self) -> Result<Vec<u8>, DocError> {
+        let mut plan = self.plan().await?;
+        let pulls = self.read(&mut plan).await?;
+        Ok(self.ex.early_pull(pulls))
+    }
+
+    /// The pull that ends an exchange.
+    async fn pull(&mut self) -> Result<Vec<u8>, DocError> {
+        let mut plan = self.plan().await?;
+        let mut pulls = self.read(&mut plan).await?;
         // Pushed documents the plan does not name: the client may still lack
         // part of them (a refusal, a whole push after lost history).
+        let cursor = i64::try_from(self.ex.cursor()).unwrap_or(i64::MAX);
         let extra: Vec<DocId> = self
             .ex
             .pushed_docs()
@@ -278,9 +310,7 @@ impl Connection {
             .copied()
             .collect();
         for id in extra {
-            let base = self.ex.pushed_base(&id).map(<[_]>::to_vec);
-            let doc_id = DocumentId::from_bytes(id.0).to_string();
-            pulls.extend(docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await?);
+            pulls.extend(self.read_one(id, cursor).await?);
         }
         Ok(self.ex.pull(plan.cursor, pulls, plan.more))
     }

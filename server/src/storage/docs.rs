@@ -177,6 +177,14 @@ impl Storage {
             return Ok(outcome);
         }
         hook.on_append(&mut tx, &outcome).await?;
+        let notice = super::ChangeNotice {
+            doc_id: doc_id.to_owned(),
+            kind: kind.to_owned(),
+            last_seq: outcome.last_seq,
+            user: changes.first().map(|c| c.user.to_string()).unwrap_or_default(),
+            origin: self.instance(),
+        };
+        tx.announce(self.channel.as_deref(), &notice).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -18,6 +18,7 @@
 
 mod auth;
 mod docs;
+mod events;
 mod projections;
 mod tx;
 mod users;
@@ -35,6 +36,7 @@ pub use docs::{
     AccessScope, ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem,
     FeedItemKind, StoredChange, StoredDoc,
 };
+pub use events::{ChangeListener, ChangeNotice};
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
@@ -118,6 +120,10 @@ pub(crate) use on_tx;
 #[derive(Clone, Debug)]
 pub struct Storage {
     pub(crate) db: Db,
+    /// Tells this handle's change events from other nodes'.
+    instance: u64,
+    /// PostgreSQL: the channel change events go out on.
+    channel: Option<std::sync::Arc<str>>,
 }
 
 impl Storage {
@@ -153,7 +159,11 @@ impl Storage {
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/storage/migrations/sqlite").run(&pool).await?;
-        Ok(Storage { db: Db::Sqlite(pool) })
+        Ok(Storage {
+            db: Db::Sqlite(pool),
+            instance: rand::random(),
+            channel: None,
+        })
     }
 
     /// Opens a PostgreSQL pool with `options` (callers may set a search path
@@ -161,7 +171,17 @@ impl Storage {
     pub async fn open_postgres(options: PgConnectOptions) -> Result<Self, StorageError> {
         let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
         sqlx::migrate!("src/storage/migrations/postgres").run(&pool).await?;
-        Ok(Storage { db: Db::Postgres(pool) })
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
+        Ok(Storage {
+            db: Db::Postgres(pool),
+            instance: rand::random(),
+            channel: Some(events::channel_for(&schema).into()),
+        })
+    }
+
+    /// A random number that tells this handle's change events from other nodes'.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn backend(&self) -> Backend {

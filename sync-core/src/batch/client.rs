@@ -144,6 +144,7 @@ pub struct BatchClient {
     state: ClientState,
     encodings: Vec<Encoding>,
     part_budget: usize,
+    early: bool,
     pending: Option<Pending>,
 }
 
@@ -154,6 +155,7 @@ impl BatchClient {
             state,
             encodings: Encoding::ALL.to_vec(),
             part_budget: PART_BUDGET,
+            early: false,
             pending: None,
         }
     }
@@ -161,6 +163,16 @@ impl BatchClient {
     /// Restricts the encodings this client announces it reads (preferred first).
     pub fn with_encodings(mut self, encodings: Vec<Encoding>) -> Self {
         self.encodings = encodings;
+        self
+    }
+
+    /// Asks for early pulls: when there is something to push, part 0 carries
+    /// only the cursor, so the server can start sending what changed on its
+    /// side while the rest of the push is still on its way up. On a slow
+    /// link the two directions then overlap instead of taking turns. Costs
+    /// one small frame; off by default.
+    pub fn with_early_pull(mut self, on: bool) -> Self {
+        self.early = on;
         self
     }
 
@@ -203,11 +215,16 @@ impl BatchClient {
             refused: BTreeMap::new(),
             resynced: BTreeSet::new(),
         });
-        // Pack slices into parts of at most `part_budget` data bytes.
+        // Pack slices into parts of at most `part_budget` data bytes, after a
+        // part 0 without documents if early pulls are wanted.
         let mut parts: Vec<(Push, Vec<Sent>)> = Vec::new();
+        if self.early && !slices.is_empty() {
+            parts.push((Push::new(exchange, 0, self.state.cursor), Vec::new()));
+        }
+        let first_data_part = parts.len();
         let mut size = 0;
         for (push, sent) in slices {
-            if parts.is_empty() || (size > 0 && size + push.data.len() > self.part_budget) {
+            if parts.len() == first_data_part || (size > 0 && size + push.data.len() > self.part_budget) {
                 parts.push((Push::new(exchange, parts.len() as u32, self.state.cursor), Vec::new()));
                 size = 0;
             }
@@ -220,6 +237,7 @@ impl BatchClient {
             parts.push((Push::new(exchange, 0, self.state.cursor), Vec::new()));
         }
         parts[0].0.encodings = self.encodings.clone();
+        parts[0].0.early = self.early;
         parts.last_mut().expect("at least one part").0.last = true;
         let pending = self.pending.as_mut().expect("set above");
         parts
@@ -318,6 +336,19 @@ impl BatchClient {
                 for (sent, result) in sents.into_iter().zip(ack.docs) {
                     self.acked(sent, result, &mut events);
                 }
+                Ok(events)
+            }
+            Frame::Pull(pull) if pull.early => {
+                self.expect_exchange(pull.exchange)?;
+                let mut events = Vec::new();
+                for doc in pull.docs {
+                    self.pulled(doc, docs, &mut events)?;
+                }
+                let pending = self.pending.as_mut().expect("checked above");
+                pending.resynced.extend(events.iter().filter_map(|e| match e {
+                    ClientEvent::Resync { id } => Some(*id),
+                    _ => None,
+                }));
                 Ok(events)
             }
             Frame::Pull(pull) => {
@@ -502,6 +533,7 @@ mod tests {
         let mut docs = Docs::default();
         client.start(1, &mut docs);
         let pull = Frame::Pull(Pull {
+            early: false,
             exchange: 1,
             cursor: 10,
             docs: vec![DocPull {
@@ -536,6 +568,7 @@ mod tests {
         let mut docs = Docs::default();
         client.start(1, &mut docs);
         let stale = Frame::Pull(Pull {
+            early: false,
             exchange: 0,
             cursor: 1,
             docs: vec![],

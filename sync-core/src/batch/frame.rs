@@ -32,6 +32,8 @@ pub enum Frame {
 pub struct Push {
     /// The protocol version the client speaks.
     pub version: u32,
+    /// Part 0 only: the client handles early pulls (see [`Pull::early`]).
+    pub early: bool,
     /// Encodings the client can read, preferred first. Sent in part 0 only;
     /// names this build does not know are dropped when decoding.
     pub encodings: Vec<Encoding>,
@@ -100,6 +102,10 @@ pub struct RefusedChange {
 /// Server → client after the last part: what changed on the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pull {
+    /// An early pull, sent while the client is still pushing: it carries
+    /// documents only and does not end the exchange (its cursor means
+    /// nothing). Sent only to a client whose part 0 asked for one.
+    pub early: bool,
     /// The exchange this pull ends.
     pub exchange: u64,
     /// The client's new cursor.
@@ -213,9 +219,12 @@ impl Frame {
         match self {
             Frame::Push(p) => {
                 let first = !p.encodings.is_empty();
-                e.map(if first { 8 } else { 7 })?;
+                e.map(7 + u64::from(first) + u64::from(p.early))?;
                 e.str("t")?.str("push")?;
                 e.str("v")?.u32(p.version)?;
+                if p.early {
+                    e.str("y")?.bool(true)?;
+                }
                 if first {
                     e.str("e")?.array(p.encodings.len() as u64)?;
                     for enc in &p.encodings {
@@ -253,8 +262,11 @@ impl Frame {
                 }
             }
             Frame::Pull(p) => {
-                e.map(6)?;
+                e.map(6 + u64::from(p.early))?;
                 e.str("t")?.str("pull")?;
+                if p.early {
+                    e.str("y")?.bool(true)?;
+                }
                 e.str("e")?.array(p.encodings.len() as u64)?;
                 for enc in &p.encodings {
                     e.str(enc.name())?;
@@ -379,6 +391,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
             "l" => f.last = Some(d.bool()?),
             "c" => f.cursor = Some(d.u64()?),
             "m" => f.more = Some(d.bool()?),
+            "y" => f.early = Some(d.bool()?),
             "k" => f.code = Some(d.str()?.to_string()),
             "s" => f.message = Some(d.str()?.to_string()),
             "d" => f.docs = Some(read_list(d, read_doc)?),
@@ -408,6 +421,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 .collect::<Result<_, BatchError>>()?;
             Ok(Frame::Push(Push {
                 version,
+                early: f.early.unwrap_or(false),
                 encodings: f.encodings.unwrap_or_default().into_iter().flatten().collect(),
                 exchange: need(f.exchange, "push", "x")?,
                 part: need(f.part, "push", "p")?,
@@ -448,6 +462,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 })
                 .collect::<Result<_, BatchError>>()?;
             Ok(Frame::Pull(Pull {
+                early: f.early.unwrap_or(false),
                 exchange: need(f.exchange, "pull", "x")?,
                 cursor: need(f.cursor, "pull", "c")?,
                 docs,
@@ -473,6 +488,7 @@ struct Fields {
     last: Option<bool>,
     cursor: Option<u64>,
     more: Option<bool>,
+    early: Option<bool>,
     code: Option<String>,
     message: Option<String>,
     docs: Option<Vec<DocFields>>,
@@ -524,6 +540,7 @@ impl Push {
     pub fn new(exchange: u64, part: u32, cursor: u64) -> Self {
         Push {
             version: PROTOCOL_VERSION,
+            early: false,
             encodings: Vec::new(),
             exchange,
             part,
@@ -603,6 +620,7 @@ mod tests {
     #[test]
     fn pull_round_trips() {
         round_trip(Frame::Pull(Pull {
+            early: true,
             exchange: 1,
             cursor: 99,
             more: true,

@@ -19,6 +19,18 @@
 //! `last` part and receives one `Pull` (an empty part is acknowledged by the
 //! `Pull` itself, not by an `Ack`).
 //!
+//! # Early pulls
+//!
+//! On a slow link the push and the pull should overlap, not take turns. A
+//! client built [`BatchClient::with_early_pull`] that has something to push
+//! sends a part 0 without documents, flagged `y`; as soon as it arrives the
+//! server sends an *early* pull with every document that changed in the
+//! client's scope since its cursor, while the rest of the push is still on
+//! its way up. The final pull, after the last part, then carries only what
+//! changed since (the pushed documents' missing parts, later changes) and
+//! the new cursor. If the link is cut in between, the early documents are
+//! kept and nothing else changes: the cursor has not moved.
+//!
 //! # Frames
 //!
 //! Each WebSocket binary message is one frame: raw DEFLATE (RFC 1951) of a
@@ -28,9 +40,9 @@
 //!
 //! | frame | keys |
 //! | --- | --- |
-//! | push | `x` exchange id, `p` part, `l` last, `c` cursor, `e` encodings (part 0 only), `d` docs: `{i id, b base, e encoding, a data}` |
+//! | push | `x` exchange id, `p` part, `l` last, `c` cursor, `e` encodings (part 0 only), `y` early pulls wanted (part 0 only), `d` docs: `{i id, b base, e encoding, a data}` |
 //! | ack | `x`, `p`, `d`: `{i id, h heads, n accepted, r refused: [[hash, rule, detail]]}` |
-//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `d`: `{i id, b base, h heads, e encoding, a data}` |
+//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data}` |
 //! | err | `k` code, `s` message |
 //!
 //! # Encodings

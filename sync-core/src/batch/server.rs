@@ -190,6 +190,8 @@ pub struct ServerExchange {
     cursor: u64,
     encodings: Vec<Encoding>,
     pushed: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Heads of the documents sent in an early pull of this exchange.
+    early: BTreeMap<DocId, Vec<ChangeHash>>,
     refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
     results: Vec<DocResult>,
 }
@@ -219,6 +221,7 @@ impl ServerExchange {
             cursor: 0,
             encodings: Vec::new(),
             pushed: BTreeMap::new(),
+            early: BTreeMap::new(),
             refused: BTreeMap::new(),
             results: Vec::new(),
         }
@@ -321,6 +324,47 @@ impl ServerExchange {
         )
     }
 
+    /// Whether to answer this part with an early pull: it is a client's
+    /// part 0 asking for one, with more parts to come. The host then lists
+    /// what changed in the client's scope since [`ServerExchange::cursor`],
+    /// as for the final pull, and sends [`ServerExchange::early_pull`] at
+    /// once, before handling the part's documents.
+    pub fn wants_early_pull(&self, push: &Push) -> bool {
+        push.early && push.part == 0 && !push.last
+    }
+
+    /// An early pull carrying `docs`. Their heads are remembered: the final
+    /// pull, which travels on the same connection behind it, sends only what
+    /// changed since (see [`ServerExchange::known_base`]).
+    pub fn early_pull(&mut self, docs: Vec<DocPull>) -> Vec<u8> {
+        for d in &docs {
+            self.early.insert(d.id, d.heads.clone());
+        }
+        Frame::Pull(Pull {
+            early: true,
+            exchange: self.exchange.unwrap_or_default(),
+            cursor: self.cursor,
+            docs,
+            more: false,
+            encodings: self.reads.clone(),
+        })
+        .encode()
+    }
+
+    /// The heads the client is known to have of a document it pushed or was
+    /// sent in an early pull of this exchange; `None` for any other document
+    /// (its base is then its heads at the client's cursor).
+    pub fn known_base(&self, id: &DocId) -> Option<Vec<ChangeHash>> {
+        let (pushed, early) = (self.pushed.get(id), self.early.get(id));
+        if pushed.is_none() && early.is_none() {
+            return None;
+        }
+        let mut base: Vec<ChangeHash> = pushed.into_iter().chain(early).flatten().copied().collect();
+        base.sort();
+        base.dedup();
+        Some(base)
+    }
+
     /// For a document pushed in this exchange, the heads the client is known
     /// to have: its pushed base plus the changes the server accepted.
     pub fn pushed_base(&self, id: &DocId) -> Option<&[ChangeHash]> {
@@ -343,6 +387,7 @@ impl ServerExchange {
     /// The pull frame that ends the exchange.
     pub fn pull(&self, cursor: u64, docs: Vec<DocPull>, more: bool) -> Vec<u8> {
         Frame::Pull(Pull {
+            early: false,
             exchange: self.exchange.unwrap_or_default(),
             cursor,
             docs,

@@ -40,6 +40,10 @@ struct Args {
     server_docs: usize,
     #[arg(long, default_value_t = OfflineDay::FULL.new_docs)]
     new_docs: usize,
+    /// Comment text: `phrases` (words of petition conversations, ~20
+    /// characters) or `random` (uniformly random CJK characters, the worst case).
+    #[arg(long, default_value = "phrases")]
+    text: scenario::Text,
     /// Give up on a stock sync after this many seconds (it then reports `stock_converged=false`).
     #[arg(long, default_value_t = 900)]
     stock_timeout: u64,
@@ -97,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         server_docs: args.server_docs,
         new_docs: args.new_docs,
         server_changes: args.server_changes,
+        text: args.text,
     };
     ensure!(
         shape.phone_docs + shape.server_docs - shape.new_docs <= shape.held && shape.new_docs <= shape.server_docs,
@@ -108,13 +113,18 @@ async fn main() -> anyhow::Result<()> {
     let prepared = scenario::prepare(&tmp.path().join("base"), shape).await?;
     eprintln!("prepared in {:.1} s", started.elapsed().as_secs_f64());
     println!(
-        "scenario=offline-day held={} phone_docs={} phone_changes={} server_docs={} new_docs={} server_changes={} floor_bytes={}",
+        "scenario=offline-day held={} phone_docs={} phone_changes={} server_docs={} new_docs={} server_changes={} text={} floor_bytes={}",
         shape.held,
         shape.phone_docs,
         shape.phone_changes,
         shape.server_docs,
         shape.new_docs,
         shape.server_changes,
+        if shape.text == scenario::Text::Random {
+            "random"
+        } else {
+            "phrases"
+        },
         prepared.floor_bytes
     );
 

@@ -125,14 +125,22 @@ async fn pipe(
     turns: &RoundTrips,
 ) -> Result<(), Stop> {
     let (queue, packets) = unbounded_channel();
+    let read_turns = (direction == Direction::Up).then_some(turns);
     tokio::try_join!(
-        read_side(from, shaper, queue),
+        read_side(from, shaper, queue, read_turns),
         write_side(to, packets, direction, cut_at, shared, turns)
     )?;
     Ok(())
 }
 
-async fn read_side(mut from: OwnedReadHalf, mut shaper: Shaper, queue: UnboundedSender<Item>) -> Result<(), Stop> {
+/// Reads what one side sends and queues it for the link; `turns` is told of
+/// data read from the client (the up direction).
+async fn read_side(
+    mut from: OwnedReadHalf,
+    mut shaper: Shaper,
+    queue: UnboundedSender<Item>,
+    turns: Option<&RoundTrips>,
+) -> Result<(), Stop> {
     let mut buf = [0u8; SEGMENT_BYTES];
     loop {
         if let Some(resume) = shaper.read_resume_at(Instant::now()) {
@@ -146,6 +154,9 @@ async fn read_side(mut from: OwnedReadHalf, mut shaper: Shaper, queue: Unbounded
                 due: shaper.finish(now),
             }
         } else {
+            if let Some(turns) = turns {
+                turns.sent_up(n);
+            }
             let packet = shaper.send(now, n);
             Item::Data {
                 due: packet.due,

@@ -20,11 +20,14 @@ pub struct Stats {
     /// Connections cut, by a plan or by [`super::LinkSim::cut_all_now`].
     pub cuts: u64,
     /// Round trips: each time data is delivered down (to the client) when the
-    /// last data delivered on the same connection went up (to the server). The
-    /// client spoke, then heard back: a request answered by a response is one
+    /// last data delivered on the same connection went up (to the server) and
+    /// nothing the client sent is still on its way up. The client spoke, then
+    /// could only wait to hear back: a request answered by a response is one
     /// round trip however many packets either takes; a server greeting before
     /// the client says anything is none; two requests pipelined before the
-    /// first response are one, since the client waited for one turn only.
+    /// first response are one, since the client waited for one turn only; and
+    /// an answer that arrives while the client is still sending (the two
+    /// directions overlapping) costs the client no wait and is not counted.
     pub round_trips: u64,
     /// Packets delivered only after a retransmission timeout.
     pub retransmissions: u64,
@@ -96,7 +99,7 @@ impl Counters {
         if retransmitted {
             self.retransmissions.fetch_add(1, Ordering::SeqCst);
         }
-        if turns.delivered(direction) {
+        if turns.delivered(direction, len) {
             self.round_trips.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -107,12 +110,15 @@ impl Counters {
 #[derive(Debug)]
 pub(crate) struct RoundTrips {
     last: AtomicU8,
+    /// Bytes read from the client and not yet delivered to the server.
+    up_in_flight: AtomicU64,
 }
 
 impl Default for RoundTrips {
     fn default() -> Self {
         RoundTrips {
             last: AtomicU8::new(NOTHING_YET),
+            up_in_flight: AtomicU64::new(0),
         }
     }
 }
@@ -122,13 +128,24 @@ const LAST_UP: u8 = 1;
 const LAST_DOWN: u8 = 2;
 
 impl RoundTrips {
-    /// Notes a delivery in `direction`; true if it completes a round trip.
-    fn delivered(&self, direction: Direction) -> bool {
+    /// Notes `len` bytes read from the client, to be delivered up later.
+    pub(crate) fn sent_up(&self, len: usize) {
+        self.up_in_flight.fetch_add(len as u64, Ordering::SeqCst);
+    }
+
+    /// Notes a delivery of `len` bytes in `direction`; true if it completes a round trip.
+    fn delivered(&self, direction: Direction, len: usize) -> bool {
         match direction {
             Direction::Up => {
+                let _ = self.up_in_flight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    Some(n.saturating_sub(len as u64))
+                });
                 self.last.store(LAST_UP, Ordering::SeqCst);
                 false
             }
+            // While the client's data is still on its way up, an answer does
+            // not end a turn: the client has not started waiting yet.
+            Direction::Down if self.up_in_flight.load(Ordering::SeqCst) > 0 => false,
             Direction::Down => self.last.swap(LAST_DOWN, Ordering::SeqCst) == LAST_UP,
         }
     }
@@ -166,6 +183,15 @@ mod tests {
         }
         let stats = counters.snapshot();
         assert_eq!((stats.round_trips, stats.bytes_up, stats.bytes_down), (2, 30, 50));
+
+        // An answer that overlaps a request still on its way up is no turn;
+        // the answer once the request is all up is.
+        turns.sent_up(20);
+        counters.delivered(Up, 10, false, &turns);
+        counters.delivered(Down, 10, false, &turns);
+        counters.delivered(Up, 10, false, &turns);
+        counters.delivered(Down, 10, false, &turns);
+        assert_eq!(counters.snapshot().round_trips, 3);
         counters.reset();
         assert_eq!(counters.snapshot(), Stats::default());
     }
