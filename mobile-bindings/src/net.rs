@@ -29,6 +29,9 @@ pub struct SyncOptions {
     pub max_exchanges: u32,
     /// Fetch the notification inbox after a successful sync.
     pub fetch_inbox: bool,
+    /// Let the server send what changed on its side while the push is still
+    /// going up (see `Replica::start_exchange`).
+    pub early_pull: bool,
 }
 
 #[uniffi::export]
@@ -40,6 +43,7 @@ pub fn default_sync_options() -> SyncOptions {
         timeout_ms: 30_000,
         max_exchanges: 16,
         fetch_inbox: true,
+        early_pull: true,
     }
 }
 
@@ -180,8 +184,8 @@ impl Replica {
     }
 
     /// One exchange over an open socket. Returns whether another is wanted.
-    fn exchange_over(&self, socket: &mut Socket, report: &mut SyncReport) -> Result<bool> {
-        let frames = self.lock().start_exchange()?;
+    fn exchange_over(&self, socket: &mut Socket, report: &mut SyncReport, early_pull: bool) -> Result<bool> {
+        let frames = self.lock().start_exchange(early_pull)?;
         for f in frames {
             report.bytes_sent += f.len() as u64;
             if let Err(e) = socket.send(Message::binary(f)) {
@@ -259,7 +263,7 @@ impl Replica {
                     }
                 };
                 loop {
-                    let more = self.exchange_over(open, &mut report)?;
+                    let more = self.exchange_over(open, &mut report, options.early_pull)?;
                     exchanges += 1;
                     if !more || exchanges >= options.max_exchanges.max(1) {
                         return Ok(());

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub next_exchange: u64,
     pub notes: ExchangeNotes,
     pub wake: Arc<Wake>,
+    /// Whether `client` asks for early pulls.
+    pub early_pull: bool,
 }
 
 /// The device's clock. sync-core never reads it; the replica passes it in.
@@ -310,6 +312,7 @@ impl Replica {
             next_exchange,
             notes: ExchangeNotes::default(),
             wake,
+            early_pull: false,
         })
     }
 

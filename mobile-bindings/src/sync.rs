@@ -77,7 +77,14 @@ impl ReplicaDocs for Docs<'_> {
 
 impl Inner {
     /// Starts an exchange: the push frames to send, all at once.
-    pub fn start_exchange(&mut self) -> Result<Vec<Vec<u8>>> {
+    pub fn start_exchange(&mut self, early_pull: bool) -> Result<Vec<Vec<u8>>> {
+        if early_pull != self.early_pull {
+            // Starting abandons any unfinished exchange anyway, so the client
+            // can be rebuilt from its state with the other setting.
+            let state = self.client.state().clone();
+            self.client = sync_core::batch::BatchClient::new(state).with_early_pull(early_pull);
+            self.early_pull = early_pull;
+        }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.store.set_meta("exchange", &self.next_exchange.to_string())?;
         self.notes = Default::default();
@@ -110,7 +117,7 @@ impl Inner {
         if let Some(e) = docs.failed.into_inner() {
             // A document could not be stored: forget what this frame taught
             // the client, so the next exchange asks for it again.
-            self.client = sync_core::batch::BatchClient::new(saved);
+            self.client = sync_core::batch::BatchClient::new(saved).with_early_pull(self.early_pull);
             return Err(e);
         }
         self.persist_client_state()?;
@@ -320,9 +327,12 @@ pub(crate) fn refused_record(r: &RefusedRow) -> RefusedEditRecord {
 impl Replica {
     /// Starts a sync exchange and returns every frame to send (one WebSocket
     /// binary message each), all at once. For apps that move the bytes
-    /// themselves; `sync_now` does it all.
-    pub fn start_exchange(&self) -> Result<Vec<Vec<u8>>> {
-        guard(|| self.lock().start_exchange())
+    /// themselves; `sync_now` does it all. With `early_pull`, the first frame
+    /// carries only the cursor, so the server starts sending what changed on
+    /// its side while the rest of the push is still on its way (worth it on
+    /// slow links; one small frame more).
+    pub fn start_exchange(&self, early_pull: bool) -> Result<Vec<Vec<u8>>> {
+        guard(|| self.lock().start_exchange(early_pull))
     }
 
     /// Handles one frame received from the server. The exchange is complete
