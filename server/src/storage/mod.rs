@@ -18,6 +18,7 @@
 
 mod auth;
 mod docs;
+mod notify;
 mod projections;
 mod tx;
 mod users;
@@ -34,6 +35,10 @@ pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use docs::{
     ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem, FeedItemKind,
     StoredChange, StoredDoc,
+};
+pub use notify::{
+    AckError, HouseholdRow, INBOX_CHANNEL, InboxItem, InboxListener, NoticeDeliveryRow, NotificationRow, OutboxJob,
+    OutboxRow, RosterRow,
 };
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
