@@ -534,6 +534,15 @@ async fn the_roster_decides_who_is_told_and_the_next_shift_inherits_open_items(d
             .contains("overlap"),
         "{refused}"
     );
+    let (status, refused) = put_roster(&server, "chief-east", &roster(&["officer-li"], &["res-zhang"])).await?;
+    assert_eq!(status, 400, "a resident on duty: {refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("res-zhang"),
+        "{refused}"
+    );
     let (status, view) = put_roster(&server, "chief-east", &roster(&["officer-li"], &["officer-wang"])).await?;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["on_duty"], json!(["officer-li"]));

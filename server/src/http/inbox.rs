@@ -125,6 +125,8 @@ pub async fn stream(
 
 /// Roles that may replace a unit's roster (over their jurisdiction).
 const ROSTER_EDITORS: &[Role] = &[Role::Admin, Role::Leader];
+/// Roles a person on a unit's roster must hold over the unit.
+const ON_DUTY: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff];
 /// Roles that may read a unit's roster.
 const ROSTER_READERS: &[Role] = &[Role::Admin, Role::Leader, Role::Officer, Role::DepartmentStaff];
 
@@ -155,6 +157,22 @@ pub async fn put_roster(
             "the roster is for unit {}, not {unit}",
             roster.unit()
         )));
+    }
+    // Whoever is on duty reads the unit's work: only its own staff may be on the roster.
+    let mut members: Vec<&sync_core::UserId> = roster.shifts().iter().flat_map(|s| &s.members).collect();
+    members.sort();
+    members.dedup();
+    for member in members {
+        let staff = match app.auth.principal(member).await {
+            Ok(p) => org.has_jurisdiction(&p, ON_DUTY, &unit),
+            Err(crate::auth::AuthError::UnknownUser(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !staff {
+            return Err(ApiError::BadRequest(format!(
+                "{member} cannot be on duty for {unit}: not an officer, leader or department staff over it"
+            )));
+        }
     }
     let now = app.clock.now();
     app.storage

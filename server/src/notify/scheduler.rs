@@ -78,24 +78,24 @@ impl NotifyService {
                     continue;
                 }
             };
-            let next = roster.next_handover(cal, now).millis();
-            // Whoever moves the mark does the hand-over; another node skips it.
-            if !storage.advance_handover(&row.unit_id, row.next_handover, next).await? {
-                continue;
-            }
+            // Deliver first, then move the mark: a crash in between delivers
+            // again at the next tick, which inbox keys make harmless, and a
+            // node that loses the race to move the mark delivered nothing new.
             let on_duty = roster.on_duty(cal, now);
-            if on_duty.is_empty() {
-                continue;
+            if !on_duty.is_empty() {
+                let open = storage.open_unit_notifications(&row.unit_id).await?;
+                let items: Vec<(String, &NotificationRow)> = on_duty
+                    .iter()
+                    .flat_map(|u| open.iter().map(move |n| (u.to_string(), n)))
+                    .collect();
+                let mut tx = storage.begin().await?;
+                report.delivered += fanout::deliver(&mut tx, &items, now, &self.inner.docs.settings().fanout).await?;
+                tx.commit().await?;
             }
-            let open = storage.open_unit_notifications(&row.unit_id).await?;
-            let items: Vec<(String, &NotificationRow)> = on_duty
-                .iter()
-                .flat_map(|u| open.iter().map(move |n| (u.to_string(), n)))
-                .collect();
-            let mut tx = storage.begin().await?;
-            report.delivered += fanout::deliver(&mut tx, &items, now, &self.inner.docs.settings().fanout).await?;
-            tx.commit().await?;
-            report.handovers += 1;
+            let next = roster.next_handover(cal, now).millis();
+            if storage.advance_handover(&row.unit_id, row.next_handover, next).await? && !on_duty.is_empty() {
+                report.handovers += 1;
+            }
         }
         Ok(())
     }
