@@ -821,6 +821,55 @@ async fn the_outbox_survives_a_failing_gateway_and_a_restart(db: &mut TestDb) ->
     server.stop().await
 }
 
+async fn urgent_items_also_go_out_as_text_messages(db: &mut TestDb) -> anyhow::Result<()> {
+    let push = WebhookRecorder::start().await?;
+    let sms = WebhookRecorder::start().await?;
+    let settings = NotifySettings {
+        push_url: Some(push.url.clone()),
+        sms_url: Some(sms.url.clone()),
+        ..test_notify_settings()
+    };
+    let clock = ManualClock::new(monday_at(10, 0));
+    let server = server_with(db, settings, clock.clone()).await?;
+    // An anti-fraud notice is urgent: the household head gets a push and a text message.
+    let notice = issue_notice(&server, &["village-shangping"], &[]).await?;
+    clock.advance_secs(31);
+    server.state.notify.tick().await?;
+    let about = |m: &Value| {
+        m["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with(&format!("automerge:{notice}/")))
+    };
+    let texts: Vec<Value> = sms.received().into_iter().filter(|m| about(m)).collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0]["phone"], "13800000001");
+    assert_eq!(texts[0]["user"], "res-zhang");
+    assert!(
+        texts[0]["text"].as_str().unwrap_or_default().starts_with("反诈提醒"),
+        "{texts:?}"
+    );
+    let pushes: Vec<Value> = push.received().into_iter().filter(|m| about(m)).collect();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0]["urgent"], true);
+    // A new petition is not urgent: pushes only.
+    let id = submit(&server, "res-zhang", "路灯坏了", "station-east").await?;
+    clock.advance_secs(31);
+    server.state.notify.tick().await?;
+    assert!(
+        sms.received()
+            .iter()
+            .all(|m| !m["key"].as_str().unwrap_or_default().contains(&id))
+    );
+    assert_eq!(
+        push.received()
+            .iter()
+            .filter(|m| m["key"].as_str().unwrap_or_default().contains(&id))
+            .count(),
+        3
+    );
+    server.stop().await
+}
+
 /// The outbox rows about petition `id`.
 async fn jobs_about(server: &TestServer, id: &str) -> anyhow::Result<Vec<lianxin_server::storage::OutboxRow>> {
     let prefix = format!("automerge:{id}/");
@@ -910,5 +959,6 @@ backend_tests!(
     the_roster_decides_who_is_told_and_the_next_shift_inherits_open_items,
     clocks_notify_and_escalate_once_across_a_restart,
     the_outbox_survives_a_failing_gateway_and_a_restart,
+    urgent_items_also_go_out_as_text_messages,
     a_notice_reports_the_households_not_reached,
 );
