@@ -118,6 +118,37 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_RESIDENT_SIGNUP", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub resident_signup: bool,
 
+    /// Push-gateway webhook for notifications to people without a live
+    /// connection: receives `{key, user, kind, text, doc, urgent, cursor}` as JSON.
+    #[arg(long, env = "LIANXIN_PUSH_WEBHOOK_URL", global = true)]
+    pub push_webhook_url: Option<String>,
+
+    /// SMS-gateway webhook for urgent notifications (overdue clocks,
+    /// escalations, supervision, anti-fraud notices): receives `{key, user, phone, text}`.
+    #[arg(long, env = "LIANXIN_NOTIFY_SMS_WEBHOOK_URL", global = true)]
+    pub notify_sms_webhook_url: Option<String>,
+
+    /// How long a push waits for a live connection to deliver its notification first.
+    #[arg(long, env = "LIANXIN_PUSH_DELAY", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub push_delay: Duration,
+
+    /// Gateway attempts before a push or text message goes to the dead letters.
+    #[arg(long, env = "LIANXIN_OUTBOX_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub outbox_max_attempts: u32,
+
+    /// The first retry of a failed push waits this long; each further one twice as long (at most 1h).
+    #[arg(long, env = "LIANXIN_OUTBOX_BACKOFF", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub outbox_backoff: Duration,
+
+    /// Auto-escalation policy (JSON, see `sync_core::notify::EscalationPolicy`); without it
+    /// overdue petitions notify but never escalate on their own.
+    #[arg(long, env = "LIANXIN_ESCALATION_POLICY", global = true)]
+    pub escalation_policy: Option<PathBuf>,
+
+    /// How often the scheduler sweeps clocks, hands over shifts and works the outbox.
+    #[arg(long, env = "LIANXIN_SCHEDULER_EVERY", default_value = "15s", value_parser = parse_duration, global = true)]
+    pub scheduler_every: Duration,
+
     /// Log filter in `tracing` syntax, e.g. `info,lianxin_server=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -151,6 +182,29 @@ impl Config {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The notification settings in effect; reads the escalation policy file.
+    pub fn notify_settings(&self) -> Result<crate::notify::NotifySettings, String> {
+        let escalation = match &self.escalation_policy {
+            None => sync_core::notify::EscalationPolicy::default(),
+            Some(path) => {
+                let json = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read escalation policy {}: {e}", path.display()))?;
+                sync_core::notify::EscalationPolicy::from_json(&json)
+                    .map_err(|e| format!("escalation policy {}: {e}", path.display()))?
+            }
+        };
+        Ok(crate::notify::NotifySettings {
+            push_url: self.push_webhook_url.clone(),
+            sms_url: self.notify_sms_webhook_url.clone(),
+            push_delay: self.push_delay,
+            max_attempts: self.outbox_max_attempts.max(1),
+            backoff_base: self.outbox_backoff,
+            escalation,
+            tick_every: self.scheduler_every.max(Duration::from_millis(100)),
+            ..crate::notify::NotifySettings::default()
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod docs;
 pub mod error;
 pub mod http;
+pub mod notify;
 pub mod server;
 pub mod state;
 pub mod storage;

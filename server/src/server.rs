@@ -13,6 +13,7 @@ use crate::auth::{AuthService, AuthSettings, SmsError, SmsSender};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::docs::{DocError, DocService, DocSettings};
+use crate::notify::NotifyService;
 use crate::state::{AppState, HttpSettings};
 use crate::storage::{Storage, StorageError};
 
@@ -31,6 +32,10 @@ pub enum ServerError {
     Sms(#[from] SmsError),
     #[error(transparent)]
     Docs(#[from] DocError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("server I/O: {0}")]
     Io(#[from] io::Error),
 }
@@ -69,21 +74,25 @@ impl AppState {
             ..AuthSettings::default()
         };
         let auth = AuthService::new(storage.clone(), clock.clone(), &secret, sms, settings);
+        let notify_settings = config.notify_settings().map_err(ServerError::Config)?;
         let docs = DocService::new(
             storage.clone(),
             clock.clone(),
             DocSettings {
                 cache_docs,
+                fanout: notify_settings.fanout(),
                 ..DocSettings::default()
             },
         )
         .await?;
+        let notify = NotifyService::new(storage.clone(), docs.clone(), clock.clone(), notify_settings)?;
         Ok(AppState {
             storage,
             auth,
             clock,
             http: Arc::new(HttpSettings::from_config(config)),
             docs,
+            notify,
             node_id: format!("{:016x}", rand::random::<u64>()),
         })
     }
@@ -149,6 +158,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     use axum::serve::ListenerExt;
     let storage = state.storage.clone();
+    let workers = state.notify.spawn_workers();
+    let notify = state.notify.clone();
     let app = crate::http::app(state);
     // Small sync frames go out at once; a peer that vanished (a phone that
     // lost signal for good) is found by TCP keepalive, which probes only after
@@ -164,7 +175,19 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not enable TCP keepalive");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    // Event streams never end on their own; end them so the graceful shutdown can finish.
+    let shutdown = async move {
+        shutdown.await;
+        notify.close();
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    for w in &workers {
+        w.abort();
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    served?;
     storage.close().await;
     Ok(())
 }

@@ -7,6 +7,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::docs::DocService;
+use crate::notify::NotifyService;
 use crate::storage::Storage;
 
 /// HTTP-level settings taken from the configuration.
@@ -58,6 +59,8 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     /// Documents: the one path by which changes reach storage.
     pub docs: DocService,
+    /// Inboxes, live delivery, rosters, the clock scheduler and the outbox.
+    pub notify: NotifyService,
     /// This server process's id, unique per start (peer ids, multi-node fan-out).
     pub node_id: String,
 }

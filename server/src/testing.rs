@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::{AuthService, AuthSettings, SmsSender};
 use crate::clock::{Clock, ManualClock};
+use crate::notify::NotifySettings;
 use crate::state::{AppState, HttpSettings};
 use crate::storage::{Backend, Storage};
 
@@ -185,6 +186,17 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), crate::ServerError>>>,
 }
 
+/// Notification settings for test servers: the scheduler's own loop is slow
+/// (tests call `state.notify.tick()` after moving the clock) and the
+/// dispatcher polls often.
+pub fn test_notify_settings() -> NotifySettings {
+    NotifySettings {
+        tick_every: std::time::Duration::from_secs(3600),
+        poll_every: std::time::Duration::from_millis(50),
+        ..NotifySettings::default()
+    }
+}
+
 /// A fixed secret for test servers.
 pub const TEST_SECRET: &[u8] = b"lianxin test secret, at least 32 bytes long";
 
@@ -200,18 +212,62 @@ impl TestServer {
         settings: AuthSettings,
         http: HttpSettings,
     ) -> anyhow::Result<Self> {
-        let clock = ManualClock::starting_now();
+        Self::start_full(
+            storage,
+            sms,
+            settings,
+            http,
+            test_notify_settings(),
+            ManualClock::starting_now(),
+        )
+        .await
+    }
+
+    /// Serves `storage` with notification settings and a clock of the test's choosing (a
+    /// restarted server keeps the clock of the one it replaces).
+    pub async fn start_notify(
+        storage: Storage,
+        notify: NotifySettings,
+        clock: Arc<ManualClock>,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(
+            storage,
+            SmsSender::DevLog,
+            AuthSettings::default(),
+            HttpSettings::default(),
+            notify,
+            clock,
+        )
+        .await
+    }
+
+    async fn start_full(
+        storage: Storage,
+        sms: SmsSender,
+        settings: AuthSettings,
+        http: HttpSettings,
+        notify: NotifySettings,
+        clock: Arc<ManualClock>,
+    ) -> anyhow::Result<Self> {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let auth = AuthService::new(storage.clone(), dyn_clock.clone(), TEST_SECRET, sms, settings);
-        let docs =
-            crate::docs::DocService::new(storage.clone(), dyn_clock.clone(), crate::docs::DocSettings::default())
-                .await?;
+        let docs = crate::docs::DocService::new(
+            storage.clone(),
+            dyn_clock.clone(),
+            crate::docs::DocSettings {
+                fanout: notify.fanout(),
+                ..crate::docs::DocSettings::default()
+            },
+        )
+        .await?;
+        let notify = crate::notify::NotifyService::new(storage.clone(), docs.clone(), dyn_clock.clone(), notify)?;
         let state = AppState {
             storage,
             auth,
             clock: dyn_clock,
             http: Arc::new(http),
             docs,
+            notify,
             node_id: format!("{:016x}", rand::random::<u64>()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -329,34 +385,48 @@ pub async fn seed_staff(
 }
 
 /// A tiny HTTP server that records the JSON bodies POSTed to it: a stand-in
-/// SMS gateway (or any outbound webhook).
+/// SMS gateway (or any outbound webhook). It can be told to fail, answering
+/// 503 without recording, like a gateway that is down.
 pub struct WebhookRecorder {
     pub url: String,
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    hook: Arc<Hook>,
     _task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Hook {
+    received: Mutex<Vec<serde_json::Value>>,
+    failing: std::sync::atomic::AtomicBool,
+    attempts: AtomicU32,
 }
 
 impl WebhookRecorder {
     pub async fn start() -> anyhow::Result<Self> {
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::new(Hook::default());
         let app = axum::Router::new()
             .route("/hook", post(record))
-            .with_state(received.clone());
+            .with_state(hook.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/hook", listener.local_addr()?);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(WebhookRecorder {
-            url,
-            received,
-            _task: task,
-        })
+        Ok(WebhookRecorder { url, hook, _task: task })
     }
 
-    /// Everything received so far.
+    /// Everything received (and answered 200) so far.
     pub fn received(&self) -> Vec<serde_json::Value> {
-        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+        self.hook.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// From now on answer every request with 503 (`true`) or record it (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.hook.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Requests seen, failed ones included.
+    pub fn attempts(&self) -> u32 {
+        self.hook.attempts.load(Ordering::SeqCst)
     }
 
     /// The code in the latest message to `phone`.
@@ -383,8 +453,13 @@ impl Drop for WebhookRecorder {
     }
 }
 
-async fn record(State(received): State<Arc<Mutex<Vec<serde_json::Value>>>>, Json(body): Json<serde_json::Value>) {
-    if let Ok(mut r) = received.lock() {
+async fn record(State(hook): State<Arc<Hook>>, Json(body): Json<serde_json::Value>) -> axum::http::StatusCode {
+    hook.attempts.fetch_add(1, Ordering::SeqCst);
+    if hook.failing.load(Ordering::SeqCst) {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    if let Ok(mut r) = hook.received.lock() {
         r.push(body);
     }
+    axum::http::StatusCode::OK
 }

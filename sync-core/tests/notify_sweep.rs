@@ -298,3 +298,15 @@ fn policies_and_actions_round_trip_through_json() {
         assert_eq!(serde_json::from_str::<SweepAction>(&json).unwrap(), action);
     }
 }
+
+#[test]
+fn a_stored_summary_re_evaluated_later_equals_one_computed_then() {
+    // The scheduler sweeps summaries stored when the petition last changed.
+    let host = Host::new(EscalationPolicy::default());
+    let stored = host.doc.summary(&host.rules, &host.cal, T0).unwrap();
+    for minutes in [0, 6, 7, 11, 25, 45, 60 * 24 * 9] {
+        let now = T0.plus_minutes(minutes);
+        let fresh = host.doc.summary(&host.rules, &host.cal, now).unwrap();
+        assert_eq!(stored.at(&host.rules, &host.cal, now), fresh, "{minutes} minutes later");
+    }
+}

@@ -60,7 +60,7 @@ impl DocService {
         let applied = if changes.is_empty() {
             Default::default()
         } else {
-            self.apply_locked(&mut guard, who, doc_id, changes.clone()).await?
+            self.apply_locked(&mut guard, who, doc_id, changes.clone(), &[]).await?
         };
         let accepted: BTreeSet<ChangeHash> = applied.accepted.iter().copied().collect();
         let accepted: Vec<Change> = changes.into_iter().filter(|c| accepted.contains(&c.hash())).collect();

@@ -26,6 +26,7 @@ use thiserror::Error;
 use tokio::sync::{OwnedMutexGuard, broadcast};
 
 use crate::clock::Clock;
+use crate::notify::FanoutSettings;
 use crate::storage::{DocFilter, Storage, StorageError, StoredChange};
 
 pub use projection::Projection;
@@ -49,6 +50,8 @@ pub enum DocError {
     Sync(#[from] SyncError),
     #[error("stored document does not load: {0}")]
     Load(String),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::DeriveError),
 }
 
 /// A change was stored: who wrote to which document, and its new last seq.
@@ -85,6 +88,8 @@ pub struct DocSettings {
     pub cache_docs: usize,
     pub rules: ClockRules,
     pub calendar: Calendar,
+    /// How notifications reach people without a live connection.
+    pub fanout: FanoutSettings,
 }
 
 impl Default for DocSettings {
@@ -93,6 +98,7 @@ impl Default for DocSettings {
             cache_docs: DEFAULT_CACHE_DOCS,
             rules: ClockRules::default(),
             calendar: Calendar::china(),
+            fanout: FanoutSettings::default(),
         }
     }
 }
@@ -314,7 +320,7 @@ impl DocService {
     /// Validates and stores `changes` from `who`.
     pub async fn apply(&self, who: &Principal, doc_id: &str, changes: Vec<Change>) -> Result<Applied, DocError> {
         let mut guard = self.lock(doc_id).await?;
-        self.apply_locked(&mut guard, who, doc_id, changes).await
+        self.apply_locked(&mut guard, who, doc_id, changes, &[]).await
     }
 
     async fn apply_locked(
@@ -323,6 +329,7 @@ impl DocService {
         who: &Principal,
         doc_id: &str,
         changes: Vec<Change>,
+        marks: &[String],
     ) -> Result<Applied, DocError> {
         let storage = &self.inner.storage;
         let now = self.now();
@@ -373,7 +380,9 @@ impl DocService {
             loaded.doc = before;
             return Ok(applied);
         }
-        let result = self.store(doc_id, who, &before, &checked.doc, &accepted, now).await;
+        let result = self
+            .store(doc_id, who, (&before, &checked.doc), &accepted, now, marks)
+            .await;
         match result {
             Ok((kind, last_seq)) => {
                 loaded.doc = checked.doc;
@@ -409,14 +418,16 @@ impl DocService {
     }
 
     /// Binds actors, stores accepted changes and their projections in one transaction.
+    /// `states` is the document before and after the changes; `marks` the
+    /// clock actions they carry out (see [`DocService::act_once`]).
     async fn store(
         &self,
         doc_id: &str,
         who: &Principal,
-        before: &AutoCommit,
-        after: &AutoCommit,
+        (before, after): (&AutoCommit, &AutoCommit),
         accepted: &[Change],
         now: Timestamp,
+        marks: &[String],
     ) -> Result<(DocKind, i64), DocError> {
         let storage = &self.inner.storage;
         let kind =
@@ -430,7 +441,10 @@ impl DocService {
             }
         }
         let settings = &self.inner.settings;
-        let projection = Projection::compute(doc_id, before, after, &settings.rules, &settings.calendar, now)?;
+        let mut projection = Projection::compute(doc_id, before, after, &settings.rules, &settings.calendar, now)?;
+        let notifications = crate::notify::derive(storage, &self.org(), who, kind, before, after).await?;
+        projection.notify(notifications, &settings.calendar, &settings.fanout);
+        projection.marks = marks.to_vec();
         let stored: Vec<StoredChange> = accepted
             .iter()
             .map(|c| StoredChange {
@@ -468,8 +482,44 @@ impl DocService {
         let mut author = Author::new(who.user.clone(), HlcClock::new(node).expect("hex is a valid node"));
         let result = edit(&mut work, &mut author, self.now())?;
         let changes = work.get_changes(&heads);
-        let applied = self.apply_locked(&mut guard, who, doc_id, changes).await?;
+        let applied = self.apply_locked(&mut guard, who, doc_id, changes, &[]).await?;
         Ok((result, applied))
+    }
+
+    /// Like [`DocService::act`], at most once per `mark`: the mark is
+    /// recorded in the transaction that stores the edit, and an edit whose
+    /// mark is already recorded (on any node, before any restart) is not
+    /// made. `None` when it was made before or the edit changed nothing.
+    /// The scheduler's clock actions (auto-escalation) go through here.
+    pub async fn act_once<R>(
+        &self,
+        who: &Principal,
+        doc_id: &str,
+        mark: &str,
+        edit: impl FnOnce(&mut AutoCommit, &mut Author, Timestamp) -> Result<R, SchemaError>,
+    ) -> Result<Option<(R, Applied)>, DocError> {
+        let mut guard = self.lock(doc_id).await?;
+        if self.inner.storage.is_fired(mark).await? {
+            return Ok(None);
+        }
+        let loaded = guard.as_mut().expect("loaded");
+        if DocKind::of(&loaded.doc)?.is_none() {
+            return Err(DocError::NotFound);
+        }
+        let heads = loaded.doc.get_heads();
+        let actor = rest_actor(&who.user);
+        let mut work = loaded.doc.fork().with_actor(actor.clone());
+        let node = actor.to_hex_string()[..16].to_owned();
+        let mut author = Author::new(who.user.clone(), HlcClock::new(node).expect("hex is a valid node"));
+        let result = edit(&mut work, &mut author, self.now())?;
+        let changes = work.get_changes(&heads);
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let applied = self
+            .apply_locked(&mut guard, who, doc_id, changes, &[mark.to_owned()])
+            .await?;
+        Ok(Some((result, applied)))
     }
 
     /// Stores a document created on behalf of `who` (REST submit). Re-sending
@@ -499,7 +549,9 @@ impl DocService {
         let applied = if incoming.is_empty() {
             Applied::default()
         } else {
-            let applied = self.apply_locked(&mut guard, who, doc_id, incoming.clone()).await?;
+            let applied = self
+                .apply_locked(&mut guard, who, doc_id, incoming.clone(), &[])
+                .await?;
             let rejected: Vec<Change> = incoming
                 .into_iter()
                 .filter(|c| applied.refused.iter().any(|r| r.change == c.hash().to_string()))

@@ -2,6 +2,9 @@
 //! after a change, written by the storage hook in the change's transaction.
 
 use automerge::AutoCommit;
+use sync_core::directory::DirectoryDoc;
+use sync_core::notice::NoticeDoc;
+use sync_core::notify::Notification;
 use sync_core::petition::{PetitionDoc, PetitionSummary};
 use sync_core::policy::DocFacts;
 use sync_core::room::RoomDoc;
@@ -9,15 +12,39 @@ use sync_core::{Calendar, ClockRules, DocKind, SchemaError, Timestamp};
 
 use futures_util::future::BoxFuture;
 
-use crate::storage::{AccessRow, AppendOutcome, ChangeHook, MessageRow, RoomRow, StorageError, StorageTx};
+use crate::notify::FanoutSettings;
+use crate::storage::{
+    AccessRow, AppendOutcome, ChangeHook, HouseholdRow, MessageRow, RoomRow, StorageError, StorageTx,
+};
+
+/// A household's earliest receipts of a notice, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeReceipts {
+    pub household: String,
+    pub delivered: Option<i64>,
+    pub read: Option<i64>,
+    pub forwarded: Option<i64>,
+}
 
 /// The rows one change set writes.
 #[derive(Debug, Default)]
 pub struct Projection {
     pub petition: Option<PetitionSummary>,
     pub access: Vec<AccessRow>,
+    /// The access rows are those already stored.
+    pub access_unchanged: bool,
     pub room: Option<RoomRow>,
     pub messages: Vec<MessageRow>,
+    /// Households of a village directory.
+    pub households: Vec<HouseholdRow>,
+    /// A notice's receipts per household.
+    pub receipts: Vec<NoticeReceipts>,
+    /// Notifications the change raised, with what fan-out needs.
+    pub notifications: Vec<Notification>,
+    fanout: Option<(Calendar, FanoutSettings)>,
+    /// Clock actions this change carries out (see `DocService::act_once`).
+    pub marks: Vec<String>,
+    now: Option<Timestamp>,
 }
 
 impl Projection {
@@ -33,6 +60,9 @@ impl Projection {
     ) -> Result<Self, SchemaError> {
         let facts = DocFacts::of(after)?;
         let vis = facts.visibility();
+        // Most changes (a message, an event) leave visibility as it was; a
+        // room of thousands need not rewrite thousands of access rows each time.
+        let access_unchanged = DocKind::of(before)?.is_some() && DocFacts::of(before)?.visibility() == vis;
         let mut access = Vec::new();
         let mut push = |kind: &'static str, subjects: Vec<String>| {
             access.extend(subjects.into_iter().map(|subject| AccessRow { kind, subject }));
@@ -47,6 +77,8 @@ impl Projection {
         );
         let mut out = Projection {
             access,
+            access_unchanged,
+            now: Some(now),
             ..Projection::default()
         };
         match facts.kind() {
@@ -82,20 +114,71 @@ impl Projection {
                     });
                 }
             }
-            _ => {}
+            Some(DocKind::Directory) => {
+                let dir = DirectoryDoc::view(after)?;
+                let village = dir.village()?.to_string();
+                out.households = dir
+                    .households()?
+                    .into_iter()
+                    .map(|h| HouseholdRow {
+                        household_id: h.id.to_string(),
+                        village_unit: village.clone(),
+                        name: h.name,
+                        representative: h.representative.map(|u| u.to_string()),
+                        moved_out: h.moved_out,
+                    })
+                    .collect();
+            }
+            Some(DocKind::Notice) => {
+                let ms = |t: Option<Timestamp>| t.map(|t| t.millis());
+                out.receipts = NoticeDoc::view(after)?
+                    .receipts()?
+                    .into_iter()
+                    .map(|(h, r)| NoticeReceipts {
+                        household: h.to_string(),
+                        delivered: ms(r.delivered),
+                        read: ms(r.read),
+                        forwarded: ms(r.forwarded),
+                    })
+                    .collect();
+            }
+            None => {}
         }
         Ok(out)
     }
 
+    /// Adds the notifications the change raised, to be fanned out in its transaction.
+    pub fn notify(&mut self, notifications: Vec<Notification>, cal: &Calendar, fanout: &FanoutSettings) {
+        if !notifications.is_empty() {
+            self.fanout = Some((cal.clone(), fanout.clone()));
+        }
+        self.notifications = notifications;
+    }
+
     /// Writes the rows inside the change's transaction (see [`ChangeHook`]).
     pub async fn write(&self, tx: &mut StorageTx, doc_id: &str, seq: i64) -> Result<(), StorageError> {
-        tx.replace_doc_access(doc_id, &self.access).await?;
+        if !self.access_unchanged {
+            tx.replace_doc_access(doc_id, &self.access).await?;
+        }
         if let Some(p) = &self.petition {
             tx.upsert_petition(doc_id, p, seq).await?;
         }
         if let Some(r) = &self.room {
             tx.upsert_room(r, seq).await?;
             tx.upsert_room_messages(doc_id, &self.messages).await?;
+        }
+        tx.upsert_households(doc_id, &self.households).await?;
+        if let (Some((cal, fanout)), Some(now)) = (&self.fanout, self.now) {
+            crate::notify::fanout::write(tx, doc_id, &self.notifications, now, cal, fanout).await?;
+        }
+        // After fan-out, so the delivery records of a new notice exist.
+        for r in &self.receipts {
+            tx.update_notice_receipts(doc_id, &r.household, r.delivered, r.read, r.forwarded)
+                .await?;
+        }
+        for mark in &self.marks {
+            tx.mark_fired(mark, self.now.unwrap_or(Timestamp::from_millis(0)))
+                .await?;
         }
         Ok(())
     }

@@ -32,14 +32,14 @@ use crate::storage::PetitionQuery;
 /// Roles whose jurisdiction lets them list petitions.
 const STAFF: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff, Role::System];
 
-fn doc_key(id: &str) -> Result<String, ApiError> {
+pub(super) fn doc_key(id: &str) -> Result<String, ApiError> {
     let id = id.strip_prefix(sync_core::repo_protocol::URL_PREFIX).unwrap_or(id);
     id.parse::<DocumentId>()
         .map(|d| d.to_string())
         .map_err(|e| ApiError::BadRequest(format!("{id:?} is not a document id: {e}")))
 }
 
-fn doc_error(e: DocError) -> ApiError {
+pub(super) fn doc_error(e: DocError) -> ApiError {
     match e {
         DocError::NotFound => ApiError::NotFound("no such document".into()),
         DocError::Forbidden(m) => ApiError::Forbidden(m),

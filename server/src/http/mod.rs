@@ -4,6 +4,7 @@ mod api;
 mod auth_routes;
 mod batch_ws;
 mod extract;
+mod inbox;
 mod sync_ws;
 
 use axum::Router;
@@ -38,6 +39,12 @@ pub fn app(state: AppState) -> Router {
             "/rooms/{id}/messages",
             get(api::room_messages).post(api::post_room_message),
         )
+        .route("/inbox", get(inbox::inbox))
+        .route("/inbox/ack", post(inbox::ack))
+        .route("/inbox/stream", get(inbox::stream))
+        .route("/units/{id}/roster", get(inbox::get_roster).put(inbox::put_roster))
+        .route("/notices/{id}/report", get(inbox::notice_report))
+        .route("/admin/outbox/dead", get(inbox::dead_letters))
         .fallback(not_found);
     let router = Router::new()
         .route("/healthz", get(healthz))

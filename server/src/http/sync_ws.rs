@@ -34,12 +34,15 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     pub token: Option<String>,
+    /// Also replay the caller's inbox items after this cursor; without it
+    /// only items arriving from now on are pushed.
+    inbox_after: Option<i64>,
 }
 
 pub async fn sync_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(state.http.max_ws_message_bytes)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = Connection::run(state, socket, q.token).await {
+            if let Err(e) = Connection::run(state, socket, q.token, q.inbox_after).await {
                 tracing::debug!(error = %e, "sync connection ended");
             }
         })
@@ -78,7 +81,12 @@ async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Re
 }
 
 impl Connection {
-    async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Result<(), axum::Error> {
+    async fn run(
+        state: AppState,
+        socket: WebSocket,
+        token: Option<String>,
+        inbox_after: Option<i64>,
+    ) -> Result<(), axum::Error> {
         let (mut sink, mut stream) = socket.split();
         let me = PeerId::from(format!("lianxin-server-{}", state.node_id));
         let claims = match token {
@@ -138,7 +146,20 @@ impl Connection {
         )
         .await?;
 
-        let mut events = state.docs.subscribe();
+        // Document events only matter once the peer follows a document: a
+        // client that only listens for notifications is not woken by every change.
+        let mut events: Option<tokio::sync::broadcast::Receiver<crate::docs::DocEvent>> = None;
+        let inbox = match inbox_after {
+            Some(after) => state.notify.subscribe(&principal.user, after).await,
+            None => state.notify.subscribe_live(&principal.user).await,
+        };
+        let mut inbox = match inbox {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no notifications on this connection");
+                None
+            }
+        };
         let mut conn = Connection {
             state,
             principal,
@@ -151,12 +172,17 @@ impl Connection {
                 frame = stream.next() => {
                     let Some(frame) = frame else { return Ok(()) };
                     match frame? {
-                        Message::Binary(b) => conn.on_frame(&mut sink, &b).await?,
+                        Message::Binary(b) => {
+                            if events.is_none() {
+                                events = Some(conn.state.docs.subscribe());
+                            }
+                            conn.on_frame(&mut sink, &b).await?
+                        }
                         Message::Close(_) => return Ok(()),
                         _ => {}
                     }
                 }
-                event = events.recv() => match event {
+                event = next_event(&mut events) => match event {
                     Ok(ev) => {
                         if let Ok(id) = ev.doc_id.parse::<DocumentId>() {
                             conn.push_doc(&mut sink, &id).await?;
@@ -169,6 +195,19 @@ impl Connection {
                         }
                     }
                     Err(RecvError::Closed) => return Ok(()),
+                },
+                item = next_item(&mut inbox) => match item {
+                    Ok(item) => {
+                        let cursor = item.cursor;
+                        conn.send_notification(&mut sink, &item).await?;
+                        if let Some(s) = &inbox {
+                            s.delivered(cursor);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notifications stopped on this connection");
+                        inbox = None;
+                    }
                 },
                 end = watch.ended() => {
                     let why = format!("token {}", match end { crate::auth::TokenEnd::Expired => "expired", crate::auth::TokenEnd::Revoked => "revoked" });
@@ -270,6 +309,19 @@ impl Connection {
         .await
     }
 
+    /// Pushes an inbox item as a `lianxin-notification` message (see
+    /// `sync_core::repo_protocol::NotificationMessage`), which stock
+    /// automerge-repo clients drop.
+    async fn send_notification(&self, sink: &mut Socket, item: &crate::storage::InboxItem) -> Result<(), axum::Error> {
+        let frame = repo_protocol::encode_notification(&repo_protocol::NotificationMessage {
+            sender_id: self.me.clone(),
+            target_id: self.peer.clone(),
+            cursor: u64::try_from(item.cursor).unwrap_or(0),
+            notification: serde_json::to_string(item).unwrap_or_default(),
+        });
+        sink.send(Message::Binary(frame.into())).await
+    }
+
     /// Sends what a followed document gained since the peer last heard.
     async fn push_doc(&mut self, sink: &mut Socket, id: &DocumentId) -> Result<(), axum::Error> {
         let Some((state, _)) = self.docs.get_mut(id) else {
@@ -283,6 +335,26 @@ impl Connection {
                 Ok(())
             }
         }
+    }
+}
+
+/// The next document event, or never before the peer follows a document.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::docs::DocEvent>>,
+) -> Result<crate::docs::DocEvent, RecvError> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next inbox item, or never when the connection has no subscription.
+async fn next_item(
+    inbox: &mut Option<crate::notify::InboxSubscription>,
+) -> Result<crate::storage::InboxItem, crate::storage::StorageError> {
+    match inbox {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -19,6 +19,7 @@
 mod auth;
 mod docs;
 mod events;
+mod notify;
 mod projections;
 mod tx;
 mod users;
@@ -37,6 +38,10 @@ pub use docs::{
     FeedItemKind, StoredChange, StoredDoc,
 };
 pub use events::{ChangeListener, ChangeNotice};
+pub use notify::{
+    AckError, HouseholdRow, INBOX_CHANNEL, InboxItem, InboxListener, NoticeDeliveryRow, NotificationRow, OutboxJob,
+    OutboxRow, RosterRow,
+};
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};

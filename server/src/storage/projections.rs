@@ -265,6 +265,25 @@ impl Storage {
         Ok(n > 0)
     }
 
+    /// Every room, by name.
+    pub async fn rooms(&self) -> Result<Vec<RoomRow>, StorageError> {
+        let rows: Vec<(String, String, String, String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT doc_id, kind, name, unit_id, household_id FROM rooms ORDER BY name, doc_id")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(doc_id, kind, name, unit_id, household_id)| RoomRow {
+                doc_id,
+                kind,
+                name,
+                unit_id,
+                household_id,
+            })
+            .collect())
+    }
+
     pub async fn room(&self, doc_id: &str) -> Result<Option<RoomRow>, StorageError> {
         let row: Option<(String, String, String, String, Option<String>)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT doc_id, kind, name, unit_id, household_id FROM rooms WHERE doc_id = $1")

@@ -80,4 +80,23 @@ impl PetitionSummary {
             clocks,
         }
     }
+
+    /// The same summary with its running clocks re-evaluated at `now`: what a
+    /// scheduler needs from a stored summary without loading the document.
+    /// Met clocks and everything derived from the timeline stay as they are;
+    /// a running clock becomes due soon or overdue as `now` passes its
+    /// thresholds, with the limits `rules` give for the petition's channel
+    /// and category.
+    pub fn at(&self, rules: &ClockRules, cal: &Calendar, now: Timestamp) -> PetitionSummary {
+        let mut out = self.clone();
+        for clock in &mut out.clocks {
+            if clock.state.is_met() {
+                continue;
+            }
+            let limit = rules.limit(clock.kind, self.channel, self.category);
+            clock.state = limit.state(cal, clock.started_at, None, now);
+        }
+        out.overdue = out.clocks.iter().any(|c| matches!(c.state, ClockState::Overdue { .. }));
+        out
+    }
 }

@@ -21,6 +21,7 @@ mod document_id;
 mod encode;
 mod error;
 mod message;
+mod notification;
 
 pub use decode::{DEFAULT_MAX_FRAME_LEN, decode, decode_with_limit};
 pub use document_id::{AutomergeUrl, DocumentId, DocumentIdError, URL_PREFIX};
@@ -31,6 +32,7 @@ pub use message::{
     PeerMetadata, RemoteHeads, RemoteHeadsChangedMessage, RemoteSubscriptionChangeMessage, RepoMessage, StorageId,
     SyncMessage,
 };
+pub use notification::{NOTIFICATION_TYPE, NotificationMessage, decode_notification, encode_notification};
 
 #[cfg(test)]
 mod tests;

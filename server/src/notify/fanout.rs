@@ -1,0 +1,141 @@
+//! Fan-out inside a transaction: notifications become inbox rows for people, outbox jobs and
+//! notice delivery records, in the transaction of the change (or clock) that raised them.
+//!
+//! A notification is stored by its key first; only a key that is new goes on to inboxes, so
+//! deriving again (another node, a retry, a restart) delivers nothing twice. Recipients are
+//! expanded to people here, at the instant of the change:
+//!
+//! * a user is themself;
+//! * a unit is whoever its roster has on duty now, or, with no roster or nobody on duty, the
+//!   unit's officers, leaders and department staff;
+//! * a household is the accounts of its members and the representative the directory names.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sync_core::notify::{Notification, NotificationKind, Recipient, Roster};
+use sync_core::{Calendar, Timestamp};
+
+use crate::storage::{NotificationRow, StorageError, StorageTx};
+
+/// How fan-out reaches people without a live connection.
+#[derive(Clone, Debug, Default)]
+pub struct FanoutSettings {
+    /// A push gateway is configured: every inbox item gets a push job.
+    pub push: bool,
+    /// An SMS gateway is configured: urgent items also get a text-message job.
+    pub sms: bool,
+    /// How long a job waits for a live connection to deliver the item first.
+    pub push_delay_ms: i64,
+}
+
+/// The row a notification about storage document `doc_id` is stored as.
+pub fn row(doc_id: &str, n: &Notification) -> NotificationRow {
+    NotificationRow {
+        key: n.key.clone(),
+        doc_id: doc_id.to_owned(),
+        doc: n.doc.clone(),
+        kind: n.kind.as_str().to_owned(),
+        recipient: n.recipient.to_string(),
+        entry: n.entry.as_ref().map(|e| e.to_string()),
+        urgent: n.urgent,
+        at_ms: n.at.millis(),
+        text: n.text.clone(),
+    }
+}
+
+/// Stores `notifications` about `doc_id` and delivers the new ones. Returns
+/// how many inbox rows were written.
+pub async fn write(
+    tx: &mut StorageTx,
+    doc_id: &str,
+    notifications: &[Notification],
+    now: Timestamp,
+    cal: &Calendar,
+    settings: &FanoutSettings,
+) -> Result<usize, StorageError> {
+    if notifications.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<NotificationRow> = notifications.iter().map(|n| row(doc_id, n)).collect();
+    let new: HashSet<String> = tx.insert_notifications(&rows, now).await?.into_iter().collect();
+    let mut expanded: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut items: Vec<(String, &NotificationRow)> = Vec::new();
+    for (n, row) in notifications.iter().zip(&rows) {
+        if !new.contains(&n.key) {
+            continue;
+        }
+        let target = n.recipient.to_string();
+        if !expanded.contains_key(&target) {
+            let people = people(tx, &n.recipient, now, cal).await?;
+            expanded.insert(target.clone(), people);
+        }
+        for user in &expanded[&target] {
+            items.push((user.clone(), row));
+        }
+        if let (NotificationKind::Notice, Recipient::Household(h)) = (n.kind, &n.recipient) {
+            tx.insert_notice_delivery(doc_id, h.as_str(), now).await?;
+        }
+    }
+    deliver(tx, &items, now, settings).await
+}
+
+/// Puts stored notifications into people's inboxes (and the outbox); returns
+/// how many rows were new. Used by [`write`] and by roster hand-overs.
+pub async fn deliver(
+    tx: &mut StorageTx,
+    items: &[(String, &NotificationRow)],
+    now: Timestamp,
+    settings: &FanoutSettings,
+) -> Result<usize, StorageError> {
+    let pairs: Vec<(String, String)> = items.iter().map(|(u, n)| (u.clone(), n.key.clone())).collect();
+    let inserted = tx.insert_inbox(&pairs, now).await?;
+    if inserted.is_empty() {
+        return Ok(0);
+    }
+    if settings.push || settings.sms {
+        let urgent: HashSet<&str> = items
+            .iter()
+            .filter(|(_, n)| n.urgent)
+            .map(|(_, n)| n.key.as_str())
+            .collect();
+        let not_before = now.plus_millis(settings.push_delay_ms);
+        for (seq, user, key) in &inserted {
+            if settings.push {
+                tx.enqueue_outbox(*seq, key, user, "push", not_before, now).await?;
+            }
+            if settings.sms && urgent.contains(key.as_str()) {
+                tx.enqueue_outbox(*seq, key, user, "sms", not_before, now).await?;
+            }
+        }
+    }
+    tx.signal_inbox().await?;
+    Ok(inserted.len())
+}
+
+/// The people a recipient stands for at `now`.
+pub async fn people(
+    tx: &mut StorageTx,
+    recipient: &Recipient,
+    now: Timestamp,
+    cal: &Calendar,
+) -> Result<Vec<String>, StorageError> {
+    match recipient {
+        Recipient::User(u) => Ok(vec![u.to_string()]),
+        Recipient::Household(h) => tx.household_users(h.as_str()).await,
+        Recipient::Unit(unit) => {
+            if let Some(json) = tx.roster_json(unit.as_str()).await? {
+                match Roster::from_json(&json) {
+                    Ok(roster) => {
+                        let on_duty = roster.on_duty(cal, now);
+                        if !on_duty.is_empty() {
+                            return Ok(on_duty.into_iter().map(|u| u.to_string()).collect());
+                        }
+                    }
+                    // Rosters are checked when stored; one that no longer reads falls back to the staff.
+                    Err(e) => tracing::warn!(unit = %unit, error = %e, "stored roster does not read"),
+                }
+            }
+            tx.unit_staff(unit.as_str()).await
+        }
+    }
+}
