@@ -45,6 +45,11 @@ pub struct ServeArgs {
 pub enum BenchCommand {
     /// Documents created and changes acknowledged per second, and memory held, on the configured database.
     Ingest(crate::bench::IngestArgs),
+    /// Notification fan-out to WebSocket subscribers, beside a bare tokio broadcast server.
+    Fanout(crate::bench_fanout::FanoutArgs),
+    /// The bare broadcast server `bench fanout` compares with (started by it).
+    #[command(hide = true)]
+    BareServer,
 }
 
 #[derive(Debug, Subcommand)]

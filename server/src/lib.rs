@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod bench_fanout;
 pub mod clock;
 pub mod config;
 pub mod demo;

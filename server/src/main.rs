@@ -54,6 +54,14 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
+        Command::Bench(lianxin_server::config::BenchCommand::Fanout(args)) => {
+            for line in lianxin_server::bench_fanout::fanout(cli.config.database_url.clone(), args).await? {
+                println!("{line}");
+            }
+        }
+        Command::Bench(lianxin_server::config::BenchCommand::BareServer) => {
+            lianxin_server::bench_fanout::bare_server(cli.config.listen).await?;
+        }
         Command::Admin(command) => {
             let output = lianxin_server::admin::run(&cli.config, command).await?;
             println!("{output}");
