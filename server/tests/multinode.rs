@@ -1,5 +1,7 @@
 //! Two server processes on one PostgreSQL database: a change accepted by node A reaches a
-//! client connected to node B, through PostgreSQL `LISTEN`/`NOTIFY`. The nodes are the real
+//! client connected to node B, through PostgreSQL `LISTEN`/`NOTIFY`: the notifications it
+//! raises (over SSE and the sync WebSocket) and the document change itself (pushed to a sync
+//! client following the document). The nodes are the real
 //! `lianxin` binary, started twice, sharing nothing but the database and the JWT secret.
 //! Skipped (with a line saying so) without `LIANXIN_TEST_POSTGRES_URL`.
 
@@ -7,12 +9,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
 use futures_util::{SinkExt, StreamExt};
 use lianxin_server::auth::SmsSender;
 use lianxin_server::testing::{TEST_SECRET, TestDb, TestServer, postgres_skipped, run_test};
 use serde_json::{Value, json};
 use sync_core::UserId;
-use sync_core::repo_protocol::{self, DocumentId, JoinMessage, RepoMessage};
+use sync_core::petition::PetitionDoc;
+use sync_core::repo_protocol::{self, DocumentId, JoinMessage, PeerId, RepoMessage, SyncMessage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -150,6 +155,64 @@ async fn two_nodes(db: &mut TestDb) -> anyhow::Result<()> {
         (pushed["kind"].as_str(), pushed["user"].as_str()),
         (Some("new_petition"), Some("officer-li"))
     );
+
+    // The same connection follows the petition; a comment node A takes
+    // through REST is pushed to it by node B without being asked.
+    let doc_id: DocumentId = id.parse()?;
+    let server_peer: PeerId = "unknown".into();
+    let mut doc = AutoCommit::new();
+    let mut state = sync::State::new();
+    let message = |doc: &mut AutoCommit, state: &mut sync::State, request: bool| {
+        doc.sync().generate_sync_message(state).map(|m| {
+            let body = SyncMessage {
+                sender_id: "li-phone".into(),
+                target_id: server_peer.clone(),
+                document_id: doc_id,
+                data: m.encode(),
+            };
+            repo_protocol::encode(&if request {
+                RepoMessage::Request(body)
+            } else {
+                RepoMessage::Sync(body)
+            })
+        })
+    };
+    let request = message(&mut doc, &mut state, true).context("a request")?;
+    ws.send(Ws::Binary(request.into())).await?;
+    let text = "两个节点，一份数据";
+    let mut commented = false;
+    loop {
+        let frame = tokio::time::timeout(STEP, ws.next())
+            .await
+            .context("node B did not push the change in time")?
+            .context("closed")??;
+        let Ok(RepoMessage::Sync(m) | RepoMessage::Request(m)) = repo_protocol::decode(&frame.into_data()) else {
+            continue;
+        };
+        doc.sync()
+            .receive_sync_message(&mut state, sync::Message::decode(&m.data)?)?;
+        if let Some(reply) = message(&mut doc, &mut state, false) {
+            ws.send(Ws::Binary(reply.into())).await?;
+        }
+        let texts: Vec<String> = PetitionDoc::from_doc(doc.clone())
+            .and_then(|p| p.messages())
+            .map(|ms| ms.into_iter().map(|m| m.text).collect())
+            .unwrap_or_default();
+        if texts.iter().any(|t| t == text) {
+            break;
+        }
+        if !commented && !doc.get_heads().is_empty() {
+            // Node B has sent the petition: now comment on node A.
+            commented = true;
+            let response = client
+                .post(format!("{}/api/petitions/{id}/actions", a.url))
+                .bearer_auth(&li)
+                .json(&json!({"action": "comment", "text": text}))
+                .send()
+                .await?;
+            ensure!(response.status().is_success(), "comment on A: {}", response.status());
+        }
+    }
     Ok(())
 }
 

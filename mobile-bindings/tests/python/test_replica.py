@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.environ.get("LIANXIN_BINDINGS_DIR", "."))
