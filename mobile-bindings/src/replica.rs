@@ -172,6 +172,13 @@ impl Inner {
             .ok_or_else(|| LianxinError::not_found(format!("no document {} in this replica", doc_name(id))))
     }
 
+    /// A document to show, and whether it has local edits the server has not acknowledged.
+    fn doc_for_view(&self, id: &DocId) -> Result<(AutoCommit, bool)> {
+        let doc = self.require_doc(id)?;
+        let unsynced = self.dirty()?.contains(id);
+        Ok((doc, unsynced))
+    }
+
     /// Checks the changes made since `before` with the local policy; a refused
     /// edit is rolled back and reported.
     pub fn check(&self, doc: &mut AutoCommit, before: &[ChangeHash], now: Timestamp) -> Result<()> {
@@ -388,8 +395,7 @@ impl Replica {
         guard(|| {
             let doc_id = parse_doc_id(&id)?;
             let inner = self.lock();
-            let doc = inner.require_doc(&doc_id)?;
-            let unsynced = inner.dirty()?.contains(&doc_id);
+            let (doc, unsynced) = inner.doc_for_view(&doc_id)?;
             drop(inner);
             let p = PetitionDoc::view(&doc)?;
             let header = p.header()?;
@@ -469,8 +475,7 @@ impl Replica {
         guard(|| {
             let doc_id = parse_doc_id(&id)?;
             let inner = self.lock();
-            let doc = inner.require_doc(&doc_id)?;
-            let unsynced = inner.dirty()?.contains(&doc_id);
+            let (doc, unsynced) = inner.doc_for_view(&doc_id)?;
             let meta = describe(&doc, now(), inner.session.principal.household.as_ref());
             drop(inner);
             let r = RoomDoc::view(&doc)?;
@@ -644,8 +649,7 @@ impl Replica {
         guard(|| {
             let doc_id = parse_doc_id(&id)?;
             let inner = self.lock();
-            let doc = inner.require_doc(&doc_id)?;
-            let unsynced = inner.dirty()?.contains(&doc_id);
+            let (doc, unsynced) = inner.doc_for_view(&doc_id)?;
             drop(inner);
             let d = DirectoryDoc::view(&doc)?;
             Ok(DirectoryRecord {
