@@ -111,10 +111,6 @@ impl Phone {
         }
     }
 
-    pub fn state(&self) -> &ClientState {
-        self.client.state()
-    }
-
     /// Syncs with `url` (`ws://…/batch?token=…`) until an exchange completes
     /// with nothing more to pull, reconnecting up to `max_connections` times
     /// when the link drops. Each reconnect starts a new exchange from the

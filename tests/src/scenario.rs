@@ -429,8 +429,6 @@ pub struct Prepared {
     /// The database directory (copy it per run with [`copy_db`]).
     pub db: PathBuf,
     pub phone: Phone,
-    /// Per changed document, the heads both sides end with.
-    pub target: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Every document the phone must hold in the end, with its heads.
     pub all_heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// Documents new to the phone.
@@ -464,7 +462,6 @@ pub async fn prepare(dir: &Path, s: OfflineDay) -> anyhow::Result<Prepared> {
 
     // Offline on the phone.
     let mut floor = 0;
-    let mut target = BTreeMap::new();
     let mut finals: BTreeMap<DocId, AutoCommit> = BTreeMap::new();
     let at = site.now().plus_minutes(-60);
     for i in 0..s.phone_docs {
@@ -495,22 +492,20 @@ pub async fn prepare(dir: &Path, s: OfflineDay) -> anyhow::Result<Prepared> {
         floor += save_growth(&before, &doc);
         finals.insert(id, doc);
     }
-    for (id, doc) in &mut finals {
-        target.insert(*id, doc.get_heads());
-    }
-    let mut all_heads: BTreeMap<DocId, Vec<ChangeHash>> = phone
+    // Unchanged documents keep the heads the phone has; changed ones end
+    // with both sides' edits.
+    let all_heads: BTreeMap<DocId, Vec<ChangeHash>> = phone
         .store
         .docs
         .iter()
+        .chain(&finals)
         .map(|(id, d)| (*id, d.clone().get_heads()))
         .collect();
-    all_heads.extend(target.clone());
     let new_ids = (changed..s.server_docs).map(|j| doc_id(2, j)).collect();
     let db = site.stop().await?;
     Ok(Prepared {
         db,
         phone,
-        target,
         all_heads,
         new_ids,
         floor_bytes: floor,

@@ -20,9 +20,7 @@ pub struct StockOutcome {
     /// Every document reached its target heads on this side and the server
     /// reported having them, before the deadline.
     pub converged: bool,
-    /// Sync messages sent and received.
-    pub sent: usize,
-    pub received: usize,
+    /// What the server reported: `error` and `doc-unavailable` messages, a failed socket.
     pub errors: Vec<String>,
 }
 
@@ -87,7 +85,6 @@ pub async fn sync(
     }
     for m in &outgoing {
         ws.send(Message::Binary(repo_protocol::encode(m).into())).await?;
-        out.sent += 1;
     }
 
     loop {
@@ -120,7 +117,6 @@ pub async fn sync(
             }
             _ => continue,
         };
-        out.received += 1;
         let (Some(doc), Some(state)) = (docs.get_mut(&id), states.get_mut(&id)) else {
             continue;
         };
@@ -140,7 +136,6 @@ pub async fn sync(
             };
             ws.send(Message::Binary(repo_protocol::encode(&RepoMessage::Sync(body)).into()))
                 .await?;
-            out.sent += 1;
         }
     }
 }

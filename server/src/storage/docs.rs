@@ -184,7 +184,7 @@ impl Storage {
             user: changes.first().map(|c| c.user.to_string()).unwrap_or_default(),
             origin: self.instance(),
         };
-        tx.announce(self.channel.as_deref(), &notice).await?;
+        tx.announce(&notice).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -4,9 +4,10 @@
 //! database's change channel, so it is delivered exactly when (and only if)
 //! the changes commit. Each node listens on the channel and passes other
 //! nodes' events to its own subscribers (sync connections following the
-//! document), which then read the new changes from storage. The channel is
-//! named after the schema, so databases (and test schemas) sharing one
-//! server never hear each other. SQLite has a single node: nothing is sent.
+//! document), which then read the new changes from storage. Channels (this
+//! one and the inbox's) are named after the schema, so databases (and test
+//! schemas) sharing one server never hear each other. SQLite has a single
+//! node: nothing is sent.
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
@@ -26,13 +27,13 @@ pub struct ChangeNotice {
 
 impl StorageTx {
     /// Announces `notice` to the other nodes when this transaction commits.
-    pub(crate) async fn announce(&mut self, channel: Option<&str>, notice: &ChangeNotice) -> Result<(), StorageError> {
-        let (TxInner::Postgres(tx), Some(channel)) = (&mut self.inner, channel) else {
+    pub(crate) async fn announce(&mut self, notice: &ChangeNotice) -> Result<(), StorageError> {
+        let TxInner::Postgres(tx) = &mut self.inner else {
             return Ok(());
         };
         let payload = serde_json::to_string(notice).map_err(StorageError::corrupt)?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(channel)
+        sqlx::query("SELECT pg_notify($1 || current_schema(), $2)")
+            .bind(CHANGES_CHANNEL)
             .bind(payload)
             .execute(&mut **tx)
             .await?;
@@ -40,19 +41,13 @@ impl StorageTx {
     }
 }
 
-/// The PostgreSQL channel for a schema's change events.
-pub(crate) fn channel_for(schema: &str) -> String {
-    let safe: String = schema
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("lianxin_changes_{safe}")
+/// The prefix of a schema's change channel; the schema name follows it.
+pub(crate) const CHANGES_CHANNEL: &str = "lianxin_changes_";
+
+/// The PostgreSQL channel `prefix` names for the schema `schema`. The same
+/// name is built in SQL as `prefix || current_schema()`.
+pub(crate) fn channel(prefix: &str, schema: &str) -> String {
+    format!("{prefix}{schema}")
 }
 
 /// Other nodes' change events, in commit order.
@@ -65,11 +60,11 @@ impl Storage {
     /// Listens for changes stored by other nodes; `None` on SQLite, which
     /// has no other nodes.
     pub async fn listen_changes(&self) -> Result<Option<ChangeListener>, StorageError> {
-        let (Db::Postgres(pool), Some(channel)) = (&self.db, self.channel.as_deref()) else {
+        let (Db::Postgres(pool), Some(schema)) = (&self.db, self.schema.as_deref()) else {
             return Ok(None);
         };
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(channel).await?;
+        listener.listen(&channel(CHANGES_CHANNEL, schema)).await?;
         Ok(Some(ChangeListener {
             listener,
             instance: self.instance,

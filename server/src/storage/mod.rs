@@ -127,8 +127,8 @@ pub struct Storage {
     pub(crate) db: Db,
     /// Tells this handle's change events from other nodes'.
     instance: u64,
-    /// PostgreSQL: the channel change events go out on.
-    channel: Option<std::sync::Arc<str>>,
+    /// PostgreSQL: the schema, which names the channels events go out on.
+    schema: Option<std::sync::Arc<str>>,
 }
 
 impl Storage {
@@ -167,7 +167,7 @@ impl Storage {
         Ok(Storage {
             db: Db::Sqlite(pool),
             instance: rand::random(),
-            channel: None,
+            schema: None,
         })
     }
 
@@ -180,7 +180,7 @@ impl Storage {
         Ok(Storage {
             db: Db::Postgres(pool),
             instance: rand::random(),
-            channel: Some(events::channel_for(&schema).into()),
+            schema: Some(schema.into()),
         })
     }
 

@@ -11,8 +11,9 @@ use sync_core::{Timestamp, UserId};
 
 use super::{Backend, Storage, StorageError, StorageTx, on_pool, on_tx};
 
-/// The PostgreSQL channel a transaction that appended inbox rows notifies at commit.
-pub const INBOX_CHANNEL: &str = "lianxin_inbox";
+/// The prefix of the PostgreSQL channel a transaction that appended inbox rows
+/// notifies at commit; the schema name follows it.
+pub const INBOX_CHANNEL: &str = "lianxin_inbox_";
 
 /// Rows per multi-row `INSERT`: well below both backends' bind-parameter limits.
 const ROWS_PER_INSERT: usize = 400;
@@ -268,7 +269,7 @@ impl StorageTx {
     /// where only one node writes and it wakes its own dispatcher.
     pub async fn signal_inbox(&mut self) -> Result<(), StorageError> {
         if let super::TxInner::Postgres(t) = &mut self.inner {
-            sqlx::query("SELECT pg_notify($1, '')")
+            sqlx::query("SELECT pg_notify($1 || current_schema(), '')")
                 .bind(INBOX_CHANNEL)
                 .execute(&mut **t)
                 .await
@@ -861,13 +862,13 @@ impl Storage {
 
     /// A listener on the inbox channel, on its own connection; `None` on SQLite.
     pub async fn inbox_listener(&self) -> Result<Option<InboxListener>, StorageError> {
-        match &self.db {
-            super::Db::Postgres(pool) => {
+        match (&self.db, self.schema.as_deref()) {
+            (super::Db::Postgres(pool), Some(schema)) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-                listener.listen(INBOX_CHANNEL).await?;
+                listener.listen(&super::events::channel(INBOX_CHANNEL, schema)).await?;
                 Ok(Some(InboxListener(listener)))
             }
-            super::Db::Sqlite(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 }

@@ -267,6 +267,9 @@ async fn stock_run(
     let t = Instant::now();
     let out = stock::sync(&url, &mut docs, &prepared.new_ids, &prepared.all_heads, timeout).await?;
     let seconds = t.elapsed().as_secs_f64();
+    if !out.converged {
+        eprintln!("{}: stock did not converge; the server said: {:?}", p.name, out.errors);
+    }
     let (stats, loads) = (link.stats(), site.server.state.docs.loads() - loads);
     let converged = out.converged && check_server(&site, &prepared.all_heads).await?;
     let run = Run {
