@@ -129,6 +129,9 @@ pub struct Storage {
     instance: u64,
     /// PostgreSQL: the schema, which names the channels events go out on.
     schema: Option<std::sync::Arc<str>>,
+    /// SQLite admits one writer at a time; its transactions queue here, in
+    /// arrival order, instead of sleeping in SQLite's busy handler.
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Storage {
@@ -168,6 +171,7 @@ impl Storage {
             db: Db::Sqlite(pool),
             instance: rand::random(),
             schema: None,
+            writer: Some(std::sync::Arc::default()),
         })
     }
 
@@ -181,6 +185,7 @@ impl Storage {
             db: Db::Postgres(pool),
             instance: rand::random(),
             schema: Some(schema.into()),
+            writer: None,
         })
     }
 
@@ -198,12 +203,22 @@ impl Storage {
 
     /// Starts a write transaction. Dropping it without [`StorageTx::commit`]
     /// rolls it back.
+    ///
+    /// On SQLite the transaction first waits its turn for this process's
+    /// writer lock, held until it commits or rolls back: concurrent writers
+    /// queue in order rather than retrying `BEGIN IMMEDIATE` with SQLite's
+    /// sleeping busy handler, which under load left the database idle while
+    /// requests waited. Do not begin a second transaction while holding one.
     pub async fn begin(&self) -> Result<StorageTx, StorageError> {
+        let writer = match &self.writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
         let inner = match &self.db {
             Db::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(StorageTx { inner })
+        Ok(StorageTx { inner, _writer: writer })
     }
 
     /// Closes every connection; further use fails.

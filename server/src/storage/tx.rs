@@ -28,6 +28,11 @@ pub(crate) enum TxInner {
 /// rolls back.
 pub struct StorageTx {
     pub(crate) inner: TxInner,
+    /// This process's SQLite writer turn (see [`Storage::begin`]); declared
+    /// after `inner`, so it is released only once the transaction is gone.
+    ///
+    /// [`Storage::begin`]: super::Storage::begin
+    pub(crate) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::fmt::Debug for StorageTx {
