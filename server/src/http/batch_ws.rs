@@ -53,6 +53,7 @@ const CLOSE_INTERNAL: u16 = 4003;
 
 pub async fn batch_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(state.http.max_ws_message_bytes)
+        .read_buffer_size(super::WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             if let Err(e) = run(state, socket, q.token).await {
                 tracing::debug!(error = %e, "batch connection ended");

@@ -22,6 +22,13 @@ pub use extract::{ApiJson, Authenticated, bearer_token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Read buffer of one WebSocket connection. tungstenite zero-fills the whole
+/// buffer before every read attempt and keeps it for the connection's life, so
+/// its 128 KiB default means 128 KiB of resident memory per subscriber and a
+/// 128 KiB memset each time a connection's task wakes to send a notification.
+/// Frames larger than this still arrive, in several reads.
+const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let http = state.http.clone();

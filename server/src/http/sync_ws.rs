@@ -41,6 +41,7 @@ pub struct TokenQuery {
 
 pub async fn sync_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(state.http.max_ws_message_bytes)
+        .read_buffer_size(super::WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             if let Err(e) = Connection::run(state, socket, q.token, q.inbox_after).await {
                 tracing::debug!(error = %e, "sync connection ended");
