@@ -15,8 +15,18 @@ use super::{Backend, Storage, StorageError, StorageTx, on_pool, on_tx};
 /// notifies at commit; the schema name follows it.
 pub const INBOX_CHANNEL: &str = "lianxin_inbox_";
 
-/// Rows per multi-row `INSERT`: well below both backends' bind-parameter limits.
-const ROWS_PER_INSERT: usize = 400;
+/// Bind parameters per statement. Both backends allow far more, but SQLite
+/// looks each parameter's name up in a list as long as the statement's, so
+/// binding costs grow with the square of a statement's size: a 10,000-person
+/// @all written 4,000 parameters at a time spent most of its transaction
+/// binding. A few hundred keeps that small beside the cost of a statement.
+const PARAMS_PER_STATEMENT: usize = 256;
+
+/// Rows of `width` columns per multi-row statement.
+const fn rows_per_statement(width: usize) -> usize {
+    let rows = PARAMS_PER_STATEMENT / width;
+    if rows == 0 { 1 } else { rows }
+}
 
 /// A notification as stored: sync-core's `Notification` with the storage id of its document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -204,7 +214,7 @@ impl StorageTx {
         now: Timestamp,
     ) -> Result<Vec<String>, StorageError> {
         let mut new = Vec::new();
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        for chunk in rows.chunks(rows_per_statement(10)) {
             let sql = format!(
                 "INSERT INTO notifications (key, doc_id, doc, kind, recipient, entry, urgent, at_ms, text, created_at) \
                  VALUES {} ON CONFLICT (key) DO NOTHING RETURNING key",
@@ -245,7 +255,7 @@ impl StorageTx {
         }
         self.lock_change_log().await?;
         let mut out = Vec::new();
-        for chunk in pairs.chunks(ROWS_PER_INSERT) {
+        for chunk in pairs.chunks(rows_per_statement(3)) {
             let sql = format!(
                 "INSERT INTO inbox (user_id, key, created_at) VALUES {} \
                  ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
@@ -535,7 +545,7 @@ impl Storage {
     /// Marks inbox items as delivered over a live connection (so the outbox
     /// does not push them as well).
     pub async fn mark_delivered(&self, seqs: &[i64], now: Timestamp) -> Result<(), StorageError> {
-        for chunk in seqs.chunks(ROWS_PER_INSERT) {
+        for chunk in seqs.chunks(rows_per_statement(1)) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
                 "UPDATE inbox SET delivered_at = $1 WHERE delivered_at IS NULL AND seq IN ({})",
@@ -671,7 +681,7 @@ impl Storage {
     /// Which of `keys` are stored already.
     pub async fn known_notification_keys(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
-        for chunk in keys.chunks(ROWS_PER_INSERT) {
+        for chunk in keys.chunks(rows_per_statement(1)) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let sql = format!("SELECT key FROM notifications WHERE key IN ({})", list.join(", "));
             let rows: Vec<String> = on_pool!(self, |pool| {
@@ -702,7 +712,7 @@ impl Storage {
     /// Households in the villages `units` (directory households and residents' accounts).
     pub async fn households_in_units(&self, units: &[String]) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
-        for chunk in units.chunks(ROWS_PER_INSERT) {
+        for chunk in units.chunks(rows_per_statement(2)) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
             let list = list.join(", ");
             let sql = format!(
