@@ -414,7 +414,9 @@ pub async fn post_room_message(
     if !app.docs.may_read(who, &key).await.map_err(doc_error)? {
         return Err(ApiError::NotFound("no such room".into()));
     }
-    let (entry, applied) = app
+    // The answer is read from the edited copy under the document's lock: if
+    // the change is accepted, that is what was stored.
+    let (view, applied) = app
         .docs
         .act(who, &key, |doc, author, now| {
             let mut room = RoomDoc::from_doc(std::mem::take(doc))?;
@@ -425,19 +427,15 @@ pub async fn post_room_message(
                 tag: m.tag,
                 ..Message::draft(m.text)
             };
-            let result = room.post(author, now, message);
+            let view = room
+                .post(author, now, message)
+                .and_then(|entry| Ok(room.messages()?.into_iter().find(|v| v.id == entry)));
             *doc = room.into_doc();
-            result
+            view
         })
         .await
         .map_err(doc_error)?;
     refused(&applied)?;
-    let doc = app.docs.read(who, &key).await.map_err(doc_error)?;
-    let view = RoomDoc::view(&doc)
-        .and_then(|r| r.messages())
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .into_iter()
-        .find(|v| v.id == entry)
-        .ok_or_else(|| ApiError::Internal("the posted message is missing".into()))?;
+    let view = view.ok_or_else(|| ApiError::Internal("the posted message is missing".into()))?;
     Ok((StatusCode::CREATED, Json(view)))
 }
