@@ -9,7 +9,7 @@ use sync_core::directory::{DirectoryDoc, Household};
 use sync_core::doc::{Mention, Message};
 use sync_core::notice::{Audience, NewNotice, NoticeDoc, NoticeKind, ReceiptKind};
 use sync_core::petition::{ContactMethod, EventBody, PetitionDoc};
-use sync_core::policy::{Checked, DocFacts, PolicyContext, Rule, check_changes, check_local, may_read};
+use sync_core::policy::{Checked, DocFacts, PolicyContext, Rule, Visibility, check_changes, check_local, may_read};
 use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
 use sync_core::{HouseholdId, Principal};
 
@@ -875,6 +875,34 @@ fn directory_edits_from_two_officers_merge_field_by_field() {
 }
 
 // ---- reading ----
+
+#[test]
+fn visibility_read_on_its_own_is_what_the_facts_say() {
+    let same = |doc: &AutoCommit| {
+        assert_eq!(Visibility::of(doc).unwrap(), DocFacts::of(doc).unwrap().visibility());
+    };
+    let mut dispatched = petition();
+    same(dispatched.doc());
+    record(
+        &mut dispatched,
+        &officer_a(),
+        Some("station-a"),
+        1,
+        EventBody::Transferred {
+            to: unit("water"),
+            assist: vec![unit("village-a1")],
+            note: None,
+        },
+    );
+    same(dispatched.doc());
+    assert!(Visibility::of(dispatched.doc()).unwrap().units.contains(&unit("water")));
+    let mut r = room();
+    r.set_member(&user("r3"), Some(MemberRole::Member)).unwrap();
+    same(r.doc());
+    assert!(Visibility::of(r.doc()).unwrap().users.contains(&user("r3")));
+    same(notice().doc());
+    same(&AutoCommit::new());
+}
 
 #[test]
 fn read_access_follows_jurisdiction_ownership_membership_and_audience() {

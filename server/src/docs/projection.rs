@@ -6,7 +6,7 @@ use sync_core::directory::DirectoryDoc;
 use sync_core::notice::NoticeDoc;
 use sync_core::notify::Notification;
 use sync_core::petition::{PetitionDoc, PetitionSummary};
-use sync_core::policy::DocFacts;
+use sync_core::policy::Visibility;
 use sync_core::room::RoomDoc;
 use sync_core::{Calendar, ClockRules, DocKind, SchemaError, Timestamp};
 
@@ -58,11 +58,10 @@ impl Projection {
         cal: &Calendar,
         now: Timestamp,
     ) -> Result<Self, SchemaError> {
-        let facts = DocFacts::of(after)?;
-        let vis = facts.visibility();
+        let vis = Visibility::of(after)?;
         // Most changes (a message, an event) leave visibility as it was; a
         // room of thousands need not rewrite thousands of access rows each time.
-        let access_unchanged = DocKind::of(before)?.is_some() && DocFacts::of(before)?.visibility() == vis;
+        let access_unchanged = DocKind::of(before)?.is_some() && Visibility::of(before)? == vis;
         let mut access = Vec::new();
         let mut push = |kind: &'static str, subjects: Vec<String>| {
             access.extend(subjects.into_iter().map(|subject| AccessRow { kind, subject }));
@@ -81,7 +80,7 @@ impl Projection {
             now: Some(now),
             ..Projection::default()
         };
-        match facts.kind() {
+        match DocKind::of(after)? {
             Some(DocKind::Petition) => {
                 out.petition = Some(PetitionDoc::view(after)?.summary(rules, cal, now)?);
             }

@@ -144,6 +144,40 @@ impl DocFacts {
     }
 }
 
+impl Visibility {
+    /// Who may read `doc`: the same as `DocFacts::of(doc)?.visibility()`,
+    /// without reading what visibility does not depend on (a room's or a
+    /// petition's messages, which grow with every post).
+    pub fn of(doc: &AutoCommit) -> Result<Visibility, SchemaError> {
+        match DocKind::of(doc)? {
+            Some(DocKind::Room) => {
+                let r = RoomDoc::view(doc)?;
+                let info = r.info()?;
+                Ok(Visibility {
+                    units: vec![info.unit],
+                    users: r.members()?.into_keys().collect(),
+                    households: info.household.into_iter().collect(),
+                    ..Visibility::default()
+                })
+            }
+            Some(DocKind::Petition) => {
+                let p = PetitionDoc::view(doc)?;
+                let header = p.header()?;
+                let mut involved = BTreeSet::from([header.location.unit]);
+                for e in &p.events()? {
+                    involved.extend(routed_units(e).into_iter().cloned());
+                }
+                Ok(Visibility {
+                    units: involved.into_iter().collect(),
+                    users: vec![header.submitter],
+                    ..Visibility::default()
+                })
+            }
+            _ => Ok(DocFacts::of(doc)?.visibility()),
+        }
+    }
+}
+
 /// Who may read a document.
 ///
 /// * staff (officers, leaders, department staff) with jurisdiction over any of `units`;
