@@ -206,9 +206,9 @@ impl Storage {
     ///
     /// On SQLite the transaction first waits its turn for this process's
     /// writer lock, held until it commits or rolls back: concurrent writers
-    /// queue in order rather than retrying `BEGIN IMMEDIATE` with SQLite's
-    /// sleeping busy handler, which under load left the database idle while
-    /// requests waited. Do not begin a second transaction while holding one.
+    /// queue in order rather than retrying `BEGIN IMMEDIATE` in SQLite's busy
+    /// handler, which sleeps up to 100 ms between tries and serves waiters in
+    /// no order. Do not begin a second transaction while holding one.
     pub async fn begin(&self) -> Result<StorageTx, StorageError> {
         let writer = match &self.writer {
             Some(lock) => Some(lock.clone().lock_owned().await),
