@@ -335,8 +335,9 @@ async fn subscribe(
         Kind::Lianxin => format!("ws://{addr}/sync?token={token}"),
         Kind::Bare => format!("ws://{addr}/sub?topics={topics}"),
     };
-    // Both servers' subscribers read with the small buffer the server uses (see `http::WS_READ_BUFFER_BYTES`).
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024);
+    // Both servers' subscribers read with the buffer size the server uses.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(crate::http::WS_READ_BUFFER_BYTES);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     if kind == Kind::Lianxin {
         let join = RepoMessage::Join(JoinMessage {

@@ -876,24 +876,30 @@ fn directory_edits_from_two_officers_merge_field_by_field() {
 
 // ---- reading ----
 
-#[test]
-fn visibility_read_on_its_own_is_what_the_facts_say() {
-    let same = |doc: &AutoCommit| {
-        assert_eq!(Visibility::of(doc).unwrap(), DocFacts::of(doc).unwrap().visibility());
-    };
-    let mut dispatched = petition();
-    same(dispatched.doc());
+/// The sample petition, transferred by station A to the water department.
+fn dispatched_to_water() -> PetitionDoc {
+    let mut p = petition();
     record(
-        &mut dispatched,
+        &mut p,
         &officer_a(),
         Some("station-a"),
         1,
         EventBody::Transferred {
             to: unit("water"),
-            assist: vec![unit("village-a1")],
+            assist: vec![],
             note: None,
         },
     );
+    p
+}
+
+#[test]
+fn visibility_read_on_its_own_is_what_the_facts_say() {
+    let same = |doc: &AutoCommit| {
+        assert_eq!(Visibility::of(doc).unwrap(), DocFacts::of(doc).unwrap().visibility());
+    };
+    same(petition().doc());
+    let dispatched = dispatched_to_water();
     same(dispatched.doc());
     assert!(Visibility::of(dispatched.doc()).unwrap().units.contains(&unit("water")));
     let mut r = room();
@@ -924,22 +930,10 @@ fn read_access_follows_jurisdiction_ownership_membership_and_audience() {
         !may_read(&org, &water_staff(), &p, never),
         "departments see what was dispatched to them"
     );
-    let mut dispatched = petition();
-    record(
-        &mut dispatched,
-        &officer_a(),
-        Some("station-a"),
-        1,
-        EventBody::Transferred {
-            to: unit("water"),
-            assist: vec![],
-            note: None,
-        },
-    );
     assert!(may_read(
         &org,
         &water_staff(),
-        &DocFacts::of(dispatched.doc()).unwrap().visibility(),
+        &DocFacts::of(dispatched_to_water().doc()).unwrap().visibility(),
         never
     ));
 

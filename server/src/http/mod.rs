@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// its 128 KiB default means 128 KiB of resident memory per subscriber and a
 /// 128 KiB memset each time a connection's task wakes to send a notification.
 /// Frames larger than this still arrive, in several reads.
-const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+pub(crate) const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {

@@ -12,8 +12,8 @@ use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, HouseholdId, UnitId, UserId};
 use crate::notice::{Audience, NoticeDoc};
-use crate::petition::PetitionDoc;
 use crate::petition::status::routed_units;
+use crate::petition::{PetitionDoc, TimelineEvent};
 use crate::room::{MemberRole, RoomDoc, RoomInfo};
 
 /// A summary of one document, enough to decide reads and writes.
@@ -53,10 +53,7 @@ impl DocFacts {
                 let p = PetitionDoc::view(doc)?;
                 let header = p.header()?;
                 let events = p.events()?;
-                let mut involved = BTreeSet::from([header.location.unit.clone()]);
-                for e in &events {
-                    involved.extend(routed_units(e).into_iter().cloned());
-                }
+                let involved = involved_units(&header.location.unit, &events);
                 let stamps = events
                     .into_iter()
                     .map(|e| e.at)
@@ -114,17 +111,8 @@ impl DocFacts {
             DocFacts::Empty => Visibility::default(),
             DocFacts::Petition {
                 submitter, involved, ..
-            } => Visibility {
-                units: involved.iter().cloned().collect(),
-                users: vec![submitter.clone()],
-                ..Visibility::default()
-            },
-            DocFacts::Room { info, members, .. } => Visibility {
-                units: vec![info.unit.clone()],
-                users: members.keys().cloned().collect(),
-                households: info.household.iter().cloned().collect(),
-                ..Visibility::default()
-            },
+            } => petition_visibility(submitter, involved),
+            DocFacts::Room { info, members, .. } => room_visibility(info, members),
             DocFacts::Notice { unit, audience } => {
                 let mut units = vec![unit.clone()];
                 units.extend(audience.units.iter().cloned());
@@ -152,29 +140,42 @@ impl Visibility {
         match DocKind::of(doc)? {
             Some(DocKind::Room) => {
                 let r = RoomDoc::view(doc)?;
-                let info = r.info()?;
-                Ok(Visibility {
-                    units: vec![info.unit],
-                    users: r.members()?.into_keys().collect(),
-                    households: info.household.into_iter().collect(),
-                    ..Visibility::default()
-                })
+                Ok(room_visibility(&r.info()?, &r.members()?))
             }
             Some(DocKind::Petition) => {
                 let p = PetitionDoc::view(doc)?;
                 let header = p.header()?;
-                let mut involved = BTreeSet::from([header.location.unit]);
-                for e in &p.events()? {
-                    involved.extend(routed_units(e).into_iter().cloned());
-                }
-                Ok(Visibility {
-                    units: involved.into_iter().collect(),
-                    users: vec![header.submitter],
-                    ..Visibility::default()
-                })
+                let involved = involved_units(&header.location.unit, &p.events()?);
+                Ok(petition_visibility(&header.submitter, &involved))
             }
             _ => Ok(DocFacts::of(doc)?.visibility()),
         }
+    }
+}
+
+/// The units a petition located in `location` was ever routed to by `events`.
+fn involved_units(location: &UnitId, events: &[TimelineEvent]) -> BTreeSet<UnitId> {
+    let mut involved = BTreeSet::from([location.clone()]);
+    for e in events {
+        involved.extend(routed_units(e).into_iter().cloned());
+    }
+    involved
+}
+
+fn petition_visibility(submitter: &UserId, involved: &BTreeSet<UnitId>) -> Visibility {
+    Visibility {
+        units: involved.iter().cloned().collect(),
+        users: vec![submitter.clone()],
+        ..Visibility::default()
+    }
+}
+
+fn room_visibility(info: &RoomInfo, members: &BTreeMap<UserId, MemberRole>) -> Visibility {
+    Visibility {
+        units: vec![info.unit.clone()],
+        users: members.keys().cloned().collect(),
+        households: info.household.iter().cloned().collect(),
+        ..Visibility::default()
     }
 }
 
