@@ -1,7 +1,7 @@
 //! Rooms (议事厅 / 聊天室 / 1:1 line): members, messages, pins, tags,
 //! redactions that keep an audit record, and "raise as petition".
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use std::borrow::Borrow;
 
@@ -242,53 +242,170 @@ impl<D: Borrow<AutoCommit>> RoomDoc<D> {
         let mut out: Vec<MessageView> = self
             .raw_messages()?
             .into_iter()
-            .map(|mut message| {
-                let id = message.id();
-                // The earliest redaction of a message is the one on record.
-                let redacted = redactions
-                    .iter()
-                    .filter(|r| r.message == id)
-                    .min_by(|a, b| a.at.cmp(&b.at))
-                    .cloned();
-                if redacted.is_some() {
-                    message.text.clear();
-                    message.attachments.clear();
-                    message.mentions.clear();
-                }
-                let petition = raised
-                    .iter()
-                    .filter(|r| r.message == id)
-                    .min_by(|a, b| a.at.cmp(&b.at))
-                    .map(|r| r.petition.clone());
-                MessageView {
-                    pinned: pins.contains_key(&id),
-                    id,
-                    message,
-                    redacted,
-                    petition,
-                }
-            })
+            .map(|message| view_of(message, &redactions, &raised, &pins))
             .collect();
         out.sort_by(|a, b| a.message.at.cmp(&b.message.at));
         Ok(out)
     }
 
+    /// The messages that are new or read differently since `before` (`None`
+    /// for a new room), as readers see them now.
+    ///
+    /// Only the entries that changed are read in full: finding them walks the
+    /// message list by object id, and reads the room's redactions, petition
+    /// links and pins, which stay small. So the cost of a post does not grow
+    /// with every message the room ever had.
+    pub fn message_delta<B: Borrow<AutoCommit>>(
+        &self,
+        before: Option<&RoomDoc<B>>,
+    ) -> Result<MessageDelta, SchemaError> {
+        let redactions = self.redactions()?;
+        let raised = self.raised()?;
+        let pins = self.pins()?;
+        let objs = self.entry_objs("messages")?;
+        let (known, touched): (HashSet<ObjId>, BTreeSet<EntryId>) = match before {
+            None => (HashSet::new(), BTreeSet::new()),
+            Some(b) => {
+                let mut touched = BTreeSet::new();
+                let (old_redactions, old_raised) = (b.redactions()?, b.raised()?);
+                let old_pins = b.pins()?;
+                touched.extend(
+                    redactions
+                        .iter()
+                        .filter(|r| !old_redactions.contains(r))
+                        .map(|r| r.message.clone()),
+                );
+                touched.extend(
+                    raised
+                        .iter()
+                        .filter(|r| !old_raised.contains(r))
+                        .map(|r| r.message.clone()),
+                );
+                touched.extend(pins.keys().filter(|k| !old_pins.contains_key(*k)).cloned());
+                touched.extend(old_pins.keys().filter(|k| !pins.contains_key(*k)).cloned());
+                (b.entry_objs("messages")?.into_iter().collect(), touched)
+            }
+        };
+        let mut delta = MessageDelta::default();
+        for o in &objs {
+            if !known.contains(o) {
+                let m = Message::read(self.d(), o)?;
+                delta.new.push(view_of(m, &redactions, &raised, &pins));
+            } else if !touched.is_empty() {
+                let id = EntryId::new(am::req_str(self.d(), o, "at")?)?;
+                if touched.contains(&id) {
+                    let m = Message::read(self.d(), o)?;
+                    delta.changed.push(view_of(m, &redactions, &raised, &pins));
+                }
+            }
+        }
+        delta.new.sort_by(|a, b| a.message.at.cmp(&b.message.at));
+        delta.changed.sort_by(|a, b| a.message.at.cmp(&b.message.at));
+        Ok(delta)
+    }
+
+    /// Each message's id and writer, read without its content.
+    pub(crate) fn message_writers(&self) -> Result<Vec<(Hlc, UserId)>, SchemaError> {
+        self.entry_objs("messages")?
+            .iter()
+            .map(|o| Ok((am::req_hlc(self.d(), o, "at")?, am::parse(self.d(), o, "by")?)))
+            .collect()
+    }
+
+    /// The stamps of the redactions and petition links, read without the rest.
+    pub(crate) fn moderation_stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
+        let mut out = Vec::new();
+        for key in ["redactions", "raised"] {
+            for o in self.entry_objs(key)? {
+                out.push(am::req_hlc(self.d(), &o, "at")?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entry_objs(&self, key: &str) -> Result<Vec<ObjId>, SchemaError> {
+        am::list_maps(self.d(), &self.obj(key, ObjType::List)?, key)
+    }
+
+    /// Every entry's stamp, which a new entry's stamp must follow.
     fn stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
-        let mut s: Vec<Hlc> = self.raw_messages()?.into_iter().map(|m| m.at).collect();
-        s.extend(self.redactions()?.into_iter().map(|r| r.at));
-        s.extend(self.raised()?.into_iter().map(|r| r.at));
+        let mut s = Vec::new();
+        for o in self.entry_objs("messages")? {
+            s.push(am::req_hlc(self.d(), &o, "at")?);
+        }
+        s.extend(self.moderation_stamps()?);
         Ok(s)
     }
 }
 
+/// What a change did to a room's messages (see [`RoomDoc::message_delta`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageDelta {
+    /// Messages the room did not have before, in stamp order.
+    pub new: Vec<MessageView>,
+    /// Older messages that were redacted, pinned or unpinned, or raised as a
+    /// petition, in stamp order.
+    pub changed: Vec<MessageView>,
+}
+
+/// `message` as readers see it, given the room's moderation records.
+fn view_of(
+    mut message: Message,
+    redactions: &[Redaction],
+    raised: &[Raised],
+    pins: &BTreeMap<EntryId, UserId>,
+) -> MessageView {
+    let id = message.id();
+    // The earliest redaction of a message is the one on record.
+    let redacted = redactions
+        .iter()
+        .filter(|r| r.message == id)
+        .min_by(|a, b| a.at.cmp(&b.at))
+        .cloned();
+    if redacted.is_some() {
+        message.text.clear();
+        message.attachments.clear();
+        message.mentions.clear();
+    }
+    let petition = raised
+        .iter()
+        .filter(|r| r.message == id)
+        .min_by(|a, b| a.at.cmp(&b.at))
+        .map(|r| r.petition.clone());
+    MessageView {
+        pinned: pins.contains_key(&id),
+        id,
+        message,
+        redacted,
+        petition,
+    }
+}
+
 impl RoomDoc {
-    pub fn post(&mut self, author: &mut Author, now: Timestamp, mut message: Message) -> Result<EntryId, SchemaError> {
+    pub fn post(&mut self, author: &mut Author, now: Timestamp, message: Message) -> Result<EntryId, SchemaError> {
+        self.post_view(author, now, message).map(|v| v.id)
+    }
+
+    /// Like [`RoomDoc::post`], returning the message as readers see it: as
+    /// written, since nothing can redact, pin or raise it yet.
+    pub fn post_view(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        mut message: Message,
+    ) -> Result<MessageView, SchemaError> {
         message.by = author.user.clone();
         message.at = author.stamp(&self.stamps()?, now);
         let list = self.obj("messages", ObjType::List)?;
         let result = message.append(&mut self.doc, &list);
         crate::doc::finish(&mut self.doc, result)?;
-        Ok(message.id())
+        Ok(MessageView {
+            id: message.id(),
+            message,
+            redacted: None,
+            petition: None,
+            pinned: false,
+        })
     }
 
     pub fn set_member(&mut self, user: &UserId, role: Option<MemberRole>) -> Result<(), SchemaError> {

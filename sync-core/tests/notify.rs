@@ -4,6 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use automerge::AutoCommit;
 use common::*;
 use sync_core::doc::{Mention, Message};
 use sync_core::notice::{Audience, NewNotice, NoticeDoc, NoticeKind};
@@ -12,7 +13,7 @@ use sync_core::notify::{
     petition_notifications, room_notifications,
 };
 use sync_core::petition::{EventBody, Outcome, PetitionDoc};
-use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
+use sync_core::room::{MemberRole, MessageDelta, MessageView, RoomDoc, RoomInfo, RoomKind};
 use sync_core::{HouseholdId, Principal, UserId};
 
 fn household(id: &str) -> HouseholdId {
@@ -409,6 +410,69 @@ fn mentions_reach_the_mentioned_members_and_all_reaches_everyone_but_the_writer(
     );
     let plain = room_post(&mut room, &resident(), 4, "收到", vec![]);
     assert!(plain.is_empty());
+}
+
+/// The messages whose view differs between `before` and `after`, read the
+/// slow way: every message of both states.
+fn differing_views(before: Option<&RoomDoc>, after: &RoomDoc) -> Vec<MessageView> {
+    let old = before.map(|b| b.messages().unwrap()).unwrap_or_default();
+    after
+        .messages()
+        .unwrap()
+        .into_iter()
+        .filter(|v| !old.contains(v))
+        .collect()
+}
+
+fn with_actor(room: &RoomDoc, n: u8) -> RoomDoc {
+    RoomDoc::from_doc(room.doc().clone().with_actor(actor(n))).unwrap()
+}
+
+#[test]
+fn a_message_delta_holds_new_messages_merged_from_offline_phones_and_moderated_ones() {
+    let mut room = village_room();
+    let first = room.post(&mut author(&officer_a()), T0, msg("停水通知")).unwrap();
+    let delta = room.message_delta::<AutoCommit>(None).unwrap();
+    assert_eq!(delta.new, room.messages().unwrap(), "a new room: every message is new");
+    assert!(delta.changed.is_empty());
+
+    // Two phones post offline, then merge: the other phone's message is new
+    // to each, wherever the merge put it in the list.
+    let before = room.clone();
+    let mut a = with_actor(&room, 2);
+    let mut b = with_actor(&room, 3);
+    a.post(&mut author(&resident()), T0.plus_minutes(2), msg("几点来水？"))
+        .unwrap();
+    b.post(&mut author(&neighbour()), T0.plus_minutes(1), msg("我家也没水"))
+        .unwrap();
+    let mut merged = a.clone().into_doc();
+    merged.merge(&mut b.clone().into_doc()).unwrap();
+    let merged = RoomDoc::from_doc(merged).unwrap();
+    let delta = merged.message_delta(Some(&before)).unwrap();
+    let texts: Vec<&str> = delta.new.iter().map(|v| v.message.text.as_str()).collect();
+    assert_eq!(texts, ["我家也没水", "几点来水？"], "in stamp order");
+    assert!(delta.changed.is_empty());
+    assert_eq!(delta.new, differing_views(Some(&before), &merged));
+    let only_b = merged.message_delta(Some(&a)).unwrap();
+    assert_eq!(only_b.new.len(), 1);
+    assert_eq!(only_b.new[0].message.text, "我家也没水");
+
+    // Moderation changes the view of an old message, not the message list.
+    let before = merged.clone();
+    let mut room = with_actor(&merged, 4);
+    room.redact(&mut author(&officer_a()), T0.plus_minutes(3), &first, "重复")
+        .unwrap();
+    let pinned = before.messages().unwrap()[1].id.clone();
+    room.set_pin(&author(&officer_a()), &pinned, true).unwrap();
+    let delta = room.message_delta(Some(&before)).unwrap();
+    assert!(delta.new.is_empty());
+    assert_eq!(delta.changed, differing_views(Some(&before), &room));
+    assert_eq!(delta.changed.len(), 2);
+    assert!(delta.changed[0].redacted.is_some() && delta.changed[0].message.text.is_empty());
+    assert!(delta.changed[1].pinned);
+
+    // Nothing changed: nothing to tell.
+    assert_eq!(room.message_delta(Some(&room)).unwrap(), MessageDelta::default());
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub struct Projection {
 
 impl Projection {
     /// Computes the rows for `after`, writing only room messages that are new
-    /// or changed since `before`.
+    /// or read differently since `before` (see `RoomDoc::message_delta`).
     pub fn compute(
         doc_id: &str,
         before: &AutoCommit,
@@ -94,19 +94,14 @@ impl Projection {
                     unit_id: info.unit.to_string(),
                     household_id: info.household.map(|h| h.to_string()),
                 });
-                let old: Vec<_> = match RoomDoc::view(before) {
-                    Ok(r) => r.messages()?,
-                    Err(_) => Vec::new(),
-                };
-                for m in room.messages()? {
-                    if old.contains(&m) {
-                        continue;
-                    }
+                let before = RoomDoc::view(before).ok();
+                let delta = room.message_delta(before.as_ref())?;
+                for m in delta.new.iter().chain(&delta.changed) {
                     out.messages.push(MessageRow {
                         entry_id: m.id.to_string(),
                         author: m.message.by.to_string(),
                         at_ms: m.message.at.wall_ms,
-                        body: serde_json::to_string(&m).map_err(|e| SchemaError::InvalidValue {
+                        body: serde_json::to_string(m).map_err(|e| SchemaError::InvalidValue {
                             field: "message".into(),
                             reason: e.to_string(),
                         })?,

@@ -427,15 +427,12 @@ pub async fn post_room_message(
                 tag: m.tag,
                 ..Message::draft(m.text)
             };
-            let view = room
-                .post(author, now, message)
-                .and_then(|entry| Ok(room.messages()?.into_iter().find(|v| v.id == entry)));
+            let view = room.post_view(author, now, message);
             *doc = room.into_doc();
             view
         })
         .await
         .map_err(doc_error)?;
     refused(&applied)?;
-    let view = view.ok_or_else(|| ApiError::Internal("the posted message is missing".into()))?;
     Ok((StatusCode::CREATED, Json(view)))
 }

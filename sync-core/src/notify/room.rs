@@ -10,7 +10,7 @@ use super::notification::{
 };
 use crate::doc::Mention;
 use crate::error::SchemaError;
-use crate::ids::{EntryId, HouseholdId, UserId};
+use crate::ids::{HouseholdId, UserId};
 use crate::room::{RoomDoc, RoomKind};
 
 /// The notifications raised by a room going from `before` (`None` for a new
@@ -32,16 +32,12 @@ pub fn room_notifications<D: Borrow<AutoCommit>>(
     after: &RoomDoc<D>,
     household_of: impl Fn(&UserId) -> Option<HouseholdId>,
 ) -> Result<Vec<Notification>, SchemaError> {
-    let seen: BTreeSet<EntryId> = match before {
-        Some(b) => b.raw_messages()?.iter().map(|m| m.id()).collect(),
-        None => BTreeSet::new(),
-    };
     let info = after.info()?;
     let members = after.members()?;
     let room = clip(&info.name, TITLE_CHARS);
     let mut out = Vec::new();
-    for view in after.messages()? {
-        if seen.contains(&view.id) || view.redacted.is_some() {
+    for view in after.message_delta(before)?.new {
+        if view.redacted.is_some() {
             continue;
         }
         let m = &view.message;

@@ -66,15 +66,20 @@ impl DocFacts {
                 }
             }
             DocKind::Room => {
+                // Each entry was read in full when policy accepted it; its
+                // stamp and writer are all a later change is checked against.
                 let r = RoomDoc::view(doc)?;
-                let raw = r.raw_messages()?;
-                let mut stamps: BTreeSet<Hlc> = raw.iter().map(|m| m.at.clone()).collect();
-                stamps.extend(r.redactions()?.into_iter().map(|x| x.at));
-                stamps.extend(r.raised()?.into_iter().map(|x| x.at));
+                let writers = r.message_writers()?;
+                let mut stamps: BTreeSet<Hlc> = writers.iter().map(|(at, _)| at.clone()).collect();
+                stamps.extend(r.moderation_stamps()?);
+                let messages = writers
+                    .into_iter()
+                    .map(|(at, by)| Ok((EntryId::new(at.to_string())?, by)))
+                    .collect::<Result<_, SchemaError>>()?;
                 DocFacts::Room {
                     info: r.info()?,
                     members: r.members()?,
-                    messages: raw.into_iter().map(|m| (m.id(), m.by)).collect(),
+                    messages,
                     stamps,
                 }
             }
