@@ -8,6 +8,12 @@ use lianxin_server::AppState;
 use lianxin_server::config::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+// Many small, short-lived allocations (documents, frames, rows) across
+// threads: mimalloc spends less time on them than the system allocator, and
+// returns memory without the page-fault churn measured under fan-out load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run_cli(Cli::parse()).await {
