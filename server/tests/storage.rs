@@ -3,7 +3,9 @@
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Change, ROOT, ReadDoc};
 use lianxin_server::backend_tests;
-use lianxin_server::storage::{DocFilter, FeedItemKind, NewUser, StorageError, StoredChange, UserKind, hook_fn};
+use lianxin_server::storage::{
+    DocFilter, FeedItemKind, NewUser, SessionState, StorageError, StoredChange, UserKind, hook_fn,
+};
 use lianxin_server::testing::TestDb;
 use sync_core::{Timestamp, UserId};
 
@@ -271,6 +273,54 @@ async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()>
     Ok(())
 }
 
+/// One statement pair tells a node which of its watched tokens ended, and it
+/// agrees with the one-token check.
+async fn watched_tokens_are_checked_together(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = &db.storage;
+    s.create_user(
+        &NewUser {
+            id: user("o1"),
+            login_name: Some("zhang".into()),
+            display_name: "张".into(),
+            phone: None,
+            kind: UserKind::Staff,
+            household: None,
+        },
+        T0,
+    )
+    .await?;
+    let later = T0.plus_millis(60_000);
+    for sid in ["active", "revoked", "expiring", "token-revoked"] {
+        s.create_session(sid, &user("o1"), "test", T0, later).await?;
+    }
+    s.revoke_session("revoked", T0).await?;
+    s.revoke_jti("jti-revoked", &user("o1"), later, T0).await?;
+    let watched: Vec<(&str, &str)> = vec![
+        ("active", "jti-active"),
+        ("revoked", "jti-2"),
+        ("expiring", "jti-3"),
+        ("gone", "jti-4"),
+        ("token-revoked", "jti-revoked"),
+    ];
+    let sids: Vec<String> = watched.iter().map(|(s, _)| s.to_string()).collect();
+    let jtis: Vec<String> = watched.iter().map(|(_, j)| j.to_string()).collect();
+
+    let (ended, revoked) = s.ended_tokens(&sids, &jtis, T0).await?;
+    assert_eq!(ended, ["revoked", "gone"]);
+    assert_eq!(revoked, ["jti-revoked"]);
+    for (sid, jti) in &watched {
+        let one = s.token_state(sid, jti, T0).await?;
+        let together = ended.iter().any(|e| e == sid) || revoked.iter().any(|r| r == jti);
+        assert_eq!(one != SessionState::Active, together, "{sid}/{jti}: {one:?}");
+    }
+    // At the sessions' expiry every one has ended.
+    let (ended, _) = s.ended_tokens(&sids, &jtis, later).await?;
+    assert_eq!(ended, sids);
+    assert_eq!(s.token_state("gone", "jti-4", T0).await?, SessionState::Unknown);
+    assert_eq!(s.ended_tokens(&[], &[], T0).await?, (vec![], vec![]));
+    Ok(())
+}
+
 backend_tests!(
     append_load_feed_and_compact,
     resent_change_is_stored_once,
@@ -278,4 +328,5 @@ backend_tests!(
     an_actor_belongs_to_its_first_user,
     concurrent_appends_keep_cursors_monotonic,
     nothing_is_lost_across_a_restart,
+    watched_tokens_are_checked_together,
 );

@@ -141,18 +141,39 @@ impl Storage {
         let mut tx = self.begin().await?;
         let result = tx.bind_actor(actor, user, now).await?;
         tx.commit().await?;
+        let owner = match &result {
+            Ok(()) => user.clone(),
+            Err(other) => other.owner.clone(),
+        };
+        self.remember_actor(actor, owner);
         Ok(result)
+    }
+
+    fn remember_actor(&self, actor: &str, owner: UserId) {
+        self.actors
+            .lock()
+            .expect("actor cache lock")
+            .put(actor.to_owned(), owner);
     }
 
     /// The user an actor is bound to.
     pub async fn actor_owner(&self, actor: &str) -> Result<Option<UserId>, StorageError> {
+        if let Some(owner) = self.actors.lock().expect("actor cache lock").get(actor) {
+            return Ok(Some(owner.clone()));
+        }
         let owner: Option<String> = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT user_id FROM actor_bindings WHERE actor = $1")
                 .bind(actor)
                 .fetch_optional(pool)
                 .await
         })?;
-        owner.map(|o| UserId::new(o).map_err(StorageError::corrupt)).transpose()
+        let owner = owner
+            .map(|o| UserId::new(o).map_err(StorageError::corrupt))
+            .transpose()?;
+        if let Some(o) = &owner {
+            self.remember_actor(actor, o.clone());
+        }
+        Ok(owner)
     }
 
     /// Stores `changes` of `doc_id` (creating the document row as `kind` if
@@ -263,11 +284,7 @@ impl Storage {
         let filter = if ids.is_empty() {
             String::new()
         } else {
-            let in_list = (0..ids.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(" AND doc_id IN ({in_list})")
+            format!(" AND doc_id IN ({})", super::placeholders(3, ids.len()))
         };
         let sql = format!(
             "SELECT seq, doc_id, bytes, 0 AS is_snapshot FROM changes WHERE seq > $1{filter} \
@@ -483,21 +500,18 @@ impl StorageTx {
     ) -> Result<AppendOutcome, StorageError> {
         self.lock_change_log().await?;
         let now = changes.iter().map(|c| c.received_at.millis()).max().unwrap_or(0);
-        let stored_kind: String = on_tx!(self, |conn| {
-            sqlx::query(
+        // One statement creates the row if new and reads what is stored.
+        let (stored_kind, stored_last_seq): (String, i64) = on_tx!(self, |conn| {
+            sqlx::query_as(
                 "INSERT INTO documents (doc_id, kind, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (doc_id) DO NOTHING",
+                 ON CONFLICT (doc_id) DO UPDATE SET updated_at = documents.updated_at \
+                 RETURNING kind, last_change_seq",
             )
             .bind(doc_id)
             .bind(kind)
             .bind(now)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
             .await
-            .map(|r| r.rows_affected())?;
-            sqlx::query_scalar("SELECT kind FROM documents WHERE doc_id = $1")
-                .bind(doc_id)
-                .fetch_one(&mut *conn)
-                .await
         })?;
         if stored_kind != kind {
             return Err(StorageError::KindMismatch {
@@ -533,21 +547,22 @@ impl StorageTx {
                 None => duplicates.push(change.hash.clone()),
             }
         }
-        let last_seq: i64 = on_tx!(self, |conn| {
-            if let Some(last) = inserted.last() {
-                sqlx::query("UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1")
-                    .bind(doc_id)
-                    .bind(last.seq)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map(|r| r.rows_affected())?;
+        // Seqs only grow, so a newly stored change is the document's last.
+        let last_seq = match inserted.last() {
+            Some(last) => {
+                on_tx!(self, |conn| {
+                    sqlx::query("UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1")
+                        .bind(doc_id)
+                        .bind(last.seq)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+                last.seq
             }
-            sqlx::query_scalar("SELECT last_change_seq FROM documents WHERE doc_id = $1")
-                .bind(doc_id)
-                .fetch_one(&mut *conn)
-                .await
-        })?;
+            None => stored_last_seq,
+        };
         Ok(AppendOutcome {
             doc_id: doc_id.to_owned(),
             kind: kind.to_owned(),

@@ -9,25 +9,11 @@
 use serde::Serialize;
 use sync_core::{Timestamp, UserId};
 
-use super::{Backend, Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{Backend, Storage, StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement};
 
 /// The prefix of the PostgreSQL channel a transaction that appended inbox rows
 /// notifies at commit; the schema name follows it.
 pub const INBOX_CHANNEL: &str = "lianxin_inbox_";
-
-/// Bind parameters per statement. Both backends allow far more, but SQLite
-/// looks each parameter's name up in a list as long as the statement's, so
-/// binding costs grow with the square of a statement's size (with 4,000
-/// parameters a statement, that lookup took a fifth of the database threads'
-/// time in `bench fanout`). A few hundred keeps it small beside the cost of a
-/// statement.
-const PARAMS_PER_STATEMENT: usize = 256;
-
-/// Rows of `width` columns per multi-row statement.
-const fn rows_per_statement(width: usize) -> usize {
-    let rows = PARAMS_PER_STATEMENT / width;
-    if rows == 0 { 1 } else { rows }
-}
 
 /// A notification as stored: sync-core's `Notification` with the storage id of its document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -547,10 +533,10 @@ impl Storage {
     /// does not push them as well).
     pub async fn mark_delivered(&self, seqs: &[i64], now: Timestamp) -> Result<(), StorageError> {
         for chunk in seqs.chunks(rows_per_statement(1)) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let list = placeholders(2, chunk.len());
             let sql = format!(
                 "UPDATE inbox SET delivered_at = $1 WHERE delivered_at IS NULL AND seq IN ({})",
-                list.join(", ")
+                list
             );
             on_pool!(self, |pool| {
                 let mut q = sqlx::query(&sql).bind(now.millis());
@@ -683,8 +669,10 @@ impl Storage {
     pub async fn known_notification_keys(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
         for chunk in keys.chunks(rows_per_statement(1)) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-            let sql = format!("SELECT key FROM notifications WHERE key IN ({})", list.join(", "));
+            let sql = format!(
+                "SELECT key FROM notifications WHERE key IN ({})",
+                placeholders(1, chunk.len())
+            );
             let rows: Vec<String> = on_pool!(self, |pool| {
                 let mut q = sqlx::query_scalar(&sql);
                 for k in chunk {
@@ -714,8 +702,7 @@ impl Storage {
     pub async fn households_in_units(&self, units: &[String]) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
         for chunk in units.chunks(rows_per_statement(2)) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 1)).collect();
-            let list = list.join(", ");
+            let list = placeholders(1, chunk.len());
             let sql = format!(
                 "SELECT household_id FROM households WHERE moved_out = 0 AND village_unit IN ({list}) \
                  UNION SELECT u.household_id FROM users u JOIN memberships m ON m.user_id = u.id \
@@ -792,13 +779,12 @@ impl Storage {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
             "SELECT o.id, o.inbox_seq, o.key, o.user_id, o.channel, o.attempts, n.kind, n.text, n.doc, n.urgent, \
              u.phone, i.delivered_at, a.acked FROM outbox o JOIN notifications n ON n.key = o.key \
              JOIN inbox i ON i.seq = o.inbox_seq LEFT JOIN users u ON u.id = o.user_id \
              LEFT JOIN inbox_acks a ON a.user_id = o.user_id WHERE o.id IN ({}) ORDER BY o.id",
-            list.join(", ")
+            placeholders(1, ids.len())
         );
         let jobs = on_pool!(self, |pool| {
             let mut q = sqlx::query_as(&sql);
