@@ -312,8 +312,8 @@ async fn token_watch_fires_on_revocation_and_expiry(db: &mut TestDb) -> anyhow::
     server.stop().await
 }
 
-/// The admin command or another node revokes in the database only; watches
-/// find out by re-checking.
+/// The admin command or another node revokes in the database only; the
+/// node's poller finds out and ends the watches concerned.
 async fn a_revocation_elsewhere_reaches_watches(db: &mut TestDb) -> anyhow::Result<()> {
     let station = Membership {
         unit: UnitId::new("station-1")?,
@@ -338,6 +338,19 @@ async fn a_revocation_elsewhere_reaches_watches(db: &mut TestDb) -> anyhow::Resu
     let mut watch = auth.watch(auth.authenticate(&token(&pair, "access_token")).await?);
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), watch.ended()).await;
     assert!(quiet.is_err(), "an active token's watch keeps waiting");
+
+    // The node checks its watches together: revoking one session in the
+    // database ends that session's watch and no other.
+    let other = auth
+        .authenticate(&token(&login(&server).await?, "access_token"))
+        .await?;
+    let mut other_watch = auth.watch(other.clone());
+    db.storage.revoke_session(&other.sid, server.clock.now()).await?;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), other_watch.ended()).await?;
+    assert_eq!(end, TokenEnd::Revoked);
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), watch.ended()).await;
+    assert!(quiet.is_err(), "the first session is still active");
+
     db.storage.revoke_user_sessions(&user, server.clock.now()).await?;
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), watch.ended()).await?;
     assert_eq!(end, TokenEnd::Revoked);

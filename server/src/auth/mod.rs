@@ -129,8 +129,8 @@ pub struct AuthSettings {
     /// answer was lost on the way) is still served instead of treated as
     /// theft.
     pub refresh_reuse_grace_ms: i64,
-    /// How often a [`TokenWatch`] asks the database whether its token was
-    /// revoked by another process.
+    /// How often this node asks the database whether the tokens its live
+    /// connections watch ([`TokenWatch`]) were revoked by another process.
     pub revocation_recheck_ms: i64,
 }
 
@@ -192,6 +192,7 @@ struct Inner {
     otp_key: Vec<u8>,
     sms: SmsSender,
     hub: RevocationHub,
+    watched: revocation::Watched,
     settings: AuthSettings,
 }
 
@@ -208,6 +209,7 @@ impl AuthService {
                 otp_key,
                 sms,
                 hub: RevocationHub::new(),
+                watched: revocation::Watched::default(),
                 settings,
             }),
         }

@@ -3,15 +3,20 @@
 //!
 //! A connection handler holds a [`TokenWatch`] for the token it was opened
 //! with and selects on [`TokenWatch::ended`] next to its socket; when that
-//! resolves it closes the connection with the given reason.
+//! resolves it closes the connection with the given reason. Revocations made
+//! in other processes are found by one poller per node, which checks every
+//! watched token in a few statements and publishes what ended.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use sync_core::UserId;
 use tokio::sync::broadcast;
 
 use super::{AccessClaims, AuthService};
-use crate::storage::SessionState;
+use crate::storage::{SessionState, StorageError};
 
 /// Something was revoked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,14 +76,85 @@ pub enum TokenEnd {
     Revoked,
 }
 
+/// The tokens this node's connections watch. One task per node asks the
+/// database about all of them every `AuthSettings::revocation_recheck_ms`
+/// and publishes what it finds on the hub, so the database sees a few
+/// statements per interval instead of one per connection.
+#[derive(Debug, Default)]
+pub(super) struct Watched {
+    next_id: AtomicU64,
+    /// Watch id → (session id, token id).
+    tokens: Mutex<HashMap<u64, (String, String)>>,
+    poller: OnceLock<()>,
+}
+
+impl Watched {
+    fn add(&self, claims: &AccessClaims) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.tokens
+            .lock()
+            .expect("watched tokens lock")
+            .insert(id, (claims.sid.clone(), claims.jti.clone()));
+        id
+    }
+
+    fn remove(&self, id: u64) {
+        self.tokens.lock().expect("watched tokens lock").remove(&id);
+    }
+
+    /// The distinct session ids and token ids watched now.
+    fn snapshot(&self) -> (Vec<String>, Vec<String>) {
+        let tokens = self.tokens.lock().expect("watched tokens lock");
+        let sids: BTreeSet<&String> = tokens.values().map(|(sid, _)| sid).collect();
+        let jtis: BTreeSet<&String> = tokens.values().map(|(_, jti)| jti).collect();
+        (sids.into_iter().cloned().collect(), jtis.into_iter().cloned().collect())
+    }
+}
+
+/// Starts the node's revocation poller on the first watch.
+fn ensure_poller(auth: &AuthService) {
+    auth.inner.watched.poller.get_or_init(|| {
+        let every =
+            Duration::from_millis(u64::try_from(auth.settings().revocation_recheck_ms.max(1)).unwrap_or(30_000));
+        tokio::spawn(poll(Arc::downgrade(&auth.inner), every));
+    });
+}
+
+/// Every `every`, finds the watched tokens revoked elsewhere (the admin
+/// command, another node) and publishes them. Ends with the auth service.
+async fn poll(inner: Weak<super::Inner>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let (sids, jtis) = inner.watched.snapshot();
+        if sids.is_empty() && jtis.is_empty() {
+            continue;
+        }
+        match inner.storage.ended_tokens(&sids, &jtis, inner.clock.now()).await {
+            Ok((sessions, tokens)) => {
+                for sid in sessions {
+                    inner.hub.publish(Revocation::Session { sid });
+                }
+                for jti in tokens {
+                    inner.hub.publish(Revocation::Token { jti });
+                }
+            }
+            Err(StorageError::Database(sqlx::Error::PoolClosed)) => return,
+            // Connections stay open: the next round will tell.
+            Err(e) => tracing::warn!(error = %e, "could not re-check watched tokens' revocation"),
+        }
+    }
+}
+
 /// Follows one token: resolves when it expires or is revoked.
 #[derive(Debug)]
 pub struct TokenWatch {
+    id: u64,
     claims: AccessClaims,
     receiver: broadcast::Receiver<Revocation>,
     deadline: tokio::time::Instant,
-    next_check: tokio::time::Instant,
-    recheck: Duration,
     auth: AuthService,
 }
 
@@ -86,12 +162,11 @@ impl TokenWatch {
     pub(crate) fn new(auth: AuthService, claims: AccessClaims) -> Self {
         let left_ms = claims.expires_at().millis().saturating_sub(auth.now().millis()).max(0);
         let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-        let recheck = Duration::from_millis(u64::try_from(auth.settings().revocation_recheck_ms).unwrap_or(30_000));
+        ensure_poller(&auth);
         TokenWatch {
+            id: auth.inner.watched.add(&claims),
             receiver: auth.revocations().subscribe(),
             deadline: tokio::time::Instant::now() + left,
-            next_check: tokio::time::Instant::now() + recheck,
-            recheck,
             claims,
             auth,
         }
@@ -104,18 +179,12 @@ impl TokenWatch {
     /// Waits until the token expires or is revoked. Cancel-safe.
     ///
     /// Revocations published in this process arrive at once. Those made
-    /// elsewhere (the admin command, another server node) are found by
-    /// asking the database every `AuthSettings::revocation_recheck_ms`.
+    /// elsewhere (the admin command, another server node) arrive from the
+    /// node's poller, within `AuthSettings::revocation_recheck_ms`.
     pub async fn ended(&mut self) -> TokenEnd {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(self.deadline) => return TokenEnd::Expired,
-                () = tokio::time::sleep_until(self.next_check) => {
-                    self.next_check = tokio::time::Instant::now() + self.recheck;
-                    if self.revoked_in_db().await {
-                        return TokenEnd::Revoked;
-                    }
-                }
                 received = self.receiver.recv() => match received {
                     Ok(revocation) if revocation.covers(&self.claims) => return TokenEnd::Revoked,
                     Ok(_) => {}
@@ -148,6 +217,12 @@ impl TokenWatch {
                 false
             }
         }
+    }
+}
+
+impl Drop for TokenWatch {
+    fn drop(&mut self) {
+        self.auth.inner.watched.remove(self.id);
     }
 }
 
