@@ -269,7 +269,11 @@ impl Child {
         let mut process = tokio::process::Command::new(exe)
             .args(args)
             .env("LIANXIN_JWT_SECRET", secret)
-            .env("RUST_LOG", "warn")
+            // The servers log warnings only, unless the caller asks for more.
+            .env(
+                "RUST_LOG",
+                std::env::var("LIANXIN_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
