@@ -283,7 +283,7 @@ impl DocService {
     /// Whether `who` may read `doc_id`, from the who-can-see-what projection;
     /// `false` for a document that does not exist.
     pub async fn may_read(&self, who: &Principal, doc_id: &str) -> Result<bool, DocError> {
-        let rows = self.inner.storage.doc_access(doc_id).await?;
+        let rows = self.inner.storage.doc_access_for(doc_id, &who.user).await?;
         if rows.is_empty() {
             return Ok(false);
         }

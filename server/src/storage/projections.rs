@@ -242,13 +242,18 @@ impl Storage {
         Ok(rows)
     }
 
-    /// The access rows of a document; empty for a document that does not exist.
-    pub async fn doc_access(&self, doc_id: &str) -> Result<Vec<(String, String)>, StorageError> {
+    /// The access rows of a document that can let `user` read it: every row
+    /// but those naming other users (a room of thousands has a row per
+    /// member). Empty for a document that does not exist.
+    pub async fn doc_access_for(&self, doc_id: &str, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {
         let rows = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT kind, subject FROM doc_access WHERE doc_id = $1")
-                .bind(doc_id)
-                .fetch_all(pool)
-                .await
+            sqlx::query_as(
+                "SELECT kind, subject FROM doc_access WHERE doc_id = $1 AND (kind <> 'user' OR subject = $2)",
+            )
+            .bind(doc_id)
+            .bind(user.as_str())
+            .fetch_all(pool)
+            .await
         })?;
         Ok(rows)
     }
