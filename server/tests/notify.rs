@@ -357,7 +357,7 @@ async fn the_inbox_is_ordered_resumable_and_done_once_acknowledged(db: &mut Test
     )
     .await?;
     tx.commit().await?;
-    assert_eq!(written, 0);
+    assert!(written.is_empty(), "nothing delivered twice: {written:?}");
     assert_eq!(server.state.storage.inbox_head(None).await?, before);
     server.stop().await
 }
@@ -446,6 +446,58 @@ async fn sse_delivers_live_and_resumes_from_the_last_event_id(db: &mut TestDb) -
     assert!(event_id < a && a < b);
     assert_eq!(first_back["doc_id"].as_str(), Some(second.as_str()));
     assert_eq!(second_back["doc_id"].as_str(), Some(third.as_str()));
+    server.stop().await
+}
+
+/// Live delivery takes the items a commit hands over as they are, but reads
+/// the store when something was committed in between without telling the
+/// dispatcher, so nothing is skipped or reordered.
+async fn live_delivery_skips_nothing_committed_between_handed_over_items(db: &mut TestDb) -> anyhow::Result<()> {
+    let settings = NotifySettings {
+        // Only commits wake the dispatcher here.
+        poll_every: Duration::from_secs(3600),
+        ..test_notify_settings()
+    };
+    let server = server_with(db, settings, ManualClock::new(monday_at(10, 0))).await?;
+    let wang = UserId::new("officer-wang")?;
+    let mut stream = Sse::open(&server, "officer-wang", None).await?;
+    let head = server.state.storage.inbox_head(Some(&wang)).await?;
+    let first = submit(&server, "res-zhang", "井盖丢了", "station-east").await?;
+    let quiet = sync_core::notify::Notification {
+        key: "test/quiet/officer-wang".into(),
+        recipient: sync_core::notify::Recipient::User(wang.clone()),
+        kind: sync_core::notify::NotificationKind::Mention,
+        doc: "test".into(),
+        entry: None,
+        urgent: false,
+        at: server.clock.now(),
+        text: "另一个写入者".into(),
+    };
+    let mut tx = server.state.storage.begin().await?;
+    let written = lianxin_server::notify::fanout::write(
+        &mut tx,
+        &first,
+        &[quiet],
+        server.clock.now(),
+        &Calendar::china(),
+        &Default::default(),
+    )
+    .await?;
+    tx.commit().await?;
+    ensure!(written.len() == 1);
+    let second = submit(&server, "res-liu", "路面塌陷", "station-east").await?;
+
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let (id, item) = stream.next().await?;
+        if id > head {
+            got.push((id, item));
+        }
+    }
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "in cursor order");
+    assert_eq!(got[0].1["doc_id"].as_str(), Some(first.as_str()));
+    assert_eq!(got[1].1["key"].as_str(), Some("test/quiet/officer-wang"));
+    assert_eq!(got[2].1["doc_id"].as_str(), Some(second.as_str()));
     server.stop().await
 }
 
@@ -955,6 +1007,7 @@ backend_tests!(
     every_source_reaches_the_people_it_concerns,
     the_inbox_is_ordered_resumable_and_done_once_acknowledged,
     sse_delivers_live_and_resumes_from_the_last_event_id,
+    live_delivery_skips_nothing_committed_between_handed_over_items,
     the_sync_websocket_pushes_notifications_to_connected_clients,
     the_roster_decides_who_is_told_and_the_next_shift_inherits_open_items,
     clocks_notify_and_escalate_once_across_a_restart,

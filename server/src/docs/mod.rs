@@ -27,7 +27,7 @@ use tokio::sync::{OwnedMutexGuard, broadcast};
 
 use crate::clock::Clock;
 use crate::notify::FanoutSettings;
-use crate::storage::{DocFilter, Storage, StorageError, StoredChange};
+use crate::storage::{DocFilter, InboxItem, Storage, StorageError, StoredChange};
 
 pub use projection::Projection;
 
@@ -61,6 +61,10 @@ pub struct DocEvent {
     pub kind: DocKind,
     pub last_seq: i64,
     pub by: UserId,
+    /// The inbox items the change's transaction wrote on this node, in
+    /// cursor order (empty for other nodes' changes), so the dispatcher
+    /// can deliver them without reading them back.
+    pub inbox: Arc<[InboxItem]>,
 }
 
 /// What became of a batch of changes.
@@ -155,6 +159,7 @@ impl DocService {
                                 kind,
                                 last_seq: n.last_seq,
                                 by,
+                                inbox: Arc::new([]),
                             });
                         }
                         Err(StorageError::Database(sqlx::Error::PoolClosed)) => break,
@@ -384,7 +389,7 @@ impl DocService {
             .store(doc_id, who, (&before, &checked.doc), &accepted, now, marks)
             .await;
         match result {
-            Ok((kind, last_seq)) => {
+            Ok((kind, last_seq, inbox)) => {
                 loaded.doc = checked.doc;
                 loaded.last_seq = loaded.last_seq.max(last_seq);
                 loaded.uncompacted += accepted.len();
@@ -394,6 +399,7 @@ impl DocService {
                     kind,
                     last_seq,
                     by: who.user.clone(),
+                    inbox: inbox.into(),
                 });
                 if loaded.uncompacted >= COMPACT_AFTER_CHANGES {
                     let snapshot = loaded.doc.save();
@@ -419,7 +425,8 @@ impl DocService {
 
     /// Binds actors, stores accepted changes and their projections in one transaction.
     /// `states` is the document before and after the changes; `marks` the
-    /// clock actions they carry out (see [`DocService::act_once`]).
+    /// clock actions they carry out (see [`DocService::act_once`]). Returns
+    /// the kind, the new last seq and the inbox items written.
     async fn store(
         &self,
         doc_id: &str,
@@ -428,7 +435,7 @@ impl DocService {
         accepted: &[Change],
         now: Timestamp,
         marks: &[String],
-    ) -> Result<(DocKind, i64), DocError> {
+    ) -> Result<(DocKind, i64, Vec<InboxItem>), DocError> {
         let storage = &self.inner.storage;
         let kind =
             DocKind::of(after)?.ok_or_else(|| DocError::Forbidden("an empty document cannot be stored".into()))?;
@@ -460,9 +467,9 @@ impl DocService {
             })
             .collect();
         let outcome = storage
-            .append_changes::<StorageError, _>(doc_id, kind.as_str(), &stored, projection)
+            .append_changes::<StorageError, _>(doc_id, kind.as_str(), &stored, &mut projection)
             .await?;
-        Ok((kind, outcome.last_seq))
+        Ok((kind, outcome.last_seq, projection.delivered))
     }
 
     /// Writes on behalf of `who` (REST): `edit` runs on the current document

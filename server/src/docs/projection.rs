@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 
 use crate::notify::FanoutSettings;
 use crate::storage::{
-    AccessRow, AppendOutcome, ChangeHook, HouseholdRow, MessageRow, RoomRow, StorageError, StorageTx,
+    AccessRow, AppendOutcome, ChangeHook, HouseholdRow, InboxItem, MessageRow, RoomRow, StorageError, StorageTx,
 };
 
 /// A household's earliest receipts of a notice, in milliseconds.
@@ -45,6 +45,8 @@ pub struct Projection {
     /// Clock actions this change carries out (see `DocService::act_once`).
     pub marks: Vec<String>,
     now: Option<Timestamp>,
+    /// The inbox items fan-out wrote, for live delivery once the transaction commits.
+    pub delivered: Vec<InboxItem>,
 }
 
 impl Projection {
@@ -150,7 +152,7 @@ impl Projection {
     }
 
     /// Writes the rows inside the change's transaction (see [`ChangeHook`]).
-    pub async fn write(&self, tx: &mut StorageTx, doc_id: &str, seq: i64) -> Result<(), StorageError> {
+    pub async fn write(&mut self, tx: &mut StorageTx, doc_id: &str, seq: i64) -> Result<(), StorageError> {
         if !self.access_unchanged {
             tx.replace_doc_access(doc_id, &self.access).await?;
         }
@@ -163,7 +165,7 @@ impl Projection {
         }
         tx.upsert_households(doc_id, &self.households).await?;
         if let (Some((cal, fanout)), Some(now)) = (&self.fanout, self.now) {
-            crate::notify::fanout::write(tx, doc_id, &self.notifications, now, cal, fanout).await?;
+            self.delivered = crate::notify::fanout::write(tx, doc_id, &self.notifications, now, cal, fanout).await?;
         }
         // After fan-out, so the delivery records of a new notice exist.
         for r in &self.receipts {

@@ -10,12 +10,12 @@
 //!   unit's officers, leaders and department staff;
 //! * a household is the accounts of its members and the representative the directory names.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sync_core::notify::{Notification, NotificationKind, Recipient, Roster};
 use sync_core::{Calendar, Timestamp};
 
-use crate::storage::{NotificationRow, StorageError, StorageTx};
+use crate::storage::{InboxItem, NotificationRow, StorageError, StorageTx};
 
 /// How fan-out reaches people without a live connection.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +44,8 @@ pub fn row(doc_id: &str, n: &Notification) -> NotificationRow {
 }
 
 /// Stores `notifications` about `doc_id` and delivers the new ones. Returns
-/// how many inbox rows were written.
+/// the inbox items written (in cursor order), for the dispatcher once the
+/// transaction commits.
 pub async fn write(
     tx: &mut StorageTx,
     doc_id: &str,
@@ -52,9 +53,9 @@ pub async fn write(
     now: Timestamp,
     cal: &Calendar,
     settings: &FanoutSettings,
-) -> Result<usize, StorageError> {
+) -> Result<Vec<InboxItem>, StorageError> {
     if notifications.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let rows: Vec<NotificationRow> = notifications.iter().map(|n| row(doc_id, n)).collect();
     let new: HashSet<String> = tx.insert_notifications(&rows, now).await?.into_iter().collect();
@@ -80,17 +81,18 @@ pub async fn write(
 }
 
 /// Puts stored notifications into people's inboxes (and the outbox); returns
-/// how many rows were new. Used by [`write`] and by roster hand-overs.
+/// the new inbox items, in cursor order. Used by [`write`] and by roster
+/// hand-overs.
 pub async fn deliver(
     tx: &mut StorageTx,
     items: &[(String, &NotificationRow)],
     now: Timestamp,
     settings: &FanoutSettings,
-) -> Result<usize, StorageError> {
+) -> Result<Vec<InboxItem>, StorageError> {
     let pairs: Vec<(String, String)> = items.iter().map(|(u, n)| (u.clone(), n.key.clone())).collect();
     let inserted = tx.insert_inbox(&pairs, now).await?;
     if inserted.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     if settings.push || settings.sms {
         let urgent: HashSet<&str> = items
@@ -109,7 +111,18 @@ pub async fn deliver(
         }
     }
     tx.signal_inbox().await?;
-    Ok(inserted.len())
+    let rows: HashMap<&str, &NotificationRow> = items.iter().map(|(_, n)| (n.key.as_str(), *n)).collect();
+    Ok(inserted
+        .into_iter()
+        .filter_map(|(seq, user, key)| {
+            rows.get(key.as_str()).map(|n| InboxItem {
+                cursor: seq,
+                user,
+                notification: (*n).clone(),
+                created_at: now.millis(),
+            })
+        })
+        .collect())
 }
 
 /// The people a recipient stands for at `now`.

@@ -34,7 +34,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::docs::DocService;
+use crate::docs::{DocEvent, DocService};
 use crate::storage::{AckError, InboxItem, Storage, StorageError};
 
 pub use derive::{DeriveError, derive};
@@ -276,17 +276,15 @@ impl NotifyService {
                 None
             }
         };
+        let mut read_feed = true;
         loop {
-            loop {
+            while read_feed {
                 match storage.inbox_feed(cursor, PAGE).await {
                     Ok(page) => {
-                        let full = page.len() == PAGE as usize;
+                        read_feed = page.len() == PAGE as usize;
                         for item in page {
                             cursor = cursor.max(item.cursor);
                             self.inner.hub.publish(item);
-                        }
-                        if !full {
-                            break;
                         }
                     }
                     Err(e) => {
@@ -295,6 +293,7 @@ impl NotifyService {
                     }
                 }
             }
+            read_feed = true;
             let from_other_nodes = async {
                 match listener.as_mut() {
                     Some(l) => {
@@ -307,7 +306,27 @@ impl NotifyService {
                 }
             };
             tokio::select! {
-                _ = events.recv() => {}
+                event = events.recv() => {
+                    // A local commit hands over the items it wrote. They are
+                    // published as they are when they follow the cursor
+                    // directly, so nothing committed in between is skipped,
+                    // and dropped when the feed already brought them (a
+                    // transaction commits all its rows at once). Anything
+                    // else (a gap, a lagged channel) reads the feed.
+                    if let Ok(DocEvent { inbox, .. }) = &event
+                        && let (Some(first), Some(last)) = (inbox.first(), inbox.last())
+                    {
+                        if last.cursor <= cursor {
+                            read_feed = false;
+                        } else if first.cursor == cursor + 1 {
+                            for item in inbox.iter() {
+                                self.inner.hub.publish(item.clone());
+                            }
+                            cursor = last.cursor;
+                            read_feed = false;
+                        }
+                    }
+                }
                 _ = self.inner.wake.notified() => {}
                 _ = from_other_nodes => {}
                 _ = tokio::time::sleep(self.inner.settings.poll_every) => {}

@@ -89,7 +89,9 @@ impl NotifyService {
                     .flat_map(|u| open.iter().map(move |n| (u.to_string(), n)))
                     .collect();
                 let mut tx = storage.begin().await?;
-                report.delivered += fanout::deliver(&mut tx, &items, now, &self.inner.docs.settings().fanout).await?;
+                report.delivered += fanout::deliver(&mut tx, &items, now, &self.inner.docs.settings().fanout)
+                    .await?
+                    .len();
                 tx.commit().await?;
             }
             let next = roster.next_handover(cal, now).millis();
@@ -137,8 +139,9 @@ impl NotifyService {
             }
             if !notes.is_empty() {
                 let mut tx = storage.begin().await?;
-                report.delivered +=
-                    fanout::write(&mut tx, &doc_id, &notes, now, &settings.calendar, &settings.fanout).await?;
+                report.delivered += fanout::write(&mut tx, &doc_id, &notes, now, &settings.calendar, &settings.fanout)
+                    .await?
+                    .len();
                 tx.commit().await?;
             }
         }
