@@ -321,6 +321,60 @@ async fn watched_tokens_are_checked_together(db: &mut TestDb) -> anyhow::Result<
     Ok(())
 }
 
+/// What authentication loads per request: the user and every membership, in one read.
+async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<()> {
+    use sync_core::{Membership, Role, Unit, UnitId, UnitKind};
+    let s = &db.storage;
+    let person = |id: &str| NewUser {
+        id: user(id),
+        login_name: None,
+        display_name: id.into(),
+        phone: None,
+        kind: UserKind::Staff,
+        household: None,
+    };
+    let mut tx = s.begin().await?;
+    for (id, parent) in [("county", None), ("station-1", Some("county"))] {
+        tx.upsert_unit(
+            &Unit {
+                id: UnitId::new(id)?,
+                name: id.into(),
+                kind: if parent.is_some() {
+                    UnitKind::Station
+                } else {
+                    UnitKind::County
+                },
+                parent: parent.map(UnitId::new).transpose()?,
+            },
+            T0,
+        )
+        .await?;
+    }
+    tx.insert_user(&person("o1"), T0).await?;
+    tx.insert_user(&person("o2"), T0).await?;
+    let memberships = vec![
+        Membership {
+            unit: UnitId::new("county")?,
+            role: Role::Leader,
+        },
+        Membership {
+            unit: UnitId::new("station-1")?,
+            role: Role::Officer,
+        },
+    ];
+    tx.set_memberships(&user("o1"), &memberships).await?;
+    tx.commit().await?;
+
+    let (record, read) = s.user_with_memberships(&user("o1")).await?.expect("o1 exists");
+    assert_eq!(record.id, user("o1"));
+    assert_eq!(read, memberships);
+    assert_eq!(read, s.memberships_of(&user("o1")).await?);
+    let (record, read) = s.user_with_memberships(&user("o2")).await?.expect("o2 exists");
+    assert_eq!((record.id, read), (user("o2"), vec![]));
+    assert!(s.user_with_memberships(&user("nobody")).await?.is_none());
+    Ok(())
+}
+
 backend_tests!(
     append_load_feed_and_compact,
     resent_change_is_stored_once,
@@ -329,4 +383,5 @@ backend_tests!(
     concurrent_appends_keep_cursors_monotonic,
     nothing_is_lost_across_a_restart,
     watched_tokens_are_checked_together,
+    a_user_reads_with_their_memberships,
 );

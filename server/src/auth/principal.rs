@@ -8,14 +8,13 @@ use super::AuthError;
 use crate::storage::Storage;
 
 pub(super) async fn load(storage: &Storage, user: &UserId) -> Result<Principal, AuthError> {
-    let record = storage
-        .get_user(user)
+    let (record, memberships) = storage
+        .user_with_memberships(user)
         .await?
         .ok_or_else(|| AuthError::UnknownUser(user.to_string()))?;
     if record.disabled {
         return Err(AuthError::Disabled);
     }
-    let memberships = storage.memberships_of(user).await?;
     Ok(Principal {
         user: record.id,
         memberships,

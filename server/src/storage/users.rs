@@ -169,6 +169,48 @@ impl Storage {
         tx.commit().await
     }
 
+    /// A user and their memberships in one statement (what every
+    /// authenticated request loads); `None` for an unknown user.
+    pub async fn user_with_memberships(
+        &self,
+        id: &UserId,
+    ) -> Result<Option<(UserRecord, Vec<Membership>)>, StorageError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, m.unit_id, m.role FROM users u \
+             LEFT JOIN memberships m ON m.user_id = u.id WHERE u.id = $1 ORDER BY m.unit_id, m.role"
+        );
+        let rows = on_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(id.as_str())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    use sqlx::{FromRow, Row};
+                    Ok::<_, sqlx::Error>((
+                        UserRow::from_row(row)?,
+                        row.try_get::<Option<String>, _>("unit_id")?,
+                        row.try_get::<Option<String>, _>("role")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut memberships = Vec::new();
+        let mut user = None;
+        for (row, unit, role) in rows {
+            if let (Some(unit), Some(role)) = (unit, role) {
+                memberships.push(Membership {
+                    unit: UnitId::new(unit).map_err(StorageError::corrupt)?,
+                    role: parse_enum(&role)?,
+                });
+            }
+            if user.is_none() {
+                user = Some(row.into_record()?);
+            }
+        }
+        Ok(user.map(|u| (u, memberships)))
+    }
+
     pub async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StorageError> {
         let rows: Vec<(String, String)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT unit_id, role FROM memberships WHERE user_id = $1 ORDER BY unit_id, role")
