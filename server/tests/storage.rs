@@ -15,6 +15,18 @@ fn user(id: &str) -> UserId {
     UserId::new(id).expect("valid id")
 }
 
+/// Officer Zhang, user `o1`, who signs in as `zhang`.
+fn zhang() -> NewUser {
+    NewUser {
+        id: user("o1"),
+        login_name: Some("zhang".into()),
+        display_name: "张".into(),
+        phone: None,
+        kind: UserKind::Staff,
+        household: None,
+    }
+}
+
 fn stored(change: &Change, by: &str) -> StoredChange {
     StoredChange {
         hash: change.hash().to_string(),
@@ -243,19 +255,7 @@ async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()>
         .bind_actor("feed", &user("o1"), T0)
         .await?
         .map_err(anyhow::Error::msg)?;
-    db.storage
-        .create_user(
-            &NewUser {
-                id: user("o1"),
-                login_name: Some("zhang".into()),
-                display_name: "张".into(),
-                phone: None,
-                kind: UserKind::Staff,
-                household: None,
-            },
-            T0,
-        )
-        .await?;
+    db.storage.create_user(&zhang(), T0).await?;
 
     let s = db.reopen().await?;
     let loaded = s.load_document("d").await?.expect("still there");
@@ -277,18 +277,7 @@ async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()>
 /// agrees with the one-token check.
 async fn watched_tokens_are_checked_together(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
-    s.create_user(
-        &NewUser {
-            id: user("o1"),
-            login_name: Some("zhang".into()),
-            display_name: "张".into(),
-            phone: None,
-            kind: UserKind::Staff,
-            household: None,
-        },
-        T0,
-    )
-    .await?;
+    s.create_user(&zhang(), T0).await?;
     let later = T0.plus_millis(60_000);
     for sid in ["active", "revoked", "expiring", "token-revoked"] {
         s.create_session(sid, &user("o1"), "test", T0, later).await?;

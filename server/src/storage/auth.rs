@@ -163,21 +163,7 @@ impl Storage {
             alive.extend(rows);
         }
         let ended_sessions = sids.iter().filter(|s| !alive.contains(*s)).cloned().collect();
-        let mut revoked = Vec::new();
-        for chunk in jtis.chunks(rows_per_statement(1)) {
-            let sql = format!(
-                "SELECT jti FROM revocations WHERE jti IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let rows: Vec<String> = on_pool!(self, |pool| {
-                let mut q = sqlx::query_scalar(&sql);
-                for jti in chunk {
-                    q = q.bind(jti);
-                }
-                q.fetch_all(pool).await
-            })?;
-            revoked.extend(rows);
-        }
+        let revoked = self.strings_in("SELECT jti FROM revocations WHERE jti", jtis).await?;
         Ok((ended_sessions, revoked))
     }
 

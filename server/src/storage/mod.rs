@@ -256,6 +256,25 @@ impl Storage {
         on_pool!(self, |pool| pool.close().await)
     }
 
+    /// The first column of `SELECT … WHERE … IN (values)`, a statement per
+    /// few hundred values: `select` is the statement up to `IN`, and `values`
+    /// bind from `$1`.
+    pub(crate) async fn strings_in(&self, select: &str, values: &[String]) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        for chunk in values.chunks(rows_per_statement(1)) {
+            let sql = format!("{select} IN ({})", placeholders(1, chunk.len()));
+            let rows: Vec<String> = on_pool!(self, |pool| {
+                let mut q = sqlx::query_scalar(&sql);
+                for v in chunk {
+                    q = q.bind(v);
+                }
+                q.fetch_all(pool).await
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
     /// Round trip to the database, for health checks.
     pub async fn ping(&self) -> Result<(), StorageError> {
         on_pool!(self, |pool| sqlx::query("SELECT 1")

@@ -667,22 +667,7 @@ impl Storage {
 
     /// Which of `keys` are stored already.
     pub async fn known_notification_keys(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(rows_per_statement(1)) {
-            let sql = format!(
-                "SELECT key FROM notifications WHERE key IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let rows: Vec<String> = on_pool!(self, |pool| {
-                let mut q = sqlx::query_scalar(&sql);
-                for k in chunk {
-                    q = q.bind(k);
-                }
-                q.fetch_all(pool).await
-            })?;
-            out.extend(rows);
-        }
-        Ok(out)
+        self.strings_in("SELECT key FROM notifications WHERE key", keys).await
     }
 
     /// The stored notification with `key`.
