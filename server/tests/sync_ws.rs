@@ -272,6 +272,18 @@ impl Client {
             {
                 doc.sync()
                     .receive_sync_message(state, sync::Message::decode(&m.data)?)?;
+                // Answer as a peer does: when the server took a change for
+                // one we have (a Bloom-filter false positive), our reply
+                // names its heads as needed and the server sends it.
+                if let Some(reply) = doc.sync().generate_sync_message(state) {
+                    let body = SyncMessage {
+                        sender_id: self.me.clone(),
+                        target_id: self.server.clone(),
+                        document_id: id,
+                        data: reply.encode(),
+                    };
+                    send(&mut self.ws, &RepoMessage::Sync(body)).await?;
+                }
             }
         }
         self.sync(id, doc, state).await?;
