@@ -79,7 +79,7 @@ async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
         (3, 0, 2, 0)
     );
     assert_eq!(db.storage.org_tree().await?, tree);
-    let memberships = db.storage.memberships_of(&zhang).await?;
+    let (_, memberships) = db.storage.user_with_memberships(&zhang).await?.expect("zhang imported");
     assert_eq!(memberships.len(), 2);
     assert!(memberships.iter().any(|m| m.role == Role::Leader));
     let li = db

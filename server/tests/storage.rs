@@ -357,7 +357,6 @@ async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<
     let (record, read) = s.user_with_memberships(&user("o1")).await?.expect("o1 exists");
     assert_eq!(record.id, user("o1"));
     assert_eq!(read, memberships);
-    assert_eq!(read, s.memberships_of(&user("o1")).await?);
     let (record, read) = s.user_with_memberships(&user("o2")).await?.expect("o2 exists");
     assert_eq!((record.id, read), (user("o2"), vec![]));
     assert!(s.user_with_memberships(&user("nobody")).await?.is_none());

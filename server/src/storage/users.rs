@@ -211,23 +211,6 @@ impl Storage {
         Ok(user.map(|u| (u, memberships)))
     }
 
-    pub async fn memberships_of(&self, user: &UserId) -> Result<Vec<Membership>, StorageError> {
-        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT unit_id, role FROM memberships WHERE user_id = $1 ORDER BY unit_id, role")
-                .bind(user.as_str())
-                .fetch_all(pool)
-                .await
-        })?;
-        rows.into_iter()
-            .map(|(unit, role)| {
-                Ok(Membership {
-                    unit: UnitId::new(unit).map_err(StorageError::corrupt)?,
-                    role: parse_enum(&role)?,
-                })
-            })
-            .collect()
-    }
-
     pub async fn get_unit(&self, id: &UnitId) -> Result<Option<Unit>, StorageError> {
         let row: Option<(String, String, String, Option<String>)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, kind, parent_id FROM units WHERE id = $1")
