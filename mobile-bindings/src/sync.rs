@@ -176,7 +176,7 @@ impl Inner {
                 .journal_remove(&journal.iter().map(|j| j.seq).collect::<Vec<_>>());
         };
         let shared = self.client.state().shared.get(id).cloned().unwrap_or_default();
-        if shared.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+        if shared.iter().any(|h| !sync_core::doc::has_change(&mut doc, h)) {
             return Ok(());
         }
         let unshared: BTreeSet<ChangeHash> = doc.get_changes(&shared).iter().map(|c| c.hash()).collect();
@@ -196,7 +196,7 @@ impl Inner {
         };
         let reasons: BTreeMap<ChangeHash, RefusedChange> = refused
             .into_iter()
-            .filter(|r| doc.get_change_by_hash(&r.change).is_some())
+            .filter(|r| sync_core::doc::has_change(&mut doc, &r.change))
             .map(|r| (r.change, r))
             .collect();
         if reasons.is_empty() {

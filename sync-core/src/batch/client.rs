@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::frame::{DocPull, DocPush, DocResult, Frame, Push, RefusedChange};
 use super::{BatchError, DocId, Encoding, decode_into, encode_changes, heads_of};
+use crate::doc::am;
 
 /// The most document data bytes (before frame compression) a push part
 /// aims to carry; a single change larger than that travels alone. A cut link loses at most one part.
@@ -450,7 +451,7 @@ impl BatchClient {
             None => (AutoCommit::new(), true),
         };
         decode_into(&mut doc, pull.encoding, &pull.data)?;
-        let complete = pull.heads.iter().all(|h| doc.get_change_by_hash(h).is_some());
+        let complete = pull.heads.iter().all(|h| am::has_change(&mut doc, h));
         let heads = doc.get_heads();
         docs.store(&pull.id, doc);
         if complete {

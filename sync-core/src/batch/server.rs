@@ -38,6 +38,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 
 use super::frame::{Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, Pull, Push, RefusedChange};
 use super::{BatchError, DocId, Encoding, encode_since, heads_of};
+use crate::doc::am;
 use crate::policy::check_changes;
 use crate::policy::{PolicyContext, Refusal, Rule};
 use crate::validated_sync::incoming_changes;
@@ -122,7 +123,7 @@ fn incoming(
     let missing: Vec<Refusal> = push
         .base
         .iter()
-        .filter(|h| !refused_before.contains(h) && stored.get_change_by_hash(h).is_none())
+        .filter(|h| !refused_before.contains(h) && !am::has_change(stored, h))
         .map(|h| {
             Refusal::new(
                 h,

@@ -184,3 +184,10 @@ fn wrong(field: &str, expected: &'static str) -> SchemaError {
         expected,
     }
 }
+
+/// Whether `doc` holds the change `hash`. Reads the change graph only:
+/// `get_change_by_hash` rebuilds the whole change from the op set, which for
+/// a room created with ten thousand members costs milliseconds.
+pub fn has_change(doc: &mut automerge::AutoCommit, hash: &automerge::ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
+}

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SchemaError;
 
+pub use am::has_change;
 pub use message::{Mention, Message};
 
 /// The schema version this build writes and reads.

@@ -9,7 +9,7 @@ use super::facts::{DocFacts, Visibility};
 use super::rule::{Refusal, Rule};
 use crate::channel::Channel;
 use crate::directory::{DirectoryDoc, HOUSEHOLD_FIELDS};
-use crate::doc::{DocKind, Mention, Message};
+use crate::doc::{DocKind, Mention, Message, am};
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{HouseholdId, UnitId, UserId};
@@ -68,7 +68,7 @@ pub fn check_changes(ctx: &PolicyContext<'_>, mut doc: AutoCommit, changes: Vec<
         if !seen.insert(h) {
             continue;
         }
-        if doc.get_change_by_hash(&h).is_some() {
+        if am::has_change(&mut doc, &h) {
             out.duplicates.push(h);
         } else {
             pending.push(c);
@@ -88,7 +88,7 @@ pub fn check_changes(ctx: &PolicyContext<'_>, mut doc: AutoCommit, changes: Vec<
                 ));
                 refused.insert(h);
                 progressed = true;
-            } else if c.deps().iter().all(|d| doc.get_change_by_hash(d).is_some()) {
+            } else if c.deps().iter().all(|d| am::has_change(&mut doc, d)) {
                 match check_one(ctx, &mut doc, &c) {
                     Ok(()) => out.accepted.push(h),
                     Err(r) => {
