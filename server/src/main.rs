@@ -11,6 +11,9 @@ use tracing_subscriber::EnvFilter;
 // Many small, short-lived allocations (documents, frames, rows) across
 // threads: mimalloc spends less time on them than the system allocator, and
 // returns memory without the page-fault churn measured under fan-out load.
+// Built without transparent huge pages (`no_thp`): with them, memory it had
+// purged came back as 2 MiB pages zeroed on first touch, and loading a
+// 10,000-member room took 85 ms of CPU instead of 15.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
