@@ -197,6 +197,19 @@ async fn every_source_reaches_the_people_it_concerns(db: &mut TestDb) -> anyhow:
         kinds_for_entry(&server, "officer-li", &room, &all).await?.is_empty(),
         "not the writer"
     );
+    // One notification for the room's members, in each member's inbox.
+    for user in ["chief-east", "res-zhang"] {
+        let items = inbox(&server, user).await?;
+        let item = items
+            .iter()
+            .find(|i| i["doc_id"] == room.as_str() && i["entry"] == all.as_str())
+            .context("the @all item")?;
+        assert_eq!(item["recipient"], "all", "{item}");
+        assert!(
+            item["key"].as_str().is_some_and(|k| k.ends_with("/mention/all")),
+            "{item}"
+        );
+    }
 
     // A new notice for my household.
     let notice = issue_notice(&server, &["village-shangping"], &[]).await?;

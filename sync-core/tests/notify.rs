@@ -402,14 +402,26 @@ fn mentions_reach_the_mentioned_members_and_all_reaches_everyone_but_the_writer(
     );
     assert_eq!(
         summary(&ns),
-        vec![
-            (to_user("r1"), Kind::Mention, false),
-            (to_user("r2"), Kind::Mention, false)
-        ],
-        "one notification per member, none for the writer"
+        vec![(Recipient::Members(vec![user("r1"), user("r2")]), Kind::Mention, false)],
+        "one notification for every member but the writer, whoever else it names"
     );
+    assert!(ns[0].key.ends_with("/mention/all"), "{}", ns[0].key);
+    assert!(ns[0].text.contains("@所有人"));
     let plain = room_post(&mut room, &resident(), 4, "收到", vec![]);
     assert!(plain.is_empty());
+
+    let ns = room_post(
+        &mut room,
+        &resident(),
+        5,
+        "@所有人 @r2 收到",
+        vec![Mention::All, Mention::User(user("r2"))],
+    );
+    assert_eq!(
+        summary(&ns),
+        vec![(Recipient::Members(vec![user("oa"), user("r2")]), Kind::Mention, false)],
+        "a member's @all reaches the others, once each"
+    );
 }
 
 /// The messages whose view differs between `before` and `after`, read the

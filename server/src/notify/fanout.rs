@@ -5,7 +5,7 @@
 //! deriving again (another node, a retry, a restart) delivers nothing twice. Recipients are
 //! expanded to people here, at the instant of the change:
 //!
-//! * a user is themself;
+//! * a user is themself, and the members an @all reached are themselves;
 //! * a unit is whoever its roster has on duty now, or, with no roster or nobody on duty, the
 //!   unit's officers, leaders and department staff;
 //! * a household is the accounts of its members and the representative the directory names.
@@ -134,6 +134,7 @@ pub async fn people(
 ) -> Result<Vec<String>, StorageError> {
     match recipient {
         Recipient::User(u) => Ok(vec![u.to_string()]),
+        Recipient::Members(people) => Ok(people.iter().map(|u| u.to_string()).collect()),
         Recipient::Household(h) => tx.household_users(h.as_str()).await,
         Recipient::Unit(unit) => {
             if let Some(json) = tx.roster_json(unit.as_str()).await? {

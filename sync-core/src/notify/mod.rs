@@ -26,6 +26,7 @@
 //! p-1/1750000000000.00000.oa/assigned/unit:station-b     an entry (event or message stamp)
 //! p-1/1750000000000.00002.r1/petition_message/unit:station-a
 //! room-1/1750000000000.00000.oa/mention/user:r1
+//! room-1/1750000000001.00000.oa/mention/all                 an @all, once for the room's members
 //! notice-1/issued/notice/household:h1                     a notice, once per household
 //! p-1/clock:sign:1750000000000/overdue/unit:station-a     one run of a clock (start in ms)
 //! p-1/clock:sign:1750000000000/escalate/after:20m         an escalation step of that run
@@ -35,7 +36,8 @@
 //! `id`), with `%` and `/` percent-encoded; `source` is the entry's stamp
 //! (its id), `issued`, or `clock:{kind}:{start}`; `what` is the
 //! [`NotificationKind`] or `escalate`; `target` is the [`Recipient`]
-//! (`user:`, `unit:` or `household:` and its id) or the escalation step.
+//! (`user:`, `unit:` or `household:` and its id, or `all` for the members
+//! an @all reached) or the escalation step.
 //! The own id is what the creator minted; the host should refuse a new
 //! document whose own id differs from the id it stores it under, so that one
 //! document cannot shadow another's keys.

@@ -18,15 +18,22 @@ pub enum Recipient {
     Unit(UnitId),
     /// A household: its representative and whoever the host delivers household mail to.
     Household(HouseholdId),
+    /// Everyone an `@all` in a room reached: the room's members when the
+    /// message came in, except its writer, in id order. One notification
+    /// stands for all of them (stored once, delivered to each), so a notice
+    /// to a room of ten thousand is one record, not ten thousand.
+    Members(Vec<UserId>),
 }
 
 impl fmt::Display for Recipient {
-    /// `user:<id>`, `unit:<id>` or `household:<id>`, as used in keys.
+    /// `user:<id>`, `unit:<id>`, `household:<id>` or, for a room's members, `all`, as used in
+    /// keys (the key's document part already names the room).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Recipient::User(u) => write!(f, "user:{u}"),
             Recipient::Unit(u) => write!(f, "unit:{u}"),
             Recipient::Household(h) => write!(f, "household:{h}"),
+            Recipient::Members(_) => f.write_str("all"),
         }
     }
 }

@@ -18,8 +18,9 @@ use crate::room::{RoomDoc, RoomKind};
 ///
 /// For each new message that is not already redacted:
 ///
-/// * each member it @mentions, or every member for `@all`, gets one mention
-///   notification (people who are not members are not told what they cannot
+/// * each member it @mentions gets one mention notification; an `@all` is
+///   one notification for every member ([`Recipient::Members`]), whoever
+///   else it names (people who are not members are not told what they cannot
 ///   read, and the writer is never notified);
 /// * on a household line, a message from the household (`household_of(writer)`
 ///   is the line's household) goes to the line's unit, whoever is on duty;
@@ -53,26 +54,25 @@ pub fn room_notifications<D: Borrow<AutoCommit>>(
             clip(&m.text, SNIPPET_CHARS)
         };
 
-        let everyone = m.mentions.contains(&Mention::All);
-        let mut called: BTreeSet<&UserId> = m
-            .mentions
-            .iter()
-            .filter_map(|x| match x {
-                Mention::User(u) => members.contains_key(u).then_some(u),
-                Mention::All => None,
-            })
-            .collect();
-        if everyone {
-            called.extend(members.keys());
-        }
-        called.remove(&m.by);
-        for user in called {
-            let text = if everyone {
-                format!("{room} @所有人：{snippet}")
-            } else {
-                format!("{room} 有人@你：{snippet}")
-            };
-            out.push(src.notify(Recipient::User(user.clone()), Kind::Mention, false, text));
+        if m.mentions.contains(&Mention::All) {
+            let people: Vec<UserId> = members.keys().filter(|u| **u != m.by).cloned().collect();
+            if !people.is_empty() {
+                let text = format!("{room} @所有人：{snippet}");
+                out.push(src.notify(Recipient::Members(people), Kind::Mention, false, text));
+            }
+        } else {
+            let called: BTreeSet<&UserId> = m
+                .mentions
+                .iter()
+                .filter_map(|x| match x {
+                    Mention::User(u) => (members.contains_key(u) && *u != m.by).then_some(u),
+                    Mention::All => None,
+                })
+                .collect();
+            for user in called {
+                let text = format!("{room} 有人@你：{snippet}");
+                out.push(src.notify(Recipient::User(user.clone()), Kind::Mention, false, text));
+            }
         }
 
         if let (RoomKind::HouseholdLine, Some(household)) = (info.kind, &info.household) {
