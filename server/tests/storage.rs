@@ -363,6 +363,92 @@ async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<
     Ok(())
 }
 
+/// Fan-out puts one notification in many inboxes with one statement; rows
+/// come back in the order given, a pair already stored is skipped, and the
+/// outbox gets one job per new row and channel.
+async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Result<()> {
+    use lianxin_server::notify::fanout::{self, FanoutSettings};
+    use sync_core::notify::{Notification, NotificationKind, Recipient};
+
+    let s = &db.storage;
+    let note = |key: &str, recipient: Recipient, urgent: bool| Notification {
+        key: key.into(),
+        recipient,
+        kind: NotificationKind::Mention,
+        doc: "room-1".into(),
+        entry: None,
+        urgent,
+        at: T0,
+        text: key.into(),
+    };
+    let everyone: Vec<UserId> = (0..300).map(|i| user(&format!("r{i:03}"))).collect();
+    let notes = [
+        note("room-1/m1/mention/all", Recipient::Members(everyone.clone()), false),
+        note("room-1/m2/mention/user:r007", Recipient::User(user("r007")), true),
+    ];
+    let settings = FanoutSettings {
+        push: true,
+        sms: true,
+        push_delay_ms: 0,
+    };
+    let cal = sync_core::Calendar::china();
+    let mut tx = s.begin().await?;
+    let items = fanout::write(&mut tx, "doc-1", &notes, T0, &cal, &settings).await?;
+    tx.commit().await?;
+    assert_eq!(items.len(), 301);
+    assert!(items.windows(2).all(|w| w[0].cursor < w[1].cursor), "in cursor order");
+    let got: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i.user.as_str(), i.notification.key.as_str()))
+        .collect();
+    let mut want: Vec<(&str, &str)> = everyone.iter().map(|u| (u.as_str(), "room-1/m1/mention/all")).collect();
+    want.push(("r007", "room-1/m2/mention/user:r007"));
+    assert_eq!(got, want, "the order fan-out gave");
+
+    // Deriving again delivers nothing; a hand-over to people who have some of
+    // the items adds only the missing ones, after everything before.
+    let mut tx = s.begin().await?;
+    assert!(
+        fanout::write(&mut tx, "doc-1", &notes, T0, &cal, &settings)
+            .await?
+            .is_empty()
+    );
+    let rows: Vec<_> = notes.iter().map(|n| fanout::row("doc-1", n)).collect();
+    let again = [
+        ("r000".to_owned(), &rows[0]),
+        ("late".to_owned(), &rows[0]),
+        ("r007".to_owned(), &rows[1]),
+        ("late".to_owned(), &rows[1]),
+    ];
+    let added = fanout::deliver(&mut tx, &again, T0, &settings).await?;
+    tx.commit().await?;
+    let added: Vec<(i64, &str, &str)> = added
+        .iter()
+        .map(|i| (i.cursor, i.user.as_str(), i.notification.key.as_str()))
+        .collect();
+    let last = items.last().expect("items").cursor;
+    assert_eq!(added.len(), 2, "{added:?}");
+    assert!(added[0].0 > last && added[1].0 > added[0].0, "{added:?}");
+    assert_eq!((added[0].1, added[0].2), ("late", "room-1/m1/mention/all"));
+    assert_eq!((added[1].1, added[1].2), ("late", "room-1/m2/mention/user:r007"));
+
+    let r007 = s.inbox_after(&user("r007"), 0, 10).await?;
+    let keys: Vec<&str> = r007.iter().map(|i| i.notification.key.as_str()).collect();
+    assert_eq!(keys, ["room-1/m1/mention/all", "room-1/m2/mention/user:r007"]);
+    assert_eq!(r007[0].notification.recipient, "all");
+
+    let jobs = s.outbox_rows("pending", 1000).await?;
+    let push = jobs.iter().filter(|j| j.channel == "push").count();
+    let sms: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.channel == "sms")
+        .map(|j| j.user_id.as_str())
+        .collect();
+    assert_eq!(push, 303, "one push per new inbox row");
+    assert_eq!(sms, ["r007", "late"], "text messages for the urgent item only");
+    Ok(())
+}
+
 backend_tests!(
     append_load_feed_and_compact,
     resent_change_is_stored_once,
@@ -372,4 +458,5 @@ backend_tests!(
     nothing_is_lost_across_a_restart,
     watched_tokens_are_checked_together,
     a_user_reads_with_their_memberships,
+    inbox_rows_follow_the_fanout_order_once,
 );

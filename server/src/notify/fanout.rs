@@ -101,14 +101,16 @@ pub async fn deliver(
             .map(|(_, n)| n.key.as_str())
             .collect();
         let not_before = now.plus_millis(settings.push_delay_ms);
+        let mut jobs: Vec<(i64, &str, &str, &str)> = Vec::new();
         for (seq, user, key) in &inserted {
             if settings.push {
-                tx.enqueue_outbox(*seq, key, user, "push", not_before, now).await?;
+                jobs.push((*seq, key, user, "push"));
             }
             if settings.sms && urgent.contains(key.as_str()) {
-                tx.enqueue_outbox(*seq, key, user, "sms", not_before, now).await?;
+                jobs.push((*seq, key, user, "sms"));
             }
         }
+        tx.enqueue_outbox(&jobs, not_before, now).await?;
     }
     tx.signal_inbox().await?;
     let rows: HashMap<&str, &NotificationRow> = items.iter().map(|(_, n)| (n.key.as_str(), *n)).collect();
