@@ -11,6 +11,7 @@
 //! * a household is the accounts of its members and the representative the directory names.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use sync_core::notify::{Notification, NotificationKind, Recipient, Roster};
 use sync_core::{Calendar, Timestamp};
@@ -113,14 +114,17 @@ pub async fn deliver(
         tx.enqueue_outbox(&jobs, not_before, now).await?;
     }
     tx.signal_inbox().await?;
-    let rows: HashMap<&str, &NotificationRow> = items.iter().map(|(_, n)| (n.key.as_str(), *n)).collect();
+    let mut rows: HashMap<&str, Arc<NotificationRow>> = HashMap::new();
+    for (_, n) in items {
+        rows.entry(n.key.as_str()).or_insert_with(|| Arc::new((*n).clone()));
+    }
     Ok(inserted
         .into_iter()
         .filter_map(|(seq, user, key)| {
             rows.get(key.as_str()).map(|n| InboxItem {
                 cursor: seq,
                 user,
-                notification: (*n).clone(),
+                notification: n.clone(),
                 created_at: now.millis(),
             })
         })

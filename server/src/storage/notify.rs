@@ -6,6 +6,8 @@
 //! never later finds a row below `n`. That makes the seq a cursor for a phone (everything after
 //! it, in order) and for a node's dispatcher (one feed of every inbox row).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use sync_core::{Timestamp, UserId};
 
@@ -38,8 +40,9 @@ pub struct InboxItem {
     /// The item's place in its user's inbox: pass it back as `after` or to ack.
     pub cursor: i64,
     pub user: String,
+    /// Shared by every item of one fan-out: an @all to ten thousand is one copy.
     #[serde(flatten)]
-    pub notification: NotificationRow,
+    pub notification: Arc<NotificationRow>,
     pub created_at: i64,
 }
 
@@ -64,7 +67,7 @@ impl From<InboxRow> for InboxItem {
         InboxItem {
             cursor: r.seq,
             user: r.user_id,
-            notification: NotificationRow {
+            notification: Arc::new(NotificationRow {
                 key: r.key,
                 doc_id: r.doc_id,
                 doc: r.doc,
@@ -74,7 +77,7 @@ impl From<InboxRow> for InboxItem {
                 urgent: r.urgent != 0,
                 at_ms: r.at_ms,
                 text: r.text,
-            },
+            }),
             created_at: r.created_at,
         }
     }
