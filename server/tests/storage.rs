@@ -368,6 +368,7 @@ async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<
 /// outbox gets one job per new row and channel.
 async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Result<()> {
     use lianxin_server::notify::fanout::{self, FanoutSettings};
+    use lianxin_server::storage::NotificationRow;
     use sync_core::notify::{Notification, NotificationKind, Recipient};
 
     let s = &db.storage;
@@ -414,12 +415,12 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
             .is_empty()
     );
     let rows: Vec<_> = notes.iter().map(|n| fanout::row("doc-1", n)).collect();
-    let again = [
-        ("r000".to_owned(), &rows[0]),
-        ("late".to_owned(), &rows[0]),
-        ("r007".to_owned(), &rows[1]),
-        ("late".to_owned(), &rows[1]),
-    ];
+    // The first notification's 301 recipients go in as one list, the
+    // second's two as bound rows.
+    let mut again: Vec<(String, &NotificationRow)> = everyone.iter().map(|u| (u.to_string(), &rows[0])).collect();
+    again.push(("late".to_owned(), &rows[0]));
+    again.push(("r007".to_owned(), &rows[1]));
+    again.push(("late".to_owned(), &rows[1]));
     let added = fanout::deliver(&mut tx, &again, T0, &settings).await?;
     tx.commit().await?;
     let added: Vec<(i64, &str, &str)> = added

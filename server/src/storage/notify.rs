@@ -236,76 +236,117 @@ impl StorageTx {
     /// returns the new `(seq, user, key)` rows in seq order. A pair already
     /// stored is skipped. Seqs follow the order of `pairs`.
     ///
-    /// Consecutive pairs of one notification (its recipients, as fan-out
-    /// lists them) go in as one statement over a list of users, however many
-    /// there are: an @all in a room of ten thousand is one statement, not a
-    /// hundred of bound rows. On SQLite the new rows are read back as one
-    /// JSON value rather than returned row by row, which for 10,000 rows cost
-    /// three times the insert itself.
+    /// A notification with many recipients (consecutive pairs of one key, as
+    /// fan-out lists them) goes in as one statement over its list of users:
+    /// an @all in a room of ten thousand is one statement, not a hundred of
+    /// bound rows. Notifications with few recipients (a notice to each of ten
+    /// thousand households) are batched as bound rows instead.
     pub async fn insert_inbox(
         &mut self,
         pairs: &[(String, String)],
         now: Timestamp,
     ) -> Result<Vec<(i64, String, String)>, StorageError> {
+        /// Recipients from which one notification is a statement of its own.
+        const LIST_FROM: usize = 64;
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
         self.lock_change_log().await?;
         let mut out = Vec::new();
-        // SQLite: the highest seq so far. Only this transaction appends inbox
-        // rows (it holds the write lock), so rows above it are the ones it added.
-        let mut last: Option<i64> = None;
+        let mut small: Vec<&(String, String)> = Vec::new();
         for run in pairs.chunk_by(|a, b| a.1 == b.1) {
-            let key = &run[0].1;
-            let users: Vec<&str> = run.iter().map(|(u, _)| u.as_str()).collect();
-            match &mut self.inner {
-                super::TxInner::Sqlite(t) => {
-                    let before = match last {
-                        Some(seq) => seq,
-                        None => {
-                            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM inbox")
-                                .fetch_one(&mut **t)
-                                .await?
-                        }
-                    };
-                    sqlx::query(
-                        "INSERT INTO inbox (user_id, key, created_at) \
-                         SELECT j.value, $2, $3 FROM json_each($1) AS j WHERE true ORDER BY j.key \
-                         ON CONFLICT (user_id, key) DO NOTHING",
-                    )
-                    .bind(serde_json::Value::from(users).to_string())
-                    .bind(key)
-                    .bind(now.millis())
-                    .execute(&mut **t)
-                    .await?;
-                    let added: String = sqlx::query_scalar(
-                        "SELECT json_group_array(json_array(seq, user_id)) FROM \
-                         (SELECT seq, user_id FROM inbox WHERE seq > $1 ORDER BY seq)",
-                    )
-                    .bind(before)
-                    .fetch_one(&mut **t)
-                    .await?;
-                    let added: Vec<(i64, String)> = serde_json::from_str(&added).map_err(StorageError::corrupt)?;
-                    last = Some(added.last().map_or(before, |(seq, _)| *seq));
-                    out.extend(added.into_iter().map(|(seq, user)| (seq, user, key.clone())));
-                }
-                super::TxInner::Postgres(t) => {
-                    let added: Vec<(i64, String, String)> = sqlx::query_as(
-                        "INSERT INTO inbox (user_id, key, created_at) \
-                         SELECT u, $2, $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(u, i) ORDER BY i \
-                         ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
-                    )
-                    .bind(&users)
-                    .bind(key)
-                    .bind(now.millis())
-                    .fetch_all(&mut **t)
-                    .await?;
-                    out.extend(added);
-                }
+            if run.len() < LIST_FROM {
+                small.extend(run);
+                continue;
             }
+            self.insert_inbox_rows(&small, now, &mut out).await?;
+            small.clear();
+            self.insert_inbox_list(run, now, &mut out).await?;
         }
+        self.insert_inbox_rows(&small, now, &mut out).await?;
         out.sort();
         Ok(out)
+    }
+
+    /// Inbox rows as bound rows, many to a statement.
+    async fn insert_inbox_rows(
+        &mut self,
+        pairs: &[&(String, String)],
+        now: Timestamp,
+        out: &mut Vec<(i64, String, String)>,
+    ) -> Result<(), StorageError> {
+        for chunk in pairs.chunks(rows_per_statement(3)) {
+            let sql = format!(
+                "INSERT INTO inbox (user_id, key, created_at) VALUES {} \
+                 ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
+                value_rows(chunk.len(), 3)
+            );
+            let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
+                let mut q = sqlx::query_as(&sql);
+                for (user, key) in chunk {
+                    q = q.bind(user).bind(key).bind(now.millis());
+                }
+                q.fetch_all(&mut *conn).await
+            })?;
+            out.extend(rows);
+        }
+        Ok(())
+    }
+
+    /// One notification's inbox rows, one statement over the list of its
+    /// users. On SQLite the new rows are read back as one JSON value rather
+    /// than returned row by row, which for 10,000 rows cost three times the
+    /// insert itself.
+    async fn insert_inbox_list(
+        &mut self,
+        run: &[(String, String)],
+        now: Timestamp,
+        out: &mut Vec<(i64, String, String)>,
+    ) -> Result<(), StorageError> {
+        let key = &run[0].1;
+        let users: Vec<&str> = run.iter().map(|(u, _)| u.as_str()).collect();
+        match &mut self.inner {
+            super::TxInner::Sqlite(t) => {
+                // Only this transaction appends inbox rows (it holds the write
+                // lock), so the rows above the highest seq are the ones it adds.
+                let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM inbox")
+                    .fetch_one(&mut **t)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO inbox (user_id, key, created_at) \
+                     SELECT j.value, $2, $3 FROM json_each($1) AS j WHERE true ORDER BY j.key \
+                     ON CONFLICT (user_id, key) DO NOTHING",
+                )
+                .bind(serde_json::Value::from(users).to_string())
+                .bind(key)
+                .bind(now.millis())
+                .execute(&mut **t)
+                .await?;
+                let added: String = sqlx::query_scalar(
+                    "SELECT json_group_array(json_array(seq, user_id)) FROM \
+                     (SELECT seq, user_id FROM inbox WHERE seq > $1 ORDER BY seq)",
+                )
+                .bind(before)
+                .fetch_one(&mut **t)
+                .await?;
+                let added: Vec<(i64, String)> = serde_json::from_str(&added).map_err(StorageError::corrupt)?;
+                out.extend(added.into_iter().map(|(seq, user)| (seq, user, key.clone())));
+            }
+            super::TxInner::Postgres(t) => {
+                let added: Vec<(i64, String, String)> = sqlx::query_as(
+                    "INSERT INTO inbox (user_id, key, created_at) \
+                     SELECT u, $2, $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(u, i) ORDER BY i \
+                     ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
+                )
+                .bind(&users)
+                .bind(key)
+                .bind(now.millis())
+                .fetch_all(&mut **t)
+                .await?;
+                out.extend(added);
+            }
+        }
+        Ok(())
     }
 
     /// Wakes every node's dispatcher once this transaction commits
