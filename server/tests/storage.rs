@@ -450,6 +450,51 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     Ok(())
 }
 
+/// Household mail reaches the household's enabled accounts and its
+/// representative, many households read together.
+async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<()> {
+    use lianxin_server::storage::HouseholdRow;
+
+    let s = &db.storage;
+    for (id, household) in [("a1", "h1"), ("a2", "h1"), ("b1", "h2")] {
+        let resident = NewUser {
+            id: user(id),
+            login_name: None,
+            display_name: id.into(),
+            phone: None,
+            kind: UserKind::Resident,
+            household: Some(sync_core::HouseholdId::new(household)?),
+        };
+        s.create_user(&resident, T0).await?;
+    }
+    let household = |id: &str, representative: Option<&str>| HouseholdRow {
+        household_id: id.into(),
+        village_unit: "village-a".into(),
+        name: id.into(),
+        representative: representative.map(str::to_owned),
+        moved_out: false,
+    };
+    let mut tx = s.begin().await?;
+    tx.set_user_disabled(&user("a2"), true, T0).await?;
+    let rows = [
+        household("h1", Some("rep-1")),
+        household("h3", Some("a1")),
+        household("h4", None),
+    ];
+    tx.upsert_households("directory-1", &rows).await?;
+    let people = tx.household_users(&["h1", "h2", "h3", "h4", "h5"]).await?;
+    tx.commit().await?;
+    let mut got: Vec<_> = people.into_iter().collect();
+    got.sort();
+    let want = |h: &str, users: &[&str]| (h.to_owned(), users.iter().map(|u| u.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        [want("h1", &["a1", "rep-1"]), want("h2", &["b1"]), want("h3", &["a1"])],
+        "no disabled account, no household without anyone"
+    );
+    Ok(())
+}
+
 backend_tests!(
     append_load_feed_and_compact,
     resent_change_is_stored_once,
@@ -460,4 +505,5 @@ backend_tests!(
     watched_tokens_are_checked_together,
     a_user_reads_with_their_memberships,
     inbox_rows_follow_the_fanout_order_once,
+    household_people_are_read_together,
 );

@@ -10,7 +10,7 @@
 //!   unit's officers, leaders and department staff;
 //! * a household is the accounts of its members and the representative the directory names.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use sync_core::notify::{Notification, NotificationKind, Recipient, Roster};
@@ -60,23 +60,49 @@ pub async fn write(
     }
     let rows: Vec<NotificationRow> = notifications.iter().map(|n| row(doc_id, n)).collect();
     let new: HashSet<String> = tx.insert_notifications(&rows, now).await?.into_iter().collect();
-    let mut expanded: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let fresh: Vec<(&Notification, &NotificationRow)> = notifications
+        .iter()
+        .zip(&rows)
+        .filter(|(n, _)| new.contains(&n.key))
+        .collect();
+    // A notice goes to thousands of households: their people are read together.
+    let households: BTreeSet<&str> = fresh
+        .iter()
+        .filter_map(|(n, _)| match &n.recipient {
+            Recipient::Household(h) => Some(h.as_str()),
+            _ => None,
+        })
+        .collect();
+    let households: Vec<&str> = households.into_iter().collect();
+    let household_people = match households.is_empty() {
+        true => HashMap::new(),
+        false => tx.household_users(&households).await?,
+    };
+    // Units are looked up once per write; users and @all name their people.
+    let mut units: HashMap<&str, Vec<String>> = HashMap::new();
     let mut items: Vec<(String, &NotificationRow)> = Vec::new();
-    for (n, row) in notifications.iter().zip(&rows) {
-        if !new.contains(&n.key) {
-            continue;
-        }
-        let target = n.recipient.to_string();
-        if !expanded.contains_key(&target) {
-            let people = people(tx, &n.recipient, now, cal).await?;
-            expanded.insert(target.clone(), people);
-        }
-        for user in &expanded[&target] {
-            items.push((user.clone(), row));
-        }
+    let mut notified: Vec<&str> = Vec::new();
+    for (n, row) in fresh {
+        let people = match &n.recipient {
+            Recipient::User(u) => vec![u.to_string()],
+            Recipient::Members(people) => people.iter().map(|u| u.to_string()).collect(),
+            Recipient::Household(h) => household_people.get(h.as_str()).cloned().unwrap_or_default(),
+            Recipient::Unit(unit) => match units.get(unit.as_str()) {
+                Some(people) => people.clone(),
+                None => {
+                    let people = people(tx, &n.recipient, now, cal).await?;
+                    units.insert(unit.as_str(), people.clone());
+                    people
+                }
+            },
+        };
+        items.extend(people.into_iter().map(|user| (user, row)));
         if let (NotificationKind::Notice, Recipient::Household(h)) = (n.kind, &n.recipient) {
-            tx.insert_notice_delivery(doc_id, h.as_str(), now).await?;
+            notified.push(h.as_str());
         }
+    }
+    if !notified.is_empty() {
+        tx.insert_notice_deliveries(doc_id, &notified, now).await?;
     }
     deliver(tx, &items, now, settings).await
 }
@@ -141,7 +167,11 @@ pub async fn people(
     match recipient {
         Recipient::User(u) => Ok(vec![u.to_string()]),
         Recipient::Members(people) => Ok(people.iter().map(|u| u.to_string()).collect()),
-        Recipient::Household(h) => tx.household_users(h.as_str()).await,
+        Recipient::Household(h) => Ok(tx
+            .household_users(&[h.as_str()])
+            .await?
+            .remove(h.as_str())
+            .unwrap_or_default()),
         Recipient::Unit(unit) => {
             if let Some(json) = tx.roster_json(unit.as_str()).await? {
                 match Roster::from_json(&json) {

@@ -6,6 +6,7 @@
 //! never later finds a row below `n`. That makes the seq a cursor for a phone (everything after
 //! it, in order) and for a node's dispatcher (one feed of every inbox row).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -379,21 +380,36 @@ impl StorageTx {
         Ok(rows)
     }
 
-    /// The people household mail goes to: its members' accounts and the
-    /// representative the directory names.
-    pub async fn household_users(&mut self, household: &str) -> Result<Vec<String>, StorageError> {
-        let mut rows: Vec<String> = on_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "SELECT id FROM users WHERE household_id = $1 AND disabled_at IS NULL \
-                 UNION SELECT representative FROM households WHERE household_id = $1 AND representative IS NOT NULL",
-            )
-            .bind(household)
-            .fetch_all(&mut *conn)
-            .await
-        })?;
-        rows.sort();
-        rows.dedup();
-        Ok(rows)
+    /// The people household mail goes to, for each of `households` that has
+    /// anyone: its members' enabled accounts and the representative the
+    /// directory names, sorted. Many households are read in a few statements.
+    pub async fn household_users(&mut self, households: &[&str]) -> Result<HashMap<String, Vec<String>>, StorageError> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in households.chunks(rows_per_statement(2)) {
+            let n = chunk.len();
+            let sql = format!(
+                "SELECT household_id, id FROM users WHERE disabled_at IS NULL AND household_id IN ({}) \
+                 UNION SELECT household_id, representative FROM households \
+                 WHERE representative IS NOT NULL AND household_id IN ({})",
+                placeholders(1, n),
+                placeholders(n + 1, n)
+            );
+            let rows: Vec<(String, String)> = on_tx!(self, |conn| {
+                let mut q = sqlx::query_as(&sql);
+                for h in chunk.iter().chain(chunk) {
+                    q = q.bind(*h);
+                }
+                q.fetch_all(&mut *conn).await
+            })?;
+            for (household, user) in rows {
+                out.entry(household).or_default().push(user);
+            }
+        }
+        for people in out.values_mut() {
+            people.sort();
+            people.dedup();
+        }
+        Ok(out)
     }
 
     /// A unit's roster JSON, if it has one.
@@ -452,25 +468,28 @@ impl StorageTx {
         Ok(())
     }
 
-    /// Records that a notice went to a household.
-    pub async fn insert_notice_delivery(
+    /// Records that a notice went to `households`, one delivery record each
+    /// (kept as it is when there is one already).
+    pub async fn insert_notice_deliveries(
         &mut self,
         doc_id: &str,
-        household: &str,
+        households: &[&str],
         now: Timestamp,
     ) -> Result<(), StorageError> {
-        on_tx!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO notice_deliveries (doc_id, household_id, notified_at) VALUES ($1, $2, $3) \
+        for chunk in households.chunks(rows_per_statement(3)) {
+            let sql = format!(
+                "INSERT INTO notice_deliveries (doc_id, household_id, notified_at) VALUES {} \
                  ON CONFLICT (doc_id, household_id) DO NOTHING",
-            )
-            .bind(doc_id)
-            .bind(household)
-            .bind(now.millis())
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+                value_rows(chunk.len(), 3)
+            );
+            on_tx!(self, |conn| {
+                let mut q = sqlx::query(&sql);
+                for h in chunk {
+                    q = q.bind(doc_id).bind(*h).bind(now.millis());
+                }
+                q.execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
         Ok(())
     }
 
