@@ -386,6 +386,8 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     let notes = [
         note("room-1/m1/mention/all", Recipient::Members(everyone.clone()), false),
         note("room-1/m2/mention/user:r007", Recipient::User(user("r007")), true),
+        // A second @all in the same write, from a room state with one member.
+        note("room-1/m3/mention/all", Recipient::Members(vec![user("r001")]), false),
     ];
     let settings = FanoutSettings {
         push: true,
@@ -396,7 +398,7 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     let mut tx = s.begin().await?;
     let items = fanout::write(&mut tx, "doc-1", &notes, T0, &cal, &settings).await?;
     tx.commit().await?;
-    assert_eq!(items.len(), 301);
+    assert_eq!(items.len(), 302);
     assert!(items.windows(2).all(|w| w[0].cursor < w[1].cursor), "in cursor order");
     let got: Vec<(&str, &str)> = items
         .iter()
@@ -404,7 +406,8 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
         .collect();
     let mut want: Vec<(&str, &str)> = everyone.iter().map(|u| (u.as_str(), "room-1/m1/mention/all")).collect();
     want.push(("r007", "room-1/m2/mention/user:r007"));
-    assert_eq!(got, want, "the order fan-out gave");
+    want.push(("r001", "room-1/m3/mention/all"));
+    assert_eq!(got, want, "the order fan-out gave, each @all to its own members");
 
     // Deriving again delivers nothing; a hand-over to people who have some of
     // the items adds only the missing ones, after everything before.
@@ -445,7 +448,7 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
         .filter(|j| j.channel == "sms")
         .map(|j| j.user_id.as_str())
         .collect();
-    assert_eq!(push, 303, "one push per new inbox row");
+    assert_eq!(push, 304, "one push per new inbox row");
     assert_eq!(sms, ["r007", "late"], "text messages for the urgent item only");
     Ok(())
 }
