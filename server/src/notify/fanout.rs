@@ -78,23 +78,20 @@ pub async fn write(
         true => HashMap::new(),
         false => tx.household_users(&households).await?,
     };
-    // Units are looked up once per write; users and @all name their people.
+    // A unit is looked up once per write; users and @all name their people.
     let mut units: HashMap<&str, Vec<String>> = HashMap::new();
     let mut items: Vec<(String, &NotificationRow)> = Vec::new();
     let mut notified: Vec<&str> = Vec::new();
     for (n, row) in fresh {
         let people = match &n.recipient {
-            Recipient::User(u) => vec![u.to_string()],
-            Recipient::Members(people) => people.iter().map(|u| u.to_string()).collect(),
             Recipient::Household(h) => household_people.get(h.as_str()).cloned().unwrap_or_default(),
-            Recipient::Unit(unit) => match units.get(unit.as_str()) {
-                Some(people) => people.clone(),
-                None => {
-                    let people = people(tx, &n.recipient, now, cal).await?;
-                    units.insert(unit.as_str(), people.clone());
-                    people
-                }
-            },
+            Recipient::Unit(unit) if units.contains_key(unit.as_str()) => units[unit.as_str()].clone(),
+            Recipient::Unit(unit) => {
+                let on_duty = people(tx, &n.recipient, now, cal).await?;
+                units.insert(unit.as_str(), on_duty.clone());
+                on_duty
+            }
+            other => people(tx, other, now, cal).await?,
         };
         items.extend(people.into_iter().map(|user| (user, row)));
         if let (NotificationKind::Notice, Recipient::Household(h)) = (n.kind, &n.recipient) {
