@@ -296,8 +296,8 @@ impl StorageTx {
 
     /// One notification's inbox rows, one statement over the list of its
     /// users. On SQLite the new rows are read back as one JSON value rather
-    /// than returned row by row, which for 10,000 rows cost three times the
-    /// insert itself.
+    /// than returned row by row: for 10,000 rows, returning them took about
+    /// 45 ms, the insert and the read-back together about 15 ms.
     async fn insert_inbox_list(
         &mut self,
         run: &[(String, String)],
@@ -385,18 +385,16 @@ impl StorageTx {
     /// directory names, sorted. Many households are read in a few statements.
     pub async fn household_users(&mut self, households: &[&str]) -> Result<HashMap<String, Vec<String>>, StorageError> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for chunk in households.chunks(rows_per_statement(2)) {
-            let n = chunk.len();
+        for chunk in households.chunks(rows_per_statement(1)) {
+            let list = placeholders(1, chunk.len());
             let sql = format!(
-                "SELECT household_id, id FROM users WHERE disabled_at IS NULL AND household_id IN ({}) \
+                "SELECT household_id, id FROM users WHERE disabled_at IS NULL AND household_id IN ({list}) \
                  UNION SELECT household_id, representative FROM households \
-                 WHERE representative IS NOT NULL AND household_id IN ({})",
-                placeholders(1, n),
-                placeholders(n + 1, n)
+                 WHERE representative IS NOT NULL AND household_id IN ({list})"
             );
             let rows: Vec<(String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(&sql);
-                for h in chunk.iter().chain(chunk) {
+                for h in chunk {
                     q = q.bind(*h);
                 }
                 q.fetch_all(&mut *conn).await
@@ -431,25 +429,11 @@ impl StorageTx {
         not_before: Timestamp,
         now: Timestamp,
     ) -> Result<(), StorageError> {
-        for chunk in jobs.chunks(rows_per_statement(6)) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let p = r * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, 'pending', ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
-                })
-                .collect();
+        for chunk in jobs.chunks(rows_per_statement(7)) {
             let sql = format!(
                 "INSERT INTO outbox (inbox_seq, key, user_id, channel, status, next_attempt_at, created_at) \
                  VALUES {} ON CONFLICT (key, user_id, channel) DO NOTHING",
-                rows.join(", ")
+                value_rows(chunk.len(), 7)
             );
             on_tx!(self, |conn| {
                 let mut q = sqlx::query(&sql);
@@ -459,6 +443,7 @@ impl StorageTx {
                         .bind(key)
                         .bind(user)
                         .bind(channel)
+                        .bind("pending")
                         .bind(not_before.millis())
                         .bind(now.millis());
                 }

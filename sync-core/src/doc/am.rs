@@ -191,3 +191,31 @@ fn wrong(field: &str, expected: &'static str) -> SchemaError {
 pub fn has_change(doc: &mut automerge::AutoCommit, hash: &automerge::ChangeHash) -> bool {
     doc.get_change_meta_by_hash(hash).is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use automerge::AutoCommit;
+    use automerge::transaction::Transactable;
+
+    use super::has_change;
+
+    #[test]
+    fn a_document_holds_its_applied_changes_only() {
+        let mut a = AutoCommit::new();
+        a.put(automerge::ROOT, "n", 1).unwrap();
+        let first = a.get_heads()[0];
+        a.put(automerge::ROOT, "n", 2).unwrap();
+        let second = a.get_heads()[0];
+        assert!(has_change(&mut a, &first) && has_change(&mut a, &second));
+
+        // A change whose dependency is missing is queued, not held.
+        let mut b = AutoCommit::new();
+        let later = a.get_change_by_hash(&second).unwrap();
+        b.apply_changes([later]).unwrap();
+        assert!(!has_change(&mut b, &second));
+        assert!(!has_change(&mut b, &first));
+        let earlier = a.get_change_by_hash(&first).unwrap();
+        b.apply_changes([earlier]).unwrap();
+        assert!(has_change(&mut b, &first) && has_change(&mut b, &second));
+    }
+}

@@ -20,8 +20,8 @@ pub enum Recipient {
     Household(HouseholdId),
     /// Everyone an `@all` in a room reached: the room's members when the
     /// message came in, except its writer, in id order. One notification
-    /// stands for all of them (stored once, delivered to each), so a notice
-    /// to a room of ten thousand is one record, not ten thousand.
+    /// stands for all of them (stored once, delivered to each), so an @all
+    /// in a room of ten thousand is one record, not ten thousand.
     Members(Vec<UserId>),
 }
 
