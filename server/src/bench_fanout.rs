@@ -17,7 +17,8 @@
 //! on one clock (the bench process). Throughput is deliveries per second from the first post
 //! to the last delivery. Server CPU-seconds are the child's user + system time during the
 //! scenario (`/proc/<pid>/stat`). This server stores every notification and inbox row in the
-//! database before delivering it; the bare server only forwards in memory.
+//! database before delivering it; the bare server only forwards in memory. The notice's
+//! minimum latency and its post's response time show how much of the burst is that store.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -380,6 +381,7 @@ async fn subscribe(
 /// Figures of one scenario.
 struct Figures {
     deliveries: usize,
+    min_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
     throughput: f64,
@@ -399,6 +401,7 @@ fn figures(latencies: &mut [f64], start: Instant, last: Option<Instant>, cpu_s: 
     let span = last.map_or(0.0, |l| l.duration_since(start).as_secs_f64());
     Figures {
         deliveries: latencies.len(),
+        min_ms: latencies.first().copied().unwrap_or(f64::NAN),
         p50_ms: percentile(latencies, 0.5),
         p99_ms: percentile(latencies, 0.99),
         throughput: if span > 0.0 { latencies.len() as f64 / span } else { 0.0 },
@@ -502,6 +505,7 @@ async fn run_against(
         NOTICE_TEXT,
     )
     .await?;
+    let posted_ms = start.elapsed().as_secs_f64() * 1000.0;
     let mut latencies = Vec::with_capacity(args.subscribers);
     let mut last = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -588,12 +592,14 @@ async fn run_against(
     }
     for (scenario, f) in [("room_notice", &notice), ("changes", &changes)] {
         out.push(format!("{name}_{scenario}_deliveries={}", f.deliveries));
+        out.push(format!("{name}_{scenario}_latency_min_ms={:.1}", f.min_ms));
         out.push(format!("{name}_{scenario}_latency_p50_ms={:.1}", f.p50_ms));
         out.push(format!("{name}_{scenario}_latency_p99_ms={:.1}", f.p99_ms));
         out.push(format!("{name}_{scenario}_throughput_per_s={:.0}", f.throughput));
         out.push(format!("{name}_{scenario}_server_cpu_s={:.2}", f.cpu_s));
     }
     out.push(format!("{name}_room_notice_expected={}", args.subscribers));
+    out.push(format!("{name}_room_notice_post_response_ms={posted_ms:.1}"));
     out.push(format!("{name}_changes_expected={expected}"));
     out.push(format!("{name}_changes_posted={total}"));
     out.push(format!("{name}_changes_failed_posts={failed}"));
