@@ -498,7 +498,85 @@ async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<(
     Ok(())
 }
 
+/// A document whose changes since its snapshot outweigh `COMPACT_AFTER_BYTES`
+/// is compacted at once: a village room created with thousands of members is
+/// stored (and later loaded) as a snapshot, a room of a few as its change.
+async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<()> {
+    use lianxin_server::docs::{COMPACT_AFTER_BYTES, DocService, DocSettings};
+    use sync_core::repo_protocol::DocumentId;
+    use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
+    use sync_core::{Membership, Role, UnitId};
+
+    let org = serde_json::json!({
+        "units": [
+            {"id": "s1", "name": "Station", "kind": "station"},
+            {"id": "v1", "name": "Village", "kind": "village", "parent": "s1"}
+        ],
+        "users": []
+    });
+    lianxin_server::admin::import_str(&db.storage, &org.to_string(), false, T0).await?;
+    let mut tx = db.storage.begin().await?;
+    tx.insert_user(&zhang(), T0).await?;
+    tx.set_memberships(
+        &user("o1"),
+        &[Membership {
+            unit: UnitId::new("s1")?,
+            role: Role::Officer,
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    let clock: std::sync::Arc<dyn lianxin_server::clock::Clock> = lianxin_server::clock::ManualClock::starting_now();
+    let docs = DocService::new(db.storage.clone(), clock.clone(), DocSettings::default()).await?;
+    let auth = lianxin_server::auth::AuthService::new(
+        db.storage.clone(),
+        clock,
+        lianxin_server::testing::TEST_SECRET,
+        lianxin_server::auth::SmsSender::DevLog,
+        Default::default(),
+    );
+    let who = auth.principal(&user("o1")).await?;
+    let actor = lianxin_server::docs::rest_actor(&user("o1"));
+    let mut created = Vec::new();
+    for (n, members) in [(1u8, 5usize), (2, 5_000)] {
+        let id = DocumentId::from_bytes([n; 16]);
+        let info = RoomInfo {
+            id: id.to_url(),
+            kind: RoomKind::VillageRoom,
+            name: format!("room {n}"),
+            unit: UnitId::new("v1")?,
+            household: None,
+            created_by: user("o1"),
+        };
+        let members = (0..members).map(|i| (user(&format!("resident-{i:05}")), MemberRole::Member));
+        let mut room = RoomDoc::create(actor.clone(), info, members)?.into_doc();
+        let bytes: usize = room.get_changes(&[]).iter().map(|c| c.raw_bytes().len()).sum();
+        let applied = docs.create(&who, &id.to_string(), room.clone()).await?;
+        anyhow::ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
+        created.push((id.to_string(), bytes, room.get_heads()));
+    }
+    let (small, small_bytes, _) = &created[0];
+    let (large, large_bytes, large_heads) = &created[1];
+    anyhow::ensure!(*small_bytes < COMPACT_AFTER_BYTES && *large_bytes > COMPACT_AFTER_BYTES);
+    let stored = db.storage.load_document(small).await?.expect("stored");
+    anyhow::ensure!(
+        stored.snapshot.is_none() && stored.changes.len() == 1,
+        "the small room stays a change"
+    );
+    let stored = db.storage.load_document(large).await?.expect("stored");
+    let snapshot = stored.snapshot.as_ref().expect("the large room was compacted");
+    anyhow::ensure!(stored.changes.is_empty(), "its change is folded into the snapshot");
+    anyhow::ensure!(
+        snapshot.len() < *large_bytes / 2,
+        "{} bytes as a snapshot",
+        snapshot.len()
+    );
+    anyhow::ensure!(rebuild(&stored)?.get_heads() == *large_heads);
+    Ok(())
+}
+
 backend_tests!(
+    a_large_change_is_compacted_at_once,
     append_load_feed_and_compact,
     resent_change_is_stored_once,
     hook_runs_in_the_change_transaction,

@@ -8,6 +8,7 @@
 //! watched token in a few statements and publishes what ended.
 
 use std::collections::{BTreeSet, HashMap};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -154,7 +155,9 @@ pub struct TokenWatch {
     id: u64,
     claims: AccessClaims,
     receiver: broadcast::Receiver<Revocation>,
-    deadline: tokio::time::Instant,
+    /// The expiry timer, registered once: connection loops call
+    /// [`TokenWatch::ended`] again for every frame they handle.
+    expiry: Pin<Box<tokio::time::Sleep>>,
     auth: AuthService,
 }
 
@@ -166,7 +169,7 @@ impl TokenWatch {
         TokenWatch {
             id: auth.inner.watched.add(&claims),
             receiver: auth.revocations().subscribe(),
-            deadline: tokio::time::Instant::now() + left,
+            expiry: Box::pin(tokio::time::sleep(left)),
             claims,
             auth,
         }
@@ -184,7 +187,7 @@ impl TokenWatch {
     pub async fn ended(&mut self) -> TokenEnd {
         loop {
             tokio::select! {
-                () = tokio::time::sleep_until(self.deadline) => return TokenEnd::Expired,
+                () = self.expiry.as_mut() => return TokenEnd::Expired,
                 received = self.receiver.recv() => match received {
                     Ok(revocation) if revocation.covers(&self.claims) => return TokenEnd::Revoked,
                     Ok(_) => {}

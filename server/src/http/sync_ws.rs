@@ -59,6 +59,18 @@ struct Connection {
 
 type Socket = futures_util::stream::SplitSink<WebSocket, Message>;
 
+/// Frames read ahead of the connection loop.
+const FRAMES_QUEUED: usize = 8;
+
+/// Stops a connection's reader task when the connection ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn send(sink: &mut Socket, message: &RepoMessage) -> Result<(), axum::Error> {
     sink.send(Message::Binary(repo_protocol::encode(message).into())).await
 }
@@ -168,9 +180,26 @@ impl Connection {
             peer,
             docs: HashMap::new(),
         };
+        // Frames are read by a task of their own and handed over through a
+        // short queue (the peer still feels back-pressure). The loop below
+        // wakes for every notification; polling the socket itself each time
+        // costs a read attempt and a cleared read buffer, polling the queue
+        // next to nothing. The expiry watch, likewise, is one future for the
+        // whole connection.
+        let (frames_tx, mut frames) = tokio::sync::mpsc::channel(FRAMES_QUEUED);
+        let _reader = AbortOnDrop(tokio::spawn(async move {
+            while let Some(frame) = stream.next().await {
+                let last = frame.is_err();
+                if frames_tx.send(frame).await.is_err() || last {
+                    return;
+                }
+            }
+        }));
+        let ended = watch.ended();
+        tokio::pin!(ended);
         loop {
             tokio::select! {
-                frame = stream.next() => {
+                frame = frames.recv() => {
                     let Some(frame) = frame else { return Ok(()) };
                     match frame? {
                         Message::Binary(b) => {
@@ -210,7 +239,7 @@ impl Connection {
                         inbox = None;
                     }
                 },
-                end = watch.ended() => {
+                end = &mut ended => {
                     let why = format!("token {}", match end { crate::auth::TokenEnd::Expired => "expired", crate::auth::TokenEnd::Revoked => "revoked" });
                     return refuse_and_close(&mut sink, &conn.me, why).await;
                 }

@@ -52,13 +52,19 @@ impl Hub {
         }
     }
 
-    /// Hands an item to its user's connections on this node; false when none is connected.
-    pub fn publish(&self, item: InboxItem) -> bool {
+    /// Hands items to their users' connections on this node, under one lock
+    /// (an @all brings thousands at once); returns how many had a connection.
+    pub fn publish(&self, items: impl IntoIterator<Item = InboxItem>) -> usize {
         let users = self.users.lock().expect("hub lock");
-        match users.get(&item.user) {
-            Some(sender) => sender.send(Arc::new(item)).is_ok(),
-            None => false,
+        let mut reached = 0;
+        for item in items {
+            if let Some(sender) = users.get(&item.user)
+                && sender.send(Arc::new(item)).is_ok()
+            {
+                reached += 1;
+            }
         }
+        reached
     }
 
     /// How many users have a live connection here.

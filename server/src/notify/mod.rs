@@ -282,10 +282,10 @@ impl NotifyService {
                 match storage.inbox_feed(cursor, PAGE).await {
                     Ok(page) => {
                         read_feed = page.len() == PAGE as usize;
-                        for item in page {
-                            cursor = cursor.max(item.cursor);
-                            self.inner.hub.publish(item);
+                        if let Some(last) = page.last() {
+                            cursor = cursor.max(last.cursor);
                         }
+                        self.inner.hub.publish(page);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the inbox feed failed");
@@ -319,9 +319,7 @@ impl NotifyService {
                         if last.cursor <= cursor {
                             read_feed = false;
                         } else if first.cursor == cursor + 1 {
-                            for item in inbox.iter() {
-                                self.inner.hub.publish(item.clone());
-                            }
+                            self.inner.hub.publish(inbox.iter().cloned());
                             cursor = last.cursor;
                             read_feed = false;
                         }

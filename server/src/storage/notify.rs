@@ -35,16 +35,40 @@ pub struct NotificationRow {
     pub text: String,
 }
 
-/// One inbox item: a notification as one person receives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One inbox item: a notification as one person receives it. It serializes
+/// as one flat object: `cursor`, `user`, the notification's fields, `created_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxItem {
     /// The item's place in its user's inbox: pass it back as `after` or to ack.
     pub cursor: i64,
     pub user: String,
     /// Shared by every item of one fan-out: an @all to ten thousand is one copy.
-    #[serde(flatten)]
     pub notification: Arc<NotificationRow>,
     pub created_at: i64,
+}
+
+impl Serialize for InboxItem {
+    /// Written field by field: `#[serde(flatten)]` would buffer the
+    /// notification into an intermediate value for every one of an @all's
+    /// ten thousand items.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let n = &*self.notification;
+        let mut s = serializer.serialize_struct("InboxItem", 12)?;
+        s.serialize_field("cursor", &self.cursor)?;
+        s.serialize_field("user", &self.user)?;
+        s.serialize_field("key", &n.key)?;
+        s.serialize_field("doc_id", &n.doc_id)?;
+        s.serialize_field("doc", &n.doc)?;
+        s.serialize_field("kind", &n.kind)?;
+        s.serialize_field("recipient", &n.recipient)?;
+        s.serialize_field("entry", &n.entry)?;
+        s.serialize_field("urgent", &n.urgent)?;
+        s.serialize_field("at_ms", &n.at_ms)?;
+        s.serialize_field("text", &n.text)?;
+        s.serialize_field("created_at", &self.created_at)?;
+        s.end()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -980,5 +1004,39 @@ impl InboxListener {
     pub async fn recv(&mut self) -> Result<(), StorageError> {
         self.0.recv().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_item_json_is_the_notification_with_cursor_user_and_time() {
+        let row = NotificationRow {
+            key: "k1".into(),
+            doc_id: "d1".into(),
+            doc: "automerge:d1".into(),
+            kind: "mention".into(),
+            recipient: "all".into(),
+            entry: Some("e\"1".into()),
+            urgent: true,
+            at_ms: 42,
+            text: "诈骗预警".into(),
+        };
+        let item = InboxItem {
+            cursor: 7,
+            user: "u1".into(),
+            notification: Arc::new(row.clone()),
+            created_at: 43,
+        };
+        let mut expected = serde_json::to_value(&row).expect("row json");
+        let fields = expected.as_object_mut().expect("row is an object");
+        fields.insert("cursor".into(), 7.into());
+        fields.insert("user".into(), "u1".into());
+        fields.insert("created_at".into(), 43.into());
+        let written = serde_json::to_string(&item).expect("item json");
+        let parsed: serde_json::Value = serde_json::from_str(&written).expect("item json parses");
+        assert_eq!(parsed, expected);
     }
 }
