@@ -588,3 +588,52 @@ backend_tests!(
     inbox_rows_follow_the_fanout_order_once,
     household_people_are_read_together,
 );
+
+/// Migration 5 rebuilds the SQLite inbox with its uniqueness key first: the
+/// rows and the AUTOINCREMENT counter survive, so a seq is never handed out
+/// twice, not even the one of a row deleted before the upgrade.
+#[tokio::test]
+async fn the_inbox_rebuild_keeps_rows_and_never_reuses_a_seq() -> anyhow::Result<()> {
+    use sqlx::migrate::Migrator;
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("old.sqlite").display());
+    let pool = sqlx::SqlitePool::connect(&url).await?;
+    let mut old = Migrator::new(std::path::Path::new("src/storage/migrations/sqlite")).await?;
+    old.migrations = old
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    old.run(&pool).await?;
+    sqlx::query(
+        "INSERT INTO notifications (key, doc_id, doc, kind, recipient, entry, urgent, at_ms, text, created_at) \
+         VALUES ('k', 'd', 'd', 'mention', 'all', NULL, 0, 1, 't', 1)",
+    )
+    .execute(&pool)
+    .await?;
+    for user in ["a", "b", "c"] {
+        sqlx::query("INSERT INTO inbox (user_id, key, created_at) VALUES ($1, 'k', 1)")
+            .bind(user)
+            .execute(&pool)
+            .await?;
+    }
+    sqlx::query("DELETE FROM inbox WHERE user_id = 'c'")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+
+    let storage = lianxin_server::storage::Storage::open(&url).await?;
+    let mut tx = storage.begin().await?;
+    let added = tx.insert_inbox(&[("d".into(), "k".into())], T0).await?;
+    let again = tx.insert_inbox(&[("b".into(), "k".into())], T0).await?;
+    tx.commit().await?;
+    // d gets the seq after the deleted row's 3; b already had the item.
+    assert_eq!(added, vec![(4, "d".to_owned(), "k".to_owned())]);
+    assert!(again.is_empty(), "{again:?}");
+    let items = storage.inbox_after(&user("a"), 0, 10).await?;
+    assert_eq!(items.iter().map(|i| i.cursor).collect::<Vec<_>>(), vec![1]);
+    storage.close().await;
+    Ok(())
+}

@@ -303,7 +303,7 @@ impl StorageTx {
         for chunk in pairs.chunks(rows_per_statement(3)) {
             let sql = format!(
                 "INSERT INTO inbox (user_id, key, created_at) VALUES {} \
-                 ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
+                 ON CONFLICT (key, user_id) DO NOTHING RETURNING seq, user_id, key",
                 value_rows(chunk.len(), 3)
             );
             let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
@@ -340,7 +340,7 @@ impl StorageTx {
                 sqlx::query(
                     "INSERT INTO inbox (user_id, key, created_at) \
                      SELECT j.value, $2, $3 FROM json_each($1) AS j WHERE true ORDER BY j.key \
-                     ON CONFLICT (user_id, key) DO NOTHING",
+                     ON CONFLICT (key, user_id) DO NOTHING",
                 )
                 .bind(serde_json::Value::from(users).to_string())
                 .bind(key)
@@ -361,7 +361,7 @@ impl StorageTx {
                 let added: Vec<(i64, String, String)> = sqlx::query_as(
                     "INSERT INTO inbox (user_id, key, created_at) \
                      SELECT u, $2, $3 FROM unnest($1::text[]) WITH ORDINALITY AS t(u, i) ORDER BY i \
-                     ON CONFLICT (user_id, key) DO NOTHING RETURNING seq, user_id, key",
+                     ON CONFLICT (key, user_id) DO NOTHING RETURNING seq, user_id, key",
                 )
                 .bind(&users)
                 .bind(key)
