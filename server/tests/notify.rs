@@ -1016,7 +1016,58 @@ async fn a_notice_reports_the_households_not_reached(db: &mut TestDb) -> anyhow:
     server.stop().await
 }
 
+/// A connection that does not keep up with its live channel (more items at
+/// once than the channel holds) reads the rest from the store: every item
+/// arrives, once, in cursor order.
+async fn a_subscriber_that_falls_behind_reads_the_rest_from_the_store(db: &mut TestDb) -> anyhow::Result<()> {
+    const ITEMS: usize = 200;
+    let server = server_with(db, test_notify_settings(), ManualClock::new(monday_at(10, 0))).await?;
+    let wang = UserId::new("officer-wang")?;
+    let mut subscription = server.state.notify.subscribe_live(&wang).await?;
+    let head = subscription.cursor();
+    let notifications: Vec<_> = (0..ITEMS)
+        .map(|i| sync_core::notify::Notification {
+            key: format!("test/burst/{i}/officer-wang"),
+            recipient: sync_core::notify::Recipient::User(wang.clone()),
+            kind: sync_core::notify::NotificationKind::Mention,
+            doc: "test".into(),
+            entry: None,
+            urgent: false,
+            at: server.clock.now(),
+            text: format!("第{i}条"),
+        })
+        .collect();
+    let mut tx = server.state.storage.begin().await?;
+    let written = lianxin_server::notify::fanout::write(
+        &mut tx,
+        "test-doc",
+        &notifications,
+        server.clock.now(),
+        &Calendar::china(),
+        &Default::default(),
+    )
+    .await?;
+    tx.commit().await?;
+    ensure!(written.len() == ITEMS);
+    // Let the dispatcher publish the whole burst before anything is read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut cursors = Vec::new();
+    for _ in 0..ITEMS {
+        let item = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .context("an item of the burst never came")??;
+        cursors.push(item.cursor);
+    }
+    let expected: Vec<i64> = written.iter().map(|i| i.cursor).collect();
+    assert_eq!(cursors, expected, "each item once, in cursor order");
+    assert!(cursors[0] > head);
+    let more = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+    assert!(more.is_err(), "nothing after the burst: {more:?}");
+    server.stop().await
+}
+
 backend_tests!(
+    a_subscriber_that_falls_behind_reads_the_rest_from_the_store,
     every_source_reaches_the_people_it_concerns,
     the_inbox_is_ordered_resumable_and_done_once_acknowledged,
     sse_delivers_live_and_resumes_from_the_last_event_id,

@@ -16,7 +16,9 @@ use tokio::sync::{broadcast, mpsc};
 use crate::storage::{InboxItem, Storage, StorageError};
 
 /// Items buffered per connected user before the subscription falls back to the store.
-const CHANNEL_CAPACITY: usize = 256;
+/// A broadcast channel allocates all its slots up front: with 256, 10,000 connected users
+/// held about 95 MB more than with 16 (server RSS 484 MB against 389 MB in `bench fanout`).
+const CHANNEL_CAPACITY: usize = 16;
 /// Items read from the store at a time when replaying.
 const PAGE: u32 = 500;
 
