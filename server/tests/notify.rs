@@ -93,6 +93,41 @@ async fn inbox(server: &TestServer, user: &str) -> anyhow::Result<Vec<Value>> {
 }
 
 /// The caller's items about document `doc_id`, as `kind`s in cursor order.
+/// A mention of `user` written straight to the store, not raised by a document.
+fn mention_for(user: &UserId, key: &str, text: &str, at: Timestamp) -> sync_core::notify::Notification {
+    sync_core::notify::Notification {
+        key: key.into(),
+        recipient: sync_core::notify::Recipient::User(user.clone()),
+        kind: sync_core::notify::NotificationKind::Mention,
+        doc: "test".into(),
+        entry: None,
+        urgent: false,
+        at,
+        text: text.into(),
+    }
+}
+
+/// Stores `notifications` about `doc_id` as a change's transaction would, commits, and returns
+/// the inbox items written.
+async fn write_committed(
+    server: &TestServer,
+    doc_id: &str,
+    notifications: &[sync_core::notify::Notification],
+) -> anyhow::Result<Vec<lianxin_server::storage::InboxItem>> {
+    let mut tx = server.state.storage.begin().await?;
+    let written = lianxin_server::notify::fanout::write(
+        &mut tx,
+        doc_id,
+        notifications,
+        server.clock.now(),
+        &Calendar::china(),
+        &Default::default(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
 async fn kinds_about(server: &TestServer, user: &str, doc_id: &str) -> anyhow::Result<Vec<String>> {
     Ok(inbox(server, user)
         .await?
@@ -359,17 +394,7 @@ async fn the_inbox_is_ordered_resumable_and_done_once_acknowledged(db: &mut Test
     let p = sync_core::petition::PetitionDoc::view(&doc)?;
     let again = sync_core::notify::petition_notifications(None, &p)?;
     ensure!(!again.is_empty());
-    let mut tx = server.state.storage.begin().await?;
-    let written = lianxin_server::notify::fanout::write(
-        &mut tx,
-        &id,
-        &again,
-        server.clock.now(),
-        &Calendar::china(),
-        &Default::default(),
-    )
-    .await?;
-    tx.commit().await?;
+    let written = write_committed(&server, &id, &again).await?;
     assert!(written.is_empty(), "nothing delivered twice: {written:?}");
     assert_eq!(server.state.storage.inbox_head(None).await?, before);
     server.stop().await
@@ -476,27 +501,8 @@ async fn live_delivery_skips_nothing_committed_between_handed_over_items(db: &mu
     let mut stream = Sse::open(&server, "officer-wang", None).await?;
     let head = server.state.storage.inbox_head(Some(&wang)).await?;
     let first = submit(&server, "res-zhang", "井盖丢了", "station-east").await?;
-    let quiet = sync_core::notify::Notification {
-        key: "test/quiet/officer-wang".into(),
-        recipient: sync_core::notify::Recipient::User(wang.clone()),
-        kind: sync_core::notify::NotificationKind::Mention,
-        doc: "test".into(),
-        entry: None,
-        urgent: false,
-        at: server.clock.now(),
-        text: "另一个写入者".into(),
-    };
-    let mut tx = server.state.storage.begin().await?;
-    let written = lianxin_server::notify::fanout::write(
-        &mut tx,
-        &first,
-        &[quiet],
-        server.clock.now(),
-        &Calendar::china(),
-        &Default::default(),
-    )
-    .await?;
-    tx.commit().await?;
+    let quiet = mention_for(&wang, "test/quiet/officer-wang", "另一个写入者", server.clock.now());
+    let written = write_committed(&server, &first, &[quiet]).await?;
     ensure!(written.len() == 1);
     let second = submit(&server, "res-liu", "路面塌陷", "station-east").await?;
 
@@ -1026,28 +1032,16 @@ async fn a_subscriber_that_falls_behind_reads_the_rest_from_the_store(db: &mut T
     let mut subscription = server.state.notify.subscribe_live(&wang).await?;
     let head = subscription.cursor();
     let notifications: Vec<_> = (0..ITEMS)
-        .map(|i| sync_core::notify::Notification {
-            key: format!("test/burst/{i}/officer-wang"),
-            recipient: sync_core::notify::Recipient::User(wang.clone()),
-            kind: sync_core::notify::NotificationKind::Mention,
-            doc: "test".into(),
-            entry: None,
-            urgent: false,
-            at: server.clock.now(),
-            text: format!("第{i}条"),
+        .map(|i| {
+            mention_for(
+                &wang,
+                &format!("test/burst/{i}/officer-wang"),
+                &format!("第{i}条"),
+                server.clock.now(),
+            )
         })
         .collect();
-    let mut tx = server.state.storage.begin().await?;
-    let written = lianxin_server::notify::fanout::write(
-        &mut tx,
-        "test-doc",
-        &notifications,
-        server.clock.now(),
-        &Calendar::china(),
-        &Default::default(),
-    )
-    .await?;
-    tx.commit().await?;
+    let written = write_committed(&server, "test-doc", &notifications).await?;
     ensure!(written.len() == ITEMS);
     // Let the dispatcher publish the whole burst before anything is read.
     tokio::time::sleep(Duration::from_millis(300)).await;
