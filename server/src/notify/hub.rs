@@ -55,18 +55,16 @@ impl Hub {
     }
 
     /// Hands items to their users' connections on this node, under one lock
-    /// (an @all brings thousands at once); returns how many had a connection.
-    pub fn publish(&self, items: impl IntoIterator<Item = InboxItem>) -> usize {
+    /// (an @all brings thousands at once). Users not connected here get
+    /// theirs from the store when they subscribe.
+    pub fn publish(&self, items: impl IntoIterator<Item = InboxItem>) {
         let users = self.users.lock().expect("hub lock");
-        let mut reached = 0;
         for item in items {
-            if let Some(sender) = users.get(&item.user)
-                && sender.send(Arc::new(item)).is_ok()
-            {
-                reached += 1;
+            if let Some(sender) = users.get(&item.user) {
+                // No receiver left means the connection is closing: it will replay from the store.
+                let _ = sender.send(Arc::new(item));
             }
         }
-        reached
     }
 
     /// How many users have a live connection here.
