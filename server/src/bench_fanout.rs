@@ -8,8 +8,10 @@
 //!
 //! 1. every resident connects one WebSocket (this server: the automerge-repo endpoint `/sync`,
 //!    notifications arrive as `lianxin-notification` frames; bare: `/sub?topics=…`);
-//! 2. *room notice*: one message with @all in the big room, posted over HTTP; every
-//!    subscriber must receive it;
+//! 2. *room notice*: a message with @all in the big room, posted over HTTP; every
+//!    subscriber must receive it. It is posted `--notices` times, each once the one before has
+//!    reached everyone: the first finds the room cold (read from the database), the later ones
+//!    in the server's cache, and together they show how much one burst varies;
 //! 3. *changes*: `--rate` messages with @all per second over `--seconds` seconds, each to one
 //!    of the small rooms in turn, so each reaches that room's subscribers.
 //!
@@ -66,10 +68,14 @@ pub struct FanoutArgs {
     /// Connections opened at once while subscribers connect.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
+    /// Room notices posted one after another (each reaching every subscriber).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub notices: u32,
 }
 
 const OFFICER: &str = "fan-officer";
-const NOTICE_TEXT: &str = "fanout-notice";
+const NOTICE_TEXT: &str = "fanout-notice-";
+const CHANGE_TEXT: &str = "fanout-change-";
 
 fn resident(i: usize) -> String {
     format!("fan-r{i}")
@@ -312,20 +318,24 @@ type Delivery = (Tag, Instant);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Tag {
-    Notice,
+    Notice(usize),
     Change(usize),
 }
 
-fn tag_of(text: &str) -> Option<Tag> {
-    if text.contains(NOTICE_TEXT) {
-        return Some(Tag::Notice);
-    }
-    let i = text.find("fanout-change-")?;
-    let n: String = text[i + "fanout-change-".len()..]
+/// The number after `prefix` in `text`.
+fn numbered(text: &str, prefix: &str) -> Option<usize> {
+    let i = text.find(prefix)?;
+    let n: String = text[i + prefix.len()..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
         .collect();
-    n.parse().ok().map(Tag::Change)
+    n.parse().ok()
+}
+
+fn tag_of(text: &str) -> Option<Tag> {
+    numbered(text, NOTICE_TEXT)
+        .map(Tag::Notice)
+        .or_else(|| numbered(text, CHANGE_TEXT).map(Tag::Change))
 }
 
 /// Opens one subscriber connection and forwards its deliveries.
@@ -493,33 +503,46 @@ async fn run_against(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let client = reqwest::Client::new();
 
-    // 1. A notice to the big room, reaching every subscriber.
-    let cpu0 = child.cpu();
-    let start = Instant::now();
-    post(
-        &client,
-        kind,
-        &child.addr,
-        &setup.officer_token,
-        &setup.big_room,
-        NOTICE_TEXT,
-    )
-    .await?;
-    let posted_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let mut latencies = Vec::with_capacity(args.subscribers);
-    let mut last = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while latencies.len() < args.subscribers {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((Tag::Notice, at))) => {
-                latencies.push(at.duration_since(start).as_secs_f64() * 1000.0);
-                last = Some(at);
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
+    // 1. Notices to the big room, each reaching every subscriber before the next is posted.
+    let mut latencies = Vec::with_capacity(args.subscribers * args.notices as usize);
+    let (mut busy_s, mut cpu_s) = (0.0, 0.0);
+    let (mut each_p99, mut each_post) = (Vec::new(), Vec::new());
+    for n in 0..args.notices as usize {
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let cpu0 = child.cpu();
+        let start = Instant::now();
+        let text = format!("{NOTICE_TEXT}{n}");
+        post(&client, kind, &child.addr, &setup.officer_token, &setup.big_room, &text).await?;
+        each_post.push(start.elapsed().as_secs_f64() * 1000.0);
+        let mut these = Vec::with_capacity(args.subscribers);
+        let mut last = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while these.len() < args.subscribers {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((Tag::Notice(k), at))) if k == n => {
+                    these.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                    last = Some(at);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let f = figures(&mut these, start, last, child.cpu() - cpu0);
+        each_p99.push(f.p99_ms);
+        if f.throughput > 0.0 {
+            busy_s += f.deliveries as f64 / f.throughput;
+        }
+        cpu_s += f.cpu_s;
+        latencies.extend(these);
     }
-    let notice = figures(&mut latencies, start, last, child.cpu() - cpu0);
+    let mut notice = figures(&mut latencies, Instant::now(), None, cpu_s);
+    notice.throughput = if busy_s > 0.0 {
+        notice.deliveries as f64 / busy_s
+    } else {
+        0.0
+    };
 
     // 2. `rate` changes per second across the small rooms.
     let total = (u64::from(args.rate) * args.seconds) as usize;
@@ -545,7 +568,7 @@ async fn run_against(
                 let room = rooms[k % rooms.len()].clone();
                 inflight.push(tokio::spawn(async move {
                     sent.lock().expect("sent lock").insert(k, Instant::now());
-                    post(&client, kind, &addr, &token, &room, &format!("fanout-change-{k}")).await
+                    post(&client, kind, &addr, &token, &room, &format!("{CHANGE_TEXT}{k}")).await
                 }));
             }
             let mut failed = 0usize;
@@ -598,8 +621,13 @@ async fn run_against(
         out.push(format!("{name}_{scenario}_throughput_per_s={:.0}", f.throughput));
         out.push(format!("{name}_{scenario}_server_cpu_s={:.2}", f.cpu_s));
     }
-    out.push(format!("{name}_room_notice_expected={}", args.subscribers));
-    out.push(format!("{name}_room_notice_post_response_ms={posted_ms:.1}"));
+    let list = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(",");
+    out.push(format!(
+        "{name}_room_notice_expected={}",
+        args.subscribers * args.notices as usize
+    ));
+    out.push(format!("{name}_room_notice_p99_each_ms={}", list(&each_p99)));
+    out.push(format!("{name}_room_notice_post_response_each_ms={}", list(&each_post)));
     out.push(format!("{name}_changes_expected={expected}"));
     out.push(format!("{name}_changes_posted={total}"));
     out.push(format!("{name}_changes_failed_posts={failed}"));
@@ -649,6 +677,7 @@ pub async fn fanout(database_url: Option<String>, args: &FanoutArgs) -> anyhow::
         format!("subscribers_per_doc={}", args.per_doc),
         format!("changes_per_s={}", args.rate),
         format!("seconds={}", args.seconds),
+        format!("notices={}", args.notices),
         format!("setup_s={:.1}", setup_started.elapsed().as_secs_f64()),
     ]);
 
