@@ -408,6 +408,14 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     want.push(("r007", "room-1/m2/mention/user:r007"));
     want.push(("r001", "room-1/m3/mention/all"));
     assert_eq!(got, want, "the order fan-out gave, each @all to its own members");
+    for item in items.iter().step_by(37) {
+        let stored = s.inbox_after(&user(&item.user), item.cursor - 1, 1).await?;
+        assert_eq!(
+            stored.first().map(|i| (i.cursor, i.notification.key.as_str())),
+            Some((item.cursor, item.notification.key.as_str())),
+            "the cursor handed out is the stored one"
+        );
+    }
 
     // Deriving again delivers nothing; a hand-over to people who have some of
     // the items adds only the missing ones, after everything before.
@@ -626,14 +634,95 @@ async fn the_inbox_rebuild_keeps_rows_and_never_reuses_a_seq() -> anyhow::Result
 
     let storage = lianxin_server::storage::Storage::open(&url).await?;
     let mut tx = storage.begin().await?;
+    // Enough people to go in as one list statement, whose seqs are counted
+    // from the counter (3, the deleted row's), not from the highest row (2).
+    let many: Vec<(String, String)> = (0..70).map(|i| (format!("u{i:02}"), "k".to_owned())).collect();
+    let listed = tx.insert_inbox(&many, T0).await?;
     let added = tx.insert_inbox(&[("d".into(), "k".into())], T0).await?;
     let again = tx.insert_inbox(&[("b".into(), "k".into())], T0).await?;
     tx.commit().await?;
-    // d gets the seq after the deleted row's 3; b already had the item.
-    assert_eq!(added, vec![(4, "d".to_owned(), "k".to_owned())]);
+    let want: Vec<(i64, String, String)> = (4..).zip(many).map(|(seq, (u, k))| (seq, u, k)).collect();
+    assert_eq!(listed, want);
+    for (seq, u, _) in [&listed[0], &listed[69]] {
+        let stored = storage.inbox_after(&user(u), 0, 10).await?;
+        assert_eq!(stored.iter().map(|i| i.cursor).collect::<Vec<_>>(), vec![*seq], "{u}");
+    }
+    // d comes after them; b already had the item.
+    assert_eq!(added, vec![(74, "d".to_owned(), "k".to_owned())]);
     assert!(again.is_empty(), "{again:?}");
     let items = storage.inbox_after(&user("a"), 0, 10).await?;
     assert_eq!(items.iter().map(|i| i.cursor).collect::<Vec<_>>(), vec![1]);
     storage.close().await;
     Ok(())
+}
+
+/// Migration 6 on PostgreSQL: inbox rows stored with their notification's key
+/// are read, and added to, by the notification's number afterwards.
+#[tokio::test]
+async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> anyhow::Result<()> {
+    use sqlx::migrate::Migrator;
+    use std::str::FromStr;
+    let Ok(url) = std::env::var(lianxin_server::testing::POSTGRES_URL_VAR) else {
+        lianxin_server::testing::postgres_skipped("postgres_inbox_rows_keep_their_notification_across_migration_6");
+        return Ok(());
+    };
+    let schema = format!("lianxin_migrate6_{}", rand::random::<u32>());
+    lianxin_server::storage::create_pg_schema(&url, &schema).await?;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url)?.options([("search_path", schema.as_str())]);
+    let result = async {
+        let pool = sqlx::PgPool::connect_with(options.clone()).await?;
+        let mut old = Migrator::new(std::path::Path::new("src/storage/migrations/postgres")).await?;
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        old.run(&pool).await?;
+        for key in ["k1", "k2"] {
+            sqlx::query(
+                "INSERT INTO notifications (key, doc_id, doc, kind, recipient, entry, urgent, at_ms, text, created_at) \
+                 VALUES ($1, 'd', 'd', 'mention', 'all', NULL, 0, 1, $1, 1)",
+            )
+            .bind(key)
+            .execute(&pool)
+            .await?;
+        }
+        for (user, key) in [("a", "k1"), ("b", "k1"), ("a", "k2")] {
+            sqlx::query("INSERT INTO inbox (user_id, key, created_at) VALUES ($1, $2, 1)")
+                .bind(user)
+                .bind(key)
+                .execute(&pool)
+                .await?;
+        }
+        pool.close().await;
+
+        let storage = lianxin_server::storage::Storage::open_postgres(options).await?;
+        let items = storage.inbox_after(&user("a"), 0, 10).await?;
+        let read: Vec<(i64, &str)> = items.iter().map(|i| (i.cursor, i.notification.text.as_str())).collect();
+        assert_eq!(read, [(1, "k1"), (3, "k2")]);
+        let mut tx = storage.begin().await?;
+        let added = tx
+            .insert_inbox(&[("b".into(), "k1".into()), ("b".into(), "k2".into())], T0)
+            .await?;
+        tx.commit().await?;
+        // b had k1 already (the attempt may still use up a seq on PostgreSQL).
+        let added: Vec<(&str, &str)> = added.iter().map(|(_, u, k)| (u.as_str(), k.as_str())).collect();
+        assert_eq!(added, [("b", "k2")]);
+        let b: Vec<(i64, String)> = storage
+            .inbox_after(&user("b"), 0, 10)
+            .await?
+            .into_iter()
+            .map(|i| (i.cursor, i.notification.text.clone()))
+            .collect();
+        assert_eq!(b.len(), 2, "{b:?}");
+        assert_eq!(b[0], (2, "k1".to_owned()));
+        assert!(b[1].0 > 3 && b[1].1 == "k2", "{b:?}");
+        storage.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    lianxin_server::storage::drop_pg_schema(&url, &schema).await?;
+    result
 }
