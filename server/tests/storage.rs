@@ -726,3 +726,35 @@ async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> any
     lianxin_server::storage::drop_pg_schema(&url, &schema).await?;
     result
 }
+
+/// A commit does not copy the write-ahead log into the database file itself;
+/// the storage's own task does, soon after.
+#[tokio::test]
+async fn the_log_reaches_the_database_file_after_a_commit() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ckpt.sqlite");
+    let storage = lianxin_server::storage::Storage::open_sqlite(&path).await?;
+    let before = std::fs::metadata(&path)?.len();
+    // Incompressible text, so the change is as large in the file as here.
+    let text: String = (0..400_000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "big", text)?;
+    let change = doc.get_last_local_change().expect("a change").clone();
+    storage.append("doc-big", "room", &[stored(&change, "alice")]).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&path)?.len();
+        if now > before + 300_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {now} bytes (from {before}): no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    storage.close().await;
+    Ok(())
+}

@@ -17,6 +17,7 @@
 //! Times are stored as milliseconds since the Unix epoch ([`Timestamp`]).
 
 mod auth;
+mod checkpoint;
 mod docs;
 mod events;
 mod notify;
@@ -154,6 +155,8 @@ pub struct Storage {
     /// SQLite admits one writer at a time; its transactions queue here, in
     /// arrival order, instead of sleeping in SQLite's busy handler.
     writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: wakes the WAL checkpoint task after a commit (see `checkpoint`).
+    checkpoint: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// Actor bindings read before. A binding is never changed or removed
     /// once committed, so a remembered one stays true.
     actors: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, sync_core::UserId>>>,
@@ -189,17 +192,21 @@ impl Storage {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run in a task of their own, not inside a commit.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/storage/migrations/sqlite").run(&pool).await?;
+        let checkpoint = checkpoint::spawn(pool.clone());
         Ok(Storage {
             db: Db::Sqlite(pool),
             instance: rand::random(),
             schema: None,
             writer: Some(std::sync::Arc::default()),
+            checkpoint: Some(checkpoint),
             actors: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(ACTORS_REMEMBERED))),
         })
     }
@@ -215,6 +222,7 @@ impl Storage {
             instance: rand::random(),
             schema: Some(schema.into()),
             writer: None,
+            checkpoint: None,
             actors: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(ACTORS_REMEMBERED))),
         })
     }
@@ -248,7 +256,11 @@ impl Storage {
             Db::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(StorageTx { inner, _writer: writer })
+        Ok(StorageTx {
+            inner,
+            checkpoint: self.checkpoint.clone(),
+            _writer: writer,
+        })
     }
 
     /// Closes every connection; further use fails.

@@ -28,6 +28,8 @@ pub(crate) enum TxInner {
 /// rolls back.
 pub struct StorageTx {
     pub(crate) inner: TxInner,
+    /// SQLite: told after the commit, to copy the log into the database file.
+    pub(crate) checkpoint: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// This process's SQLite writer turn (see [`Storage::begin`]); declared
     /// after `inner`, so it is released only once the transaction is gone.
     ///
@@ -50,6 +52,9 @@ impl StorageTx {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
+        }
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.notify_one();
         }
         Ok(())
     }
