@@ -597,24 +597,29 @@ backend_tests!(
     household_people_are_read_together,
 );
 
+/// A backend's migrations up to `version`: the schema as an older server left it.
+async fn migrations_up_to(backend: &str, version: i64) -> anyhow::Result<sqlx::migrate::Migrator> {
+    let dir = format!("src/storage/migrations/{backend}");
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&dir)).await?;
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    Ok(migrator)
+}
+
 /// Migration 5 rebuilds the SQLite inbox with its uniqueness key first: the
 /// rows and the AUTOINCREMENT counter survive, so a seq is never handed out
 /// twice, not even the one of a row deleted before the upgrade.
 #[tokio::test]
 async fn the_inbox_rebuild_keeps_rows_and_never_reuses_a_seq() -> anyhow::Result<()> {
-    use sqlx::migrate::Migrator;
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite:{}?mode=rwc", dir.path().join("old.sqlite").display());
     let pool = sqlx::SqlitePool::connect(&url).await?;
-    let mut old = Migrator::new(std::path::Path::new("src/storage/migrations/sqlite")).await?;
-    old.migrations = old
-        .migrations
-        .iter()
-        .filter(|m| m.version <= 4)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    old.run(&pool).await?;
+    migrations_up_to("sqlite", 4).await?.run(&pool).await?;
     sqlx::query(
         "INSERT INTO notifications (key, doc_id, doc, kind, recipient, entry, urgent, at_ms, text, created_at) \
          VALUES ('k', 'd', 'd', 'mention', 'all', NULL, 0, 1, 't', 1)",
@@ -660,7 +665,6 @@ async fn the_inbox_rebuild_keeps_rows_and_never_reuses_a_seq() -> anyhow::Result
 /// are read, and added to, by the notification's number afterwards.
 #[tokio::test]
 async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> anyhow::Result<()> {
-    use sqlx::migrate::Migrator;
     use std::str::FromStr;
     let Ok(url) = std::env::var(lianxin_server::testing::POSTGRES_URL_VAR) else {
         lianxin_server::testing::postgres_skipped("postgres_inbox_rows_keep_their_notification_across_migration_6");
@@ -671,15 +675,7 @@ async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> any
     let options = sqlx::postgres::PgConnectOptions::from_str(&url)?.options([("search_path", schema.as_str())]);
     let result = async {
         let pool = sqlx::PgPool::connect_with(options.clone()).await?;
-        let mut old = Migrator::new(std::path::Path::new("src/storage/migrations/postgres")).await?;
-        old.migrations = old
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        old.run(&pool).await?;
+        migrations_up_to("postgres", 5).await?.run(&pool).await?;
         for key in ["k1", "k2"] {
             sqlx::query(
                 "INSERT INTO notifications (key, doc_id, doc, kind, recipient, entry, urgent, at_ms, text, created_at) \
