@@ -7,7 +7,7 @@ use lianxin_server::storage::{
     DocFilter, FeedItemKind, NewUser, SessionState, StorageError, StoredChange, UserKind, hook_fn,
 };
 use lianxin_server::testing::TestDb;
-use sync_core::{Timestamp, UserId};
+use sync_core::{Principal, Timestamp, UserId};
 
 const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
@@ -506,13 +506,18 @@ async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<(
     Ok(())
 }
 
-/// A document whose changes since its snapshot outweigh `COMPACT_AFTER_BYTES`
-/// is compacted at once: a village room created with thousands of members is
-/// stored (and later loaded) as a snapshot, a room of a few as its change.
-async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<()> {
-    use lianxin_server::docs::{COMPACT_AFTER_BYTES, DocService, DocSettings};
-    use sync_core::repo_protocol::DocumentId;
-    use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
+/// A station `s1` with village `v1`, officer `o1` of the station and the
+/// given residents of the village, and a document service over them; returns
+/// it with o1's principal.
+async fn village_docs(
+    db: &mut TestDb,
+    residents: &[&str],
+) -> anyhow::Result<(
+    lianxin_server::docs::DocService,
+    lianxin_server::auth::AuthService,
+    Principal,
+)> {
+    use lianxin_server::docs::{DocService, DocSettings};
     use sync_core::{Membership, Role, UnitId};
 
     let org = serde_json::json!({
@@ -533,6 +538,22 @@ async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<
         }],
     )
     .await?;
+    for id in residents {
+        let resident = NewUser {
+            id: user(id),
+            login_name: None,
+            display_name: (*id).into(),
+            phone: None,
+            kind: UserKind::Resident,
+            household: None,
+        };
+        tx.insert_user(&resident, T0).await?;
+        let home = Membership {
+            unit: UnitId::new("v1")?,
+            role: Role::Resident,
+        };
+        tx.set_memberships(&user(id), &[home]).await?;
+    }
     tx.commit().await?;
     let clock: std::sync::Arc<dyn lianxin_server::clock::Clock> = lianxin_server::clock::ManualClock::starting_now();
     let docs = DocService::new(db.storage.clone(), clock.clone(), DocSettings::default()).await?;
@@ -544,24 +565,48 @@ async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<
         Default::default(),
     );
     let who = auth.principal(&user("o1")).await?;
-    let actor = lianxin_server::docs::rest_actor(&user("o1"));
+    Ok((docs, auth, who))
+}
+
+/// A room in `v1` by `o1` with `members`, stored through `docs` under the id `[n; 16]`.
+async fn create_room(
+    docs: &lianxin_server::docs::DocService,
+    who: &Principal,
+    n: u8,
+    members: impl IntoIterator<Item = UserId>,
+) -> anyhow::Result<(String, AutoCommit)> {
+    use sync_core::repo_protocol::DocumentId;
+    use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
+
+    let id = DocumentId::from_bytes([n; 16]);
+    let info = RoomInfo {
+        id: id.to_url(),
+        kind: RoomKind::VillageRoom,
+        name: format!("room {n}"),
+        unit: sync_core::UnitId::new("v1")?,
+        household: None,
+        created_by: user("o1"),
+    };
+    let members = members.into_iter().map(|u| (u, MemberRole::Member));
+    let room = RoomDoc::create(lianxin_server::docs::rest_actor(&user("o1")), info, members)?.into_doc();
+    let applied = docs.create(who, &id.to_string(), room.clone()).await?;
+    anyhow::ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
+    Ok((id.to_string(), room))
+}
+
+/// A document whose changes since its snapshot outweigh `COMPACT_AFTER_BYTES`
+/// is compacted at once: a village room created with thousands of members is
+/// stored (and later loaded) as a snapshot, a room of a few as its change.
+async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<()> {
+    use lianxin_server::docs::COMPACT_AFTER_BYTES;
+
+    let (docs, _auth, who) = village_docs(db, &[]).await?;
     let mut created = Vec::new();
     for (n, members) in [(1u8, 5usize), (2, 5_000)] {
-        let id = DocumentId::from_bytes([n; 16]);
-        let info = RoomInfo {
-            id: id.to_url(),
-            kind: RoomKind::VillageRoom,
-            name: format!("room {n}"),
-            unit: UnitId::new("v1")?,
-            household: None,
-            created_by: user("o1"),
-        };
-        let members = (0..members).map(|i| (user(&format!("resident-{i:05}")), MemberRole::Member));
-        let mut room = RoomDoc::create(actor.clone(), info, members)?.into_doc();
+        let members = (0..members).map(|i| user(&format!("resident-{i:05}")));
+        let (id, mut room) = create_room(&docs, &who, n, members).await?;
         let bytes: usize = room.get_changes(&[]).iter().map(|c| c.raw_bytes().len()).sum();
-        let applied = docs.create(&who, &id.to_string(), room.clone()).await?;
-        anyhow::ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
-        created.push((id.to_string(), bytes, room.get_heads()));
+        created.push((id, bytes, room.get_heads()));
     }
     let (small, small_bytes, _) = &created[0];
     let (large, large_bytes, large_heads) = &created[1];
@@ -583,7 +628,59 @@ async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<
     Ok(())
 }
 
+/// Edits `room` as `who` through the room's typed writes; fails on a refusal.
+async fn room_act(
+    docs: &lianxin_server::docs::DocService,
+    who: &Principal,
+    room: &str,
+    f: impl FnOnce(&mut sync_core::room::RoomDoc, &mut sync_core::Author, Timestamp) -> Result<(), sync_core::SchemaError>,
+) -> anyhow::Result<()> {
+    let ((), applied) = docs
+        .act(who, room, |doc, author, now| {
+            let mut r = sync_core::room::RoomDoc::from_doc(std::mem::take(doc))?;
+            let out = f(&mut r, author, now);
+            *doc = r.into_doc();
+            out
+        })
+        .await?;
+    anyhow::ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
+    Ok(())
+}
+
+/// Who may read a room follows its members: a message leaves its readers as
+/// they were (without reading the members again), a member removed can no
+/// longer read it and one added can.
+async fn room_readers_follow_membership_edits(db: &mut TestDb) -> anyhow::Result<()> {
+    use sync_core::doc::Message;
+    use sync_core::room::MemberRole;
+
+    let (docs, auth, who) = village_docs(db, &["r1", "r2", "r3"]).await?;
+    let (room, _) = create_room(&docs, &who, 7, [user("r1"), user("r2")]).await?;
+    let readers = async || -> anyhow::Result<Vec<bool>> {
+        let mut out = Vec::new();
+        for id in ["r1", "r2", "r3"] {
+            out.push(docs.may_read(&auth.principal(&user(id)).await?, &room).await?);
+        }
+        Ok(out)
+    };
+    anyhow::ensure!(readers().await? == [true, true, false]);
+    room_act(&docs, &who, &room, |r, author, now| {
+        r.post(author, now, Message::draft("明天开会".to_owned())).map(|_| ())
+    })
+    .await?;
+    anyhow::ensure!(readers().await? == [true, true, false], "a message changes no reader");
+    room_act(&docs, &who, &room, |r, _, _| r.set_member(&user("r1"), None)).await?;
+    anyhow::ensure!(readers().await? == [false, true, false], "r1 left");
+    room_act(&docs, &who, &room, |r, _, _| {
+        r.set_member(&user("r3"), Some(MemberRole::Member))
+    })
+    .await?;
+    anyhow::ensure!(readers().await? == [false, true, true], "r3 joined");
+    Ok(())
+}
+
 backend_tests!(
+    room_readers_follow_membership_edits,
     a_large_change_is_compacted_at_once,
     append_load_feed_and_compact,
     resent_change_is_stored_once,

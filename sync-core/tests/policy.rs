@@ -654,6 +654,56 @@ fn membership_pins_and_tags_are_moderated() {
     );
 }
 
+/// Policy says which accepted changes may change who reads a document, so
+/// the server re-reads a room's members only when they may have changed.
+#[test]
+fn only_membership_edits_and_new_documents_may_change_a_rooms_readers() {
+    let mut doc = room();
+    let id = doc.post(&mut author(&resident()), T0, text("hello")).unwrap();
+    let readers_may_change = |c: Checked| {
+        allowed(&c);
+        c.readers_may_change
+    };
+    let oa = author(&officer_a());
+    for (what, c) in [
+        (
+            "a message",
+            room_edit(&doc, &resident(), |d| {
+                d.post(&mut author(&resident()), T0, text("again")).unwrap();
+            }),
+        ),
+        (
+            "a tag",
+            room_edit(&doc, &officer_a(), |d| d.set_tag("dispute_mediation", true).unwrap()),
+        ),
+        (
+            "a pin",
+            room_edit(&doc, &officer_a(), |d| d.set_pin(&oa, &id, true).unwrap()),
+        ),
+    ] {
+        assert!(!readers_may_change(c), "{what}");
+    }
+    let joined = room_edit(&doc, &neighbour(), |d| {
+        d.set_member(&user("r3"), Some(MemberRole::Member)).unwrap()
+    });
+    assert!(readers_may_change(joined), "a member added");
+    let left = room_edit(&doc, &neighbour(), |d| d.set_member(&user("r1"), None).unwrap());
+    assert!(readers_may_change(left), "a member removed");
+    let both = room_edit(&doc, &neighbour(), |d| {
+        d.post(&mut author(&neighbour()), T0, text("welcome")).unwrap();
+        d.set_member(&user("r3"), Some(MemberRole::Member)).unwrap();
+    });
+    assert!(readers_may_change(both), "a message and a member in one change");
+    assert!(
+        readers_may_change(create_as(&officer_a(), room().into_doc())),
+        "a new room"
+    );
+    assert!(
+        readers_may_change(event_as(&officer_a(), Some("station-a"), EventBody::Signed)),
+        "a petition event: its handlers may read it"
+    );
+}
+
 #[test]
 fn raising_a_message_as_a_petition_links_both_ways() {
     let mut doc = room();

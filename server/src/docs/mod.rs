@@ -103,6 +103,15 @@ impl Loaded {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
 
+/// Changes policy accepted: the document before and after them, and
+/// whether they may change who reads it (`Checked::readers_may_change`).
+struct Edit<'a> {
+    before: &'a AutoCommit,
+    after: &'a AutoCommit,
+    accepted: &'a [Change],
+    readers_may_change: bool,
+}
+
 /// Settings the service is built with.
 #[derive(Clone, Debug)]
 pub struct DocSettings {
@@ -406,9 +415,13 @@ impl DocService {
             loaded.doc = before;
             return Ok(applied);
         }
-        let result = self
-            .store(doc_id, who, (&before, &checked.doc), &accepted, now, marks)
-            .await;
+        let edit = Edit {
+            before: &before,
+            after: &checked.doc,
+            accepted: &accepted,
+            readers_may_change: checked.readers_may_change,
+        };
+        let result = self.store(doc_id, who, edit, now, marks).await;
         match result {
             Ok((kind, last_seq, inbox)) => {
                 loaded.doc = checked.doc;
@@ -448,18 +461,22 @@ impl DocService {
     }
 
     /// Binds actors, stores accepted changes and their projections in one transaction.
-    /// `states` is the document before and after the changes; `marks` the
-    /// clock actions they carry out (see [`DocService::act_once`]). Returns
+    /// `marks` are the clock actions they carry out (see [`DocService::act_once`]). Returns
     /// the kind, the new last seq and the inbox items written.
     async fn store(
         &self,
         doc_id: &str,
         who: &Principal,
-        (before, after): (&AutoCommit, &AutoCommit),
-        accepted: &[Change],
+        edit: Edit<'_>,
         now: Timestamp,
         marks: &[String],
     ) -> Result<(DocKind, i64, Vec<InboxItem>), DocError> {
+        let Edit {
+            before,
+            after,
+            accepted,
+            readers_may_change,
+        } = edit;
         let storage = &self.inner.storage;
         let kind =
             DocKind::of(after)?.ok_or_else(|| DocError::Forbidden("an empty document cannot be stored".into()))?;
@@ -476,7 +493,14 @@ impl DocService {
             }
         }
         let settings = &self.inner.settings;
-        let mut projection = Projection::compute(doc_id, before, after, &settings.rules, &settings.calendar, now)?;
+        let mut projection = Projection::compute(
+            doc_id,
+            (before, after),
+            readers_may_change,
+            &settings.rules,
+            &settings.calendar,
+            now,
+        )?;
         let notifications = crate::notify::derive(storage, &self.org(), who, kind, before, after).await?;
         projection.notify(notifications, &settings.calendar, &settings.fanout);
         projection.marks = marks.to_vec();

@@ -52,18 +52,29 @@ pub struct Projection {
 impl Projection {
     /// Computes the rows for `after`, writing only room messages that are new
     /// or read differently since `before` (see `RoomDoc::message_delta`).
+    /// `readers_may_change` is policy's word on the changes between them
+    /// (`Checked::readers_may_change`); without it, who may read is not read.
     pub fn compute(
         doc_id: &str,
-        before: &AutoCommit,
-        after: &AutoCommit,
+        (before, after): (&AutoCommit, &AutoCommit),
+        readers_may_change: bool,
         rules: &ClockRules,
         cal: &Calendar,
         now: Timestamp,
     ) -> Result<Self, SchemaError> {
-        let vis = Visibility::of(after)?;
+        let existed = DocKind::of(before)?.is_some();
         // Most changes (a message, an event) leave visibility as it was; a
-        // room of thousands need not rewrite thousands of access rows each time.
-        let access_unchanged = DocKind::of(before)?.is_some() && Visibility::of(before)? == vis;
+        // room of thousands need not rewrite thousands of access rows each
+        // time, nor, for a message, read its thousands of members twice.
+        let vis = match existed && !readers_may_change {
+            true => None,
+            false => Some(Visibility::of(after)?),
+        };
+        let access_unchanged = match &vis {
+            None => true,
+            Some(vis) => existed && Visibility::of(before)? == *vis,
+        };
+        let vis = vis.unwrap_or_default();
         let mut access = Vec::new();
         let mut push = |kind: &'static str, subjects: Vec<String>| {
             access.extend(subjects.into_iter().map(|subject| AccessRow { kind, subject }));

@@ -46,6 +46,12 @@ pub struct Checked {
     pub refused: Vec<Refusal>,
     /// Changes the document already had (a re-sent change is stored once).
     pub duplicates: Vec<ChangeHash>,
+    /// Whether the accepted changes may have changed who reads the document
+    /// ([`Visibility`](super::facts::Visibility)): false only when each of them
+    /// added to an existing room's messages, redactions, raised petitions,
+    /// tags or pins, which say nothing about readers. A room's readers are its
+    /// members; with this false, nobody needs to read thousands of them again.
+    pub readers_may_change: bool,
 }
 
 /// Checks `changes` one by one, in dependency order, against `doc`.
@@ -60,6 +66,7 @@ pub fn check_changes(ctx: &PolicyContext<'_>, mut doc: AutoCommit, changes: Vec<
         accepted: Vec::new(),
         refused: Vec::new(),
         duplicates: Vec::new(),
+        readers_may_change: false,
     };
     let mut seen = HashSet::new();
     let mut pending = Vec::new();
@@ -90,7 +97,10 @@ pub fn check_changes(ctx: &PolicyContext<'_>, mut doc: AutoCommit, changes: Vec<
                 progressed = true;
             } else if c.deps().iter().all(|d| am::has_change(&mut doc, d)) {
                 match check_one(ctx, &mut doc, &c) {
-                    Ok(()) => out.accepted.push(h),
+                    Ok(readers_may_change) => {
+                        out.accepted.push(h);
+                        out.readers_may_change |= readers_may_change;
+                    }
                     Err(r) => {
                         out.refused.push(r);
                         refused.insert(h);
@@ -152,7 +162,9 @@ pub fn may_read(org: &OrgTree, who: &Principal, vis: &Visibility, is_room_member
             .any(|a| who.units_with(Role::Resident).any(|home| org.is_within(home, a)))
 }
 
-fn check_one(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
+/// Checks and applies one change; `Ok` says whether it may change who reads
+/// the document (see [`Checked::readers_may_change`]).
+fn check_one(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, change: &Change) -> Result<bool, Refusal> {
     let hash = change.hash();
     let heads_before = doc.get_heads();
     let facts = DocFacts::of(doc).map_err(|e| {
@@ -323,7 +335,8 @@ impl Inspector<'_, '_> {
         Ok(parents.path().into_iter().map(|(_, p)| p).collect())
     }
 
-    fn inspect(mut self) -> Result<(), Refusal> {
+    /// `Ok(readers_may_change)`, see [`Checked::readers_may_change`].
+    fn inspect(mut self) -> Result<bool, Refusal> {
         let decoded = self.change.decode();
         for op in &decoded.operations {
             if matches!(
@@ -340,18 +353,23 @@ impl Inspector<'_, '_> {
             }
         }
         let Some(kind) = self.facts.kind() else {
-            return self.check_creation();
+            return self.check_creation().map(|()| true);
         };
         let start = self.change.start_op().get();
         let actor = self.change.actor_id().clone();
         let mut new_entries: Vec<(Container, ObjId)> = Vec::new();
         let mut households: Vec<ObjId> = Vec::new();
+        let mut readers_may_change = false;
         for (i, op) in decoded.operations.iter().enumerate() {
             if self.created_here(&op.obj) {
                 continue;
             }
             let path = self.path_of(&op.obj)?;
             let container = classify(kind, &path);
+            readers_may_change |= !matches!(
+                container,
+                Container::RoomMessages | Container::Redactions | Container::Raised | Container::Tags | Container::Pins
+            );
             let key = match &op.key {
                 automerge::legacy::Key::Map(k) => Some(k.to_string()),
                 automerge::legacy::Key::Seq(_) => None,
@@ -452,7 +470,7 @@ impl Inspector<'_, '_> {
         for (container, obj) in new_entries {
             self.check_entry(&container, &obj, &mut stamps)?;
         }
-        Ok(())
+        Ok(readers_may_change)
     }
 
     fn village(&self) -> Result<UnitId, Refusal> {
