@@ -66,9 +66,10 @@ impl Projection {
         // Most changes (a message, an event) leave visibility as it was; a
         // room of thousands need not rewrite thousands of access rows each
         // time, nor, for a message, read its thousands of members twice.
-        let vis = match existed && !readers_may_change {
-            true => None,
-            false => Some(Visibility::of(after)?),
+        let vis = if existed && !readers_may_change {
+            None
+        } else {
+            Some(Visibility::of(after)?)
         };
         let access_unchanged = match &vis {
             None => true,

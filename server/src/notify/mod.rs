@@ -16,7 +16,7 @@
 //!   incoming shift, and works the outbox.
 //!
 //! Every step is keyed, so two nodes, a retry or a restart never deliver, escalate or push
-//! twice: notifications by their sync-core key, inbox rows by (key, user), escalations by a
+//! twice: notifications by their sync-core key, inbox rows by (notification, user), escalations by a
 //! fired key recorded with the escalation, outbox jobs by (key, user, channel).
 
 pub mod derive;

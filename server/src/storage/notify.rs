@@ -277,7 +277,7 @@ impl StorageTx {
             return Ok(Vec::new());
         }
         self.lock_change_log().await?;
-        let ids: HashMap<String, i64> = self.notification_ids(pairs).await?.into_iter().collect();
+        let ids = self.notification_ids(pairs).await?;
         let id_of = |key: &str| {
             ids.get(key)
                 .copied()
@@ -300,13 +300,13 @@ impl StorageTx {
         Ok(out)
     }
 
-    /// The numbers of the notifications `pairs` name, `(key, id)` (inbox rows
-    /// name their notification by number).
-    async fn notification_ids(&mut self, pairs: &[(String, String)]) -> Result<Vec<(String, i64)>, StorageError> {
+    /// The numbers of the notifications `pairs` name, by key (inbox rows name
+    /// their notification by number).
+    async fn notification_ids(&mut self, pairs: &[(String, String)]) -> Result<HashMap<String, i64>, StorageError> {
         let mut keys: Vec<&str> = pairs.iter().map(|(_, key)| key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut out = Vec::with_capacity(keys.len());
+        let mut out = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(rows_per_statement(1)) {
             let sql = format!(
                 "SELECT key, id FROM notifications WHERE key IN ({})",
@@ -379,7 +379,7 @@ impl StorageTx {
                      SELECT j.value, $2, $3 FROM json_each($1) AS j WHERE true ORDER BY j.key \
                      ON CONFLICT (notification_id, user_id) DO NOTHING",
                 )
-                .bind(serde_json::Value::from(users.clone()).to_string())
+                .bind(serde_json::to_string(&users).map_err(StorageError::corrupt)?)
                 .bind(id)
                 .bind(now.millis())
                 .execute(&mut **t)
@@ -396,7 +396,7 @@ impl StorageTx {
                         // Some already had the notification: read back which rows are new.
                         let added: String = sqlx::query_scalar(
                             "SELECT json_group_array(json_array(seq, user_id)) FROM \
-                         (SELECT seq, user_id FROM inbox WHERE seq > $1 ORDER BY seq)",
+                             (SELECT seq, user_id FROM inbox WHERE seq > $1 ORDER BY seq)",
                         )
                         .bind(before)
                         .fetch_one(&mut **t)
