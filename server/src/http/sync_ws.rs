@@ -87,7 +87,7 @@ async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Re
     .await?;
     let reason: String = message.chars().take(100).collect();
     sink.send(Message::Close(Some(CloseFrame {
-        code: 4001,
+        code: sync_core::wire::CloseCode::Unauthorized.code(),
         reason: reason.into(),
     })))
     .await
