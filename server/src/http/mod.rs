@@ -1,6 +1,6 @@
 //! The HTTP API: routes, middleware and handlers.
 
-mod api;
+pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
 mod extract;
@@ -17,6 +17,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub(crate) use api::ApiQuery;
 pub use extract::{ApiJson, Authenticated, bearer_token};
 
 use crate::error::ApiError;
@@ -58,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sync", get(sync_ws::sync_ws))
         .route("/batch", get(batch_ws::batch_ws))
         .nest("/api", api)
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
         .layer(TimeoutLayer::with_status_code(
