@@ -5,6 +5,7 @@ mod auth_routes;
 mod batch_ws;
 mod extract;
 mod inbox;
+mod payload;
 mod sync_ws;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 pub(crate) use api::ApiQuery;
 pub use extract::{ApiJson, Authenticated, bearer_token};
+pub use payload::{HEAVY_WEIGHT, HeavyWork};
 
 use crate::error::ApiError;
 use crate::state::AppState;
