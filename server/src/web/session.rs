@@ -5,12 +5,9 @@
 //! middleware authenticates the access token exactly as the API's `Authenticated` does; when it
 //! has expired it spends the refresh token (the API's rotation) and sets the new pair on the
 //! response. A browser sends several requests at once (a page, its live stream, a list
-//! refresh), so two of them may present the same refresh token: refreshes take turns, and a
-//! token spent in the last minute answers with the pair it was exchanged for instead of being
-//! presented again (which the API would treat as theft and end the session).
-
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+//! refresh), so two of them may present the same refresh token: the API serves a token reused
+//! within its grace period (`AuthSettings::refresh_reuse_grace_ms`, a minute) instead of
+//! treating it as theft, on every node, so the console needs no bookkeeping of its own.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -18,9 +15,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use sha2::{Digest, Sha256};
-use sync_core::{Timestamp, UserId};
-use tokio::sync::Mutex;
+use sync_core::UserId;
 
 use crate::auth::{AuthError, TokenPair};
 use crate::http::Authenticated;
@@ -32,9 +27,6 @@ pub const ACCESS_COOKIE: &str = "lx_at";
 pub const REFRESH_COOKIE: &str = "lx_rt";
 /// The CSRF token's cookie (see [`super::csrf`]).
 pub const CSRF_COOKIE: &str = "lx_csrf";
-
-/// How long a spent refresh token still answers with the pair it was exchanged for.
-const REFRESH_GRACE_MS: i64 = 60_000;
 
 /// The value of cookie `name` in a request's `Cookie` headers.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -131,7 +123,7 @@ async fn load(
     let Some(refresh) = cookie(headers, REFRESH_COOKIE) else {
         return Ok(None);
     };
-    match refresh_once(app, &refresh).await {
+    match app.auth.refresh(&refresh).await {
         Ok(pair) => {
             let session = authenticate(app, &pair.access_token).await?;
             set_pair(updates, &pair, secure);
@@ -196,26 +188,6 @@ async fn authenticate(app: &AppState, token: &str) -> Result<Session, AuthError>
         },
         display_name,
     })
-}
-
-/// Pairs recently given for a spent refresh token, by the token's SHA-256.
-type Recent = HashMap<[u8; 32], (Timestamp, TokenPair)>;
-
-static RECENT: LazyLock<Arc<Mutex<Recent>>> = LazyLock::new(Arc::default);
-
-/// Exchanges a refresh token once; a second presentation within [`REFRESH_GRACE_MS`] gets the
-/// same new pair.
-async fn refresh_once(app: &AppState, refresh: &str) -> Result<TokenPair, AuthError> {
-    let key: [u8; 32] = Sha256::digest(refresh.as_bytes()).into();
-    let mut recent = RECENT.lock().await;
-    let now = app.auth.now();
-    recent.retain(|_, (at, _)| now.millis().saturating_sub(at.millis()) < REFRESH_GRACE_MS);
-    if let Some((_, pair)) = recent.get(&key) {
-        return Ok(pair.clone());
-    }
-    let pair = app.auth.refresh(refresh).await?;
-    recent.insert(key, (now, pair.clone()));
-    Ok(pair)
 }
 
 /// A page that needs a signed-in user. Without one, the browser goes to the sign-in page,
