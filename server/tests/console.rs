@@ -571,3 +571,85 @@ async fn queue_first_load_budget() -> anyhow::Result<()> {
     db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duty_roster_week_grid_and_editor() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let empty = chief.get("/roster?unit=station-east").await?;
+    ensure!(
+        empty.status == 200 && empty.body.contains("还没有值班表"),
+        "{}",
+        empty.status
+    );
+
+    let week = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("covers_7x24", "1"),
+        ("name_0", "白班"),
+        ("start_0", "08:00"),
+        ("end_0", "20:00"),
+        ("members_0", "officer-li"),
+        ("name_1", "夜班"),
+        ("start_1", "20:00"),
+        ("end_1", "08:00"),
+        ("members_1", "officer-wang"),
+    ];
+    fields.extend(week.iter().flat_map(|d| [("days_0", *d), ("days_1", *d)]));
+    let saved = chief.post("/roster/station-east", &fields).await?;
+    ensure!(
+        saved.status == 303 && saved.location() == "/roster?unit=station-east",
+        "{} {}",
+        saved.status,
+        saved.body
+    );
+    let page = chief.get("/roster?unit=station-east").await?;
+    ensure!(page.body.contains("现在值班："), "who is on duty now");
+    ensure!(
+        page.body.matches(">李警官</td>").count() == 7 * 12,
+        "the day shift fills 12 hours a day"
+    );
+    ensure!(
+        page.body.matches(">王警官</td>").count() == 7 * 12,
+        "the night shift the other 12"
+    );
+    ensure!(!page.body.contains("uncovered"), "no gap in a 7x24 roster");
+    ensure!(
+        page.body.contains("value=\"白班\"") && page.body.contains("value=\"officer-wang\""),
+        "the form holds the shifts"
+    );
+
+    // A 7x24 promise with the nights left open is refused, with the reason.
+    let mut gap = fields.clone();
+    gap.retain(|(k, _)| !k.ends_with("_1"));
+    let refused = chief.post("/roster/station-east", &gap).await?;
+    ensure!(
+        refused.status == 400 && refused.body.contains("值班表有误"),
+        "{} {}",
+        refused.status,
+        refused.body
+    );
+    // An officer may read the roster but not change it.
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    ensure!(li.get("/roster?unit=station-east").await?.body.contains(">王警官</td>"));
+    let denied = li.post("/roster/station-east", &fields).await?;
+    ensure!(
+        denied.status == 403 && denied.body.contains("不能修改"),
+        "{}",
+        denied.status
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}

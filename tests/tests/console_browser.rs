@@ -268,6 +268,11 @@ async fn pages_work_with_javascript_disabled() -> anyhow::Result<()> {
     b.wait_for_text("上门。上门告知补办所需材料", WAIT).await?;
     b.save_screenshot(&screenshots(), "petition-nojs").await?;
 
+    // The duty roster: the week grid and the shift form, no script needed.
+    b.goto(&server.url("/roster?unit=station-east")).await?;
+    b.wait_for("form[action='/roster/station-east']", WAIT).await?;
+    b.save_screenshot(&screenshots(), "roster").await?;
+
     // Sign-out is a form too.
     b.click("form[action='/logout'] button").await?;
     b.wait_for("form[action='/login']", WAIT).await?;

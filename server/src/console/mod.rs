@@ -11,6 +11,7 @@
 mod login;
 mod petition;
 mod queue;
+mod roster;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -39,6 +40,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queue", get(queue::page))
         .route("/petitions/{id}", get(petition::page))
         .route("/petitions/{id}/act", post(petition::act))
+        .route("/roster", get(roster::page))
+        .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state, session::middleware));
     Router::new()
@@ -83,7 +86,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SignedIn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Queue,
-    None,
+    Roster,
 }
 
 /// The frame around every signed-in page: who is at the desk, the CSRF token every form
@@ -99,7 +102,7 @@ impl Chrome {
     pub fn is(&self, nav: &str) -> bool {
         let name = match self.active {
             Nav::Queue => "queue",
-            Nav::None => "",
+            Nav::Roster => "roster",
         };
         name == nav
     }

@@ -4,7 +4,7 @@ pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
 mod extract;
-mod inbox;
+pub(crate) mod inbox;
 mod payload;
 mod sync_ws;
 
