@@ -7,6 +7,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::docs::DocService;
+use crate::http::HeavyWork;
 use crate::notify::NotifyService;
 use crate::storage::Storage;
 
@@ -21,6 +22,8 @@ pub struct HttpSettings {
     /// The most changed documents one batched-sync pull lists; the client
     /// fetches the rest with further exchanges.
     pub batch_page_docs: u32,
+    /// Permits for loading heavy sync payloads (see `http::payload`).
+    pub heavy_work: HeavyWork,
 }
 
 /// The default of [`HttpSettings::batch_page_docs`].
@@ -34,6 +37,7 @@ impl HttpSettings {
             cors_permissive: config.cors_permissive,
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
+            heavy_work: HeavyWork::for_this_machine(),
         }
     }
 }
@@ -46,6 +50,7 @@ impl Default for HttpSettings {
             cors_permissive: false,
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
+            heavy_work: HeavyWork::for_this_machine(),
         }
     }
 }

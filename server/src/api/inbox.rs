@@ -16,6 +16,10 @@ pub struct InboxQuery {
     /// Items after this cursor; defaults to the acknowledged cursor.
     pub after: Option<i64>,
     pub limit: Option<u32>,
+    /// `stream` only: follow what arrives from now on, without replaying the
+    /// unacknowledged items (a page that has just rendered the current state).
+    #[serde(default)]
+    pub live: bool,
     /// The access token, for clients that cannot send headers (EventSource);
     /// read by the authentication, not here.
     #[serde(default)]

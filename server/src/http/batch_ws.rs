@@ -29,7 +29,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use sync_core::batch::{
-    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, error_frame, parse_push, plan_pull,
+    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, check_push, error_frame, parse_push,
+    plan_pull,
 };
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::CloseCode;
@@ -197,7 +198,21 @@ impl Connection {
             }
         }
         let docs = self.state.docs.clone();
+        let limits = sync_core::guard::Limits::default();
         for doc in &push.docs {
+            // Refused before anything is read for it; heavy ones wait their turn.
+            let cost = match check_push(doc, &limits) {
+                Ok(cost) => cost,
+                Err(e) => {
+                    tracing::info!(user = %self.principal.user, error = %e, "batch push refused");
+                    return Ok(Err(End {
+                        code: ErrorCode::BadFrame,
+                        close: CLOSE_BAD_FRAME,
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            let _permit = self.state.http.heavy_work.admit(&cost, doc.data.len()).await;
             let doc_id = DocumentId::from_bytes(doc.id.0).to_string();
             let readable = match self.readable_or_new(&doc_id).await {
                 Ok(r) => r,

@@ -16,7 +16,7 @@ use sync_core::org::Role;
 use sync_core::wire::{AckRequest, AckResponse, InboxPage, RosterView};
 
 use super::api::ApiQuery;
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{ApiJson, Authenticated, StreamAuthenticated};
 use crate::api::{self, inbox::InboxQuery};
 use crate::auth::TokenEnd;
 use crate::error::ApiError;
@@ -40,12 +40,12 @@ pub async fn ack(
     Ok(Json(api::inbox::ack(&app, &auth.principal, a.cursor).await?))
 }
 
-/// `GET /api/inbox/stream?token=&after=`: Server-Sent Events, one `notification` event per
+/// `GET /api/inbox/stream?token=&after=&live=`: Server-Sent Events, one `notification` event per
 /// item with the cursor as its id, resuming after `Last-Event-ID` (or `after`, or the
 /// acknowledged cursor). Ends with an `end` event when the token expires or is revoked.
 pub async fn stream(
     State(app): State<AppState>,
-    auth: Authenticated,
+    StreamAuthenticated(auth): StreamAuthenticated,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -58,8 +58,10 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an inbox cursor".into()))?,
         ),
     };
-    let cursor = last_event_id.or(q.after).unwrap_or(0);
-    let mut subscription = app.notify.subscribe(&auth.user, cursor).await?;
+    let mut subscription = match last_event_id.or(q.after) {
+        None if q.live => app.notify.subscribe_live(&auth.user).await?,
+        cursor => app.notify.subscribe(&auth.user, cursor.unwrap_or(0)).await?,
+    };
     let mut watch = app.auth.watch(auth.claims.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(64);
     let notify = app.notify.clone();

@@ -1,13 +1,14 @@
 //! The HTTP API: routes, middleware and handlers.
 
-mod api;
+pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
 mod directory;
 mod extract;
-mod inbox;
+pub(crate) mod inbox;
 mod notices;
 mod org;
+mod payload;
 mod rooms;
 mod sync_ws;
 
@@ -21,7 +22,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub(crate) use api::ApiQuery;
 pub use extract::{ApiJson, Authenticated, bearer_token};
+pub use payload::{HEAVY_WEIGHT, HeavyWork};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -92,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sync", get(sync_ws::sync_ws))
         .route("/batch", get(batch_ws::batch_ws))
         .nest("/api", api)
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
         .layer(TimeoutLayer::with_status_code(
