@@ -653,3 +653,55 @@ async fn duty_roster_week_grid_and_editor() -> anyhow::Result<()> {
     db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_lists_notifications_with_links_and_marks_them_read() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut duty = Browser::new(&server);
+    duty.sign_in("duty").await?;
+    let resident = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random());
+    let (status, body) = server
+        .post(
+            "/api/petitions",
+            Some(&resident),
+            &serde_json::json!({
+                "id": id.to_string(), "channel": "director_mailbox", "category": "help",
+                "title": "山洪冲坏了便桥", "body": "村里的便桥被冲坏了，老人孩子过不了河。",
+                "location": { "unit": "village-xiaxi" }, "routed_to": "mailbox-taskforce",
+            }),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {body}");
+    let mut inbox = String::new();
+    for _ in 0..50 {
+        inbox = duty.get("/inbox").await?.body;
+        if inbox.contains("新诉求") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(inbox.contains("新诉求"), "the new letter's notification is listed");
+    ensure!(
+        inbox.contains(&format!("href=\"/petitions/{id}\"")),
+        "and links to the letter"
+    );
+    let cursor = {
+        let at = inbox.find("name=\"cursor\" value=\"").context("read form")? + 21;
+        inbox[at..at + inbox[at..].find('"').context("end")?].to_owned()
+    };
+    let read = duty.post("/inbox/read", &[("cursor", &cursor)]).await?;
+    ensure!(read.status == 303 && read.location() == "/inbox", "{}", read.status);
+    ensure!(
+        duty.get("/inbox").await?.body.contains("没有未读消息"),
+        "acknowledged items are gone"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}

@@ -8,6 +8,7 @@
 //! console can do, the API can. Shared browser machinery (assets, cookies, CSRF, headers,
 //! words) is in [`crate::web`].
 
+mod inbox;
 mod login;
 mod petition;
 mod queue;
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queue", get(queue::page))
         .route("/petitions/{id}", get(petition::page))
         .route("/petitions/{id}/act", post(petition::act))
+        .route("/inbox", get(inbox::page))
+        .route("/inbox/read", post(inbox::read))
         .route("/roster", get(roster::page))
         .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
@@ -86,6 +89,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SignedIn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Queue,
+    Inbox,
     Roster,
 }
 
@@ -102,6 +106,7 @@ impl Chrome {
     pub fn is(&self, nav: &str) -> bool {
         let name = match self.active {
             Nav::Queue => "queue",
+            Nav::Inbox => "inbox",
             Nav::Roster => "roster",
         };
         name == nav
