@@ -43,7 +43,7 @@ struct InboxPage {
     last: Option<i64>,
 }
 
-/// A notification kind in words, and whether it is about a petition (so it links to one).
+/// A notification kind in words, and whether it is about a petition (else a room or a notice).
 fn kind(k: &str) -> (&'static str, bool) {
     match k {
         "new_petition" => ("新诉求", true),
@@ -87,7 +87,13 @@ pub async fn page(State(app): State<AppState>, desk: Desk) -> Response {
                 at: format::datetime(Timestamp::from_millis(i.at_ms)),
                 kind: word,
                 text: i.text,
-                href: petition.then(|| format!("/petitions/{}", i.doc_id)),
+                href: if petition {
+                    Some(format!("/petitions/{}", i.doc_id))
+                } else if matches!(i.kind.as_str(), "mention" | "line_message") {
+                    Some(format!("/rooms/{}", i.doc_id))
+                } else {
+                    None
+                },
                 urgent: i.urgent,
             }
         })

@@ -12,6 +12,7 @@ mod inbox;
 mod login;
 mod petition;
 mod queue;
+mod room;
 mod roster;
 
 use axum::Router;
@@ -43,6 +44,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/petitions/{id}/act", post(petition::act))
         .route("/inbox", get(inbox::page))
         .route("/inbox/read", post(inbox::read))
+        .route("/rooms/{id}", get(room::page))
+        .route("/rooms/{id}/post", post(room::post))
         .route("/roster", get(roster::page))
         .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
