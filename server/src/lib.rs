@@ -1,4 +1,4 @@
-//! Lianxin server library: configuration, storage, auth and the HTTP API.
+//! Lianxin server library: configuration, storage, auth, the HTTP API and the staff console.
 //!
 //! The `lianxin` binary is a thin wrapper over [`run`] and the [`admin`]
 //! commands; tests build an [`AppState`] and [`serve`] [`app`] on port 0.
@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_fanout;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod docs;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 
 pub use config::Config;
 pub use error::ApiError;

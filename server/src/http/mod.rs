@@ -1,11 +1,11 @@
 //! The HTTP API: routes, middleware and handlers.
 
 mod accept;
-mod api;
+pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
 mod extract;
-mod inbox;
+pub(crate) mod inbox;
 mod payload;
 mod sync_ws;
 
@@ -20,6 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use accept::{ConnectionLimits, serve};
+pub(crate) use api::ApiQuery;
 pub use extract::{ApiJson, Authenticated, bearer_token};
 pub use payload::{HEAVY_WEIGHT, HeavyWork};
 
@@ -93,6 +94,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sync", get(sync_ws::sync_ws))
         .route("/batch", get(batch_ws::batch_ws))
         .nest("/api", api)
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
         .layer(TimeoutLayer::with_status_code(
