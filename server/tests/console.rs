@@ -653,3 +653,131 @@ async fn duty_roster_week_grid_and_editor() -> anyhow::Result<()> {
     db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_lists_notifications_with_links_and_marks_them_read() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut duty = Browser::new(&server);
+    duty.sign_in("duty").await?;
+    let resident = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random());
+    let (status, body) = server
+        .post(
+            "/api/petitions",
+            Some(&resident),
+            &serde_json::json!({
+                "id": id.to_string(), "channel": "director_mailbox", "category": "help",
+                "title": "山洪冲坏了便桥", "body": "村里的便桥被冲坏了，老人孩子过不了河。",
+                "location": { "unit": "village-xiaxi" }, "routed_to": "mailbox-taskforce",
+            }),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {body}");
+    let mut inbox = String::new();
+    for _ in 0..50 {
+        inbox = duty.get("/inbox").await?.body;
+        if inbox.contains("新诉求") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(inbox.contains("新诉求"), "the new letter's notification is listed");
+    ensure!(
+        inbox.contains(&format!("href=\"/petitions/{id}\"")),
+        "and links to the letter"
+    );
+    let cursor = {
+        let at = inbox.find("name=\"cursor\" value=\"").context("read form")? + 21;
+        inbox[at..at + inbox[at..].find('"').context("end")?].to_owned()
+    };
+    let read = duty.post("/inbox/read", &[("cursor", &cursor)]).await?;
+    ensure!(read.status == 303 && read.location() == "/inbox", "{}", read.status);
+    ensure!(
+        duty.get("/inbox").await?.body.contains("没有未读消息"),
+        "acknowledged items are gone"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+/// The demo's village room, by its storage id.
+async fn village_room(server: &TestServer) -> anyhow::Result<String> {
+    let storage = server.state.docs.storage();
+    for d in storage.docs_changed_since(0, 1000).await? {
+        if let Some(room) = storage.room(&d.doc_id).await?
+            && room.kind == "village_room"
+        {
+            return Ok(d.doc_id);
+        }
+    }
+    anyhow::bail!("no village room in the demo")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_read_post_with_mention_and_reply() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let room = village_room(&server).await?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let page = li.get(&format!("/rooms/{room}")).await?;
+    ensure!(
+        page.status == 200 && page.body.contains("@所有人"),
+        "the demo's @all notice: {}",
+        page.status
+    );
+    let first = {
+        let at = page.body.find("?reply=").context("a reply link")? + 7;
+        page.body[at..at + page.body[at..].find('#').context("end")?].to_owned()
+    };
+    let replying = li.get(&format!("/rooms/{room}?reply={first}")).await?;
+    ensure!(
+        replying.body.contains("name=\"reply_to\""),
+        "the form answers that message"
+    );
+    let posted = li
+        .post(
+            &format!("/rooms/{room}/post"),
+            &[("text", "@chief-east 这条提醒请所长再看一下"), ("reply_to", &first)],
+        )
+        .await?;
+    ensure!(posted.status == 303, "{} {}", posted.status, posted.body);
+    let page = li.get(&format!("/rooms/{room}")).await?;
+    ensure!(
+        page.body.contains("这条提醒请所长再看一下") && page.body.contains("@黄所长"),
+        "posted with its mention"
+    );
+    ensure!(page.body.contains("回复 李警官："), "shown as a reply");
+
+    // The chief hears of it in 消息, with a link to the room.
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let mut inbox = String::new();
+    for _ in 0..50 {
+        inbox = chief.get("/inbox").await?.body;
+        if inbox.contains("有人@我") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(
+        inbox.contains("有人@我") && inbox.contains(&format!("href=\"/rooms/{room}\"")),
+        "{inbox}"
+    );
+
+    // Someone outside the room sees no room at all.
+    let mut zhao = Browser::new(&server);
+    zhao.sign_in("zhao").await?;
+    ensure!(zhao.get(&format!("/rooms/{room}")).await?.status == 404);
+    let refused = zhao.post(&format!("/rooms/{room}/post"), &[("text", "路过")]).await?;
+    ensure!(refused.status == 404, "{}", refused.status);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}

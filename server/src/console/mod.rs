@@ -8,9 +8,11 @@
 //! console can do, the API can. Shared browser machinery (assets, cookies, CSRF, headers,
 //! words) is in [`crate::web`].
 
+mod inbox;
 mod login;
 mod petition;
 mod queue;
+mod room;
 mod roster;
 
 use axum::Router;
@@ -40,6 +42,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queue", get(queue::page))
         .route("/petitions/{id}", get(petition::page))
         .route("/petitions/{id}/act", post(petition::act))
+        .route("/inbox", get(inbox::page))
+        .route("/inbox/read", post(inbox::read))
+        .route("/rooms/{id}", get(room::page))
+        .route("/rooms/{id}/post", post(room::post))
         .route("/roster", get(roster::page))
         .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
@@ -86,6 +92,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SignedIn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Nav {
     Queue,
+    Inbox,
     Roster,
 }
 
@@ -102,6 +109,7 @@ impl Chrome {
     pub fn is(&self, nav: &str) -> bool {
         let name = match self.active {
             Nav::Queue => "queue",
+            Nav::Inbox => "inbox",
             Nav::Roster => "roster",
         };
         name == nav
