@@ -781,3 +781,49 @@ async fn room_read_post_with_mention_and_reply() -> anyhow::Result<()> {
     db.cleanup().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notice_receipt_report_lists_households_not_reached() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let storage = server.state.docs.storage();
+    let mut notice = None;
+    for d in storage.docs_changed_since(0, 1000).await? {
+        if !storage.notice_deliveries(&d.doc_id).await?.is_empty() {
+            notice = Some(d.doc_id);
+        }
+    }
+    let notice = notice.context("the demo's notice")?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let page = li.get(&format!("/notices/{notice}")).await?;
+    ensure!(page.status == 200 && page.body.contains("通知回执"), "{}", page.status);
+    let report = storage.notice_deliveries(&notice).await?;
+    let unreached = report
+        .iter()
+        .filter(|r| r.delivered_at.is_none() && r.read_at.is_none() && r.forwarded_at.is_none())
+        .count();
+    ensure!(
+        unreached > 0 && unreached < report.len(),
+        "the demo notice reached some households, not all"
+    );
+    ensure!(
+        page.body.contains(&format!("户数 {}", report.len())),
+        "the count of households"
+    );
+    ensure!(
+        page.body.contains(&format!("未送达 {unreached}")),
+        "the count not reached"
+    );
+    ensure!(
+        page.body.matches("class=\"unreached\"").count() == unreached,
+        "one door-visit row per household not reached"
+    );
+    ensure!(
+        page.body.matches("<tr").count() == report.len() + 1,
+        "every household has a row"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}

@@ -89,6 +89,8 @@ pub async fn page(State(app): State<AppState>, desk: Desk) -> Response {
                 text: i.text,
                 href: if petition {
                     Some(format!("/petitions/{}", i.doc_id))
+                } else if i.kind == "notice" {
+                    Some(format!("/notices/{}", i.doc_id))
                 } else if matches!(i.kind.as_str(), "mention" | "line_message") {
                     Some(format!("/rooms/{}", i.doc_id))
                 } else {

@@ -10,6 +10,7 @@
 
 mod inbox;
 mod login;
+mod notice;
 mod petition;
 mod queue;
 mod room;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/inbox/read", post(inbox::read))
         .route("/rooms/{id}", get(room::page))
         .route("/rooms/{id}/post", post(room::post))
+        .route("/notices/{id}", get(notice::page))
         .route("/roster", get(roster::page))
         .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
