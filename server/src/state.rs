@@ -7,7 +7,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::docs::DocService;
-use crate::http::HeavyWork;
+use crate::http::{ConnectionLimits, HeavyWork};
 use crate::notify::NotifyService;
 use crate::storage::Storage;
 
@@ -24,6 +24,8 @@ pub struct HttpSettings {
     pub batch_page_docs: u32,
     /// Permits for loading heavy sync payloads (see `http::payload`).
     pub heavy_work: HeavyWork,
+    /// Header read timeout and connections per IP (see `http::accept`).
+    pub connections: ConnectionLimits,
 }
 
 /// The default of [`HttpSettings::batch_page_docs`].
@@ -38,6 +40,10 @@ impl HttpSettings {
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
             heavy_work: HeavyWork::for_this_machine(),
+            connections: ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_per_ip: config.max_connections_per_ip.max(1),
+            },
         }
     }
 }
@@ -51,6 +57,7 @@ impl Default for HttpSettings {
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
             heavy_work: HeavyWork::for_this_machine(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

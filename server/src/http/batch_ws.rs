@@ -29,8 +29,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use sync_core::batch::{
-    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, check_push, error_frame, parse_push,
-    plan_pull,
+    BatchError, DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, check_push, error_frame,
+    parse_push, plan_pull,
 };
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::CloseCode;
@@ -118,7 +118,17 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
             frame = stream.next() => {
                 let Some(frame) = frame else { return Ok(()) };
                 last_heard = Instant::now();
-                match frame? {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(e) => match super::too_large(&e) {
+                        Some(why) => {
+                            fail(&mut sink, ErrorCode::BadFrame, super::CLOSE_TOO_BIG, &why).await?;
+                            return super::drain(stream).await;
+                        }
+                        None => return Err(e),
+                    },
+                };
+                match frame {
                     Message::Binary(b) => {
                         if let Err(end) = conn.on_frame(&mut sink, &b).await? {
                             return fail(&mut sink, end.code, end.close, &end.message).await;
@@ -178,9 +188,13 @@ impl Connection {
             Ok(p) => p,
             Err(rejected) => {
                 tracing::info!(user = %self.principal.user, error = %rejected.error, "batch frame refused");
-                sink.send(Message::Binary(rejected.reply.into())).await?;
+                // One error frame: the caller sends it with the close.
+                let code = match rejected.error {
+                    BatchError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+                    _ => ErrorCode::BadFrame,
+                };
                 return Ok(Err(End {
-                    code: ErrorCode::BadFrame,
+                    code,
                     close: CLOSE_BAD_FRAME,
                     message: rejected.error.to_string(),
                 }));

@@ -200,8 +200,14 @@ impl Connection {
         let (frames_tx, mut frames) = tokio::sync::mpsc::channel(FRAMES_QUEUED);
         let _reader = AbortOnDrop(tokio::spawn(async move {
             while let Some(frame) = stream.next().await {
-                let last = frame.is_err();
-                if frames_tx.send(frame).await.is_err() || last {
+                let failed = frame.is_err();
+                if frames_tx.send(frame).await.is_err() {
+                    return;
+                }
+                if failed {
+                    // Read on while the loop sends its close, so the peer
+                    // gets the close frame instead of a reset.
+                    let _ = super::drain(stream).await;
                     return;
                 }
             }
@@ -212,7 +218,22 @@ impl Connection {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return Ok(()) };
-                    match frame? {
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(e) => match super::too_large(&e) {
+                            Some(why) => {
+                                close_with(&mut sink, &conn.me, super::CLOSE_TOO_BIG, why).await?;
+                                // The reader drains what the peer still sends, then ends.
+                                let _ = tokio::time::timeout(std::time::Duration::from_secs(6), async {
+                                    while frames.recv().await.is_some() {}
+                                })
+                                .await;
+                                return Ok(());
+                            }
+                            None => return Err(e),
+                        },
+                    };
+                    match frame {
                         Message::Binary(b) => {
                             if events.is_none() {
                                 events = Some(conn.state.docs.subscribe());
