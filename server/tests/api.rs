@@ -1058,7 +1058,31 @@ async fn clock_rules_are_configured_and_served(db: &mut TestDb) -> anyhow::Resul
     s.stop().await
 }
 
+/// The OpenAPI document is served without a token and describes the routes
+/// with their bodies and errors (the unit test in `http::openapi` checks that
+/// every route is in it).
+async fn the_openapi_document_is_served(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = demo_server(db).await?;
+    let (status, doc) = s.get("/api/openapi.json", None).await?;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let submit = &doc["paths"]["/api/petitions"]["post"];
+    assert_eq!(
+        submit["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/NewPetition",
+        "{submit}"
+    );
+    for code in ["400", "401", "403", "409"] {
+        assert!(submit["responses"][code].is_object(), "{code} missing: {submit}");
+    }
+    let act = &doc["paths"]["/api/petitions/{id}/actions"]["post"];
+    assert!(act["responses"]["409"].is_object(), "{act}");
+    assert!(doc["components"]["schemas"]["PetitionAction"].is_object());
+    assert!(doc["components"]["schemas"]["KpiReport"].is_object());
+    s.stop().await
+}
+
 backend_tests!(
+    the_openapi_document_is_served,
     rooms_are_listed_created_and_moderated,
     a_message_is_raised_as_a_petition_linked_both_ways,
     an_appeal_goes_to_several_rooms_and_one_update_resolves_it_everywhere,
