@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod bench_fanout;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod write;
 
 pub use config::Config;
 pub use error::ApiError;
