@@ -119,6 +119,18 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
     pub request_timeout: Duration,
 
+    /// How long a client may take to send a request's headers; also how
+    /// long an idle keep-alive connection waits for its next request.
+    /// WebSockets, once open, are not subject to it.
+    #[arg(long, env = "LIANXIN_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// Open connections (WebSockets included) one IP address may hold;
+    /// further ones are closed as soon as they are accepted. Villages behind
+    /// one carrier NAT share an address, hence the generous default.
+    #[arg(long, env = "LIANXIN_MAX_CONNECTIONS_PER_IP", default_value_t = 512, global = true)]
+    pub max_connections_per_ip: usize,
+
     /// Allow cross-origin requests from any origin (for a web console served elsewhere).
     #[arg(long, env = "LIANXIN_CORS_PERMISSIVE", global = true)]
     pub cors_permissive: bool,

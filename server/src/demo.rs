@@ -695,6 +695,9 @@ pub async fn seed(state: &crate::AppState) -> anyhow::Result<String> {
         " (already seeded).\n"
     });
     banner.push_str(&format!(
+        "Staff console: open http://<address>/ in a browser and sign in with a login below and the password {DEMO_PASSWORD}.\n"
+    ));
+    banner.push_str(&format!(
         "Officers and staff sign in with POST /api/auth/login {{\"login\", \"password\": \"{DEMO_PASSWORD}\"}}:\n"
     ));
     for p in PEOPLE.iter().filter(|p| p.login.is_some()) {

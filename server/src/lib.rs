@@ -1,4 +1,4 @@
-//! Lianxin server library: configuration, storage, auth and the HTTP API.
+//! Lianxin server library: configuration, storage, auth, the HTTP API and the staff console.
 //!
 //! The `lianxin` binary is a thin wrapper over [`run`] and the [`admin`]
 //! commands; tests build an [`AppState`] and [`serve`] [`app`] on port 0.
@@ -10,6 +10,7 @@ pub mod bench_fanout;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod docs;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 pub mod write;
 
 pub use config::Config;

@@ -47,6 +47,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", banner.replace("<address>", &addr.to_string()));
             }
             tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
+            println!("staff console: http://{addr}/");
             println!("lianxin listening on http://{addr}");
             lianxin_server::serve(listener, state, shutdown_signal()).await?;
         }

@@ -157,8 +157,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    use axum::serve::ListenerExt;
     let storage = state.storage.clone();
+    let limits = state.http.connections;
     let workers = state.notify.spawn_workers();
     let notify = state.notify.clone();
     let app = crate::http::app(state);
@@ -170,18 +170,18 @@ pub async fn serve(
         .with_time(Duration::from_secs(60))
         .with_interval(Duration::from_secs(20))
         .with_retries(5);
-    let listener = listener.tap_io(move |tcp| {
+    let tune = move |tcp: &tokio::net::TcpStream| {
         let _ = tcp.set_nodelay(true);
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_keepalive(&keepalive) {
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
             tracing::debug!(error = %e, "could not enable TCP keepalive");
         }
-    });
+    };
     // Event streams never end on their own; end them so the graceful shutdown can finish.
     let shutdown = async move {
         shutdown.await;
         notify.close();
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = crate::http::serve(listener, app, limits, tune, shutdown).await;
     for w in &workers {
         w.abort();
     }

@@ -7,6 +7,7 @@ use crate::auth::AuthService;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::docs::DocService;
+use crate::http::{ConnectionLimits, HeavyWork};
 use crate::notify::NotifyService;
 use crate::storage::Storage;
 
@@ -21,6 +22,10 @@ pub struct HttpSettings {
     /// The most changed documents one batched-sync pull lists; the client
     /// fetches the rest with further exchanges.
     pub batch_page_docs: u32,
+    /// Permits for loading heavy sync payloads (see `http::payload`).
+    pub heavy_work: HeavyWork,
+    /// Header read timeout and connections per IP (see `http::accept`).
+    pub connections: ConnectionLimits,
 }
 
 /// The default of [`HttpSettings::batch_page_docs`].
@@ -34,6 +39,11 @@ impl HttpSettings {
             cors_permissive: config.cors_permissive,
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
+            heavy_work: HeavyWork::for_this_machine(),
+            connections: ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_per_ip: config.max_connections_per_ip.max(1),
+            },
         }
     }
 }
@@ -46,6 +56,8 @@ impl Default for HttpSettings {
             cors_permissive: false,
             max_ws_message_bytes: 16 * 1024 * 1024,
             batch_page_docs: BATCH_PAGE_DOCS,
+            heavy_work: HeavyWork::for_this_machine(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

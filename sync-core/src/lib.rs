@@ -65,6 +65,7 @@ pub mod clocks;
 pub mod directory;
 pub mod doc;
 pub mod error;
+pub mod guard;
 pub mod hlc;
 pub mod ids;
 pub mod notice;

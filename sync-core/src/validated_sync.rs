@@ -78,6 +78,10 @@ pub enum SyncError {
     Load(String),
     #[error("sync state: {0}")]
     State(String),
+    /// The message or its changes crossed a limit of [`crate::guard`]
+    /// before Automerge saw them.
+    #[error("sync message {0}")]
+    Refused(crate::guard::Refused),
 }
 
 /// Decodes `message`, validates its changes for `ctx`, and advances `state`.
@@ -97,8 +101,18 @@ pub fn receive(
 }
 
 /// Splits a sync message into the message without its changes and the
-/// changes' bytes (Automerge chunks, possibly empty).
+/// changes' bytes (Automerge chunks, possibly empty). The message is first
+/// checked by [`crate::guard::sync_message_envelope`] (hash lists, Bloom
+/// filters) with the default limits; [`incoming_changes`] checks the chunks
+/// before it loads them.
 pub fn split(message: &[u8]) -> Result<(sync::Message, Vec<u8>), SyncError> {
+    crate::guard::sync_message_envelope(message, &crate::guard::Limits::default()).map_err(|r| {
+        if r.is_malformed() {
+            SyncError::Decode(r.detail)
+        } else {
+            SyncError::Refused(r)
+        }
+    })?;
     let mut message = sync::Message::decode(message).map_err(|e| SyncError::Decode(e.to_string()))?;
     let bytes: Vec<u8> = message.changes.iter().flat_map(|c| c.iter().copied()).collect();
     message.changes = sync::ChunkList::empty();
@@ -108,11 +122,19 @@ pub fn split(message: &[u8]) -> Result<(sync::Message, Vec<u8>), SyncError> {
 /// The changes that `chunks` (change chunks, a bundle or a saved document:
 /// anything `load_incremental` reads) would add to `doc`, in causal order,
 /// found by loading them into a scratch fork so nothing reaches `doc` before
-/// it is checked. Changes `doc` already has are not returned.
+/// it is checked. Changes `doc` already has are not returned. Automerge
+/// sees the chunks only once [`crate::guard::chunks`] has passed them.
 pub fn incoming_changes(doc: &mut AutoCommit, chunks: &[u8]) -> Result<Vec<Change>, SyncError> {
     if chunks.is_empty() {
         return Ok(Vec::new());
     }
+    crate::guard::chunks(chunks, &crate::guard::Limits::default()).map_err(|r| {
+        if r.is_malformed() {
+            SyncError::Load(r.detail)
+        } else {
+            SyncError::Refused(r)
+        }
+    })?;
     let before = doc.get_heads();
     let mut scratch = doc.fork();
     scratch

@@ -282,23 +282,15 @@ pub async fn list_petitions(
     let mut items = Vec::with_capacity(rows.len());
     let mut next = None;
     for (doc_id, summary) in &rows {
-        let mut v: serde_json::Value = serde_json::from_str(summary).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let submitted = v.get("submitted_at").and_then(|t| t.as_i64()).unwrap_or(0);
         // Stored summaries were computed when the petition last changed; clock
-        // states move with time, so lists say only what is due and when.
-        let open = v
-            .get("status")
-            .and_then(|s| s.as_str())
-            .and_then(|s| s.parse::<sync_core::petition::Status>().ok())
-            .is_some_and(|s| s.is_open());
-        let overdue = open
-            && v.get("next_due")
-                .and_then(|t| t.as_i64())
-                .is_some_and(|t| t < now.millis());
-        v["overdue"] = serde_json::Value::Bool(overdue);
-        if let Some(obj) = v.as_object_mut() {
-            obj.remove("clocks");
-        }
+        // states move with time, so each list item's clocks are re-evaluated now.
+        let stored: PetitionSummary = serde_json::from_str(summary).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let settings = app.docs.settings();
+        let current = stored.at(&settings.rules, &settings.calendar, now);
+        let submitted = current.submitted_at.map_or(0, |t| t.millis());
+        let open = current.status.is_open();
+        let mut v = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["overdue"] = serde_json::Value::Bool(open && current.overdue);
         next = Some(format!("{submitted}~{doc_id}"));
         v["doc_id"] = serde_json::Value::String(doc_id.clone());
         items.push(v);

@@ -29,7 +29,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use sync_core::batch::{
-    DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, error_frame, parse_push, plan_pull,
+    BatchError, DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, check_push, error_frame,
+    parse_push, plan_pull,
 };
 use sync_core::repo_protocol::DocumentId;
 use sync_core::{OrgTree, Principal};
@@ -116,7 +117,17 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
             frame = stream.next() => {
                 let Some(frame) = frame else { return Ok(()) };
                 last_heard = Instant::now();
-                match frame? {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(e) => match super::too_large(&e) {
+                        Some(why) => {
+                            fail(&mut sink, ErrorCode::BadFrame, super::CLOSE_TOO_BIG, &why).await?;
+                            return super::drain(stream).await;
+                        }
+                        None => return Err(e),
+                    },
+                };
+                match frame {
                     Message::Binary(b) => {
                         if let Err(end) = conn.on_frame(&mut sink, &b).await? {
                             return fail(&mut sink, end.code, end.close, &end.message).await;
@@ -176,9 +187,13 @@ impl Connection {
             Ok(p) => p,
             Err(rejected) => {
                 tracing::info!(user = %self.principal.user, error = %rejected.error, "batch frame refused");
-                sink.send(Message::Binary(rejected.reply.into())).await?;
+                // One error frame: the caller sends it with the close.
+                let code = match rejected.error {
+                    BatchError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+                    _ => ErrorCode::BadFrame,
+                };
                 return Ok(Err(End {
-                    code: ErrorCode::BadFrame,
+                    code,
                     close: CLOSE_BAD_FRAME,
                     message: rejected.error.to_string(),
                 }));
@@ -196,7 +211,21 @@ impl Connection {
             }
         }
         let docs = self.state.docs.clone();
+        let limits = sync_core::guard::Limits::default();
         for doc in &push.docs {
+            // Refused before anything is read for it; heavy ones wait their turn.
+            let cost = match check_push(doc, &limits) {
+                Ok(cost) => cost,
+                Err(e) => {
+                    tracing::info!(user = %self.principal.user, error = %e, "batch push refused");
+                    return Ok(Err(End {
+                        code: ErrorCode::BadFrame,
+                        close: CLOSE_BAD_FRAME,
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            let _permit = self.state.http.heavy_work.admit(&cost, doc.data.len()).await;
             let doc_id = DocumentId::from_bytes(doc.id.0).to_string();
             let readable = match self.readable_or_new(&doc_id).await {
                 Ok(r) => r,

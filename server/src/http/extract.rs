@@ -49,7 +49,32 @@ impl FromRequestParts<AppState> for Authenticated {
         let token = bearer_token(parts)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
-        let claims = state.auth.authenticate(&token).await?;
+        Authenticated::from_token(state, &token).await
+    }
+}
+
+/// [`Authenticated`], or for a browser without a bearer token the console's session cookie.
+/// Only read-only streams take it (the inbox's Server-Sent Events, which `EventSource` cannot
+/// send headers to): a cookie travels with every request the browser makes, so endpoints that
+/// change state keep asking for a token a page on another site could not have.
+#[derive(Clone, Debug)]
+pub struct StreamAuthenticated(pub Authenticated);
+
+impl FromRequestParts<AppState> for StreamAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)
+            .filter(|t| !t.is_empty())
+            .or_else(|| crate::web::session::cookie(&parts.headers, crate::web::session::ACCESS_COOKIE))
+            .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))?;
+        Ok(StreamAuthenticated(Authenticated::from_token(state, &token).await?))
+    }
+}
+
+impl Authenticated {
+    async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let claims = state.auth.authenticate(token).await?;
         let user = UserId::new(claims.sub.clone()).map_err(|_| ApiError::from(AuthError::InvalidToken))?;
         // A token that outlived its user is just an invalid token.
         let principal = state.auth.principal(&user).await.map_err(|e| match e {

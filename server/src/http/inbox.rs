@@ -16,7 +16,7 @@ use sync_core::notify::Roster;
 use sync_core::org::Role;
 
 use super::api::{ApiQuery, doc_error, doc_key};
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{ApiJson, Authenticated, StreamAuthenticated};
 use crate::auth::TokenEnd;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,6 +27,10 @@ pub struct InboxQuery {
     /// Items after this cursor; defaults to the acknowledged cursor.
     after: Option<i64>,
     limit: Option<u32>,
+    /// `stream` only: follow what arrives from now on, without replaying the
+    /// unacknowledged items (a page that has just rendered the current state).
+    #[serde(default)]
+    live: bool,
     /// The access token, for clients that cannot send headers (EventSource).
     #[serde(default)]
     #[allow(dead_code)]
@@ -68,12 +72,12 @@ pub async fn ack(
     }
 }
 
-/// `GET /api/inbox/stream?token=&after=`: Server-Sent Events, one `notification` event per
+/// `GET /api/inbox/stream?token=&after=&live=`: Server-Sent Events, one `notification` event per
 /// item with the cursor as its id, resuming after `Last-Event-ID` (or `after`, or the
 /// acknowledged cursor). Ends with an `end` event when the token expires or is revoked.
 pub async fn stream(
     State(app): State<AppState>,
-    auth: Authenticated,
+    StreamAuthenticated(auth): StreamAuthenticated,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -86,8 +90,10 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an inbox cursor".into()))?,
         ),
     };
-    let cursor = last_event_id.or(q.after).unwrap_or(0);
-    let mut subscription = app.notify.subscribe(&auth.user, cursor).await?;
+    let mut subscription = match last_event_id.or(q.after) {
+        None if q.live => app.notify.subscribe_live(&auth.user).await?,
+        cursor => app.notify.subscribe(&auth.user, cursor.unwrap_or(0)).await?,
+    };
     let mut watch = app.auth.watch(auth.claims.clone());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(64);
     let notify = app.notify.clone();

@@ -1,10 +1,12 @@
 //! The HTTP API: routes, middleware and handlers.
 
-mod api;
+mod accept;
+pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
 mod extract;
-mod inbox;
+pub(crate) mod inbox;
+mod payload;
 mod sync_ws;
 
 use axum::Router;
@@ -17,7 +19,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use accept::{ConnectionLimits, serve};
+pub(crate) use api::ApiQuery;
 pub use extract::{ApiJson, Authenticated, bearer_token};
+pub use payload::{HEAVY_WEIGHT, HeavyWork};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,6 +33,37 @@ use crate::state::AppState;
 /// 128 KiB memset each time a connection's task wakes to send a notification.
 /// Frames larger than this still arrive, in several reads.
 pub(crate) const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// WebSocket close code for a message over the size limit (RFC 6455 "message too big").
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+
+/// The sentence for a WebSocket read error that is a message over the size
+/// limit, or `None` for any other error.
+pub(crate) fn too_large(e: &axum::Error) -> Option<String> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match std::error::Error::source(e)?.downcast_ref::<Error>()? {
+        Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => Some(format!(
+            "message of {size} bytes is larger than the limit of {max_size} bytes"
+        )),
+        _ => None,
+    }
+}
+
+/// Reads what the peer still sends after the server closed, for a few
+/// seconds, so the peer reads the close frame before the socket goes:
+/// closing with unread data in the receive buffer makes the kernel answer
+/// with a reset, which can discard the close frame on the peer's side.
+pub(crate) async fn drain<S>(mut stream: S) -> Result<(), axum::Error>
+where
+    S: futures_util::Stream<Item = Result<axum::extract::ws::Message, axum::Error>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    Ok(())
+}
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -58,6 +94,7 @@ pub fn app(state: AppState) -> Router {
         .route("/sync", get(sync_ws::sync_ws))
         .route("/batch", get(batch_ws::batch_ws))
         .nest("/api", api)
+        .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
         .layer(TimeoutLayer::with_status_code(

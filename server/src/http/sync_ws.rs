@@ -25,7 +25,7 @@ use sync_core::Principal;
 use sync_core::repo_protocol::{
     self, DocUnavailableMessage, DocumentId, ErrorMessage, PeerId, PeerMessage, PeerMetadata, RepoMessage, SyncMessage,
 };
-use sync_core::validated_sync::RefusedChanges;
+use sync_core::validated_sync::{RefusedChanges, SyncError};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::docs::{Applied, DocError};
@@ -75,7 +75,18 @@ async fn send(sink: &mut Socket, message: &RepoMessage) -> Result<(), axum::Erro
     sink.send(Message::Binary(repo_protocol::encode(message).into())).await
 }
 
+/// WebSocket close codes this endpoint uses.
+const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// A frame or sync message crossed a limit of `sync_core::guard`.
+const CLOSE_REFUSED: u16 = 4002;
+
 async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Result<(), axum::Error> {
+    close_with(sink, me, CLOSE_UNAUTHORIZED, message).await
+}
+
+/// Sends an `error` message and closes with `code`; the reason is the
+/// message's first 100 characters.
+async fn close_with(sink: &mut Socket, me: &PeerId, code: u16, message: String) -> Result<(), axum::Error> {
     send(
         sink,
         &RepoMessage::Error(ErrorMessage {
@@ -87,7 +98,7 @@ async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Re
     .await?;
     let reason: String = message.chars().take(100).collect();
     sink.send(Message::Close(Some(CloseFrame {
-        code: 4001,
+        code,
         reason: reason.into(),
     })))
     .await
@@ -189,8 +200,14 @@ impl Connection {
         let (frames_tx, mut frames) = tokio::sync::mpsc::channel(FRAMES_QUEUED);
         let _reader = AbortOnDrop(tokio::spawn(async move {
             while let Some(frame) = stream.next().await {
-                let last = frame.is_err();
-                if frames_tx.send(frame).await.is_err() || last {
+                let failed = frame.is_err();
+                if frames_tx.send(frame).await.is_err() {
+                    return;
+                }
+                if failed {
+                    // Read on while the loop sends its close, so the peer
+                    // gets the close frame instead of a reset.
+                    let _ = super::drain(stream).await;
                     return;
                 }
             }
@@ -201,12 +218,30 @@ impl Connection {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return Ok(()) };
-                    match frame? {
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(e) => match super::too_large(&e) {
+                            Some(why) => {
+                                close_with(&mut sink, &conn.me, super::CLOSE_TOO_BIG, why).await?;
+                                // The reader drains what the peer still sends, then ends.
+                                let _ = tokio::time::timeout(std::time::Duration::from_secs(6), async {
+                                    while frames.recv().await.is_some() {}
+                                })
+                                .await;
+                                return Ok(());
+                            }
+                            None => return Err(e),
+                        },
+                    };
+                    match frame {
                         Message::Binary(b) => {
                             if events.is_none() {
                                 events = Some(conn.state.docs.subscribe());
                             }
-                            conn.on_frame(&mut sink, &b).await?
+                            if let Some(reason) = conn.on_frame(&mut sink, &b).await? {
+                                tracing::info!(user = %conn.principal.user, %reason, "sync connection refused a payload");
+                                return close_with(&mut sink, &conn.me, CLOSE_REFUSED, reason).await;
+                            }
                         }
                         Message::Close(_) => return Ok(()),
                         _ => {}
@@ -247,15 +282,18 @@ impl Connection {
         }
     }
 
-    async fn on_frame(&mut self, sink: &mut Socket, bytes: &[u8]) -> Result<(), axum::Error> {
+    /// Handles one frame. `Some(reason)` ends the connection: the frame or
+    /// its sync message crossed a limit (a well-behaved client never does).
+    async fn on_frame(&mut self, sink: &mut Socket, bytes: &[u8]) -> Result<Option<String>, axum::Error> {
         let message = match repo_protocol::decode(bytes) {
             Ok(m) => m,
-            Err(e) => return self.error(sink, format!("bad frame: {e}")).await,
+            Err(e @ repo_protocol::ProtocolError::Refused(_)) => return Ok(Some(format!("bad frame: {e}"))),
+            Err(e) => return self.error(sink, format!("bad frame: {e}")).await.map(|()| None),
         };
         match message {
             RepoMessage::Request(m) | RepoMessage::Sync(m) => self.on_sync(sink, m).await,
             // Presence, subscriptions and heads gossip are not needed by a server peer.
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
@@ -283,19 +321,25 @@ impl Connection {
         .await
     }
 
-    async fn on_sync(&mut self, sink: &mut Socket, m: SyncMessage) -> Result<(), axum::Error> {
+    async fn on_sync(&mut self, sink: &mut Socket, m: SyncMessage) -> Result<Option<String>, axum::Error> {
         let id = m.document_id;
         let key = id.to_string();
+        // Refused before anything is read for it; heavy ones wait their turn.
+        let cost = match sync_core::guard::sync_message(&m.data, &sync_core::guard::Limits::default()) {
+            Ok(cost) => cost,
+            Err(e) => return Ok(Some(format!("document {key}: sync message {e}"))),
+        };
+        let _permit = self.state.http.heavy_work.admit(&cost, m.data.len()).await;
         let docs = self.state.docs.clone();
         let exists = match docs.exists(&key).await {
             Ok(e) => e,
-            Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
+            Err(e) => return self.error(sink, format!("document {key}: {e}")).await.map(|()| None),
         };
         if exists {
             match docs.may_read(&self.principal, &key).await {
                 Ok(true) => {}
-                Ok(false) => return self.unavailable(sink, id).await,
-                Err(e) => return self.error(sink, format!("document {key}: {e}")).await,
+                Ok(false) => return self.unavailable(sink, id).await.map(|()| None),
+                Err(e) => return self.error(sink, format!("document {key}: {e}")).await.map(|()| None),
             }
         }
         let (state, refused) = self.docs.entry(id).or_default();
@@ -307,14 +351,18 @@ impl Connection {
                 let created = !exists && !applied.accepted.is_empty();
                 if !exists && !created {
                     self.docs.remove(&id);
-                    return self.unavailable(sink, id).await;
+                    return self.unavailable(sink, id).await.map(|()| None);
                 }
                 if let Some(data) = reply {
                     self.send_sync(sink, id, data).await?;
                 }
-                Ok(())
+                Ok(None)
             }
-            Err(DocError::Sync(e)) => self.error(sink, format!("document {key}: {e}")).await,
+            Err(DocError::Sync(e @ SyncError::Refused(_))) => {
+                self.docs.remove(&id);
+                Ok(Some(format!("document {key}: {e}")))
+            }
+            Err(DocError::Sync(e)) => self.error(sink, format!("document {key}: {e}")).await.map(|()| None),
             Err(e) => {
                 tracing::warn!(doc = %key, error = %e, "sync failed");
                 self.error(
@@ -322,6 +370,7 @@ impl Connection {
                     format!("document {key}: the server could not process this message"),
                 )
                 .await
+                .map(|()| None)
             }
         }
     }

@@ -43,6 +43,9 @@ pub enum BatchError {
     /// A frame arrived that the receiver did not expect at this point.
     #[error("unexpected frame: {0}")]
     Unexpected(String),
+    /// The frame or a document's data crossed a limit of [`crate::guard`].
+    #[error("{0}")]
+    Refused(#[from] crate::guard::Refused),
     /// The peer sent an error frame.
     #[error("peer error {code}: {message}")]
     Peer {

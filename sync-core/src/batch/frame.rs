@@ -2,7 +2,9 @@
 //!
 //! The layout is described in the [module docs](super). Decoding skips keys
 //! it does not know, so a later version can add keys without breaking this
-//! one; it never trusts a length from the wire for a preallocation.
+//! one; it never trusts a length from the wire for a preallocation, and the
+//! CBOR's depth and list lengths are checked by [`crate::guard::cbor`]
+//! before it starts.
 
 use std::io::{Read, Write};
 
@@ -205,8 +207,15 @@ impl Frame {
         e.into_writer()
     }
 
-    /// Decodes the CBOR form of a frame.
+    /// Decodes the CBOR form of a frame, after [`crate::guard::cbor`] has
+    /// walked it: lists are collected into vectors, so their lengths and the
+    /// nesting are bounded before anything is.
     pub fn from_cbor(bytes: &[u8]) -> Result<Frame, BatchError> {
+        match crate::guard::cbor(bytes, &crate::guard::CborLimits::default()) {
+            Ok(_) => {}
+            Err(r) if r.is_malformed() => return Err(BatchError::Cbor(r.detail)),
+            Err(r) => return Err(BatchError::Refused(r)),
+        }
         let mut d = Decoder::new(bytes);
         let frame = read_frame(&mut d)?;
         if d.position() != bytes.len() {

@@ -77,7 +77,8 @@ pub use frame::{
     Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, MAX_FRAME_BYTES, Pull, Push, RefusedChange,
 };
 pub use server::{
-    Incoming, PullPlan, Received, Rejected, ServerExchange, apply_push, error_frame, parse_push, plan_pull, pull_doc,
+    Incoming, PullPlan, Received, Rejected, ServerExchange, apply_push, check_push, error_frame, parse_push, plan_pull,
+    pull_doc,
 };
 
 use std::fmt;

@@ -54,7 +54,10 @@ pub struct Rejected {
     pub reply: Vec<u8>,
 }
 
-/// Decodes a client frame, which must be a push.
+/// Decodes a client frame, which must be a push. Its documents' data is
+/// checked by [`crate::guard::chunks`] when it is loaded
+/// ([`crate::validated_sync::incoming_changes`]); a host that wants the
+/// refusal (or the cost) before that calls [`check_push`].
 pub fn parse_push(bytes: &[u8]) -> Result<Push, Box<Rejected>> {
     let reject = |error: BatchError, code| {
         let reply = error_frame(code, &error.to_string());
@@ -69,6 +72,15 @@ pub fn parse_push(bytes: &[u8]) -> Result<Push, Box<Rejected>> {
         Err(e @ BatchError::UnsupportedVersion { .. }) => Err(reject(e, ErrorCode::UnsupportedVersion)),
         Err(e) => Err(reject(e, ErrorCode::BadFrame)),
     }
+}
+
+/// Checks one pushed document's data with [`crate::guard::chunks`]; the
+/// refusal names the document.
+pub fn check_push(doc: &DocPush, limits: &crate::guard::Limits) -> Result<crate::guard::Cost, BatchError> {
+    crate::guard::chunks(&doc.data, limits).map_err(|mut refused| {
+        refused.detail = format!("document {}: {}", doc.id, refused.detail);
+        BatchError::Refused(refused)
+    })
 }
 
 fn kind(f: &Frame) -> &'static str {

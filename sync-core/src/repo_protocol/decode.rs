@@ -8,8 +8,9 @@
 //! keeps: required fields must be present with the right CBOR type, document ids must be valid
 //! bs58check, a known field may not appear twice, and the frame must hold exactly one map.
 //!
-//! The frame is scanned once to find where each known field's value starts; unknown values are
-//! skipped without being materialised, so a hostile frame costs at most its own length in memory.
+//! The frame is first walked by [`crate::guard::cbor`] (nesting depth, container lengths), then
+//! scanned once to find where each known field's value starts; unknown values are skipped without
+//! being materialised, so a hostile frame costs at most its own length in memory.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ pub fn decode_with_limit(frame: &[u8], max_len: usize) -> Result<RepoMessage, Pr
             limit: max_len,
         });
     }
+    guard(frame)?;
     let fields = Fields::scan(frame)?;
     let message_type = fields.message_type()?;
     let r = Reader { fields, message_type };
@@ -99,6 +101,16 @@ pub fn decode_with_limit(frame: &[u8], max_len: usize) -> Result<RepoMessage, Pr
         }),
         _ => unreachable!("message_type() returns only known types"),
     })
+}
+
+/// Walks the frame with [`crate::guard::cbor`]: a crossed limit is
+/// [`ProtocolError::Refused`], broken CBOR is [`ProtocolError::NotCbor`].
+pub(super) fn guard(frame: &[u8]) -> Result<(), ProtocolError> {
+    match crate::guard::cbor(frame, &crate::guard::CborLimits::default()) {
+        Ok(_) => Ok(()),
+        Err(r) if r.is_malformed() => Err(ProtocolError::NotCbor(r.detail)),
+        Err(r) => Err(ProtocolError::Refused(r)),
+    }
 }
 
 const MESSAGE_TYPES: [&str; 10] = [

@@ -11,6 +11,10 @@ use super::document_id::DocumentIdError;
 pub enum ProtocolError {
     #[error("frame of {len} bytes is larger than the limit of {limit} bytes")]
     Oversize { len: usize, limit: usize },
+    /// The frame nests deeper or holds longer containers than
+    /// [`crate::guard::CborLimits`] allow.
+    #[error("frame {0}")]
+    Refused(#[from] crate::guard::Refused),
     #[error("frame is not valid CBOR: {0}")]
     NotCbor(String),
     #[error("frame has {0} bytes after the end of the CBOR message")]

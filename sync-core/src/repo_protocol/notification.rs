@@ -57,6 +57,7 @@ pub fn encode_notification(m: &NotificationMessage) -> Vec<u8> {
 /// well-formed map of another type (hand it to [`super::decode`]).
 pub fn decode_notification(frame: &[u8]) -> Result<Option<NotificationMessage>, ProtocolError> {
     let bad = |e: minicbor::decode::Error| ProtocolError::NotCbor(e.to_string());
+    super::decode::guard(frame)?;
     let mut d = Decoder::new(frame);
     let Some(len) = d.map().map_err(bad)? else {
         return Err(ProtocolError::NotAMap("indefinite map"));

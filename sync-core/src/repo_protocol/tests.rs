@@ -581,7 +581,7 @@ fn hostile_lengths_fail_without_allocating() {
     // A map that claims 2^64 - 1 entries.
     let mut claims = vec![0xbb];
     claims.extend_from_slice(&u64::MAX.to_be_bytes());
-    assert!(matches!(decode(&claims), Err(ProtocolError::NotCbor(_))));
+    assert!(matches!(decode(&claims), Err(ProtocolError::Refused(r)) if r.limit == crate::guard::Limit::CborItems));
     // An unknown field that claims a byte string of 2^63 bytes.
     let mut huge_bytes = vec![0x5b];
     huge_bytes.extend_from_slice(&(u64::MAX / 2).to_be_bytes());
@@ -620,12 +620,24 @@ fn deeply_nested_unknown_fields_do_not_overflow_the_stack() {
             ("deep", C::Raw(raw)),
         ]))
     };
-    let mut definite = vec![0x81; 100_000];
+    // Up to the guard's depth, unknown nesting is skipped; deeper nesting
+    // (which cost `minicbor::Decoder::skip` a stack entry per level) is refused.
+    let mut definite = vec![0x81; 14];
     definite.push(0x00);
     assert!(decode(&nested(definite)).is_ok());
+    let mut indefinite = vec![0x9f; 14];
+    indefinite.extend(vec![0xff; 14]);
+    assert!(decode(&nested(indefinite)).is_ok());
+    let mut definite = vec![0x81; 100_000];
+    definite.push(0x00);
+    assert!(
+        matches!(decode(&nested(definite)), Err(ProtocolError::Refused(r)) if r.limit == crate::guard::Limit::CborDepth)
+    );
     let mut indefinite = vec![0x9f; 100_000];
     indefinite.extend(vec![0xff; 100_000]);
-    assert!(decode(&nested(indefinite)).is_ok());
+    assert!(
+        matches!(decode(&nested(indefinite)), Err(ProtocolError::Refused(r)) if r.limit == crate::guard::Limit::CborDepth)
+    );
 }
 
 #[test]

@@ -1,0 +1,313 @@
+//! A petition: its header (personal data masked as the API masks it), clocks, the timeline
+//! with superseded events and why, the conversation, and every action as a form.
+//!
+//! Each form posts the fields of one `PetitionAction` (the JSON the API takes at
+//! `POST /api/petitions/{id}/actions`); the answer is the API's, refusals included, said in
+//! words with the rule that refused.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{Map, Value};
+use sync_core::UserId;
+use sync_core::petition::{EventBody, Outcome, PetitionAction};
+
+use super::queue::{Chip, chip};
+use super::{Chrome, Desk, Nav, error_page, refusal_words, staff_units, unit_name, wire};
+use crate::error::ApiError;
+use crate::http::ApiJson;
+use crate::http::api::PetitionView;
+use crate::state::AppState;
+use crate::web::csrf::Form;
+use crate::web::{format, labels, pages};
+
+struct Entry {
+    at: String,
+    kind: &'static str,
+    by: String,
+    unit: String,
+    text: String,
+    superseded: Option<String>,
+}
+
+struct Said {
+    at: String,
+    by: String,
+    text: String,
+    from_submitter: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/petition.html")]
+struct PetitionPage {
+    chrome: Chrome,
+    id: String,
+    title: String,
+    body: String,
+    status: &'static str,
+    status_code: &'static str,
+    channel: &'static str,
+    category: &'static str,
+    submitter: String,
+    contact: String,
+    location: String,
+    lead: String,
+    assists: String,
+    submitted: String,
+    supervised: bool,
+    chips: Vec<Chip>,
+    timeline: Vec<Entry>,
+    conversation: Vec<Said>,
+    /// The units an action may name as acted for, and whether each is the one preselected.
+    acting_units: Vec<(String, String, bool)>,
+    /// Every unit, for dispatch, assists and escalation.
+    all_units: Vec<(String, String)>,
+    /// Why the last action was refused, in words.
+    errors: Vec<String>,
+}
+
+/// The choices for "acting for": the petition's handling units (lead first), then the
+/// reader's own units. Preselected is the reader's own handling unit if they have one, else
+/// the lead (a leader acts for the units below them). Which choice is allowed is the API's
+/// answer, not this list's.
+fn acting_units<'a>(
+    app: &AppState,
+    desk: &Desk,
+    handling: impl Iterator<Item = &'a sync_core::UnitId>,
+) -> Vec<(String, String, bool)> {
+    let mine = staff_units(app, desk.principal());
+    let handling: Vec<String> = handling.map(|u| u.to_string()).collect();
+    let preselect = handling
+        .iter()
+        .position(|u| mine.iter().any(|(m, _)| m == u))
+        .unwrap_or(0);
+    let mut out: Vec<(String, String, bool)> = handling
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            (
+                u.clone(),
+                unit_name(app, &sync_core::UnitId::new(u.clone()).expect("a unit id")),
+                i == preselect,
+            )
+        })
+        .collect();
+    for (id, name) in mine {
+        if !out.iter().any(|(u, _, _)| *u == id) {
+            let first = out.is_empty();
+            out.push((id, name, first));
+        }
+    }
+    out
+}
+
+/// Display names of the users named on the page, looked up once each.
+async fn names(app: &AppState, ids: impl Iterator<Item = &UserId>) -> BTreeMap<UserId, String> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        if out.contains_key(id) {
+            continue;
+        }
+        let name = match app.storage.get_user(id).await {
+            Ok(Some(u)) => u.display_name,
+            _ => id.to_string(),
+        };
+        out.insert(id.clone(), name);
+    }
+    out
+}
+
+fn event_text(app: &AppState, body: &EventBody) -> String {
+    let opt = |s: &Option<String>| s.clone().unwrap_or_default();
+    match body {
+        EventBody::Submitted { unit } => format!("提交至{}", unit_name(app, unit)),
+        EventBody::Signed | EventBody::Accepted => String::new(),
+        EventBody::Transferred { to, assist, note } => {
+            let mut t = format!("派给{}主办", unit_name(app, to));
+            if !assist.is_empty() {
+                let names: Vec<String> = assist.iter().map(|u| unit_name(app, u)).collect();
+                t.push_str(&format!("，{}协办", names.join("、")));
+            }
+            if let Some(n) = note {
+                t.push_str(&format!("。{n}"));
+            }
+            t
+        }
+        EventBody::Returned { reason } => reason.clone(),
+        EventBody::Contacted { method, note } => format!("{}。{}", labels::contact_method(*method), opt(note)),
+        EventBody::Progress { note } | EventBody::Supervised { note } => note.clone(),
+        EventBody::Replied { text } => text.clone(),
+        EventBody::Escalated { to, reason } => format!("提级至{}：{reason}", unit_name(app, to)),
+        EventBody::FollowUp { rating, comment } => format!("评分 {rating}/5。{}", opt(comment)),
+        EventBody::Published { summary } => summary.clone(),
+        EventBody::Closed { note } => opt(note),
+        EventBody::Reopened { reason } => reason.clone(),
+        EventBody::Merged { into } => format!("并入 {into}"),
+        EventBody::Withdrawn { reason } => opt(reason),
+    }
+}
+
+async fn build(app: &AppState, desk: &Desk, view: PetitionView, errors: Vec<String>) -> PetitionPage {
+    let now = app.docs.now();
+    let who = names(
+        app,
+        view.timeline
+            .iter()
+            .map(|e| &e.event.by)
+            .chain(view.conversation.iter().map(|m| &m.by))
+            .chain(std::iter::once(&view.header.submitter)),
+    )
+    .await;
+    let name = |u: &UserId| who.get(u).cloned().unwrap_or_else(|| u.to_string());
+    let at_of: BTreeMap<String, String> = view
+        .timeline
+        .iter()
+        .map(|e| (e.id.to_string(), format::datetime(e.event.at.timestamp())))
+        .collect();
+    let timeline = view
+        .timeline
+        .iter()
+        .map(|e| Entry {
+            at: format::datetime(e.event.at.timestamp()),
+            kind: labels::event(e.event.kind()),
+            by: name(&e.event.by),
+            unit: e.event.unit.as_ref().map(|u| unit_name(app, u)).unwrap_or_default(),
+            text: event_text(app, &e.event.body),
+            superseded: match &e.outcome {
+                Outcome::Applied => None,
+                Outcome::Superseded { rule, after } => Some(match after.as_ref().and_then(|a| at_of.get(a.as_str())) {
+                    Some(when) => format!("未生效：{}（因 {when} 的记录）", labels::rule(rule)),
+                    None => format!("未生效：{}", labels::rule(rule)),
+                }),
+            },
+        })
+        .collect();
+    let conversation = view
+        .conversation
+        .iter()
+        .map(|m| Said {
+            at: format::datetime(m.at.timestamp()),
+            by: name(&m.by),
+            text: m.text.clone(),
+            from_submitter: m.by == view.header.submitter,
+        })
+        .collect();
+    let h = &view.header;
+    let s = &view.summary;
+    let submitter = if h.anonymous && h.submitter.as_str() == "anonymous" {
+        "匿名".to_owned()
+    } else {
+        let mut n = name(&h.submitter);
+        if h.anonymous {
+            n.push_str("（匿名来信，仅经办单位可见）");
+        }
+        n
+    };
+    let org = app.docs.org();
+    let mut all_units: Vec<(String, String)> = org.units().map(|u| (u.id.to_string(), u.name.clone())).collect();
+    all_units.sort_by(|a, b| a.1.cmp(&b.1));
+    PetitionPage {
+        chrome: desk.chrome(Nav::Queue),
+        id: view.id.clone(),
+        title: h.title.clone(),
+        body: h.body.clone(),
+        status: labels::status(s.status),
+        status_code: s.status.as_str(),
+        channel: labels::channel(h.channel),
+        category: labels::category(h.category),
+        submitter,
+        contact: h.contact.clone().unwrap_or_else(|| "—".to_owned()),
+        location: unit_name(app, &h.location.unit),
+        lead: s.lead.as_ref().map_or_else(|| "—".to_owned(), |u| unit_name(app, u)),
+        assists: s
+            .assists
+            .iter()
+            .map(|u| unit_name(app, u))
+            .collect::<Vec<_>>()
+            .join("、"),
+        submitted: s.submitted_at.map(format::datetime).unwrap_or_default(),
+        supervised: s.supervised,
+        chips: s.clocks.iter().map(|c| chip(c, now)).collect(),
+        timeline,
+        conversation,
+        acting_units: acting_units(app, desk, s.lead.iter().chain(&s.assists)),
+        all_units,
+        errors,
+    }
+}
+
+/// `GET /petitions/{id}`.
+pub async fn page(State(app): State<AppState>, desk: Desk, Path(id): Path<String>) -> Response {
+    match crate::http::api::get_petition(State(app.clone()), desk.session.auth.clone(), Path(id)).await {
+        Ok(axum::Json(view)) => pages::render(&build(&app, &desk, view, Vec::new()).await),
+        Err(e) => error_page(e),
+    }
+}
+
+/// The JSON action a form describes: its fields as they are, `assist` as a list, `rating` as a
+/// number, blank fields left out. The API's own decoding refuses anything else.
+fn action_json(form: &Form) -> Result<Value, ApiError> {
+    let name = form
+        .get("action")
+        .ok_or_else(|| ApiError::BadRequest("表单缺少操作类型".into()))?;
+    let mut obj = Map::new();
+    obj.insert("action".into(), Value::String(name.to_owned()));
+    for (key, _) in &form.0 {
+        if matches!(key.as_str(), "action" | crate::web::csrf::FIELD) || obj.contains_key(key) {
+            continue;
+        }
+        let value = match key.as_str() {
+            "assist" => Value::Array(form.all(key).into_iter().map(|v| Value::String(v.to_owned())).collect()),
+            "rating" => match form.get(key) {
+                Some(r) => Value::from(
+                    r.parse::<u8>()
+                        .map_err(|_| ApiError::BadRequest("评分应为 1 到 5".into()))?,
+                ),
+                None => continue,
+            },
+            _ => match form.get(key) {
+                Some(v) => Value::String(v.to_owned()),
+                None => continue,
+            },
+        };
+        obj.insert(key.clone(), value);
+    }
+    Ok(Value::Object(obj))
+}
+
+/// `POST /petitions/{id}/act`: one action. Done: back to the petition. Refused: the petition
+/// again, with the refusal in words.
+pub async fn act(
+    State(app): State<AppState>,
+    desk: Desk,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let result = async {
+        let action: PetitionAction = wire(action_json(&form)?)?;
+        crate::http::api::act_on_petition(
+            State(app.clone()),
+            desk.session.auth.clone(),
+            Path(id.clone()),
+            ApiJson(action),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(_) => pages::see_other(&headers, &format!("/petitions/{id}")),
+        Err(e @ (ApiError::Refused(_) | ApiError::Forbidden(_) | ApiError::BadRequest(_) | ApiError::Conflict(_))) => {
+            let status = e.status_code();
+            let words = refusal_words(&e);
+            match crate::http::api::get_petition(State(app.clone()), desk.session.auth.clone(), Path(id)).await {
+                Ok(axum::Json(view)) => pages::render_status(status, &build(&app, &desk, view, words).await),
+                Err(e) => error_page(e),
+            }
+        }
+        Err(e) => error_page(e),
+    }
+}

@@ -1,0 +1,829 @@
+//! The staff console over HTTP, as a browser without JavaScript sees it: sign-in with the
+//! password and one-time-code flows, session cookies, CSRF, security headers, embedded
+//! assets, the queue and a petition's actions on the demo county. The same flows in a real
+//! browser are in the workspace `tests` crate (`console_browser`).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, ensure};
+use lianxin_server::auth::SmsSender;
+use lianxin_server::testing::{TestDb, TestServer, WebhookRecorder};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+
+/// A browser without JavaScript: keeps cookies, follows no redirects (tests look at them).
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        Browser {
+            base: server.url(""),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> anyhow::Result<Page> {
+        for c in r.headers().get_all(SET_COOKIE) {
+            let c = c.to_str()?;
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').context("cookie pair")?;
+            if v.is_empty() || attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        Ok(Page {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.text().await?,
+        })
+    }
+
+    async fn get(&mut self, path: &str) -> anyhow::Result<Page> {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await?;
+        self.finish(r).await
+    }
+
+    /// Posts a form with the browser's CSRF token added, as every console form does.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<Page> {
+        let csrf = self.cookies.get("lx_csrf").cloned().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("_csrf", &csrf));
+        self.post_raw(path, &all).await
+    }
+
+    async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<Page> {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(fields)
+            .send()
+            .await?;
+        self.finish(r).await
+    }
+
+    async fn sign_in(&mut self, login: &str) -> anyhow::Result<()> {
+        self.get("/login").await?;
+        let page = self
+            .post(
+                "/login",
+                &[
+                    ("login", login),
+                    ("password", lianxin_server::demo::DEMO_PASSWORD),
+                    ("next", "/queue"),
+                ],
+            )
+            .await?;
+        ensure!(
+            page.status == 303 && page.location() == "/queue",
+            "sign-in: {} {}",
+            page.status,
+            page.body
+        );
+        Ok(())
+    }
+}
+
+async fn demo(db: &TestDb, sms: SmsSender) -> anyhow::Result<TestServer> {
+    let server = TestServer::start(db.storage.clone(), sms).await?;
+    lianxin_server::demo::seed(&server.state).await?;
+    Ok(server)
+}
+
+/// The document id of the demo petition with this title, from the queue page's links.
+fn petition_link(queue: &str, title: &str) -> anyhow::Result<String> {
+    let at = queue
+        .find(&format!(">{title}</a>"))
+        .with_context(|| format!("{title} not listed"))?;
+    let href = queue[..at].rfind("href=\"/petitions/").context("link")?;
+    let start = href + "href=\"".len();
+    let end = start + queue[start..].find('"').context("link end")?;
+    Ok(queue[start..end].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_page_assets_and_headers() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut b = Browser::new(&server);
+
+    let home = b.get("/").await?;
+    ensure!(home.status == 303 && home.location() == "/login", "{}", home.location());
+    let login = b.get("/login?next=%2Fqueue").await?;
+    ensure!(login.status == 200, "{}", login.status);
+    ensure!(login.body.contains("工作台登录") && login.body.contains("name=\"next\" value=\"/queue\""));
+    let csp = login.headers["content-security-policy"].to_str()?;
+    ensure!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    ensure!(login.headers["cache-control"] == "no-store");
+    ensure!(
+        b.cookies.contains_key("lx_csrf"),
+        "a CSRF cookie is issued before sign-in"
+    );
+
+    // Every asset the page names is served, hashed, compressed and cacheable for good.
+    let mut seen = 0;
+    for part in login.body.split("/assets/").skip(1) {
+        let path = format!("/assets/{}", &part[..part.find('"').context("quote")?]);
+        for (accept, coding) in [("br, gzip", Some("br")), ("gzip", Some("gzip")), ("identity", None)] {
+            let r = b
+                .client
+                .get(format!("{}{path}", b.base))
+                .header("accept-encoding", accept)
+                .send()
+                .await?;
+            ensure!(r.status() == 200, "{path}: {}", r.status());
+            ensure!(
+                r.headers().get("content-encoding").and_then(|v| v.to_str().ok()) == coding,
+                "{path} with {accept}"
+            );
+            ensure!(r.headers()["cache-control"].to_str()?.contains("immutable"));
+            let etag = r.headers()["etag"].clone();
+            let again = b
+                .client
+                .get(format!("{}{path}", b.base))
+                .header("if-none-match", etag)
+                .send()
+                .await?;
+            ensure!(again.status() == 304, "{path} revalidates");
+        }
+        seen += 1;
+    }
+    ensure!(
+        seen == 3,
+        "the page loads its stylesheet, htmx and the console script ({seen})"
+    );
+    ensure!(
+        b.get("/assets/console.0000.css").await?.status == 404,
+        "a stale hash is not served"
+    );
+    ensure!(b.get("/no/such/page").await?.status == 404);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_the_csrf_token_and_the_same_site() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut b = Browser::new(&server);
+    b.get("/login").await?;
+    let password = lianxin_server::demo::DEMO_PASSWORD;
+
+    let missing = b
+        .post_raw("/login", &[("login", "duty"), ("password", password)])
+        .await?;
+    ensure!(
+        missing.status == 403 && missing.body.contains("安全校验"),
+        "{}",
+        missing.status
+    );
+    let wrong = b
+        .post_raw(
+            "/login",
+            &[("login", "duty"), ("password", password), ("_csrf", "forged")],
+        )
+        .await?;
+    ensure!(wrong.status == 403, "{}", wrong.status);
+    ensure!(!b.cookies.contains_key("lx_at"), "no session from a forged form");
+
+    // A signed-in browser's actions need the token too.
+    b.sign_in("chief").await?;
+    let queue = b.get("/queue").await?;
+    let link = petition_link(&queue.body, "户口本丢了怎么补办")?;
+    let forged = b
+        .post_raw(&format!("{link}/act"), &[("action", "sign"), ("unit", "station-east")])
+        .await?;
+    ensure!(forged.status == 403, "{}", forged.status);
+    let cross = b
+        .client
+        .post(format!("{}{link}/act", b.base))
+        .header("cookie", b.cookie_header())
+        .header("origin", "http://evil.example")
+        .form(&[("action", "sign"), ("_csrf", b.cookies["lx_csrf"].as_str())])
+        .send()
+        .await?;
+    ensure!(
+        cross.status() == 403,
+        "a post from another site is refused: {}",
+        cross.status()
+    );
+    let still = b.get(&link).await?;
+    ensure!(!still.body.contains("<strong>签收</strong>"), "nothing was signed");
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duty_officer_signs_dispatches_and_is_told_a_refusal_in_words() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut b = Browser::new(&server);
+    b.get("/login").await?;
+    let wrong = b
+        .post(
+            "/login",
+            &[("login", "duty"), ("password", "not-it"), ("next", "/queue")],
+        )
+        .await?;
+    ensure!(
+        wrong.status == 401 && wrong.body.contains("账号或密码不正确"),
+        "{}",
+        wrong.status
+    );
+    b.sign_in("chief").await?;
+    let at = b.cookies.get("lx_at").context("access cookie")?;
+    ensure!(!at.is_empty() && b.cookies.contains_key("lx_rt"));
+
+    let queue = b.get("/queue").await?;
+    ensure!(queue.status == 200, "{}", queue.status);
+    ensure!(queue.body.contains("户口本丢了怎么补办") && queue.body.contains("待签收"));
+    ensure!(
+        queue.body.contains("c-bad") && queue.body.contains("签收已超时"),
+        "the unsigned letter's clock is overdue, in words and colour"
+    );
+    let filtered = b.get("/queue?status=closed").await?;
+    ensure!(
+        filtered.status == 200 && !filtered.body.contains("户口本丢了怎么补办"),
+        "filters reach the API"
+    );
+
+    let link = petition_link(&queue.body, "户口本丢了怎么补办")?;
+    let page = b.get(&link).await?;
+    ensure!(
+        page.status == 200 && page.body.contains("家里的户口本丢了"),
+        "{}",
+        page.status
+    );
+
+    // Sign, then dispatch with assisting units.
+    let signed = b
+        .post(&format!("{link}/act"), &[("action", "sign"), ("unit", "station-east")])
+        .await?;
+    ensure!(
+        signed.status == 303 && signed.location() == link,
+        "{} {}",
+        signed.status,
+        signed.body
+    );
+    let sent = b
+        .post(
+            &format!("{link}/act"),
+            &[
+                ("action", "transfer"),
+                ("unit", "station-east"),
+                ("to", "village-xiaxi"),
+                ("assist", "water"),
+                ("assist", "station-west"),
+                ("note", "请村委主办"),
+            ],
+        )
+        .await?;
+    ensure!(sent.status == 303, "{} {}", sent.status, sent.body);
+    let page = b.get(&link).await?;
+    ensure!(page.body.contains("已派单"), "status in words");
+    ensure!(
+        page.body.contains("派给下溪村主办，青山县水利局、西河派出所协办"),
+        "the dispatch in the timeline"
+    );
+
+    // Supervision is a leader's: an officer who tries is told the rule in words.
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let refused = li
+        .post(
+            &format!("{link}/act"),
+            &[("action", "supervise"), ("unit", "station-east"), ("note", "快办")],
+        )
+        .await?;
+    ensure!(refused.status == 403, "{}", refused.status);
+    ensure!(
+        refused.body.contains("操作未执行") && refused.body.contains("role-required"),
+        "{}",
+        refused.body
+    );
+    ensure!(refused.body.contains("需要您没有的角色"));
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_renew_and_an_ended_one_goes_back_to_sign_in() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut b = Browser::new(&server);
+    b.sign_in("duty").await?;
+    let first = b.cookies["lx_at"].clone();
+
+    // The access token runs out after 15 minutes: the refresh token renews it in passing.
+    server.clock.advance_secs(16 * 60);
+    let queue = b.get("/queue?status=submitted").await?;
+    ensure!(queue.status == 200, "{} {}", queue.status, queue.location());
+    ensure!(b.cookies["lx_at"] != first, "a new access token was set");
+    // Two requests with the same spent refresh token (a page and its stream) both succeed.
+    let mut twin = Browser::new(&server);
+    twin.cookies = b.cookies.clone();
+    server.clock.advance_secs(16 * 60);
+    let (one, two) = (b.get("/queue").await?, twin.get("/queue").await?);
+    ensure!(one.status == 200 && two.status == 200, "{} {}", one.status, two.status);
+
+    // The live stream takes the session cookie.
+    let stream = b
+        .client
+        .get(format!("{}/api/inbox/stream?live=true", b.base))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await?;
+    ensure!(stream.status() == 200, "{}", stream.status());
+    ensure!(
+        stream.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/event-stream")
+    );
+    drop(stream);
+    // Other API routes do not.
+    let api = b
+        .client
+        .get(format!("{}/api/petitions", b.base))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await?;
+    ensure!(api.status() == 401, "{}", api.status());
+
+    // Thirty-one days later the refresh token is gone too: sign-in, remembering the page.
+    server.clock.advance_secs(31 * 24 * 3600);
+    let gone = b.get("/queue?status=submitted").await?;
+    ensure!(gone.status == 303, "{}", gone.status);
+    ensure!(
+        gone.location() == "/login?next=%2Fqueue%3Fstatus%3Dsubmitted",
+        "{}",
+        gone.location()
+    );
+    ensure!(!b.cookies.contains_key("lx_at"), "the dead cookies are cleared");
+    b.get("/login").await?;
+    let back = b
+        .post(
+            "/login",
+            &[
+                ("login", "duty"),
+                ("password", lianxin_server::demo::DEMO_PASSWORD),
+                ("next", "/queue?status=submitted"),
+            ],
+        )
+        .await?;
+    ensure!(back.location() == "/queue?status=submitted", "{}", back.location());
+    let away = b
+        .post(
+            "/login",
+            &[
+                ("login", "duty"),
+                ("password", lianxin_server::demo::DEMO_PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await?;
+    ensure!(
+        away.location() == "/",
+        "never sent to another site: {}",
+        away.location()
+    );
+
+    // Sign-out ends the session on the server: the old cookies are worth nothing.
+    let kept = b.cookies.clone();
+    let out = b.post("/logout", &[]).await?;
+    ensure!(out.status == 303 && out.location() == "/login");
+    let mut replay = Browser::new(&server);
+    replay.cookies = kept;
+    ensure!(
+        replay.get("/queue").await?.status == 303,
+        "a signed-out session cannot be replayed"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_code_sign_in() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let sms = WebhookRecorder::start().await?;
+    let server = demo(&db, sms.sender()?).await?;
+    let mut b = Browser::new(&server);
+    b.get("/login").await?;
+    let sent = b
+        .post("/login/code", &[("phone", "13800000001"), ("next", "/queue")])
+        .await?;
+    ensure!(
+        sent.status == 200 && sent.body.contains("验证码已发送"),
+        "{}",
+        sent.status
+    );
+    let code = sms.last_code_for("13800000001").context("a code was sent")?;
+    let bad = b
+        .post(
+            "/login/verify",
+            &[("phone", "13800000001"), ("code", "000000"), ("next", "/queue")],
+        )
+        .await?;
+    ensure!(bad.status == 401 && bad.body.contains("验证码不正确"), "{}", bad.status);
+    let ok = b
+        .post(
+            "/login/verify",
+            &[("phone", "13800000001"), ("code", &code), ("next", "/queue")],
+        )
+        .await?;
+    ensure!(
+        ok.status == 303 && ok.location() == "/queue",
+        "{} {}",
+        ok.status,
+        ok.body
+    );
+    ensure!(b.get("/queue").await?.status == 200);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+/// The queue page's first load, with a full page of 50 petitions: the page and every asset it
+/// names, as a browser that takes brotli and gzip receives them, is at most 100 KB; and every
+/// URL it loads is on this server (no page waits on another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_first_load_budget() -> anyhow::Result<()> {
+    const BUDGET: usize = 100 * 1024;
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let resident = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    for i in 0..55 {
+        let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random());
+        let (status, body) = server
+            .post(
+                "/api/petitions",
+                Some(&resident),
+                &serde_json::json!({
+                    "id": id.to_string(), "channel": "director_mailbox", "category": "help",
+                    "title": format!("第{i}封来信：村道塌方，车辆无法通行"),
+                    "body": "昨夜大雨，村口到镇上的道路塌了一半，孩子上学要绕很远的山路。",
+                    "location": { "unit": "village-xiaxi" }, "routed_to": "mailbox-taskforce",
+                }),
+            )
+            .await?;
+        ensure!(status == 201, "{status} {body}");
+    }
+    let mut b = Browser::new(&server);
+    b.sign_in("duty").await?;
+    let fetch = |path: String, cookies: String| {
+        let client = b.client.clone();
+        let url = format!("{}{path}", b.base);
+        async move {
+            let r = client
+                .get(url)
+                .header("cookie", cookies)
+                .header("accept-encoding", "br, gzip")
+                .send()
+                .await?;
+            ensure!(r.status() == 200, "{path}: {}", r.status());
+            let coding = r
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap_or("").to_owned());
+            Ok::<_, anyhow::Error>((coding, r.bytes().await?.to_vec()))
+        }
+    };
+    let (coding, page) = fetch("/queue".into(), b.cookie_header()).await?;
+    ensure!(coding.as_deref() == Some("gzip"), "the page is compressed: {coding:?}");
+    let html = {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&page[..]).read_to_string(&mut s)?;
+        s
+    };
+    ensure!(html.matches("<article").count() == 50, "a full page of petitions");
+    let mut total = page.len();
+    let mut assets = 0;
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            let url = &part[..part.find('"').context("quote")?];
+            ensure!(
+                url.starts_with('/') && !url.starts_with("//"),
+                "{url} is not on this server"
+            );
+            if url.starts_with("/assets/") {
+                let (coding, bytes) = fetch(url.to_owned(), String::new()).await?;
+                ensure!(coding.as_deref() == Some("br"), "{url} is precompressed: {coding:?}");
+                total += bytes.len();
+                assets += 1;
+            }
+        }
+    }
+    println!(
+        "console_queue_first_load_bytes={total} page_bytes={} assets={assets} budget_bytes={BUDGET}",
+        page.len()
+    );
+    ensure!(assets == 3, "stylesheet, htmx, console script: {assets}");
+    ensure!(
+        total <= BUDGET,
+        "the queue's first load is {total} bytes, over the {BUDGET}-byte budget"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duty_roster_week_grid_and_editor() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let empty = chief.get("/roster?unit=station-east").await?;
+    ensure!(
+        empty.status == 200 && empty.body.contains("还没有值班表"),
+        "{}",
+        empty.status
+    );
+
+    let week = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("covers_7x24", "1"),
+        ("name_0", "白班"),
+        ("start_0", "08:00"),
+        ("end_0", "20:00"),
+        ("members_0", "officer-li"),
+        ("name_1", "夜班"),
+        ("start_1", "20:00"),
+        ("end_1", "08:00"),
+        ("members_1", "officer-wang"),
+    ];
+    fields.extend(week.iter().flat_map(|d| [("days_0", *d), ("days_1", *d)]));
+    let saved = chief.post("/roster/station-east", &fields).await?;
+    ensure!(
+        saved.status == 303 && saved.location() == "/roster?unit=station-east",
+        "{} {}",
+        saved.status,
+        saved.body
+    );
+    let page = chief.get("/roster?unit=station-east").await?;
+    ensure!(page.body.contains("现在值班："), "who is on duty now");
+    ensure!(
+        page.body.matches(">李警官</td>").count() == 7 * 12,
+        "the day shift fills 12 hours a day"
+    );
+    ensure!(
+        page.body.matches(">王警官</td>").count() == 7 * 12,
+        "the night shift the other 12"
+    );
+    ensure!(!page.body.contains("uncovered"), "no gap in a 7x24 roster");
+    ensure!(
+        page.body.contains("value=\"白班\"") && page.body.contains("value=\"officer-wang\""),
+        "the form holds the shifts"
+    );
+
+    // A 7x24 promise with the nights left open is refused, with the reason.
+    let mut gap = fields.clone();
+    gap.retain(|(k, _)| !k.ends_with("_1"));
+    let refused = chief.post("/roster/station-east", &gap).await?;
+    ensure!(
+        refused.status == 400 && refused.body.contains("值班表有误"),
+        "{} {}",
+        refused.status,
+        refused.body
+    );
+    // An officer may read the roster but not change it.
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    ensure!(li.get("/roster?unit=station-east").await?.body.contains(">王警官</td>"));
+    let denied = li.post("/roster/station-east", &fields).await?;
+    ensure!(
+        denied.status == 403 && denied.body.contains("不能修改"),
+        "{}",
+        denied.status
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_lists_notifications_with_links_and_marks_them_read() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut duty = Browser::new(&server);
+    duty.sign_in("duty").await?;
+    let resident = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random());
+    let (status, body) = server
+        .post(
+            "/api/petitions",
+            Some(&resident),
+            &serde_json::json!({
+                "id": id.to_string(), "channel": "director_mailbox", "category": "help",
+                "title": "山洪冲坏了便桥", "body": "村里的便桥被冲坏了，老人孩子过不了河。",
+                "location": { "unit": "village-xiaxi" }, "routed_to": "mailbox-taskforce",
+            }),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {body}");
+    let mut inbox = String::new();
+    for _ in 0..50 {
+        inbox = duty.get("/inbox").await?.body;
+        if inbox.contains("新诉求") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(inbox.contains("新诉求"), "the new letter's notification is listed");
+    ensure!(
+        inbox.contains(&format!("href=\"/petitions/{id}\"")),
+        "and links to the letter"
+    );
+    let cursor = {
+        let at = inbox.find("name=\"cursor\" value=\"").context("read form")? + 21;
+        inbox[at..at + inbox[at..].find('"').context("end")?].to_owned()
+    };
+    let read = duty.post("/inbox/read", &[("cursor", &cursor)]).await?;
+    ensure!(read.status == 303 && read.location() == "/inbox", "{}", read.status);
+    ensure!(
+        duty.get("/inbox").await?.body.contains("没有未读消息"),
+        "acknowledged items are gone"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+/// The demo's village room, by its storage id.
+async fn village_room(server: &TestServer) -> anyhow::Result<String> {
+    let storage = server.state.docs.storage();
+    for d in storage.docs_changed_since(0, 1000).await? {
+        if let Some(room) = storage.room(&d.doc_id).await?
+            && room.kind == "village_room"
+        {
+            return Ok(d.doc_id);
+        }
+    }
+    anyhow::bail!("no village room in the demo")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_read_post_with_mention_and_reply() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let room = village_room(&server).await?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let page = li.get(&format!("/rooms/{room}")).await?;
+    ensure!(
+        page.status == 200 && page.body.contains("@所有人"),
+        "the demo's @all notice: {}",
+        page.status
+    );
+    let first = {
+        let at = page.body.find("?reply=").context("a reply link")? + 7;
+        page.body[at..at + page.body[at..].find('#').context("end")?].to_owned()
+    };
+    let replying = li.get(&format!("/rooms/{room}?reply={first}")).await?;
+    ensure!(
+        replying.body.contains("name=\"reply_to\""),
+        "the form answers that message"
+    );
+    let posted = li
+        .post(
+            &format!("/rooms/{room}/post"),
+            &[("text", "@chief-east 这条提醒请所长再看一下"), ("reply_to", &first)],
+        )
+        .await?;
+    ensure!(posted.status == 303, "{} {}", posted.status, posted.body);
+    let page = li.get(&format!("/rooms/{room}")).await?;
+    ensure!(
+        page.body.contains("这条提醒请所长再看一下") && page.body.contains("@黄所长"),
+        "posted with its mention"
+    );
+    ensure!(page.body.contains("回复 李警官："), "shown as a reply");
+
+    // The chief hears of it in 消息, with a link to the room.
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let mut inbox = String::new();
+    for _ in 0..50 {
+        inbox = chief.get("/inbox").await?.body;
+        if inbox.contains("有人@我") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(
+        inbox.contains("有人@我") && inbox.contains(&format!("href=\"/rooms/{room}\"")),
+        "{inbox}"
+    );
+
+    // Someone outside the room sees no room at all.
+    let mut zhao = Browser::new(&server);
+    zhao.sign_in("zhao").await?;
+    ensure!(zhao.get(&format!("/rooms/{room}")).await?.status == 404);
+    let refused = zhao.post(&format!("/rooms/{room}/post"), &[("text", "路过")]).await?;
+    ensure!(refused.status == 404, "{}", refused.status);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notice_receipt_report_lists_households_not_reached() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let storage = server.state.docs.storage();
+    let mut notice = None;
+    for d in storage.docs_changed_since(0, 1000).await? {
+        if !storage.notice_deliveries(&d.doc_id).await?.is_empty() {
+            notice = Some(d.doc_id);
+        }
+    }
+    let notice = notice.context("the demo's notice")?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let page = li.get(&format!("/notices/{notice}")).await?;
+    ensure!(page.status == 200 && page.body.contains("通知回执"), "{}", page.status);
+    let report = storage.notice_deliveries(&notice).await?;
+    let unreached = report
+        .iter()
+        .filter(|r| r.delivered_at.is_none() && r.read_at.is_none() && r.forwarded_at.is_none())
+        .count();
+    ensure!(
+        unreached > 0 && unreached < report.len(),
+        "the demo notice reached some households, not all"
+    );
+    ensure!(
+        page.body.contains(&format!("户数 {}", report.len())),
+        "the count of households"
+    );
+    ensure!(
+        page.body.contains(&format!("未送达 {unreached}")),
+        "the count not reached"
+    );
+    ensure!(
+        page.body.matches("class=\"unreached\"").count() == unreached,
+        "one door-visit row per household not reached"
+    );
+    ensure!(
+        page.body.matches("<tr").count() == report.len() + 1,
+        "every household has a row"
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
