@@ -142,7 +142,8 @@ pub struct DocService {
 struct Inner {
     storage: Storage,
     clock: Arc<dyn Clock>,
-    settings: DocSettings,
+    /// Replaced whole when clock rules or the calendar change at run time.
+    settings: RwLock<Arc<DocSettings>>,
     org: RwLock<Arc<OrgTree>>,
     cache: Mutex<lru::LruCache<String, Slot>>,
     events: broadcast::Sender<DocEvent>,
@@ -153,7 +154,7 @@ struct Inner {
 impl std::fmt::Debug for DocService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DocService")
-            .field("cache_docs", &self.inner.settings.cache_docs)
+            .field("cache_docs", &self.settings().cache_docs)
             .finish()
     }
 }
@@ -201,7 +202,7 @@ impl DocService {
             inner: Arc::new(Inner {
                 storage,
                 clock,
-                settings,
+                settings: RwLock::new(Arc::new(settings)),
                 org: RwLock::new(Arc::new(org)),
                 cache: Mutex::new(lru::LruCache::new(cap)),
                 events,
@@ -218,8 +219,20 @@ impl DocService {
         self.inner.clock.now()
     }
 
-    pub fn settings(&self) -> &DocSettings {
-        &self.inner.settings
+    /// The settings in force now (clock rules and calendar can change at run time).
+    pub fn settings(&self) -> Arc<DocSettings> {
+        self.inner.settings.read().expect("settings lock").clone()
+    }
+
+    /// Replaces the clock rules and the working-day calendar: changes stored
+    /// from now on are projected with them.
+    pub fn set_clocks(&self, rules: ClockRules, calendar: Calendar) {
+        let mut settings = self.inner.settings.write().expect("settings lock");
+        *settings = Arc::new(DocSettings {
+            rules,
+            calendar,
+            ..(**settings).clone()
+        });
     }
 
     /// The organisation tree policy decides with.
@@ -492,7 +505,7 @@ impl DocService {
                 return Err(DocError::Forbidden(bound.to_string()));
             }
         }
-        let settings = &self.inner.settings;
+        let settings = self.settings();
         let mut projection = Projection::compute(
             doc_id,
             (before, after),
