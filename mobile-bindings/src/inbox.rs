@@ -9,8 +9,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::error::{LianxinError, Result, guard};
 use crate::records::NotificationRecord;
 use crate::replica::Replica;
@@ -27,54 +25,32 @@ pub(crate) struct InboxPage {
     pub more: bool,
 }
 
-fn int(v: &Value, keys: &[&str]) -> Option<i64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_i64))
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-/// Reads an inbox page: `{"items": [...], "cursor"?, "more"?}` or a bare array.
-/// An item is a notification (`key`, `kind`, `doc_id` or `doc`, `entry`,
-/// `text`, `urgent`, `at_ms` or `at`) with its inbox `cursor`, flat or under
-/// `notification`; the page's cursor is the largest of its items' and `next`.
+/// Reads an inbox page: the server's `sync_core::wire::InboxPage`.
 pub(crate) fn parse_page(body: &str) -> Result<InboxPage> {
-    let bad = |m: String| LianxinError::Protocol(format!("inbox page: {m}"));
-    let v: Value = serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
-    let items = match &v {
-        Value::Array(a) => a.clone(),
-        Value::Object(_) => ["items", "notifications"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_array).cloned())
-            .ok_or_else(|| bad("no items".into()))?,
-        _ => return Err(bad("not an object".into())),
-    };
-    let mut rows = Vec::with_capacity(items.len());
-    for item in &items {
-        let n = item.get("notification").filter(|n| n.is_object()).unwrap_or(item);
-        let cursor =
-            int(item, &["cursor", "seq", "id"]).ok_or_else(|| bad(format!("an item has no cursor: {item}")))?;
-        rows.push(NotificationRow {
-            cursor,
-            key: text(n, "key").ok_or_else(|| bad(format!("item {cursor} has no key")))?,
-            kind: text(n, "kind").unwrap_or_default(),
-            // The storage id (bs58, as the replica names documents) when the server gives it.
-            doc: text(n, "doc_id").or_else(|| text(n, "doc")).unwrap_or_default(),
-            entry: text(n, "entry"),
-            text: text(n, "text").unwrap_or_default(),
-            urgent: n.get("urgent").and_then(Value::as_bool).unwrap_or(false),
-            at_ms: int(n, &["at", "at_ms"]).unwrap_or(0),
+    let page: sync_core::wire::InboxPage =
+        serde_json::from_str(body).map_err(|e| LianxinError::Protocol(format!("inbox page: {e}")))?;
+    let rows: Vec<NotificationRow> = page
+        .items
+        .into_iter()
+        .map(|i| NotificationRow {
+            cursor: i.cursor,
+            key: i.key,
+            kind: i.kind,
+            // The storage id (bs58), as the replica names documents.
+            doc: i.doc_id,
+            entry: i.entry,
+            text: i.text,
+            urgent: i.urgent,
+            at_ms: i.at_ms,
             read: false,
-        });
-    }
+        })
+        .collect();
     let last = rows.iter().map(|r| r.cursor).max();
-    let cursor = match (int(&v, &["cursor", "next"]), last) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let more = v.get("more").and_then(Value::as_bool).unwrap_or(rows.len() >= PAGE);
-    Ok(InboxPage { rows, cursor, more })
+    Ok(InboxPage {
+        cursor: Some(last.map_or(page.next, |l| l.max(page.next))),
+        more: page.more,
+        rows,
+    })
 }
 
 impl Replica {
@@ -185,15 +161,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flat_and_nested_pages_read_alike() {
-        let flat = r#"{"items":[{"cursor":3,"user":"o","key":"p/1/new_petition/unit:s","doc_id":"p","doc":"automerge:p","kind":"new_petition","recipient":"unit:s","entry":null,"urgent":true,"at_ms":5,"text":"新诉求","created_at":6}],"next":3,"more":false,"acked":0}"#;
-        let nested = r#"[{"cursor":3,"notification":{"key":"p/1/new_petition/unit:s","kind":"new_petition","doc":"p","text":"新诉求","urgent":true,"at":5}}]"#;
-        let a = parse_page(flat).unwrap();
-        let b = parse_page(nested).unwrap();
-        assert_eq!(a.rows[0].key, b.rows[0].key);
+    fn the_servers_page_reads() {
+        let page = r#"{"items":[{"cursor":3,"user":"o","key":"p/1/new_petition/unit:s","doc_id":"p","doc":"automerge:p","kind":"new_petition","recipient":"unit:s","entry":null,"urgent":true,"at_ms":5,"text":"新诉求","created_at":6}],"next":3,"more":false,"acked":0}"#;
+        let a = parse_page(page).unwrap();
+        assert_eq!(a.rows[0].key, "p/1/new_petition/unit:s");
         assert_eq!((a.rows[0].doc.as_str(), a.rows[0].at_ms), ("p", 5));
-        assert_eq!((a.cursor, b.cursor), (Some(3), Some(3)));
+        assert_eq!(a.cursor, Some(3));
         assert!(a.rows[0].urgent && !a.more);
+        let empty = parse_page(r#"{"items":[],"next":9,"more":false,"acked":9}"#).unwrap();
+        assert_eq!((empty.rows.len(), empty.cursor), (0, Some(9)));
         assert!(parse_page(r#"{"items":[{"key":"x"}]}"#).is_err());
     }
 }

@@ -1,27 +1,24 @@
 //! What the document index keeps about each document, so lists never load one.
 
-use std::sync::OnceLock;
-
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
 use sync_core::directory::DirectoryDoc;
 use sync_core::notice::NoticeDoc;
 use sync_core::petition::PetitionDoc;
 use sync_core::room::RoomDoc;
+use sync_core::wire::ClockSettings;
 use sync_core::{Calendar, ClockRules, DocKind, HouseholdId, SchemaError, Timestamp};
 
 use crate::store::DocMeta;
 
-/// The working-day calendar the clocks run on (China's official schedule).
-pub fn calendar() -> &'static Calendar {
-    static CAL: OnceLock<Calendar> = OnceLock::new();
-    CAL.get_or_init(Calendar::china)
-}
-
-/// The default time limits (10 minutes to sign, 30 to contact, 5 working days to reply).
-pub fn clock_rules() -> &'static ClockRules {
-    static RULES: OnceLock<ClockRules> = OnceLock::new();
-    RULES.get_or_init(ClockRules::default)
+/// The clock settings a replica starts with until the server's are fetched
+/// (`Replica::refresh_settings`): the built-in limits (10 minutes to sign,
+/// 30 to contact, 5 working days to reply) on China's official calendar.
+pub fn default_clocks() -> ClockSettings {
+    ClockSettings {
+        rules: ClockRules::default(),
+        calendar: Calendar::china(),
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,8 +53,8 @@ pub struct DirectoryIndex {
 /// The index entry of `doc` at `now`, from the point of view of a user in `household`.
 /// A document that does not read (half-synced, or of a newer schema) is
 /// indexed as `unknown` rather than refused: it is still synced.
-pub fn describe(doc: &AutoCommit, now: Timestamp, household: Option<&HouseholdId>) -> DocMeta {
-    describe_kind(doc, now, household).unwrap_or_else(|_| DocMeta {
+pub fn describe(doc: &AutoCommit, now: Timestamp, household: Option<&HouseholdId>, clocks: &ClockSettings) -> DocMeta {
+    describe_kind(doc, now, household, clocks).unwrap_or_else(|_| DocMeta {
         kind: "unknown".into(),
         title: String::new(),
         summary: "{}".into(),
@@ -65,12 +62,17 @@ pub fn describe(doc: &AutoCommit, now: Timestamp, household: Option<&HouseholdId
     })
 }
 
-fn describe_kind(doc: &AutoCommit, now: Timestamp, household: Option<&HouseholdId>) -> Result<DocMeta, SchemaError> {
+fn describe_kind(
+    doc: &AutoCommit,
+    now: Timestamp,
+    household: Option<&HouseholdId>,
+    clocks: &ClockSettings,
+) -> Result<DocMeta, SchemaError> {
     let kind = DocKind::of(doc)?.ok_or_else(|| SchemaError::Missing("type".into()))?;
     Ok(match kind {
         DocKind::Petition => {
             let p = PetitionDoc::view(doc)?;
-            let summary = p.summary(clock_rules(), calendar(), now)?;
+            let summary = p.summary(&clocks.rules, &clocks.calendar, now)?;
             let latest = p
                 .events()?
                 .iter()

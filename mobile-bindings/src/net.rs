@@ -137,9 +137,12 @@ fn handshake_result<S>(
 /// The server's close frame as an error: 4001 means the token is no longer good.
 fn close_error(frame: Option<tungstenite::protocol::CloseFrame>) -> LianxinError {
     let reason = frame.as_ref().map(|f| format!(": {}", f.reason)).unwrap_or_default();
-    match frame.map(|f| u16::from(f.code)) {
-        Some(4001) => LianxinError::Unauthorized(format!("the server closed the sync connection{reason}")),
-        Some(4002) => LianxinError::Protocol(format!("the server closed the sync connection{reason}")),
+    use sync_core::wire::CloseCode;
+    match frame.map(|f| u16::from(f.code)).and_then(CloseCode::from_code) {
+        Some(CloseCode::Unauthorized) => {
+            LianxinError::Unauthorized(format!("the server closed the sync connection{reason}"))
+        }
+        Some(CloseCode::BadFrame) => LianxinError::Protocol(format!("the server closed the sync connection{reason}")),
         _ => network(format!("the server closed the sync connection{reason}")),
     }
 }
@@ -296,6 +299,12 @@ impl Replica {
                 Ok(n) => report.notifications_added = n,
                 Err(e) => report.inbox_note = Some(e.to_string()),
             }
+            // Deadlines follow the server's clock rules; a failure here does
+            // not undo the sync, and the last rules fetched stay in force.
+            if let Err(e) = self.refresh_settings_inner(timeout) {
+                let note = report.inbox_note.take().map(|n| format!("{n}; ")).unwrap_or_default();
+                report.inbox_note = Some(format!("{note}settings: {e}"));
+            }
         }
         Ok(report)
     }
@@ -379,27 +388,82 @@ impl Replica {
             if status != 200 {
                 return Err(LianxinError::Protocol(format!("GET /api/me answered {status}: {body}")));
             }
-            let me: MeJson =
+            let me: sync_core::wire::Me =
                 serde_json::from_str(&body).map_err(|e| LianxinError::Protocol(format!("GET /api/me: {e}")))?;
             let mut inner = self.lock();
-            if me.id != inner.session.principal.user.as_str() {
+            if me.id != inner.session.principal.user {
                 return Err(LianxinError::Unauthorized(format!(
                     "the token belongs to {}, this replica to {}",
                     me.id, inner.session.principal.user
                 )));
             }
             inner.session.principal.memberships = me.memberships;
-            inner.session.principal.household = me.household.map(sync_core::HouseholdId::new).transpose()?;
+            inner.session.principal.household = me.household;
             Ok(())
         })
     }
 }
 
-#[derive(serde::Deserialize)]
-struct MeJson {
-    id: String,
-    memberships: Vec<sync_core::Membership>,
-    household: Option<String>,
+#[uniffi::export]
+impl Replica {
+    /// Fetches the server's clock rules and working-day calendar
+    /// (`GET /api/clock-rules`) and the unit tree the user may see
+    /// (`GET /api/units`), keeps them, and re-indexes the petitions, so the
+    /// deadlines this phone shows equal the server's. `sync_now` calls it.
+    pub fn refresh_settings(&self) -> Result<()> {
+        guard(|| self.refresh_settings_inner(Duration::from_secs(30)))
+    }
+
+    /// Takes a `GET /api/clock-rules` answer the app fetched itself.
+    pub fn receive_clock_settings(&self, body: String) -> Result<()> {
+        guard(|| self.receive_clock_settings_inner(&body))
+    }
+
+    /// Takes a `GET /api/units` answer the app fetched itself: the
+    /// organisation tree the local policy checks against.
+    pub fn receive_units(&self, body: String) -> Result<()> {
+        guard(|| self.receive_units_inner(&body))
+    }
+}
+
+impl Replica {
+    fn refresh_settings_inner(&self, timeout: Duration) -> Result<()> {
+        let (status, body) = self.http("GET", "/api/clock-rules", None, timeout)?;
+        if status != 200 {
+            return Err(LianxinError::Protocol(format!(
+                "GET /api/clock-rules answered {status}: {body}"
+            )));
+        }
+        self.receive_clock_settings_inner(&body)?;
+        let (status, body) = self.http("GET", "/api/units", None, timeout)?;
+        if status != 200 {
+            return Err(LianxinError::Protocol(format!(
+                "GET /api/units answered {status}: {body}"
+            )));
+        }
+        self.receive_units_inner(&body)
+    }
+
+    fn receive_clock_settings_inner(&self, body: &str) -> Result<()> {
+        let clocks: sync_core::wire::ClockSettings =
+            serde_json::from_str(body).map_err(|e| LianxinError::Protocol(format!("clock rules: {e}")))?;
+        let mut inner = self.lock();
+        if inner.session.clocks == clocks {
+            return Ok(());
+        }
+        inner.store.set_meta("clock_settings", body)?;
+        inner.session.clocks = clocks;
+        inner.reindex_petitions()
+    }
+
+    fn receive_units_inner(&self, body: &str) -> Result<()> {
+        let units: sync_core::wire::UnitList =
+            serde_json::from_str(body).map_err(|e| LianxinError::Protocol(format!("units: {e}")))?;
+        let mut inner = self.lock();
+        inner.store.set_meta("units", body)?;
+        inner.session.org = crate::replica::org_of(&units);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

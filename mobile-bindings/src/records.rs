@@ -493,13 +493,16 @@ pub(crate) fn timeline_record(e: &TimelineEvent, outcome: Option<&Outcome>) -> T
     let text = match &e.body {
         B::Replied { text } => Some(text.clone()),
         B::Progress { note } | B::Supervised { note } => Some(note.clone()),
-        B::Returned { reason } | B::Escalated { reason, .. } | B::Reopened { reason } => Some(reason.clone()),
+        B::Returned { reason }
+        | B::Escalated { reason, .. }
+        | B::Reopened { reason }
+        | B::Reclassified { reason, .. } => Some(reason.clone()),
         B::Published { summary } => Some(summary.clone()),
         B::Contacted { note, .. } | B::Closed { note } | B::Transferred { note, .. } => note.clone(),
         B::FollowUp { comment, .. } => comment.clone(),
         B::Withdrawn { reason } => reason.clone(),
         B::Merged { into } => Some(into.clone()),
-        B::Submitted { .. } | B::Signed | B::Accepted => None,
+        B::Submitted { .. } | B::Signed | B::Accepted | B::AssistsChanged { .. } => None,
     };
     let mut details = serde_json::to_value(&e.body).unwrap_or_default();
     if let Some(map) = details.as_object_mut() {

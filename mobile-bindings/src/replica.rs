@@ -19,7 +19,7 @@ use sync_core::{
 
 use crate::auto::{AutoSync, Wake};
 use crate::error::{ErrorKind, LianxinError, Result, guard};
-use crate::index::{DirectoryIndex, NoticeIndex, RoomIndex, calendar, clock_rules, describe};
+use crate::index::{DirectoryIndex, NoticeIndex, RoomIndex, describe};
 use crate::intent::Intent;
 use crate::records::*;
 use crate::store::{Store, heads_key};
@@ -42,6 +42,9 @@ pub(crate) struct Session {
     pub server_url: String,
     pub principal: Principal,
     pub org: OrgTree,
+    /// The clock rules and calendar deadlines are computed with: the
+    /// server's (`refresh_settings`), so a phone's deadlines equal its.
+    pub clocks: sync_core::wire::ClockSettings,
 }
 
 /// What happened during the exchange under way, acted on when it completes.
@@ -138,11 +141,33 @@ impl Session {
                 household,
             },
             org: OrgTree::new(units),
+            clocks: crate::index::default_clocks(),
         })
     }
 }
 
 impl Inner {
+    /// Recomputes every petition's index entry (after the clock rules changed).
+    pub fn reindex_petitions(&self) -> Result<()> {
+        let now = now();
+        for row in self.store.list("petition")? {
+            let Some(bytes) = self.store.load(&row.id)? else {
+                continue;
+            };
+            let Ok(mut doc) = AutoCommit::load(&bytes) else {
+                continue;
+            };
+            let meta = describe(
+                &doc,
+                now,
+                self.session.principal.household.as_ref(),
+                &self.session.clocks,
+            );
+            self.store.save(&row.id, &doc.get_heads(), &bytes, &meta)?;
+        }
+        Ok(())
+    }
+
     pub fn ctx(&self, now: Timestamp) -> PolicyContext<'_> {
         PolicyContext {
             org: &self.session.org,
@@ -207,7 +232,12 @@ impl Inner {
         let changes = doc.get_changes(before);
         let json = serde_json::to_string(intent).map_err(|e| LianxinError::new(ErrorKind::Internal, e.to_string()))?;
         self.store.transaction(|s| {
-            let meta = describe(doc, now, self.session.principal.household.as_ref());
+            let meta = describe(
+                doc,
+                now,
+                self.session.principal.household.as_ref(),
+                &self.session.clocks,
+            );
             s.save(&id, &doc.get_heads(), &doc.save(), &meta)?;
             for c in &changes {
                 s.journal_add(&id, &c.hash(), &json, now.millis())?;
@@ -309,6 +339,19 @@ impl Replica {
         };
         let node = actor.to_hex_string()[..16].to_owned();
         let author = Author::new(session.principal.user.clone(), HlcClock::new(node)?);
+        let mut session = session;
+        if let Some(json) = store.meta("clock_settings")? {
+            session.clocks = serde_json::from_str(&json).map_err(|e| {
+                LianxinError::new(ErrorKind::Storage, format!("the stored clock rules are damaged: {e}"))
+            })?;
+        }
+        if session.org.units().next().is_none()
+            && let Some(json) = store.meta("units")?
+        {
+            let units: sync_core::wire::UnitList = serde_json::from_str(&json)
+                .map_err(|e| LianxinError::new(ErrorKind::Storage, format!("the stored unit tree is damaged: {e}")))?;
+            session.org = org_of(&units);
+        }
         Ok(Inner {
             store,
             session,
@@ -356,7 +399,8 @@ impl Replica {
                     "a replica belongs to one user; open another file",
                 ));
             }
-            inner.session = new;
+            let clocks = std::mem::replace(&mut inner.session.clocks, crate::index::default_clocks());
+            inner.session = Session { clocks, ..new };
             Ok(())
         })
     }
@@ -400,7 +444,8 @@ impl Replica {
             let p = PetitionDoc::view(&doc)?;
             let header = p.header()?;
             let state = p.state()?;
-            let summary = p.summary(clock_rules(), calendar(), now())?;
+            let clocks = self.lock().session.clocks.clone();
+            let summary = p.summary(&clocks.rules, &clocks.calendar, now())?;
             let mut events = p.events()?;
             events.sort_by(|a, b| a.at.cmp(&b.at));
             let mut messages = p.messages()?;
@@ -476,7 +521,12 @@ impl Replica {
             let doc_id = parse_doc_id(&id)?;
             let inner = self.lock();
             let (doc, unsynced) = inner.doc_for_view(&doc_id)?;
-            let meta = describe(&doc, now(), inner.session.principal.household.as_ref());
+            let meta = describe(
+                &doc,
+                now(),
+                inner.session.principal.household.as_ref(),
+                &inner.session.clocks,
+            );
             drop(inner);
             let r = RoomDoc::view(&doc)?;
             let info = r.info()?;
@@ -716,4 +766,14 @@ fn household_from_record(h: HouseholdRecord) -> Result<Household> {
     };
     h.validate()?;
     Ok(h)
+}
+
+/// The organisation tree of a `GET /api/units` answer.
+pub(crate) fn org_of(units: &sync_core::wire::UnitList) -> OrgTree {
+    OrgTree::new(units.items.iter().map(|u| Unit {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        kind: u.kind,
+        parent: u.parent.clone(),
+    }))
 }

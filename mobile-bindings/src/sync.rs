@@ -23,6 +23,7 @@ struct Docs<'a> {
     store: &'a Store,
     now: Timestamp,
     household: Option<&'a HouseholdId>,
+    clocks: &'a sync_core::wire::ClockSettings,
     failed: RefCell<Option<LianxinError>>,
 }
 
@@ -68,7 +69,7 @@ impl ReplicaDocs for Docs<'_> {
     }
 
     fn store(&mut self, id: &DocId, mut doc: AutoCommit) {
-        let meta = describe(&doc, self.now, self.household);
+        let meta = describe(&doc, self.now, self.household, self.clocks);
         if let Err(e) = self.store.save(id, &doc.get_heads(), &doc.save(), &meta) {
             self.fail(e);
         }
@@ -92,6 +93,7 @@ impl Inner {
             store: &self.store,
             now: now(),
             household: self.session.principal.household.as_ref(),
+            clocks: &self.session.clocks,
             failed: RefCell::new(None),
         };
         let mut docs = docs;
@@ -111,6 +113,7 @@ impl Inner {
             store: &self.store,
             now,
             household: self.session.principal.household.as_ref(),
+            clocks: &self.session.clocks,
             failed: RefCell::new(None),
         };
         let handled = self.client.handle(frame, &mut docs);
@@ -284,7 +287,12 @@ impl Inner {
             if rebuilt.get_heads().is_empty() {
                 s.delete(&id)?;
             } else {
-                let meta = describe(&rebuilt, now, self.session.principal.household.as_ref());
+                let meta = describe(
+                    &rebuilt,
+                    now,
+                    self.session.principal.household.as_ref(),
+                    &self.session.clocks,
+                );
                 s.save(&id, &rebuilt.get_heads(), &rebuilt.save(), &meta)?;
             }
             s.journal_remove(&stale)?;

@@ -521,3 +521,31 @@ fn a_replica_file_belongs_to_one_user_and_survives_a_restart() {
     let other = Replica::open(path, session("officer-li", &[("station-east", "officer")], None));
     assert!(matches!(other, Err(LianxinError::Storage(_))));
 }
+
+#[test]
+fn deadlines_follow_the_clock_rules_the_server_serves() {
+    let p = people(&[("station-east", "officer")]);
+    p.resident.submit_petition(water_petition()).unwrap();
+    let due = |r: &Replica| {
+        let [s] = r.list_petitions().unwrap().try_into().unwrap();
+        s.next_due_ms.unwrap() - s.submitted_ms.unwrap()
+    };
+    assert_eq!(due(&p.resident), 10 * 60_000, "the built-in sign limit");
+    // What `GET /api/clock-rules` answers when the mailbox signs within 5 minutes.
+    let rules = sync_core::ClockRules::from_json(
+        r#"{"overrides": [{"channel": "director_mailbox", "sign": {"wall_minutes": 5, "due_soon_before": 2}}]}"#,
+    )
+    .unwrap();
+    let served = sync_core::wire::ClockSettings {
+        rules,
+        calendar: sync_core::Calendar::china(),
+    };
+    p.resident
+        .receive_clock_settings(serde_json::to_string(&served).unwrap())
+        .unwrap();
+    assert_eq!(due(&p.resident), 5 * 60_000, "re-indexed with the served rules");
+    assert!(
+        p.resident.receive_clock_settings("{}".into()).is_err(),
+        "an answer that is not clock settings is refused"
+    );
+}

@@ -47,6 +47,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestArgs),
     /// Notification fan-out to WebSocket subscribers, beside a bare tokio broadcast server.
     Fanout(crate::bench_fanout::FanoutArgs),
+    /// The KPI report's time over many petitions, beside a plain COUNT(*) over the same table.
+    Kpi(crate::bench_kpi::KpiArgs),
     /// The bare broadcast server `bench fanout` compares with (started by it).
     #[command(hide = true)]
     BareServer,

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use thiserror::Error;
 
 use crate::auth::AuthError;
@@ -36,6 +35,10 @@ pub enum ApiError {
     /// The request conflicts with what is stored (e.g. a document id already taken).
     #[error("{0}")]
     Conflict(String),
+    /// The workflow would set the requested action aside against the
+    /// document as it stands (`PetitionAction::apply_online`): nothing is stored.
+    #[error("{message}")]
+    SetAside { rule: String, message: String },
     /// Policy refused the change(s) the request would have written.
     #[error("{}", refused_summary(.0))]
     Refused(Vec<sync_core::policy::Refusal>),
@@ -60,7 +63,7 @@ impl ApiError {
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::Refused(_) => StatusCode::FORBIDDEN,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SetAside { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Auth { status, .. } => *status,
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Refused(_) => "refused",
             ApiError::Conflict(_) => "conflict",
+            ApiError::SetAside { .. } => "set_aside",
             ApiError::NotFound(_) => "not_found",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Auth { code, .. } => code,
@@ -103,12 +107,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = match &self {
-            ApiError::Refused(refusals) => {
-                Json(json!({ "error": { "code": self.code(), "message": message, "refused": refusals } }))
-            }
-            _ => Json(json!({ "error": { "code": self.code(), "message": message } })),
-        };
+        let mut body = sync_core::wire::ErrorBody::new(self.code(), message);
+        match &self {
+            ApiError::Refused(refusals) => body.error.refused = refusals.clone(),
+            ApiError::SetAside { rule, .. } => body.error.rule = Some(rule.clone()),
+            _ => {}
+        }
+        let body = Json(body);
         let mut response = (self.status_code(), body).into_response();
         if let ApiError::RateLimited { retry_after_secs, .. } = self
             && let Ok(value) = retry_after_secs.to_string().parse()

@@ -4,9 +4,11 @@
 //! commands; tests build an [`AppState`] and [`serve`] [`app`] on port 0.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod bench_fanout;
+pub mod bench_kpi;
 pub mod check;
 pub mod clock;
 pub mod config;

@@ -69,6 +69,19 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
+        Command::Bench(lianxin_server::config::BenchCommand::Kpi(args)) => {
+            let url = cli.config.database_url();
+            std::fs::create_dir_all(cli.config.data_dir())?;
+            let storage = lianxin_server::storage::Storage::open(&url).await?;
+            let backend = if url.starts_with("postgres") {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            for line in lianxin_server::bench_kpi::kpi(storage, backend, args).await? {
+                println!("{line}");
+            }
+        }
         Command::Bench(lianxin_server::config::BenchCommand::BareServer) => {
             lianxin_server::bench_fanout::bare_server(cli.config.listen).await?;
         }

@@ -159,7 +159,12 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let storage = state.storage.clone();
     let limits = state.http.connections;
-    let workers = state.notify.spawn_workers();
+    let mut workers = state.notify.spawn_workers();
+    // Organisation and clock-rule changes from any node or command apply here too.
+    crate::api::org::apply_config(&state)
+        .await
+        .map_err(|e| ServerError::Config(format!("stored configuration: {e}")))?;
+    workers.push(crate::api::org::spawn_config_watch(state.clone()));
     let notify = state.notify.clone();
     let app = crate::http::app(state);
     // Small sync frames go out at once; a peer that vanished (a phone that

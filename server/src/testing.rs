@@ -313,6 +313,38 @@ impl TestServer {
         answer(request.send().await?).await
     }
 
+    /// PUTs `body` as JSON (with a bearer token if given).
+    pub async fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut request = reqwest::Client::new().put(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await?).await
+    }
+
+    /// DELETEs `path` with a bearer token if given.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut request = reqwest::Client::new().delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.send().await?).await
+    }
+
+    /// A token for `user`, valid for an hour.
+    pub async fn token(&self, user: &str) -> anyhow::Result<String> {
+        Ok(self
+            .state
+            .auth
+            .mint_access_token(&sync_core::UserId::new(user)?, 60 * 60 * 1000)
+            .await?)
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {

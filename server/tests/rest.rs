@@ -401,7 +401,8 @@ async fn room_messages_post_and_page_with_mentions(db: &mut TestDb) -> anyhow::R
         .await?;
     assert_eq!(status, 201, "{posted}");
     assert_eq!(posted["by"], "officer-li");
-    assert_eq!(posted["mentions"], json!([{"user": "res-zhang"}]));
+    // Sent in the old tagged form, answered in the one form every path uses.
+    assert_eq!(posted["mentions"], json!(["res-zhang"]));
     let (status, reply) = server
         .post(&path, Some(&zhang), &json!({"text": "好的", "reply_to": posted["id"]}))
         .await?;
@@ -429,7 +430,7 @@ async fn room_messages_post_and_page_with_mentions(db: &mut TestDb) -> anyhow::R
     assert_eq!(texts.len(), 4, "two demo messages and two new ones: {texts:?}");
     assert_eq!(texts[2..], ["@张大爷 明天上午来所里领证", "好的"]);
     let mention = &seen[2];
-    assert_eq!(mention["mentions"], json!([{"user": "res-zhang"}]));
+    assert_eq!(mention["mentions"], json!(["res-zhang"]));
     assert_eq!(seen[3]["reply_to"], posted["id"]);
 
     // Outsiders neither read nor write.

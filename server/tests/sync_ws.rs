@@ -98,6 +98,7 @@ fn message(text: &str) -> anyhow::Result<Message> {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     })
 }
 

@@ -173,3 +173,105 @@ impl DirectoryDoc {
 }
 
 crate::doc::typed_doc!(DirectoryDoc, DocKind::Directory);
+
+/// Households reached over households counted: the directory's coverage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Households that still live in the village.
+    pub households: u32,
+    /// Of those, households with a reachable contact (see [`Household::is_reachable`]).
+    pub reachable: u32,
+}
+
+impl Coverage {
+    /// `reachable / households`, or `None` with no households.
+    pub fn rate(&self) -> Option<f64> {
+        (self.households > 0).then(|| f64::from(self.reachable) / f64::from(self.households))
+    }
+
+    pub fn add(&mut self, h: &Household) {
+        if h.moved_out {
+            return;
+        }
+        self.households += 1;
+        if h.is_reachable() {
+            self.reachable += 1;
+        }
+    }
+}
+
+impl Household {
+    /// The officer can reach the household without a door visit: it has a
+    /// representative with an account (who gets notices and messages in the
+    /// app) or a phone number on record. Households that moved out count for
+    /// nothing.
+    pub fn is_reachable(&self) -> bool {
+        !self.moved_out && (self.representative.is_some() || self.phone.is_some())
+    }
+}
+
+/// Coverage of `households` in total and per assigned officer (`None`:
+/// households no officer is assigned to).
+pub fn coverage<'a>(
+    households: impl IntoIterator<Item = &'a Household>,
+) -> (Coverage, std::collections::BTreeMap<Option<UserId>, Coverage>) {
+    let mut total = Coverage::default();
+    let mut by_officer: std::collections::BTreeMap<Option<UserId>, Coverage> = std::collections::BTreeMap::new();
+    for h in households {
+        total.add(h);
+        if !h.moved_out {
+            by_officer.entry(h.officer.clone()).or_default().add(h);
+        }
+    }
+    (total, by_officer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn household(id: &str, rep: Option<&str>, phone: Option<&str>, officer: Option<&str>, moved: bool) -> Household {
+        Household {
+            id: HouseholdId::new(id).unwrap(),
+            name: id.into(),
+            representative: rep.map(|r| UserId::new(r).unwrap()),
+            representative_name: None,
+            phone: phone.map(str::to_owned),
+            group_tag: None,
+            officer: officer.map(|o| UserId::new(o).unwrap()),
+            address: None,
+            note: None,
+            moved_out: moved,
+        }
+    }
+
+    #[test]
+    fn coverage_counts_households_with_a_contact_per_officer() {
+        let hs = [
+            household("h1", Some("r1"), None, Some("li"), false),
+            household("h2", None, Some("13800000000"), Some("li"), false),
+            household("h3", None, None, Some("li"), false),
+            household("h4", None, None, None, false),
+            household("h5", Some("r5"), None, Some("li"), true),
+        ];
+        let (total, by) = coverage(&hs);
+        assert_eq!(
+            total,
+            Coverage {
+                households: 4,
+                reachable: 2
+            }
+        );
+        assert_eq!(total.rate(), Some(0.5));
+        let li = by[&Some(UserId::new("li").unwrap())];
+        assert_eq!((li.households, li.reachable), (3, 2));
+        assert_eq!(
+            by[&None],
+            Coverage {
+                households: 1,
+                reachable: 0
+            }
+        );
+        assert_eq!(Coverage::default().rate(), None);
+    }
+}

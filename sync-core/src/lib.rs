@@ -35,6 +35,8 @@
 //! | reopened | `replied` or `closed` | `handling`; the reply clock restarts |
 //! | merged 并单 | `submitted`..`handling`, for the lead | `merged` (finished) |
 //! | withdrawn | open, by the submitter | `withdrawn` (finished) |
+//! | reclassified 重新分类 | open, for the lead, to another category | category (clocks and reports follow it) |
+//! | assists_changed 协办调整 | open, for the lead, adding a unit other than the lead or removing an assist | assists; the lead stays |
 //!
 //! The conflicts this settles:
 //!
@@ -53,6 +55,13 @@
 //! * **Events stamped before the submission** (a broken or forged clock) are
 //!   superseded by `before-submission`.
 //!
+//! * **An online action the workflow would set aside.** A REST request is
+//!   checked against the state it meets (`PetitionAction::apply_online`):
+//!   signing a signed petition, transferring to the current lead, adding the
+//!   lead as its own assist are refused with the rule (HTTP 409) instead of
+//!   being stored as superseded events. Offline edits still merge and are
+//!   set aside as above.
+//!
 //! Authorisation is separate ([`policy`]): it depends only on facts that
 //! grow (the units a petition was ever routed to), so an edit allowed on a
 //! phone offline stays allowed when it reaches the server after any merge;
@@ -68,6 +77,7 @@ pub mod error;
 pub mod guard;
 pub mod hlc;
 pub mod ids;
+pub mod kpi;
 pub mod notice;
 pub mod notify;
 pub mod org;
@@ -78,6 +88,7 @@ pub mod repo_protocol;
 pub mod room;
 pub mod time;
 pub mod validated_sync;
+pub mod wire;
 pub mod write;
 
 pub use author::Author;

@@ -482,6 +482,21 @@ impl RoomDoc {
             message: message.clone(),
         });
         let petition = PetitionDoc::create(petition_actor, header.clone(), routed_to, author, now)?;
+        self.link_petition(author, now, message, &header.id)?;
+        Ok(petition)
+    }
+
+    /// Records in this room that `message` was raised as the petition
+    /// `petition` (its `automerge:` id), as one change. The petition itself
+    /// names the message as its source; together they link both ways.
+    pub fn link_petition(
+        &mut self,
+        author: &mut Author,
+        now: Timestamp,
+        message: &EntryId,
+        petition: &str,
+    ) -> Result<(), SchemaError> {
+        check_text("petition", petition, limits::SHORT, true)?;
         let at = author.stamp(&self.stamps()?, now);
         let list = self.obj("raised", ObjType::List)?;
         let result = (|| {
@@ -489,10 +504,9 @@ impl RoomDoc {
             am::put_str(&mut self.doc, &o, "by", author.user.as_str())?;
             am::put_str(&mut self.doc, &o, "at", &at.to_string())?;
             am::put_str(&mut self.doc, &o, "message", message.as_str())?;
-            am::put_str(&mut self.doc, &o, "petition", &header.id)
+            am::put_str(&mut self.doc, &o, "petition", petition)
         })();
-        crate::doc::finish(&mut self.doc, result)?;
-        Ok(petition)
+        crate::doc::finish(&mut self.doc, result)
     }
 }
 

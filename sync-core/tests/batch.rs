@@ -75,6 +75,7 @@ fn comment_with(
             reply_to: None,
             attachments: vec![],
             tag: None,
+            appeal: None,
         };
         p.post(&mut a, T0.plus_minutes(10 + i as i64), m).unwrap();
     }

@@ -41,6 +41,7 @@ fn message(text: &str) -> Message {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     }
 }
 

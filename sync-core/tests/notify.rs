@@ -51,6 +51,7 @@ fn msg(text: &str) -> Message {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     }
 }
 

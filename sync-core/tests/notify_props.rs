@@ -107,6 +107,7 @@ fn build(entries: &[Entry]) -> (Vec<TimelineEvent>, Vec<Message>) {
                     reply_to: None,
                     attachments: vec![],
                     tag: None,
+                    appeal: None,
                 });
                 continue;
             }

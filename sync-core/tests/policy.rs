@@ -356,6 +356,7 @@ fn conversation_belongs_to_the_submitter_and_the_handlers() {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     };
     let post = |who: Principal| {
         check_edit(&petition(), &who, 9, |d| {
@@ -513,6 +514,7 @@ fn text(t: &str) -> Message {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     }
 }
 

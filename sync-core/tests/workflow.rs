@@ -32,6 +32,7 @@ fn msg_template() -> Message {
         reply_to: None,
         attachments: vec![],
         tag: None,
+        appeal: None,
     }
 }
 

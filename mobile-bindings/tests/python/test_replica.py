@@ -334,14 +334,22 @@ class ReplicaOffline(unittest.TestCase):
                     "items": [
                         {
                             "cursor": 7,
+                            "user": "officer-li",
                             "key": "p-1/1750000000000.00000.r1/new_petition/unit:station-east",
+                            "doc_id": "p-1",
+                            "doc": "automerge:p-1",
                             "kind": "new_petition",
-                            "doc": "p-1",
-                            "text": "新诉求：自来水停了三天",
+                            "recipient": "unit:station-east",
+                            "entry": None,
                             "urgent": True,
-                            "at": 1750000000000,
+                            "at_ms": 1750000000000,
+                            "text": "新诉求：自来水停了三天",
+                            "created_at": 1750000000001,
                         }
-                    ]
+                    ],
+                    "next": 7,
+                    "more": False,
+                    "acked": 0,
                 }
             )
             self.assertEqual(r.receive_inbox(page), 1)

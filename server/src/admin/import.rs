@@ -81,6 +81,9 @@ struct UnitEntry {
     kind: UnitKind,
     #[serde(default)]
     parent: Option<String>,
+    /// A disabled unit stays in the tree, shown as no longer in use.
+    #[serde(default)]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +125,8 @@ pub struct ImportReport {
     pub passwords_set: usize,
     /// Users disabled or re-enabled by this import.
     pub users_disabled_changed: usize,
+    /// Units disabled or re-enabled by this import.
+    pub units_disabled_changed: usize,
 }
 
 impl fmt::Display for ImportReport {
@@ -133,6 +138,9 @@ impl fmt::Display for ImportReport {
         )?;
         if self.users_disabled_changed > 0 {
             write!(f, "; {} user(s) disabled or re-enabled", self.users_disabled_changed)?;
+        }
+        if self.units_disabled_changed > 0 {
+            write!(f, "; {} unit(s) disabled or re-enabled", self.units_disabled_changed)?;
         }
         Ok(())
     }
@@ -194,8 +202,38 @@ fn bad(entry: &str, message: impl fmt::Display) -> ImportError {
     }
 }
 
+/// The units an import file touches: each unit with its parent, and each
+/// membership's unit (what an administrator must hold jurisdiction over).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportScope {
+    pub units: Vec<(UnitId, Option<UnitId>)>,
+    pub memberships: Vec<UnitId>,
+    pub users: Vec<UserId>,
+}
+
+/// Checks a file's entries and says which units and users it touches.
+pub fn scope(file: &ImportFile) -> Result<ImportScope, ImportError> {
+    let units = validate_units(&file.units)?;
+    let users = validate_users(&file.users)?;
+    Ok(ImportScope {
+        units: units.into_iter().map(|(_, u, _)| (u.id, u.parent)).collect(),
+        memberships: users
+            .iter()
+            .flat_map(|u| u.memberships.iter().map(|m| m.unit.clone()))
+            .collect(),
+        users: users.into_iter().map(|u| u.user.id).collect(),
+    })
+}
+
+/// Imports an already parsed file (the HTTP administration builds one per edit).
+pub async fn import_parsed(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<ImportReport, ImportError> {
+    import(storage, file, now).await
+}
+
 async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<ImportReport, ImportError> {
     let units = validate_units(&file.units)?;
+    let disabled: BTreeMap<UnitId, bool> = units.iter().map(|(_, u, d)| (u.id.clone(), *d)).collect();
+    let units: Vec<(String, Unit)> = units.into_iter().map(|(e, u, _)| (e, u)).collect();
     let users = validate_users(&file.users)?;
     let mut tx = storage.begin().await?;
     let mut report = ImportReport::default();
@@ -212,6 +250,12 @@ async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<I
             ));
         }
         tx.upsert_unit(unit, now).await?;
+        if tx
+            .set_unit_disabled(unit.id.as_str(), disabled.get(&unit.id).copied().unwrap_or(false), now)
+            .await?
+        {
+            report.units_disabled_changed += 1;
+        }
         report.units += 1;
     }
 
@@ -250,11 +294,13 @@ async fn import(storage: &Storage, file: ImportFile, now: Timestamp) -> Result<I
             report.users_disabled_changed += 1;
         }
     }
+    // Running servers poll this counter and reload the organisation.
+    tx.bump_config_version(crate::storage::ORG).await?;
     tx.commit().await?;
     Ok(report)
 }
 
-fn validate_units(values: &[serde_json::Value]) -> Result<Vec<(String, Unit)>, ImportError> {
+fn validate_units(values: &[serde_json::Value]) -> Result<Vec<(String, Unit, bool)>, ImportError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (i, value) in values.iter().enumerate() {
@@ -279,6 +325,7 @@ fn validate_units(values: &[serde_json::Value]) -> Result<Vec<(String, Unit)>, I
                 kind: e.kind,
                 parent,
             },
+            e.disabled,
         ));
     }
     Ok(out)

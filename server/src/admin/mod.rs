@@ -15,7 +15,7 @@ use std::time::Duration;
 use sync_core::UserId;
 use thiserror::Error;
 
-pub use import::{ImportError, ImportFile, ImportReport, import_file, import_str};
+pub use import::{ImportError, ImportFile, ImportReport, ImportScope, import_file, import_parsed, import_str, scope};
 
 use crate::auth::{AuthError, AuthService, AuthSettings, SmsSender};
 use crate::clock::{Clock, SystemClock};

@@ -76,7 +76,9 @@ pub async fn page(State(app): State<AppState>, desk: Desk) -> Response {
         Ok(axum::Json(body)) => body,
         Err(e) => return error_page(e),
     };
-    let items: Vec<Item> = serde_json::from_value(body["items"].clone()).unwrap_or_default();
+    let items: Vec<Item> = serde_json::to_value(&body.items)
+        .and_then(serde_json::from_value)
+        .unwrap_or_default();
     let last = items.last().map(|i| i.cursor);
     let rows = items
         .into_iter()

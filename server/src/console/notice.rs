@@ -58,17 +58,11 @@ struct NoticePage {
 
 /// `GET /notices/{id}`.
 pub async fn page(State(app): State<AppState>, desk: Desk, Path(id): Path<String>) -> Response {
-    let report = match crate::http::inbox::notice_report(
-        State(app.clone()),
-        desk.session.auth.clone(),
-        Path(id.clone()),
-    )
-    .await
-    {
-        Ok(axum::Json(v)) => v,
+    let report = match crate::api::notices::report(&app, desk.principal(), &id).await {
+        Ok(v) => v,
         Err(e) => return error_page(e),
     };
-    let report: Report = match serde_json::from_value(report) {
+    let report: Report = match serde_json::to_value(report).and_then(serde_json::from_value) {
         Ok(r) => r,
         Err(e) => return error_page(crate::error::ApiError::Internal(e.to_string())),
     };

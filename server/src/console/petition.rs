@@ -19,10 +19,10 @@ use super::queue::{Chip, chip};
 use super::{Chrome, Desk, Nav, error_page, refusal_words, staff_units, unit_name, wire};
 use crate::error::ApiError;
 use crate::http::ApiJson;
-use crate::http::api::PetitionView;
 use crate::state::AppState;
 use crate::web::csrf::Form;
 use crate::web::{format, labels, pages};
+use sync_core::wire::PetitionView;
 
 struct Entry {
     at: String,
@@ -147,6 +147,15 @@ fn event_text(app: &AppState, body: &EventBody) -> String {
         EventBody::Reopened { reason } => reason.clone(),
         EventBody::Merged { into } => format!("并入 {into}"),
         EventBody::Withdrawn { reason } => opt(reason),
+        EventBody::Reclassified { category, reason } => format!("改为{}：{reason}", labels::category(*category)),
+        EventBody::AssistsChanged { add, remove } => {
+            let names = |us: &[sync_core::UnitId]| us.iter().map(|u| unit_name(app, u)).collect::<Vec<_>>().join("、");
+            match (add.is_empty(), remove.is_empty()) {
+                (false, true) => format!("增加协办：{}", names(add)),
+                (true, false) => format!("撤回协办：{}", names(remove)),
+                _ => format!("增加协办：{}；撤回协办：{}", names(add), names(remove)),
+            }
+        }
     }
 }
 

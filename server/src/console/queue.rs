@@ -178,7 +178,7 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
     let now = app.docs.now();
     let mut rows = Vec::with_capacity(page.items.len());
     for item in page.items {
-        match serde_json::from_value::<ListItem>(item) {
+        match serde_json::to_value(&item).and_then(serde_json::from_value::<ListItem>) {
             Ok(item) => rows.push(Row::new(&app, &item, now)),
             Err(e) => tracing::warn!(error = %e, "list item the console cannot read"),
         }

@@ -14,7 +14,7 @@ use sync_core::{Timestamp, UserId};
 
 use super::{Chrome, Desk, Nav, error_page, refusal_words, wire};
 use crate::error::ApiError;
-use crate::http::{ApiJson, ApiQuery};
+
 use crate::state::AppState;
 use crate::web::csrf::Form;
 use crate::web::{format, pages};
@@ -77,14 +77,12 @@ async fn build(
         request["after"] = json!(after);
     }
     let query = wire(request)?;
-    let axum::Json(page) = crate::http::api::room_messages(
-        State(app.clone()),
-        desk.session.auth.clone(),
-        Path(id.to_owned()),
-        ApiQuery(query),
-    )
-    .await?;
-    let items: Vec<Value> = page.items;
+    let page = crate::api::rooms::messages(app, desk.principal(), id, query).await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|m| serde_json::to_value(m).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<Result<_, _>>()?;
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut people: Vec<String> = Vec::new();
     for m in &items {
@@ -212,13 +210,7 @@ pub async fn post(
             body["reply_to"] = json!(r);
         }
         let message = wire(body)?;
-        crate::http::api::post_room_message(
-            State(app.clone()),
-            desk.session.auth.clone(),
-            Path(id.clone()),
-            ApiJson(message),
-        )
-        .await
+        crate::api::rooms::post(&app, desk.principal(), &id, message).await
     }
     .await;
     match result {

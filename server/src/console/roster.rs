@@ -178,7 +178,9 @@ async fn build(app: &AppState, desk: &Desk, unit: &str, view: Option<Value>, err
 
 async fn view(app: &AppState, desk: &Desk, unit: &str) -> Result<Option<Value>, ApiError> {
     match crate::http::inbox::get_roster(State(app.clone()), desk.session.auth.clone(), Path(unit.to_owned())).await {
-        Ok(axum::Json(v)) => Ok(Some(v)),
+        Ok(axum::Json(v)) => Ok(Some(
+            serde_json::to_value(v).map_err(|e| ApiError::Internal(e.to_string()))?,
+        )),
         Err(ApiError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -159,7 +159,10 @@ pub struct DocService {
 struct Inner {
     storage: Storage,
     clock: Arc<dyn Clock>,
-    settings: DocSettings,
+    /// Replaced whole when clock rules or the calendar change at run time.
+    settings: RwLock<Arc<DocSettings>>,
+    /// What the committer needs of `settings`, kept beside them.
+    commit_settings: RwLock<Arc<CommitSettings>>,
     org: RwLock<Arc<OrgTree>>,
     cache: Mutex<lru::LruCache<String, Slot>>,
     events: broadcast::Sender<DocEvent>,
@@ -181,7 +184,7 @@ struct Inner {
 impl std::fmt::Debug for DocService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DocService")
-            .field("cache_docs", &self.inner.settings.cache_docs)
+            .field("cache_docs", &self.settings().cache_docs)
             .finish()
     }
 }
@@ -218,18 +221,17 @@ impl DocService {
                 }
             });
         }
-        let committer = Committer::start(
-            storage.clone(),
-            CommitSettings {
-                calendar: settings.calendar.clone(),
-                fanout: settings.fanout.clone(),
-            },
-        );
+        let committer = Committer::start(storage.clone());
+        let commit_settings = Arc::new(CommitSettings {
+            calendar: settings.calendar.clone(),
+            fanout: settings.fanout.clone(),
+        });
         Ok(DocService {
             inner: Arc::new(Inner {
                 storage,
                 clock,
-                settings,
+                settings: RwLock::new(Arc::new(settings)),
+                commit_settings: RwLock::new(commit_settings),
                 org: RwLock::new(Arc::new(org)),
                 cache: Mutex::new(lru::LruCache::new(cap)),
                 events,
@@ -255,8 +257,24 @@ impl DocService {
         self.inner.clock.now()
     }
 
-    pub fn settings(&self) -> &DocSettings {
-        &self.inner.settings
+    /// The settings in force now (clock rules and calendar can change at run time).
+    pub fn settings(&self) -> Arc<DocSettings> {
+        self.inner.settings.read().expect("settings lock").clone()
+    }
+
+    /// Replaces the clock rules and the working-day calendar: changes stored
+    /// from now on are projected with them.
+    pub fn set_clocks(&self, rules: ClockRules, calendar: Calendar) {
+        let mut settings = self.inner.settings.write().expect("settings lock");
+        *settings = Arc::new(DocSettings {
+            rules,
+            calendar,
+            ..(**settings).clone()
+        });
+        *self.inner.commit_settings.write().expect("settings lock") = Arc::new(CommitSettings {
+            calendar: settings.calendar.clone(),
+            fanout: settings.fanout.clone(),
+        });
     }
 
     /// The organisation tree policy decides with.
@@ -502,7 +520,7 @@ impl DocService {
             let loaded = guard.as_mut().expect("locked documents are loaded");
             let proposal = propose(&ctx, origin, doc_id, &loaded.doc, changes.clone(), &bindings);
             let facts = self.facts(proposal.needs()).await?;
-            let settings = &self.inner.settings;
+            let settings = self.settings();
             let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now)?;
             let WriteOutcome {
                 kind,
@@ -537,6 +555,7 @@ impl DocService {
                 projection,
                 notifications,
                 marks: marks.to_vec(),
+                settings: self.inner.commit_settings.read().expect("settings lock").clone(),
                 now,
             };
             match self.inner.committer.commit(job).await {

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use sync_core::Membership;
 
 use super::{ApiJson, Authenticated};
 use crate::auth::TokenPair;
@@ -89,26 +88,6 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
-pub struct Me {
-    pub id: String,
-    pub display_name: String,
-    pub kind: crate::storage::UserKind,
-    pub memberships: Vec<Membership>,
-    pub household: Option<String>,
-}
-
-pub async fn me(State(state): State<AppState>, who: Authenticated) -> Result<Json<Me>, ApiError> {
-    let user = state
-        .storage
-        .get_user(&who.user)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
-    Ok(Json(Me {
-        id: user.id.to_string(),
-        display_name: user.display_name,
-        kind: user.kind,
-        memberships: who.principal.memberships,
-        household: who.principal.household.map(|h| h.to_string()),
-    }))
+pub async fn me(State(state): State<AppState>, who: Authenticated) -> Result<Json<sync_core::wire::Me>, ApiError> {
+    Ok(Json(crate::api::account::me(&state, &who.principal).await?))
 }

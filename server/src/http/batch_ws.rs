@@ -33,6 +33,7 @@ use sync_core::batch::{
     parse_push, plan_pull,
 };
 use sync_core::repo_protocol::DocumentId;
+use sync_core::wire::CloseCode;
 use sync_core::{OrgTree, Principal};
 use tokio::time::Instant;
 
@@ -47,10 +48,10 @@ pub const PING_EVERY: Duration = Duration::from_secs(120);
 /// still travels alone).
 const PULL_BUDGET: usize = MAX_FRAME_BYTES / 4;
 
-/// WebSocket close codes this endpoint uses.
-const CLOSE_UNAUTHORIZED: u16 = 4001;
-const CLOSE_BAD_FRAME: u16 = 4002;
-const CLOSE_INTERNAL: u16 = 4003;
+/// WebSocket close codes this endpoint uses (`sync_core::wire::CloseCode`).
+const CLOSE_UNAUTHORIZED: u16 = CloseCode::Unauthorized.code();
+const CLOSE_BAD_FRAME: u16 = CloseCode::BadFrame.code();
+const CLOSE_INTERNAL: u16 = CloseCode::Internal.code();
 
 pub async fn batch_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(state.http.max_ws_message_bytes)

@@ -4,16 +4,20 @@ mod accept;
 pub(crate) mod api;
 mod auth_routes;
 mod batch_ws;
+mod directory;
 mod extract;
 pub(crate) mod inbox;
+mod notices;
+mod org;
 mod payload;
+mod rooms;
 mod sync_ws;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -78,15 +82,45 @@ pub fn app(state: AppState) -> Router {
         .route("/petitions", get(api::list_petitions).post(api::submit_petition))
         .route("/petitions/{id}", get(api::get_petition))
         .route("/petitions/{id}/actions", post(api::act_on_petition))
+        .route("/board", get(api::board))
+        .route("/rooms", get(rooms::list).post(rooms::create))
+        .route("/rooms/{id}", get(rooms::get))
         .route(
-            "/rooms/{id}/messages",
-            get(api::room_messages).post(api::post_room_message),
+            "/rooms/{id}/members/{user}",
+            put(rooms::put_member).delete(rooms::delete_member),
         )
+        .route(
+            "/rooms/{id}/pins/{entry}",
+            put(rooms::put_pin).delete(rooms::delete_pin),
+        )
+        .route("/rooms/{id}/tags/{tag}", put(rooms::put_tag).delete(rooms::delete_tag))
+        .route("/rooms/{id}/messages", get(rooms::messages).post(rooms::post_message))
+        .route("/rooms/{id}/messages/{entry}/redact", post(rooms::redact))
+        .route("/rooms/{id}/messages/{entry}/petition", post(rooms::raise))
+        .route("/appeals", post(rooms::appeal))
+        .route("/appeals/{id}", get(rooms::get_appeal))
+        .route("/appeals/{id}/resolve", post(rooms::resolve_appeal))
         .route("/inbox", get(inbox::inbox))
         .route("/inbox/ack", post(inbox::ack))
         .route("/inbox/stream", get(inbox::stream))
+        .route("/units", get(org::units))
+        .route("/clock-rules", get(org::clock_settings))
+        .route("/admin/units/{id}", put(org::put_unit))
+        .route("/admin/users/{id}", put(org::put_user))
+        .route("/admin/import", post(org::import))
+        .route("/admin/clock-rules", put(org::put_clock_settings))
         .route("/units/{id}/roster", get(inbox::get_roster).put(inbox::put_roster))
-        .route("/notices/{id}/report", get(inbox::notice_report))
+        .route("/notices", get(notices::list).post(notices::issue))
+        .route("/notices/{id}", get(notices::get))
+        .route("/notices/{id}/receipts", post(notices::mark))
+        .route("/notices/{id}/report", get(notices::report))
+        .route("/units/{id}/directory", get(directory::get))
+        .route(
+            "/units/{id}/directory/households/{household}",
+            put(directory::put_household),
+        )
+        .route("/reports/coverage", get(directory::coverage))
+        .route("/reports/kpi", get(directory::kpi))
         .route("/admin/outbox/dead", get(inbox::dead_letters))
         .fallback(not_found);
     let router = Router::new()

@@ -76,9 +76,9 @@ async fn send(sink: &mut Socket, message: &RepoMessage) -> Result<(), axum::Erro
 }
 
 /// WebSocket close codes this endpoint uses.
-const CLOSE_UNAUTHORIZED: u16 = 4001;
+const CLOSE_UNAUTHORIZED: u16 = sync_core::wire::CloseCode::Unauthorized.code();
 /// A frame or sync message crossed a limit of `sync_core::guard`.
-const CLOSE_REFUSED: u16 = 4002;
+const CLOSE_REFUSED: u16 = sync_core::wire::CloseCode::BadFrame.code();
 
 async fn refuse_and_close(sink: &mut Socket, me: &PeerId, message: String) -> Result<(), axum::Error> {
     close_with(sink, me, CLOSE_UNAUTHORIZED, message).await

@@ -67,7 +67,8 @@ impl NotifyService {
     /// At a shift boundary, the incoming shift inherits the unit's open items.
     async fn handovers(&self, now: Timestamp, report: &mut TickReport) -> Result<(), NotifyError> {
         let storage = &self.inner.storage;
-        let cal = &self.inner.docs.settings().calendar;
+        let settings = self.inner.docs.settings();
+        let cal = &settings.calendar;
         for row in storage.rosters().await? {
             if row.next_handover.is_some_and(|t| t > now.millis()) {
                 continue;

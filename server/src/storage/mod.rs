@@ -18,10 +18,15 @@
 
 mod auth;
 mod checkpoint;
+mod config;
+mod directory;
 mod docs;
 mod events;
+mod notices;
 mod notify;
 mod projections;
+mod reports;
+mod rooms;
 mod tx;
 mod users;
 
@@ -34,16 +39,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use thiserror::Error;
 
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
+pub use config::{ORG, SETTINGS};
 pub use docs::{
     AccessScope, ActorBoundToOther, ActorRecord, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion,
     FeedItem, FeedItemKind, Pending, StoredChange, StoredDoc,
 };
 pub use events::{ChangeListener, ChangeNotice};
+pub use notices::NoticeRow;
 pub use notify::{
     AckError, HouseholdRow, INBOX_CHANNEL, InboxItem, InboxListener, NoticeDeliveryRow, NotificationRow, OutboxJob,
     OutboxRow, RosterRow,
 };
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
+pub use reports::ReportRows;
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 

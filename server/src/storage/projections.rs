@@ -19,9 +19,21 @@ pub struct PetitionQuery {
     pub visible_units: Vec<String>,
     /// The reader themself, as submitter.
     pub visible_user: Option<UserId>,
+    /// Published petitions are visible too (the public board; combine with
+    /// `location_units`).
+    pub public: bool,
     pub status: Option<String>,
     pub lead_unit: Option<String>,
     pub category: Option<String>,
+    pub channel: Option<String>,
+    pub submitter: Option<String>,
+    /// Submitted at or after this time.
+    pub submitted_from: Option<Timestamp>,
+    /// Submitted before this time.
+    pub submitted_to: Option<Timestamp>,
+    pub published: Option<bool>,
+    /// Only petitions located in one of these units.
+    pub location_units: Option<Vec<String>>,
     /// Only petitions with an unmet deadline before this time.
     pub overdue_at: Option<Timestamp>,
     /// Page after this submission time and doc id (newest first).
@@ -42,8 +54,8 @@ impl StorageTx {
             sqlx::query(
                 "INSERT INTO petitions (doc_id, title, channel, category, status, lead_unit, submitter, location_unit, \
                  submitted_at, signed_at, contacted_at, replied_at, closed_at, next_due, rating, supervised, \
-                 awaiting_handler, updated_seq, summary) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                 awaiting_handler, updated_seq, summary, published) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
                  ON CONFLICT (doc_id) DO UPDATE SET title = excluded.title, channel = excluded.channel, \
                  category = excluded.category, status = excluded.status, lead_unit = excluded.lead_unit, \
                  submitter = excluded.submitter, location_unit = excluded.location_unit, \
@@ -51,7 +63,7 @@ impl StorageTx {
                  contacted_at = excluded.contacted_at, replied_at = excluded.replied_at, \
                  closed_at = excluded.closed_at, next_due = excluded.next_due, rating = excluded.rating, \
                  supervised = excluded.supervised, awaiting_handler = excluded.awaiting_handler, \
-                 updated_seq = excluded.updated_seq, summary = excluded.summary",
+                 updated_seq = excluded.updated_seq, summary = excluded.summary, published = excluded.published",
             )
             .bind(doc_id)
             .bind(&s.title)
@@ -72,6 +84,7 @@ impl StorageTx {
             .bind(flag(s.awaiting_handler))
             .bind(seq)
             .bind(&summary)
+            .bind(flag(s.published))
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
@@ -165,6 +178,10 @@ impl Storage {
         if q.visible_user.is_some() {
             visible.push(format!("p.submitter = {}", next()));
         }
+        if q.public {
+            // The public board: published results, whoever submitted them.
+            visible.push("p.published = 1".to_owned());
+        }
         if visible.is_empty() {
             return Ok(Vec::new());
         }
@@ -178,6 +195,28 @@ impl Storage {
         }
         if q.category.is_some() {
             sql.push_str(&format!(" AND p.category = {}", next()));
+        }
+        if q.channel.is_some() {
+            sql.push_str(&format!(" AND p.channel = {}", next()));
+        }
+        if q.submitter.is_some() {
+            sql.push_str(&format!(" AND p.submitter = {}", next()));
+        }
+        if q.submitted_from.is_some() {
+            sql.push_str(&format!(" AND p.submitted_at >= {}", next()));
+        }
+        if q.submitted_to.is_some() {
+            sql.push_str(&format!(" AND p.submitted_at < {}", next()));
+        }
+        if q.published.is_some() {
+            sql.push_str(&format!(" AND p.published = {}", next()));
+        }
+        if let Some(units) = &q.location_units {
+            let list: Vec<String> = units.iter().map(|_| next()).collect();
+            if list.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(&format!(" AND p.location_unit IN ({})", list.join(", ")));
         }
         if q.overdue_at.is_some() {
             sql.push_str(&format!(
@@ -203,8 +242,20 @@ impl Storage {
             if let Some(u) = &q.visible_user {
                 query = query.bind(u.as_str());
             }
-            for v in [&q.status, &q.lead_unit, &q.category].into_iter().flatten() {
+            for v in [&q.status, &q.lead_unit, &q.category, &q.channel, &q.submitter]
+                .into_iter()
+                .flatten()
+            {
                 query = query.bind(v);
+            }
+            for t in [q.submitted_from, q.submitted_to].into_iter().flatten() {
+                query = query.bind(t.millis());
+            }
+            if let Some(p) = q.published {
+                query = query.bind(flag(p));
+            }
+            for u in q.location_units.iter().flatten() {
+                query = query.bind(u);
             }
             if let Some(t) = q.overdue_at {
                 query = query.bind(t.millis());

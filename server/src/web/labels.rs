@@ -64,6 +64,8 @@ pub fn event(k: EventKind) -> &'static str {
         EventKind::Reopened => "重新办理",
         EventKind::Merged => "并单",
         EventKind::Withdrawn => "撤回",
+        EventKind::Reclassified => "重新分类",
+        EventKind::AssistsChanged => "协办调整",
     }
 }
 

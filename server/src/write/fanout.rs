@@ -164,6 +164,7 @@ pub async fn people(
     match recipient {
         Recipient::User(u) => Ok(vec![u.to_string()]),
         Recipient::Members(people) => Ok(people.iter().map(|u| u.to_string()).collect()),
+        Recipient::Room(room) => tx.room_members(room).await,
         Recipient::Household(h) => Ok(tx
             .household_users(&[h.as_str()])
             .await?

@@ -55,6 +55,8 @@ pub struct WriteJob {
     /// Clock actions this write carries out, recorded with it (see
     /// `DocService::act_once`).
     pub marks: Vec<String>,
+    /// The calendar and fan-out settings in force when it was computed.
+    pub settings: Arc<CommitSettings>,
     pub now: Timestamp,
 }
 
@@ -86,7 +88,8 @@ struct Queued {
     reply: oneshot::Sender<Result<JobResult, StorageError>>,
 }
 
-/// What the committer needs beyond the jobs.
+/// What storing a job needs beyond its outcome (replaced at run time when
+/// the calendar changes).
 #[derive(Clone, Debug)]
 pub struct CommitSettings {
     pub calendar: Calendar,
@@ -110,10 +113,10 @@ pub struct Stats {
 
 impl Committer {
     /// Starts the committer task of this node.
-    pub fn start(storage: Storage, settings: CommitSettings) -> Self {
+    pub fn start(storage: Storage) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(storage, settings, rx, stats.clone()));
+        tokio::spawn(run(storage, rx, stats.clone()));
         Committer { queue, stats }
     }
 
@@ -133,7 +136,7 @@ impl Committer {
     }
 }
 
-async fn run(storage: Storage, settings: CommitSettings, mut rx: mpsc::UnboundedReceiver<Queued>, stats: Arc<Stats>) {
+async fn run(storage: Storage, mut rx: mpsc::UnboundedReceiver<Queued>, stats: Arc<Stats>) {
     use std::sync::atomic::Ordering::Relaxed;
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -146,7 +149,7 @@ async fn run(storage: Storage, settings: CommitSettings, mut rx: mpsc::Unbounded
         stats.groups.fetch_add(1, Relaxed);
         stats.jobs.fetch_add(group.len() as u64, Relaxed);
         let (jobs, replies): (Vec<WriteJob>, Vec<_>) = group.into_iter().map(|q| (q.job, q.reply)).unzip();
-        match commit_group(&storage, &settings, &jobs).await {
+        match commit_group(&storage, &jobs).await {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
                     if matches!(result, Ok(JobResult::Stale { .. })) {
@@ -171,14 +174,13 @@ async fn run(storage: Storage, settings: CommitSettings, mut rx: mpsc::Unbounded
 /// Stores `jobs` in one transaction; the outer error means nothing committed.
 async fn commit_group(
     storage: &Storage,
-    settings: &CommitSettings,
     jobs: &[WriteJob],
 ) -> Result<Vec<Result<JobResult, StorageError>>, StorageError> {
     let mut tx = storage.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         tx.savepoint().await?;
-        match store(&mut tx, settings, job, storage.instance()).await {
+        match store(&mut tx, job, storage.instance()).await {
             Ok(JobResult::Committed(c)) => {
                 tx.release_savepoint().await?;
                 results.push(Ok(JobResult::Committed(c)));
@@ -198,12 +200,7 @@ async fn commit_group(
 }
 
 /// One job inside the group's transaction.
-async fn store(
-    tx: &mut StorageTx,
-    settings: &CommitSettings,
-    job: &WriteJob,
-    origin: u64,
-) -> Result<JobResult, StorageError> {
+async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobResult, StorageError> {
     let stored = tx.document_position(&job.doc_id).await?.map_or(0, |(_, p)| p);
     if stored != job.position {
         return Ok(JobResult::Stale { stored });
@@ -239,8 +236,8 @@ async fn store(
         &job.doc_id,
         &job.notifications,
         job.now,
-        &settings.calendar,
-        &settings.fanout,
+        &job.settings.calendar,
+        &job.settings.fanout,
     )
     .await?;
     // After fan-out, so the delivery records of a new notice exist.

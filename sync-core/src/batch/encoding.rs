@@ -161,6 +161,7 @@ mod tests {
                 reply_to: None,
                 attachments: vec![],
                 tag: None,
+                appeal: None,
             };
             doc.post(&mut author, now.plus_minutes(i), m).unwrap();
         }

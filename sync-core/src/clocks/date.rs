@@ -35,7 +35,7 @@ impl Weekday {
     ];
 
     /// Monday is 0, Sunday is 6.
-    pub(super) fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -97,7 +97,7 @@ impl Date {
         self.days
     }
 
-    pub(super) fn plus_days(self, n: i64) -> Date {
+    pub(crate) fn plus_days(self, n: i64) -> Date {
         Date {
             days: self.days.saturating_add(n),
         }

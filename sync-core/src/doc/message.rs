@@ -11,8 +11,12 @@ use crate::hlc::Hlc;
 use crate::ids::{EntryId, UserId};
 
 /// Someone a message calls on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// One encoding everywhere, in documents and on the wire: the text `"@all"`
+/// for every member of the room, else the user id (`"officer-li"`). Reading
+/// also takes the forms older clients sent (`"all"`, `"@officer-li"`,
+/// `{"user": "officer-li"}`), so nothing they stored stops reading.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Mention {
     User(UserId),
     /// `@all`: every member of the room.
@@ -20,19 +24,51 @@ pub enum Mention {
 }
 
 impl Mention {
-    fn to_text(&self) -> String {
+    /// The one text form: `"@all"` or the user id.
+    pub fn to_text(&self) -> String {
         match self {
             Mention::User(u) => u.to_string(),
             Mention::All => "@all".into(),
         }
     }
 
-    fn from_text(s: &str) -> Result<Self, SchemaError> {
+    /// Reads the text form, as documents store it.
+    pub fn from_text(s: &str) -> Result<Self, SchemaError> {
         if s == "@all" {
             Ok(Mention::All)
         } else {
             UserId::new(s).map(Mention::User)
         }
+    }
+
+    /// Reads what a client may send: the text form, or the older `"all"` and `"@user-id"`.
+    pub fn from_client(s: &str) -> Result<Self, SchemaError> {
+        match s {
+            "@all" | "all" => Ok(Mention::All),
+            _ => UserId::new(s.strip_prefix('@').unwrap_or(s)).map(Mention::User),
+        }
+    }
+}
+
+impl Serialize for Mention {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mention {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Tagged { user: String },
+        }
+        let text = match Form::deserialize(deserializer)? {
+            Form::Text(s) => s,
+            Form::Tagged { user } => user,
+        };
+        Mention::from_client(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -51,6 +87,10 @@ pub struct Message {
     /// Work-type tag (legal publicity, dispute mediation, …).
     #[serde(default)]
     pub tag: Option<String>,
+    /// The cross-room appeal (a lost schoolbag, a missing person) this
+    /// message posts or resolves: the same id in every room it went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appeal: Option<String>,
 }
 
 impl Message {
@@ -69,6 +109,7 @@ impl Message {
             reply_to: None,
             attachments: Vec::new(),
             tag: None,
+            appeal: None,
         }
     }
 
@@ -88,6 +129,9 @@ impl Message {
         if let Some(tag) = &self.tag {
             check_text("tag", tag, limits::SHORT, true)?;
         }
+        if let Some(appeal) = &self.appeal {
+            check_text("appeal", appeal, limits::SHORT, true)?;
+        }
         Ok(())
     }
 
@@ -103,6 +147,7 @@ impl Message {
             reply_to: am::parse_opt(doc, obj, "reply_to")?,
             attachments: am::str_list(doc, obj, "attachments")?,
             tag: am::opt_str(doc, obj, "tag")?,
+            appeal: am::opt_str(doc, obj, "appeal")?,
         };
         msg.validate()?;
         Ok(msg)
@@ -123,6 +168,7 @@ impl Message {
             am::put_str_list(tx, &obj, "attachments", &self.attachments)?;
         }
         am::put_opt_str(tx, &obj, "tag", self.tag.as_deref())?;
+        am::put_opt_str(tx, &obj, "appeal", self.appeal.as_deref())?;
         Ok(())
     }
 }

@@ -23,6 +23,9 @@ pub enum Recipient {
     /// stands for all of them (stored once, delivered to each), so an @all
     /// in a room of ten thousand is one record, not ten thousand.
     Members(Vec<UserId>),
+    /// The members of a room (its storage id): a petition raised from the
+    /// room reports back there when its result is published.
+    Room(String),
 }
 
 impl fmt::Display for Recipient {
@@ -34,6 +37,7 @@ impl fmt::Display for Recipient {
             Recipient::Unit(u) => write!(f, "unit:{u}"),
             Recipient::Household(h) => write!(f, "household:{h}"),
             Recipient::Members(_) => f.write_str("all"),
+            Recipient::Room(r) => write!(f, "room:{r}"),
         }
     }
 }
@@ -71,6 +75,8 @@ text_enum!(
         DueSoon = "due_soon",
         /// A petition clock ran out.
         Overdue = "overdue",
+        /// A petition's result was published on the public board (公开晒单).
+        ResultPublished = "result_published",
     }
 );
 

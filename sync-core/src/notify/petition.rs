@@ -72,6 +72,8 @@ pub fn petition_notifications<D: Borrow<AutoCommit>>(
 /// | returned | the unit it went back to | returned |
 /// | escalated | the new lead, urgent | escalated |
 /// | supervised | the lead, urgent | supervised |
+/// | assists changed | each added assisting unit | assist requested |
+/// | published | the submitter; the members of the room it was raised from | result published |
 /// | signed, replied, closed, merged | the submitter | status |
 /// | progress | the submitter | progress |
 /// | reopened | the lead; the submitter unless they reopened it | status |
@@ -274,7 +276,29 @@ impl Ctx<'_> {
                     push(unit(l), Kind::FollowUp, false, format!("回访评价{rating}星：{title}"));
                 }
             }
-            EventBody::Accepted | EventBody::Contacted { .. } | EventBody::Published { .. } => {}
+            EventBody::AssistsChanged { add, .. } => {
+                for a in add {
+                    push(unit(a), Kind::AssistRequested, false, format!("请协办诉求：{title}"));
+                }
+            }
+            EventBody::Published { .. } => {
+                push(
+                    submitter,
+                    Kind::ResultPublished,
+                    false,
+                    format!("您的诉求办理结果已公开：{title}"),
+                );
+                if let Some(source) = &self.header.source {
+                    let room = source.room.strip_prefix("automerge:").unwrap_or(&source.room);
+                    push(
+                        Recipient::Room(room.to_owned()),
+                        Kind::ResultPublished,
+                        false,
+                        format!("群里反映的问题办理结果已公开：{title}"),
+                    );
+                }
+            }
+            EventBody::Accepted | EventBody::Contacted { .. } | EventBody::Reclassified { .. } => {}
         }
     }
 

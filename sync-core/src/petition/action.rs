@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::PetitionDoc;
 use super::event::{ContactMethod, EventBody};
 use crate::author::Author;
+use crate::channel::Category;
 use crate::doc::Message;
 use crate::error::SchemaError;
 use crate::ids::{EntryId, UnitId};
@@ -86,6 +87,20 @@ pub enum PetitionAction {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Files the petition under another category; the lead writes it.
+    Reclassify {
+        unit: UnitId,
+        category: Category,
+        reason: String,
+    },
+    /// Adds or removes assisting units; the lead stays.
+    ChangeAssists {
+        unit: UnitId,
+        #[serde(default)]
+        add: Vec<UnitId>,
+        #[serde(default)]
+        remove: Vec<UnitId>,
+    },
     /// A message in the petition's conversation.
     Comment {
         text: String,
@@ -115,6 +130,8 @@ impl PetitionAction {
             PetitionAction::Reopen { .. } => "reopen",
             PetitionAction::Merge { .. } => "merge",
             PetitionAction::Withdraw { .. } => "withdraw",
+            PetitionAction::Reclassify { .. } => "reclassify",
+            PetitionAction::ChangeAssists { .. } => "change_assists",
             PetitionAction::Comment { .. } => "comment",
         }
     }
@@ -138,6 +155,8 @@ impl PetitionAction {
             A::Reopen { unit, reason } => (unit, EventBody::Reopened { reason }),
             A::Merge { unit, into } => (Some(unit), EventBody::Merged { into }),
             A::Withdraw { reason } => (None, EventBody::Withdrawn { reason }),
+            A::Reclassify { unit, category, reason } => (Some(unit), EventBody::Reclassified { category, reason }),
+            A::ChangeAssists { unit, add, remove } => (Some(unit), EventBody::AssistsChanged { add, remove }),
             A::Comment {
                 text,
                 attachments,
@@ -169,6 +188,41 @@ impl PetitionAction {
                 doc.post(author, now, message)
             }
         }
+    }
+}
+
+/// Why the workflow would set an action aside against the current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// The workflow rule (`petition::status::rules`), e.g. `already-signed`.
+    pub rule: String,
+    /// The event that made the action inapplicable, if one did.
+    pub after: Option<EntryId>,
+}
+
+impl PetitionAction {
+    /// Writes the action like [`PetitionAction::apply`], then asks the
+    /// workflow what becomes of it against the document as it now stands.
+    ///
+    /// An action taken online (a REST request) that the workflow would set
+    /// aside at once is a mistake the person should hear of, not a silent
+    /// no-op: the caller discards the edit and reports the rule. Offline
+    /// edits that merge later keep their set-aside semantics (they are
+    /// written with [`PetitionAction::apply`] and derived like any event).
+    pub fn apply_online(
+        self,
+        doc: &mut PetitionDoc,
+        author: &mut Author,
+        now: Timestamp,
+    ) -> Result<Result<EntryId, SetAside>, SchemaError> {
+        let id = self.apply(doc, author, now)?;
+        Ok(match doc.state()?.outcome(&id) {
+            Some(super::Outcome::Superseded { rule, after }) => Err(SetAside {
+                rule: rule.clone(),
+                after: after.clone(),
+            }),
+            _ => Ok(id),
+        })
     }
 }
 

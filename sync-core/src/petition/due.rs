@@ -45,7 +45,9 @@ impl PetitionState {
         .into_iter()
         .filter(|(_, _, done)| !stopped || done.is_some())
         .map(|(kind, start, done)| {
-            let limit = rules.limit(kind, header.channel, header.category);
+            // The category as reclassified: a request found to be no police
+            // matter runs on the limits of its real category.
+            let limit = rules.limit(kind, header.channel, self.category);
             let state = limit.state(cal, start, done, now);
             PetitionClock {
                 kind,

@@ -6,7 +6,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
 
-use crate::channel::text_enum;
+use crate::channel::{Category, text_enum};
 use crate::doc::am;
 use crate::doc::{check_text, limits};
 use crate::error::SchemaError;
@@ -78,6 +78,17 @@ pub enum EventBody {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// 重新分类: the lead files the petition under another category (a
+    /// request found to be no police matter becomes `non_police`), saying why.
+    Reclassified { category: Category, reason: String },
+    /// 协办调整: the lead adds or removes assisting units and stays the lead
+    /// (一人咨询, N方联动).
+    AssistsChanged {
+        #[serde(default)]
+        add: Vec<UnitId>,
+        #[serde(default)]
+        remove: Vec<UnitId>,
+    },
 }
 
 text_enum!(
@@ -99,6 +110,8 @@ text_enum!(
         Reopened = "reopened",
         Merged = "merged",
         Withdrawn = "withdrawn",
+        Reclassified = "reclassified",
+        AssistsChanged = "assists_changed",
     }
 );
 
@@ -121,6 +134,8 @@ impl EventBody {
             EventBody::Reopened { .. } => EventKind::Reopened,
             EventBody::Merged { .. } => EventKind::Merged,
             EventBody::Withdrawn { .. } => EventKind::Withdrawn,
+            EventBody::Reclassified { .. } => EventKind::Reclassified,
+            EventBody::AssistsChanged { .. } => EventKind::AssistsChanged,
         }
     }
 }
@@ -203,6 +218,16 @@ impl TimelineEvent {
             EventBody::Published { summary } => check_text("summary", summary, limits::BODY, true)?,
             EventBody::Merged { into } => check_text("into", into, limits::SHORT, true)?,
             EventBody::Withdrawn { reason } => opt_text("reason", reason)?,
+            EventBody::Reclassified { reason, .. } => check_text("reason", reason, limits::NOTE, true)?,
+            EventBody::AssistsChanged { add, remove } => {
+                let overlap = add.iter().any(|u| remove.contains(u));
+                if add.is_empty() && remove.is_empty() || overlap || add.len() + remove.len() > limits::LIST {
+                    return Err(SchemaError::InvalidValue {
+                        field: "assists".into(),
+                        reason: "name at most 64 units to add or remove, none in both lists".into(),
+                    });
+                }
+            }
             EventBody::Submitted { .. } | EventBody::Signed | EventBody::Accepted => {}
         }
         Ok(())
@@ -259,6 +284,19 @@ impl TimelineEvent {
             },
             EventKind::Merged => EventBody::Merged { into: text("into")? },
             EventKind::Withdrawn => EventBody::Withdrawn { reason: opt("reason")? },
+            EventKind::Reclassified => EventBody::Reclassified {
+                category: am::parse(doc, obj, "category")?,
+                reason: text("reason")?,
+            },
+            EventKind::AssistsChanged => {
+                let units = |k: &str| -> Result<Vec<UnitId>, SchemaError> {
+                    am::str_list(doc, obj, k)?.into_iter().map(UnitId::new).collect()
+                };
+                EventBody::AssistsChanged {
+                    add: units("add")?,
+                    remove: units("remove")?,
+                }
+            }
         };
         let event = TimelineEvent {
             by: am::parse(doc, obj, "by")?,
@@ -308,6 +346,14 @@ impl TimelineEvent {
             EventBody::Closed { note } => am::put_opt_str(tx, &obj, "note", note.as_deref())?,
             EventBody::Merged { into } => am::put_str(tx, &obj, "into", into)?,
             EventBody::Withdrawn { reason } => am::put_opt_str(tx, &obj, "reason", reason.as_deref())?,
+            EventBody::Reclassified { category, reason } => {
+                am::put_str(tx, &obj, "category", category.as_str())?;
+                am::put_str(tx, &obj, "reason", reason)?;
+            }
+            EventBody::AssistsChanged { add, remove } => {
+                am::put_str_list(tx, &obj, "add", add.iter().map(|u| u.as_str()))?;
+                am::put_str_list(tx, &obj, "remove", remove.iter().map(|u| u.as_str()))?;
+            }
         }
         Ok(())
     }

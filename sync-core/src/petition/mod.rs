@@ -20,7 +20,7 @@ use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId};
 use crate::time::Timestamp;
 
-pub use action::PetitionAction;
+pub use action::{PetitionAction, SetAside};
 pub use due::{PetitionClock, most_urgent};
 pub use event::{ContactMethod, EventBody, EventKind, TimelineEvent};
 pub use header::{Location, PetitionHeader, SourceRef};

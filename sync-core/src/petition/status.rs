@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{EventBody, TimelineEvent};
 use super::header::PetitionHeader;
+use crate::channel::Category;
 use crate::doc::Message;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId, UserId};
@@ -123,8 +124,13 @@ pub struct PetitionState {
     pub escalations: u32,
     pub supervised: bool,
     pub published: bool,
+    /// The text of the latest applied publication (公开晒单), for the public board.
+    pub publication: Option<String>,
     /// The rating of the latest follow-up.
     pub rating: Option<u8>,
+    /// The category as the latest applied reclassification left it (the
+    /// header's until then): what clocks and reports go by.
+    pub category: Category,
     pub merged_into: Option<String>,
     /// Every unit the petition was ever routed to or located in. It only
     /// grows, whatever order events merge in; read and write access builds on it.
@@ -153,7 +159,9 @@ impl PetitionState {
             escalations: 0,
             supervised: false,
             published: false,
+            publication: None,
             rating: None,
+            category: header.category,
             merged_into: None,
             involved_units: BTreeSet::from([header.location.unit.clone()]),
             awaiting_handler: false,
@@ -172,6 +180,7 @@ pub(crate) fn routed_units(event: &TimelineEvent) -> Vec<&UnitId> {
     match &event.body {
         EventBody::Submitted { unit } => vec![unit],
         EventBody::Transferred { to, assist, .. } => std::iter::once(to).chain(assist).collect(),
+        EventBody::AssistsChanged { add, .. } => add.iter().collect(),
         EventBody::Escalated { to, .. } => vec![to],
         _ => Vec::new(),
     }
@@ -258,6 +267,9 @@ pub mod rules {
     pub const FINISHED: &str = "finished";
     pub const SAME_UNIT: &str = "same-unit";
     pub const NOT_SUBMITTER: &str = "not-submitter";
+    /// A reclassification to the category it already has, or an assists
+    /// change that adds no new assisting unit and removes none it has.
+    pub const NO_CHANGE: &str = "no-change";
 }
 
 /// Applies one event. `Ok(true)` when status or lead changed, `Ok(false)`
@@ -402,11 +414,12 @@ fn apply(
             s.rating = Some(*rating);
             Ok(false)
         }
-        EventBody::Published { .. } => {
+        EventBody::Published { summary } => {
             if !matches!(s.status, Status::Replied | Status::Closed) {
                 return Err(NOT_ANSWERED);
             }
             s.published = true;
+            s.publication = Some(summary.clone());
             Ok(false)
         }
         EventBody::Closed { .. } => {
@@ -445,6 +458,34 @@ fn apply(
             }
             s.status = Status::Withdrawn;
             Ok(true)
+        }
+        EventBody::Reclassified { category, .. } => {
+            require_open(s)?;
+            require_lead()?;
+            if *category == s.category {
+                return Err(NO_CHANGE);
+            }
+            s.category = *category;
+            Ok(false)
+        }
+        EventBody::AssistsChanged { add, remove } => {
+            require_open(s)?;
+            require_lead()?;
+            if add.iter().any(|u| Some(u) == s.lead.as_ref()) {
+                return Err(SAME_UNIT);
+            }
+            let adds = add.iter().any(|u| !s.assists.contains(u));
+            let removes = remove.iter().any(|u| s.assists.contains(u));
+            if !adds && !removes {
+                return Err(NO_CHANGE);
+            }
+            s.assists.retain(|u| !remove.contains(u));
+            for u in add {
+                if !s.assists.contains(u) {
+                    s.assists.push(u.clone());
+                }
+            }
+            Ok(false)
         }
     }
 }

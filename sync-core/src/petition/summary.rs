@@ -37,6 +37,12 @@ pub struct PetitionSummary {
     pub overdue: bool,
     pub rating: Option<u8>,
     pub supervised: bool,
+    /// The result is published on the public board (公开晒单).
+    #[serde(default)]
+    pub published: bool,
+    /// What was published, if anything: the officer's account of the result.
+    #[serde(default)]
+    pub publication: Option<String>,
     pub escalations: u32,
     pub awaiting_handler: bool,
     pub clocks: Vec<PetitionClock>,
@@ -56,7 +62,7 @@ impl PetitionSummary {
             id: header.id.clone(),
             title: header.title.clone(),
             channel: header.channel,
-            category: header.category,
+            category: state.category,
             status: state.status,
             lead: state.lead.clone(),
             assists: state.assists.clone(),
@@ -75,6 +81,8 @@ impl PetitionSummary {
             overdue: clocks.iter().any(|c| matches!(c.state, ClockState::Overdue { .. })),
             rating: state.rating,
             supervised: state.supervised,
+            published: state.published,
+            publication: state.publication.clone(),
             escalations: state.escalations,
             awaiting_handler: state.awaiting_handler,
             clocks,

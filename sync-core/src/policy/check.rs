@@ -662,7 +662,7 @@ impl Inspector<'_, '_> {
         }
         let roles: &[Role] = match kind {
             EventKind::Supervised => &[Role::Leader],
-            EventKind::Transferred | EventKind::Escalated => OFFICERS,
+            EventKind::Transferred | EventKind::Escalated | EventKind::AssistsChanged => OFFICERS,
             _ => HANDLERS,
         };
         if !involved.contains(unit) {
@@ -685,6 +685,7 @@ impl Inspector<'_, '_> {
                 assist.iter().try_for_each(|u| self.unit_exists(u))
             }
             EventBody::Escalated { to, .. } => self.unit_exists(to),
+            EventBody::AssistsChanged { add, .. } => add.iter().try_for_each(|u| self.unit_exists(u)),
             _ => Ok(()),
         }
     }

@@ -1,0 +1,91 @@
+//! Units: duty rosters.
+
+use sync_core::notify::Roster;
+use sync_core::org::Role;
+use sync_core::wire::RosterView;
+use sync_core::{Principal, UnitId};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Roles that may replace a unit's roster (over their jurisdiction).
+const ROSTER_EDITORS: &[Role] = &[Role::Admin, Role::Leader];
+/// Roles a person on a unit's roster must hold over the unit.
+const ON_DUTY: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff];
+/// Roles that may read a unit's roster.
+const ROSTER_READERS: &[Role] = &[Role::Admin, Role::Leader, Role::Officer, Role::DepartmentStaff];
+
+pub(crate) fn unit_id(id: &str) -> Result<UnitId, ApiError> {
+    UnitId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// `PUT /api/units/{id}/roster`: replaces the unit's 7x24 roster.
+pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roster) -> Result<RosterView, ApiError> {
+    let unit = unit_id(id)?;
+    let org = app.docs.org();
+    if org.get(&unit).is_none() {
+        return Err(ApiError::NotFound(format!("no unit {unit}")));
+    }
+    if !org.has_jurisdiction(who, ROSTER_EDITORS, &unit) {
+        return Err(ApiError::Forbidden(format!(
+            "only an admin or a leader over {unit} may set its roster"
+        )));
+    }
+    if roster.unit() != &unit {
+        return Err(ApiError::BadRequest(format!(
+            "the roster is for unit {}, not {unit}",
+            roster.unit()
+        )));
+    }
+    // Whoever is on duty reads the unit's work: only its own staff may be on the roster.
+    let mut members: Vec<&sync_core::UserId> = roster.shifts().iter().flat_map(|s| &s.members).collect();
+    members.sort();
+    members.dedup();
+    for member in members {
+        let staff = match app.auth.principal(member).await {
+            Ok(p) => org.has_jurisdiction(&p, ON_DUTY, &unit),
+            Err(crate::auth::AuthError::UnknownUser(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !staff {
+            return Err(ApiError::BadRequest(format!(
+                "{member} cannot be on duty for {unit}: not an officer, leader or department staff over it"
+            )));
+        }
+    }
+    let now = app.clock.now();
+    app.storage
+        .put_roster(unit.as_str(), &roster.to_json(), &who.user, now)
+        .await?;
+    roster_view(app, &unit).await
+}
+
+/// `GET /api/units/{id}/roster`: the roster, who is on duty now and the next hand-over.
+pub async fn roster(app: &AppState, who: &Principal, id: &str) -> Result<RosterView, ApiError> {
+    let unit = unit_id(id)?;
+    if !app.docs.org().has_jurisdiction(who, ROSTER_READERS, &unit) {
+        return Err(ApiError::NotFound(format!("no roster for {unit}")));
+    }
+    roster_view(app, &unit).await
+}
+
+async fn roster_view(app: &AppState, unit: &UnitId) -> Result<RosterView, ApiError> {
+    let row = app
+        .storage
+        .roster(unit.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no roster for {unit}")))?;
+    let roster = Roster::from_json(&row.roster).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let settings = app.docs.settings();
+    let cal = &settings.calendar;
+    let now = app.clock.now();
+    Ok(RosterView {
+        unit: unit.clone(),
+        on_duty: roster.on_duty(cal, now),
+        shift: roster.shift_at(cal, now).and_then(|s| s.name.clone()),
+        next_handover: roster.next_handover(cal, now).millis(),
+        updated_by: sync_core::UserId::new(row.updated_by).map_err(|e| ApiError::Internal(e.to_string()))?,
+        updated_at: row.updated_at,
+        roster,
+    })
+}

@@ -1,0 +1,185 @@
+//! `lianxin bench kpi`: the KPI report's time over many petitions, beside a
+//! plain `COUNT(*)` over the same table in the same run.
+//!
+//! The petitions are projection rows (summaries derived by sync-core from
+//! generated timelines) written straight into the petitions table: the
+//! report reads only that table, and filling it through the full write path
+//! would take minutes for nothing the report reads.
+
+use std::time::Instant;
+
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use sync_core::kpi::{Dimension, ReportQuery};
+use sync_core::petition::{ContactMethod, EventBody, Location, PetitionHeader, PetitionSummary, TimelineEvent, derive};
+use sync_core::{Calendar, Category, Channel, ClockRules, Hlc, OrgTree, Timestamp, Unit, UnitId, UnitKind, UserId};
+
+use crate::storage::Storage;
+
+#[derive(Clone, Debug, Args)]
+pub struct KpiArgs {
+    /// Petitions to write before timing.
+    #[arg(long, default_value_t = 100_000)]
+    pub petitions: usize,
+    /// Timed runs of each query; the median is printed.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+const STATIONS: usize = 4;
+const VILLAGES_PER_STATION: usize = 5;
+const DAY_MS: i64 = 86_400_000;
+
+fn org() -> OrgTree {
+    let unit = |id: String, kind, parent: Option<String>| Unit {
+        id: UnitId::new(id.clone()).expect("bench id"),
+        name: id,
+        kind,
+        parent: parent.map(|p| UnitId::new(p).expect("bench id")),
+    };
+    let mut units = vec![unit("county".into(), UnitKind::County, None)];
+    for s in 0..STATIONS {
+        units.push(unit(format!("station-{s}"), UnitKind::Station, Some("county".into())));
+        for v in 0..VILLAGES_PER_STATION {
+            units.push(unit(
+                format!("village-{s}-{v}"),
+                UnitKind::Village,
+                Some(format!("station-{s}")),
+            ));
+        }
+    }
+    OrgTree::new(units)
+}
+
+/// A petition submitted at `at` with a random, plausible history.
+fn petition(i: usize, at: Timestamp, rng: &mut impl Rng, now: Timestamp) -> PetitionSummary {
+    let s = i % STATIONS;
+    let station = UnitId::new(format!("station-{s}")).expect("bench id");
+    let village = UnitId::new(format!("village-{s}-{}", i % VILLAGES_PER_STATION)).expect("bench id");
+    let header = PetitionHeader {
+        id: format!("bench-{i}"),
+        channel: Channel::ALL[i % Channel::ALL.len()],
+        category: Category::ALL[i % Category::ALL.len()],
+        title: "bench".into(),
+        body: "bench".into(),
+        submitter: UserId::new("resident").expect("bench id"),
+        recorded_by: UserId::new("resident").expect("bench id"),
+        anonymous: false,
+        contact: None,
+        location: Location {
+            unit: village,
+            lat: None,
+            lon: None,
+        },
+        attachments: vec![],
+        source: None,
+    };
+    let stamp = |t: Timestamp, node: &str| Hlc {
+        wall_ms: t.millis(),
+        counter: 0,
+        node: node.into(),
+    };
+    let officer = UserId::new("officer").expect("bench id");
+    let step = |minutes: i64, body: EventBody| TimelineEvent {
+        by: officer.clone(),
+        at: stamp(at.plus_minutes(minutes), "officer"),
+        unit: Some(station.clone()),
+        body,
+    };
+    let mut events = vec![TimelineEvent {
+        by: header.submitter.clone(),
+        at: stamp(at, "resident"),
+        unit: None,
+        body: EventBody::Submitted { unit: station.clone() },
+    }];
+    if rng.gen_bool(0.95) {
+        events.push(step(rng.gen_range(1..20), EventBody::Signed));
+        events.push(step(
+            rng.gen_range(20..60),
+            EventBody::Contacted {
+                method: ContactMethod::Phone,
+                note: None,
+            },
+        ));
+        if rng.gen_bool(0.9) {
+            events.push(step(
+                rng.gen_range(60..10 * 24 * 60),
+                EventBody::Replied { text: "r".into() },
+            ));
+            if rng.gen_bool(0.5) {
+                events.push(TimelineEvent {
+                    by: header.submitter.clone(),
+                    at: stamp(at.plus_minutes(11 * 24 * 60), "resident"),
+                    unit: None,
+                    body: EventBody::FollowUp {
+                        rating: rng.gen_range(1..=5),
+                        comment: None,
+                    },
+                });
+            }
+        }
+    }
+    let state = derive(&header, &events, &[]);
+    PetitionSummary::new(&header, &state, &ClockRules::default(), &Calendar::china(), now)
+}
+
+fn median(mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+/// Writes the petitions, then times `COUNT(*)` and the report (grouped by
+/// unit and category, over the whole county and period) alternately.
+pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Result<Vec<String>> {
+    let cal = Calendar::china();
+    let rules = ClockRules::default();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let start = now.plus_millis(-60 * DAY_MS);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+    let existing = storage.count_petitions().await?;
+    let wrote = Instant::now();
+    let mut batch = Vec::new();
+    for i in 0..args.petitions {
+        let at = start.plus_millis(rng.gen_range(0..50 * DAY_MS));
+        batch.push((format!("bench-kpi-{existing}-{i}"), petition(i, at, &mut rng, now)));
+        if batch.len() == 10_000 {
+            storage.seed_petition_rows(&batch, now).await?;
+            batch.clear();
+        }
+    }
+    storage.seed_petition_rows(&batch, now).await?;
+    let write_s = wrote.elapsed().as_secs_f64();
+    let org = org();
+    let query = ReportQuery {
+        from: start,
+        to: now,
+        unit: Some(UnitId::new("county").expect("bench id")),
+        category: None,
+        channel: None,
+        group_by: vec![Dimension::Unit, Dimension::Category],
+    };
+    let (mut count_ms, mut report_ms) = (Vec::new(), Vec::new());
+    let mut rows = 0;
+    let mut received = 0;
+    for _ in 0..args.runs.max(1) {
+        let t = Instant::now();
+        rows = storage.count_petitions().await?;
+        count_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let r = crate::api::reports::run(&storage, &org, &rules, &cal, query.clone(), now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        report_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        received = r.total.received;
+    }
+    let (count, report) = (median(count_ms), median(report_ms));
+    Ok(vec![
+        format!("backend={backend}"),
+        format!("petitions_in_table={rows}"),
+        format!("petitions_in_report={received}"),
+        format!("write_s={write_s:.1}"),
+        format!("count_ms={count:.2}"),
+        format!("report_ms={report:.1}"),
+        format!("ratio_report_vs_count={:.1}", report / count.max(0.001)),
+    ])
+}

@@ -1,0 +1,66 @@
+//! HTTP handlers for the organisation and run-time configuration: thin wrappers over [`crate::api::org`].
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit};
+
+use super::extract::{ApiJson, Authenticated};
+use crate::admin::ImportFile;
+use crate::api::org;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn units(State(app): State<AppState>, auth: Authenticated) -> Result<Json<UnitList>, ApiError> {
+    Ok(Json(org::units(&app, &auth.principal).await?))
+}
+
+pub async fn put_unit(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    ApiJson(edit): ApiJson<UnitEdit>,
+) -> Result<Json<UnitView>, ApiError> {
+    Ok(Json(org::put_unit(&app, &auth.principal, &id, edit).await?))
+}
+
+pub async fn put_user(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    ApiJson(edit): ApiJson<UserEdit>,
+) -> Result<Json<ImportResult>, ApiError> {
+    Ok(Json(org::put_user(&app, &auth.principal, &id, edit).await?))
+}
+
+/// `POST /api/admin/import`: JSON, or TOML with `Content-Type: application/toml`.
+pub async fn import(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<ImportResult>, ApiError> {
+    let toml = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("toml"));
+    let file: ImportFile = if toml {
+        toml::from_str(&body).map_err(|e| ApiError::BadRequest(format!("not valid TOML: {e}")))?
+    } else {
+        serde_json::from_str(&body).map_err(|e| ApiError::BadRequest(format!("not valid JSON: {e}")))?
+    };
+    Ok(Json(org::import(&app, &auth.principal, file).await?))
+}
+
+pub async fn clock_settings(State(app): State<AppState>, auth: Authenticated) -> Result<Json<ClockSettings>, ApiError> {
+    Ok(Json(org::clock_settings(&app, &auth.principal).await?))
+}
+
+pub async fn put_clock_settings(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(new): ApiJson<ClockSettings>,
+) -> Result<Json<ClockSettings>, ApiError> {
+    Ok(Json(org::put_clock_settings(&app, &auth.principal, new).await?))
+}

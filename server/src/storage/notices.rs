@@ -1,0 +1,116 @@
+//! Notices for the API: which notices a reader may be shown, and what the
+//! server itself delivered of each.
+
+use std::collections::BTreeMap;
+
+use super::{Storage, StorageError, on_pool};
+
+/// One candidate notice for a listing: storage id and when it was stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub doc_id: String,
+    pub created_at: i64,
+}
+
+impl Storage {
+    /// Notices whose access rows name one of `units` (as issuing or audience
+    /// unit), `household`, or one of `rooms`, newest first, stored before
+    /// `before` if given. Callers still check each with `may_read`.
+    pub async fn notice_candidates(
+        &self,
+        units: &[String],
+        household: Option<&str>,
+        rooms: &[String],
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NoticeRow>, StorageError> {
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let mut any = Vec::new();
+        if !units.is_empty() {
+            let list: Vec<String> = units.iter().map(|_| next()).collect();
+            any.push(format!(
+                "(a.kind IN ('unit', 'audience_unit') AND a.subject IN ({}))",
+                list.join(", ")
+            ));
+        }
+        if household.is_some() {
+            any.push(format!("(a.kind = 'household' AND a.subject = {})", next()));
+        }
+        if !rooms.is_empty() {
+            let list: Vec<String> = rooms.iter().map(|_| next()).collect();
+            any.push(format!("(a.kind = 'room' AND a.subject IN ({}))", list.join(", ")));
+        }
+        if any.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!(
+            "SELECT d.doc_id, d.created_at FROM documents d WHERE d.kind = 'notice' AND EXISTS \
+             (SELECT 1 FROM doc_access a WHERE a.doc_id = d.doc_id AND ({}))",
+            any.join(" OR ")
+        );
+        if before.is_some() {
+            sql.push_str(&format!(" AND d.created_at < {}", next()));
+        }
+        sql.push_str(&format!(" ORDER BY d.created_at DESC, d.doc_id DESC LIMIT {}", next()));
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql);
+            for u in units {
+                q = q.bind(u);
+            }
+            if let Some(h) = household {
+                q = q.bind(h);
+            }
+            for r in rooms {
+                q = q.bind(r);
+            }
+            if let Some(b) = before {
+                q = q.bind(b);
+            }
+            q.bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(doc_id, created_at)| NoticeRow { doc_id, created_at })
+            .collect())
+    }
+
+    /// Per household of the notice `doc_id`, the earliest time the server
+    /// itself knows one of its people got the notice: an inbox item pushed
+    /// on a live connection (SSE or a sync socket), an inbox acknowledged
+    /// past the item (at the time of that acknowledgement), or a push the
+    /// gateway accepted.
+    pub async fn notice_server_deliveries(&self, doc_id: &str) -> Result<BTreeMap<String, i64>, StorageError> {
+        // Recipient, and the three times the server may have delivered at.
+        type Row = (String, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT n.recipient, i.delivered_at, \
+                 CASE WHEN a.acked >= i.seq THEN a.acked_at END, \
+                 (SELECT MIN(o.done_at) FROM outbox o WHERE o.inbox_seq = i.seq AND o.channel = 'push' \
+                  AND o.status = 'sent') \
+                 FROM notifications n JOIN inbox i ON i.notification_id = n.id \
+                 LEFT JOIN inbox_acks a ON a.user_id = i.user_id \
+                 WHERE n.doc_id = $1 AND n.recipient LIKE 'household:%'",
+            )
+            .bind(doc_id)
+            .fetch_all(pool)
+            .await
+        })?;
+        let mut out: BTreeMap<String, i64> = BTreeMap::new();
+        for (recipient, live, acked, pushed) in rows {
+            let Some(household) = recipient.strip_prefix("household:") else {
+                continue;
+            };
+            let Some(at) = [live, acked, pushed].into_iter().flatten().min() else {
+                continue;
+            };
+            let slot = out.entry(household.to_owned()).or_insert(at);
+            *slot = (*slot).min(at);
+        }
+        Ok(out)
+    }
+}
