@@ -348,7 +348,7 @@ pub struct RoomRecord {
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct NoticeRecord {
     pub id: String,
-    /// `anti_fraud`, `safety`, `legal` or `general`.
+    /// `anti_fraud`, `safety`, `legal`, `reminder` or `general`.
     pub kind: String,
     pub title: String,
     pub body: String,

@@ -23,6 +23,8 @@ text_enum!(
         AntiFraud = "anti_fraud",
         Safety = "safety",
         Legal = "legal",
+        /// A reminder (提醒): a deadline, a meeting, a season's chores.
+        Reminder = "reminder",
         General = "general",
     }
 );

@@ -577,4 +577,12 @@ fn a_notice_reaches_each_audience_household_once() {
         summary(&ns),
         vec![(Recipient::Household(household("h1")), Kind::Notice, false)]
     );
+    // A reminder (提醒) reaches the same households, not urgently.
+    let reminder = notice(NoticeKind::Reminder);
+    let ns = notice_notifications(None, &reminder, &[]).unwrap();
+    assert_eq!(
+        summary(&ns),
+        vec![(Recipient::Household(household("h1")), Kind::Notice, false)]
+    );
+    assert!(ns[0].text.starts_with("提醒："), "{}", ns[0].text);
 }

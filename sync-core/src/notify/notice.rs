@@ -37,6 +37,7 @@ pub fn notice_notifications<D: Borrow<AutoCommit>>(
         NoticeKind::AntiFraud => format!("反诈提醒：{title}"),
         NoticeKind::Safety => format!("安全提示：{title}"),
         NoticeKind::Legal => format!("法治宣传：{title}"),
+        NoticeKind::Reminder => format!("提醒：{title}"),
         NoticeKind::General => format!("通知：{title}"),
     };
     let src = Source {
