@@ -72,6 +72,10 @@ pub struct DocEvent {
     /// cursor order (empty for other nodes' changes), so the dispatcher
     /// can deliver them without reading them back.
     pub inbox: Arc<[InboxItem]>,
+    /// Whether the changes may have changed who reads the document
+    /// (`Checked::readers_may_change`; always true for other nodes'
+    /// changes): live connections following it check their reader again.
+    pub readers_may_change: bool,
 }
 
 /// What became of a batch of changes.
@@ -187,6 +191,7 @@ impl DocService {
                                 last_seq: n.last_seq,
                                 by,
                                 inbox: Arc::new([]),
+                                readers_may_change: true,
                             });
                         }
                         Err(StorageError::Database(sqlx::Error::PoolClosed)) => break,
@@ -428,11 +433,12 @@ impl DocService {
             loaded.doc = before;
             return Ok(applied);
         }
+        let edit_readers_may_change = checked.readers_may_change;
         let edit = Edit {
             before: &before,
             after: &checked.doc,
             accepted: &accepted,
-            readers_may_change: checked.readers_may_change,
+            readers_may_change: edit_readers_may_change,
         };
         let result = self.store(doc_id, who, edit, now, marks).await;
         match result {
@@ -448,6 +454,7 @@ impl DocService {
                     last_seq,
                     by: who.user.clone(),
                     inbox: inbox.into(),
+                    readers_may_change: edit_readers_may_change,
                 });
                 if loaded.compaction_due() {
                     let snapshot = loaded.doc.save();
