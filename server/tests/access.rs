@@ -116,7 +116,9 @@ async fn an_anonymous_letter_is_masked_alike_in_a_list_and_a_read(db: &mut TestD
         let (_, page) = server.get("/api/petitions?limit=200", Some(&t)).await?;
         let item = listed(page).with_context(|| format!("{reader} lists the letter"))?;
         ensure!(item["submitter"] == "anonymous", "{reader}: {item}");
-        let (_, page) = server.get("/api/petitions?limit=200&submitter=res-zhang", Some(&t)).await?;
+        let (_, page) = server
+            .get("/api/petitions?limit=200&submitter=res-zhang", Some(&t))
+            .await?;
         ensure!(listed(page).is_none(), "{reader} finds the letter by its writer");
     }
     let t = server.token("duty-lin").await?;

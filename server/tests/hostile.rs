@@ -640,13 +640,16 @@ async fn first_ack(server: &TestServer, token: &str, frame: Vec<u8>) -> anyhow::
 /// `junk` field was once stored and synced to every handler) is refused on
 /// `/batch` with the rule: `unknown-field`, or `change-too-large` for the 5 MB one.
 async fn a_new_petition_with_a_junk_header_field_is_refused_on_batch(db: &mut TestDb) -> anyhow::Result<()> {
-    use sync_core::petition::{Location, PetitionDoc, PetitionHeader};
     use lianxin_server::clock::Clock;
+    use sync_core::petition::{Location, PetitionDoc, PetitionHeader};
     use sync_core::{Author, Category, Channel, HlcClock, UnitId};
     let server = demo_server(db).await?;
     let token = token(&server, "res-zhang").await?;
     let zhang = UserId::new("res-zhang")?;
-    for (junk, rule) in [("x".repeat(1000), "unknown-field"), ("x".repeat(5 * MB), "change-too-large")] {
+    for (junk, rule) in [
+        ("x".repeat(1000), "unknown-field"),
+        ("x".repeat(5 * MB), "change-too-large"),
+    ] {
         let header = PetitionHeader {
             id: "p-junk".into(),
             channel: Channel::ChiefLine,

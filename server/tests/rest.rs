@@ -503,7 +503,13 @@ async fn a_full_petition_refuses_a_rest_comment_with_the_rule(db: &mut TestDb) -
     let applied = server.state.docs.apply(&who, &id, fork.get_changes(&before)).await?;
     ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
 
-    let (status, body) = act(&server, "res-zhang", &id, json!({"action": "comment", "text": "再问一次"})).await?;
+    let (status, body) = act(
+        &server,
+        "res-zhang",
+        &id,
+        json!({"action": "comment", "text": "再问一次"}),
+    )
+    .await?;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["refused"][0]["rule"], "document-full", "{body}");
     server.stop().await

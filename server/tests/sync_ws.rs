@@ -556,7 +556,10 @@ async fn fields_outside_the_schema_are_refused_with_the_rule(db: &mut TestDb) ->
     let rules: Vec<String> = out.refusals().into_iter().map(|(_, r)| r).collect();
     assert_eq!(rules, ["unknown-field"], "{out:?}");
     let view = rest_petition(&server, "officer-li", &id).await?;
-    assert!(!texts(&view).contains(&"多余的字段".to_owned()), "the refused change is not stored");
+    assert!(
+        !texts(&view).contains(&"多余的字段".to_owned()),
+        "the refused change is not stored"
+    );
     server.stop().await
 }
 
@@ -577,10 +580,16 @@ async fn a_member_removed_from_a_room_stops_receiving_it_live(db: &mut TestDb) -
     let (mut doc, mut state, out) = zhang.fetch(id).await?;
     ensure!(!out.unavailable && out.in_sync, "{out:?}");
 
-    let (status, body) = server.delete(&format!("/api/rooms/{id}/members/res-zhang"), Some(&li)).await?;
+    let (status, body) = server
+        .delete(&format!("/api/rooms/{id}/members/res-zhang"), Some(&li))
+        .await?;
     ensure!((200..300).contains(&status), "{status} {body}");
     let (status, body) = server
-        .post(&format!("/api/rooms/{id}/messages"), Some(&li), &json!({"text": "移出之后的消息"}))
+        .post(
+            &format!("/api/rooms/{id}/messages"),
+            Some(&li),
+            &json!({"text": "移出之后的消息"}),
+        )
         .await?;
     ensure!((200..300).contains(&status), "{status} {body}");
 
@@ -600,7 +609,10 @@ async fn a_member_removed_from_a_room_stops_receiving_it_live(db: &mut TestDb) -
         .into_iter()
         .map(|m| m.text)
         .collect();
-    ensure!(!texts.contains(&"移出之后的消息".to_owned()), "pushed after removal: {texts:?}");
+    ensure!(
+        !texts.contains(&"移出之后的消息".to_owned()),
+        "pushed after removal: {texts:?}"
+    );
     ensure!(unavailable, "the connection was not told the room is gone");
     server.stop().await
 }

@@ -145,11 +145,7 @@ impl Disclosure {
         submitter: &crate::ids::UserId,
         handlers: impl IntoIterator<Item = &'a UnitId>,
     ) -> Disclosure {
-        if &who.user == submitter
-            || handlers
-                .into_iter()
-                .any(|u| acts_over(org, who, RoleSet::HANDLERS, u))
-        {
+        if &who.user == submitter || handlers.into_iter().any(|u| acts_over(org, who, RoleSet::HANDLERS, u)) {
             Disclosure::Full
         } else {
             Disclosure::Masked

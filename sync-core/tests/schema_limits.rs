@@ -31,7 +31,12 @@ fn allowed(c: &Checked) {
 
 #[track_caller]
 fn refused(c: &Checked, rule: Rule) {
-    assert_eq!(c.refused.len(), 1, "expected one refusal by {rule}, got {:?}", c.refused);
+    assert_eq!(
+        c.refused.len(),
+        1,
+        "expected one refusal by {rule}, got {:?}",
+        c.refused
+    );
     assert_eq!(c.refused[0].rule, rule, "{}", c.refused[0]);
     assert!(c.accepted.is_empty());
 }
@@ -126,7 +131,8 @@ fn a_message_with_many_keys_and_an_event_with_another_kinds_field_are_refused() 
             let e = d.insert_object(&timeline, 1, ObjType::Map).unwrap();
             d.put(&e, "kind", "signed").unwrap();
             d.put(&e, "by", "oa").unwrap();
-            d.put(&e, "at", format!("{:013}.00000.oa", T0.plus_minutes(2).millis())).unwrap();
+            d.put(&e, "at", format!("{:013}.00000.oa", T0.plus_minutes(2).millis()))
+                .unwrap();
             d.put(&e, "unit", "station-a").unwrap();
             d.put(&e, "reason", "x".repeat(3000)).unwrap();
         }),
@@ -279,7 +285,8 @@ fn a_full_petition_takes_no_more_entries() {
     let c = raw_edit(&doc, &resident(), |d| {
         let m = d.insert_object(&conv, d.length(&conv), ObjType::Map).unwrap();
         d.put(&m, "by", "r1").unwrap();
-        d.put(&m, "at", format!("{:013}.00000.last", T0.plus_minutes(2).millis())).unwrap();
+        d.put(&m, "at", format!("{:013}.00000.last", T0.plus_minutes(2).millis()))
+            .unwrap();
         d.put(&m, "text", "再问一次").unwrap();
     });
     refused(&c, Rule::DocumentFull);

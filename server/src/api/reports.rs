@@ -1,8 +1,8 @@
 //! KPI reports: the figures sync-core's `kpi` module defines, over the
 //! petitions a caller's units hold.
 
-use sync_core::kpi::{Dimension, KpiInput, KpiReport, ReceiptTimes, ReportQuery, report};
 use sync_core::access::{self, RoleSet};
+use sync_core::kpi::{Dimension, KpiInput, KpiReport, ReceiptTimes, ReportQuery, report};
 use sync_core::petition::PetitionSummary;
 use sync_core::{Category, Channel, Principal, Timestamp, UnitId};
 

@@ -1,7 +1,7 @@
 //! Units: duty rosters.
 
-use sync_core::notify::Roster;
 use sync_core::access::{self, RoleSet};
+use sync_core::notify::Roster;
 use sync_core::wire::RosterView;
 use sync_core::{Principal, UnitId};
 

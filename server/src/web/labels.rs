@@ -142,6 +142,7 @@ pub fn rule(code: &str) -> String {
         "creation-only" => "这只能在创建时设定。",
         "missing-dependency" | "depends-on-refused" => "这次修改依赖的内容缺失或已被拒绝。",
         "actor-bound-to-other-user" => "这个设备标识属于另一位用户。",
+        "actor-reserved" => "这个设备标识由服务器专用，设备须使用自己的标识。",
         "unknown-field" => "内容里有这类记录没有的字段。",
         "written-twice" => "一次修改里同一字段只能写一次，新建的内容不能再删改。",
         "entry-too-large" => "单条记录超过了大小上限。",

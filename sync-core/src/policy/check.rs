@@ -8,6 +8,7 @@ use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ROOT, Read
 use super::facts::DocFacts;
 use super::rule::{Refusal, Rule};
 use super::shape::{self, ShapeError};
+use crate::access::RoleSet;
 use crate::channel::Channel;
 use crate::directory::{DirectoryDoc, HOUSEHOLD_FIELDS};
 use crate::doc::{DocKind, Mention, Message, am};
@@ -15,7 +16,6 @@ use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{HouseholdId, UnitId, UserId};
 use crate::notice::{NoticeDoc, ReceiptKind, parse_receipt_key};
-use crate::access::RoleSet;
 use crate::org::{OrgTree, Principal};
 use crate::petition::{EventBody, EventKind, PetitionDoc, TimelineEvent};
 use crate::room::{MemberRole, Raised, Redaction, RoomDoc, RoomKind};
@@ -535,10 +535,7 @@ impl Inspector<'_, '_> {
                 automerge::legacy::Key::Seq(_) => {}
             }
             if fresh && matches!(op.action, OpType::Delete) {
-                return Err(self.refuse(
-                    Rule::WrittenTwice,
-                    "a change deletes nothing inside what it creates",
-                ));
+                return Err(self.refuse(Rule::WrittenTwice, "a change deletes nothing inside what it creates"));
             }
         }
         Ok(())
@@ -603,16 +600,12 @@ impl Inspector<'_, '_> {
                 }
                 Ok(())
             }
-            DocKind::Notice if touched.contains(container_name(&Container::Receipts)) => full(
-                "receipts of a notice",
-                count("receipts")?,
-                shape::MAX_NOTICE_RECEIPTS,
-            ),
-            DocKind::Directory if touched.contains(container_name(&Container::Households)) => full(
-                "households of a directory",
-                count("households")?,
-                shape::MAX_HOUSEHOLDS,
-            ),
+            DocKind::Notice if touched.contains(container_name(&Container::Receipts)) => {
+                full("receipts of a notice", count("receipts")?, shape::MAX_NOTICE_RECEIPTS)
+            }
+            DocKind::Directory if touched.contains(container_name(&Container::Households)) => {
+                full("households of a directory", count("households")?, shape::MAX_HOUSEHOLDS)
+            }
             DocKind::Notice | DocKind::Directory => Ok(()),
         }
     }
