@@ -217,7 +217,7 @@ async fn setup(args: &FanoutArgs, database_url: Option<String>) -> anyhow::Resul
     );
     let docs = DocService::new(storage.clone(), clock, DocSettings::default()).await?;
     let who = auth.principal(&officer).await?;
-    let actor = crate::docs::rest_actor(&officer);
+    let actor = docs.server_actor(&officer);
     let create_room = async |name: String, members: Vec<String>| -> anyhow::Result<String> {
         let id = random_doc_id();
         let info = RoomInfo {

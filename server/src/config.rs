@@ -76,6 +76,11 @@ pub enum AdminCommand {
         #[arg(long)]
         user: String,
     },
+    /// Read every stored document back: each must rebuild from its snapshot
+    /// and changes with nothing missing, and its projection rows must equal a
+    /// recomputation (plus SQLite's integrity check). Prints `key=value`
+    /// lines; exits non-zero if anything is wrong.
+    Check,
 }
 
 /// Settings shared by `serve` and `admin`.
@@ -167,6 +172,12 @@ pub struct Config {
     /// How often the scheduler sweeps clocks, hands over shifts and works the outbox.
     #[arg(long, env = "LIANXIN_SCHEDULER_EVERY", default_value = "15s", value_parser = parse_duration, global = true)]
     pub scheduler_every: Duration,
+
+    /// A document's changes are folded into a new snapshot once this many
+    /// are stored since its last one (or once they outweigh 64 KiB or the
+    /// snapshot). Lower values keep loads fast at the cost of more rewrites.
+    #[arg(long, env = "LIANXIN_COMPACT_AFTER_CHANGES", default_value_t = crate::docs::COMPACT_AFTER_CHANGES, global = true)]
+    pub compact_after_changes: usize,
 
     /// Log filter in `tracing` syntax, e.g. `info,lianxin_server=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_fanout;
 pub mod bench_kpi;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod console;
@@ -23,6 +24,7 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod web;
+pub mod write;
 
 pub use config::Config;
 pub use error::ApiError;

@@ -81,6 +81,7 @@ impl AppState {
             DocSettings {
                 cache_docs,
                 fanout: notify_settings.fanout(),
+                compact_after_changes: config.compact_after_changes,
                 ..DocSettings::default()
             },
         )

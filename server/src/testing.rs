@@ -495,3 +495,59 @@ async fn record(State(hook): State<Arc<Hook>>, Json(body): Json<serde_json::Valu
     }
     axum::http::StatusCode::OK
 }
+
+/// One `lianxin serve` process on a test database, for tests of several
+/// nodes and of crashes. `bin` is the `lianxin` binary
+/// (`env!("CARGO_BIN_EXE_lianxin")` in the server's integration tests).
+pub struct NodeProcess {
+    process: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl NodeProcess {
+    /// Starts `lianxin serve` on port 0 against `db` with a data directory
+    /// `name` under the database's scratch directory and the test JWT
+    /// secret; `env` adds environment variables. Returns once the node
+    /// prints its address.
+    pub async fn start(bin: &std::path::Path, db: &TestDb, name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let dir = db.dir().join(name);
+        std::fs::create_dir_all(&dir)?;
+        let mut command = tokio::process::Command::new(bin);
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--log",
+                "warn,lianxin_server::server=error",
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .args(["--database-url", &db.database_url(), "serve"])
+            .env("LIANXIN_JWT_SECRET", std::str::from_utf8(TEST_SECRET)?)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        let mut process = command.spawn()?;
+        let mut lines = BufReader::new(process.stdout.take().context("stdout")?).lines();
+        let url = loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+                .await
+                .context("node did not start in 30 s")??
+                .context("node exited before it listened")?;
+            if let Some(url) = line.strip_prefix("lianxin listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(NodeProcess { process, url })
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it to be gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.process.kill().await?;
+        Ok(())
+    }
+}

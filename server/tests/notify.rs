@@ -115,7 +115,7 @@ async fn write_committed(
     notifications: &[sync_core::notify::Notification],
 ) -> anyhow::Result<Vec<lianxin_server::storage::InboxItem>> {
     let mut tx = server.state.storage.begin().await?;
-    let written = lianxin_server::notify::fanout::write(
+    let written = lianxin_server::write::fanout::write(
         &mut tx,
         doc_id,
         notifications,
@@ -287,7 +287,7 @@ async fn room_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
 async fn issue_notice(server: &TestServer, units: &[&str], rooms: &[&str]) -> anyhow::Result<String> {
     let id = new_id();
     let who = server.state.auth.principal(&UserId::new("officer-li")?).await?;
-    let actor = lianxin_server::docs::rest_actor(&who.user);
+    let actor = server.state.docs.server_actor(&who.user);
     let mut author = sync_core::Author::new(who.user.clone(), sync_core::HlcClock::new("officerli")?);
     let notice = NewNotice {
         id: id.to_url(),

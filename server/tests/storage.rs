@@ -101,7 +101,13 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     // Compact doc-a, then add one more change.
     let up_to = loaded.last_seq;
     let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
-    let folded = s.compact("doc-a", &doc.save(), &heads, up_to, T0).await?;
+    let seqs: Vec<i64> = s
+        .uncompacted("doc-a", up_to)
+        .await?
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    let folded = s.compact("doc-a", &doc.save(), &heads, up_to, &seqs, T0).await?;
     assert_eq!(folded, 3);
     let later: Vec<_> = edit(&mut doc, "body", 1).iter().map(|c| stored(c, "o1")).collect();
     s.append("doc-a", "petition", &later).await?;
@@ -133,7 +139,7 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 
     // Compaction refuses a seq beyond the document's last change.
     assert!(matches!(
-        s.compact("doc-a", &doc.save(), &heads, i64::MAX, T0).await,
+        s.compact("doc-a", &doc.save(), &heads, i64::MAX, &seqs, T0).await,
         Err(StorageError::Conflict(_))
     ));
     Ok(())
@@ -186,6 +192,7 @@ async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<
         Box::pin(async move {
             tx.bind_actor("aa11", &user("o1"), T0)
                 .await?
+                .map(|_| ())
                 .map_err(|e| StorageError::Conflict(e.to_string()))
         })
     });
@@ -367,8 +374,8 @@ async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<
 /// come back in the order given, a pair already stored is skipped, and the
 /// outbox gets one job per new row and channel.
 async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Result<()> {
-    use lianxin_server::notify::fanout::{self, FanoutSettings};
     use lianxin_server::storage::NotificationRow;
+    use lianxin_server::write::fanout::{self, FanoutSettings};
     use sync_core::notify::{Notification, NotificationKind, Recipient};
 
     let s = &db.storage;
@@ -588,7 +595,7 @@ async fn create_room(
         created_by: user("o1"),
     };
     let members = members.into_iter().map(|u| (u, MemberRole::Member));
-    let room = RoomDoc::create(lianxin_server::docs::rest_actor(&user("o1")), info, members)?.into_doc();
+    let room = RoomDoc::create(docs.server_actor(&user("o1")), info, members)?.into_doc();
     let applied = docs.create(who, &id.to_string(), room.clone()).await?;
     anyhow::ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
     Ok((id.to_string(), room))
@@ -611,6 +618,7 @@ async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<
     let (small, small_bytes, _) = &created[0];
     let (large, large_bytes, large_heads) = &created[1];
     anyhow::ensure!(*small_bytes < COMPACT_AFTER_BYTES && *large_bytes > COMPACT_AFTER_BYTES);
+    docs.compactions_done().await;
     let stored = db.storage.load_document(small).await?.expect("stored");
     anyhow::ensure!(
         stored.snapshot.is_none() && stored.changes.len() == 1,

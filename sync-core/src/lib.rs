@@ -83,11 +83,13 @@ pub mod notify;
 pub mod org;
 pub mod petition;
 pub mod policy;
+pub mod projection;
 pub mod repo_protocol;
 pub mod room;
 pub mod time;
 pub mod validated_sync;
 pub mod wire;
+pub mod write;
 
 pub use author::Author;
 pub use channel::{Category, Channel};

@@ -1,4 +1,5 @@
-//! `lianxin admin …`: import the organisation, mint tokens, revoke sessions.
+//! `lianxin admin …`: import the organisation, mint tokens, revoke sessions,
+//! check the stored documents.
 //!
 //! The commands use the same configuration (data dir, `DATABASE_URL`, JWT
 //! secret) as `serve`, so they act on the same database a running server
@@ -32,6 +33,10 @@ pub enum AdminError {
     Server(#[from] ServerError),
     #[error("invalid user id {0:?}")]
     InvalidUser(String),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("the check found {} problem(s):\n{}", .0.problems.len(), .0.lines().join("\n"))]
+    CheckFailed(crate::check::CheckReport),
 }
 
 /// Runs one admin command and returns what it prints.
@@ -65,6 +70,14 @@ async fn run_on(storage: &Storage, config: &Config, command: &AdminCommand) -> R
             }
             let n = auth.revoke_user(&user).await?;
             Ok(format!("revoked {n} active session(s) of {user}"))
+        }
+        AdminCommand::Check => {
+            let report = crate::check::check_database(storage, &crate::check::CheckSettings::default()).await?;
+            if report.problems.is_empty() {
+                Ok(report.lines().join("\n"))
+            } else {
+                Err(AdminError::CheckFailed(report))
+            }
         }
     }
 }

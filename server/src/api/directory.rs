@@ -12,7 +12,6 @@ use sync_core::{HouseholdId, Principal, UnitId, UserId};
 
 use super::units::unit_id;
 use super::{doc_error, refused};
-use crate::docs::rest_actor;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -99,7 +98,7 @@ pub async fn put_household(
         None => {
             let key = directory_key(&village);
             if !app.docs.exists(&key).await.map_err(doc_error)? {
-                let doc = DirectoryDoc::create(rest_actor(&who.user), village.clone(), &who.user)
+                let doc = DirectoryDoc::create(app.docs.server_actor(&who.user), village.clone(), &who.user)
                     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 let applied = app.docs.create(who, &key, doc.into_doc()).await.map_err(doc_error)?;
                 refused(&applied)?;

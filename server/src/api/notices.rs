@@ -9,7 +9,6 @@ use sync_core::wire::{
 use sync_core::{HouseholdId, Principal};
 
 use super::{doc_error, doc_key, page_limit, refused};
-use crate::docs::rest_actor;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -71,11 +70,7 @@ pub async fn issue(app: &AppState, who: &Principal, new: NewNotice) -> Result<(b
     for room in &mut audience.rooms {
         *room = doc_key(room)?;
     }
-    let actor = rest_actor(&who.user);
-    let mut author = sync_core::Author::new(
-        who.user.clone(),
-        sync_core::HlcClock::new(actor.to_hex_string()[..16].to_owned()).expect("hex node"),
-    );
+    let (actor, mut author) = app.docs.server_author(&who.user);
     let notice = sync_core::notice::NewNotice {
         id: format!("automerge:{key}"),
         kind: new.kind,

@@ -133,11 +133,7 @@ pub async fn submit(app: &AppState, who: &Principal, new: NewPetition) -> Result
         attachments: new.attachments,
         source: None,
     };
-    let actor = crate::docs::rest_actor(&who.user);
-    let mut author = sync_core::Author::new(
-        who.user.clone(),
-        sync_core::HlcClock::new(actor.to_hex_string()[..16].to_owned()).expect("hex node"),
-    );
+    let (actor, mut author) = app.docs.server_author(&who.user);
     let doc = PetitionDoc::create(actor, header, new.routed_to, &mut author, app.docs.now())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let applied = app.docs.create(who, &key, doc.into_doc()).await.map_err(doc_error)?;

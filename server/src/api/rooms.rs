@@ -16,7 +16,6 @@ use sync_core::wire::{
 use sync_core::{Channel, EntryId, Principal, UserId};
 
 use super::{doc_error, doc_key, page_limit, refused};
-use crate::docs::rest_actor;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::RoomRow;
@@ -127,8 +126,8 @@ pub async fn create(app: &AppState, who: &Principal, new: NewRoom) -> Result<(bo
         created_by: who.user.clone(),
     };
     let members = new.members.into_iter().map(|m| (m.user, m.role));
-    let room =
-        RoomDoc::create(rest_actor(&who.user), info, members).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let room = RoomDoc::create(app.docs.server_actor(&who.user), info, members)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let applied = app.docs.create(who, &key, room.into_doc()).await.map_err(doc_error)?;
     refused(&applied)?;
     Ok((true, get(app, who, &key).await?))
@@ -321,11 +320,7 @@ pub async fn raise(
         .iter()
         .any(|r| r.message == entry && r.petition == petition_url);
     let now = app.docs.now();
-    let actor = rest_actor(&who.user);
-    let mut author = sync_core::Author::new(
-        who.user.clone(),
-        sync_core::HlcClock::new(actor.to_hex_string()[..16].to_owned()).expect("hex node"),
-    );
+    let (actor, mut author) = app.docs.server_author(&who.user);
 
     if !app.docs.exists(&petition_key).await.map_err(doc_error)? {
         let header = PetitionHeader {

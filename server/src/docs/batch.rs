@@ -8,6 +8,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 use sync_core::Principal;
 use sync_core::batch::{DocId, DocPull, DocPush, Incoming, ServerExchange};
 use sync_core::policy::{Refusal, Rule};
+use sync_core::write::Origin;
 
 use super::{DocError, DocService};
 
@@ -60,7 +61,8 @@ impl DocService {
         let applied = if changes.is_empty() {
             Default::default()
         } else {
-            self.apply_locked(&mut guard, who, doc_id, changes.clone(), &[]).await?
+            self.write_locked(&mut guard, who, Origin::Client, doc_id, changes.clone(), &[])
+                .await?
         };
         let accepted: BTreeSet<ChangeHash> = applied.accepted.iter().copied().collect();
         let accepted: Vec<Change> = changes.into_iter().filter(|c| accepted.contains(&c.hash())).collect();

@@ -10,8 +10,8 @@
 //! only after that transaction commits.
 
 mod batch;
-mod projection;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,17 +19,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use automerge::sync::{self as am_sync};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use sha2::{Digest, Sha256};
-use sync_core::policy::{PolicyContext, Refusal, Rule, Visibility, check_changes, may_read};
+use sync_core::policy::{PolicyContext, Refusal, Visibility, may_read};
 use sync_core::validated_sync::{self, RefusedChanges, SyncError};
-use sync_core::{Author, Calendar, ClockRules, DocKind, HlcClock, OrgTree, Principal, SchemaError, Timestamp, UserId};
+use sync_core::write::{ActorBinding, Facts, Needs, Origin, WriteOutcome, propose};
+use sync_core::{
+    Author, Calendar, ClockRules, DocKind, HlcClock, HouseholdId, OrgTree, Principal, SchemaError, Timestamp, UserId,
+};
 use thiserror::Error;
 use tokio::sync::{OwnedMutexGuard, broadcast};
 
 use crate::clock::Clock;
-use crate::notify::FanoutSettings;
-use crate::storage::{DocFilter, InboxItem, Storage, StorageError, StoredChange};
-
-pub use projection::Projection;
+use crate::storage::{DocFilter, FeedItemKind, InboxItem, Pending, Storage, StorageError, StoredChange};
+use crate::write::{CommitSettings, Committer, FanoutSettings, JobResult, WriteJob};
 
 /// How many documents stay loaded by default.
 pub const DEFAULT_CACHE_DOCS: usize = 1024;
@@ -42,6 +43,9 @@ pub const COMPACT_AFTER_CHANGES: usize = 256;
 /// members is one 210 KB change or a 24 KB snapshot, and loads from the
 /// snapshot in 4 ms instead of 11 ms.
 pub const COMPACT_AFTER_BYTES: usize = 64 * 1024;
+/// How many times a write is computed again after another writer moved its
+/// document first, before the caller is told the document is busy.
+pub const MAX_WRITE_ATTEMPTS: u32 = 16;
 
 #[derive(Debug, Error)]
 pub enum DocError {
@@ -57,8 +61,8 @@ pub enum DocError {
     Sync(#[from] SyncError),
     #[error("stored document does not load: {0}")]
     Load(String),
-    #[error("notifications: {0}")]
-    Notify(#[from] crate::notify::DeriveError),
+    #[error("document {0} is being written by other servers too often to write now; try again")]
+    Busy(String),
 }
 
 /// A change was stored: who wrote to which document, and its new last seq.
@@ -83,34 +87,15 @@ pub struct Applied {
     pub duplicates: usize,
 }
 
+/// A document as this node holds it: every stored change up to `position`
+/// and nothing that is not stored.
 struct Loaded {
     doc: AutoCommit,
-    /// The highest change seq folded into `doc`.
-    last_seq: i64,
-    /// Changes stored since the last compaction seen by this node.
-    uncompacted: usize,
-    /// Their bytes, and the bytes of the snapshot they follow.
-    uncompacted_bytes: usize,
-    snapshot_bytes: usize,
-}
-
-impl Loaded {
-    fn compaction_due(&self) -> bool {
-        self.uncompacted >= COMPACT_AFTER_CHANGES
-            || (self.uncompacted > 0 && self.uncompacted_bytes >= COMPACT_AFTER_BYTES.max(self.snapshot_bytes))
-    }
+    /// The seq of the latest stored change folded into `doc` (0: none).
+    position: i64,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
-
-/// Changes policy accepted: the document before and after them, and
-/// whether they may change who reads it (`Checked::readers_may_change`).
-struct Edit<'a> {
-    before: &'a AutoCommit,
-    after: &'a AutoCommit,
-    accepted: &'a [Change],
-    readers_may_change: bool,
-}
 
 /// Settings the service is built with.
 #[derive(Clone, Debug)]
@@ -120,6 +105,10 @@ pub struct DocSettings {
     pub calendar: Calendar,
     /// How notifications reach people without a live connection.
     pub fanout: FanoutSettings,
+    /// Compaction is due after this many changes since the snapshot…
+    pub compact_after_changes: usize,
+    /// …or once they hold this many bytes (or the snapshot's, if larger).
+    pub compact_after_bytes: usize,
 }
 
 impl Default for DocSettings {
@@ -129,8 +118,36 @@ impl Default for DocSettings {
             rules: ClockRules::default(),
             calendar: Calendar::china(),
             fanout: FanoutSettings::default(),
+            compact_after_changes: COMPACT_AFTER_CHANGES,
+            compact_after_bytes: COMPACT_AFTER_BYTES,
         }
     }
+}
+
+impl DocSettings {
+    fn compaction_due(&self, p: &Pending) -> bool {
+        let changes = usize::try_from(p.changes).unwrap_or(0);
+        let bytes = usize::try_from(p.bytes).unwrap_or(0);
+        let snapshot = usize::try_from(p.snapshot_bytes).unwrap_or(0);
+        changes >= self.compact_after_changes.max(1) || (changes > 0 && bytes >= self.compact_after_bytes.max(snapshot))
+    }
+}
+
+/// Counters of the write path since start-up, for logs and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Writes computed again because another writer moved the document first.
+    pub retries: u64,
+    /// Writes given up on after [`MAX_WRITE_ATTEMPTS`].
+    pub busy: u64,
+    /// Cached documents read again from storage because a catch-up left a
+    /// change waiting on a dependency the copy did not have.
+    pub reloads: u64,
+    pub compactions: u64,
+    pub compaction_failures: u64,
+    /// Transactions the committer ran, and the writes they held.
+    pub groups: u64,
+    pub grouped_writes: u64,
 }
 
 /// Cheap to clone: all clones share one cache and one event stream.
@@ -144,11 +161,24 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Replaced whole when clock rules or the calendar change at run time.
     settings: RwLock<Arc<DocSettings>>,
+    /// What the committer needs of `settings`, kept beside them.
+    commit_settings: RwLock<Arc<CommitSettings>>,
     org: RwLock<Arc<OrgTree>>,
     cache: Mutex<lru::LruCache<String, Slot>>,
     events: broadcast::Sender<DocEvent>,
+    committer: Committer,
+    /// Random per process: the server's own actors derive from it.
+    actor_seed: [u8; 32],
     /// Documents read from storage into the cache since start-up.
     loads: AtomicU64,
+    retries: AtomicU64,
+    busy: AtomicU64,
+    reloads: AtomicU64,
+    compactions: AtomicU64,
+    compaction_failures: AtomicU64,
+    /// Compactions started and not yet finished, and their end.
+    compacting: std::sync::atomic::AtomicUsize,
+    compacted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for DocService {
@@ -157,13 +187,6 @@ impl std::fmt::Debug for DocService {
             .field("cache_docs", &self.settings().cache_docs)
             .finish()
     }
-}
-
-/// The actor id the server writes with on behalf of `user` (REST actions):
-/// derived from the user id, so it is stable and bound to that user alone.
-pub fn rest_actor(user: &UserId) -> ActorId {
-    let digest = Sha256::digest(format!("lianxin-rest-actor:{user}").as_bytes());
-    ActorId::from(&digest[..16])
 }
 
 impl DocService {
@@ -198,15 +221,30 @@ impl DocService {
                 }
             });
         }
+        let committer = Committer::start(storage.clone());
+        let commit_settings = Arc::new(CommitSettings {
+            calendar: settings.calendar.clone(),
+            fanout: settings.fanout.clone(),
+        });
         Ok(DocService {
             inner: Arc::new(Inner {
                 storage,
                 clock,
                 settings: RwLock::new(Arc::new(settings)),
+                commit_settings: RwLock::new(commit_settings),
                 org: RwLock::new(Arc::new(org)),
                 cache: Mutex::new(lru::LruCache::new(cap)),
                 events,
+                committer,
+                actor_seed: rand::random(),
                 loads: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                busy: AtomicU64::new(0),
+                reloads: AtomicU64::new(0),
+                compactions: AtomicU64::new(0),
+                compaction_failures: AtomicU64::new(0),
+                compacting: std::sync::atomic::AtomicUsize::new(0),
+                compacted: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -232,6 +270,10 @@ impl DocService {
             rules,
             calendar,
             ..(**settings).clone()
+        });
+        *self.inner.commit_settings.write().expect("settings lock") = Arc::new(CommitSettings {
+            calendar: settings.calendar.clone(),
+            fanout: settings.fanout.clone(),
         });
     }
 
@@ -263,6 +305,43 @@ impl DocService {
         self.inner.loads.load(Ordering::Relaxed)
     }
 
+    /// The write path's counters since start-up.
+    pub fn write_stats(&self) -> WriteStats {
+        let i = &self.inner;
+        let c = i.committer.stats();
+        WriteStats {
+            retries: i.retries.load(Ordering::Relaxed),
+            busy: i.busy.load(Ordering::Relaxed),
+            reloads: i.reloads.load(Ordering::Relaxed),
+            compactions: i.compactions.load(Ordering::Relaxed),
+            compaction_failures: i.compaction_failures.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            grouped_writes: c.jobs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The actor id this server process writes with on behalf of `user`
+    /// (REST actions, the scheduler, documents the server creates). Derived
+    /// from a random secret of the process, so no client can guess it and
+    /// bind it first, and two processes never write for one user with the
+    /// same actor (whose sequence numbers they would both count). It is
+    /// bound to `user` as reserved with its first write: no client may
+    /// write with it afterwards, not even the user's own devices.
+    pub fn server_actor(&self, user: &UserId) -> ActorId {
+        let mut hash = Sha256::new();
+        hash.update(self.inner.actor_seed);
+        hash.update(user.as_str().as_bytes());
+        ActorId::from(&hash.finalize()[..16])
+    }
+
+    /// An author for `user` writing with [`DocService::server_actor`].
+    pub fn server_author(&self, user: &UserId) -> (ActorId, Author) {
+        let actor = self.server_actor(user);
+        let node = actor.to_hex_string()[..16].to_owned();
+        let author = Author::new(user.clone(), HlcClock::new(node).expect("hex is a valid node"));
+        (actor, author)
+    }
+
     fn slot(&self, doc_id: &str) -> Slot {
         let mut cache = self.inner.cache.lock().expect("cache lock");
         if let Some(slot) = cache.get(doc_id) {
@@ -277,55 +356,97 @@ impl DocService {
         self.inner.cache.lock().expect("cache lock").pop(doc_id);
     }
 
-    /// Locks a document, loading it (or catching up with changes other server
-    /// nodes stored) first. An unknown document locks as empty.
+    /// Locks a document, loading it or catching it up with changes stored
+    /// since (by other nodes) first. An unknown document locks as empty.
     async fn lock(&self, doc_id: &str) -> Result<OwnedMutexGuard<Option<Loaded>>, DocError> {
         let mut guard = self.slot(doc_id).lock_owned().await;
-        let storage = &self.inner.storage;
         match guard.as_mut() {
-            None => {
-                self.inner.loads.fetch_add(1, Ordering::Relaxed);
-                let loaded = match storage.load_document(doc_id).await? {
-                    None => Loaded {
-                        doc: AutoCommit::new(),
-                        last_seq: 0,
-                        uncompacted: 0,
-                        uncompacted_bytes: 0,
-                        snapshot_bytes: 0,
-                    },
-                    Some(stored) => {
-                        let mut doc = match &stored.snapshot {
-                            Some(s) => AutoCommit::load(s).map_err(|e| DocError::Load(e.to_string()))?,
-                            None => AutoCommit::new(),
-                        };
-                        for c in &stored.changes {
-                            doc.load_incremental(c).map_err(|e| DocError::Load(e.to_string()))?;
-                        }
-                        Loaded {
-                            doc,
-                            last_seq: stored.last_seq,
-                            uncompacted: stored.changes.len(),
-                            uncompacted_bytes: stored.changes.iter().map(Vec::len).sum(),
-                            snapshot_bytes: stored.snapshot.as_ref().map_or(0, Vec::len),
-                        }
-                    }
-                };
-                *guard = Some(loaded);
-            }
+            None => *guard = Some(self.load(doc_id).await?),
             Some(loaded) => {
-                let page = storage
-                    .changes_since(loaded.last_seq, &DocFilter::Docs(vec![doc_id.to_owned()]), 10_000)
-                    .await?;
-                for item in &page.items {
-                    loaded
-                        .doc
-                        .load_incremental(&item.bytes)
-                        .map_err(|e| DocError::Load(e.to_string()))?;
+                if !self.catch_up(doc_id, loaded).await? {
+                    *guard = Some(self.load(doc_id).await?);
                 }
-                loaded.last_seq = loaded.last_seq.max(page.next_cursor);
             }
         }
         Ok(guard)
+    }
+
+    /// Reads a document from storage.
+    async fn load(&self, doc_id: &str) -> Result<Loaded, DocError> {
+        self.inner.loads.fetch_add(1, Ordering::Relaxed);
+        let Some(stored) = self.inner.storage.load_document(doc_id).await? else {
+            return Ok(Loaded {
+                doc: AutoCommit::new(),
+                position: 0,
+            });
+        };
+        let mut doc = match &stored.snapshot {
+            Some(s) => AutoCommit::load(s).map_err(|e| DocError::Load(e.to_string()))?,
+            None => AutoCommit::new(),
+        };
+        for c in &stored.changes {
+            doc.load_incremental(c).map_err(|e| DocError::Load(e.to_string()))?;
+        }
+        let missing = stored
+            .hashes
+            .iter()
+            .filter(|h| {
+                h.parse::<ChangeHash>()
+                    .map_or(true, |h| doc.get_change_by_hash(&h).is_none())
+            })
+            .count();
+        if missing > 0 {
+            return Err(DocError::Load(format!(
+                "{missing} stored changes of {doc_id} depend on changes that are not stored"
+            )));
+        }
+        Ok(Loaded {
+            doc,
+            position: stored.last_seq,
+        })
+    }
+
+    /// Folds the changes stored after the copy's position into it. Returns
+    /// `false` if one of them stays waiting on a dependency the copy lacks
+    /// (the copy is then not what its position claims, and must be read
+    /// again from storage).
+    async fn catch_up(&self, doc_id: &str, loaded: &mut Loaded) -> Result<bool, DocError> {
+        const PAGE: u32 = 10_000;
+        loop {
+            let page = self
+                .inner
+                .storage
+                .changes_since(loaded.position, &DocFilter::Docs(vec![doc_id.to_owned()]), PAGE)
+                .await?;
+            if page.items.is_empty() {
+                return Ok(true);
+            }
+            for item in &page.items {
+                if loaded.doc.load_incremental(&item.bytes).is_err() {
+                    self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(false);
+                }
+            }
+            for item in &page.items {
+                if item.kind != FeedItemKind::Change {
+                    continue;
+                }
+                let held = item
+                    .hash
+                    .as_deref()
+                    .and_then(|h| h.parse::<ChangeHash>().ok())
+                    .is_some_and(|h| loaded.doc.get_change_by_hash(&h).is_some());
+                if !held {
+                    tracing::warn!(doc = %doc_id, seq = item.seq, "a caught-up change waits on a missing dependency; reloading the document");
+                    self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(false);
+                }
+            }
+            loaded.position = page.next_cursor;
+            if page.items.len() < PAGE as usize {
+                return Ok(true);
+            }
+        }
     }
 
     /// Whether `who` may read `doc_id`, from the who-can-see-what projection;
@@ -365,172 +486,226 @@ impl DocService {
         Ok(guard.as_ref().expect("loaded").doc.clone())
     }
 
-    /// Validates and stores `changes` from `who`.
+    /// Validates and stores `changes` a client of `who` sent.
     pub async fn apply(&self, who: &Principal, doc_id: &str, changes: Vec<Change>) -> Result<Applied, DocError> {
         let mut guard = self.lock(doc_id).await?;
-        self.apply_locked(&mut guard, who, doc_id, changes, &[]).await
+        self.write_locked(&mut guard, who, Origin::Client, doc_id, changes, &[])
+            .await
     }
 
-    async fn apply_locked(
+    /// The write path: policy and everything the write produces are computed
+    /// on the locked copy (sync-core), then stored by the committer in a
+    /// transaction that commits only if the document's stored position is
+    /// still the copy's. When another node moved it first, the copy catches
+    /// up and the write is computed again, at most [`MAX_WRITE_ATTEMPTS`]
+    /// times. The copy takes the changes only once they are committed.
+    async fn write_locked(
         &self,
         guard: &mut OwnedMutexGuard<Option<Loaded>>,
         who: &Principal,
+        origin: Origin,
         doc_id: &str,
         changes: Vec<Change>,
         marks: &[String],
     ) -> Result<Applied, DocError> {
-        let storage = &self.inner.storage;
-        let now = self.now();
-        let mut applied = Applied::default();
-
-        // An actor id belongs to the user who first delivered it.
-        let mut candidates = Vec::with_capacity(changes.len());
-        let mut owners: Vec<(ActorId, Option<UserId>)> = Vec::new();
-        for c in changes {
-            let actor = c.actor_id().clone();
-            let owner = match owners.iter().find(|(a, _)| *a == actor) {
-                Some((_, o)) => o.clone(),
-                None => {
-                    let o = storage.actor_owner(&actor.to_hex_string()).await?;
-                    owners.push((actor.clone(), o.clone()));
-                    o
-                }
+        let bindings = self.actor_bindings(&changes).await?;
+        for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            let now = self.now();
+            let org = self.org();
+            let ctx = PolicyContext {
+                org: &org,
+                principal: who,
+                now,
             };
-            match owner {
-                Some(o) if o != who.user => applied.refused.push(Refusal::new(
-                    &c.hash(),
-                    Rule::ActorBoundToOther,
-                    format!("actor {actor} belongs to another user; each device writes with its own actor"),
-                )),
-                _ => candidates.push(c),
-            }
-        }
-        if candidates.is_empty() {
-            return Ok(applied);
-        }
-
-        let loaded = guard.as_mut().expect("locked documents are loaded");
-        let before = std::mem::take(&mut loaded.doc);
-        let org = self.org();
-        let ctx = PolicyContext {
-            org: &org,
-            principal: who,
-            now,
-        };
-        let checked = check_changes(&ctx, before.clone(), candidates.clone());
-        applied.refused.extend(checked.refused);
-        applied.duplicates = checked.duplicates.len();
-        let accepted: Vec<Change> = candidates
-            .into_iter()
-            .filter(|c| checked.accepted.contains(&c.hash()))
-            .collect();
-        if accepted.is_empty() {
-            loaded.doc = before;
-            return Ok(applied);
-        }
-        let edit = Edit {
-            before: &before,
-            after: &checked.doc,
-            accepted: &accepted,
-            readers_may_change: checked.readers_may_change,
-        };
-        let result = self.store(doc_id, who, edit, now, marks).await;
-        match result {
-            Ok((kind, last_seq, inbox)) => {
-                loaded.doc = checked.doc;
-                loaded.last_seq = loaded.last_seq.max(last_seq);
-                loaded.uncompacted += accepted.len();
-                loaded.uncompacted_bytes += accepted.iter().map(|c| c.raw_bytes().len()).sum::<usize>();
-                applied.accepted = checked.accepted;
-                let _ = self.inner.events.send(DocEvent {
-                    doc_id: doc_id.to_owned(),
-                    kind,
-                    last_seq,
-                    by: who.user.clone(),
-                    inbox: inbox.into(),
-                });
-                if loaded.compaction_due() {
-                    let snapshot = loaded.doc.save();
-                    let heads: Vec<String> = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
-                    if storage
-                        .compact(doc_id, &snapshot, &heads, loaded.last_seq, now)
-                        .await
-                        .is_ok()
-                    {
-                        loaded.uncompacted = 0;
-                        loaded.uncompacted_bytes = 0;
-                        loaded.snapshot_bytes = snapshot.len();
+            let loaded = guard.as_mut().expect("locked documents are loaded");
+            let proposal = propose(&ctx, origin, doc_id, &loaded.doc, changes.clone(), &bindings);
+            let facts = self.facts(proposal.needs()).await?;
+            let settings = self.settings();
+            let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now)?;
+            let WriteOutcome {
+                kind,
+                doc,
+                accepted,
+                refused,
+                duplicates,
+                new_actors,
+                origin,
+                projection,
+                notifications,
+                ..
+            } = outcome;
+            let mut applied = Applied {
+                accepted: Vec::new(),
+                refused,
+                duplicates,
+            };
+            let Some(kind) = kind else {
+                return Ok(applied);
+            };
+            let job = WriteJob {
+                doc_id: doc_id.to_owned(),
+                kind,
+                position: loaded.position,
+                user: who.user.clone(),
+                changes: stored_changes(&who.user, &accepted, now),
+                actors: new_actors
+                    .iter()
+                    .map(|a| (a.to_hex_string(), origin == Origin::Server))
+                    .collect(),
+                projection,
+                notifications,
+                marks: marks.to_vec(),
+                settings: self.inner.commit_settings.read().expect("settings lock").clone(),
+                now,
+            };
+            match self.inner.committer.commit(job).await {
+                Ok(JobResult::Committed(committed)) => {
+                    loaded.doc = doc;
+                    loaded.position = committed.position;
+                    applied.accepted = accepted.iter().map(Change::hash).collect();
+                    let _ = self.inner.events.send(DocEvent {
+                        doc_id: doc_id.to_owned(),
+                        kind,
+                        last_seq: committed.position,
+                        by: who.user.clone(),
+                        inbox: committed.inbox.into(),
+                    });
+                    if settings.compaction_due(&committed.pending) {
+                        self.compact_later(doc_id);
+                    }
+                    return Ok(applied);
+                }
+                Ok(JobResult::Stale { stored }) => {
+                    self.inner.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(doc = %doc_id, attempt, copy = loaded.position, stored, "document moved meanwhile; computing the write again");
+                    if !self.catch_up(doc_id, loaded).await? {
+                        **guard = Some(self.load(doc_id).await?);
                     }
                 }
-                Ok(applied)
+                Ok(JobResult::ActorTaken(taken)) => return Err(DocError::Forbidden(taken.to_string())),
+                Err(e) => {
+                    // The transaction's outcome is unknown: read the document again next time.
+                    drop(guard.take());
+                    self.forget(doc_id);
+                    return Err(e.into());
+                }
             }
-            Err(e) => {
-                // Nothing was stored: the cached copy must not keep the changes.
-                drop(std::mem::take(&mut **guard));
-                self.forget(doc_id);
-                Err(e)
+        }
+        self.inner.busy.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(doc = %doc_id, attempts = MAX_WRITE_ATTEMPTS, "giving up a write: the document kept moving");
+        Err(DocError::Busy(doc_id.to_owned()))
+    }
+
+    /// The stored bindings of the actors of `changes`.
+    async fn actor_bindings(&self, changes: &[Change]) -> Result<HashMap<ActorId, ActorBinding>, DocError> {
+        let mut out = HashMap::new();
+        for c in changes {
+            let actor = c.actor_id();
+            if out.contains_key(actor) {
+                continue;
             }
+            if let Some(r) = self.inner.storage.actor_record(&actor.to_hex_string()).await? {
+                out.insert(
+                    actor.clone(),
+                    ActorBinding {
+                        user: r.user,
+                        reserved: r.reserved,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads what a proposal needs that no document records.
+    async fn facts(&self, needs: &Needs) -> Result<Facts, DocError> {
+        if needs.is_empty() {
+            return Ok(Facts::default());
+        }
+        let storage = &self.inner.storage;
+        let units: Vec<String> = needs.households_in_units.iter().map(|u| u.to_string()).collect();
+        let mut households: std::collections::BTreeSet<String> =
+            storage.households_in_units(&units).await?.into_iter().collect();
+        for room in &needs.households_in_rooms {
+            households.extend(storage.room_households(room).await?);
+        }
+        Ok(Facts {
+            audience_households: households
+                .into_iter()
+                .filter_map(|h| HouseholdId::new(h).ok())
+                .collect(),
+        })
+    }
+
+    /// Compacts `doc_id` soon, in a task of its own, so the write that made
+    /// it due is acknowledged without waiting for it.
+    fn compact_later(&self, doc_id: &str) {
+        let this = self.clone();
+        let doc_id = doc_id.to_owned();
+        self.inner.compacting.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            if let Err(e) = this.compact(&doc_id).await {
+                this.inner.compaction_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(doc = %doc_id, error = %e, "compaction failed; the changes stay as they are");
+            }
+            if this.inner.compacting.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.inner.compacted.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until no compaction started by a write is running (tests and
+    /// benchmarks that read what compaction stored).
+    pub async fn compactions_done(&self) {
+        loop {
+            let done = self.inner.compacted.notified();
+            if self.inner.compacting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
         }
     }
 
-    /// Binds actors, stores accepted changes and their projections in one transaction.
-    /// `marks` are the clock actions they carry out (see [`DocService::act_once`]). Returns
-    /// the kind, the new last seq and the inbox items written.
-    async fn store(
-        &self,
-        doc_id: &str,
-        who: &Principal,
-        edit: Edit<'_>,
-        now: Timestamp,
-        marks: &[String],
-    ) -> Result<(DocKind, i64, Vec<InboxItem>), DocError> {
-        let Edit {
-            before,
-            after,
-            accepted,
-            readers_may_change,
-        } = edit;
+    /// Folds the document's stored changes into a new snapshot, deleting
+    /// only changes whose hashes the snapshot holds. Decided from what is
+    /// stored, so any node may do it; a newer snapshot stored meanwhile by
+    /// another node wins.
+    pub async fn compact(&self, doc_id: &str) -> Result<u64, DocError> {
+        let mut guard = self.lock(doc_id).await?;
+        let loaded = guard.as_mut().expect("loaded");
+        if loaded.position == 0 {
+            return Ok(0);
+        }
         let storage = &self.inner.storage;
-        let kind =
-            DocKind::of(after)?.ok_or_else(|| DocError::Forbidden("an empty document cannot be stored".into()))?;
-        let mut actors: Vec<String> = accepted.iter().map(|c| c.actor_id().to_hex_string()).collect();
-        actors.sort();
-        actors.dedup();
-        for actor in &actors {
-            // Most changes come from an actor bound long ago: a read, not a write transaction.
-            if storage.actor_owner(actor).await?.as_ref() == Some(&who.user) {
-                continue;
-            }
-            if let Err(bound) = storage.bind_actor(actor, &who.user, now).await? {
-                return Err(DocError::Forbidden(bound.to_string()));
+        let stored = storage.uncompacted(doc_id, loaded.position).await?;
+        let mut folded = Vec::with_capacity(stored.len());
+        for (seq, hash) in &stored {
+            let held = hash
+                .parse::<ChangeHash>()
+                .is_ok_and(|h| loaded.doc.get_change_by_hash(&h).is_some());
+            if held {
+                folded.push(*seq);
+            } else {
+                tracing::warn!(doc = %doc_id, seq, %hash, "a stored change is missing from the cached copy; compaction keeps it");
             }
         }
-        let settings = self.settings();
-        let mut projection = Projection::compute(
-            doc_id,
-            (before, after),
-            readers_may_change,
-            &settings.rules,
-            &settings.calendar,
-            now,
-        )?;
-        let notifications = crate::notify::derive(storage, &self.org(), who, kind, before, after).await?;
-        projection.notify(notifications, &settings.calendar, &settings.fanout);
-        projection.marks = marks.to_vec();
-        let stored: Vec<StoredChange> = accepted
-            .iter()
-            .map(|c| StoredChange {
-                hash: c.hash().to_string(),
-                actor: c.actor_id().to_hex_string(),
-                user: who.user.clone(),
-                bytes: c.raw_bytes().to_vec(),
-                received_at: now,
-            })
-            .collect();
-        let outcome = storage
-            .append_changes::<StorageError, _>(doc_id, kind.as_str(), &stored, &mut projection)
-            .await?;
-        Ok((kind, outcome.last_seq, projection.delivered))
+        let snapshot = loaded.doc.save();
+        let heads: Vec<String> = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
+        match storage
+            .compact(doc_id, &snapshot, &heads, loaded.position, &folded, self.now())
+            .await
+        {
+            Ok(deleted) => {
+                self.inner.compactions.fetch_add(1, Ordering::Relaxed);
+                Ok(deleted)
+            }
+            // Another node stored a newer snapshot: nothing to do.
+            Err(StorageError::Conflict(reason)) => {
+                tracing::debug!(doc = %doc_id, %reason, "compaction skipped");
+                Ok(0)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes on behalf of `who` (REST): `edit` runs on the current document
@@ -543,19 +718,30 @@ impl DocService {
         edit: impl FnOnce(&mut AutoCommit, &mut Author, Timestamp) -> Result<R, SchemaError>,
     ) -> Result<(R, Applied), DocError> {
         let mut guard = self.lock(doc_id).await?;
+        let (result, changes) = self.edit_locked(&mut guard, who, edit)?;
+        let applied = self
+            .write_locked(&mut guard, who, Origin::Server, doc_id, changes, &[])
+            .await?;
+        Ok((result, applied))
+    }
+
+    /// Runs `edit` on a fork of the locked document with `who`'s server actor;
+    /// returns its result and the changes it made.
+    fn edit_locked<R>(
+        &self,
+        guard: &mut OwnedMutexGuard<Option<Loaded>>,
+        who: &Principal,
+        edit: impl FnOnce(&mut AutoCommit, &mut Author, Timestamp) -> Result<R, SchemaError>,
+    ) -> Result<(R, Vec<Change>), DocError> {
         let loaded = guard.as_mut().expect("loaded");
         if DocKind::of(&loaded.doc)?.is_none() {
             return Err(DocError::NotFound);
         }
         let heads = loaded.doc.get_heads();
-        let actor = rest_actor(&who.user);
-        let mut work = loaded.doc.fork().with_actor(actor.clone());
-        let node = actor.to_hex_string()[..16].to_owned();
-        let mut author = Author::new(who.user.clone(), HlcClock::new(node).expect("hex is a valid node"));
+        let (actor, mut author) = self.server_author(&who.user);
+        let mut work = loaded.doc.fork().with_actor(actor);
         let result = edit(&mut work, &mut author, self.now())?;
-        let changes = work.get_changes(&heads);
-        let applied = self.apply_locked(&mut guard, who, doc_id, changes, &[]).await?;
-        Ok((result, applied))
+        Ok((result, work.get_changes(&heads)))
     }
 
     /// Like [`DocService::act`], at most once per `mark`: the mark is
@@ -574,31 +760,24 @@ impl DocService {
         if self.inner.storage.is_fired(mark).await? {
             return Ok(None);
         }
-        let loaded = guard.as_mut().expect("loaded");
-        if DocKind::of(&loaded.doc)?.is_none() {
-            return Err(DocError::NotFound);
-        }
-        let heads = loaded.doc.get_heads();
-        let actor = rest_actor(&who.user);
-        let mut work = loaded.doc.fork().with_actor(actor.clone());
-        let node = actor.to_hex_string()[..16].to_owned();
-        let mut author = Author::new(who.user.clone(), HlcClock::new(node).expect("hex is a valid node"));
-        let result = edit(&mut work, &mut author, self.now())?;
-        let changes = work.get_changes(&heads);
+        let (result, changes) = self.edit_locked(&mut guard, who, edit)?;
         if changes.is_empty() {
             return Ok(None);
         }
         let applied = self
-            .apply_locked(&mut guard, who, doc_id, changes, &[mark.to_owned()])
+            .write_locked(&mut guard, who, Origin::Server, doc_id, changes, &[mark.to_owned()])
             .await?;
         Ok(Some((result, applied)))
     }
 
-    /// Stores a document created on behalf of `who` (REST submit). Re-sending
-    /// the same document is idempotent: its changes are duplicates.
+    /// Stores a document the server created on behalf of `who` (REST
+    /// submit, with [`DocService::server_actor`]). Re-sending the same
+    /// document is idempotent: its changes are duplicates.
     pub async fn create(&self, who: &Principal, doc_id: &str, mut doc: AutoCommit) -> Result<Applied, DocError> {
         let changes = doc.get_changes(&[]);
-        self.apply(who, doc_id, changes).await
+        let mut guard = self.lock(doc_id).await?;
+        self.write_locked(&mut guard, who, Origin::Server, doc_id, changes, &[])
+            .await
     }
 
     /// Handles one automerge sync message from `who`: its changes are
@@ -622,7 +801,7 @@ impl DocService {
             Applied::default()
         } else {
             let applied = self
-                .apply_locked(&mut guard, who, doc_id, incoming.clone(), &[])
+                .write_locked(&mut guard, who, Origin::Client, doc_id, incoming.clone(), &[])
                 .await?;
             let rejected: Vec<Change> = incoming
                 .into_iter()
@@ -650,4 +829,18 @@ impl DocService {
         let guard = self.lock(doc_id).await?;
         Ok(DocKind::of(&guard.as_ref().expect("loaded").doc)?.is_some())
     }
+}
+
+/// Accepted changes as the store keeps them.
+fn stored_changes(user: &UserId, accepted: &[Change], now: Timestamp) -> Vec<StoredChange> {
+    accepted
+        .iter()
+        .map(|c| StoredChange {
+            hash: c.hash().to_string(),
+            actor: c.actor_id().to_hex_string(),
+            user: user.clone(),
+            bytes: c.raw_bytes().to_vec(),
+            received_at: now,
+        })
+        .collect()
 }

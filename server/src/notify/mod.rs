@@ -4,8 +4,9 @@
 //! sync-core decides what to tell whom (`sync_core::notify`); this module does everything with
 //! side effects:
 //!
-//! * [`derive`] and [`fanout`] turn a document change into notification rows, inbox rows for
-//!   people (units through their duty roster, households through their members) and outbox
+//! * sync-core derives the notifications a write raises, and the write path
+//!   ([`crate::write`], with its [`fanout`](crate::write::fanout)) stores them with inbox rows
+//!   for people (units through their duty roster, households through their members) and outbox
 //!   jobs, inside the transaction that stores the change;
 //! * the dispatcher reads the inbox feed (woken by local commits and, on PostgreSQL, by
 //!   `LISTEN`/`NOTIFY` from every node) and hands each item to its user's live connections
@@ -19,8 +20,6 @@
 //! twice: notifications by their sync-core key, inbox rows by (notification, user), escalations by a
 //! fired key recorded with the escalation, outbox jobs by (key, user, channel).
 
-pub mod derive;
-pub mod fanout;
 mod hub;
 mod outbox;
 mod scheduler;
@@ -37,8 +36,7 @@ use crate::clock::Clock;
 use crate::docs::{DocEvent, DocService};
 use crate::storage::{AckError, InboxItem, Storage, StorageError};
 
-pub use derive::{DeriveError, derive};
-pub use fanout::FanoutSettings;
+pub use crate::write::FanoutSettings;
 pub use hub::{Hub, InboxSubscription};
 pub use outbox::Gateways;
 pub use scheduler::TickReport;

@@ -10,8 +10,9 @@ use sync_core::org::{Membership, Role};
 use sync_core::petition::{EventBody, PetitionDoc, PetitionSummary};
 use sync_core::{Principal, Timestamp, UnitId, UserId};
 
-use super::{NotifyError, NotifyService, fanout};
+use super::{NotifyError, NotifyService};
 use crate::storage::NotificationRow;
+use crate::write::fanout;
 
 /// The user id the server's own writes (auto-escalation) are made with.
 pub const SYSTEM_USER: &str = "lianxin-system";

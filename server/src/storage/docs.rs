@@ -50,6 +50,26 @@ pub struct AppendOutcome {
     pub duplicates: Vec<String>,
     /// The document's highest change seq after the append.
     pub last_seq: i64,
+    /// What is stored since the document's snapshot, after the append.
+    pub pending: Pending,
+}
+
+/// A document's changes since its snapshot, as stored: what every node
+/// decides compaction from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub changes: i64,
+    pub bytes: i64,
+    /// The size of the snapshot they follow (0 before the first).
+    pub snapshot_bytes: i64,
+}
+
+/// A stored actor binding: the user who first delivered the actor, and
+/// whether it is one of the server's own (reserved) actors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorRecord {
+    pub user: UserId,
+    pub reserved: bool,
 }
 
 /// A document as stored: its latest snapshot and the changes after it.
@@ -65,7 +85,11 @@ pub struct StoredDoc {
     pub snapshot_seq: i64,
     /// Changes after the snapshot, in seq order.
     pub changes: Vec<Vec<u8>>,
-    /// The document's highest change seq.
+    /// Their hashes, hex, in the same order.
+    pub hashes: Vec<String>,
+    /// The document's highest change seq: its position. Read in the same
+    /// snapshot of the database as the rest, so the document rebuilt from
+    /// `snapshot` and `changes` holds every change up to it.
     pub last_seq: i64,
 }
 
@@ -92,6 +116,8 @@ pub struct FeedItem {
     pub doc_id: String,
     pub kind: FeedItemKind,
     pub bytes: Vec<u8>,
+    /// The change's hash, hex (`None` for a snapshot).
+    pub hash: Option<String>,
 }
 
 /// A page of the change feed.
@@ -141,39 +167,45 @@ impl Storage {
         let mut tx = self.begin().await?;
         let result = tx.bind_actor(actor, user, now).await?;
         tx.commit().await?;
-        let owner = match &result {
-            Ok(()) => user.clone(),
-            Err(other) => other.owner.clone(),
-        };
-        self.remember_actor(actor, owner);
-        Ok(result)
+        if let Ok(record) = &result {
+            self.remember_actor(actor, record.clone());
+        }
+        Ok(result.map(|_| ()))
     }
 
-    fn remember_actor(&self, actor: &str, owner: UserId) {
+    pub(crate) fn remember_actor(&self, actor: &str, record: ActorRecord) {
         self.actors
             .lock()
             .expect("actor cache lock")
-            .put(actor.to_owned(), owner);
+            .put(actor.to_owned(), record);
     }
 
     /// The user an actor is bound to.
     pub async fn actor_owner(&self, actor: &str) -> Result<Option<UserId>, StorageError> {
-        if let Some(owner) = self.actors.lock().expect("actor cache lock").get(actor) {
-            return Ok(Some(owner.clone()));
+        Ok(self.actor_record(actor).await?.map(|r| r.user))
+    }
+
+    /// An actor's binding, if it has one. Bindings never change once
+    /// committed, so this handle remembers those it read.
+    pub async fn actor_record(&self, actor: &str) -> Result<Option<ActorRecord>, StorageError> {
+        if let Some(record) = self.actors.lock().expect("actor cache lock").get(actor) {
+            return Ok(Some(record.clone()));
         }
-        let owner: Option<String> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT user_id FROM actor_bindings WHERE actor = $1")
+        let row: Option<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT user_id, reserved FROM actor_bindings WHERE actor = $1")
                 .bind(actor)
                 .fetch_optional(pool)
                 .await
         })?;
-        let owner = owner
-            .map(|o| UserId::new(o).map_err(StorageError::corrupt))
-            .transpose()?;
-        if let Some(o) = &owner {
-            self.remember_actor(actor, o.clone());
-        }
-        Ok(owner)
+        let Some((user, reserved)) = row else {
+            return Ok(None);
+        };
+        let record = ActorRecord {
+            user: UserId::new(user).map_err(StorageError::corrupt)?,
+            reserved: reserved != 0,
+        };
+        self.remember_actor(actor, record.clone());
+        Ok(Some(record))
     }
 
     /// Stores `changes` of `doc_id` (creating the document row as `kind` if
@@ -220,37 +252,46 @@ impl Storage {
         self.append_changes(doc_id, kind, changes, super::no_hook()).await
     }
 
-    /// The stored snapshot and later changes of a document.
+    /// The stored snapshot and later changes of a document, all read in one
+    /// snapshot of the database (a repeatable-read transaction), so the
+    /// position returned is exactly what the snapshot and changes hold even
+    /// while other writers append and compact.
     pub async fn load_document(&self, doc_id: &str) -> Result<Option<StoredDoc>, StorageError> {
-        // Changes are read before the snapshot: a compaction running in
-        // between then yields a few changes the snapshot already holds
-        // (harmless to Automerge) instead of a snapshot missing them.
-        let changes: Vec<(i64, Vec<u8>)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT seq, bytes FROM changes WHERE doc_id = $1 ORDER BY seq")
-                .bind(doc_id)
-                .fetch_all(pool)
-                .await
-        })?;
-        let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, (String, Option<Vec<u8>>, String, i64, i64)>(
+        type Row = (String, Option<Vec<u8>>, String, i64, i64);
+        type ChangeRow = (i64, String, Vec<u8>);
+        let (row, changes): (Option<Row>, Vec<ChangeRow>) = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if self.backend() == super::Backend::Postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let row: Option<Row> = sqlx::query_as(
                 "SELECT kind, snapshot, snapshot_heads, snapshot_seq, last_change_seq \
                  FROM documents WHERE doc_id = $1",
             )
             .bind(doc_id)
-            .fetch_optional(pool)
-            .await
+            .fetch_optional(&mut *tx)
+            .await?;
+            let changes = sqlx::query_as("SELECT seq, hash, bytes FROM changes WHERE doc_id = $1 ORDER BY seq")
+                .bind(doc_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((row, changes))
         })?;
         let Some((kind, snapshot, heads, snapshot_seq, last_seq)) = row else {
             return Ok(None);
         };
-        let last_seq = changes.last().map_or(last_seq, |(seq, _)| last_seq.max(*seq));
+        let (hashes, changes) = changes.into_iter().map(|(_, hash, bytes)| (hash, bytes)).unzip();
         Ok(Some(StoredDoc {
             doc_id: doc_id.to_owned(),
             kind,
             snapshot,
             snapshot_heads: split_heads(&heads),
             snapshot_seq,
-            changes: changes.into_iter().map(|(_, bytes)| bytes).collect(),
+            changes,
+            hashes,
             last_seq,
         }))
     }
@@ -287,13 +328,14 @@ impl Storage {
             format!(" AND doc_id IN ({})", super::placeholders(3, ids.len()))
         };
         let sql = format!(
-            "SELECT seq, doc_id, bytes, 0 AS is_snapshot FROM changes WHERE seq > $1{filter} \
+            "SELECT seq, doc_id, bytes, 0 AS is_snapshot, hash FROM changes WHERE seq > $1{filter} \
              UNION ALL \
-             SELECT snapshot_seq AS seq, doc_id, snapshot AS bytes, 1 AS is_snapshot FROM documents \
+             SELECT snapshot_seq AS seq, doc_id, snapshot AS bytes, 1 AS is_snapshot, NULL AS hash FROM documents \
              WHERE snapshot_seq > $1 AND snapshot IS NOT NULL{filter} \
              ORDER BY seq LIMIT $2"
         );
-        let rows: Vec<(i64, String, Vec<u8>, i32)> = on_pool!(self, |pool| {
+        type Row = (i64, String, Vec<u8>, i32, Option<String>);
+        let rows: Vec<Row> = on_pool!(self, |pool| {
             let mut q = sqlx::query_as(&sql).bind(cursor).bind(i64::from(limit));
             for id in ids {
                 q = q.bind(id);
@@ -302,10 +344,11 @@ impl Storage {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(seq, doc_id, bytes, is_snapshot)| FeedItem {
+            .map(|(seq, doc_id, bytes, is_snapshot, hash)| FeedItem {
                 seq,
                 doc_id,
                 bytes,
+                hash,
                 kind: if is_snapshot == 1 {
                     FeedItemKind::Snapshot
                 } else {
@@ -400,6 +443,18 @@ impl Storage {
         Ok(Some(hashes))
     }
 
+    /// Up to `limit` document ids after `after`, in id order.
+    pub async fn document_ids(&self, after: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+        let ids = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT doc_id FROM documents WHERE doc_id > $1 ORDER BY doc_id LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(ids)
+    }
+
     /// The highest seq ever allocated (0 when no change was ever stored).
     pub async fn head_seq(&self) -> Result<i64, StorageError> {
         let seq: Option<i64> = on_pool!(self, |pool| {
@@ -410,15 +465,34 @@ impl Storage {
         Ok(seq.unwrap_or(0))
     }
 
-    /// Replaces the snapshot of `doc_id` with `snapshot` (which must contain
-    /// every change with `seq <= up_to_seq`) and deletes those changes, in one
-    /// transaction. Returns how many changes were folded.
+    /// The changes of `doc_id` stored after its snapshot up to `up_to_seq`,
+    /// as (seq, hash): what a compaction up to there would fold.
+    pub async fn uncompacted(&self, doc_id: &str, up_to_seq: i64) -> Result<Vec<(i64, String)>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT seq, hash FROM changes WHERE doc_id = $1 AND seq <= $2 ORDER BY seq")
+                .bind(doc_id)
+                .bind(up_to_seq)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Replaces the snapshot of `doc_id` with `snapshot`, which holds every
+    /// change up to `up_to_seq`, and deletes the changes `folded` (seqs up to
+    /// `up_to_seq` whose hashes the caller found in the snapshot), in one
+    /// transaction. A change the snapshot lacks is never deleted: the caller
+    /// names only what it checked, and seqs past `up_to_seq` are kept. Fails
+    /// with [`StorageError::Conflict`] if a newer snapshot is already stored
+    /// (another node compacted further) or `up_to_seq` is past the
+    /// document's last change. Returns how many changes were deleted.
     pub async fn compact(
         &self,
         doc_id: &str,
         snapshot: &[u8],
         heads: &[String],
         up_to_seq: i64,
+        folded: &[i64],
         now: Timestamp,
     ) -> Result<u64, StorageError> {
         let mut tx = self.begin().await?;
@@ -443,13 +517,31 @@ impl Storage {
                  seq beyond its last change, or an older seq than its snapshot"
             )));
         }
-        let deleted = on_tx!(tx, |conn| {
-            sqlx::query("DELETE FROM changes WHERE doc_id = $1 AND seq <= $2")
-                .bind(doc_id)
-                .bind(up_to_seq)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())
+        let mut deleted = 0;
+        for chunk in folded.chunks(super::rows_per_statement(1)) {
+            let sql = format!(
+                "DELETE FROM changes WHERE doc_id = $1 AND seq <= $2 AND seq IN ({})",
+                super::placeholders(3, chunk.len())
+            );
+            deleted += on_tx!(tx, |conn| {
+                let mut q = sqlx::query(&sql).bind(doc_id).bind(up_to_seq);
+                for seq in chunk {
+                    q = q.bind(*seq);
+                }
+                q.execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "UPDATE documents SET \
+                 pending_changes = (SELECT COUNT(*) FROM changes c WHERE c.doc_id = $1), \
+                 pending_bytes = (SELECT COALESCE(SUM(length(c.bytes)), 0) FROM changes c WHERE c.doc_id = $1) \
+                 WHERE doc_id = $1",
+            )
+            .bind(doc_id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
         })?;
         tx.commit().await?;
         Ok(deleted)
@@ -457,31 +549,48 @@ impl Storage {
 }
 
 impl StorageTx {
-    /// Transactional form of [`Storage::bind_actor`].
+    /// Transactional form of [`Storage::bind_actor`], for a client's actor.
     pub async fn bind_actor(
         &mut self,
         actor: &str,
         user: &UserId,
         now: Timestamp,
-    ) -> Result<Result<(), ActorBoundToOther>, StorageError> {
-        let owner: String = on_tx!(self, |conn| {
+    ) -> Result<Result<ActorRecord, ActorBoundToOther>, StorageError> {
+        self.bind_actor_as(actor, user, false, now).await
+    }
+
+    /// Binds `actor` to `user` if it is unbound, as one of the server's own
+    /// actors if `reserved`; returns the binding that holds afterwards, or
+    /// who holds the actor when it is another user.
+    pub async fn bind_actor_as(
+        &mut self,
+        actor: &str,
+        user: &UserId,
+        reserved: bool,
+        now: Timestamp,
+    ) -> Result<Result<ActorRecord, ActorBoundToOther>, StorageError> {
+        let (owner, stored_reserved): (String, i64) = on_tx!(self, |conn| {
             sqlx::query(
-                "INSERT INTO actor_bindings (actor, user_id, bound_at) VALUES ($1, $2, $3) \
+                "INSERT INTO actor_bindings (actor, user_id, bound_at, reserved) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (actor) DO NOTHING",
             )
             .bind(actor)
             .bind(user.as_str())
             .bind(now.millis())
+            .bind(i64::from(reserved))
             .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())?;
-            sqlx::query_scalar("SELECT user_id FROM actor_bindings WHERE actor = $1")
+            sqlx::query_as("SELECT user_id, reserved FROM actor_bindings WHERE actor = $1")
                 .bind(actor)
                 .fetch_one(&mut *conn)
                 .await
         })?;
         if owner == user.as_str() {
-            Ok(Ok(()))
+            Ok(Ok(ActorRecord {
+                user: user.clone(),
+                reserved: stored_reserved != 0,
+            }))
         } else {
             let owner = UserId::new(owner).map_err(StorageError::corrupt)?;
             Ok(Err(ActorBoundToOther {
@@ -489,6 +598,20 @@ impl StorageTx {
                 owner,
             }))
         }
+    }
+
+    /// The document's kind and position (the seq of its latest stored
+    /// change), read under the change-log lock so that no other writer can
+    /// move it before this transaction ends. `None` for a new document.
+    pub async fn document_position(&mut self, doc_id: &str) -> Result<Option<(String, i64)>, StorageError> {
+        self.lock_change_log().await?;
+        let row: Option<(String, i64)> = on_tx!(self, |conn| {
+            sqlx::query_as("SELECT kind, last_change_seq FROM documents WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_optional(&mut *conn)
+                .await
+        })?;
+        Ok(row)
     }
 
     /// Stores changes inside this transaction; see [`Storage::append_changes`].
@@ -548,20 +671,38 @@ impl StorageTx {
             }
         }
         // Seqs only grow, so a newly stored change is the document's last.
-        let last_seq = match inserted.last() {
+        let added_bytes: i64 = changes
+            .iter()
+            .filter(|c| inserted.iter().any(|i| i.hash == c.hash))
+            .map(|c| c.bytes.len() as i64)
+            .sum();
+        let (last_seq, pending) = match inserted.last() {
             Some(last) => {
-                on_tx!(self, |conn| {
-                    sqlx::query("UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1")
-                        .bind(doc_id)
-                        .bind(last.seq)
-                        .bind(now)
-                        .execute(&mut *conn)
-                        .await
-                        .map(|r| r.rows_affected())
+                let (changes, bytes, snapshot_bytes): (i64, i64, i64) = on_tx!(self, |conn| {
+                    sqlx::query_as(
+                        "UPDATE documents SET last_change_seq = $2, updated_at = $3, \
+                         pending_changes = pending_changes + $4, pending_bytes = pending_bytes + $5 \
+                         WHERE doc_id = $1 \
+                         RETURNING pending_changes, pending_bytes, CAST(COALESCE(length(snapshot), 0) AS BIGINT)",
+                    )
+                    .bind(doc_id)
+                    .bind(last.seq)
+                    .bind(now)
+                    .bind(inserted.len() as i64)
+                    .bind(added_bytes)
+                    .fetch_one(&mut *conn)
+                    .await
                 })?;
-                last.seq
+                (
+                    last.seq,
+                    Pending {
+                        changes,
+                        bytes,
+                        snapshot_bytes,
+                    },
+                )
             }
-            None => stored_last_seq,
+            None => (stored_last_seq, Pending::default()),
         };
         Ok(AppendOutcome {
             doc_id: doc_id.to_owned(),
@@ -569,6 +710,7 @@ impl StorageTx {
             inserted,
             duplicates,
             last_seq,
+            pending,
         })
     }
 }

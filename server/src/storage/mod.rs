@@ -41,8 +41,8 @@ use thiserror::Error;
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use config::{ORG, SETTINGS};
 pub use docs::{
-    AccessScope, ActorBoundToOther, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion, FeedItem,
-    FeedItemKind, StoredChange, StoredDoc,
+    AccessScope, ActorBoundToOther, ActorRecord, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion,
+    FeedItem, FeedItemKind, Pending, StoredChange, StoredDoc,
 };
 pub use events::{ChangeListener, ChangeNotice};
 pub use notices::NoticeRow;
@@ -167,7 +167,7 @@ pub struct Storage {
     checkpoint: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// Actor bindings read before. A binding is never changed or removed
     /// once committed, so a remembered one stays true.
-    actors: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, sync_core::UserId>>>,
+    actors: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, docs::ActorRecord>>>,
 }
 
 /// How many actor bindings a handle remembers.
@@ -293,6 +293,14 @@ impl Storage {
             out.extend(rows);
         }
         Ok(out)
+    }
+
+    /// SQLite's `PRAGMA integrity_check` lines (`ok` when sound); nothing on PostgreSQL.
+    pub async fn integrity_check(&self) -> Result<Vec<String>, StorageError> {
+        match &self.db {
+            Db::Sqlite(pool) => Ok(sqlx::query_scalar("PRAGMA integrity_check").fetch_all(pool).await?),
+            Db::Postgres(_) => Ok(Vec::new()),
+        }
     }
 
     /// Round trip to the database, for health checks.

@@ -120,15 +120,7 @@ pub enum AckError {
     Negative(i64),
 }
 
-/// A household as a village directory lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HouseholdRow {
-    pub household_id: String,
-    pub village_unit: String,
-    pub name: String,
-    pub representative: Option<String>,
-    pub moved_out: bool,
-}
+pub use sync_core::projection::HouseholdRow;
 
 /// One household's delivery record of a notice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]

@@ -10,32 +10,7 @@ use sync_core::{Timestamp, UserId};
 
 use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
 
-/// One row of who may see a document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccessRow {
-    /// `unit`, `user`, `household`, `room` or `audience_unit`.
-    pub kind: &'static str,
-    pub subject: String,
-}
-
-/// A room as listed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomRow {
-    pub doc_id: String,
-    pub kind: String,
-    pub name: String,
-    pub unit_id: String,
-    pub household_id: Option<String>,
-}
-
-/// A room message as listed. `body` is the message view as JSON.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MessageRow {
-    pub entry_id: String,
-    pub author: String,
-    pub at_ms: i64,
-    pub body: String,
-}
+pub use sync_core::projection::{AccessRow, MessageRow, RoomRow};
 
 /// Filters for listing petitions. `visible_*` restrict to what the reader may see.
 #[derive(Clone, Debug, Default)]
@@ -130,7 +105,7 @@ impl StorageTx {
             on_tx!(self, |conn| {
                 sqlx::query("INSERT INTO doc_access (doc_id, kind, subject) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(doc_id)
-                    .bind(row.kind)
+                    .bind(row.kind.as_str())
                     .bind(&row.subject)
                     .execute(&mut *conn)
                     .await
@@ -383,5 +358,27 @@ impl Storage {
                 body,
             })
             .collect())
+    }
+
+    /// Every access row of a document, as (kind, subject).
+    pub async fn doc_access(&self, doc_id: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT kind, subject FROM doc_access WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// A petition's stored summary (JSON), if it has a row.
+    pub async fn petition_summary(&self, doc_id: &str) -> Result<Option<String>, StorageError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT summary FROM petitions WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row)
     }
 }

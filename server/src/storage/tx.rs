@@ -67,6 +67,34 @@ impl StorageTx {
         Ok(())
     }
 
+    /// Marks a point this transaction can roll back to without ending
+    /// ([`rollback_to_savepoint`](Self::rollback_to_savepoint)), so one write
+    /// of a group commit can fail while the others commit. Savepoints nest;
+    /// each is released or rolled back before the next outer one.
+    pub async fn savepoint(&mut self) -> Result<(), StorageError> {
+        self.execute_plain("SAVEPOINT lianxin_write").await
+    }
+
+    /// Keeps what was done since the latest savepoint.
+    pub async fn release_savepoint(&mut self) -> Result<(), StorageError> {
+        self.execute_plain("RELEASE SAVEPOINT lianxin_write").await
+    }
+
+    /// Undoes what was done since the latest savepoint and releases it. On
+    /// PostgreSQL this also clears the error state a failed statement left.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
+        self.execute_plain("ROLLBACK TO SAVEPOINT lianxin_write").await?;
+        self.release_savepoint().await
+    }
+
+    async fn execute_plain(&mut self, sql: &'static str) -> Result<(), StorageError> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => sqlx::query(sql).execute(&mut **t).await.map(|_| ())?,
+            TxInner::Postgres(t) => sqlx::query(sql).execute(&mut **t).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
     /// Serialises change appends across connections and server nodes, so
     /// sequence numbers become visible in allocation order. SQLite needs
     /// nothing: `BEGIN IMMEDIATE` already admits one writer at a time.

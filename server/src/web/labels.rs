@@ -142,6 +142,7 @@ pub fn rule(code: &str) -> String {
         "creation-only" => "这只能在创建时设定。",
         "missing-dependency" | "depends-on-refused" => "这次修改依赖的内容缺失或已被拒绝。",
         "actor-bound-to-other-user" => "这个设备标识属于另一位用户。",
+        "actor-reserved" => "这个设备标识由服务器专用，设备须使用自己的标识。",
         "before-submission" => "诉求提交之前的操作不生效。",
         "duplicate-submission" => "诉求已经提交过。",
         "already-signed" => "已经有人签收了，以最早的签收为准。",

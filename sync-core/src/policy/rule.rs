@@ -44,6 +44,9 @@ text_enum!(
         DependsOnRefused = "depends-on-refused",
         /// The change's actor id belongs to another user.
         ActorBoundToOther = "actor-bound-to-other-user",
+        /// The change's actor id is one the server writes with for its own
+        /// actions (or, for a server write, one a device used first).
+        ActorReserved = "actor-reserved",
     }
 );
 

@@ -1,21 +1,76 @@
-//! What a document projects into SQL: computed from the document before and
-//! after a change, written by the storage hook in the change's transaction.
+//! What a document projects into a host's query tables: computed from the
+//! document before and after a write, stored by the host in the write's
+//! transaction.
+//!
+//! The rows are plain data (ids as text, times as milliseconds) so a host can
+//! store them without reading a document: the petitions list, who may read
+//! what, rooms and their messages, village households, notice receipts.
 
 use automerge::AutoCommit;
-use sync_core::directory::DirectoryDoc;
-use sync_core::notice::NoticeDoc;
-use sync_core::notify::Notification;
-use sync_core::petition::{PetitionDoc, PetitionSummary};
-use sync_core::policy::Visibility;
-use sync_core::room::RoomDoc;
-use sync_core::{Calendar, ClockRules, DocKind, SchemaError, Timestamp};
+use serde::{Deserialize, Serialize};
 
-use futures_util::future::BoxFuture;
+use crate::channel::text_enum;
+use crate::clocks::{Calendar, ClockRules};
+use crate::directory::DirectoryDoc;
+use crate::doc::DocKind;
+use crate::error::SchemaError;
+use crate::notice::NoticeDoc;
+use crate::petition::{PetitionDoc, PetitionSummary};
+use crate::policy::Visibility;
+use crate::room::RoomDoc;
+use crate::time::Timestamp;
 
-use crate::notify::FanoutSettings;
-use crate::storage::{
-    AccessRow, AppendOutcome, ChangeHook, HouseholdRow, InboxItem, MessageRow, RoomRow, StorageError, StorageTx,
-};
+text_enum!(
+    /// What an access row names.
+    AccessKind {
+        /// A unit whose jurisdiction covers the document.
+        Unit = "unit",
+        /// A user (a submitter, a room member).
+        User = "user",
+        /// A household (a notice's audience, a household line).
+        Household = "household",
+        /// A room whose members may read the document.
+        Room = "room",
+        /// A unit below which a notice's audience lives.
+        AudienceUnit = "audience_unit",
+    }
+);
+
+/// One row of who may see a document.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccessRow {
+    pub kind: AccessKind,
+    pub subject: String,
+}
+
+/// A room as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRow {
+    pub doc_id: String,
+    pub kind: String,
+    pub name: String,
+    pub unit_id: String,
+    pub household_id: Option<String>,
+}
+
+/// A room message as listed. `body` is the message view as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRow {
+    pub entry_id: String,
+    pub author: String,
+    pub at_ms: i64,
+    pub body: String,
+}
+
+/// A household as a village directory lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdRow {
+    pub household_id: String,
+    pub village_unit: String,
+    pub name: String,
+    pub representative: Option<String>,
+    pub moved_out: bool,
+}
 
 /// A household's earliest receipts of a notice, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,27 +81,20 @@ pub struct NoticeReceipts {
     pub forwarded: Option<i64>,
 }
 
-/// The rows one change set writes.
-#[derive(Debug, Default)]
+/// The rows one write produces.
+#[derive(Clone, Debug, Default)]
 pub struct Projection {
     pub petition: Option<PetitionSummary>,
-    pub access: Vec<AccessRow>,
-    /// The access rows are those already stored.
-    pub access_unchanged: bool,
+    /// Who may read the document; `None` when the write left that as it was
+    /// (the stored rows stand).
+    pub access: Option<Vec<AccessRow>>,
     pub room: Option<RoomRow>,
+    /// Room messages that are new or read differently since before the write.
     pub messages: Vec<MessageRow>,
     /// Households of a village directory.
     pub households: Vec<HouseholdRow>,
     /// A notice's receipts per household.
     pub receipts: Vec<NoticeReceipts>,
-    /// Notifications the change raised, with what fan-out needs.
-    pub notifications: Vec<Notification>,
-    fanout: Option<(Calendar, FanoutSettings)>,
-    /// Clock actions this change carries out (see `DocService::act_once`).
-    pub marks: Vec<String>,
-    now: Option<Timestamp>,
-    /// The inbox items fan-out wrote, for live delivery once the transaction commits.
-    pub delivered: Vec<InboxItem>,
 }
 
 impl Projection {
@@ -66,32 +114,18 @@ impl Projection {
         // Most changes (a message, an event) leave visibility as it was; a
         // room of thousands need not rewrite thousands of access rows each
         // time, nor, for a message, read its thousands of members twice.
-        let vis = if existed && !readers_may_change {
+        let access = if existed && !readers_may_change {
             None
         } else {
-            Some(Visibility::of(after)?)
+            let vis = Visibility::of(after)?;
+            if existed && Visibility::of(before)? == vis {
+                None
+            } else {
+                Some(access_rows(&vis))
+            }
         };
-        let access_unchanged = match &vis {
-            None => true,
-            Some(vis) => existed && Visibility::of(before)? == *vis,
-        };
-        let vis = vis.unwrap_or_default();
-        let mut access = Vec::new();
-        let mut push = |kind: &'static str, subjects: Vec<String>| {
-            access.extend(subjects.into_iter().map(|subject| AccessRow { kind, subject }));
-        };
-        push("unit", vis.units.iter().map(|u| u.to_string()).collect());
-        push("user", vis.users.iter().map(|u| u.to_string()).collect());
-        push("household", vis.households.iter().map(|h| h.to_string()).collect());
-        push("room", vis.rooms.clone());
-        push(
-            "audience_unit",
-            vis.audience_units.iter().map(|u| u.to_string()).collect(),
-        );
         let mut out = Projection {
             access,
-            access_unchanged,
-            now: Some(now),
             ..Projection::default()
         };
         match DocKind::of(after)? {
@@ -155,49 +189,35 @@ impl Projection {
         Ok(out)
     }
 
-    /// Adds the notifications the change raised, to be fanned out in its transaction.
-    pub fn notify(&mut self, notifications: Vec<Notification>, cal: &Calendar, fanout: &FanoutSettings) {
-        if !notifications.is_empty() {
-            self.fanout = Some((cal.clone(), fanout.clone()));
-        }
-        self.notifications = notifications;
-    }
-
-    /// Writes the rows inside the change's transaction (see [`ChangeHook`]).
-    pub async fn write(&mut self, tx: &mut StorageTx, doc_id: &str, seq: i64) -> Result<(), StorageError> {
-        if !self.access_unchanged {
-            tx.replace_doc_access(doc_id, &self.access).await?;
-        }
-        if let Some(p) = &self.petition {
-            tx.upsert_petition(doc_id, p, seq).await?;
-        }
-        if let Some(r) = &self.room {
-            tx.upsert_room(r, seq).await?;
-            tx.upsert_room_messages(doc_id, &self.messages).await?;
-        }
-        tx.upsert_households(doc_id, &self.households).await?;
-        if let (Some((cal, fanout)), Some(now)) = (&self.fanout, self.now) {
-            self.delivered = crate::notify::fanout::write(tx, doc_id, &self.notifications, now, cal, fanout).await?;
-        }
-        // After fan-out, so the delivery records of a new notice exist.
-        for r in &self.receipts {
-            tx.update_notice_receipts(doc_id, &r.household, r.delivered, r.read, r.forwarded)
-                .await?;
-        }
-        for mark in &self.marks {
-            tx.mark_fired(mark, self.now.unwrap_or(Timestamp::from_millis(0)))
-                .await?;
-        }
-        Ok(())
+    /// Every row of a document as a whole (as if it were new), for checks
+    /// that compare stored rows with the document.
+    pub fn of_document(
+        doc_id: &str,
+        doc: &AutoCommit,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+    ) -> Result<Self, SchemaError> {
+        Self::compute(doc_id, (&AutoCommit::new(), doc), true, rules, cal, now)
     }
 }
 
-impl ChangeHook<StorageError> for Projection {
-    fn on_append<'t>(
-        &'t mut self,
-        tx: &'t mut StorageTx,
-        outcome: &'t AppendOutcome,
-    ) -> BoxFuture<'t, Result<(), StorageError>> {
-        Box::pin(async move { self.write(tx, &outcome.doc_id, outcome.last_seq).await })
-    }
+/// The access rows that say who may read a document of visibility `vis`.
+pub fn access_rows(vis: &Visibility) -> Vec<AccessRow> {
+    let mut rows = Vec::new();
+    let mut push = |kind: AccessKind, subjects: Vec<String>| {
+        rows.extend(subjects.into_iter().map(|subject| AccessRow { kind, subject }));
+    };
+    push(AccessKind::Unit, vis.units.iter().map(|u| u.to_string()).collect());
+    push(AccessKind::User, vis.users.iter().map(|u| u.to_string()).collect());
+    push(
+        AccessKind::Household,
+        vis.households.iter().map(|h| h.to_string()).collect(),
+    );
+    push(AccessKind::Room, vis.rooms.clone());
+    push(
+        AccessKind::AudienceUnit,
+        vis.audience_units.iter().map(|u| u.to_string()).collect(),
+    );
+    rows
 }

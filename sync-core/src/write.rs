@@ -1,0 +1,304 @@
+//! One write, computed before anything is stored: which incoming changes are
+//! accepted and which refused (with their rules), the document after them,
+//! the projection rows, the notifications they raise and the actor ids to
+//! bind. The host executes the [`WriteOutcome`] in one transaction, and only
+//! if the document's stored position is still the one the copy was built
+//! from; otherwise it catches its copy up and computes again.
+//!
+//! A write goes in two steps because a new notice needs one fact that no
+//! document records (the households living below its audience units and in
+//! its rooms): [`propose`] runs policy and says what it [`Needs`]; the host
+//! reads that and calls [`Proposal::finish`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use automerge::{ActorId, AutoCommit, Change};
+
+use crate::clocks::{Calendar, ClockRules};
+use crate::doc::DocKind;
+use crate::error::SchemaError;
+use crate::ids::{HouseholdId, UnitId, UserId};
+use crate::notice::NoticeDoc;
+use crate::notify::{Notification, notice_notifications, petition_notifications, room_notifications};
+use crate::petition::PetitionDoc;
+use crate::policy::{PolicyContext, Refusal, Rule, check_changes};
+use crate::projection::Projection;
+use crate::room::RoomDoc;
+use crate::time::Timestamp;
+
+/// Who an actor id was first delivered by, as the host's store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorBinding {
+    pub user: UserId,
+    /// Bound by the server for its own writes on the user's behalf (REST
+    /// actions, the scheduler): no client may write with it, the user's own
+    /// devices included, or two writers would share its sequence numbers.
+    pub reserved: bool,
+}
+
+/// Where a write's changes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's own changes (automerge-repo sync, batched sync).
+    Client,
+    /// Changes the server made on a user's behalf with a reserved actor.
+    Server,
+}
+
+/// Facts a [`Proposal`] needs from the host before it can finish.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A new notice: the households living in these units (the audience
+    /// units and every unit below them)…
+    pub households_in_units: Vec<UnitId>,
+    /// …and in these rooms (document ids without the `automerge:` prefix).
+    pub households_in_rooms: Vec<String>,
+}
+
+impl Needs {
+    pub fn is_empty(&self) -> bool {
+        self.households_in_units.is_empty() && self.households_in_rooms.is_empty()
+    }
+}
+
+/// What the host read for [`Needs`].
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// The households of a new notice's audience.
+    pub audience_households: Vec<HouseholdId>,
+}
+
+/// A write after policy, before the facts policy cannot know.
+#[derive(Debug)]
+pub struct Proposal {
+    doc_id: String,
+    origin: Origin,
+    user: UserId,
+    household: Option<HouseholdId>,
+    before: AutoCommit,
+    after: AutoCommit,
+    accepted: Vec<Change>,
+    refused: Vec<Refusal>,
+    duplicates: usize,
+    readers_may_change: bool,
+    new_actors: Vec<ActorId>,
+    needs: Needs,
+}
+
+/// Everything one write produces.
+#[derive(Debug)]
+pub struct WriteOutcome {
+    pub doc_id: String,
+    /// `None` when nothing was accepted (then nothing is to be stored).
+    pub kind: Option<DocKind>,
+    /// The document after the accepted changes.
+    pub doc: AutoCommit,
+    /// Accepted changes, in the order they were applied.
+    pub accepted: Vec<Change>,
+    pub refused: Vec<Refusal>,
+    /// Changes the document already had.
+    pub duplicates: usize,
+    /// Actor ids of accepted changes that no binding names yet: the host
+    /// binds them to the writer in the write's transaction (reserved when
+    /// the write is the server's own).
+    pub new_actors: Vec<ActorId>,
+    pub origin: Origin,
+    pub projection: Projection,
+    pub notifications: Vec<Notification>,
+}
+
+/// Runs policy for `ctx.principal`'s `changes` against `before`.
+/// `bindings` holds the stored binding of every actor in `changes` that has
+/// one. An actor bound to another user, or reserved for the server when the
+/// changes come from a client, refuses the change.
+pub fn propose(
+    ctx: &PolicyContext<'_>,
+    origin: Origin,
+    doc_id: &str,
+    before: &AutoCommit,
+    changes: Vec<Change>,
+    bindings: &HashMap<ActorId, ActorBinding>,
+) -> Proposal {
+    let who = ctx.principal;
+    let mut refused = Vec::new();
+    let mut candidates = Vec::with_capacity(changes.len());
+    for c in changes {
+        match actor_refusal(&c, origin, &who.user, bindings.get(c.actor_id())) {
+            Some(r) => refused.push(r),
+            None => candidates.push(c),
+        }
+    }
+    let mut proposal = Proposal {
+        doc_id: doc_id.to_owned(),
+        origin,
+        user: who.user.clone(),
+        household: who.household.clone(),
+        before: before.clone(),
+        after: AutoCommit::new(),
+        accepted: Vec::new(),
+        refused,
+        duplicates: 0,
+        readers_may_change: false,
+        new_actors: Vec::new(),
+        needs: Needs::default(),
+    };
+    if candidates.is_empty() {
+        proposal.after = proposal.before.clone();
+        return proposal;
+    }
+    let checked = check_changes(ctx, before.clone(), candidates.clone());
+    proposal.refused.extend(checked.refused);
+    proposal.duplicates = checked.duplicates.len();
+    proposal.readers_may_change = checked.readers_may_change;
+    let accepted: BTreeSet<_> = checked.accepted.iter().copied().collect();
+    // In the order policy applied them.
+    let mut by_hash: HashMap<_, _> = candidates.into_iter().map(|c| (c.hash(), c)).collect();
+    proposal.accepted = checked.accepted.iter().filter_map(|h| by_hash.remove(h)).collect();
+    debug_assert_eq!(proposal.accepted.len(), accepted.len());
+    let mut actors: Vec<ActorId> = proposal
+        .accepted
+        .iter()
+        .map(|c| c.actor_id().clone())
+        .filter(|a| !bindings.contains_key(a))
+        .collect();
+    actors.sort();
+    actors.dedup();
+    proposal.new_actors = actors;
+    proposal.after = checked.doc;
+    proposal.needs = needs(ctx, &proposal.before, &proposal.after);
+    proposal
+}
+
+/// Why `change` may not be written with its actor, if it may not.
+fn actor_refusal(change: &Change, origin: Origin, user: &UserId, binding: Option<&ActorBinding>) -> Option<Refusal> {
+    let actor = change.actor_id();
+    match binding {
+        Some(b) if b.user != *user => Some(Refusal::new(
+            &change.hash(),
+            Rule::ActorBoundToOther,
+            format!("actor {actor} belongs to another user; each device writes with its own actor"),
+        )),
+        Some(b) if b.reserved && origin == Origin::Client => Some(Refusal::new(
+            &change.hash(),
+            Rule::ActorReserved,
+            format!("actor {actor} is the server's own; a device writes with an actor of its own"),
+        )),
+        Some(b) if !b.reserved && origin == Origin::Server => Some(Refusal::new(
+            &change.hash(),
+            Rule::ActorReserved,
+            format!("actor {actor} was first used by a device, not by the server"),
+        )),
+        _ => None,
+    }
+}
+
+/// What a new notice needs read: the households below its audience.
+fn needs(ctx: &PolicyContext<'_>, before: &AutoCommit, after: &AutoCommit) -> Needs {
+    let created_notice =
+        matches!(DocKind::of(before), Ok(None)) && matches!(DocKind::of(after), Ok(Some(DocKind::Notice)));
+    if !created_notice {
+        return Needs::default();
+    }
+    let Ok(audience) = NoticeDoc::view(after).and_then(|n| n.audience()) else {
+        // The notice does not read; `finish` reports it.
+        return Needs::default();
+    };
+    let org = ctx.org;
+    let units: BTreeSet<UnitId> = org
+        .units()
+        .filter(|u| audience.units.iter().any(|a| org.is_within(&u.id, a)))
+        .map(|u| u.id.clone())
+        .chain(audience.units.iter().cloned())
+        .collect();
+    let rooms: BTreeSet<String> = audience
+        .rooms
+        .iter()
+        .map(|r| r.strip_prefix(crate::repo_protocol::URL_PREFIX).unwrap_or(r).to_owned())
+        .collect();
+    Needs {
+        households_in_units: units.into_iter().collect(),
+        households_in_rooms: rooms.into_iter().collect(),
+    }
+}
+
+impl Proposal {
+    /// The facts [`Proposal::finish`] needs (empty for most writes).
+    pub fn needs(&self) -> &Needs {
+        &self.needs
+    }
+
+    /// Whether policy accepted any change.
+    pub fn accepts_anything(&self) -> bool {
+        !self.accepted.is_empty()
+    }
+
+    /// Computes the rows and notifications of the accepted changes at `now`.
+    pub fn finish(
+        self,
+        facts: &Facts,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+    ) -> Result<WriteOutcome, SchemaError> {
+        let mut out = WriteOutcome {
+            doc_id: self.doc_id,
+            kind: None,
+            doc: self.after,
+            accepted: self.accepted,
+            refused: self.refused,
+            duplicates: self.duplicates,
+            new_actors: self.new_actors,
+            origin: self.origin,
+            projection: Projection::default(),
+            notifications: Vec::new(),
+        };
+        if out.accepted.is_empty() {
+            return Ok(out);
+        }
+        let kind = DocKind::of(&out.doc)?.ok_or_else(|| SchemaError::InvalidValue {
+            field: "type".into(),
+            reason: "an empty document cannot be stored".into(),
+        })?;
+        out.kind = Some(kind);
+        out.projection = Projection::compute(
+            &out.doc_id,
+            (&self.before, &out.doc),
+            self.readers_may_change,
+            rules,
+            cal,
+            now,
+        )?;
+        out.notifications = notifications(kind, &self.before, &out.doc, &self.user, self.household, facts)?;
+        Ok(out)
+    }
+}
+
+/// The notifications raised by `user`'s changes taking a document of `kind`
+/// from `before` to `after`.
+fn notifications(
+    kind: DocKind,
+    before: &AutoCommit,
+    after: &AutoCommit,
+    user: &UserId,
+    household: Option<HouseholdId>,
+    facts: &Facts,
+) -> Result<Vec<Notification>, SchemaError> {
+    let existed = DocKind::of(before)?.is_some();
+    Ok(match kind {
+        DocKind::Petition => {
+            let before = existed.then(|| PetitionDoc::view(before)).transpose()?;
+            petition_notifications(before.as_ref(), &PetitionDoc::view(after)?)?
+        }
+        DocKind::Room => {
+            let before = existed.then(|| RoomDoc::view(before)).transpose()?;
+            // Policy binds every new entry to the user who delivered it, so the
+            // writer of every new message is `user`.
+            let household_of = |u: &UserId| if u == user { household.clone() } else { None };
+            room_notifications(before.as_ref(), &RoomDoc::view(after)?, household_of)?
+        }
+        DocKind::Notice if !existed => {
+            notice_notifications(None, &NoticeDoc::view(after)?, &facts.audience_households)?
+        }
+        DocKind::Notice | DocKind::Directory => Vec::new(),
+    })
+}
