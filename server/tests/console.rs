@@ -969,8 +969,32 @@ async fn queue_filters_by_channel_and_sorts_most_urgent_first() -> anyhow::Resul
     sorted_n.sort();
     sorted_u.sort();
     ensure!(sorted_n == sorted_u, "the same petitions in another order");
-    // The overdue letter comes first when most urgent first.
-    ensure!(u[0] == "户口本丢了怎么补办", "{u:?}");
+    // Most urgent first: by the earliest unmet deadline the API reports, none last.
+    let token = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("chief-east")?, 3_600_000)
+        .await?;
+    let (status, listed) = server.get("/api/petitions?limit=200", Some(&token)).await?;
+    ensure!(status == 200, "{status} {listed}");
+    let mut expected: Vec<(i64, String)> = listed["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .map(|i| {
+            (
+                i["next_due"].as_i64().unwrap_or(i64::MAX),
+                i["title"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by_key(|(due, _)| *due);
+    let expected: Vec<String> = expected.into_iter().map(|(_, t)| t).collect();
+    ensure!(u == expected, "{u:?} is not {expected:?}");
+    ensure!(
+        u != n || expected == n,
+        "the order changed or was already the urgent one"
+    );
     ensure!(urgent.contains("value=\"urgent\" selected"), "the choice is kept");
 
     let walk_in = chief.get("/queue?channel=walk_in").await?.body;
