@@ -27,6 +27,7 @@ use axum::http::request::Parts;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
+use sync_core::org::Role;
 use sync_core::{Principal, UnitId};
 
 use crate::error::ApiError;
