@@ -22,6 +22,7 @@ pub fn kind_word(k: NoticeKind) -> &'static str {
         NoticeKind::AntiFraud => "反诈提醒",
         NoticeKind::Safety => "安全提示",
         NoticeKind::Legal => "法律宣传",
+        NoticeKind::Reminder => "提醒",
         NoticeKind::General => "一般通知",
     }
 }
