@@ -54,6 +54,13 @@ pub const PEOPLE: &[DemoPerson] = &[
         role: "officer (mailbox task force)",
     },
     DemoPerson {
+        id: "duty-ma",
+        name: "马值班",
+        login: Some("duty2"),
+        phone: None,
+        role: "officer (mailbox task force)",
+    },
+    DemoPerson {
         id: "chief-east",
         name: "黄所长",
         login: Some("chief"),
@@ -89,6 +96,27 @@ pub const PEOPLE: &[DemoPerson] = &[
         role: "department staff (water)",
     },
     DemoPerson {
+        id: "town-wu",
+        name: "吴干事",
+        login: Some("zhen"),
+        phone: None,
+        role: "officer (东岭镇人民政府)",
+    },
+    DemoPerson {
+        id: "cadre-sun",
+        name: "孙书记",
+        login: Some("cadre"),
+        phone: None,
+        role: "village cadre, leader (上坪村)",
+    },
+    DemoPerson {
+        id: "party-qian",
+        name: "钱组长",
+        login: Some("party"),
+        phone: None,
+        role: "party-group leader (上坪村党小组)",
+    },
+    DemoPerson {
         id: "res-zhang",
         name: "张大爷",
         login: None,
@@ -122,8 +150,9 @@ pub const PEOPLE: &[DemoPerson] = &[
 pub fn org_file() -> String {
     let units = serde_json::json!([
         {"id": "city", "name": "云岭市公安局", "kind": "city"},
-        {"id": "mailbox-taskforce", "name": "局长信箱专班", "kind": "task_force", "parent": "city"},
         {"id": "county", "name": "青山县公安局", "kind": "county", "parent": "city"},
+        {"id": "mailbox-taskforce", "name": "局长信箱专班", "kind": "task_force", "parent": "county"},
+        {"id": "town-dongling", "name": "东岭镇人民政府", "kind": "town", "parent": "county"},
         {"id": "water", "name": "青山县水利局", "kind": "department", "parent": "county"},
         {"id": "station-east", "name": "东岭派出所", "kind": "station", "parent": "county"},
         {"id": "station-west", "name": "西河派出所", "kind": "station", "parent": "county"},
@@ -143,6 +172,7 @@ pub fn org_file() -> String {
         staff(p("admin"), vec![member("city", "admin")]),
         staff(p("director"), vec![member("county", "leader")]),
         staff(p("duty-lin"), vec![member("mailbox-taskforce", "officer")]),
+        staff(p("duty-ma"), vec![member("mailbox-taskforce", "officer")]),
         staff(
             p("chief-east"),
             vec![member("station-east", "leader"), member("station-east", "officer")]
@@ -151,6 +181,9 @@ pub fn org_file() -> String {
         staff(p("officer-wang"), vec![member("station-east", "officer")]),
         staff(p("officer-zhao"), vec![member("station-west", "officer")]),
         staff(p("water-chen"), vec![member("water", "department_staff")]),
+        staff(p("town-wu"), vec![member("town-dongling", "officer")]),
+        staff(p("cadre-sun"), vec![member("village-shangping", "leader")]),
+        staff(p("party-qian"), vec![member("shangping-party", "leader")]),
         resident(p("res-zhang"), "village-shangping", "hh-shangping-001"),
         resident(p("res-liu"), "village-xiaxi", "hh-xiaxi-001"),
         resident(p("res-he"), "village-baishi", "hh-baishi-001"),
@@ -487,6 +520,21 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
             method: ContactMethod::Visit,
             note: Some("当面受理".into()),
         },
+    )?;
+    out.push(DemoDoc { id, doc: p.into_doc() });
+
+    // 6. A letter nobody has signed yet: the task force's 10-minute sign clock has run out.
+    let (id, p) = petition(
+        &mut w,
+        "res-liu",
+        "res-liu",
+        Channel::DirectorMailbox,
+        Category::Help,
+        "深夜有人撬车门",
+        "下溪村村口停车场连续两晚有人撬车门，请派人巡查。",
+        "village-xiaxi",
+        "mailbox-taskforce",
+        ago(25),
     )?;
     out.push(DemoDoc { id, doc: p.into_doc() });
 

@@ -759,11 +759,14 @@ async fn lists_filter_and_the_board_shows_published_results_without_names(db: &m
         }
     };
     assert_eq!(by("&published=true").await?, vec!["夜间施工噪音扰民"]);
-    assert_eq!(by("&channel=director_mailbox").await?, vec!["疑似电信诈骗窝点线索"]);
+    assert_eq!(
+        by("&channel=director_mailbox").await?,
+        vec!["深夜有人撬车门", "疑似电信诈骗窝点线索"]
+    );
     assert_eq!(by("&submitter=res-he").await?, vec!["夜间施工噪音扰民"]);
     let now = s.state.clock.now().millis();
     let recent = by(&format!("&from={}", now - 3 * 3600 * 1000)).await?;
-    assert_eq!(recent.len(), 3, "{recent:?}");
+    assert_eq!(recent.len(), 4, "{recent:?}");
     assert_eq!(by(&format!("&to={}", now - 3 * 3600 * 1000)).await?.len(), 2);
     call(&s, "director", "GET", "/api/petitions?channel=fax", Value::Null, 400).await?;
     // The board: residents of 白石村 see the published result; not who asked.
@@ -845,8 +848,9 @@ async fn kpi_reports_group_and_export(db: &mut TestDb) -> anyhow::Result<()> {
         200,
     )
     .await?;
-    // Five demo petitions, all held within the county (the mailbox letter went to the west station).
-    assert_eq!(r["total"]["received"], 5, "{r}");
+    // Six demo petitions, all held within the county (one mailbox letter went to the west
+    // station, the other waits in the task force).
+    assert_eq!(r["total"]["received"], 6, "{r}");
     assert_eq!(r["total"]["response_rate"]["clock"], "device_stamp");
     let rows: Vec<(&str, u64)> = r["groups"]
         .as_array()
@@ -861,7 +865,12 @@ async fn kpi_reports_group_and_export(db: &mut TestDb) -> anyhow::Result<()> {
         .collect();
     assert_eq!(
         rows,
-        vec![("station-east", 2), ("station-west", 2), ("water", 1)],
+        vec![
+            ("mailbox-taskforce", 1),
+            ("station-east", 2),
+            ("station-west", 2),
+            ("water", 1)
+        ],
         "{r}"
     );
     assert_eq!(r["total"]["satisfaction"]["rated"], 1);
@@ -876,8 +885,8 @@ async fn kpi_reports_group_and_export(db: &mut TestDb) -> anyhow::Result<()> {
         .await?;
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = csv.text().await?;
-    assert_eq!(csv.lines().count(), 5, "{csv}");
-    assert!(csv.lines().nth(1).unwrap().starts_with("total,,,,,5,"), "{csv}");
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("total,,,,,6,"), "{csv}");
     call(
         &s,
         "res-zhang",
@@ -1058,7 +1067,31 @@ async fn clock_rules_are_configured_and_served(db: &mut TestDb) -> anyhow::Resul
     s.stop().await
 }
 
+/// The OpenAPI document is served without a token and describes the routes
+/// with their bodies and errors (the unit test in `http::openapi` checks that
+/// every route is in it).
+async fn the_openapi_document_is_served(db: &mut TestDb) -> anyhow::Result<()> {
+    let s = demo_server(db).await?;
+    let (status, doc) = s.get("/api/openapi.json", None).await?;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let submit = &doc["paths"]["/api/petitions"]["post"];
+    assert_eq!(
+        submit["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/NewPetition",
+        "{submit}"
+    );
+    for code in ["400", "401", "403", "409"] {
+        assert!(submit["responses"][code].is_object(), "{code} missing: {submit}");
+    }
+    let act = &doc["paths"]["/api/petitions/{id}/actions"]["post"];
+    assert!(act["responses"]["409"].is_object(), "{act}");
+    assert!(doc["components"]["schemas"]["PetitionAction"].is_object());
+    assert!(doc["components"]["schemas"]["KpiReport"].is_object());
+    s.stop().await
+}
+
 backend_tests!(
+    the_openapi_document_is_served,
     rooms_are_listed_created_and_moderated,
     a_message_is_raised_as_a_petition_linked_both_ways,
     an_appeal_goes_to_several_rooms_and_one_update_resolves_it_everywhere,

@@ -697,7 +697,62 @@ async fn npm_client_reads_writes_and_is_refused(db: &mut TestDb) -> anyhow::Resu
     server.stop().await
 }
 
+/// A petition as a stock automerge-repo client creates it: one change with
+/// every field, by `submitter`, routed to `unit`.
+fn npm_petition(server: &TestServer, submitter: &str, channel: &str, unit: &str) -> Value {
+    json!({
+        "type": "petition",
+        "schema": 1,
+        "header": {
+            "id": "npm-created", "channel": channel, "category": "help", "title": "npm 创建的诉求",
+            "body": "用 automerge-repo 客户端创建", "submitter": submitter, "recorded_by": submitter,
+            "anonymous": false, "location_unit": "village-shangping", "attachments": [],
+        },
+        "conversation": [],
+        "timeline": [{"kind": "submitted", "by": submitter, "at": hlc_now(server, "npmphone"), "unit": unit}],
+    })
+}
+
+async fn npm_client_creates_a_document(db: &mut TestDb) -> anyhow::Result<()> {
+    let ready = tokio::task::spawn_blocking(npm_ready).await?;
+    if !ready {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "npm_client_creates_a_document: skipped: node not found"
+        );
+        return Ok(());
+    }
+    let server = demo_server(db).await?;
+    let zhang = token(&server, "res-zhang").await?;
+    let content = npm_petition(&server, "res-zhang", "chief_line", "station-east");
+    let created = node_client(
+        &server,
+        &zhang,
+        &["create", &content.to_string(), "--immutable-strings"],
+    )
+    .await?;
+    assert_eq!(created.code, 0, "{} {}", created.stdout, created.stderr);
+    let out: Value = serde_json::from_str(&created.stdout)?;
+    let id = out["documentId"].as_str().context("documentId")?;
+    let view = rest_petition(&server, "officer-li", &id.parse()?).await?;
+    assert_eq!(view["header"]["title"], "npm 创建的诉求", "{view}");
+    assert_eq!(view["summary"]["status"], "submitted");
+    // Creation passes the same policy as any write: a resident may not file on the walk-in channel.
+    let content = npm_petition(&server, "res-zhang", "walk_in", "station-east");
+    let refused = node_client(
+        &server,
+        &zhang,
+        &["create", &content.to_string(), "--immutable-strings"],
+    )
+    .await?;
+    assert_eq!(refused.code, 1, "{} {}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("lianxin-refusal "), "{}", refused.stderr);
+    server.stop().await
+}
+
 backend_tests!(
+    npm_client_creates_a_document,
     join_is_answered_with_peer,
     bad_or_missing_token_is_an_error_then_close,
     revoked_token_closes_the_live_connection,

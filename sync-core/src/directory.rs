@@ -17,6 +17,7 @@ use crate::time::Timestamp;
 /// One household. Concurrent edits of the same field resolve to one value
 /// on every replica (Automerge's deterministic last-writer rule).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Household {
     pub id: HouseholdId,
     pub name: String,

@@ -42,6 +42,12 @@ macro_rules! string_id {
                 Self::new(s)
             }
         }
+
+        crate::openapi::manual_schema!($name, stringify!($name), {
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some("^[A-Za-z0-9._:-]{1,128}$"))
+        });
     };
 }
 

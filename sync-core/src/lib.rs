@@ -80,6 +80,7 @@ pub mod ids;
 pub mod kpi;
 pub mod notice;
 pub mod notify;
+mod openapi;
 pub mod org;
 pub mod petition;
 pub mod policy;

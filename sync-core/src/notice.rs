@@ -37,6 +37,7 @@ text_enum!(
 
 /// Who a notice goes to. Rooms are document ids.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audience {
     #[serde(default)]
     pub households: Vec<HouseholdId>,
@@ -72,6 +73,7 @@ pub struct NewNotice {
 
 /// A household's receipts: the earliest time of each kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HouseholdReceipts {
     pub delivered: Option<Timestamp>,
     pub read: Option<Timestamp>,

@@ -12,6 +12,7 @@ use crate::ids::{HouseholdId, UnitId, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UnitKind {
     City,
     County,
@@ -35,6 +36,7 @@ pub struct Unit {
 /// What a person does in a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// A villager: files petitions, talks in rooms, reads notices.
     Resident,
@@ -51,6 +53,7 @@ pub enum Role {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     pub unit: UnitId,
     pub role: Role,

@@ -76,6 +76,7 @@ impl RoomInfo {
 /// A moderation record: the message stays in history, its content is hidden
 /// from every view, and who, when and why are kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redaction {
     pub by: UserId,
     pub at: Hlc,
@@ -120,6 +121,7 @@ impl Raised {
 
 /// A message as readers see it: redacted content is gone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub id: EntryId,
     #[serde(flatten)]

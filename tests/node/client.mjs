@@ -16,7 +16,7 @@
 // A patch is either a JSON object, whose top-level keys are set, or a JSON Patch (RFC 6902)
 // array using the operations add, replace and remove ("/list/-" appends).
 //
-// With --immutable-strings, strings in a patch are written as scalar strings (A.ImmutableString)
+// With --immutable-strings, strings in a patch or a created document are written as scalar strings (A.ImmutableString)
 // instead of collaborative text objects; schemas that allow only scalar strings (Lianxin's) need it.
 //
 // The URL is used as given, query string included (the npm client sends no custom headers, so a
@@ -265,7 +265,7 @@ async function run({ url, command, rest }, client) {
   if (command === "create") {
     const content = parseJson(rest[0], "the document content");
     if (content === null || typeof content !== "object" || Array.isArray(content)) usage("create takes a JSON object");
-    const handle = client.repo.create(content);
+    const handle = client.repo.create(scalarStrings(content));
     await client.inSync(handle);
     return describe(handle);
   }

@@ -8,16 +8,18 @@ mod directory;
 mod extract;
 pub(crate) mod inbox;
 mod notices;
+pub mod openapi;
 mod org;
 mod payload;
 mod rooms;
 mod sync_ws;
 
 use axum::Router;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -69,65 +71,89 @@ where
     Ok(())
 }
 
+/// Every route of the API, `(method, path, handler)`: the router is built
+/// from this table alone, and the OpenAPI document (`openapi.rs`) must
+/// describe each entry (a test checks both ways).
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    use Method as M;
+    vec![
+        (M::GET, "/healthz", get(healthz)),
+        (M::GET, "/sync", get(sync_ws::sync_ws)),
+        (M::GET, "/batch", get(batch_ws::batch_ws)),
+        (M::GET, "/api/openapi.json", get(openapi_json)),
+        (M::POST, "/api/auth/login", post(auth_routes::login)),
+        (M::POST, "/api/auth/otp/request", post(auth_routes::otp_request)),
+        (M::POST, "/api/auth/otp/verify", post(auth_routes::otp_verify)),
+        (M::POST, "/api/auth/refresh", post(auth_routes::refresh)),
+        (M::POST, "/api/auth/logout", post(auth_routes::logout)),
+        (M::GET, "/api/me", get(auth_routes::me)),
+        (M::GET, "/api/petitions", get(api::list_petitions)),
+        (M::POST, "/api/petitions", post(api::submit_petition)),
+        (M::GET, "/api/petitions/{id}", get(api::get_petition)),
+        (M::POST, "/api/petitions/{id}/actions", post(api::act_on_petition)),
+        (M::GET, "/api/board", get(api::board)),
+        (M::GET, "/api/rooms", get(rooms::list)),
+        (M::POST, "/api/rooms", post(rooms::create)),
+        (M::GET, "/api/rooms/{id}", get(rooms::get)),
+        (M::PUT, "/api/rooms/{id}/members/{user}", put(rooms::put_member)),
+        (
+            M::DELETE,
+            "/api/rooms/{id}/members/{user}",
+            delete(rooms::delete_member),
+        ),
+        (M::PUT, "/api/rooms/{id}/pins/{entry}", put(rooms::put_pin)),
+        (M::DELETE, "/api/rooms/{id}/pins/{entry}", delete(rooms::delete_pin)),
+        (M::PUT, "/api/rooms/{id}/tags/{tag}", put(rooms::put_tag)),
+        (M::DELETE, "/api/rooms/{id}/tags/{tag}", delete(rooms::delete_tag)),
+        (M::GET, "/api/rooms/{id}/messages", get(rooms::messages)),
+        (M::POST, "/api/rooms/{id}/messages", post(rooms::post_message)),
+        (M::POST, "/api/rooms/{id}/messages/{entry}/redact", post(rooms::redact)),
+        (M::POST, "/api/rooms/{id}/messages/{entry}/petition", post(rooms::raise)),
+        (M::POST, "/api/appeals", post(rooms::appeal)),
+        (M::GET, "/api/appeals/{id}", get(rooms::get_appeal)),
+        (M::POST, "/api/appeals/{id}/resolve", post(rooms::resolve_appeal)),
+        (M::GET, "/api/inbox", get(inbox::inbox)),
+        (M::POST, "/api/inbox/ack", post(inbox::ack)),
+        (M::GET, "/api/inbox/stream", get(inbox::stream)),
+        (M::GET, "/api/units", get(org::units)),
+        (M::GET, "/api/clock-rules", get(org::clock_settings)),
+        (M::PUT, "/api/admin/units/{id}", put(org::put_unit)),
+        (M::PUT, "/api/admin/users/{id}", put(org::put_user)),
+        (M::POST, "/api/admin/import", post(org::import)),
+        (M::PUT, "/api/admin/clock-rules", put(org::put_clock_settings)),
+        (M::GET, "/api/units/{id}/roster", get(inbox::get_roster)),
+        (M::PUT, "/api/units/{id}/roster", put(inbox::put_roster)),
+        (M::GET, "/api/units/{id}/directory", get(directory::get)),
+        (
+            M::PUT,
+            "/api/units/{id}/directory/households/{household}",
+            put(directory::put_household),
+        ),
+        (M::GET, "/api/reports/coverage", get(directory::coverage)),
+        (M::GET, "/api/reports/kpi", get(directory::kpi)),
+        (M::GET, "/api/notices", get(notices::list)),
+        (M::POST, "/api/notices", post(notices::issue)),
+        (M::GET, "/api/notices/{id}", get(notices::get)),
+        (M::POST, "/api/notices/{id}/receipts", post(notices::mark)),
+        (M::GET, "/api/notices/{id}/report", get(notices::report)),
+        (M::GET, "/api/admin/outbox/dead", get(inbox::dead_letters)),
+    ]
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let http = state.http.clone();
-    let api = Router::new()
-        .route("/auth/login", post(auth_routes::login))
-        .route("/auth/otp/request", post(auth_routes::otp_request))
-        .route("/auth/otp/verify", post(auth_routes::otp_verify))
-        .route("/auth/refresh", post(auth_routes::refresh))
-        .route("/auth/logout", post(auth_routes::logout))
-        .route("/me", get(auth_routes::me))
-        .route("/petitions", get(api::list_petitions).post(api::submit_petition))
-        .route("/petitions/{id}", get(api::get_petition))
-        .route("/petitions/{id}/actions", post(api::act_on_petition))
-        .route("/board", get(api::board))
-        .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{id}", get(rooms::get))
-        .route(
-            "/rooms/{id}/members/{user}",
-            put(rooms::put_member).delete(rooms::delete_member),
-        )
-        .route(
-            "/rooms/{id}/pins/{entry}",
-            put(rooms::put_pin).delete(rooms::delete_pin),
-        )
-        .route("/rooms/{id}/tags/{tag}", put(rooms::put_tag).delete(rooms::delete_tag))
-        .route("/rooms/{id}/messages", get(rooms::messages).post(rooms::post_message))
-        .route("/rooms/{id}/messages/{entry}/redact", post(rooms::redact))
-        .route("/rooms/{id}/messages/{entry}/petition", post(rooms::raise))
-        .route("/appeals", post(rooms::appeal))
-        .route("/appeals/{id}", get(rooms::get_appeal))
-        .route("/appeals/{id}/resolve", post(rooms::resolve_appeal))
-        .route("/inbox", get(inbox::inbox))
-        .route("/inbox/ack", post(inbox::ack))
-        .route("/inbox/stream", get(inbox::stream))
-        .route("/units", get(org::units))
-        .route("/clock-rules", get(org::clock_settings))
-        .route("/admin/units/{id}", put(org::put_unit))
-        .route("/admin/users/{id}", put(org::put_user))
-        .route("/admin/import", post(org::import))
-        .route("/admin/clock-rules", put(org::put_clock_settings))
-        .route("/units/{id}/roster", get(inbox::get_roster).put(inbox::put_roster))
-        .route("/notices", get(notices::list).post(notices::issue))
-        .route("/notices/{id}", get(notices::get))
-        .route("/notices/{id}/receipts", post(notices::mark))
-        .route("/notices/{id}/report", get(notices::report))
-        .route("/units/{id}/directory", get(directory::get))
-        .route(
-            "/units/{id}/directory/households/{household}",
-            put(directory::put_household),
-        )
-        .route("/reports/coverage", get(directory::coverage))
-        .route("/reports/kpi", get(directory::kpi))
-        .route("/admin/outbox/dead", get(inbox::dead_letters))
-        .fallback(not_found);
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/sync", get(sync_ws::sync_ws))
-        .route("/batch", get(batch_ws::batch_ws))
-        .nest("/api", api)
+    let mut api = Router::new();
+    let mut top = Router::new();
+    for (_, path, handler) in routes() {
+        // Routes of one path with different methods merge into one.
+        match path.strip_prefix("/api") {
+            Some(rest) => api = api.route(rest, handler),
+            None => top = top.route(path, handler),
+        }
+    }
+    let router = top
+        .nest("/api", api.fallback(not_found))
         .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))
@@ -167,6 +193,11 @@ async fn uniform_errors(response: Response) -> Response {
         StatusCode::REQUEST_TIMEOUT if !is_json => ApiError::Timeout.into_response(),
         _ => response,
     }
+}
+
+/// `GET /api/openapi.json`.
+async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(openapi::document())
 }
 
 async fn not_found() -> ApiError {

@@ -291,7 +291,8 @@ impl Connection {
             Err(e) => return self.error(sink, format!("bad frame: {e}")).await.map(|()| None),
         };
         match message {
-            RepoMessage::Request(m) | RepoMessage::Sync(m) => self.on_sync(sink, m).await,
+            RepoMessage::Request(m) => self.on_sync(sink, m, true).await,
+            RepoMessage::Sync(m) => self.on_sync(sink, m, false).await,
             // Presence, subscriptions and heads gossip are not needed by a server peer.
             _ => Ok(None),
         }
@@ -321,7 +322,15 @@ impl Connection {
         .await
     }
 
-    async fn on_sync(&mut self, sink: &mut Socket, m: SyncMessage) -> Result<Option<String>, axum::Error> {
+    /// One `request` (the peer asks for a document it lacks) or `sync` (the
+    /// peer holds the document) message.
+    /// `Some(reason)` when the message crossed a limit and the connection closes.
+    async fn on_sync(
+        &mut self,
+        sink: &mut Socket,
+        m: SyncMessage,
+        request: bool,
+    ) -> Result<Option<String>, axum::Error> {
         let id = m.document_id;
         let key = id.to_string();
         // Refused before anything is read for it; heavy ones wait their turn.
@@ -349,7 +358,12 @@ impl Connection {
                     self.error(sink, refusal_message(&key, &applied)).await?;
                 }
                 let created = !exists && !applied.accepted.is_empty();
-                if !exists && !created {
+                // A peer that created a document (a stock `Repo.create()`)
+                // offers it with `sync`, first with only its heads: the
+                // exchange goes on, our answer asks for the changes, and the
+                // document exists once they pass policy. Asked for with
+                // `request`, an unknown document is unavailable.
+                if !exists && !created && (request || !applied.refused.is_empty()) {
                     self.docs.remove(&id);
                     return self.unavailable(sink, id).await.map(|()| None);
                 }

@@ -45,6 +45,7 @@ impl ClockKind {
 /// Where a clock stands at a given instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ClockState {
     /// Running, not yet due soon.
     Pending { due_at: Timestamp },

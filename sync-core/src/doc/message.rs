@@ -74,6 +74,7 @@ impl<'de> Deserialize<'de> for Mention {
 
 /// One message. Its id is its stamp: unique per writer, ordered the same everywhere.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub by: UserId,
     pub at: Hlc,

@@ -14,6 +14,7 @@ use crate::time::Timestamp;
 /// The length of a period group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PeriodLength {
     Day,
     /// Monday to Sunday, local time.
@@ -24,6 +25,7 @@ pub enum PeriodLength {
 /// What a report's rows are grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Dimension {
     /// The unit holding the petition (its lead), rolled up to the units
     /// directly below the report's unit: each row is a unit with its subtree.
@@ -51,6 +53,7 @@ impl Dimension {
 
 /// The values of a row's grouping dimensions (absent: not grouped by it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitId>,
@@ -65,6 +68,7 @@ pub struct GroupKey {
 
 /// One row of a report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KpiGroup {
     pub key: GroupKey,
     pub kpis: Kpis,
@@ -72,6 +76,7 @@ pub struct KpiGroup {
 
 /// What a report covers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportQuery {
     /// Submitted at or after.
     pub from: Timestamp,
@@ -90,6 +95,7 @@ pub struct ReportQuery {
 
 /// A KPI report: its query, when it was evaluated, the total and the groups.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KpiReport {
     pub query: ReportQuery,
     /// The instant the report was evaluated at.

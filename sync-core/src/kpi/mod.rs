@@ -54,6 +54,7 @@ pub const SKEW_FLAG_MS: i64 = 5 * 60_000;
 /// Which time a figure was computed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ClockBasis {
     /// The stamps writers' devices put on events.
     DeviceStamp,
@@ -80,6 +81,7 @@ pub struct KpiInput<'a> {
 
 /// A share: `numerator / denominator`, `None` when nothing was counted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rate {
     pub numerator: u32,
     pub denominator: u32,
@@ -89,6 +91,7 @@ pub struct Rate {
 
 /// A median duration in milliseconds over `count` petitions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Median {
     pub median_ms: Option<i64>,
     pub count: u32,
@@ -97,6 +100,7 @@ pub struct Median {
 
 /// Follow-up ratings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Satisfaction {
     pub rated: u32,
     pub mean_rating: Option<f64>,
@@ -106,6 +110,7 @@ pub struct Satisfaction {
 
 /// The figures of one group (or the total) of a report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kpis {
     pub received: u32,
     pub response_rate: Rate,

@@ -15,6 +15,7 @@ use crate::time::Timestamp;
 /// One thing a user does to a petition. Handler actions name the unit acted for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PetitionAction {
     Sign {
         unit: UnitId,

@@ -10,6 +10,7 @@ use crate::time::Timestamp;
 
 /// One running or finished clock of a petition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionClock {
     pub kind: ClockKind,
     pub started_at: Timestamp,

@@ -25,6 +25,7 @@ text_enum!(
 /// What happened, with the data that kind of event carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventBody {
     /// The petition entered the system, held by `unit` (the routing target).
     Submitted { unit: UnitId },
@@ -152,6 +153,7 @@ impl EventKind {
 
 /// One entry of a petition's timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEvent {
     /// Who wrote it: always the user whose change carries it.
     pub by: UserId,

@@ -12,6 +12,7 @@ use crate::ids::{EntryId, UnitId, UserId};
 
 /// Where the matter is: a unit (usually a village) and optional coordinates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     pub unit: UnitId,
     #[serde(default)]
@@ -22,6 +23,7 @@ pub struct Location {
 
 /// The room message a petition was raised from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceRef {
     /// The room document's id (`automerge:` URL or bare id).
     pub room: String,
@@ -29,6 +31,7 @@ pub struct SourceRef {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionHeader {
     /// The document's own id, as the creator minted it.
     pub id: String,

@@ -21,6 +21,7 @@ use crate::time::Timestamp;
 /// Where a petition is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     /// 待签收: waiting for the holding unit to sign.
     Submitted,
@@ -93,6 +94,7 @@ impl std::str::FromStr for Status {
 /// What became of one timeline event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     Applied,
     /// Set aside by `rule`; `after` names the event that made it inapplicable.

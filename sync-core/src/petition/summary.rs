@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 
 /// Everything a list view or a KPI query needs about one petition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionSummary {
     pub id: String,
     pub title: String,

@@ -52,6 +52,7 @@ text_enum!(
 
 /// A refused change: which one, the rule that refused it, and a sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refusal {
     /// The change's hash, hex.
     pub change: String,

@@ -7,6 +7,7 @@ use crate::ids::{UnitId, UserId};
 
 /// `GET /api/units/{village}/directory`: the village's households.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DirectoryView {
     pub village: UnitId,
     /// The directory document's storage id (absent until the first household is added).
@@ -20,6 +21,7 @@ pub struct DirectoryView {
 /// edit; a household is never deleted, it moves out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HouseholdEdit {
     pub name: String,
     /// The household's one contact (户主 or the literate smartphone user).
@@ -45,6 +47,7 @@ pub struct HouseholdEdit {
 
 /// Coverage of one village or one officer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoverageRow {
     /// The village (for `villages`) or the assigned officer (for
     /// `officers`; absent for households no officer is assigned to).
@@ -63,6 +66,7 @@ pub struct CoverageRow {
 
 /// `GET /api/reports/coverage?unit=`: per village and per officer within a unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoverageReport {
     pub unit: UnitId,
     pub total: CoverageRow,

@@ -6,11 +6,13 @@ use crate::policy::Refusal;
 
 /// `{"error": {"code", "message", …}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `not_found`, `refused`, `set_aside`, …
     pub code: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One notification as one person receives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxItem {
     /// The item's place in its user's inbox: pass it back as `after` or to ack.
     pub cursor: i64,
@@ -33,6 +34,7 @@ pub struct InboxItem {
 
 /// A page of the inbox, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxPage {
     pub items: Vec<InboxItem>,
     /// The cursor to ask after next (the last item's, or the one asked after).
@@ -45,11 +47,13 @@ pub struct InboxPage {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckRequest {
     pub cursor: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckResponse {
     pub acked: i64,
 }

@@ -8,6 +8,7 @@ use crate::org::Membership;
 /// How an account signs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AccountKind {
     /// Officers, leaders, department staff, admins: login name and password.
     Staff,
@@ -18,6 +19,7 @@ pub enum AccountKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub id: UserId,
     pub display_name: String,

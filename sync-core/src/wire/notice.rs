@@ -11,6 +11,7 @@ use crate::time::Timestamp;
 /// pushed on a live connection (SSE or a sync socket), an acknowledged inbox
 /// item, a push the gateway accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoticeDelivery {
     pub household_id: HouseholdId,
     #[serde(default)]
@@ -28,6 +29,7 @@ pub struct NoticeDelivery {
 
 /// A household nobody reached: for a door visit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotReached {
     pub household_id: HouseholdId,
     #[serde(default)]
@@ -38,6 +40,7 @@ pub struct NotReached {
 
 /// `GET /api/notices/{id}/report`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoticeReport {
     /// The notice's storage id.
     pub notice: String,
@@ -56,6 +59,7 @@ pub struct NoticeReport {
 /// a general reminder) from a unit to households, rooms and units.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewNotice {
     /// Client-generated document id (bs58check, 16 bytes): a retry issues once.
     pub id: String,
@@ -69,6 +73,7 @@ pub struct NewNotice {
 
 /// A notice as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoticeSummary {
     pub id: String,
     pub kind: NoticeKind,
@@ -80,6 +85,7 @@ pub struct NoticeSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoticeList {
     pub items: Vec<NoticeSummary>,
     /// Pass as `before` for the next page; absent on the last page.
@@ -89,6 +95,7 @@ pub struct NoticeList {
 
 /// `GET /api/notices/{id}`: the notice, and the caller's household's receipts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoticeView {
     pub id: String,
     pub url: String,
@@ -109,6 +116,7 @@ pub struct NoticeView {
 /// unit mark any household of the audience (after a door visit).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MarkReceipt {
     pub kind: ReceiptKind,
     /// Defaults to the caller's household.

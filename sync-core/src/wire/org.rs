@@ -9,6 +9,7 @@ use crate::org::{Membership, UnitKind};
 
 /// A unit as `GET /api/units` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitView {
     pub id: UnitId,
     pub name: String,
@@ -22,6 +23,7 @@ pub struct UnitView {
 
 /// `GET /api/units`: the tree a client may see, parents before children.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitList {
     pub items: Vec<UnitView>,
 }
@@ -29,6 +31,7 @@ pub struct UnitList {
 /// `PUT /api/admin/units/{id}`: creates or edits a unit (admins over its parent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnitEdit {
     pub name: String,
     pub kind: UnitKind,
@@ -41,6 +44,7 @@ pub struct UnitEdit {
 /// How an account signs in (as the organisation file spells it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UserKindEdit {
     Staff,
     Resident,
@@ -51,6 +55,7 @@ pub enum UserKindEdit {
 /// memberships to exactly these (admins over every unit involved).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserEdit {
     pub display_name: String,
     /// Defaults to `staff` with a login, else `resident`.
@@ -74,6 +79,7 @@ pub struct UserEdit {
 
 /// A person as the administration shows them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: UserId,
     pub display_name: String,
@@ -90,6 +96,7 @@ pub struct UserView {
 
 /// What an organisation import (`POST /api/admin/import`, or one edit) did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportResult {
     pub units: usize,
     pub users_created: usize,
@@ -103,6 +110,7 @@ pub struct ImportResult {
 /// channel and category and the working-day calendar, which phones use so
 /// their deadlines equal the server's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockSettings {
     pub rules: ClockRules,
     pub calendar: Calendar,

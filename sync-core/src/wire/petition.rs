@@ -10,6 +10,7 @@ use crate::petition::{Location, Outcome, PetitionHeader, PetitionSummary, Timeli
 /// `POST /api/petitions`: a new petition, as a lightweight client submits it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPetition {
     /// Client-generated document id (bs58check, 16 bytes): a retried submit
     /// with the same id returns the petition instead of filing it twice.
@@ -35,6 +36,7 @@ pub struct NewPetition {
 
 /// A petition as the API shows it: personal data masked for the reader.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionView {
     /// The storage id (bs58).
     pub id: String,
@@ -49,6 +51,7 @@ pub struct PetitionView {
 
 /// One timeline event and its outcome (`applied`, or `superseded` with the rule).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     pub id: EntryId,
     #[serde(flatten)]
@@ -59,6 +62,7 @@ pub struct TimelineEntry {
 
 /// One row of `GET /api/petitions`: the summary with its clocks as they stand now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionListItem {
     /// The storage id (bs58), as `/api/petitions/{id}` takes it.
     pub doc_id: String,
@@ -67,6 +71,7 @@ pub struct PetitionListItem {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PetitionPage {
     pub items: Vec<PetitionListItem>,
     /// Pass as `before` to get the next page; absent on the last page.
@@ -77,6 +82,7 @@ pub struct PetitionPage {
 /// One result on the public board (公开晒单): what was asked, what was done,
 /// and how it was rated, without who asked or how to reach them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BoardItem {
     pub doc_id: String,
     pub title: String,
@@ -97,6 +103,7 @@ pub struct BoardItem {
 
 /// `GET /api/board`: published results located where the caller lives or works.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BoardPage {
     pub items: Vec<BoardItem>,
     #[serde(default)]

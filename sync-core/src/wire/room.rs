@@ -11,6 +11,7 @@ use super::petition::PetitionView;
 
 /// A room as listed: `GET /api/rooms`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomSummary {
     /// The storage id (bs58).
     pub id: String,
@@ -22,12 +23,14 @@ pub struct RoomSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     pub items: Vec<RoomSummary>,
 }
 
 /// One member and their standing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomMember {
     pub user: UserId,
     pub role: MemberRole,
@@ -38,6 +41,7 @@ pub struct RoomMember {
 /// (`household_line`, naming the household). The caller becomes the owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewRoom {
     /// Client-generated document id (bs58check, 16 bytes), so a retried
     /// create makes one room.
@@ -54,6 +58,7 @@ pub struct NewRoom {
 
 /// A pinned message and who pinned it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pin {
     pub message: EntryId,
     pub by: UserId,
@@ -62,6 +67,7 @@ pub struct Pin {
 /// `GET /api/rooms/{id}`: name, members, pins and tags (messages are paged
 /// separately).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomView {
     pub id: String,
     pub url: String,
@@ -79,6 +85,7 @@ pub struct RoomView {
 /// `PUT /api/rooms/{id}/members/{user}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetMember {
     pub role: MemberRole,
 }
@@ -86,6 +93,7 @@ pub struct SetMember {
 /// `POST /api/rooms/{id}/messages`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewMessage {
     pub text: String,
     /// `"@all"` or a user id, each once.
@@ -102,6 +110,7 @@ pub struct NewMessage {
 
 /// A page of messages in stamp order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePage {
     pub items: Vec<MessageView>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -113,6 +122,7 @@ pub struct MessagePage {
 /// from every view; who, when and why are kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redact {
     pub reason: String,
 }
@@ -122,6 +132,7 @@ pub struct Redact {
 /// message; the room records the petition against the message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RaiseAsPetition {
     /// Client-generated document id of the new petition.
     pub id: String,
@@ -141,6 +152,7 @@ pub struct RaiseAsPetition {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Raised {
     pub petition: PetitionView,
     /// The message, now showing the petition it was raised as.
@@ -151,6 +163,7 @@ pub struct Raised {
 /// several rooms at once, each copy carrying the appeal's id.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewAppeal {
     /// Client-generated id, the same in every room; a retry posts only to
     /// the rooms that do not have it yet.
@@ -168,12 +181,14 @@ pub struct NewAppeal {
 /// every room of the appeal, as a reply to the appeal's post there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolveAppeal {
     pub text: String,
 }
 
 /// One room's copy of an appeal and its resolution there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppealPost {
     pub room: String,
     pub message: MessageView,
@@ -183,6 +198,7 @@ pub struct AppealPost {
 
 /// An appeal across the rooms the caller may read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppealView {
     pub id: String,
     pub posts: Vec<AppealPost>,

@@ -7,6 +7,7 @@ use crate::notify::Roster;
 
 /// `GET, PUT /api/units/{id}/roster`: the roster and who it puts on duty now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RosterView {
     pub unit: UnitId,
     pub roster: Roster,
