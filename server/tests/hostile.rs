@@ -591,6 +591,108 @@ async fn a_bad_batch_frame_gets_one_error_frame(db: &mut TestDb) -> anyhow::Resu
     server.stop().await
 }
 
+// ---- documents accept only the schema (issue item 6) ----
+
+/// The creation change of `doc` with one more put on its header: a field
+/// no typed writer writes.
+fn with_header_field(doc: &mut automerge::AutoCommit, key: &str, value: &str) -> anyhow::Result<automerge::Change> {
+    use automerge::legacy::{Key, ObjectId, Op, OpId, OpType};
+    let [creation]: [automerge::Change; 1] = doc
+        .get_changes(&[])
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("one creation change"))?;
+    let mut expanded = creation.decode();
+    let start = creation.start_op().get();
+    let header = expanded
+        .operations
+        .iter()
+        .position(|op| op.obj == ObjectId::Root && op.key == Key::Map("header".into()))
+        .context("header")?;
+    expanded.operations.push(Op {
+        action: OpType::Put(value.into()),
+        obj: ObjectId::Id(OpId(start + header as u64, creation.actor_id().clone())),
+        key: Key::Map(key.into()),
+        pred: Vec::new().into(),
+        insert: false,
+    });
+    expanded.hash = None;
+    Ok(automerge::Change::from(expanded))
+}
+
+/// Reads frames until the first `ack`.
+async fn first_ack(server: &TestServer, token: &str, frame: Vec<u8>) -> anyhow::Result<sync_core::batch::Ack> {
+    let mut ws = open(server, "/batch", token).await?;
+    ws.send(Ws::Binary(frame.into())).await?;
+    loop {
+        match tokio::time::timeout(STEP, ws.next()).await? {
+            Some(Ok(Ws::Binary(b))) => match Frame::decode(&b)? {
+                Frame::Ack(ack) => return Ok(ack),
+                Frame::Error(e) => bail!("err frame: {e:?}"),
+                _ => {}
+            },
+            Some(Ok(_)) => {}
+            other => bail!("no ack: {other:?}"),
+        }
+    }
+}
+
+/// A new petition whose header carries a field outside the schema (a 5 MB
+/// `junk` field was once stored and synced to every handler) is refused on
+/// `/batch` with the rule: `unknown-field`, or `change-too-large` for the 5 MB one.
+async fn a_new_petition_with_a_junk_header_field_is_refused_on_batch(db: &mut TestDb) -> anyhow::Result<()> {
+    use lianxin_server::clock::Clock;
+    use sync_core::petition::{Location, PetitionDoc, PetitionHeader};
+    use sync_core::{Author, Category, Channel, HlcClock, UnitId};
+    let server = demo_server(db).await?;
+    let token = token(&server, "res-zhang").await?;
+    let zhang = UserId::new("res-zhang")?;
+    for (junk, rule) in [
+        ("x".repeat(1000), "unknown-field"),
+        ("x".repeat(5 * MB), "change-too-large"),
+    ] {
+        let header = PetitionHeader {
+            id: "p-junk".into(),
+            channel: Channel::ChiefLine,
+            category: Category::Help,
+            title: "路灯坏了".into(),
+            body: "村口的路灯坏了".into(),
+            submitter: zhang.clone(),
+            recorded_by: zhang.clone(),
+            anonymous: false,
+            contact: None,
+            location: Location {
+                unit: UnitId::new("village-shangping")?,
+                lat: None,
+                lon: None,
+            },
+            attachments: vec![],
+            source: None,
+        };
+        let mut author = Author::new(zhang.clone(), HlcClock::new("phone".to_owned())?);
+        let mut doc = PetitionDoc::create(
+            automerge::ActorId::random(),
+            header,
+            UnitId::new("station-east")?,
+            &mut author,
+            server.clock.now(),
+        )?
+        .into_doc();
+        let change = with_header_field(&mut doc, "junk", &junk)?;
+        let ack = first_ack(
+            &server,
+            &token,
+            push_frame(change.raw_bytes().to_vec(), Encoding::Changes),
+        )
+        .await?;
+        let result = ack.docs.first().context("one document")?;
+        ensure!(result.accepted == 0, "{ack:?}");
+        let rules: Vec<&str> = result.refused.iter().map(|r| r.rule.as_str()).collect();
+        ensure!(rules == [rule], "{rules:?}");
+    }
+    still_serving(&server).await?;
+    server.stop().await
+}
+
 // ---- connections (issue item 5) ----
 
 /// A server with a short header timeout and the given per-IP limit.
@@ -691,6 +793,7 @@ lianxin_server::backend_tests!(
     a_run_length_bomb_is_refused,
     an_oversized_frame_is_closed_with_a_reason,
     a_bad_batch_frame_gets_one_error_frame,
+    a_new_petition_with_a_junk_header_field_is_refused_on_batch,
     half_sent_requests_are_closed_after_the_header_timeout,
     connections_per_ip_are_limited,
 );

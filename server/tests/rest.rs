@@ -471,7 +471,52 @@ async fn a_household_line_is_private_to_the_household_and_station(db: &mut TestD
     server.stop().await
 }
 
+/// A petition takes at most `MAX_PETITION_ENTRIES` timeline events and
+/// messages: a REST comment on a full one is a 403 naming `document-full`,
+/// like a CRDT client's change (the petition was filled through the same
+/// write path, in one change of 999 messages).
+async fn a_full_petition_refuses_a_rest_comment_with_the_rule(db: &mut TestDb) -> anyhow::Result<()> {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    use lianxin_server::clock::Clock;
+    use sync_core::policy::shape::MAX_PETITION_ENTRIES;
+
+    let server = demo_server(db).await?;
+    let zhang = token(&server, "res-zhang").await?;
+    let id = new_id();
+    let (status, body) = server.post("/api/petitions", Some(&zhang), &submission(&id)).await?;
+    assert_eq!(status, 201, "{body}");
+    let id = id.to_string();
+    let who = server.state.auth.principal(&UserId::new("res-zhang")?).await?;
+    let mut doc = server.state.docs.read(&who, &id).await?;
+    let before = doc.get_heads();
+    let mut fork = doc.fork().with_actor(automerge::ActorId::random());
+    let conv = fork.get(ROOT, "conversation")?.context("conversation")?.1;
+    let now = server.clock.now().millis();
+    for i in 0..MAX_PETITION_ENTRIES - 1 {
+        let m = fork.insert_object(&conv, i, ObjType::Map)?;
+        fork.put(&m, "by", "res-zhang")?;
+        fork.put(&m, "at", format!("{now:013}.{i:05}.fill"))?;
+        fork.put(&m, "text", "还是没水")?;
+    }
+    fork.commit();
+    let applied = server.state.docs.apply(&who, &id, fork.get_changes(&before)).await?;
+    ensure!(applied.refused.is_empty(), "{:?}", applied.refused);
+
+    let (status, body) = act(
+        &server,
+        "res-zhang",
+        &id,
+        json!({"action": "comment", "text": "再问一次"}),
+    )
+    .await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["refused"][0]["rule"], "document-full", "{body}");
+    server.stop().await
+}
+
 backend_tests!(
+    a_full_petition_refuses_a_rest_comment_with_the_rule,
     a_retried_submit_files_one_petition,
     lists_filter_by_status_unit_category_and_overdue,
     one_petition_with_timeline_and_derived_status,

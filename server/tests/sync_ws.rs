@@ -524,6 +524,99 @@ async fn forged_by_is_refused_and_the_rest_of_the_message_kept(db: &mut TestDb) 
     server.stop().await
 }
 
+/// A comment with 100,000 keys beside its fields (once accepted and synced
+/// to every device) is refused with the rule `unknown-field`, and not stored.
+async fn fields_outside_the_schema_are_refused_with_the_rule(db: &mut TestDb) -> anyhow::Result<()> {
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let server = demo_server(db).await?;
+    let id = petition_id(&server, SPRING).await?;
+    let mut zhang = Client::join(&server, "res-zhang").await?;
+    let (base, mut state, _) = zhang.fetch(id).await?;
+    let mut doc = base.with_actor(random_actor());
+    let conv = doc.get(automerge::ROOT, "conversation")?.context("conversation")?.1;
+    let m = doc.insert_object(&conv, doc.length(&conv), automerge::ObjType::Map)?;
+    doc.put(&m, "by", "res-zhang")?;
+    doc.put(&m, "at", format!("{:013}.00000.junk", server.clock.now().millis()))?;
+    doc.put(&m, "text", "多余的字段")?;
+    for i in 0..100_000 {
+        doc.put(&m, format!("k{i}").as_str(), "")?;
+    }
+    doc.commit();
+    let mut out = zhang.sync(id, &mut doc, &mut state).await?;
+    // Checking 100,000 keys takes the server longer than the client's
+    // patience between messages: wait for the refusal itself.
+    while out.errors.is_empty() {
+        match recv(&mut zhang.ws, STEP).await? {
+            Some(RepoMessage::Error(e)) => out.errors.push(e.message),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let rules: Vec<String> = out.refusals().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(rules, ["unknown-field"], "{out:?}");
+    let view = rest_petition(&server, "officer-li", &id).await?;
+    assert!(
+        !texts(&view).contains(&"多余的字段".to_owned()),
+        "the refused change is not stored"
+    );
+    server.stop().await
+}
+
+/// A resident following a room on an open connection is removed from it:
+/// the connection hears `doc-unavailable` and none of the room's later
+/// messages (they were pushed to it before read access was checked again).
+async fn a_member_removed_from_a_room_stops_receiving_it_live(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = demo_server(db).await?;
+    let li = token(&server, "officer-li").await?;
+    let id = DocumentId::from_bytes(rand_bytes());
+    let room = json!({
+        "id": id.to_string(), "kind": "village_room", "name": "上坪议事厅", "unit": "village-shangping",
+        "members": [{"user": "res-zhang", "role": "member"}],
+    });
+    let (status, body) = server.post("/api/rooms", Some(&li), &room).await?;
+    ensure!(status == 201 || status == 200, "{status} {body}");
+    let mut zhang = Client::join(&server, "res-zhang").await?;
+    let (mut doc, mut state, out) = zhang.fetch(id).await?;
+    ensure!(!out.unavailable && out.in_sync, "{out:?}");
+
+    let (status, body) = server
+        .delete(&format!("/api/rooms/{id}/members/res-zhang"), Some(&li))
+        .await?;
+    ensure!((200..300).contains(&status), "{status} {body}");
+    let (status, body) = server
+        .post(
+            &format!("/api/rooms/{id}/messages"),
+            Some(&li),
+            &json!({"text": "移出之后的消息"}),
+        )
+        .await?;
+    ensure!((200..300).contains(&status), "{status} {body}");
+
+    let mut unavailable = false;
+    while let Some(m) = recv(&mut zhang.ws, Duration::from_millis(1500)).await? {
+        match m {
+            RepoMessage::Sync(m) if m.document_id == id => {
+                doc.sync()
+                    .receive_sync_message(&mut state, sync::Message::decode(&m.data)?)?;
+            }
+            RepoMessage::DocUnavailable(u) if u.document_id == id => unavailable = true,
+            _ => {}
+        }
+    }
+    let texts: Vec<String> = sync_core::room::RoomDoc::view(&doc)?
+        .raw_messages()?
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    ensure!(
+        !texts.contains(&"移出之后的消息".to_owned()),
+        "pushed after removal: {texts:?}"
+    );
+    ensure!(unavailable, "the connection was not told the room is gone");
+    server.stop().await
+}
+
 async fn restart_loses_nothing(db: &mut TestDb) -> anyhow::Result<()> {
     let server = demo_server(db).await?;
     let id = petition_id(&server, HUKOU).await?;
@@ -760,6 +853,8 @@ backend_tests!(
     offline_forks_converge_through_the_server,
     an_actor_is_bound_to_its_first_user,
     forged_by_is_refused_and_the_rest_of_the_message_kept,
+    fields_outside_the_schema_are_refused_with_the_rule,
+    a_member_removed_from_a_room_stops_receiving_it_live,
     restart_loses_nothing,
     npm_client_reads_writes_and_is_refused,
 );

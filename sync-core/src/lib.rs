@@ -67,6 +67,7 @@
 //! phone offline stays allowed when it reaches the server after any merge;
 //! whether it takes effect is the workflow's business, as above.
 
+pub mod access;
 pub mod author;
 pub mod batch;
 pub mod channel;

@@ -79,19 +79,15 @@ impl Principal {
         self.memberships.iter().filter(move |m| m.role == role).map(|m| &m.unit)
     }
 
-    /// True for officers, leaders and department staff: people who handle
-    /// petitions rather than file them.
+    /// True for officers, leaders and department staff (and the server's
+    /// own principal): people who handle petitions rather than file them.
+    /// See [`crate::access`].
     pub fn is_staff(&self) -> bool {
-        self.memberships.iter().any(|m| {
-            matches!(
-                m.role,
-                Role::Officer | Role::Leader | Role::DepartmentStaff | Role::System
-            )
-        })
+        crate::access::holds(self, crate::access::RoleSet::HANDLERS)
     }
 
     pub fn is_system(&self) -> bool {
-        self.has_role(Role::System)
+        crate::access::is_system(self)
     }
 }
 

@@ -154,8 +154,12 @@ impl RoomDoc {
         am::put_opt_str(&mut doc, &obj, "household", info.household.as_ref().map(|h| h.as_str()))?;
         am::put_str(&mut doc, &obj, "created_by", info.created_by.as_str())?;
         let m = doc.put_object(ROOT, "members", ObjType::Map)?;
+        // The creator is the owner, written once: a key written twice in one
+        // change is refused (`written-twice`).
         for (user, role) in members {
-            am::put_str(&mut doc, &m, user.as_str(), role.as_str())?;
+            if user != info.created_by {
+                am::put_str(&mut doc, &m, user.as_str(), role.as_str())?;
+            }
         }
         am::put_str(&mut doc, &m, info.created_by.as_str(), MemberRole::Owner.as_str())?;
         for key in ["tags", "pins"] {

@@ -103,6 +103,10 @@ pub struct WriteOutcome {
     /// the write is the server's own).
     pub new_actors: Vec<ActorId>,
     pub origin: Origin,
+    /// Whether the accepted changes may have changed who reads the
+    /// document (`Checked::readers_may_change`): live connections following
+    /// it check their reader again.
+    pub readers_may_change: bool,
     pub projection: Projection,
     pub notifications: Vec<Notification>,
 }
@@ -249,6 +253,7 @@ impl Proposal {
             duplicates: self.duplicates,
             new_actors: self.new_actors,
             origin: self.origin,
+            readers_may_change: self.readers_may_change,
             projection: Projection::default(),
             notifications: Vec::new(),
         };

@@ -377,6 +377,9 @@ fn validate_users(values: &[serde_json::Value]) -> Result<Vec<ValidUser>, Import
         let mut memberships = Vec::new();
         for m in e.memberships {
             let unit = UnitId::new(m.unit).map_err(|err| bad(&entry, err))?;
+            if !sync_core::access::assignable(m.role) {
+                return Err(bad(&entry, "the system role belongs to the server's own principal"));
+            }
             memberships.push(Membership { unit, role: m.role });
         }
         let user = NewUser {

@@ -3,9 +3,10 @@
 //!
 //! The commands use the same configuration (data dir, `DATABASE_URL`, JWT
 //! secret) as `serve`, so they act on the same database a running server
-//! uses. A revocation made here is stored at once; running servers refuse
-//! the revoked tokens on their next check (live connections of another
-//! process are closed once cross-node notification is wired).
+//! uses. A revocation made here is stored at once and raises the revocation
+//! counter: running servers refuse the revoked tokens on their next request
+//! and close their live connections when their poller next reads the
+//! counter (every 200 ms).
 
 mod import;
 

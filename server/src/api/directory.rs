@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
+use sync_core::access::{self, RoleSet};
 use sync_core::directory::{Coverage, DirectoryDoc, Household, coverage};
-use sync_core::org::{Role, UnitKind};
+use sync_core::org::UnitKind;
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::{CoverageReport, CoverageRow, DirectoryView, HouseholdEdit};
 use sync_core::{HouseholdId, Principal, UnitId, UserId};
@@ -16,7 +17,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Roles that read a village's directory (it holds phone numbers).
-const READERS: &[Role] = &[Role::Officer, Role::Leader];
+/// Who reads and keeps a village's directory: its officers and leaders.
+const READERS: RoleSet = RoleSet::OFFICERS;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
@@ -27,7 +29,7 @@ fn village(app: &AppState, who: &Principal, id: &str) -> Result<UnitId, ApiError
     let unit = unit_id(id)?;
     let org = app.docs.org();
     let is_village = org.get(&unit).is_some_and(|u| u.kind == UnitKind::Village);
-    if !is_village || !org.has_jurisdiction(who, READERS, &unit) {
+    if !is_village || !access::acts_over(&org, who, READERS, &unit) {
         return Err(ApiError::NotFound(format!("no directory for {unit}")));
     }
     Ok(unit)
@@ -148,7 +150,7 @@ fn row(id: Option<String>, name: Option<String>, c: Coverage) -> CoverageRow {
 pub async fn report(app: &AppState, who: &Principal, unit: &str) -> Result<CoverageReport, ApiError> {
     let unit = unit_id(unit)?;
     let org = app.docs.org();
-    if org.get(&unit).is_none() || !org.has_jurisdiction(who, READERS, &unit) {
+    if org.get(&unit).is_none() || !access::acts_over(&org, who, READERS, &unit) {
         return Err(ApiError::NotFound(format!("no unit {unit}")));
     }
     let villages: Vec<&sync_core::Unit> = org

@@ -1,6 +1,7 @@
 //! Notices: issue, list, read, receipts and delivery reports.
 
 use automerge::AutoCommit;
+use sync_core::access::{self, RoleSet};
 use sync_core::notice::NoticeDoc;
 use sync_core::org::Role;
 use sync_core::wire::{
@@ -11,9 +12,6 @@ use sync_core::{HouseholdId, Principal};
 use super::{doc_error, doc_key, page_limit, refused};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Roles whose jurisdiction lets them see the notices of a unit.
-const HANDLERS: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff];
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
@@ -100,10 +98,9 @@ pub struct ListQuery {
 /// their village or their rooms.
 pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<NoticeList, ApiError> {
     let org = app.docs.org();
-    let mut units: Vec<String> = org
-        .units()
-        .filter(|u| org.has_jurisdiction(who, HANDLERS, &u.id))
-        .map(|u| u.id.to_string())
+    let mut units: Vec<String> = access::scope(&org, who, RoleSet::HANDLERS)
+        .into_iter()
+        .map(|u| u.to_string())
         .collect();
     // A resident reads notices sent to any unit above their own.
     for m in who.memberships.iter().filter(|m| m.role == Role::Resident) {
@@ -189,7 +186,7 @@ pub async fn mark(app: &AppState, who: &Principal, id: &str, req: MarkReceipt) -
 /// acknowledged inbox, a push the gateway accepted), whichever came first.
 pub async fn report(app: &AppState, who: &Principal, id: &str) -> Result<NoticeReport, ApiError> {
     let key = readable(app, who, id).await?;
-    if !(who.is_staff() || who.has_role(Role::Admin)) {
+    if !access::holds(who, RoleSet::STAFF_AND_ADMINS) {
         return Err(ApiError::Forbidden("delivery reports are for staff".into()));
     }
     let rows = app.storage.notice_deliveries(&key).await?;

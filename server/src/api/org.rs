@@ -32,7 +32,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 pub async fn units(app: &AppState, who: &Principal) -> Result<UnitList, ApiError> {
     let org = app.docs.org();
     let disabled = app.storage.disabled_units().await?;
-    let sees_all = who.is_staff() || who.has_role(Role::Admin);
+    let sees_all = sync_core::access::holds(who, sync_core::access::RoleSet::STAFF_AND_ADMINS);
     let mine: Vec<&UnitId> = who.memberships.iter().map(|m| &m.unit).collect();
     let visible = |u: &UnitId| {
         sees_all
@@ -82,7 +82,7 @@ fn result(r: ImportReport) -> ImportResult {
 
 /// Whether `who` administers `unit` (an admin membership over it).
 fn administers(app: &AppState, who: &Principal, unit: &UnitId) -> bool {
-    app.docs.org().has_jurisdiction(who, &[Role::Admin], unit)
+    sync_core::access::acts_over(&app.docs.org(), who, sync_core::access::RoleSet::ADMINS, unit)
 }
 
 /// `POST /api/admin/import`: the organisation file format of `lianxin admin

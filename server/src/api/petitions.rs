@@ -1,20 +1,17 @@
 //! Petitions: submit, list, read, act.
 
-use sync_core::org::Role;
+use sync_core::access::{self, Disclosure, RoleSet};
 use sync_core::petition::{
     Outcome, PetitionAction, PetitionDoc, PetitionHeader, PetitionState, PetitionSummary, SetAside,
 };
 use sync_core::policy::{PolicyContext, check_local};
 use sync_core::wire::{BoardItem, BoardPage, NewPetition, PetitionListItem, PetitionPage, PetitionView, TimelineEntry};
-use sync_core::{Category, Principal, SchemaError, Timestamp, UserId};
+use sync_core::{Category, Principal, SchemaError, Timestamp};
 
 use super::{doc_error, doc_key, page_limit, refused};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::PetitionQuery;
-
-/// Roles whose jurisdiction lets them list petitions.
-const STAFF: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff, Role::System];
 
 /// Filters of `GET /api/petitions`.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -49,28 +46,12 @@ pub enum Submitted {
     Existing(PetitionView),
 }
 
-/// Hides what a reader does not need: an anonymous writer's identity and any
-/// contact number from everyone but the writer and the handling units' staff.
+/// Hides what a reader does not need ([`Disclosure`]): an anonymous
+/// writer's identity and any contact number, from everyone but the writer
+/// and the handling units' staff.
 fn mask(header: &mut PetitionHeader, state: &PetitionState, who: &Principal, app: &AppState) {
-    if header.submitter == who.user {
-        return;
-    }
     let org = app.docs.org();
-    let handles = state
-        .lead
-        .iter()
-        .chain(&state.assists)
-        .any(|u| org.has_jurisdiction(who, STAFF, u));
-    if let Some(c) = &header.contact
-        && !handles
-    {
-        let keep: String = c.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-        header.contact = Some(format!("*******{keep}"));
-    }
-    if header.anonymous && !handles {
-        header.submitter = UserId::new("anonymous").expect("valid id");
-        header.contact = None;
-    }
+    Disclosure::of(&org, who, &header.submitter, state.lead.iter().chain(&state.assists)).redact_header(header);
 }
 
 /// `GET /api/petitions/{id}`.
@@ -146,10 +127,9 @@ pub async fn submit(app: &AppState, who: &Principal, new: NewPetition) -> Result
 pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<PetitionPage, ApiError> {
     let org = app.docs.org();
     // Every unit in the caller's jurisdiction.
-    let visible_units: Vec<String> = org
-        .units()
-        .filter(|u| org.has_jurisdiction(who, STAFF, &u.id))
-        .map(|u| u.id.to_string())
+    let visible_units: Vec<String> = access::scope(&org, who, RoleSet::HANDLERS)
+        .into_iter()
+        .map(|u| u.to_string())
         .collect();
     if let Some(s) = &q.status {
         s.parse::<sync_core::petition::Status>()
@@ -184,21 +164,31 @@ pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<Petit
     let rows = app.docs.storage().list_petitions(&query).await?;
     let settings = app.docs.settings();
     let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
     for (doc_id, summary) in &rows {
         let summary: PetitionSummary =
             serde_json::from_str(summary).map_err(|e| ApiError::Internal(format!("stored summary: {e}")))?;
         // Stored summaries were computed when the petition last changed;
         // running clocks move with time.
-        let summary = summary.at(&settings.rules, &settings.calendar, now);
+        let mut summary = summary.at(&settings.rules, &settings.calendar, now);
+        last = Some(format!("{}~{}", summary.submitted_at.map_or(0, |t| t.millis()), doc_id));
+        let disclosure = Disclosure::of(
+            &org,
+            who,
+            &summary.submitter,
+            summary.lead.iter().chain(&summary.assists),
+        );
+        // Filtering by writer must not find the anonymous letters of one.
+        if disclosure == Disclosure::Masked && summary.anonymous && query.submitter.is_some() {
+            continue;
+        }
+        disclosure.redact_summary(&mut summary);
         items.push(PetitionListItem {
             doc_id: doc_id.clone(),
             summary,
         });
     }
-    let next = (rows.len() == limit as usize)
-        .then(|| items.last())
-        .flatten()
-        .map(|i| format!("{}~{}", i.summary.submitted_at.map_or(0, |t| t.millis()), i.doc_id));
+    let next = (rows.len() == limit as usize).then_some(last).flatten();
     Ok(PetitionPage { items, next })
 }
 

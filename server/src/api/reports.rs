@@ -1,8 +1,8 @@
 //! KPI reports: the figures sync-core's `kpi` module defines, over the
 //! petitions a caller's units hold.
 
+use sync_core::access::{self, RoleSet};
 use sync_core::kpi::{Dimension, KpiInput, KpiReport, ReceiptTimes, ReportQuery, report};
-use sync_core::org::Role;
 use sync_core::petition::PetitionSummary;
 use sync_core::{Category, Channel, Principal, Timestamp, UnitId};
 
@@ -11,8 +11,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::ReportRows;
 
-/// Roles that read reports over their jurisdiction.
-const READERS: &[Role] = &[Role::Leader, Role::Officer, Role::DepartmentStaff, Role::Admin];
+/// Who reads reports: staff and administrators over the unit.
+const READERS: RoleSet = RoleSet::STAFF_AND_ADMINS;
 
 /// `GET /api/reports/kpi` parameters.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -46,7 +46,7 @@ fn report_unit(app: &AppState, who: &Principal, asked: Option<&str>) -> Result<U
             let mut mine: Vec<&UnitId> = who
                 .memberships
                 .iter()
-                .filter(|m| READERS.contains(&m.role))
+                .filter(|m| READERS.contains(m.role))
                 .map(|m| &m.unit)
                 .collect();
             mine.sort();
@@ -58,7 +58,7 @@ fn report_unit(app: &AppState, who: &Principal, asked: Option<&str>) -> Result<U
             }
         }
     };
-    if org.get(&unit).is_none() || !org.has_jurisdiction(who, READERS, &unit) {
+    if org.get(&unit).is_none() || !access::acts_over(&org, who, READERS, &unit) {
         return Err(ApiError::NotFound(format!("no unit {unit}")));
     }
     Ok(unit)

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use automerge::AutoCommit;
 use sync_core::doc::Message;
-use sync_core::org::Role;
 use sync_core::petition::{Location, PetitionDoc, PetitionHeader, SourceRef};
 use sync_core::policy::{PolicyContext, check_local};
 use sync_core::room::{MemberRole, MessageView, RoomDoc, RoomInfo};
@@ -19,9 +18,6 @@ use super::{doc_error, doc_key, page_limit, refused};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::RoomRow;
-
-/// Roles whose jurisdiction over a room's unit lets them see the room.
-const HANDLERS: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff];
 
 /// Paging of `GET /api/rooms/{id}/messages`.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -59,10 +55,9 @@ fn summary(row: RoomRow) -> Result<RoomSummary, ApiError> {
 /// units they handle, and their household's lines.
 pub async fn list_mine(app: &AppState, who: &Principal) -> Result<RoomList, ApiError> {
     let org = app.docs.org();
-    let units: Vec<String> = org
-        .units()
-        .filter(|u| org.has_jurisdiction(who, HANDLERS, &u.id))
-        .map(|u| u.id.to_string())
+    let units: Vec<String> = sync_core::access::scope(&org, who, sync_core::access::RoleSet::HANDLERS)
+        .into_iter()
+        .map(|u| u.to_string())
         .collect();
     let household = who.household.as_ref().map(|h| h.as_str());
     let rows = app.storage.rooms_for(&who.user, &units, household).await?;

@@ -1,19 +1,12 @@
 //! Units: duty rosters.
 
+use sync_core::access::{self, RoleSet};
 use sync_core::notify::Roster;
-use sync_core::org::Role;
 use sync_core::wire::RosterView;
 use sync_core::{Principal, UnitId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Roles that may replace a unit's roster (over their jurisdiction).
-const ROSTER_EDITORS: &[Role] = &[Role::Admin, Role::Leader];
-/// Roles a person on a unit's roster must hold over the unit.
-const ON_DUTY: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff];
-/// Roles that may read a unit's roster.
-const ROSTER_READERS: &[Role] = &[Role::Admin, Role::Leader, Role::Officer, Role::DepartmentStaff];
 
 pub(crate) fn unit_id(id: &str) -> Result<UnitId, ApiError> {
     UnitId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))
@@ -26,7 +19,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
     if org.get(&unit).is_none() {
         return Err(ApiError::NotFound(format!("no unit {unit}")));
     }
-    if !org.has_jurisdiction(who, ROSTER_EDITORS, &unit) {
+    if !access::acts_over(&org, who, RoleSet::LEADERS_AND_ADMINS, &unit) {
         return Err(ApiError::Forbidden(format!(
             "only an admin or a leader over {unit} may set its roster"
         )));
@@ -43,7 +36,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
     members.dedup();
     for member in members {
         let staff = match app.auth.principal(member).await {
-            Ok(p) => org.has_jurisdiction(&p, ON_DUTY, &unit),
+            Ok(p) => access::person_over(&org, &p, RoleSet::HANDLERS, &unit),
             Err(crate::auth::AuthError::UnknownUser(_)) => false,
             Err(e) => return Err(e.into()),
         };
@@ -63,7 +56,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
 /// `GET /api/units/{id}/roster`: the roster, who is on duty now and the next hand-over.
 pub async fn roster(app: &AppState, who: &Principal, id: &str) -> Result<RosterView, ApiError> {
     let unit = unit_id(id)?;
-    if !app.docs.org().has_jurisdiction(who, ROSTER_READERS, &unit) {
+    if !access::acts_over(&app.docs.org(), who, RoleSet::STAFF_AND_ADMINS, &unit) {
         return Err(ApiError::NotFound(format!("no roster for {unit}")));
     }
     roster_view(app, &unit).await

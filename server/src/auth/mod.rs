@@ -129,8 +129,14 @@ pub struct AuthSettings {
     /// answer was lost on the way) is still served instead of treated as
     /// theft.
     pub refresh_reuse_grace_ms: i64,
-    /// How often this node asks the database whether the tokens its live
-    /// connections watch ([`TokenWatch`]) were revoked by another process.
+    /// How often this node reads the storage's revocation counter, which
+    /// every revocation raises: when it moved, the tokens its live
+    /// connections watch ([`TokenWatch`]) are checked at once, so a
+    /// revocation by another process (`lianxin admin revoke`, another node)
+    /// closes them within about this long.
+    pub revocation_watch_ms: i64,
+    /// How often this node checks the watched tokens even when the counter
+    /// did not move.
     pub revocation_recheck_ms: i64,
 }
 
@@ -143,6 +149,7 @@ impl Default for AuthSettings {
             login: LoginPolicy::default(),
             resident_signup: true,
             refresh_reuse_grace_ms: 60_000,
+            revocation_watch_ms: 200,
             revocation_recheck_ms: 30_000,
         }
     }

@@ -4,8 +4,10 @@
 //! A connection handler holds a [`TokenWatch`] for the token it was opened
 //! with and selects on [`TokenWatch::ended`] next to its socket; when that
 //! resolves it closes the connection with the given reason. Revocations made
-//! in other processes are found by one poller per node, which checks every
-//! watched token in a few statements and publishes what ended.
+//! in other processes are found by one poller per node: every revocation
+//! raises a counter in storage, the poller reads it a few times a second and,
+//! when it moved, checks every watched token in a few statements and
+//! publishes what ended.
 
 use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
@@ -78,9 +80,11 @@ pub enum TokenEnd {
 }
 
 /// The tokens this node's connections watch. One task per node asks the
-/// database about all of them every `AuthSettings::revocation_recheck_ms`
-/// and publishes what it finds on the hub, so the database sees a few
-/// statements per interval instead of one per connection.
+/// database about all of them when the revocation counter moves (read every
+/// `AuthSettings::revocation_watch_ms`) and at least every
+/// `AuthSettings::revocation_recheck_ms`, and publishes what it finds on the
+/// hub, so the database sees one short read per interval instead of
+/// statements per connection.
 #[derive(Debug, Default)]
 pub(super) struct Watched {
     next_id: AtomicU64,
@@ -115,17 +119,26 @@ impl Watched {
 /// Starts the node's revocation poller on the first watch.
 fn ensure_poller(auth: &AuthService) {
     auth.inner.watched.poller.get_or_init(|| {
-        let every =
-            Duration::from_millis(u64::try_from(auth.settings().revocation_recheck_ms.max(1)).unwrap_or(30_000));
-        tokio::spawn(poll(Arc::downgrade(&auth.inner), every));
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v.max(1)).unwrap_or(1));
+        let settings = auth.settings();
+        tokio::spawn(poll(
+            Arc::downgrade(&auth.inner),
+            ms(settings.revocation_recheck_ms),
+            ms(settings.revocation_watch_ms),
+        ));
     });
 }
 
-/// Every `every`, finds the watched tokens revoked elsewhere (the admin
-/// command, another node) and publishes them. Ends with the auth service.
-async fn poll(inner: Weak<super::Inner>, every: Duration) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+/// Finds the watched tokens revoked elsewhere (the admin command, another
+/// node) and publishes them. Every `watch_every` it reads the storage's
+/// revocation counter (one row), which every revocation raises after it
+/// commits; when the counter moved, or `every` has passed, it checks every
+/// watched token in a few statements. Ends with the auth service.
+async fn poll(inner: Weak<super::Inner>, every: Duration, watch_every: Duration) {
+    let mut tick = tokio::time::interval(watch_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Option<i64> = None;
+    let mut next_full = tokio::time::Instant::now() + every;
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
@@ -133,8 +146,24 @@ async fn poll(inner: Weak<super::Inner>, every: Duration) {
         if sids.is_empty() && jtis.is_empty() {
             continue;
         }
+        let version = match inner.storage.revocation_version().await {
+            Ok(v) => Some(v),
+            Err(StorageError::Database(sqlx::Error::PoolClosed)) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the revocation counter");
+                None
+            }
+        };
+        let moved = version.is_some() && version != seen;
+        if !moved && tokio::time::Instant::now() < next_full {
+            continue;
+        }
+        next_full = tokio::time::Instant::now() + every;
         match inner.storage.ended_tokens(&sids, &jtis, inner.clock.now()).await {
             Ok((sessions, tokens)) => {
+                // Read before the check: a revocation committed after it
+                // raises the counter again and is found on the next tick.
+                seen = version.or(seen);
                 for sid in sessions {
                     inner.hub.publish(Revocation::Session { sid });
                 }
@@ -183,7 +212,7 @@ impl TokenWatch {
     ///
     /// Revocations published in this process arrive at once. Those made
     /// elsewhere (the admin command, another server node) arrive from the
-    /// node's poller, within `AuthSettings::revocation_recheck_ms`.
+    /// node's poller, within `AuthSettings::revocation_watch_ms` and a query.
     pub async fn ended(&mut self) -> TokenEnd {
         loop {
             tokio::select! {

@@ -22,7 +22,6 @@ use axum::http::request::Parts;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use sync_core::org::Role;
 use sync_core::{Principal, UnitId};
 
 use crate::error::ApiError;
@@ -171,7 +170,7 @@ pub fn staff_units(app: &AppState, who: &Principal) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = who
         .memberships
         .iter()
-        .filter(|m| matches!(m.role, Role::Officer | Role::Leader | Role::DepartmentStaff))
+        .filter(|m| sync_core::access::RoleSet::HANDLERS.people().contains(&m.role))
         .map(|m| (m.unit.to_string(), unit_name(app, &m.unit)))
         .collect();
     out.dedup();

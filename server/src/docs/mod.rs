@@ -76,6 +76,10 @@ pub struct DocEvent {
     /// cursor order (empty for other nodes' changes), so the dispatcher
     /// can deliver them without reading them back.
     pub inbox: Arc<[InboxItem]>,
+    /// Whether the changes may have changed who reads the document
+    /// (`Checked::readers_may_change`; always true for other nodes'
+    /// changes): live connections following it check their reader again.
+    pub readers_may_change: bool,
 }
 
 /// What became of a batch of changes.
@@ -210,6 +214,7 @@ impl DocService {
                                 last_seq: n.last_seq,
                                 by,
                                 inbox: Arc::new([]),
+                                readers_may_change: true,
                             });
                         }
                         Err(StorageError::Database(sqlx::Error::PoolClosed)) => break,
@@ -530,6 +535,7 @@ impl DocService {
                 duplicates,
                 new_actors,
                 origin,
+                readers_may_change,
                 projection,
                 notifications,
                 ..
@@ -569,6 +575,7 @@ impl DocService {
                         last_seq: committed.position,
                         by: who.user.clone(),
                         inbox: committed.inbox.into(),
+                        readers_may_change,
                     });
                     if settings.compaction_due(&committed.pending) {
                         self.compact_later(doc_id);

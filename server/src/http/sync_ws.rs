@@ -9,9 +9,11 @@
 //! Per connection the server keeps one Automerge sync state per document the
 //! peer asked for, answers `request`/`sync` through the document service
 //! (which validates and stores changes before the reply is generated), pushes
-//! changes stored by anyone else to the documents the peer follows, and
-//! closes the socket when the token expires or is revoked. A document the
-//! peer may not read is `doc-unavailable`, exactly like a missing one.
+//! changes stored by anyone else to the documents the peer follows (checking
+//! again that the peer may read one whenever a change may have changed its
+//! readers), and closes the socket when the token expires or is revoked. A
+//! document the peer may not read is `doc-unavailable`, exactly like a
+//! missing one.
 
 use std::collections::HashMap;
 
@@ -250,13 +252,13 @@ impl Connection {
                 event = next_event(&mut events) => match event {
                     Ok(ev) => {
                         if let Ok(id) = ev.doc_id.parse::<DocumentId>() {
-                            conn.push_doc(&mut sink, &id).await?;
+                            conn.push_doc(&mut sink, &id, ev.readers_may_change).await?;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
                         let ids: Vec<DocumentId> = conn.docs.keys().copied().collect();
                         for id in ids {
-                            conn.push_doc(&mut sink, &id).await?;
+                            conn.push_doc(&mut sink, &id, true).await?;
                         }
                     }
                     Err(RecvError::Closed) => return Ok(()),
@@ -416,7 +418,29 @@ impl Connection {
     }
 
     /// Sends what a followed document gained since the peer last heard.
-    async fn push_doc(&mut self, sink: &mut Socket, id: &DocumentId) -> Result<(), axum::Error> {
+    /// When the change may have changed who reads it (a member removed, a
+    /// petition routed elsewhere), the peer's reading is checked again
+    /// first: one who may no longer read it stops following it and hears
+    /// `doc-unavailable`, as for a document it never could read.
+    async fn push_doc(&mut self, sink: &mut Socket, id: &DocumentId, recheck: bool) -> Result<(), axum::Error> {
+        if !self.docs.contains_key(id) {
+            return Ok(());
+        }
+        if recheck {
+            match self.state.docs.may_read(&self.principal, &id.to_string()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.docs.remove(id);
+                    return self.unavailable(sink, *id).await;
+                }
+                Err(e) => {
+                    // Not knowing is not reading: stop pushing it.
+                    tracing::warn!(doc = %id, error = %e, "could not re-check read access; the document stops syncing");
+                    self.docs.remove(id);
+                    return self.unavailable(sink, *id).await;
+                }
+            }
+        }
         let Some((state, _)) = self.docs.get_mut(id) else {
             return Ok(());
         };

@@ -75,7 +75,7 @@ impl Storage {
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(())
+        self.bump_revocations().await
     }
 
     /// A session with its first refresh token, atomically.
@@ -188,7 +188,7 @@ impl Storage {
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(())
+        self.bump_revocations().await
     }
 
     /// Revokes a session; returns false if it was unknown or already revoked.
@@ -201,6 +201,9 @@ impl Storage {
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        if done > 0 {
+            self.bump_revocations().await?;
+        }
         Ok(done > 0)
     }
 
@@ -214,6 +217,9 @@ impl Storage {
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        if done > 0 {
+            self.bump_revocations().await?;
+        }
         Ok(done)
     }
 
@@ -285,6 +291,7 @@ impl Storage {
                         .map(|r| r.rows_affected())
                 })?;
                 tx.commit().await?;
+                self.bump_revocations().await?;
                 return Ok(RefreshRotation::Reused { user, sid });
             }
         }

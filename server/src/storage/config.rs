@@ -9,6 +9,8 @@ use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
 /// The configuration kinds with a version counter.
 pub const ORG: &str = "org";
 pub const SETTINGS: &str = "settings";
+/// Raised by every revocation; nodes poll it to find revocations made elsewhere.
+pub const REVOCATIONS: &str = "revocations";
 
 impl StorageTx {
     /// Raises the version of `name` (`org` or `settings`) in this transaction.
@@ -82,6 +84,29 @@ impl Storage {
         })?;
         let get = |n: &str| rows.iter().find(|(k, _)| k == n).map_or(0, |(_, v)| *v);
         Ok((get(ORG), get(SETTINGS)))
+    }
+
+    /// The revocation counter ([`REVOCATIONS`]).
+    pub async fn revocation_version(&self) -> Result<i64, StorageError> {
+        let v: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT version FROM config_versions WHERE name = $1")
+                .bind(REVOCATIONS)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Raises the revocation counter, after a revocation committed.
+    pub(crate) async fn bump_revocations(&self) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE config_versions SET version = version + 1 WHERE name = $1")
+                .bind(REVOCATIONS)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
     }
 
     /// A stored setting (JSON), if set.

@@ -431,15 +431,19 @@ impl StorageTx {
     /// People who handle a unit's work when no roster says who is on duty:
     /// its officers, leaders and department staff, enabled accounts only.
     pub async fn unit_staff(&mut self, unit: &str) -> Result<Vec<String>, StorageError> {
+        // The people of `access::RoleSet::HANDLERS`, as memberships store them.
+        let roles = sync_core::access::RoleSet::HANDLERS.people();
+        let sql = format!(
+            "SELECT DISTINCT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.unit_id = $1 AND m.role IN ({}) AND u.disabled_at IS NULL ORDER BY m.user_id",
+            super::placeholders(2, roles.len())
+        );
         let rows: Vec<String> = on_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "SELECT DISTINCT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
-                 WHERE m.unit_id = $1 AND m.role IN ('officer', 'leader', 'department_staff') \
-                 AND u.disabled_at IS NULL ORDER BY m.user_id",
-            )
-            .bind(unit)
-            .fetch_all(&mut *conn)
-            .await
+            let mut q = sqlx::query_scalar(&sql).bind(unit);
+            for r in roles {
+                q = q.bind(r.as_str());
+            }
+            q.fetch_all(&mut *conn).await
         })?;
         Ok(rows)
     }

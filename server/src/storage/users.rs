@@ -399,6 +399,9 @@ impl StorageTx {
             }
             Ok::<_, sqlx::Error>(changed)
         })?;
+        if disabled && changed > 0 {
+            self.bump_config_version(super::config::REVOCATIONS).await?;
+        }
         Ok(changed > 0)
     }
 

@@ -5,8 +5,10 @@ use std::collections::{BTreeSet, HashSet};
 use automerge::legacy::{ObjectId, OpId, OpType};
 use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue};
 
-use super::facts::{DocFacts, Visibility};
+use super::facts::DocFacts;
 use super::rule::{Refusal, Rule};
+use super::shape::{self, ShapeError};
+use crate::access::RoleSet;
 use crate::channel::Channel;
 use crate::directory::{DirectoryDoc, HOUSEHOLD_FIELDS};
 use crate::doc::{DocKind, Mention, Message, am};
@@ -14,7 +16,7 @@ use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{HouseholdId, UnitId, UserId};
 use crate::notice::{NoticeDoc, ReceiptKind, parse_receipt_key};
-use crate::org::{OrgTree, Principal, Role};
+use crate::org::{OrgTree, Principal};
 use crate::petition::{EventBody, EventKind, PetitionDoc, TimelineEvent};
 use crate::room::{MemberRole, Raised, Redaction, RoomDoc, RoomKind};
 use crate::time::Timestamp;
@@ -26,10 +28,8 @@ use crate::time::Timestamp;
 /// read as hours late. Past stamps stand: offline phones sync late.
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
-/// Roles that handle petitions.
-const HANDLERS: &[Role] = &[Role::Officer, Role::Leader, Role::DepartmentStaff, Role::System];
-/// Roles that route petitions and run rooms, notices and directories.
-const OFFICERS: &[Role] = &[Role::Officer, Role::Leader, Role::System];
+const HANDLERS: RoleSet = RoleSet::HANDLERS;
+const OFFICERS: RoleSet = RoleSet::OFFICERS;
 
 /// Who is writing, in which organisation, at what time.
 #[derive(Clone, Copy, Debug)]
@@ -153,19 +153,6 @@ pub fn check_local(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, heads_before: 
     }
 }
 
-/// Whether `who` may read a document with this visibility. `is_room_member`
-/// answers for the rooms a notice was sent to.
-pub fn may_read(org: &OrgTree, who: &Principal, vis: &Visibility, is_room_member: impl Fn(&str) -> bool) -> bool {
-    vis.units.iter().any(|u| org.has_jurisdiction(who, HANDLERS, u))
-        || vis.users.contains(&who.user)
-        || who.household.as_ref().is_some_and(|h| vis.households.contains(h))
-        || vis.rooms.iter().any(|r| is_room_member(r))
-        || vis
-            .audience_units
-            .iter()
-            .any(|a| who.units_with(Role::Resident).any(|home| org.is_within(home, a)))
-}
-
 /// Checks and applies one change; `Ok` says whether it may change who reads
 /// the document (see [`Checked::readers_may_change`]).
 fn check_one(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, change: &Change) -> Result<bool, Refusal> {
@@ -276,8 +263,8 @@ impl Inspector<'_, '_> {
         &self.ctx.principal.user
     }
 
-    fn staff_over(&self, roles: &[Role], unit: &UnitId) -> bool {
-        self.ctx.org.has_jurisdiction(self.ctx.principal, roles, unit)
+    fn staff_over(&self, roles: RoleSet, unit: &UnitId) -> bool {
+        crate::access::acts_over(self.ctx.org, self.ctx.principal, roles, unit)
     }
 
     fn unit_exists(&self, unit: &UnitId) -> Result<(), Refusal> {
@@ -341,6 +328,7 @@ impl Inspector<'_, '_> {
 
     /// `Ok(readers_may_change)`, see [`Checked::readers_may_change`].
     fn inspect(mut self) -> Result<bool, Refusal> {
+        self.check_change_size()?;
         let decoded = self.change.decode();
         for op in &decoded.operations {
             if matches!(
@@ -356,6 +344,7 @@ impl Inspector<'_, '_> {
                 ));
             }
         }
+        self.check_written_once(&decoded.operations)?;
         let Some(kind) = self.facts.kind() else {
             return self.check_creation().map(|()| true);
         };
@@ -363,13 +352,30 @@ impl Inspector<'_, '_> {
         let actor = self.change.actor_id().clone();
         let mut new_entries: Vec<(Container, ObjId)> = Vec::new();
         let mut households: Vec<ObjId> = Vec::new();
+        let mut touched_households: BTreeSet<String> = BTreeSet::new();
+        let mut touched: BTreeSet<&'static str> = BTreeSet::new();
         let mut readers_may_change = false;
+        let mut entries = 0usize;
         for (i, op) in decoded.operations.iter().enumerate() {
             if self.created_here(&op.obj) {
                 continue;
             }
+            entries += 1;
+            if entries > shape::MAX_CHANGE_ENTRIES {
+                return Err(self.refuse(
+                    Rule::ChangeTooLarge,
+                    format!(
+                        "one change adds at most {} entries or edits to existing lists and maps",
+                        shape::MAX_CHANGE_ENTRIES
+                    ),
+                ));
+            }
             let path = self.path_of(&op.obj)?;
             let container = classify(kind, &path);
+            touched.insert(container_name(&container));
+            if let (Container::Household, Some(Prop::Map(id))) = (&container, path.get(1)) {
+                touched_households.insert(id.clone());
+            }
             readers_may_change |= !matches!(
                 container,
                 Container::RoomMessages | Container::Redactions | Container::Raised | Container::Tags | Container::Pins
@@ -413,7 +419,8 @@ impl Inspector<'_, '_> {
                     match (&op.action, overwrites) {
                         (OpType::Make(ObjType::Map), false) => {
                             let k = key.unwrap_or_default();
-                            HouseholdId::new(k).map_err(|e| self.malformed("household id", e))?;
+                            HouseholdId::new(k.clone()).map_err(|e| self.malformed("household id", e))?;
+                            touched_households.insert(k);
                             households.push(self.exid(start + i as u64, &actor)?);
                         }
                         (OpType::Delete, _) => {
@@ -463,9 +470,13 @@ impl Inspector<'_, '_> {
             self.check_new_household(&h)?;
         }
         if kind == DocKind::Directory {
-            DirectoryDoc::view(&*self.doc)
+            let all = DirectoryDoc::view(&*self.doc)
                 .and_then(|d| d.households())
                 .map_err(|e| self.malformed("household", e))?;
+            for h in all.iter().filter(|h| touched_households.contains(h.id.as_str())) {
+                h.validate().map_err(|e| self.malformed("household", e))?;
+                self.check_household_shape(h.id.as_str())?;
+            }
         }
         let mut stamps = match self.facts {
             DocFacts::Petition { stamps, .. } | DocFacts::Room { stamps, .. } => stamps.clone(),
@@ -474,7 +485,133 @@ impl Inspector<'_, '_> {
         for (container, obj) in new_entries {
             self.check_entry(&container, &obj, &mut stamps)?;
         }
+        self.check_document_size(kind, stamps.len(), &touched)?;
         Ok(readers_may_change)
+    }
+
+    /// The change as a whole: its encoded size and its message.
+    fn check_change_size(&self) -> Result<(), Refusal> {
+        let bytes = self.change.raw_bytes().len();
+        if bytes > shape::MAX_CHANGE_BYTES {
+            return Err(self.refuse(
+                Rule::ChangeTooLarge,
+                format!("{bytes} bytes, at most {} in one change", shape::MAX_CHANGE_BYTES),
+            ));
+        }
+        let note = self.change.message().map_or(0, str::len) + self.change.extra_bytes().len();
+        if note > shape::MAX_CHANGE_NOTE_BYTES {
+            return Err(self.refuse(
+                Rule::ChangeTooLarge,
+                format!(
+                    "a change message of {note} bytes, at most {}",
+                    shape::MAX_CHANGE_NOTE_BYTES
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every value a change writes is one a reader will see: no key of a map
+    /// is written twice in one change, and inside the objects the change
+    /// creates (and anywhere in a new document) nothing is deleted and no
+    /// list item overwritten. Otherwise a change could carry megabytes that
+    /// no schema read ever looks at.
+    fn check_written_once(&self, ops: &[automerge::legacy::Op]) -> Result<(), Refusal> {
+        let creating = self.facts.kind().is_none();
+        let mut written: HashSet<(&ObjectId, &str)> = HashSet::new();
+        for op in ops {
+            let fresh = creating || self.created_here(&op.obj);
+            match &op.key {
+                automerge::legacy::Key::Map(k) => {
+                    if !written.insert((&op.obj, k.as_str())) {
+                        return Err(self.refuse(
+                            Rule::WrittenTwice,
+                            format!("the change writes {k:?} of one object twice"),
+                        ));
+                    }
+                }
+                automerge::legacy::Key::Seq(_) if fresh && !op.insert => {
+                    return Err(self.refuse(
+                        Rule::WrittenTwice,
+                        "a new list's items are inserted, never overwritten or deleted in the change that makes them",
+                    ));
+                }
+                automerge::legacy::Key::Seq(_) => {}
+            }
+            if fresh && matches!(op.action, OpType::Delete) {
+                return Err(self.refuse(Rule::WrittenTwice, "a change deletes nothing inside what it creates"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a record whose shape `shape::record` refused, or that is over
+    /// the entry limit.
+    fn check_record(&self, what: &str, obj: &ObjId, has: impl Fn(&str) -> bool) -> Result<shape::Size, Refusal> {
+        let size = shape::record(&*self.doc, obj, has).map_err(|e| match e {
+            ShapeError::UnknownField(k) => self.refuse(Rule::UnknownField, format!("{what} has no field {k:?}")),
+            ShapeError::Conflict(k) => self.refuse(Rule::WrittenTwice, format!("{what} holds two values for {k:?}")),
+            ShapeError::Nested(k) => self.refuse(
+                Rule::Malformed,
+                format!("{what}'s field {k:?} holds an object where the schema has a value"),
+            ),
+        })?;
+        if size.bytes > shape::MAX_ENTRY_BYTES {
+            return Err(self.refuse(
+                Rule::EntryTooLarge,
+                format!("{what} is {} bytes, at most {}", size.bytes, shape::MAX_ENTRY_BYTES),
+            ));
+        }
+        Ok(size)
+    }
+
+    fn check_household_shape(&self, id: &str) -> Result<(), Refusal> {
+        let obj = am::req_obj(&*self.doc, &ROOT, "households", ObjType::Map)
+            .and_then(|hs| am::req_obj(&*self.doc, &hs, id, ObjType::Map))
+            .map_err(|e| self.malformed("household", e))?;
+        self.check_record("a household", &obj, |k| HOUSEHOLD_FIELDS.contains(&k))
+            .map(|_| ())
+    }
+
+    /// The document after the change stays under its kind's limits.
+    fn check_document_size(&self, kind: DocKind, entries: usize, touched: &BTreeSet<&str>) -> Result<(), Refusal> {
+        let full = |what: &str, n: usize, max: usize| {
+            if n > max {
+                Err(self.refuse(Rule::DocumentFull, format!("{what}: {n}, at most {max}")))
+            } else {
+                Ok(())
+            }
+        };
+        let count = |key: &str| {
+            am::req_obj(&*self.doc, &ROOT, key, ObjType::Map)
+                .map(|o| self.doc.length(&o))
+                .map_err(|e| self.malformed(key, e))
+        };
+        match kind {
+            DocKind::Petition => full(
+                "timeline events and messages of a petition",
+                entries,
+                shape::MAX_PETITION_ENTRIES,
+            ),
+            DocKind::Room => {
+                full(
+                    "messages, redactions and links of a room",
+                    entries,
+                    shape::MAX_ROOM_ENTRIES,
+                )?;
+                if touched.contains(container_name(&Container::Members)) {
+                    full("members of a room", count("members")?, shape::MAX_ROOM_MEMBERS)?;
+                }
+                Ok(())
+            }
+            DocKind::Notice if touched.contains(container_name(&Container::Receipts)) => {
+                full("receipts of a notice", count("receipts")?, shape::MAX_NOTICE_RECEIPTS)
+            }
+            DocKind::Directory if touched.contains(container_name(&Container::Households)) => {
+                full("households of a directory", count("households")?, shape::MAX_HOUSEHOLDS)
+            }
+            DocKind::Notice | DocKind::Directory => Ok(()),
+        }
     }
 
     fn village(&self) -> Result<UnitId, Refusal> {
@@ -595,30 +732,36 @@ impl Inspector<'_, '_> {
         match container {
             Container::Timeline => {
                 let e = TimelineEvent::read(&*self.doc, obj).map_err(|e| self.malformed("timeline event", e))?;
+                let kind = e.kind();
+                self.check_record(&format!("a {kind} event"), obj, |k| shape::event_has(kind, k))?;
                 self.check_by(&e.by, &format!("the {} event", e.kind()))?;
                 self.check_stamp(&e.at, stamps)?;
                 self.check_event(&e)
             }
             Container::Conversation => {
                 let m = Message::read(&*self.doc, obj).map_err(|e| self.malformed("message", e))?;
+                self.check_record("a message", obj, |k| shape::MESSAGE.contains(&k))?;
                 self.check_by(&m.by, "the message")?;
                 self.check_stamp(&m.at, stamps)?;
                 self.check_petition_message()
             }
             Container::RoomMessages => {
                 let m = Message::read(&*self.doc, obj).map_err(|e| self.malformed("message", e))?;
+                self.check_record("a message", obj, |k| shape::MESSAGE.contains(&k))?;
                 self.check_by(&m.by, "the message")?;
                 self.check_stamp(&m.at, stamps)?;
                 self.check_room_message(&m)
             }
             Container::Redactions => {
                 let r = Redaction::read(&*self.doc, obj).map_err(|e| self.malformed("redaction", e))?;
+                self.check_record("a redaction", obj, |k| shape::REDACTION.contains(&k))?;
                 self.check_by(&r.by, "the redaction")?;
                 self.check_stamp(&r.at, stamps)?;
                 self.check_moderation(&r.message, "redact")
             }
             Container::Raised => {
                 let r = Raised::read(&*self.doc, obj).map_err(|e| self.malformed("raised petition", e))?;
+                self.check_record("a raised-petition link", obj, |k| shape::RAISED.contains(&k))?;
                 self.check_by(&r.by, "the link")?;
                 self.check_stamp(&r.at, stamps)?;
                 self.check_moderation(&r.message, "raise as a petition")
@@ -664,8 +807,8 @@ impl Inspector<'_, '_> {
         if !p.is_staff() {
             return Err(self.refuse(Rule::RoleRequired, format!("residents do not record {kind} events")));
         }
-        let roles: &[Role] = match kind {
-            EventKind::Supervised => &[Role::Leader],
+        let roles = match kind {
+            EventKind::Supervised => RoleSet::LEADERS,
             EventKind::Transferred | EventKind::Escalated | EventKind::AssistsChanged => OFFICERS,
             _ => HANDLERS,
         };
@@ -788,6 +931,7 @@ impl Inspector<'_, '_> {
                 format!("a new {kind} has exactly the fields {expected:?}"),
             ));
         }
+        self.check_creation_shape(kind)?;
         let p = self.ctx.principal;
         let mut stamps = BTreeSet::new();
         match kind {
@@ -919,6 +1063,66 @@ impl Inspector<'_, '_> {
                 }
             }
         }
+    }
+}
+
+impl Inspector<'_, '_> {
+    /// A new document's records hold only their schema's fields, within the
+    /// entry limit; its member list and audience within theirs.
+    fn check_creation_shape(&self, kind: DocKind) -> Result<(), Refusal> {
+        let doc = &*self.doc;
+        let obj = |key: &str, ty: ObjType| am::req_obj(doc, &ROOT, key, ty).map_err(|e| self.malformed(key, e));
+        match kind {
+            DocKind::Petition => {
+                self.check_record("the header", &obj("header", ObjType::Map)?, |k| {
+                    shape::HEADER.contains(&k)
+                })?;
+                let timeline = obj("timeline", ObjType::List)?;
+                for event in am::list_maps(doc, &timeline, "timeline").map_err(|e| self.malformed("timeline", e))? {
+                    self.check_record("the submitted event", &event, |k| {
+                        shape::event_has(EventKind::Submitted, k)
+                    })?;
+                }
+            }
+            DocKind::Room => {
+                self.check_record("the room's info", &obj("info", ObjType::Map)?, |k| {
+                    shape::ROOM_INFO.contains(&k)
+                })?;
+                let members = doc.length(obj("members", ObjType::Map)?);
+                if members > shape::MAX_ROOM_MEMBERS {
+                    return Err(self.refuse(
+                        Rule::DocumentFull,
+                        format!("members of a room: {members}, at most {}", shape::MAX_ROOM_MEMBERS),
+                    ));
+                }
+                if doc.length(obj("tags", ObjType::Map)?) > 0 {
+                    return Err(self.refuse(Rule::Malformed, "a new room has no tags yet"));
+                }
+            }
+            DocKind::Notice => {
+                self.check_record("the notice's info", &obj("info", ObjType::Map)?, |k| {
+                    shape::NOTICE_INFO.contains(&k)
+                })?;
+                let audience = shape::record(doc, &obj("audience", ObjType::Map)?, |k| shape::AUDIENCE.contains(&k))
+                    .map_err(|e| self.refuse(Rule::UnknownField, format!("the notice's audience: {e:?}")))?;
+                if audience.items > shape::MAX_AUDIENCE {
+                    return Err(self.refuse(
+                        Rule::DocumentFull,
+                        format!(
+                            "an audience of {} households, rooms and units, at most {}",
+                            audience.items,
+                            shape::MAX_AUDIENCE
+                        ),
+                    ));
+                }
+            }
+            DocKind::Directory => {
+                self.check_record("the directory's info", &obj("info", ObjType::Map)?, |k| {
+                    shape::DIRECTORY_INFO.contains(&k)
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -20,6 +20,9 @@
 //!    handler action names a unit the user has jurisdiction over and that the
 //!    petition was routed to, residents act only on their own petitions, only
 //!    members speak in a room.
+//! 3. **Shape and size** ([`shape`]). A new entry or document holds only its
+//!    schema's fields, each written once; entries, changes and documents stay
+//!    under the limits `shape` names.
 //!
 //! Authorisation depends only on facts that grow (the units a petition was
 //! ever routed to, the entries that exist), never on derived status, so a
@@ -31,7 +34,9 @@
 mod check;
 mod facts;
 mod rule;
+pub mod shape;
 
-pub use check::{Checked, MAX_FUTURE_SKEW_MS, PolicyContext, check_changes, check_local, may_read};
+pub use crate::access::may_read;
+pub use check::{Checked, MAX_FUTURE_SKEW_MS, PolicyContext, check_changes, check_local};
 pub use facts::{DocFacts, Visibility};
 pub use rule::{Refusal, Rule};

@@ -47,6 +47,17 @@ text_enum!(
         /// The change's actor id is one the server writes with for its own
         /// actions (or, for a server write, one a device used first).
         ActorReserved = "actor-reserved",
+        /// A new entry or document holds a field its schema does not have.
+        UnknownField = "unknown-field",
+        /// The change writes a field twice, or deletes or overwrites inside
+        /// what it creates: values nobody would see, stored all the same.
+        WrittenTwice = "written-twice",
+        /// A new entry is larger than `MAX_ENTRY_BYTES`.
+        EntryTooLarge = "entry-too-large",
+        /// The change is larger than the per-change limits.
+        ChangeTooLarge = "change-too-large",
+        /// The document would grow past its limits.
+        DocumentFull = "document-full",
     }
 );
 
