@@ -827,3 +827,566 @@ async fn notice_receipt_report_lists_households_not_reached() -> anyhow::Result<
     db.cleanup().await;
     Ok(())
 }
+
+/// The number in the `received` cell of a KPI table row (`<tr id="{row}">`).
+fn received_in(page: &str, row: &str) -> Option<u32> {
+    let at = page.find(&format!("<tr id=\"{row}\""))?;
+    let rest = &page[at..];
+    let cell = rest.find("class=\"received\">")? + "class=\"received\">".len();
+    rest[cell..cell + rest[cell..].find('<')?].parse().ok()
+}
+
+/// A resident writes a letter to the director's mailbox through the JSON API.
+async fn letter(server: &TestServer, title: &str) -> anyhow::Result<String> {
+    let token = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random());
+    let (status, body) = server
+        .post(
+            "/api/petitions",
+            Some(&token),
+            &serde_json::json!({
+                "id": id.to_string(), "channel": "director_mailbox", "category": "help",
+                "title": title, "body": "村口路灯坏了一个月，晚上看不见路。",
+                "contact": "13800000002", "location": { "unit": "village-xiaxi" },
+                "routed_to": "mailbox-taskforce",
+            }),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {body}");
+    Ok(format!("/petitions/{}", body["id"].as_str().context("id")?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_counts_a_dispatched_letter_and_exports_csv() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut director = Browser::new(&server);
+    director.sign_in("director").await?;
+    let before = director.get("/dashboard").await?;
+    ensure!(before.status == 200, "{} {}", before.status, before.body);
+    ensure!(
+        before.body.contains("<svg class=\"chart\"") && before.body.contains("各单位指标"),
+        "charts and tables"
+    );
+    let east_before = received_in(&before.body, "u-station-east").unwrap_or(0);
+    let total_before = received_in(&before.body, "total").context("the total row")?;
+
+    // The duty officer signs a new letter and dispatches it to the east station.
+    let link = letter(&server, "村口路灯坏了").await?;
+    let mut duty = Browser::new(&server);
+    duty.sign_in("duty").await?;
+    for fields in [
+        vec![("action", "sign"), ("unit", "mailbox-taskforce")],
+        vec![
+            ("action", "transfer"),
+            ("unit", "mailbox-taskforce"),
+            ("to", "station-east"),
+            ("assist", "water"),
+        ],
+    ] {
+        let r = duty.post(&format!("{link}/act"), &fields).await?;
+        ensure!(r.status == 303, "{} {}", r.status, r.body);
+    }
+    let after = director.get("/dashboard").await?;
+    ensure!(
+        received_in(&after.body, "u-station-east") == Some(east_before + 1),
+        "the east station's row counts the letter: {:?} after {east_before}",
+        received_in(&after.body, "u-station-east")
+    );
+    ensure!(received_in(&after.body, "total") == Some(total_before + 1));
+
+    // Supervised by the director: the supervised list names it.
+    let r = director
+        .post(
+            &format!("{link}/act"),
+            &[
+                ("action", "supervise"),
+                ("unit", "station-east"),
+                ("note", "一周内修好"),
+            ],
+        )
+        .await?;
+    ensure!(r.status == 303, "{} {}", r.status, r.body);
+    let page = director.get("/dashboard").await?;
+    let supervised = &page.body[page.body.find("id=\"supervised-list\"").context("list")?..];
+    let supervised = &supervised[..supervised.find("</section>").context("end")?];
+    ensure!(supervised.contains("村口路灯坏了"), "{supervised}");
+
+    // Category and unit filters reach the API; a bad date is refused in words.
+    let help = director.get("/dashboard?unit=county&category=complaint").await?;
+    ensure!(help.status == 200 && received_in(&help.body, "c-help").is_none());
+    let bad = director.get("/dashboard?from=yesterday").await?;
+    ensure!(bad.status == 400 && bad.body.contains("不是有效日期"), "{}", bad.status);
+
+    let csv = director.get("/dashboard/kpi.csv?unit=county&period=month").await?;
+    ensure!(csv.status == 200, "{}", csv.status);
+    ensure!(
+        csv.headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/csv")),
+        "a CSV file"
+    );
+    ensure!(
+        csv.body.contains("station-east") && csv.body.lines().count() >= 2,
+        "{}",
+        csv.body
+    );
+
+    // A unit outside the reader's jurisdiction is not shown.
+    let mut zhao = Browser::new(&server);
+    zhao.sign_in("zhao").await?;
+    ensure!(zhao.get("/dashboard?unit=station-east").await?.status == 404);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_filters_by_channel_and_sorts_most_urgent_first() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let newest = chief.get("/queue").await?.body;
+    let urgent = chief.get("/queue?sort=urgent").await?.body;
+    let titles = |html: &str| -> Vec<String> {
+        html.split("<h2><a href=\"/petitions/")
+            .skip(1)
+            .filter_map(|s| {
+                let start = s.find('>')? + 1;
+                Some(s[start..start + s[start..].find("</a>")?].to_owned())
+            })
+            .collect()
+    };
+    let (n, u) = (titles(&newest), titles(&urgent));
+    ensure!(n.len() >= 2 && n.len() == u.len(), "{n:?} {u:?}");
+    let mut sorted_n = n.clone();
+    let mut sorted_u = u.clone();
+    sorted_n.sort();
+    sorted_u.sort();
+    ensure!(sorted_n == sorted_u, "the same petitions in another order");
+    // Most urgent first: by the earliest unmet deadline the API reports, none last.
+    let token = server
+        .state
+        .auth
+        .mint_access_token(&sync_core::UserId::new("chief-east")?, 3_600_000)
+        .await?;
+    let (status, listed) = server.get("/api/petitions?limit=200", Some(&token)).await?;
+    ensure!(status == 200, "{status} {listed}");
+    let mut expected: Vec<(i64, String)> = listed["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .map(|i| {
+            (
+                i["next_due"].as_i64().unwrap_or(i64::MAX),
+                i["title"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort_by_key(|(due, _)| *due);
+    let expected: Vec<String> = expected.into_iter().map(|(_, t)| t).collect();
+    ensure!(u == expected, "{u:?} is not {expected:?}");
+    ensure!(
+        u != n || expected == n,
+        "the order changed or was already the urgent one"
+    );
+    ensure!(urgent.contains("value=\"urgent\" selected"), "the choice is kept");
+
+    let walk_in = chief.get("/queue?channel=walk_in").await?.body;
+    ensure!(
+        !walk_in.contains("户口本丢了怎么补办") || newest.contains("来访"),
+        "the channel filter reaches the API"
+    );
+    let bad = chief.get("/queue?channel=pigeon").await?;
+    ensure!(bad.status == 400, "{}", bad.status);
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_compose_to_an_audience_and_open_the_receipt_report() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let page = li.get("/notices").await?;
+    ensure!(page.status == 200 && page.body.contains("发通知"), "{}", page.status);
+    let sent = li
+        .post(
+            "/notices",
+            &[
+                ("kind", "anti_fraud"),
+                ("unit", "station-east"),
+                ("title", "谨防冒充客服退款诈骗"),
+                ("body", "凡是要求转账到“安全账户”的都是诈骗。"),
+                ("units", "village-xiaxi"),
+            ],
+        )
+        .await?;
+    ensure!(sent.status == 303, "{} {}", sent.status, sent.body);
+    let report = li.get(sent.location()).await?;
+    ensure!(
+        report.status == 200 && report.body.contains("谨防冒充客服退款诈骗") && report.body.contains("户数 "),
+        "{}",
+        report.status
+    );
+    ensure!(report.body.contains("反诈提醒"));
+    let list = li.get("/notices").await?;
+    ensure!(list.body.contains(&format!("href=\"{}\"", sent.location())), "listed");
+
+    // No audience: refused in words, the draft kept.
+    let empty = li
+        .post(
+            "/notices",
+            &[
+                ("kind", "general"),
+                ("unit", "station-east"),
+                ("title", "无人可收"),
+                ("body", "空"),
+            ],
+        )
+        .await?;
+    ensure!(
+        empty.status == 400 && empty.body.contains("没有发出"),
+        "{}",
+        empty.status
+    );
+    ensure!(empty.body.contains("value=\"无人可收\""), "the draft is kept");
+
+    // Issuing for a unit the reader does not work for is refused by its rule.
+    let other = li
+        .post(
+            "/notices",
+            &[
+                ("kind", "general"),
+                ("unit", "station-west"),
+                ("title", "越权通知"),
+                ("body", "不该发出"),
+                ("units", "village-baishi"),
+            ],
+        )
+        .await?;
+    ensure!(
+        other.status == 403 && other.body.contains("没有发出"),
+        "{} {}",
+        other.status,
+        other.body
+    );
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_create_appeal_pin_redact_and_raise_a_petition() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let village = village_room(&server).await?;
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let list = li.get("/rooms").await?;
+    ensure!(
+        list.status == 200 && list.body.contains(&format!("/rooms/{village}")),
+        "{}",
+        list.status
+    );
+
+    // A new room, then an appeal to it and the village room at once.
+    let made = li
+        .post(
+            "/rooms",
+            &[
+                ("name", "下溪村防汛群"),
+                ("kind", "officer_group"),
+                ("unit", "village-xiaxi"),
+                ("members", "officer-wang"),
+            ],
+        )
+        .await?;
+    ensure!(made.status == 303, "{} {}", made.status, made.body);
+    let room = made.location().trim_start_matches("/rooms/").to_owned();
+    let page = li.get(made.location()).await?;
+    ensure!(page.status == 200 && page.body.contains("下溪村防汛群") && page.body.contains("2 位成员"));
+    let appeal = li
+        .post(
+            "/appeals",
+            &[
+                ("text", "今晚有暴雨，请低洼处住户转移 @all"),
+                ("rooms", &room),
+                ("rooms", &village),
+            ],
+        )
+        .await?;
+    ensure!(appeal.status == 303, "{} {}", appeal.status, appeal.body);
+    let sent = li.get(appeal.location()).await?;
+    ensure!(sent.body.contains("联合呼吁已发到 2 个群"), "{}", sent.body);
+    for r in [&room, &village] {
+        ensure!(
+            li.get(&format!("/rooms/{r}")).await?.body.contains("今晚有暴雨"),
+            "in {r}"
+        );
+    }
+
+    // Post, pin, redact with a reason.
+    li.post(&format!("/rooms/{room}/post"), &[("text", "沙袋放在村委会门口")])
+        .await?;
+    let page = li.get(&format!("/rooms/{room}")).await?.body;
+    let entry = |html: &str, text: &str| -> anyhow::Result<String> {
+        let at = html.find(text).context("message")?;
+        let li_at = html[..at].rfind("id=\"m-").context("id")? + 6;
+        Ok(html[li_at..li_at + html[li_at..].find('"').context("end")?].to_owned())
+    };
+    let sandbags = entry(&page, "沙袋放在村委会门口")?;
+    let pinned = li
+        .post(&format!("/rooms/{room}/pin"), &[("message", &sandbags), ("on", "1")])
+        .await?;
+    ensure!(pinned.status == 303, "{} {}", pinned.status, pinned.body);
+    ensure!(
+        li.get(&format!("/rooms/{room}")).await?.body.contains(" · 置顶"),
+        "pinned"
+    );
+    let redacted = li
+        .post(
+            &format!("/rooms/{room}/redact"),
+            &[("message", &sandbags), ("reason", "地点写错了")],
+        )
+        .await?;
+    ensure!(redacted.status == 303, "{} {}", redacted.status, redacted.body);
+    let page = li.get(&format!("/rooms/{room}")).await?.body;
+    ensure!(
+        page.contains("撤回：地点写错了") && !page.contains("沙袋放在村委会门口"),
+        "{page}"
+    );
+
+    // A resident's message in the village room raised as a petition, linked both ways.
+    let vpage = li.get(&format!("/rooms/{village}")).await?.body;
+    let first = {
+        let at = vpage.find("id=\"raise-").context("a message to raise")? + 10;
+        vpage[at..at + vpage[at..].find('"').context("end")?].to_owned()
+    };
+    let raised = li
+        .post(
+            &format!("/rooms/{village}/raise"),
+            &[
+                ("message", &first),
+                ("title", "群里反映的问题"),
+                ("category", "help"),
+                ("routed_to", "station-east"),
+            ],
+        )
+        .await?;
+    ensure!(
+        raised.status == 303 && raised.location().starts_with("/petitions/"),
+        "{} {}",
+        raised.status,
+        raised.body
+    );
+    ensure!(li.get(raised.location()).await?.body.contains("群里反映的问题"));
+    ensure!(
+        li.get(&format!("/rooms/{village}"))
+            .await?
+            .body
+            .contains(&format!("href=\"{}\"", raised.location())),
+        "the room links the petition"
+    );
+
+    // An officer of another station cannot see the room, let alone pin in it.
+    let mut zhao = Browser::new(&server);
+    zhao.sign_in("zhao").await?;
+    let refused = zhao
+        .post(&format!("/rooms/{room}/pin"), &[("message", &sandbags), ("on", "0")])
+        .await?;
+    ensure!(refused.status == 404, "{} {}", refused.status, refused.body);
+    ensure!(!zhao.get("/rooms").await?.body.contains(&room), "not listed either");
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_shows_coverage_per_village_and_officer() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let mut chief = Browser::new(&server);
+    chief.sign_in("chief").await?;
+    let page = chief.get("/directory?unit=station-east").await?;
+    ensure!(page.status == 200, "{} {}", page.status, page.body);
+    ensure!(
+        page.body.contains("id=\"v-village-shangping\"") && page.body.contains("id=\"v-village-xiaxi\""),
+        "a row per village of the station"
+    );
+    ensure!(!page.body.contains("id=\"v-village-baishi\""), "not the west station's");
+    ensure!(page.body.contains("id=\"coverage-officers\""));
+    let report = lianxin_server::api::directory::report(
+        &server.state,
+        &server
+            .state
+            .auth
+            .principal(&sync_core::UserId::new("chief-east")?)
+            .await?,
+        "station-east",
+    )
+    .await?;
+    ensure!(
+        page.body.contains(&format!(
+            "能联系上 {}/{} 户",
+            report.total.reachable, report.total.households
+        )),
+        "the API's totals"
+    );
+
+    // A village's households, and one added through the form.
+    let v = chief.get("/directory?unit=station-east&village=village-xiaxi").await?;
+    ensure!(v.status == 200 && v.body.contains("id=\"households\""), "{}", v.status);
+    let saved = chief
+        .post(
+            "/directory/village-xiaxi/households",
+            &[
+                ("unit", "station-east"),
+                ("household", "hh-xiaxi-099"),
+                ("name", "新来的孙家"),
+                ("phone", "13800000099"),
+            ],
+        )
+        .await?;
+    ensure!(saved.status == 303, "{} {}", saved.status, saved.body);
+    let v = chief.get(saved.location()).await?;
+    ensure!(v.body.contains("新来的孙家") && v.body.contains("13800000099"));
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_edits_units_people_and_memberships() -> anyhow::Result<()> {
+    lianxin_server::testing::run_test(TestDb::sqlite().await?, admin_flow).await
+}
+
+/// The same on PostgreSQL (the staff list is a query of its own on each backend).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_edits_units_people_and_memberships_postgres() -> anyhow::Result<()> {
+    match TestDb::postgres().await? {
+        Some(db) => lianxin_server::testing::run_test(db, admin_flow).await,
+        None => {
+            lianxin_server::testing::postgres_skipped("console::admin_edits_units_people_and_memberships_postgres");
+            Ok(())
+        }
+    }
+}
+
+async fn admin_flow(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = demo(db, SmsSender::DevLog).await?;
+    let mut admin = Browser::new(&server);
+    admin.sign_in("admin").await?;
+    let page = admin.get("/admin").await?;
+    ensure!(page.status == 200, "{} {}", page.status, page.body);
+    ensure!(
+        page.body.contains("东岭派出所") && page.body.contains("李警官"),
+        "units and people"
+    );
+    let unit = admin
+        .post(
+            "/admin/units",
+            &[
+                ("id", "station-north"),
+                ("name", "北山派出所"),
+                ("kind", "station"),
+                ("parent", "county"),
+            ],
+        )
+        .await?;
+    ensure!(unit.status == 303, "{} {}", unit.status, unit.body);
+    let person = admin
+        .post(
+            "/admin/people",
+            &[
+                ("id", "officer-sun"),
+                ("name", "孙警官"),
+                ("login", "sun"),
+                ("password", "sun-password-1"),
+                ("m_unit", "station-north"),
+                ("m_role", "officer"),
+                ("m_unit", ""),
+                ("m_role", ""),
+            ],
+        )
+        .await?;
+    ensure!(person.status == 303, "{} {}", person.status, person.body);
+    let page = admin.get("/admin?person=officer-sun").await?;
+    ensure!(page.body.contains("北山派出所·民警"), "the membership is listed");
+    ensure!(page.body.contains("value=\"孙警官\""), "loaded into the form");
+
+    // The new officer signs in and works for the new station.
+    let mut sun = Browser::new(&server);
+    sun.get("/login").await?;
+    let r = sun
+        .post(
+            "/login",
+            &[("login", "sun"), ("password", "sun-password-1"), ("next", "/queue")],
+        )
+        .await?;
+    ensure!(r.status == 303, "{} {}", r.status, r.body);
+
+    // Not an admin: no administration.
+    let mut li = Browser::new(&server);
+    li.sign_in("li").await?;
+    let refused = li.get("/admin").await?;
+    ensure!(refused.status == 403, "{}", refused.status);
+    ensure!(
+        !li.get("/queue").await?.body.contains("href=\"/admin\""),
+        "no 管理 link"
+    );
+    server.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn petition_reclassify_assists_and_a_set_aside_action_in_words() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db, SmsSender::DevLog).await?;
+    let link = letter(&server, "路灯不亮").await?;
+    let mut duty = Browser::new(&server);
+    duty.sign_in("duty").await?;
+    // Accepting what was never dispatched to the unit: the workflow's rule, in words.
+    let aside = duty
+        .post(
+            &format!("{link}/act"),
+            &[("action", "accept"), ("unit", "mailbox-taskforce")],
+        )
+        .await?;
+    ensure!(aside.status == 409, "{} {}", aside.status, aside.body);
+    ensure!(
+        aside.body.contains("操作未执行") && aside.body.contains("规则 "),
+        "{}",
+        aside.body
+    );
+    for fields in [
+        vec![("action", "sign"), ("unit", "mailbox-taskforce")],
+        vec![
+            ("action", "reclassify"),
+            ("unit", "mailbox-taskforce"),
+            ("category", "suggestion"),
+            ("reason", "属于建议"),
+        ],
+        vec![
+            ("action", "change_assists"),
+            ("unit", "mailbox-taskforce"),
+            ("add", "water"),
+        ],
+    ] {
+        let r = duty.post(&format!("{link}/act"), &fields).await?;
+        ensure!(r.status == 303, "{fields:?}: {} {}", r.status, r.body);
+    }
+    let page = duty.get(&link).await?.body;
+    ensure!(page.contains("改为建议：属于建议"), "reclassified");
+    ensure!(page.contains("增加协办：青山县水利局"), "assists changed");
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}

@@ -81,6 +81,16 @@ async fn still_marked(browser: &Session) -> anyhow::Result<bool> {
     Ok(browser.execute("return window.lxStay === 1;", json!([])).await? == json!(true))
 }
 
+/// The `received` figure of a row of the dashboard's unit table (0 when the unit has no row).
+async fn received(browser: &Session, row: &str) -> anyhow::Result<u32> {
+    let html = browser.source().await?;
+    let Some(at) = html.find(&format!("<tr id=\"{row}\"")) else {
+        return Ok(0);
+    };
+    let cell = at + html[at..].find("class=\"received\">").context("cell")? + 17;
+    Ok(html[cell..cell + html[cell..].find('<').context("end")?].parse()?)
+}
+
 /// A resident writes to the director's mailbox through the JSON API.
 async fn new_letter(server: &TestServer, title: &str) -> anyhow::Result<String> {
     let token = server
@@ -122,6 +132,13 @@ async fn duty_officer_dispatches_director_supervises_queue_updates_live() -> any
     mark(&duty).await?;
     mark(&li).await?;
 
+    // The director's dashboard before the letter: the east station's figures.
+    let director = chromium.session(Options::default()).await?;
+    sign_in(&director, &server, "director").await?;
+    director.click("nav a[href='/dashboard']").await?;
+    director.wait_for("#kpi-total", WAIT).await?;
+    let east_before = received(&director, "u-station-east").await?;
+
     // A new letter reaches the duty officer's open queue without a reload.
     let title = "深夜有人撬门";
     let id = new_letter(&server, title).await?;
@@ -156,9 +173,18 @@ async fn duty_officer_dispatches_director_supervises_queue_updates_live() -> any
     li.wait_for_text(title, WAIT).await?;
     ensure!(still_marked(&li).await?, "the officer's queue updated in place");
 
+    // The director sees the east station's count go up, with a chart drawn by the server.
+    director.goto(&server.url("/dashboard")).await?;
+    director.wait_for("#kpi-total", WAIT).await?;
+    let east_after = received(&director, "u-station-east").await?;
+    ensure!(
+        east_after == east_before + 1,
+        "the KPI report counts the dispatched letter: {east_before} then {east_after}"
+    );
+    ensure!(director.find_all("svg.chart rect.bar").await?.len() >= 2, "bars drawn");
+    director.save_screenshot(&shots, "dashboard").await?;
+
     // The director supervises it; the officer's queue shows the mark live.
-    let director = chromium.session(Options::default()).await?;
-    sign_in(&director, &server, "director").await?;
     director.goto(&server.url(&format!("/petitions/{id}"))).await?;
     director.click("#act-supervise summary").await?;
     director
@@ -268,6 +294,13 @@ async fn pages_work_with_javascript_disabled() -> anyhow::Result<()> {
     b.wait_for_text("上门。上门告知补办所需材料", WAIT).await?;
     b.save_screenshot(&screenshots(), "petition-nojs").await?;
 
+    // The dashboard's filters are a plain GET form too.
+    b.goto(&server.url("/dashboard")).await?;
+    b.click("select[name=period] option[value='week']").await?;
+    b.click(".filters button").await?;
+    b.wait_for_text("period=week", WAIT).await?;
+    ensure!(b.find_all("svg.chart").await?.len() == 3, "three charts");
+
     // The duty roster: the week grid and the shift form, no script needed.
     b.goto(&server.url("/roster?unit=station-east")).await?;
     b.wait_for("form[action='/roster/station-east']", WAIT).await?;
@@ -277,6 +310,75 @@ async fn pages_work_with_javascript_disabled() -> anyhow::Result<()> {
     b.click("form[action='/logout'] button").await?;
     b.wait_for("form[action='/login']", WAIT).await?;
     b.close().await?;
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_composed_and_its_receipts_arrive_live() -> anyhow::Result<()> {
+    let Some((db, server, chromium)) = start().await? else {
+        skipped("a_notice_is_composed_and_its_receipts_arrive_live");
+        return Ok(());
+    };
+    let shots = screenshots();
+    let li = chromium.session(Options::default()).await?;
+    sign_in(&li, &server, "li").await?;
+    li.click("nav a[href='/notices']").await?;
+    li.wait_for("#compose", WAIT).await?;
+    li.click("#compose select[name=kind] option[value='anti_fraud']")
+        .await?;
+    li.fill("#compose input[name=title]", "谨防冒充公检法诈骗").await?;
+    li.fill(
+        "#compose textarea[name=body]",
+        "公检法机关不会通过电话办案，更不会要求转账到“安全账户”。",
+    )
+    .await?;
+    li.click("#compose input[name=units][value='village-xiaxi']").await?;
+    li.save_screenshot(&shots, "notices").await?;
+    li.click("#compose button[type=submit]").await?;
+    li.wait_for("#notice-report", WAIT).await?;
+    let url = li.url().await?;
+    let id = url.rsplit('/').next().context("notice id")?.to_owned();
+    ensure!(li.text("h1").await?.contains("谨防冒充公检法诈骗"));
+    mark(&li).await?;
+
+    // A household reads it on the phone; the open report shows the receipt without a reload.
+    let token = server
+        .state
+        .auth
+        .mint_access_token(&UserId::new("res-liu")?, 3_600_000)
+        .await?;
+    let (status, body) = server
+        .post(
+            &format!("/api/notices/{id}/receipts"),
+            Some(&token),
+            &json!({ "kind": "read" }),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    li.wait_for_text("已读 1", WAIT).await?;
+    ensure!(still_marked(&li).await?, "the report updated in place");
+    li.save_screenshot(&shots, "notice-report").await?;
+
+    // The other main pages, for the record.
+    li.goto(&server.url("/rooms")).await?;
+    li.wait_for("#room-list", WAIT).await?;
+    li.save_screenshot(&shots, "rooms").await?;
+    li.click("#room-list a").await?;
+    li.wait_for("#room-list, #post", WAIT).await?;
+    li.save_screenshot(&shots, "room").await?;
+    li.goto(&server.url("/directory?unit=station-east")).await?;
+    li.wait_for("#coverage-villages", WAIT).await?;
+    li.save_screenshot(&shots, "directory").await?;
+    let admin = chromium.session(Options::default()).await?;
+    sign_in(&admin, &server, "admin").await?;
+    admin.click("nav a[href='/admin']").await?;
+    admin.wait_for("#people", WAIT).await?;
+    admin.save_screenshot(&shots, "admin").await?;
+    for s in [li, admin] {
+        s.close().await?;
+    }
     server.stop().await?;
     db.cleanup().await;
     Ok(())

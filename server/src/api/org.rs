@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use sync_core::org::Role;
-use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit};
+use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserKindEdit, UserView};
 use sync_core::{Calendar, ClockRules, Principal, UnitId, UserId};
 
 use super::units::unit_id;
@@ -180,6 +180,33 @@ pub async fn put_user(app: &AppState, who: &Principal, id: &str, edit: UserEdit)
         },
     )
     .await
+}
+
+/// The staff accounts an admin may edit: those with a membership in a unit they administer
+/// (and those with none, to be given one), as `PUT /api/admin/users/{id}` takes them.
+pub async fn people(app: &AppState, who: &Principal) -> Result<Vec<UserView>, ApiError> {
+    if !who.has_role(Role::Admin) {
+        return Err(ApiError::Forbidden("the organisation is administered by admins".into()));
+    }
+    let rows = app.storage.staff_with_memberships().await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, ms)| ms.is_empty() || ms.iter().any(|m| administers(app, who, &m.unit)))
+        .map(|(u, memberships)| UserView {
+            id: u.id,
+            display_name: u.display_name,
+            kind: match u.kind {
+                crate::storage::UserKind::Staff => UserKindEdit::Staff,
+                crate::storage::UserKind::Resident => UserKindEdit::Resident,
+                crate::storage::UserKind::System => UserKindEdit::System,
+            },
+            login: u.login_name,
+            phone: u.phone,
+            household: u.household,
+            memberships,
+            disabled: u.disabled,
+        })
+        .collect())
 }
 
 /// The clock rules and calendar stored by the administration, if any.

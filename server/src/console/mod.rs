@@ -8,12 +8,17 @@
 //! console can do, the API can. Shared browser machinery (assets, cookies, CSRF, headers,
 //! words) is in [`crate::web`].
 
+mod admin;
+mod dashboard;
+mod directory;
 mod inbox;
 mod login;
 mod notice;
+mod notices;
 mod petition;
 mod queue;
 mod room;
+mod rooms;
 mod roster;
 
 use axum::Router;
@@ -22,6 +27,7 @@ use axum::http::request::Parts;
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
+use sync_core::org::Role;
 use sync_core::{Principal, UnitId};
 
 use crate::error::ApiError;
@@ -42,11 +48,24 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queue", get(queue::page))
         .route("/petitions/{id}", get(petition::page))
         .route("/petitions/{id}/act", post(petition::act))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/kpi.csv", get(dashboard::csv))
         .route("/inbox", get(inbox::page))
         .route("/inbox/read", post(inbox::read))
+        .route("/rooms", get(rooms::page).post(rooms::create))
+        .route("/appeals", post(rooms::appeal))
         .route("/rooms/{id}", get(room::page))
         .route("/rooms/{id}/post", post(room::post))
+        .route("/rooms/{id}/pin", post(room::pin))
+        .route("/rooms/{id}/redact", post(room::redact))
+        .route("/rooms/{id}/raise", post(room::raise))
+        .route("/notices", get(notices::page).post(notices::issue))
         .route("/notices/{id}", get(notice::page))
+        .route("/directory", get(directory::page))
+        .route("/directory/{village}/households", post(directory::save))
+        .route("/admin", get(admin::page))
+        .route("/admin/units", post(admin::save_unit))
+        .route("/admin/people", post(admin::save_person))
         .route("/roster", get(roster::page))
         .route("/roster/{unit}", post(roster::save))
         .fallback(fallback)
@@ -94,7 +113,12 @@ impl axum::extract::OptionalFromRequestParts<AppState> for SignedIn {
 pub enum Nav {
     Queue,
     Inbox,
+    Rooms,
+    Notices,
+    Directory,
     Roster,
+    Dashboard,
+    Admin,
 }
 
 /// The frame around every signed-in page: who is at the desk, the CSRF token every form
@@ -104,6 +128,8 @@ pub struct Chrome {
     pub user: String,
     pub csrf: String,
     pub active: Nav,
+    /// The reader administers some unit (the 管理 link is shown; the API decides the rest).
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -111,7 +137,12 @@ impl Chrome {
         let name = match self.active {
             Nav::Queue => "queue",
             Nav::Inbox => "inbox",
+            Nav::Rooms => "rooms",
+            Nav::Notices => "notices",
+            Nav::Directory => "directory",
             Nav::Roster => "roster",
+            Nav::Dashboard => "dashboard",
+            Nav::Admin => "admin",
         };
         name == nav
     }
@@ -143,6 +174,7 @@ impl Desk {
             user: self.session.display_name.clone(),
             csrf: self.csrf.clone(),
             active,
+            admin: self.session.auth.principal.has_role(Role::Admin),
         }
     }
 
@@ -177,6 +209,31 @@ pub fn staff_units(app: &AppState, who: &Principal) -> Vec<(String, String)> {
     out
 }
 
+/// Every unit at or below one the reader holds a staff, leader or admin role in, parents
+/// first: the choices of a unit picker. The API decides what each choice may show.
+pub fn units_below(app: &AppState, who: &Principal) -> Vec<(String, String)> {
+    let org = app.docs.org();
+    let mine: Vec<&UnitId> = who
+        .memberships
+        .iter()
+        .filter(|m| m.role != Role::Resident)
+        .map(|m| &m.unit)
+        .collect();
+    let mut units: Vec<(usize, String, String)> = org
+        .units()
+        .filter(|u| mine.iter().any(|m| org.is_within(&u.id, m)))
+        .map(|u| (org.ancestors_or_self(&u.id).len(), u.id.to_string(), u.name.clone()))
+        .collect();
+    units.sort();
+    units.into_iter().map(|(_, id, name)| (id, name)).collect()
+}
+
+/// A fresh document id for something the console creates (a notice, a room, a petition
+/// raised from a message), as a client would mint one.
+pub fn new_doc_id() -> String {
+    sync_core::repo_protocol::DocumentId::from_bytes(rand::random()).to_string()
+}
+
 /// An API error as a page: the reader is told in words what happened.
 pub fn error_page(e: ApiError) -> Response {
     use axum::http::StatusCode;
@@ -185,6 +242,7 @@ pub fn error_page(e: ApiError) -> Response {
         ApiError::Forbidden(_) | ApiError::Refused(_) => {
             pages::message(StatusCode::FORBIDDEN, "无权操作", &refusal_words(&e).join(" "))
         }
+        ApiError::SetAside { .. } => pages::message(StatusCode::CONFLICT, "无法办理", &refusal_words(&e).join(" ")),
         ApiError::BadRequest(m) => pages::message(StatusCode::BAD_REQUEST, "请求有误", &m),
         ApiError::Internal(detail) => {
             tracing::error!(error = %detail, "console page failed");
@@ -205,6 +263,8 @@ pub fn refusal_words(e: &ApiError) -> Vec<String> {
             .map(|r| format!("{}（规则 {}：{}）", labels::rule(r.rule.as_str()), r.rule, r.detail))
             .collect(),
         ApiError::Forbidden(m) => vec![format!("您没有这项操作的权限：{m}")],
+        // The workflow would set the action aside against the petition as it stands.
+        ApiError::SetAside { rule, .. } => vec![format!("{}（规则 {rule}）", labels::rule(rule))],
         other => vec![other.to_string()],
     }
 }

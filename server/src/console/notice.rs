@@ -47,6 +47,9 @@ struct Row {
 struct NoticePage {
     chrome: Chrome,
     id: String,
+    title: String,
+    kind: &'static str,
+    body: String,
     households: usize,
     delivered: usize,
     read: usize,
@@ -58,6 +61,10 @@ struct NoticePage {
 
 /// `GET /notices/{id}`.
 pub async fn page(State(app): State<AppState>, desk: Desk, Path(id): Path<String>) -> Response {
+    let notice = match crate::api::notices::get(&app, desk.principal(), &id).await {
+        Ok(v) => v,
+        Err(e) => return error_page(e),
+    };
     let report = match crate::api::notices::report(&app, desk.principal(), &id).await {
         Ok(v) => v,
         Err(e) => return error_page(e),
@@ -90,8 +97,11 @@ pub async fn page(State(app): State<AppState>, desk: Desk, Path(id): Path<String
     // Not reached first: they are the door visits.
     rows.sort_by(|a, b| a.reached.cmp(&b.reached).then(a.village.cmp(&b.village)));
     pages::render(&NoticePage {
-        chrome: desk.chrome(Nav::Inbox),
+        chrome: desk.chrome(Nav::Notices),
         id,
+        title: notice.title,
+        kind: super::notices::kind_word(notice.kind),
+        body: notice.body,
         households: report.households,
         delivered: report.delivered,
         read: report.read,

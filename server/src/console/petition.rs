@@ -65,6 +65,9 @@ struct PetitionPage {
     acting_units: Vec<(String, String, bool)>,
     /// Every unit, for dispatch, assists and escalation.
     all_units: Vec<(String, String)>,
+    /// Categories, for reclassifying.
+    categories: Vec<(&'static str, &'static str)>,
+    category_code: &'static str,
     /// Why the last action was refused, in words.
     errors: Vec<String>,
 }
@@ -244,6 +247,11 @@ async fn build(app: &AppState, desk: &Desk, view: PetitionView, errors: Vec<Stri
         conversation,
         acting_units: acting_units(app, desk, s.lead.iter().chain(&s.assists)),
         all_units,
+        categories: sync_core::Category::ALL
+            .iter()
+            .map(|c| (c.as_str(), labels::category(*c)))
+            .collect(),
+        category_code: h.category.as_str(),
         errors,
     }
 }
@@ -269,7 +277,9 @@ fn action_json(form: &Form) -> Result<Value, ApiError> {
             continue;
         }
         let value = match key.as_str() {
-            "assist" => Value::Array(form.all(key).into_iter().map(|v| Value::String(v.to_owned())).collect()),
+            "assist" | "add" | "remove" => {
+                Value::Array(form.all(key).into_iter().map(|v| Value::String(v.to_owned())).collect())
+            }
             "rating" => match form.get(key) {
                 Some(r) => Value::from(
                     r.parse::<u8>()
@@ -309,7 +319,13 @@ pub async fn act(
     .await;
     match result {
         Ok(_) => pages::see_other(&headers, &format!("/petitions/{id}")),
-        Err(e @ (ApiError::Refused(_) | ApiError::Forbidden(_) | ApiError::BadRequest(_) | ApiError::Conflict(_))) => {
+        Err(
+            e @ (ApiError::Refused(_)
+            | ApiError::Forbidden(_)
+            | ApiError::BadRequest(_)
+            | ApiError::Conflict(_)
+            | ApiError::SetAside { .. }),
+        ) => {
             let status = e.status_code();
             let words = refusal_words(&e);
             match crate::http::api::get_petition(State(app.clone()), desk.session.auth.clone(), Path(id)).await {

@@ -10,7 +10,7 @@ use sync_core::clocks::{ClockKind, ClockState};
 use sync_core::petition::{PetitionClock, Status};
 use sync_core::{Category, Channel, Timestamp, UnitId};
 
-use super::{Chrome, Desk, Nav, error_page, staff_units, unit_name, wire};
+use super::{Chrome, Desk, Nav, error_page, unit_name, wire};
 use crate::http::ApiQuery;
 use crate::state::AppState;
 use crate::web::csrf::Form;
@@ -27,7 +27,11 @@ pub struct ListItem {
     pub lead: Option<UnitId>,
     #[serde(default)]
     pub assists: Vec<UnitId>,
+    pub location: UnitId,
     pub submitted_at: Option<Timestamp>,
+    /// The earliest deadline of an unmet clock (sync-core's summary).
+    #[serde(default)]
+    pub next_due: Option<Timestamp>,
     #[serde(default)]
     pub overdue: bool,
     #[serde(default)]
@@ -127,6 +131,7 @@ struct QueuePage {
     filters: Filters,
     statuses: Vec<(&'static str, &'static str)>,
     categories: Vec<(&'static str, &'static str)>,
+    channels: Vec<(&'static str, &'static str)>,
     units: Vec<(String, String)>,
     /// This page's query string, for the live refresh.
     query: String,
@@ -137,23 +142,33 @@ struct QueuePage {
 struct Filters {
     status: String,
     category: String,
+    channel: String,
     unit: String,
     overdue: bool,
+    /// Most urgent first (the earliest unmet deadline), instead of newest first.
+    urgent: bool,
 }
 
-/// `GET /queue?status=&category=&unit=&overdue=1&before=`.
+/// How many petitions the urgent order is taken over: the API lists newest first, so the
+/// page reads this many and orders them by their deadlines.
+const URGENT_WINDOW: u32 = 200;
+
+/// `GET /queue?status=&category=&channel=&unit=&overdue=1&sort=urgent&before=`.
 pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQuery) -> Response {
     let form = Form::parse(raw.as_deref().unwrap_or("").as_bytes());
     let filters = Filters {
         status: form.get("status").unwrap_or_default().to_owned(),
         category: form.get("category").unwrap_or_default().to_owned(),
+        channel: form.get("channel").unwrap_or_default().to_owned(),
         unit: form.get("unit").unwrap_or_default().to_owned(),
         overdue: form.get("overdue").is_some(),
+        urgent: form.get("sort") == Some("urgent"),
     };
-    let mut request = json!({ "limit": 50 });
+    let mut request = json!({ "limit": if filters.urgent { URGENT_WINDOW } else { 50 } });
     for (key, value) in [
         ("status", &filters.status),
         ("category", &filters.category),
+        ("channel", &filters.channel),
         ("unit", &filters.unit),
     ] {
         if !value.is_empty() {
@@ -163,7 +178,7 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
     if filters.overdue {
         request["overdue"] = json!(true);
     }
-    if let Some(before) = form.get("before") {
+    if let Some(before) = form.get("before").filter(|_| !filters.urgent) {
         request["before"] = json!(before);
     }
     let result = async {
@@ -176,17 +191,24 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
         Err(e) => return error_page(e),
     };
     let now = app.docs.now();
-    let mut rows = Vec::with_capacity(page.items.len());
+    let mut items = Vec::with_capacity(page.items.len());
     for item in page.items {
         match serde_json::to_value(&item).and_then(serde_json::from_value::<ListItem>) {
-            Ok(item) => rows.push(Row::new(&app, &item, now)),
+            Ok(item) => items.push(item),
             Err(e) => tracing::warn!(error = %e, "list item the console cannot read"),
         }
     }
+    if filters.urgent {
+        // The earliest unmet deadline first (overdue ones are the earliest); petitions with
+        // no running clock last, newest first among themselves (the API's order).
+        items.sort_by_key(|i| i.next_due.map_or(i64::MAX, |t| t.millis()));
+    }
+    let rows: Vec<Row> = items.iter().map(|i| Row::new(&app, i, now)).collect();
     let mut query: Vec<(String, String)> = Vec::new();
     for (k, v) in [
         ("status", &filters.status),
         ("category", &filters.category),
+        ("channel", &filters.channel),
         ("unit", &filters.unit),
     ] {
         if !v.is_empty() {
@@ -196,10 +218,13 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
     if filters.overdue {
         query.push(("overdue".into(), "1".into()));
     }
+    if filters.urgent {
+        query.push(("sort".into(), "urgent".into()));
+    }
     let qs = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&query)
         .finish();
-    let next = page.next.map(|n| {
+    let next = page.next.filter(|_| !filters.urgent).map(|n| {
         let mut q = query.clone();
         q.push(("before".into(), n));
         form_urlencoded::Serializer::new(String::new())
@@ -215,7 +240,8 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
             .iter()
             .map(|c| (c.as_str(), labels::category(*c)))
             .collect(),
-        units: staff_units(&app, desk.principal()),
+        channels: Channel::ALL.iter().map(|c| (c.as_str(), labels::channel(*c))).collect(),
+        units: super::units_below(&app, desk.principal()),
         query: qs,
         next,
     })

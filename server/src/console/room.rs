@@ -36,6 +36,12 @@ struct Said {
 struct RoomPage {
     chrome: Chrome,
     id: String,
+    name: String,
+    kind: &'static str,
+    members: usize,
+    /// Units a petition raised from a message may be routed to.
+    units: Vec<(String, String)>,
+    categories: Vec<(&'static str, &'static str)>,
     messages: Vec<Said>,
     /// The message being answered (`?reply=`), as "who: text".
     reply: Option<(String, String)>,
@@ -44,7 +50,7 @@ struct RoomPage {
 }
 
 /// The `@name` tokens of a post as the API's mentions: `@all` for everyone, else a user id.
-fn mentions(text: &str) -> Vec<Value> {
+pub fn mentions(text: &str) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for token in text.split(|c: char| c.is_whitespace() || "，。,;；:：".contains(c)) {
         let Some(name) = token.strip_prefix('@').or_else(|| token.strip_prefix('＠')) else {
@@ -72,6 +78,7 @@ async fn build(
     errors: Vec<String>,
 ) -> Result<RoomPage, ApiError> {
     let q = Form::parse(raw.unwrap_or("").as_bytes());
+    let room = crate::api::rooms::get(app, desk.principal(), id).await?;
     let mut request = json!({ "limit": 200 });
     if let Some(after) = q.get("after") {
         request["after"] = json!(after);
@@ -169,9 +176,20 @@ async fn build(
     let reply = q
         .get("reply")
         .and_then(|r| text_of.get(r).map(|t| (r.to_owned(), t.clone())));
+    let org = app.docs.org();
+    let mut units: Vec<(String, String)> = org.units().map(|u| (u.id.to_string(), u.name.clone())).collect();
+    units.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(RoomPage {
-        chrome: desk.chrome(Nav::Inbox),
+        chrome: desk.chrome(Nav::Rooms),
         id: id.to_owned(),
+        name: room.name,
+        kind: super::rooms::kind_word(room.kind),
+        members: room.members.len(),
+        units,
+        categories: sync_core::Category::ALL
+            .iter()
+            .map(|c| (c.as_str(), crate::web::labels::category(*c)))
+            .collect(),
         messages,
         reply,
         next: page.next,
@@ -213,16 +231,85 @@ pub async fn post(
         crate::api::rooms::post(&app, desk.principal(), &id, message).await
     }
     .await;
+    done(&app, &desk, &headers, &id, result.map(drop)).await
+}
+
+/// After a form on the room: back to the room, or the room again with the refusal in words.
+async fn done(app: &AppState, desk: &Desk, headers: &HeaderMap, id: &str, result: Result<(), ApiError>) -> Response {
     match result {
-        Ok(_) => pages::see_other(&headers, &format!("/rooms/{id}")),
-        Err(e @ (ApiError::Refused(_) | ApiError::Forbidden(_) | ApiError::BadRequest(_))) => {
+        Ok(()) => pages::see_other(headers, &format!("/rooms/{id}")),
+        Err(e @ (ApiError::Refused(_) | ApiError::Forbidden(_) | ApiError::BadRequest(_) | ApiError::Conflict(_))) => {
             let status = e.status_code();
-            match build(&app, &desk, &id, None, refusal_words(&e)).await {
+            match build(app, desk, id, None, refusal_words(&e)).await {
                 Ok(p) => pages::render_status(status, &p),
                 Err(e) => error_page(e),
             }
         }
         Err(e) => error_page(e),
+    }
+}
+
+fn field<'a>(form: &'a Form, name: &str, what: &str) -> Result<&'a str, ApiError> {
+    form.get(name)
+        .ok_or_else(|| ApiError::BadRequest(format!("请填写{what}")))
+}
+
+/// `POST /rooms/{id}/pin`: pins (`on=1`) or unpins a message (moderators, says the API).
+pub async fn pin(
+    State(app): State<AppState>,
+    desk: Desk,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let result = async {
+        let entry = field(&form, "message", "消息")?;
+        crate::api::rooms::set_pin(&app, desk.principal(), &id, entry, form.get("on") == Some("1")).await
+    }
+    .await;
+    done(&app, &desk, &headers, &id, result.map(drop)).await
+}
+
+/// `POST /rooms/{id}/redact`: hides a message's content, keeping who, when and why.
+pub async fn redact(
+    State(app): State<AppState>,
+    desk: Desk,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let result = async {
+        let entry = field(&form, "message", "消息")?;
+        let reason = wire::<sync_core::wire::Redact>(json!({ "reason": field(&form, "reason", "撤回原因")? }))?;
+        crate::api::rooms::redact(&app, desk.principal(), &id, entry, &reason.reason).await
+    }
+    .await;
+    done(&app, &desk, &headers, &id, result.map(drop)).await
+}
+
+/// `POST /rooms/{id}/raise`: raises a message as a petition, linked both ways; then the
+/// petition.
+pub async fn raise(
+    State(app): State<AppState>,
+    desk: Desk,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Response {
+    let result = async {
+        let entry = field(&form, "message", "消息")?;
+        let req = wire::<sync_core::wire::RaiseAsPetition>(json!({
+            "id": super::new_doc_id(),
+            "category": field(&form, "category", "类别")?,
+            "title": field(&form, "title", "标题")?,
+            "routed_to": field(&form, "routed_to", "交办单位")?,
+        }))?;
+        crate::api::rooms::raise(&app, desk.principal(), &id, entry, req).await
+    }
+    .await;
+    match result {
+        Ok(raised) => pages::see_other(&headers, &format!("/petitions/{}", raised.petition.id)),
+        Err(e) => done(&app, &desk, &headers, &id, Err(e)).await,
     }
 }
 

@@ -41,6 +41,26 @@ pub fn date(t: Timestamp) -> String {
     format!("{y}-{mo:02}-{d:02}")
 }
 
+/// The start (Beijing midnight) of a `YYYY-MM-DD` date, as a form's date field sends it.
+pub fn parse_date(s: &str) -> Option<Timestamp> {
+    let mut parts = s.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    // A civil date to days since 1970-01-01 (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(Timestamp::from_millis(days * 86_400_000 - BEIJING_OFFSET_MS))
+}
+
 /// A length of time in the largest unit that fits: `45秒`, `8分钟`, `3小时20分`, `2天5小时`.
 pub fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
@@ -66,6 +86,11 @@ mod tests {
         assert_eq!(full_datetime(t), "2026-12-05 23:30");
         assert_eq!(datetime(Timestamp::from_millis(1_796_488_200_000)), "12月6日 00:30");
         assert_eq!(date(Timestamp::from_millis(0)), "1970-01-01");
+        let midnight = parse_date("2026-12-06").expect("a date");
+        assert_eq!(full_datetime(midnight), "2026-12-06 00:00");
+        assert_eq!(date(parse_date("2024-02-29").expect("leap day")), "2024-02-29");
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("昨天"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Pages are clients of the HTTP API's operations: they hold no rules of their own.
 
 pub mod assets;
+pub mod chart;
 pub mod csrf;
 pub mod format;
 pub mod labels;
