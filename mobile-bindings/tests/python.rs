@@ -55,7 +55,7 @@ fn server_binary() -> PathBuf {
     let bin = profile_dir().join(format!("lianxin{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
         run(Command::new(env!("CARGO"))
-            .args(["build", "-p", "lianxin-server", "--bin", "lianxin"])
+            .args(["build", "-p", "lianxin", "--bin", "lianxin"])
             .current_dir(env!("CARGO_MANIFEST_DIR")));
     }
     assert!(bin.exists(), "{} was not built", bin.display());

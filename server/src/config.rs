@@ -1,32 +1,11 @@
-//! Command line and environment configuration, parsed once in `main` and passed explicitly.
+//! The settings every `lianxin` command shares, from the command line and the
+//! environment (the `lianxin` binary parses them once and passes them explicitly).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-
-/// Lianxin (连心): offline-first petitions and village discussions.
-#[derive(Debug, Parser)]
-#[command(name = "lianxin", version)]
-pub struct Cli {
-    #[command(flatten)]
-    pub config: Config,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server.
-    Serve(ServeArgs),
-    /// Benchmarks that print `key=value` lines.
-    #[command(subcommand)]
-    Bench(BenchCommand),
-    /// Administration against the same database.
-    #[command(subcommand)]
-    Admin(AdminCommand),
-}
 
 /// Options of `lianxin serve`.
 #[derive(Clone, Debug, Default, Args)]
@@ -39,19 +18,6 @@ pub struct ServeArgs {
     /// are evicted, so memory does not grow with the number of documents.
     #[arg(long, env = "LIANXIN_CACHE_DOCS", default_value_t = crate::docs::DEFAULT_CACHE_DOCS)]
     pub cache_docs: usize,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Documents created and changes acknowledged per second, and memory held, on the configured database.
-    Ingest(crate::bench::IngestArgs),
-    /// Notification fan-out to WebSocket subscribers, beside a bare tokio broadcast server.
-    Fanout(crate::bench_fanout::FanoutArgs),
-    /// The KPI report's time over many petitions, beside a plain COUNT(*) over the same table.
-    Kpi(crate::bench_kpi::KpiArgs),
-    /// The bare broadcast server `bench fanout` compares with (started by it).
-    #[command(hide = true)]
-    BareServer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,7 +155,13 @@ impl Config {
     /// environment still applies), rooted at `data_dir`. For tests and
     /// embedding.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Result<Self, clap::Error> {
-        let mut config = Cli::try_parse_from(["lianxin", "serve"])?.config;
+        /// The settings alone, as the command line gives them.
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = Only::try_parse_from(["lianxin"])?.config;
         config.data_dir = data_dir.into();
         Ok(config)
     }
@@ -273,29 +245,5 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5y").is_err());
-    }
-
-    #[test]
-    fn serve_alone_has_working_defaults() {
-        let cli = Cli::try_parse_from(["lianxin", "serve"]).expect("parses");
-        assert!(matches!(cli.command, Command::Serve(_)));
-        assert_eq!(cli.config.listen.port(), 8470);
-        assert_eq!(cli.config.body_limit, 1024 * 1024);
-        if std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("LIANXIN_DATA_DIR").is_none() {
-            assert_eq!(cli.config.database_url(), "sqlite:./data/lianxin.sqlite");
-        }
-    }
-
-    #[test]
-    fn admin_commands_parse() {
-        let cli =
-            Cli::try_parse_from(["lianxin", "admin", "mint-token", "--user", "u1", "--ttl", "1h"]).expect("parses");
-        match cli.command {
-            Command::Admin(AdminCommand::MintToken { user, ttl }) => {
-                assert_eq!(user, "u1");
-                assert_eq!(ttl, Duration::from_secs(3600));
-            }
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }

@@ -6,14 +6,10 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
-pub mod bench;
-pub mod bench_fanout;
-pub mod bench_kpi;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod console;
-pub mod demo;
 pub mod docs;
 pub mod error;
 pub mod http;

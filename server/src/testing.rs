@@ -498,7 +498,7 @@ async fn record(State(hook): State<Arc<Hook>>, Json(body): Json<serde_json::Valu
 
 /// One `lianxin serve` process on a test database, for tests of several
 /// nodes and of crashes. `bin` is the `lianxin` binary
-/// (`env!("CARGO_BIN_EXE_lianxin")` in the server's integration tests).
+/// (`env!("CARGO_BIN_EXE_lianxin")` in the `lianxin` package's integration tests).
 pub struct NodeProcess {
     process: tokio::process::Child,
     /// `http://127.0.0.1:PORT`.

@@ -16,7 +16,7 @@ use sync_core::repo_protocol::DocumentId;
 
 async fn demo_server(db: &TestDb) -> anyhow::Result<TestServer> {
     let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     Ok(server)
 }
 

@@ -103,7 +103,7 @@ impl Browser {
                 "/login",
                 &[
                     ("login", login),
-                    ("password", lianxin_server::demo::DEMO_PASSWORD),
+                    ("password", lianxin_demo::DEMO_PASSWORD),
                     ("next", "/queue"),
                 ],
             )
@@ -120,7 +120,7 @@ impl Browser {
 
 async fn demo(db: &TestDb, sms: SmsSender) -> anyhow::Result<TestServer> {
     let server = TestServer::start(db.storage.clone(), sms).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     Ok(server)
 }
 
@@ -205,7 +205,7 @@ async fn forms_need_the_csrf_token_and_the_same_site() -> anyhow::Result<()> {
     let server = demo(&db, SmsSender::DevLog).await?;
     let mut b = Browser::new(&server);
     b.get("/login").await?;
-    let password = lianxin_server::demo::DEMO_PASSWORD;
+    let password = lianxin_demo::DEMO_PASSWORD;
 
     let missing = b
         .post_raw("/login", &[("login", "duty"), ("password", password)])
@@ -405,7 +405,7 @@ async fn sessions_renew_and_an_ended_one_goes_back_to_sign_in() -> anyhow::Resul
             "/login",
             &[
                 ("login", "duty"),
-                ("password", lianxin_server::demo::DEMO_PASSWORD),
+                ("password", lianxin_demo::DEMO_PASSWORD),
                 ("next", "/queue?status=submitted"),
             ],
         )
@@ -416,7 +416,7 @@ async fn sessions_renew_and_an_ended_one_goes_back_to_sign_in() -> anyhow::Resul
             "/login",
             &[
                 ("login", "duty"),
-                ("password", lianxin_server::demo::DEMO_PASSWORD),
+                ("password", lianxin_demo::DEMO_PASSWORD),
                 ("next", "//evil.example/"),
             ],
         )

@@ -91,7 +91,7 @@ const STEP: Duration = Duration::from_secs(10);
 
 async fn demo_server(db: &TestDb) -> anyhow::Result<TestServer> {
     let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     Ok(server)
 }
 

@@ -34,7 +34,7 @@ async fn server_with(
     clock: std::sync::Arc<ManualClock>,
 ) -> anyhow::Result<TestServer> {
     let server = TestServer::start_notify(db.storage.clone(), settings, clock).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     Ok(server)
 }
 

@@ -375,6 +375,18 @@ fn stamps_far_in_the_future_and_duplicate_stamps_are_refused() {
         record(d, &officer_a(), Some("station-a"), 3 * 24 * 60, EventBody::Signed)
     });
     refused(&c, Rule::FutureStamp);
+    // Within the day the allowance once was: a stamp 23 hours ahead would
+    // drag every later server stamp with it (a sign a second later would be
+    // met late by 23 hours), so it is refused too.
+    let ahead = |minutes: i64| {
+        check_edit(&petition(), &officer_a(), 9, |d| {
+            record(d, &officer_a(), Some("station-a"), 60 + minutes, EventBody::Signed)
+        })
+    };
+    refused(&ahead(23 * 60), Rule::FutureStamp);
+    refused(&ahead(6), Rule::FutureStamp);
+    // A phone clock a few minutes fast is fine.
+    allowed(&ahead(4));
 
     // The same stamp twice, as a replica with a broken clock would write it.
     let mut doc = petition();

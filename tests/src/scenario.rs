@@ -72,13 +72,7 @@ impl Site {
     /// Imports the demo county's units and people.
     pub async fn import_county(&self) -> anyhow::Result<()> {
         let state = &self.server.state;
-        lianxin_server::admin::import_str(
-            &state.storage,
-            &lianxin_server::demo::org_file(),
-            false,
-            state.clock.now(),
-        )
-        .await?;
+        lianxin_server::admin::import_str(&state.storage, &lianxin_demo::org_file(), false, state.clock.now()).await?;
         state.docs.reload_org().await?;
         Ok(())
     }

@@ -32,7 +32,7 @@ async fn start() -> anyhow::Result<Option<(TestDb, TestServer, Chromium)>> {
     };
     let db = TestDb::sqlite().await?;
     let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     Ok(Some((db, server, chromium)))
 }
 
@@ -52,7 +52,7 @@ async fn sign_in(browser: &Session, server: &TestServer, login: &str) -> anyhow:
     browser
         .fill(
             "form[action='/login'] input[name=password]",
-            lianxin_server::demo::DEMO_PASSWORD,
+            lianxin_demo::DEMO_PASSWORD,
         )
         .await?;
     browser.click("form[action='/login'] button").await?;

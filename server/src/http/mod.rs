@@ -38,7 +38,7 @@ use crate::state::AppState;
 /// its 128 KiB default means 128 KiB of resident memory per subscriber and a
 /// 128 KiB memset each time a connection's task wakes to send a notification.
 /// Frames larger than this still arrive, in several reads.
-pub(crate) const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+pub const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// WebSocket close code for a message over the size limit (RFC 6455 "message too big").
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;

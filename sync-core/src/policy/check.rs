@@ -21,8 +21,12 @@ use crate::petition::{EventBody, EventKind, PetitionDoc, TimelineEvent};
 use crate::room::{MemberRole, Raised, Redaction, RoomDoc, RoomKind};
 use crate::time::Timestamp;
 
-/// How far past the checker's `now` an entry may be stamped (device clocks drift).
-pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+/// How far past the checker's `now` an entry may be stamped: a phone's clock
+/// may run a few minutes fast, but no more. A larger allowance would let one
+/// entry stamped hours ahead drag every later stamp with it (hybrid logical
+/// clocks never go back), so an officer's sign made a second later would
+/// read as hours late. Past stamps stand: offline phones sync late.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 const HANDLERS: RoleSet = RoleSet::HANDLERS;
 const OFFICERS: RoleSet = RoleSet::OFFICERS;
@@ -275,7 +279,7 @@ impl Inspector<'_, '_> {
         if at.wall_ms > self.ctx.now.millis() + MAX_FUTURE_SKEW_MS {
             return Err(self.refuse(
                 Rule::FutureStamp,
-                format!("stamp {at} is more than a day ahead of the server's clock"),
+                format!("stamp {at} is more than 5 minutes ahead of the server's clock"),
             ));
         }
         if !seen.insert(at.clone()) {

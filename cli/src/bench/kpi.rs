@@ -14,7 +14,7 @@ use sync_core::kpi::{Dimension, ReportQuery};
 use sync_core::petition::{ContactMethod, EventBody, Location, PetitionHeader, PetitionSummary, TimelineEvent, derive};
 use sync_core::{Calendar, Category, Channel, ClockRules, Hlc, OrgTree, Timestamp, Unit, UnitId, UnitKind, UserId};
 
-use crate::storage::Storage;
+use lianxin_server::storage::Storage;
 
 #[derive(Clone, Debug, Args)]
 pub struct KpiArgs {
@@ -133,7 +133,7 @@ fn median(mut ms: Vec<f64>) -> f64 {
 pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Result<Vec<String>> {
     let cal = Calendar::china();
     let rules = ClockRules::default();
-    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let now = lianxin_server::clock::Clock::now(&lianxin_server::clock::SystemClock);
     let start = now.plus_millis(-60 * DAY_MS);
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
     let existing = storage.count_petitions().await?;
@@ -166,7 +166,7 @@ pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Res
         rows = storage.count_petitions().await?;
         count_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let r = crate::api::reports::run(&storage, &org, &rules, &cal, query.clone(), now)
+        let r = lianxin_server::api::reports::run(&storage, &org, &rules, &cal, query.clone(), now)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         report_ms.push(t.elapsed().as_secs_f64() * 1000.0);

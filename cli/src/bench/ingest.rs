@@ -15,9 +15,9 @@ use sync_core::petition::{Location, PetitionAction, PetitionDoc, PetitionHeader}
 use sync_core::repo_protocol::DocumentId;
 use sync_core::{Author, Category, Channel, HlcClock, HouseholdId, Membership, Principal, Role, UnitId, UserId};
 
-use crate::clock::{Clock, SystemClock};
-use crate::docs::{DocService, DocSettings};
-use crate::storage::Storage;
+use lianxin_server::clock::{Clock, SystemClock};
+use lianxin_server::docs::{DocService, DocSettings};
+use lianxin_server::storage::Storage;
 
 /// What to run.
 #[derive(Clone, Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Documents kept loaded (the memory bound).
-    #[arg(long, default_value_t = crate::docs::DEFAULT_CACHE_DOCS)]
+    #[arg(long, default_value_t = lianxin_server::docs::DEFAULT_CACHE_DOCS)]
     pub cache_docs: usize,
 }
 
@@ -53,7 +53,7 @@ const BENCH_ORG: &str = r#"{
 
 /// Runs the benchmark and returns its `key=value` lines.
 pub async fn ingest(storage: Storage, backend: &str, args: &IngestArgs) -> anyhow::Result<Vec<String>> {
-    crate::admin::import_str(&storage, BENCH_ORG, false, SystemClock.now()).await?;
+    lianxin_server::admin::import_str(&storage, BENCH_ORG, false, SystemClock.now()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let docs = DocService::new(
         storage,

@@ -700,12 +700,12 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
 
 /// Seeds the demo into `state` unless its database already has units, and
 /// returns the credentials banner.
-pub async fn seed(state: &crate::AppState) -> anyhow::Result<String> {
+pub async fn seed(state: &lianxin_server::AppState) -> anyhow::Result<String> {
     use anyhow::Context;
     let storage = &state.storage;
     let fresh = storage.org_tree().await?.units().next().is_none();
     if fresh {
-        crate::admin::import_str(storage, &org_file(), false, state.clock.now())
+        lianxin_server::admin::import_str(storage, &org_file(), false, state.clock.now())
             .await
             .context("importing the demo county")?;
         state.docs.reload_org().await?;
@@ -779,7 +779,7 @@ pub async fn seed(state: &crate::AppState) -> anyhow::Result<String> {
 }
 
 async fn deliver(
-    state: &crate::AppState,
+    state: &lianxin_server::AppState,
     user: UserId,
     key: &str,
     changes: Vec<automerge::Change>,

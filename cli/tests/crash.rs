@@ -36,7 +36,7 @@ fn occurrences(value: &Value, text: &str) -> usize {
 async fn killed_and_restarted(db: &mut TestDb) -> anyhow::Result<()> {
     let bin = Path::new(env!("CARGO_BIN_EXE_lianxin"));
     let seeder = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&seeder.state).await?;
+    lianxin_demo::seed(&seeder.state).await?;
     let mint = async |user: &str| {
         seeder
             .state

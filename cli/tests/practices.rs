@@ -175,7 +175,7 @@ impl Serve {
                 "",
                 "POST",
                 "/api/auth/login",
-                json!({"login": login, "password": lianxin_server::demo::DEMO_PASSWORD}),
+                json!({"login": login, "password": lianxin_demo::DEMO_PASSWORD}),
                 200,
             )
             .await?;

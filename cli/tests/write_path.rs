@@ -34,7 +34,7 @@ struct Writer {
 async fn tokens(db: &mut TestDb, users: &[&'static str]) -> anyhow::Result<BTreeMap<&'static str, String>> {
     // Seed the county in-process, mint tokens, then leave the database to the nodes.
     let seeder = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&seeder.state).await?;
+    lianxin_demo::seed(&seeder.state).await?;
     let mut out = BTreeMap::new();
     for user in users {
         let token = seeder
@@ -239,7 +239,7 @@ async fn two_nodes_keep_every_acknowledged_write() -> anyhow::Result<()> {
 async fn two_services_one_database(db: &mut TestDb) -> anyhow::Result<()> {
     const PER_WRITER: usize = 24;
     let seeder = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&seeder.state).await?;
+    lianxin_demo::seed(&seeder.state).await?;
     let settings = DocSettings {
         compact_after_changes: 4,
         ..DocSettings::default()
@@ -367,7 +367,7 @@ async fn two_services_one_database(db: &mut TestDb) -> anyhow::Result<()> {
 async fn server_actors_are_unguessable_and_reserved(db: &mut TestDb) -> anyhow::Result<()> {
     use sha2::{Digest, Sha256};
     let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&server.state).await?;
+    lianxin_demo::seed(&server.state).await?;
     let docs = &server.state.docs;
     let auth = &server.state.auth;
     let resident = auth.principal(&UserId::new("res-he")?).await?;

@@ -1,11 +1,17 @@
-//! The `lianxin` binary: parses the configuration and runs `serve` or an admin command.
+//! The `lianxin` binary: parses the command line and runs `serve`, an admin
+//! command or a benchmark. The server itself is the `lianxin_server` library;
+//! the demo county and the benchmarks live here and in `lianxin_demo`, so the
+//! library carries neither.
+
+mod bench;
+mod cli;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use cli::{BenchCommand, Cli, Command};
 use lianxin_server::AppState;
-use lianxin_server::config::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 // Many small, short-lived allocations (documents, frames, rows) across
@@ -43,7 +49,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             let clock = std::sync::Arc::new(lianxin_server::clock::SystemClock);
             let state = AppState::from_config_with(&cli.config, clock, args.cache_docs).await?;
             if args.demo {
-                let banner = lianxin_server::demo::seed(&state).await?;
+                let banner = lianxin_demo::seed(&state).await?;
                 println!("{}", banner.replace("<address>", &addr.to_string()));
             }
             tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
@@ -51,39 +57,13 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             println!("lianxin listening on http://{addr}");
             lianxin_server::serve(listener, state, shutdown_signal()).await?;
         }
-        Command::Bench(lianxin_server::config::BenchCommand::Ingest(args)) => {
-            let url = cli.config.database_url();
-            std::fs::create_dir_all(cli.config.data_dir())?;
-            let storage = lianxin_server::storage::Storage::open(&url).await?;
-            let backend = if url.starts_with("postgres") {
-                "postgres"
-            } else {
-                "sqlite"
-            };
-            for line in lianxin_server::bench::ingest(storage, backend, args).await? {
+        Command::Bench(BenchCommand::BareServer) => {
+            bench::fanout::bare_server(cli.config.listen).await?;
+        }
+        Command::Bench(command) => {
+            for line in bench::run(&cli.config, command).await? {
                 println!("{line}");
             }
-        }
-        Command::Bench(lianxin_server::config::BenchCommand::Fanout(args)) => {
-            for line in lianxin_server::bench_fanout::fanout(cli.config.database_url.clone(), args).await? {
-                println!("{line}");
-            }
-        }
-        Command::Bench(lianxin_server::config::BenchCommand::Kpi(args)) => {
-            let url = cli.config.database_url();
-            std::fs::create_dir_all(cli.config.data_dir())?;
-            let storage = lianxin_server::storage::Storage::open(&url).await?;
-            let backend = if url.starts_with("postgres") {
-                "postgres"
-            } else {
-                "sqlite"
-            };
-            for line in lianxin_server::bench_kpi::kpi(storage, backend, args).await? {
-                println!("{line}");
-            }
-        }
-        Command::Bench(lianxin_server::config::BenchCommand::BareServer) => {
-            lianxin_server::bench_fanout::bare_server(cli.config.listen).await?;
         }
         Command::Admin(command) => {
             let output = lianxin_server::admin::run(&cli.config, command).await?;

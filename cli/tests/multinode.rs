@@ -60,7 +60,7 @@ impl Node {
 async fn two_nodes(db: &mut TestDb) -> anyhow::Result<()> {
     // Seed the county in-process, mint tokens, then leave the database to the two nodes.
     let seeder = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_server::demo::seed(&seeder.state).await?;
+    lianxin_demo::seed(&seeder.state).await?;
     let auth = seeder.state.auth.clone();
     let mint = |user: &'static str| {
         let auth = auth.clone();

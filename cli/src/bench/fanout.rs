@@ -39,10 +39,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-use crate::auth::{AuthService, AuthSettings, SmsSender};
-use crate::clock::{Clock, SystemClock};
-use crate::docs::{DocService, DocSettings};
-use crate::storage::{NewUser, Storage, UserKind};
+use lianxin_server::auth::{AuthService, AuthSettings, SmsSender};
+use lianxin_server::clock::{Clock, SystemClock};
+use lianxin_server::docs::{DocService, DocSettings};
+use lianxin_server::storage::{NewUser, Storage, UserKind};
 
 /// What to run.
 #[derive(Clone, Debug, clap::Args)]
@@ -157,7 +157,7 @@ async fn setup(args: &FanoutArgs, database_url: Option<String>) -> anyhow::Resul
         ],
         "users": []
     });
-    crate::admin::import_str(&storage, &org.to_string(), false, now).await?;
+    lianxin_server::admin::import_str(&storage, &org.to_string(), false, now).await?;
     let mut tx = storage.begin().await?;
     let village = UnitId::new("fan-village")?;
     for i in 0..args.subscribers {
@@ -207,7 +207,7 @@ async fn setup(args: &FanoutArgs, database_url: Option<String>) -> anyhow::Resul
     tx.commit().await?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let secret = crate::auth::random_secret();
+    let secret = lianxin_server::auth::random_secret();
     let auth = AuthService::new(
         storage.clone(),
         clock.clone(),
@@ -352,7 +352,7 @@ async fn subscribe(
     };
     // Both servers' subscribers read with the buffer size the server uses.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(crate::http::WS_READ_BUFFER_BYTES);
+        .read_buffer_size(lianxin_server::http::WS_READ_BUFFER_BYTES);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     if kind == Kind::Lianxin {
         let join = RepoMessage::Join(JoinMessage {
