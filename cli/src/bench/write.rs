@@ -22,7 +22,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use automerge::ActorId;
 use lianxin_server::clock::{Clock, SystemClock};
 use lianxin_server::config::Config;
@@ -94,7 +93,7 @@ impl Fresh {
             Backend::Sqlite => None,
             Backend::Postgres(url) => {
                 let name = format!("lx_bench_write_{}_{}", std::process::id(), rand::random::<u32>());
-                pg_admin(url, &format!("CREATE SCHEMA \"{name}\"")).await?;
+                lianxin_server::storage::create_pg_schema(url, &name).await?;
                 Some(name)
             }
         };
@@ -118,20 +117,10 @@ impl Fresh {
 
     async fn drop_all(self) -> anyhow::Result<()> {
         if let (Backend::Postgres(url), Some(schema)) = (&self.backend, &self.schema) {
-            pg_admin(url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await?;
+            lianxin_server::storage::drop_pg_schema(url, schema).await?;
         }
         Ok(())
     }
-}
-
-async fn pg_admin(url: &str, statement: &str) -> anyhow::Result<()> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    sqlx::query(statement).execute(&mut conn).await?;
-    conn.close().await?;
-    Ok(())
 }
 
 fn officer(n: usize) -> Principal {

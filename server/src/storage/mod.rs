@@ -313,19 +313,16 @@ impl Storage {
     }
 }
 
-/// Creates schema `name` (test isolation on a shared PostgreSQL server).
-#[cfg(feature = "testing")]
+/// Creates schema `name` (test and benchmark isolation on a shared PostgreSQL server).
 pub async fn create_pg_schema(url: &str, name: &str) -> Result<(), StorageError> {
     pg_admin(url, &format!("CREATE SCHEMA {}", quote_ident(name))).await
 }
 
 /// Drops schema `name` and everything in it.
-#[cfg(feature = "testing")]
 pub async fn drop_pg_schema(url: &str, name: &str) -> Result<(), StorageError> {
     pg_admin(url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(name))).await
 }
 
-#[cfg(feature = "testing")]
 async fn pg_admin(url: &str, statement: &str) -> Result<(), StorageError> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await?;
@@ -334,7 +331,6 @@ async fn pg_admin(url: &str, statement: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
-#[cfg(feature = "testing")]
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
