@@ -469,6 +469,17 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // The public results board of the village.
+    phone.click("nav a[href='#/board']").await?;
+    ready(&phone, "board").await?;
+    ensure!(phone.text("h1").await? == "公开晒单", "the board");
+    let board = serve.call(&liu, "GET", "/api/board", json!(null)).await?;
+    let shown = phone.find_all("main .card:not(.refused)").await?.len();
+    ensure!(
+        shown == board["items"].as_array().map_or(0, Vec::len),
+        "the board shows what the API publishes"
+    );
+
     // Usable at 360 px: nothing wider than the screen.
     let width = phone
         .execute(
