@@ -137,13 +137,14 @@ impl Serve {
         let url = format!("{}{path}", self.url);
         let r = match method {
             "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
             _ => self.http.post(&url).json(&body),
         }
         .bearer_auth(token)
         .send()
         .await?;
         let status = r.status();
-        let v: Value = r.json().await?;
+        let v: Value = r.json().await.unwrap_or(Value::Null);
         ensure!(status.is_success(), "{method} {path}: {status} {v}");
         Ok(v)
     }
@@ -438,6 +439,46 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
         .collect();
     ensure!(posted.len() == 1, "posted once: {}", posted.len());
     ensure!(posted[0]["mentions"] == json!(["officer-wang"]), "{}", posted[0]);
+
+    // A post written offline in a room the officer then removes the resident from: refused
+    // when the link returns, and the page says why.
+    phone.set_offline(true).await?;
+    phone.fill("#text", "我再问一下").await?;
+    phone.click("#m button").await?;
+    phone.wait_for_text("待发送", WAIT).await?;
+    serve
+        .call(
+            &wang,
+            "DELETE",
+            &format!("/api/rooms/{room}/members/res-liu"),
+            json!(null),
+        )
+        .await?;
+    phone.set_offline(false).await?;
+    phone.wait_for(".refused", WAIT).await?;
+    let said = phone.text(".refused").await?;
+    ensure!(
+        said.contains("未能发送") && said.contains("已不是群成员"),
+        "the refusal is shown in words: {said}"
+    );
+    phone.save_screenshot(&shots, "refused").await?;
+    phone.click(".refused button").await?;
+    let deadline = Instant::now() + WAIT;
+    while !phone.find_all(".refused").await?.is_empty() {
+        ensure!(Instant::now() < deadline, "the refusal stays after 知道了");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The public results board of the village.
+    phone.click("nav a[href='#/board']").await?;
+    ready(&phone, "board").await?;
+    ensure!(phone.text("h1").await? == "公开晒单", "the board");
+    let board = serve.call(&liu, "GET", "/api/board", json!(null)).await?;
+    let shown = phone.find_all("main .card:not(.refused)").await?.len();
+    ensure!(
+        shown == board["items"].as_array().map_or(0, Vec::len),
+        "the board shows what the API publishes"
+    );
 
     // Usable at 360 px: nothing wider than the screen.
     let width = phone
