@@ -18,6 +18,11 @@ pub struct PetitionClock {
     pub state: ClockState,
     /// The unit the clock is running against (the lead), for open clocks.
     pub holder: Option<UnitId>,
+    /// The limit that set `due_at` (`{working_days: 5}`, `{wall_minutes: 10}`),
+    /// so a client can say the deadline in words without knowing the rules.
+    /// Absent in summaries stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::clocks::Limit>,
 }
 
 impl PetitionState {
@@ -56,6 +61,7 @@ impl PetitionState {
                 due_at: limit.due_at(cal, start),
                 holder: if state.is_met() { None } else { self.lead.clone() },
                 state,
+                limit: Some(limit),
             }
         })
         .collect()
