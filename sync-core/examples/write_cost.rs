@@ -39,7 +39,7 @@ fn write(
     t: Timestamp,
     cache: &mut EntryCache,
 ) -> WriteOutcome {
-    let action = if i % 2 == 0 {
+    let action = if i.is_multiple_of(2) {
         PetitionAction::Comment {
             text: format!("民警第{i}条记录：已联系村委会，正在排查管线"),
             attachments: vec![],
@@ -134,7 +134,7 @@ fn main() {
     let mut cache = EntryCache::default();
     for i in 1..=entries {
         t = Timestamp(t.0 + 60_000);
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             let (mut cold, mut warm) = (Vec::new(), Vec::new());
             for _ in 0..5 {
                 let began = Instant::now();

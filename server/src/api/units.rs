@@ -47,9 +47,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
         }
     }
     let now = app.clock.now();
-    app.storage
-        .put_roster(&unit, &roster, &who.user, now)
-        .await?;
+    app.storage.put_roster(&unit, &roster, &who.user, now).await?;
     roster_view(app, &unit).await
 }
 

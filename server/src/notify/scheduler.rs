@@ -91,7 +91,11 @@ impl NotifyService {
                 tx.commit().await?;
             }
             let next = roster.next_handover(cal, now).millis();
-            if storage.advance_handover(row.unit_id.as_str(), row.next_handover, next).await? && !on_duty.is_empty() {
+            if storage
+                .advance_handover(row.unit_id.as_str(), row.next_handover, next)
+                .await?
+                && !on_duty.is_empty()
+            {
                 report.handovers += 1;
             }
         }

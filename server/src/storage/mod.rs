@@ -43,18 +43,18 @@ use thiserror::Error;
 
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use config::{ORG, SETTINGS};
+pub use directory::HouseholdRow;
 pub use docs::{
     AccessScope, ActorBoundToOther, ActorRecord, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion,
     FeedItem, FeedItemKind, Pending, StoredChange, StoredDoc,
 };
 pub use events::{ChangeListener, ChangeNotice};
-pub use directory::HouseholdRow;
 pub use inbox::{AckError, INBOX_CHANNEL, InboxItem, InboxListener, NotificationRow};
 pub use notices::{NoticeDeliveryRow, NoticeRow};
 pub use outbox::{OutboxJob, OutboxRow};
-pub use rosters::RosterRow;
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use reports::ReportRows;
+pub use rosters::RosterRow;
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 

@@ -55,7 +55,13 @@ impl StorageTx {
 
 impl Storage {
     /// Stores a unit's roster; the scheduler hands over to the shift on duty at its next tick.
-    pub async fn put_roster(&self, unit: &UnitId, roster: &Roster, by: &UserId, now: Timestamp) -> Result<(), StorageError> {
+    pub async fn put_roster(
+        &self,
+        unit: &UnitId,
+        roster: &Roster,
+        by: &UserId,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO rosters (unit_id, roster, updated_by, updated_at, next_handover) \
