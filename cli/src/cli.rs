@@ -36,6 +36,9 @@ pub enum BenchCommand {
     Fanout(crate::bench::fanout::FanoutArgs),
     /// The KPI report's time over many petitions, beside a plain COUNT(*) over the same table.
     Kpi(crate::bench::kpi::KpiArgs),
+    /// The resident app in headless Chromium through the link simulator: bytes and time to a
+    /// usable page, first load and repeat visit, beside the physical floor.
+    App(crate::bench::app::AppArgs),
     /// The bare broadcast server `bench fanout` compares with (started by it).
     #[command(hide = true)]
     BareServer,

@@ -54,6 +54,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             }
             tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
             println!("staff console: http://{addr}/");
+            println!("resident app: http://{addr}/app/ (sign in with a resident's phone; the code is in the log)");
             println!("lianxin listening on http://{addr}");
             lianxin_server::serve(listener, state, shutdown_signal()).await?;
         }

@@ -758,7 +758,7 @@ pub async fn seed(state: &lianxin_server::AppState) -> anyhow::Result<String> {
         ));
     }
     banner.push_str(
-        "Residents sign in by phone: POST /api/auth/otp/request {\"phone\"}, the code is in the log (dev mode):\n",
+        "Residents open the app at http://<address>/app/ and sign in by phone (or POST /api/auth/otp/request {\"phone\"}); the code is in the log (dev mode):\n",
     );
     for p in PEOPLE.iter().filter(|p| p.phone.is_some()) {
         banner.push_str(&format!(

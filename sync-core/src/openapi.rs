@@ -67,6 +67,11 @@ manual_schema!(
     )
 );
 manual_schema!(
+    crate::clocks::Limit,
+    "Limit",
+    object("one time limit: `{wall_minutes | working_days, due_soon_before}`")
+);
+manual_schema!(
     crate::clocks::Calendar,
     "Calendar",
     object("a working-day calendar: `{utc_offset_minutes, weekend, holidays, makeup_days, covers?, source?}`")

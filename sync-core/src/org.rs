@@ -148,6 +148,58 @@ impl OrgTree {
             .any(|m| roles.contains(&m.role) && self.is_within(unit, &m.unit))
     }
 
+    /// Where a petition on `channel` from a resident at `location` goes when
+    /// the writer names no unit (the resident app does not know the tree):
+    ///
+    /// * the station chief's line and the household line go to the nearest
+    ///   station above the location (else the nearest unit above it that is
+    ///   not a village, a village or party group, a department or a task
+    ///   force);
+    /// * the director's mailbox goes to the task force of the nearest level
+    ///   above the location that has one (the first by id if it has several),
+    ///   else to the county;
+    /// * other channels have no default and must name their unit.
+    pub fn default_route(&self, channel: crate::channel::Channel, location: &UnitId) -> Option<UnitId> {
+        use crate::channel::Channel;
+        self.get(location)?;
+        let up = self.ancestors_or_self(location);
+        let kind = |u: &UnitId| self.get(u).map(|u| u.kind);
+        match channel {
+            Channel::ChiefLine | Channel::HouseholdLine => up
+                .iter()
+                .find(|u| kind(u) == Some(UnitKind::Station))
+                .or_else(|| {
+                    up.iter().find(|u| {
+                        kind(u).is_some_and(|k| {
+                            !matches!(
+                                k,
+                                UnitKind::Village
+                                    | UnitKind::VillageGroup
+                                    | UnitKind::PartyGroup
+                                    | UnitKind::Department
+                                    | UnitKind::TaskForce
+                            )
+                        })
+                    })
+                })
+                .map(|u| (*u).clone()),
+            Channel::DirectorMailbox => up
+                .iter()
+                .find_map(|level| {
+                    self.units
+                        .values()
+                        .find(|u| u.kind == UnitKind::TaskForce && u.parent.as_ref() == Some(*level))
+                        .map(|u| u.id.clone())
+                })
+                .or_else(|| {
+                    up.iter()
+                        .find(|u| kind(u) == Some(UnitKind::County))
+                        .map(|u| (*u).clone())
+                }),
+            _ => None,
+        }
+    }
+
     /// The nearest ancestor that is not a department or task force: the
     /// level a petition escalates to.
     pub fn escalation_target<'a>(&'a self, unit: &'a UnitId) -> Option<&'a UnitId> {
@@ -169,6 +221,43 @@ mod tests {
             kind,
             parent: parent.map(|p| UnitId::new(p).unwrap()),
         }
+    }
+
+    #[test]
+    fn a_residents_channel_decides_where_an_unaddressed_petition_goes() {
+        use crate::channel::Channel;
+        let t = OrgTree::new([
+            unit("county", UnitKind::County, None),
+            unit("mailbox", UnitKind::TaskForce, Some("county")),
+            unit("water", UnitKind::Department, Some("county")),
+            unit("station", UnitKind::Station, Some("county")),
+            unit("village", UnitKind::Village, Some("station")),
+            unit("group", UnitKind::VillageGroup, Some("village")),
+        ]);
+        let id = |s: &str| UnitId::new(s).unwrap();
+        assert_eq!(t.default_route(Channel::ChiefLine, &id("group")), Some(id("station")));
+        assert_eq!(
+            t.default_route(Channel::HouseholdLine, &id("village")),
+            Some(id("station"))
+        );
+        assert_eq!(
+            t.default_route(Channel::DirectorMailbox, &id("village")),
+            Some(id("mailbox"))
+        );
+        assert_eq!(t.default_route(Channel::WalkIn, &id("village")), None);
+        assert_eq!(t.default_route(Channel::ChiefLine, &id("nowhere")), None);
+        let no_mailbox = OrgTree::new([
+            unit("county", UnitKind::County, None),
+            unit("village", UnitKind::Village, Some("county")),
+        ]);
+        assert_eq!(
+            no_mailbox.default_route(Channel::DirectorMailbox, &id("village")),
+            Some(id("county"))
+        );
+        assert_eq!(
+            no_mailbox.default_route(Channel::ChiefLine, &id("village")),
+            Some(id("county"))
+        );
     }
 
     fn tree() -> OrgTree {

@@ -210,8 +210,19 @@ impl Session {
             .unwrap_or_default())
     }
 
+    /// Clicks the element, first scrolled to the middle of the window: WebDriver clicks an
+    /// element that is in view as it stands, even when a fixed bar (a phone layout's bottom
+    /// navigation) covers it.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
         let e = self.find(css).await?;
+        self.post(
+            "/execute/sync",
+            json!({
+                "script": "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'}); return true;",
+                "args": [{ ELEMENT: e.0 }],
+            }),
+        )
+        .await?;
         self.post(&format!("/element/{}/click", e.0), json!({})).await.map(drop)
     }
 
@@ -301,6 +312,26 @@ impl Session {
         self.post("/window/rect", json!({ "width": width, "height": height }))
             .await
             .map(drop)
+    }
+
+    /// Cuts the window off the network, or gives it back, with DevTools network emulation
+    /// (`Network.emulateNetworkConditions` through chromedriver's CDP bridge): requests fail
+    /// as on a dead link, `navigator.onLine` turns false and the page hears `offline` and
+    /// `online`.
+    pub async fn set_offline(&self, offline: bool) -> anyhow::Result<()> {
+        self.cdp("Network.enable", json!({})).await?;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({ "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// One Chrome DevTools Protocol command.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+            .await
     }
 
     pub async fn close(self) -> anyhow::Result<()> {

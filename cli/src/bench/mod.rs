@@ -1,6 +1,7 @@
 //! Benchmarks: commands that print `key=value` lines, each comparing with a
 //! baseline measured in the same run.
 
+pub mod app;
 pub mod fanout;
 pub mod ingest;
 pub mod kpi;
@@ -19,6 +20,7 @@ pub async fn run(config: &Config, command: &BenchCommand) -> anyhow::Result<Vec<
             ingest::ingest(storage, backend, args).await
         }
         BenchCommand::Write(args) => write::write(config, args).await,
+        BenchCommand::App(args) => app::app(config, args).await,
         BenchCommand::Fanout(args) => fanout::fanout(config.database_url.clone(), args).await,
         BenchCommand::Kpi(args) => {
             let (storage, backend) = open(config).await?;

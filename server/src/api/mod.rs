@@ -54,6 +54,24 @@ pub(crate) fn refused(applied: &Applied) -> Result<(), ApiError> {
     }
 }
 
+/// The longest idempotency key a client may send.
+pub const MAX_CLIENT_KEY: usize = 64;
+
+/// The mark an idempotent write stores for a client's key (the
+/// `Idempotency-Key` header): per user and document, so two people's keys
+/// never collide. Keys are 1 to 64 letters, digits, `-` or `_`.
+pub(crate) fn client_mark(who: &sync_core::Principal, doc: &str, key: &str) -> Result<String, ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_CLIENT_KEY
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_CLIENT_KEY} letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(format!("client:{}:{doc}:{key}", who.user))
+}
+
 /// A page size from a request: `default` when absent, within `1..=max`.
 pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> u32 {
     limit.unwrap_or(default).clamp(1, max)

@@ -9,6 +9,7 @@ use sync_core::wire::{BoardItem, BoardPage, NewPetition, PetitionListItem, Petit
 use sync_core::{Category, Principal, SchemaError, Timestamp};
 
 use super::{doc_error, doc_key, page_limit, refused};
+use crate::docs::Once;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::PetitionQuery;
@@ -123,6 +124,19 @@ pub async fn submit(app: &AppState, who: &Principal, new: NewPetition) -> Result
         }
         return Err(ApiError::Conflict(format!("document {key} already exists")));
     }
+    let routed_to = match new.routed_to {
+        Some(unit) => unit,
+        None => app
+            .docs
+            .org()
+            .default_route(new.channel, &new.location.unit)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "routed_to is needed: channel {} has no default unit for location {}",
+                    new.channel, new.location.unit
+                ))
+            })?,
+    };
     let header = PetitionHeader {
         id: format!("automerge:{key}"),
         channel: new.channel,
@@ -138,7 +152,7 @@ pub async fn submit(app: &AppState, who: &Principal, new: NewPetition) -> Result
         source: None,
     };
     let (actor, mut author) = app.docs.server_author(&who.user);
-    let doc = PetitionDoc::create(actor, header, new.routed_to, &mut author, app.docs.now())
+    let doc = PetitionDoc::create(actor, header, routed_to, &mut author, app.docs.now())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let applied = app.docs.create(who, &key, doc.into_doc()).await.map_err(doc_error)?;
     refused(&applied)?;
@@ -218,50 +232,73 @@ pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<Petit
 /// `POST /api/petitions/{id}/actions`: one action, written as one event or
 /// message with the caller's server-side actor; the petition as it stands after.
 pub async fn act(app: &AppState, who: &Principal, id: &str, action: PetitionAction) -> Result<PetitionView, ApiError> {
+    act_once(app, who, id, action, None).await
+}
+
+/// [`act`] with the client's idempotency key (the `Idempotency-Key` header):
+/// an action already carried out under that key is not carried out again,
+/// and the petition as it stands is the answer, so an offline client may
+/// send a queued action until it hears an answer.
+pub async fn act_once(
+    app: &AppState,
+    who: &Principal,
+    id: &str,
+    action: PetitionAction,
+    client_key: Option<&str>,
+) -> Result<PetitionView, ApiError> {
     let key = doc_key(id)?;
+    let mark = client_key.map(|k| super::client_mark(who, &key, k)).transpose()?;
     if !app.docs.may_read(who, &key).await.map_err(doc_error)? {
         return Err(ApiError::NotFound("no such petition".into()));
     }
     let name = action.name();
     let org = app.docs.org();
     let mut set_aside: Option<SetAside> = None;
-    let acted = app
-        .docs
-        .act(who, &key, |doc, author, now| {
-            let heads = doc.get_heads();
-            let mut p = PetitionDoc::from_doc(std::mem::take(doc))?;
-            let result = action.apply_online(&mut p, author, now);
-            *doc = p.into_doc();
-            match result? {
-                Ok(_) => Ok(()),
-                // Who may not act at all hears the policy's refusal (403),
-                // which the write path gives when it checks the change.
-                Err(_)
-                    if check_local(
-                        &PolicyContext {
-                            org: &org,
-                            principal: who,
-                            now,
-                        },
-                        &mut doc.fork(),
-                        &heads,
-                    )
-                    .is_err() =>
-                {
-                    Ok(())
-                }
-                Err(aside) => {
-                    // Nothing is stored: the edit is dropped with the error.
-                    let reason = format!("set aside by rule {}", aside.rule);
-                    set_aside = Some(aside);
-                    Err(SchemaError::InvalidValue {
-                        field: "action".into(),
-                        reason,
-                    })
-                }
+    let edit = |doc: &mut automerge::AutoCommit, author: &mut sync_core::Author, now: Timestamp| {
+        let heads = doc.get_heads();
+        let mut p = PetitionDoc::from_doc(std::mem::take(doc))?;
+        let result = action.apply_online(&mut p, author, now);
+        *doc = p.into_doc();
+        match result? {
+            Ok(_) => Ok(()),
+            // Who may not act at all hears the policy's refusal (403),
+            // which the write path gives when it checks the change.
+            Err(_)
+                if check_local(
+                    &PolicyContext {
+                        org: &org,
+                        principal: who,
+                        now,
+                    },
+                    &mut doc.fork(),
+                    &heads,
+                )
+                .is_err() =>
+            {
+                Ok(())
             }
-        })
-        .await;
+            Err(aside) => {
+                // Nothing is stored: the edit is dropped with the error.
+                let reason = format!("set aside by rule {}", aside.rule);
+                set_aside = Some(aside);
+                Err(SchemaError::InvalidValue {
+                    field: "action".into(),
+                    reason,
+                })
+            }
+        }
+    };
+    let acted = match &mark {
+        None => app.docs.act(who, &key, edit).await.map(|(r, a)| Some((r, a))),
+        Some(mark) => app
+            .docs
+            .act_idempotent(who, &key, mark, edit, |_| None)
+            .await
+            .map(|once| match once {
+                Once::Done(r, a) => Some((r, a)),
+                Once::Repeat(_) => None,
+            }),
+    };
     if let Some(aside) = set_aside {
         let after = aside.after.map(|a| format!(" (after {a})")).unwrap_or_default();
         return Err(ApiError::SetAside {
@@ -272,8 +309,9 @@ pub async fn act(app: &AppState, who: &Principal, id: &str, action: PetitionActi
             rule: aside.rule,
         });
     }
-    let (_, applied) = acted.map_err(doc_error)?;
-    refused(&applied)?;
+    if let Some((_, applied)) = acted.map_err(doc_error)? {
+        refused(&applied)?;
+    }
     view(app, who, &key).await
 }
 

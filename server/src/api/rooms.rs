@@ -219,25 +219,58 @@ pub async fn messages(app: &AppState, who: &Principal, id: &str, q: MessagesQuer
 }
 
 /// Posts `message` in the room `key` as the caller; the message as readers see it.
-async fn post_message(app: &AppState, who: &Principal, key: &str, message: Message) -> Result<MessageView, ApiError> {
+async fn post_message(
+    app: &AppState,
+    who: &Principal,
+    key: &str,
+    message: Message,
+    client_key: Option<&str>,
+) -> Result<MessageView, ApiError> {
     // The answer is read from the edited copy under the document's lock: if
     // the change is accepted, that is what was stored.
-    let (view, applied) = app
+    let edit = |doc: &mut AutoCommit, author: &mut sync_core::Author, now: sync_core::Timestamp| {
+        let mut room = RoomDoc::from_doc(std::mem::take(doc))?;
+        let view = room.post_view(author, now, message);
+        *doc = room.into_doc();
+        view
+    };
+    let Some(mark) = client_key.map(|k| super::client_mark(who, key, k)).transpose()? else {
+        let (view, applied) = app.docs.act(who, key, edit).await.map_err(doc_error)?;
+        refused(&applied)?;
+        return Ok(view);
+    };
+    match app
         .docs
-        .act(who, key, |doc, author, now| {
-            let mut room = RoomDoc::from_doc(std::mem::take(doc))?;
-            let view = room.post_view(author, now, message);
-            *doc = room.into_doc();
-            view
-        })
+        .act_idempotent(who, key, &mark, edit, |view: &MessageView| Some(view.id.to_string()))
         .await
-        .map_err(doc_error)?;
-    refused(&applied)?;
-    Ok(view)
+        .map_err(doc_error)?
+    {
+        crate::docs::Once::Done(view, applied) => {
+            refused(&applied)?;
+            Ok(view)
+        }
+        // A retried post: the message the first one became.
+        crate::docs::Once::Repeat(entry) => {
+            let entry = entry_id(entry.as_deref().unwrap_or_default())?;
+            message_in(&app.docs.read(who, key).await.map_err(doc_error)?, &entry)
+        }
+    }
 }
 
 /// `POST /api/rooms/{id}/messages`: the message as readers see it.
 pub async fn post(app: &AppState, who: &Principal, id: &str, m: NewMessage) -> Result<MessageView, ApiError> {
+    post_once(app, who, id, m, None).await
+}
+
+/// [`post`] with the client's idempotency key (the `Idempotency-Key`
+/// header): a retried post answers the message the first one became.
+pub async fn post_once(
+    app: &AppState,
+    who: &Principal,
+    id: &str,
+    m: NewMessage,
+    client_key: Option<&str>,
+) -> Result<MessageView, ApiError> {
     let key = readable(app, who, id).await?;
     let message = Message {
         mentions: m.mentions,
@@ -246,7 +279,7 @@ pub async fn post(app: &AppState, who: &Principal, id: &str, m: NewMessage) -> R
         tag: m.tag,
         ..Message::draft(m.text)
     };
-    post_message(app, who, &key, message).await
+    post_message(app, who, &key, message, client_key).await
 }
 
 /// One message of a room as readers see it now.
@@ -430,7 +463,7 @@ pub async fn appeal(app: &AppState, who: &Principal, req: NewAppeal) -> Result<A
             appeal: Some(id.clone()),
             ..Message::draft(req.text.clone())
         };
-        post_message(app, who, key, message).await?;
+        post_message(app, who, key, message, None).await?;
     }
     appeal_view(app, &keys, &id).await
 }
@@ -509,7 +542,7 @@ pub async fn resolve_appeal(app: &AppState, who: &Principal, id: &str, text: &st
             appeal: Some(id.clone()),
             ..Message::draft(text.to_owned())
         };
-        post_message(app, who, room, message).await?;
+        post_message(app, who, room, message, None).await?;
     }
     appeal_view(app, &rooms, &id).await
 }

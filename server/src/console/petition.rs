@@ -364,6 +364,7 @@ pub async fn act(
             State(app.clone()),
             desk.session.auth.clone(),
             Path(id.clone()),
+            crate::http::ClientKey::default(),
             ApiJson(action),
         )
         .await

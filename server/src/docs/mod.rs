@@ -154,6 +154,16 @@ pub struct WriteStats {
     pub grouped_writes: u64,
 }
 
+/// What [`DocService::act_idempotent`] did.
+#[derive(Debug)]
+pub enum Once<R> {
+    /// The edit was made now.
+    Done(R, Applied),
+    /// The mark was already stored: nothing was written. Carries the detail
+    /// recorded with it, if any.
+    Repeat(Option<String>),
+}
+
 /// Cheap to clone: all clones share one cache and one event stream.
 #[derive(Clone)]
 pub struct DocService {
@@ -783,6 +793,34 @@ impl DocService {
             .write_locked(&mut guard, who, Origin::Server, doc_id, changes, &[mark.to_owned()])
             .await?;
         Ok(Some((result, applied)))
+    }
+
+    /// Runs `edit` as [`DocService::act`] does, once per `mark`: a client's
+    /// idempotency key, so a request retried after a lost answer is not
+    /// carried out twice. The mark is stored with the change, in its
+    /// transaction (two nodes racing on one mark cannot both commit); so is
+    /// `mark>detail` when `detail` names something of the result (the entry
+    /// a message became). A repeat answers [`Once::Repeat`] with that detail.
+    pub async fn act_idempotent<R>(
+        &self,
+        who: &Principal,
+        doc_id: &str,
+        mark: &str,
+        edit: impl FnOnce(&mut AutoCommit, &mut Author, Timestamp) -> Result<R, SchemaError>,
+        detail: impl FnOnce(&R) -> Option<String>,
+    ) -> Result<Once<R>, DocError> {
+        let mut guard = self.lock(doc_id).await?;
+        if self.inner.storage.is_fired(mark).await? {
+            let detail = self.inner.storage.fired_after_prefix(&format!("{mark}>")).await?;
+            return Ok(Once::Repeat(detail));
+        }
+        let (result, changes) = self.edit_locked(&mut guard, who, edit)?;
+        let mut marks = vec![mark.to_owned()];
+        marks.extend(detail(&result).map(|d| format!("{mark}>{d}")));
+        let applied = self
+            .write_locked(&mut guard, who, Origin::Server, doc_id, changes, &marks)
+            .await?;
+        Ok(Once::Done(result, applied))
     }
 
     /// Stores a document the server created on behalf of `who` (REST

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use sync_core::petition::PetitionAction;
 use sync_core::wire::{BoardPage, NewPetition, PetitionPage, PetitionView};
 
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{ApiJson, Authenticated, ClientKey};
 use crate::api::{self, petitions::Submitted};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -66,9 +66,12 @@ pub async fn act_on_petition(
     State(app): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
+    ClientKey(key): ClientKey,
     ApiJson(action): ApiJson<PetitionAction>,
 ) -> Result<Json<PetitionView>, ApiError> {
-    Ok(Json(api::petitions::act(&app, &auth.principal, &id, action).await?))
+    Ok(Json(
+        api::petitions::act_once(&app, &auth.principal, &id, action, key.as_deref()).await?,
+    ))
 }
 
 pub async fn board(

@@ -93,6 +93,29 @@ impl Authenticated {
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
+/// The request's `Idempotency-Key` header, if any: a client-generated key
+/// under which a write is carried out at most once (the operation checks its
+/// form).
+#[derive(Clone, Debug, Default)]
+pub struct ClientKey(pub Option<String>);
+
+/// The header [`ClientKey`] reads.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get(IDEMPOTENCY_KEY) {
+            None => Ok(ClientKey(None)),
+            Some(v) => v
+                .to_str()
+                .map(|k| ClientKey(Some(k.trim().to_owned())))
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key is not ASCII".into())),
+        }
+    }
+}
+
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,

@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 
 pub use accept::{ConnectionLimits, serve};
 pub(crate) use api::ApiQuery;
-pub use extract::{ApiJson, Authenticated, bearer_token};
+pub use extract::{ApiJson, Authenticated, ClientKey, bearer_token};
 pub use payload::{HEAVY_WEIGHT, HeavyWork};
 
 use crate::error::ApiError;
@@ -154,7 +154,12 @@ pub fn app(state: AppState) -> Router {
         }
     }
     let router = top
-        .nest("/api", api.fallback(not_found))
+        .nest(
+            "/api",
+            api.fallback(not_found)
+                .layer(axum::middleware::from_fn(crate::web::gzip_json)),
+        )
+        .merge(crate::app::router())
         .merge(crate::console::router(state.clone()))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(http.body_limit))

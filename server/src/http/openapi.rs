@@ -294,7 +294,7 @@ fn get_petition() {}
     path = "/api/petitions/{id}/actions",
     tag = "petitions",
     summary = "One action (sign, transfer, reclassify, change_assists, reply, …); 409 when the workflow would set it aside",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a client-generated key (1-64 letters, digits, - or _): an action already carried out under it is not carried out again; the answer is the petition as it stands")),
     request_body = PetitionAction,
     responses(
         (status = 200, description = "ok", body = PetitionView),
@@ -494,7 +494,7 @@ fn room_messages() {}
     path = "/api/rooms/{id}/messages",
     tag = "rooms",
     summary = "Post a message (201)",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "a client-generated key (1-64 letters, digits, - or _): a retried post is not posted again; the answer is the message the first one became")),
     request_body = NewMessage,
     responses(
         (status = 201, description = "created", body = MessageView),

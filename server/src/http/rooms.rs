@@ -10,7 +10,7 @@ use sync_core::wire::{
 };
 
 use super::api::ApiQuery;
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{ApiJson, Authenticated, ClientKey};
 use crate::api::rooms;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -99,11 +99,12 @@ pub async fn post_message(
     State(app): State<AppState>,
     auth: Authenticated,
     Path(id): Path<String>,
+    ClientKey(key): ClientKey,
     ApiJson(m): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(rooms::post(&app, &auth.principal, &id, m).await?),
+        Json(rooms::post_once(&app, &auth.principal, &id, m, key.as_deref()).await?),
     ))
 }
 

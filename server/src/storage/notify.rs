@@ -842,6 +842,22 @@ impl Storage {
         Ok(n > 0)
     }
 
+    /// The first stored key that starts with `prefix`, without the prefix:
+    /// what an idempotent write recorded beside its key (the entry it made).
+    pub async fn fired_after_prefix(&self, prefix: &str) -> Result<Option<String>, StorageError> {
+        let len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+        let key: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT key FROM fired_keys WHERE substr(key, 1, $1) = $2 AND key <> $2 ORDER BY key LIMIT 1",
+            )
+            .bind(len)
+            .bind(prefix)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(key.map(|k| k[prefix.len()..].to_owned()))
+    }
+
     /// Which of `keys` are stored already.
     pub async fn known_notification_keys(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
         self.strings_in("SELECT key FROM notifications WHERE key", keys).await

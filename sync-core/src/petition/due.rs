@@ -25,6 +25,11 @@ pub struct PetitionClock {
     /// apart (the step first): a back-dated step shows here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skew: Option<ClockSkew>,
+    /// The limit that set `due_at` (`{working_days: 5}`, `{wall_minutes: 10}`),
+    /// so a client can say the deadline in words without knowing the rules.
+    /// Absent in summaries stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::clocks::Limit>,
 }
 
 /// One time of a clock on its basis, and the flag if its entry's device
@@ -127,6 +132,7 @@ impl PetitionState {
                 state,
                 basis,
                 skew: done_skew.or(start_skew),
+                limit: Some(limit),
             }
         })
         .collect()

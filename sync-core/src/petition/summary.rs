@@ -118,6 +118,7 @@ impl PetitionSummary {
             }
             let limit = rules.limit(clock.kind, self.channel, self.category);
             clock.state = limit.state(cal, clock.started_at, None, now);
+            clock.limit = Some(limit);
         }
         out.overdue = out.clocks.iter().any(|c| matches!(c.state, ClockState::Overdue { .. }));
         out

@@ -30,7 +30,10 @@ pub struct NewPetition {
     pub contact: Option<String>,
     pub location: Location,
     /// The unit the petition is routed to (a station, the mailbox task force…).
-    pub routed_to: UnitId,
+    /// Absent: where the channel goes from the location
+    /// ([`crate::org::OrgTree::default_route`]).
+    #[serde(default)]
+    pub routed_to: Option<UnitId>,
     #[serde(default)]
     pub attachments: Vec<String>,
 }
