@@ -3,8 +3,8 @@
 //! from the dev-mode log, files a petition to the station chief, the officer replies, the
 //! phone goes offline (DevTools network emulation), the resident comments and rates, both
 //! wait as 待发送, the link comes back and the server holds each exactly once; the notice's
-//! read receipt reaches the notice report; a visit with no network opens the shell and the
-//! kept petitions. Screenshots go to `target/screenshots/app/`.
+//! read and forwarded receipts reach the notice report; a post in the village room @s the
+//! officer; a visit with no network opens the shell and the kept petitions. Screenshots go to `target/screenshots/app/`.
 //!
 //! Skipped, saying so, where `chromium` and `chromium-driver` are not installed.
 
@@ -137,13 +137,14 @@ impl Serve {
         let url = format!("{}{path}", self.url);
         let r = match method {
             "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
             _ => self.http.post(&url).json(&body),
         }
         .bearer_auth(token)
         .send()
         .await?;
         let status = r.status();
-        let v: Value = r.json().await?;
+        let v: Value = r.json().await.unwrap_or(Value::Null);
         ensure!(status.is_success(), "{method} {path}: {status} {v}");
         Ok(v)
     }
@@ -369,6 +370,115 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Forwarding to the family: without a share sheet (desktop Chromium) the notice is copied
+    // for pasting into the family's chat, and the forwarded receipt follows.
+    phone
+        .cdp(
+            "Browser.grantPermissions",
+            json!({ "origin": serve.url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+        )
+        .await?;
+    phone.click("#fwd").await?;
+    phone.wait_for_text("已转发", WAIT).await?;
+    drained(&phone).await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let report = serve
+            .call(&li, "GET", &format!("/api/notices/{notice}/report"), json!(null))
+            .await?;
+        let forwarded = report["deliveries"]
+            .as_array()
+            .context("deliveries")?
+            .iter()
+            .any(|d| d["household_id"] == "hh-xiaxi-001" && d["forwarded_at"].is_number());
+        if forwarded {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the forwarded receipt never reached the report: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The village room: the officer's group; the resident posts and @s the officer.
+    let room = sync_core::repo_protocol::DocumentId::from_bytes(rand::random()).to_string();
+    serve
+        .call(
+            &wang,
+            "POST",
+            "/api/rooms",
+            json!({"id": room, "kind": "officer_group", "name": "下溪村警民议事厅", "unit": "village-xiaxi",
+                   "members": [{"user": "res-liu", "role": "member"}]}),
+        )
+        .await?;
+    phone.click("nav a[href='#/rooms']").await?;
+    phone.wait_for("a.room", WAIT).await?;
+    phone.click("a.room").await?;
+    phone.wait_for("#m #at", WAIT).await?;
+    phone.fill("#text", "王警官，村口的路灯什么时候修？").await?;
+    phone.click("#at").await?;
+    phone.click("#m button").await?;
+    drained(&phone).await?;
+    phone.wait_for_text("王警官，村口的路灯什么时候修？", WAIT).await?;
+    phone.save_screenshot(&shots, "room").await?;
+    let page = serve
+        .call(
+            &liu,
+            "GET",
+            &format!("/api/rooms/{room}/messages?limit=100"),
+            json!(null),
+        )
+        .await?;
+    let posted: Vec<&Value> = page["items"]
+        .as_array()
+        .context("messages")?
+        .iter()
+        .filter(|m| m["text"] == "王警官，村口的路灯什么时候修？")
+        .collect();
+    ensure!(posted.len() == 1, "posted once: {}", posted.len());
+    ensure!(posted[0]["mentions"] == json!(["officer-wang"]), "{}", posted[0]);
+
+    // A post written offline in a room the officer then removes the resident from: refused
+    // when the link returns, and the page says why.
+    phone.set_offline(true).await?;
+    phone.fill("#text", "我再问一下").await?;
+    phone.click("#m button").await?;
+    phone.wait_for_text("待发送", WAIT).await?;
+    serve
+        .call(
+            &wang,
+            "DELETE",
+            &format!("/api/rooms/{room}/members/res-liu"),
+            json!(null),
+        )
+        .await?;
+    phone.set_offline(false).await?;
+    phone.wait_for(".refused", WAIT).await?;
+    let said = phone.text(".refused").await?;
+    ensure!(
+        said.contains("未能发送") && said.contains("已不是群成员"),
+        "the refusal is shown in words: {said}"
+    );
+    phone.save_screenshot(&shots, "refused").await?;
+    phone.click(".refused button").await?;
+    let deadline = Instant::now() + WAIT;
+    while !phone.find_all(".refused").await?.is_empty() {
+        ensure!(Instant::now() < deadline, "the refusal stays after 知道了");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The public results board of the village.
+    phone.click("nav a[href='#/board']").await?;
+    ready(&phone, "board").await?;
+    ensure!(phone.text("h1").await? == "公开晒单", "the board");
+    let board = serve.call(&liu, "GET", "/api/board", json!(null)).await?;
+    let shown = phone.find_all("main .card:not(.refused)").await?.len();
+    ensure!(
+        shown == board["items"].as_array().map_or(0, Vec::len),
+        "the board shows what the API publishes"
+    );
 
     // Usable at 360 px: nothing wider than the screen.
     let width = phone

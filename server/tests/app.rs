@@ -240,10 +240,25 @@ async fn post_keyed(
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_actions_and_posts_are_carried_out_once() -> anyhow::Result<()> {
-    let db = TestDb::sqlite().await?;
-    let server = demo(&db).await?;
+    lianxin_server::testing::run_test(TestDb::sqlite().await?, carried_out_once).await
+}
+
+/// The same on PostgreSQL (the key and the entry it made are read back by prefix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_actions_and_posts_are_carried_out_once_postgres() -> anyhow::Result<()> {
+    match TestDb::postgres().await? {
+        Some(db) => lianxin_server::testing::run_test(db, carried_out_once).await,
+        None => {
+            lianxin_server::testing::postgres_skipped("app::retried_actions_and_posts_are_carried_out_once_postgres");
+            Ok(())
+        }
+    }
+}
+
+async fn carried_out_once(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = demo(db).await?;
     let zhang = token(&server, "res-zhang").await?;
     let id = DocumentId::from_bytes(rand::random()).to_string();
     let new = json!({"id": id, "channel": "chief_line", "category": "help", "title": "断水",

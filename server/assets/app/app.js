@@ -140,7 +140,7 @@
     if (!e) return '服务器没有回答。';
     const rules = (e.refused || []).map((x) => W.rule[x.rule] || x.rule);
     if (e.rule) rules.push(W.rule[e.rule] || e.rule);
-    return rules.length ? rules.join('；') : e.message;
+    return rules.length ? rules.join('；') : (W.error && W.error[e.code]) || e.message;
   }
 
   // ---- waiting writes ----
@@ -171,11 +171,15 @@
   async function waiting(filter) {
     return (await qAll()).filter(filter).sort((a, b) => a.t - b.t);
   }
+  // What waits, on the page it belongs to; what the server refused is shown on every page
+  // (refused()), since the page it came from may be gone (a room one was removed from).
   function pending(items) {
-    return items.map((it) => it.state === 'refused'
-      ? `<div class="card"><b>${esc(it.label)}</b><span class="bad">未能发送：${esc(it.reason)}</span>
-         <button class="plain" data-drop="${it.k}">知道了</button></div>`
-      : `<div class="card"><b>${esc(it.label)}</b><span class="wait">待发送</span></div>`).join('');
+    return items.filter((it) => it.state === 'wait')
+      .map((it) => `<div class="card"><b>${esc(it.label)}</b><span class="wait">待发送</span></div>`).join('');
+  }
+  async function refused() {
+    return (await waiting((it) => it.state === 'refused')).map((it) => `<div class="card refused"><b>${esc(it.label)}</b>
+      <span class="bad">未能发送：${esc(it.reason)}</span><button class="plain" data-drop="${it.k}">知道了</button></div>`).join('');
   }
 
   // ---- words ----
@@ -319,7 +323,7 @@
       const q = await waiting((it) => it.pid === id);
       const has = (kind) => mine[kind] || q.some((it) => it.receipt === kind);
       view.innerHTML = `<h1>${esc(n.title)}</h1><p class="st">${when(n.at)}</p><p>${esc(n.body)}</p>
-        <button id="fwd">转发给家人</button><p class="st" id="rc">${has('read') ? '已读' : ''}${has('forwarded') ? ' · 已转发' : ''}</p>${pending(q.filter((it) => it.state === 'refused'))}`;
+        <button id="fwd">转发给家人</button><p class="st" id="rc">${has('read') ? '已读' : ''}${has('forwarded') ? ' · 已转发' : ''}</p>`;
       const receipt = (kind, label) => queue({ kind: 'receipt', receipt: kind, pid: id, k: `${kind}-${id}`.replace(/[^A-Za-z0-9_-]/g, ''), path: `/api/notices/${id}/receipts`, body: { kind }, label });
       if (!has('read')) receipt('read', '已读回执：' + n.title);
       document.getElementById('fwd').onclick = async () => {
@@ -389,6 +393,7 @@
     } catch (e) {
       view.innerHTML = `<p class="alert">${esc(e.message)}</p>`;
     }
+    if (S) view.insertAdjacentHTML('afterbegin', await refused());
     view.querySelectorAll('[data-drop]').forEach((b) => { b.onclick = async () => { await qDel(b.dataset.drop); route(); }; });
     net();
     document.body.dataset.ready = name || 'petitions';

@@ -176,7 +176,36 @@ pub fn words() -> serde_json::Value {
             rules.insert(code.to_owned(), Value::from(labels::rule(code)));
         }
     }
+    let mut errors = Map::new();
+    for code in [
+        "bad_request",
+        "payload_too_large",
+        "timeout",
+        "unauthenticated",
+        "invalid_token",
+        "token_expired",
+        "token_revoked",
+        "refresh_invalid",
+        "refresh_reused",
+        "forbidden",
+        "conflict",
+        "not_found",
+        "rate_limited",
+        "invalid_credentials",
+        "account_disabled",
+        "invalid_phone",
+        "otp_invalid",
+        "otp_attempts_exceeded",
+        "otp_expired",
+        "signup_closed",
+        "internal",
+    ] {
+        if let Some(words) = labels::error(code) {
+            errors.insert(code.to_owned(), Value::from(words));
+        }
+    }
     serde_json::json!({
+        "error": errors,
         "status": table(Status::ALL, |s| labels::status(s).to_owned()),
         "channel": table(Channel::ALL, |c| labels::channel(c).to_owned()),
         "category": table(Category::ALL, |c| labels::category(c).to_owned()),
@@ -193,12 +222,13 @@ mod tests {
     #[test]
     fn words_cover_every_code_the_app_shows() {
         let w = words();
-        for key in ["status", "channel", "category", "event", "clock", "rule"] {
+        for key in ["status", "channel", "category", "event", "clock", "rule", "error"] {
             assert!(w[key].as_object().is_some_and(|m| !m.is_empty()), "{key}");
         }
         assert_eq!(w["status"]["signed"], "已签收");
         assert_eq!(w["channel"]["chief_line"], "所长直通");
         assert_eq!(w["clock"]["reply"], "答复");
+        assert!(w["error"]["not_found"].is_string());
     }
 
     #[test]

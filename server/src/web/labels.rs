@@ -144,6 +144,31 @@ pub fn unit_kind(k: UnitKind) -> &'static str {
     }
 }
 
+/// The API's error codes (`{"error": {"code"}}`) in words, for a client to say what went wrong
+/// when no rule is named.
+pub fn error(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "bad_request" => "提交的内容有误。",
+        "payload_too_large" => "内容太大，发不出去。",
+        "timeout" => "服务器太忙，请稍后再试。",
+        "unauthenticated" | "invalid_token" | "token_expired" | "token_revoked" | "refresh_invalid"
+        | "refresh_reused" => "登录已过期，请重新登录。",
+        "forbidden" => "您无权这样做。",
+        "conflict" => "与已有的内容冲突。",
+        "not_found" => "找不到这项内容，或您已无权查看（例如已不是群成员）。",
+        "rate_limited" => "操作太频繁，请稍后再试。",
+        "invalid_credentials" => "账号或密码不对。",
+        "account_disabled" => "这个账号已停用。",
+        "invalid_phone" => "手机号格式不对。",
+        "otp_invalid" => "验证码不对。",
+        "otp_attempts_exceeded" => "验证码输错次数太多，请重新获取。",
+        "otp_expired" => "验证码已过期，请重新获取。",
+        "signup_closed" => "这个手机号还没有登记，请联系村里或派出所。",
+        "internal" => "服务器出错了，请稍后再试。",
+        _ => return None,
+    })
+}
+
 /// A rule named by a refusal (sync-core `policy::Rule`) or by a superseded timeline event
 /// (`petition::rules`), as a sentence for the person who met it.
 pub fn rule(code: &str) -> String {
