@@ -99,6 +99,13 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_MAX_CONNECTIONS_PER_IP", default_value_t = 512, global = true)]
     pub max_connections_per_ip: usize,
 
+    /// Documents the server lacks that one `/sync` connection may offer
+    /// with `sync` at once while they are not yet created (each costs a sync
+    /// state until its changes arrive); past it the connection is closed
+    /// with a reason.
+    #[arg(long, env = "LIANXIN_MAX_OFFERED_DOCS", default_value_t = 256, global = true)]
+    pub max_offered_docs: usize,
+
     /// Allow cross-origin requests from any origin (for a web console served elsewhere).
     #[arg(long, env = "LIANXIN_CORS_PERMISSIVE", global = true)]
     pub cors_permissive: bool,

@@ -26,7 +26,13 @@ pub struct HttpSettings {
     pub heavy_work: HeavyWork,
     /// Header read timeout and connections per IP (see `http::accept`).
     pub connections: ConnectionLimits,
+    /// Documents the server lacks that one `/sync` connection may have
+    /// offered and not yet created (see `http::sync_ws`).
+    pub max_offered_docs: usize,
 }
+
+/// The default of [`HttpSettings::max_offered_docs`].
+pub const MAX_OFFERED_DOCS: usize = 256;
 
 /// The default of [`HttpSettings::batch_page_docs`].
 pub const BATCH_PAGE_DOCS: u32 = 2000;
@@ -44,6 +50,7 @@ impl HttpSettings {
                 header_read_timeout: config.header_read_timeout,
                 max_per_ip: config.max_connections_per_ip.max(1),
             },
+            max_offered_docs: config.max_offered_docs.max(1),
         }
     }
 }
@@ -58,6 +65,7 @@ impl Default for HttpSettings {
             batch_page_docs: BATCH_PAGE_DOCS,
             heavy_work: HeavyWork::for_this_machine(),
             connections: ConnectionLimits::default(),
+            max_offered_docs: MAX_OFFERED_DOCS,
         }
     }
 }

@@ -81,7 +81,8 @@ async fn peak_growth<T>(f: impl AsyncFnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
 }
 
-/// Tests here take turns: they share the counters and measure latency.
+/// Tests here take turns, every one of them: they share the counters (which
+/// see every allocation in the process) and measure latency.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MB: usize = 1024 * 1024;
@@ -496,17 +497,27 @@ async fn a_run_length_bomb_is_refused(db: &mut TestDb) -> anyhow::Result<()> {
     }
     let bomb = chunk(1, &body);
     ensure!(bomb.len() < 100);
-    let started = Instant::now();
-    let (end, grew) =
-        peak_growth(async || batch_once(&server, &token, push_frame(bomb, Encoding::Changes)).await).await;
-    let end = end?;
-    println!(
-        "run_bomb_ms={} peak_growth_mb={}",
-        started.elapsed().as_millis(),
-        grew / MB
-    );
-    closed_for(&end, "column-items")?;
-    ensure!(grew < 16 * MB, "the server allocated {} MB for it", grew / MB);
+    // The counter sees the whole test process: the demo seed's compactions
+    // and other tests' set-up and tear-down (which run outside `TURN`) add
+    // to a window's peak, never take from what the bomb itself costs. So
+    // the seed's background work is waited for, and the bomb is sent three
+    // times and the least growth is what it costs: loaded, its 4 million
+    // operations would cost hundreds of megabytes every time.
+    server.state.docs.compactions_done().await;
+    let mut least = usize::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (end, grew) =
+            peak_growth(async || batch_once(&server, &token, push_frame(bomb.clone(), Encoding::Changes)).await).await;
+        closed_for(&end?, "column-items")?;
+        println!(
+            "run_bomb_ms={} peak_growth_mb={}",
+            started.elapsed().as_millis(),
+            grew / MB
+        );
+        least = least.min(grew);
+    }
+    ensure!(least < 16 * MB, "the server allocated {} MB for it", least / MB);
     still_serving(&server).await?;
     server.stop().await
 }
@@ -518,6 +529,7 @@ async fn a_run_length_bomb_is_refused(db: &mut TestDb) -> anyhow::Result<()> {
 /// from one task and reads from another, as clients do: the server reads no
 /// more of an oversized message, so a client that only wrote would block.
 async fn an_oversized_frame_is_closed_with_a_reason(db: &mut TestDb) -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
     let server = demo_server(db).await?;
     let token = token(&server, "res-zhang").await?;
     let big = vec![0u8; 17 * MB];
@@ -577,6 +589,7 @@ async fn oversized(ws: Stream, message: Vec<u8>) -> Ending {
 
 /// A frame that does not decode gets exactly one `err` frame, then the close.
 async fn a_bad_batch_frame_gets_one_error_frame(db: &mut TestDb) -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
     let server = demo_server(db).await?;
     let token = token(&server, "res-zhang").await?;
     for frame in [vec![0xff, 0xff, 0xff], deflate(b"\xa1\x61t"), {
@@ -640,6 +653,7 @@ async fn first_ack(server: &TestServer, token: &str, frame: Vec<u8>) -> anyhow::
 /// `junk` field was once stored and synced to every handler) is refused on
 /// `/batch` with the rule: `unknown-field`, or `change-too-large` for the 5 MB one.
 async fn a_new_petition_with_a_junk_header_field_is_refused_on_batch(db: &mut TestDb) -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
     use lianxin_server::clock::Clock;
     use sync_core::petition::{Location, PetitionDoc, PetitionHeader};
     use sync_core::{Author, Category, Channel, HlcClock, UnitId};
@@ -762,6 +776,7 @@ async fn half_sent_requests_are_closed_after_the_header_timeout(db: &mut TestDb)
 /// One address holds at most `max_per_ip` connections; the next is closed
 /// at once, and a slot frees when a connection ends.
 async fn connections_per_ip_are_limited(db: &mut TestDb) -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
     let server = limited_server(db, Duration::from_secs(30), 20).await?;
     let mut held = Vec::new();
     for _ in 0..20 {
@@ -785,7 +800,68 @@ async fn connections_per_ip_are_limited(db: &mut TestDb) -> anyhow::Result<()> {
     server.stop().await
 }
 
+// ---- sync states ----
+
+/// Documents the server lacks, offered with `sync` and never created, each
+/// kept a sync state on the connection, without end. Past the limit the
+/// connection is closed with a reason; below it, every offer is answered.
+async fn offered_unknown_documents_are_bounded_per_connection(db: &mut TestDb) -> anyhow::Result<()> {
+    use automerge::sync::SyncDoc;
+    let _turn = TURN.lock().await;
+    let limit = 4;
+    let http = HttpSettings {
+        max_offered_docs: limit,
+        ..HttpSettings::default()
+    };
+    let server = TestServer::start_with(db.storage.clone(), SmsSender::DevLog, AuthSettings::default(), http).await?;
+    lianxin_demo::seed(&server.state).await?;
+    let token = token(&server, "res-zhang").await?;
+    let (mut ws, server_peer) = sync_join(&server, &token).await?;
+    let offer = |doc: DocumentId| {
+        let mut d = automerge::AutoCommit::new();
+        automerge::transaction::Transactable::put(&mut d, automerge::ROOT, "x", 1).expect("put");
+        let mut state = automerge::sync::State::new();
+        let data = d
+            .sync()
+            .generate_sync_message(&mut state)
+            .expect("a first message")
+            .encode();
+        Ws::Binary(
+            repo_protocol::encode(&RepoMessage::Sync(SyncMessage {
+                sender_id: PeerId::from("hostile"),
+                target_id: server_peer.clone(),
+                document_id: doc,
+                data,
+            }))
+            .into(),
+        )
+    };
+    for _ in 0..limit {
+        ws.send(offer(DocumentId::from_bytes(rand::random()))).await?;
+    }
+    // Each offer is answered (the server asks for the changes).
+    let mut answered = 0;
+    while answered < limit {
+        match tokio::time::timeout(STEP, ws.next()).await? {
+            Some(Ok(Ws::Binary(b))) => {
+                if let RepoMessage::Sync(_) = repo_protocol::decode(&b)? {
+                    answered += 1;
+                }
+            }
+            Some(Ok(Ws::Close(c))) => bail!("closed after {answered} answers: {c:?}"),
+            Some(Ok(_)) => {}
+            other => bail!("after {answered} answers: {other:?}"),
+        }
+    }
+    ws.send(offer(DocumentId::from_bytes(rand::random()))).await?;
+    let end = ending(&mut ws, STEP).await;
+    closed_for(&end, "offered-docs")?;
+    still_serving(&server).await?;
+    server.stop().await
+}
+
 lianxin_server::backend_tests!(
+    offered_unknown_documents_are_bounded_per_connection,
     a_filter_without_bits_is_refused_with_a_reason,
     a_probe_storm_does_not_stall_the_server,
     a_compressed_chunk_bomb_is_refused_without_inflating_it,

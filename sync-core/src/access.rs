@@ -2,6 +2,12 @@
 //! over the organisation, and what a reader is shown of a petition's
 //! personal data.
 //!
+//! A petition whose shared document holds personal data (a contact number,
+//! the identity behind an anonymous letter) is a private document: its
+//! readers are exactly those who may see that data ([`petition_units`],
+//! [`petition_users`]), so no path that hands out documents (`/sync`,
+//! `/batch`, REST, the phone replica) can show it to anyone else.
+//!
 //! Policy, the server's API and SQL, the notification fan-out and the
 //! console all ask here, so "staff" means the same on every path and the
 //! server's own principal is handled the same everywhere: it holds
@@ -10,10 +16,12 @@
 //! do; it is never a person a unit's work is handed to ([`RoleSet::people`]),
 //! and no stored membership may claim it ([`assignable`]).
 
-use crate::ids::UnitId;
+use std::collections::BTreeSet;
+
+use crate::ids::{UnitId, UserId};
 use crate::org::{OrgTree, Principal, Role};
-use crate::petition::PetitionHeader;
-use crate::petition::PetitionSummary;
+use crate::petition::status::routed_units;
+use crate::petition::{PetitionHeader, PetitionSummary, TimelineEvent};
 use crate::policy::Visibility;
 
 /// Roles held in a unit that grant a power over the unit's subtree.
@@ -127,10 +135,50 @@ pub fn may_read(org: &OrgTree, who: &Principal, vis: &Visibility, is_room_member
             .any(|a| who.units_with(Role::Resident).any(|home| org.is_within(home, a)))
 }
 
-/// What a reader may see of a petition's personal data: the writer and the
-/// staff of the units handling it (its lead and assists) see everything;
+/// Whether a petition's shared document holds personal data: a contact
+/// number to call back on, or the identity behind an anonymous letter. (ID
+/// numbers have no field: a header holds only its schema's fields.)
+pub fn holds_personal_data(header: &PetitionHeader) -> bool {
+    header.anonymous || header.contact.is_some()
+}
+
+/// Every unit a petition was routed to, as lead or assist, by `events`:
+/// the units that handle it or handled it. Superseded routings count, as
+/// for every read decision: the set only grows.
+pub fn handling_units(events: &[TimelineEvent]) -> BTreeSet<UnitId> {
+    events.iter().flat_map(routed_units).cloned().collect()
+}
+
+/// The units whose staff (and the staff of the units above them) may read a
+/// petition: its handling units, and, unless it holds personal data, the
+/// unit it is located in. A letter to the director's mailbox about a
+/// village is shown to that village's officers only when it carries no
+/// personal data.
+pub fn petition_units(header: &PetitionHeader, events: &[TimelineEvent]) -> BTreeSet<UnitId> {
+    let mut units = handling_units(events);
+    if !holds_personal_data(header) {
+        units.insert(header.location.unit.clone());
+    }
+    units
+}
+
+/// The users who may read a petition by name: its writer, and, when it
+/// holds personal data, whoever typed it in for them.
+pub fn petition_users(header: &PetitionHeader) -> Vec<UserId> {
+    let mut users = vec![header.submitter.clone()];
+    if holds_personal_data(header) && header.recorded_by != header.submitter {
+        users.push(header.recorded_by.clone());
+    }
+    users
+}
+
+/// What a reader may see of a petition's personal data: the writer, whoever
+/// typed it in, and the staff of the units handling it see everything;
 /// everyone else sees a contact number's last four digits and, for an
-/// anonymous letter, neither who wrote it nor how to reach them.
+/// anonymous letter, neither who wrote it nor how to reach them. A petition
+/// holding personal data is not shown to anyone else at all
+/// ([`petition_units`]); the masks remain for what a host builds from
+/// projections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disclosure {
     Full,
@@ -138,14 +186,15 @@ pub enum Disclosure {
 }
 
 impl Disclosure {
-    /// The disclosure for `who` of a petition by `submitter` handled by `handlers`.
+    /// The disclosure for `who` of a petition named to `users` (its writer
+    /// and recorder) and handled by `handlers`.
     pub fn of<'a>(
         org: &OrgTree,
         who: &Principal,
-        submitter: &crate::ids::UserId,
+        users: &[&UserId],
         handlers: impl IntoIterator<Item = &'a UnitId>,
     ) -> Disclosure {
-        if &who.user == submitter || handlers.into_iter().any(|u| acts_over(org, who, RoleSet::HANDLERS, u)) {
+        if users.contains(&&who.user) || handlers.into_iter().any(|u| acts_over(org, who, RoleSet::HANDLERS, u)) {
             Disclosure::Full
         } else {
             Disclosure::Masked
@@ -179,8 +228,8 @@ impl Disclosure {
 }
 
 /// The user id an anonymous writer is shown as.
-pub fn anonymous() -> crate::ids::UserId {
-    crate::ids::UserId::new("anonymous").expect("a valid id")
+pub fn anonymous() -> UserId {
+    UserId::new("anonymous").expect("a valid id")
 }
 
 /// A phone number with all but its last four digits hidden.

@@ -974,6 +974,91 @@ fn visibility_read_on_its_own_is_what_the_facts_say() {
     same(&AutoCommit::new());
 }
 
+/// A petition holding personal data (a contact number, an anonymous
+/// writer) is read only by its writer, whoever typed it in and the staff of
+/// the units it was routed to (and above them): the village it is about
+/// does not open it, so no path hands the data to the village's officer.
+/// Without personal data the village's officer reads it.
+#[test]
+fn a_petition_holding_personal_data_is_read_by_its_writer_recorder_and_handlers_only() {
+    let org = org();
+    let never = |_: &str| false;
+    let village_officer = Principal {
+        user: user("vo"),
+        memberships: vec![sync_core::Membership {
+            unit: unit("village-a1"),
+            role: sync_core::Role::Officer,
+        }],
+        household: None,
+    };
+    let (r, oa) = (resident(), officer_a());
+    let create = |h: sync_core::petition::PetitionHeader, by: &Principal| {
+        PetitionDoc::create(actor(1), h, unit("station-a"), &mut author(by), T0).unwrap()
+    };
+    let mut plain = header(&r, &r);
+    plain.contact = None;
+    let mut anonymous = plain.clone();
+    anonymous.anonymous = true;
+    let with_contact = header(&r, &r);
+    let mut recorded = header(&r, &oa);
+    recorded.channel = sync_core::Channel::WalkIn;
+
+    let vis = |p: &PetitionDoc| {
+        let v = Visibility::of(p.doc()).unwrap();
+        assert_eq!(v, DocFacts::of(p.doc()).unwrap().visibility());
+        v
+    };
+    let open = vis(&create(plain, &r));
+    assert!(may_read(&org, &village_officer, &open, never));
+    for (name, h, by) in [
+        ("anonymous", anonymous, &r),
+        ("contact", with_contact, &r),
+        ("recorded", recorded, &oa),
+    ] {
+        let p = create(h, by);
+        let v = vis(&p);
+        assert!(!may_read(&org, &village_officer, &v, never), "{name}: {v:?}");
+        assert!(!may_read(&org, &neighbour(), &v, never), "{name}");
+        assert!(!may_read(&org, &officer_b(), &v, never), "{name}");
+        for reader in [&r, &oa, &leader(), &system()] {
+            assert!(may_read(&org, reader, &v, never), "{name}: {}", reader.user);
+        }
+        // The village's officer may not write to it either.
+        let c = check_edit(&p, &village_officer, 9, |d| {
+            d.post(&mut author(&village_officer), T0.plus_minutes(5), text("我也看看"))
+                .unwrap();
+        });
+        assert_eq!(c.refused.len(), 1, "{name}");
+        // Routed on to the water department, it opens to its staff.
+        let mut routed = p;
+        record(
+            &mut routed,
+            &oa,
+            Some("station-a"),
+            1,
+            EventBody::Transferred {
+                to: unit("water"),
+                assist: vec![],
+                note: None,
+            },
+        );
+        assert!(may_read(&org, &water_staff(), &vis(&routed), never), "{name}");
+        assert!(!may_read(&org, &village_officer, &vis(&routed), never), "{name}");
+    }
+    let v = vis(&create(
+        {
+            let mut h = header(&r, &oa);
+            h.channel = sync_core::Channel::WalkIn;
+            h
+        },
+        &oa,
+    ));
+    assert!(
+        v.users.contains(&oa.user),
+        "the recorder reads what they typed in: {v:?}"
+    );
+}
+
 #[test]
 fn read_access_follows_jurisdiction_ownership_membership_and_audience() {
     let org = org();

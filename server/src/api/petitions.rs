@@ -2,7 +2,7 @@
 
 use sync_core::access::{self, Disclosure, RoleSet};
 use sync_core::petition::{
-    Outcome, PetitionAction, PetitionDoc, PetitionHeader, PetitionState, PetitionSummary, SetAside,
+    Outcome, PetitionAction, PetitionDoc, PetitionHeader, PetitionSummary, SetAside, TimelineEvent,
 };
 use sync_core::policy::{PolicyContext, check_local};
 use sync_core::wire::{BoardItem, BoardPage, NewPetition, PetitionListItem, PetitionPage, PetitionView, TimelineEntry};
@@ -48,11 +48,15 @@ pub enum Submitted {
 }
 
 /// Hides what a reader does not need ([`Disclosure`]): an anonymous
-/// writer's identity and any contact number, from everyone but the writer
-/// and the handling units' staff.
-fn mask(header: &mut PetitionHeader, state: &PetitionState, who: &Principal, app: &AppState) {
+/// writer's identity and any contact number, from everyone but the writer,
+/// its recorder and the handling units' staff. A petition holding either is
+/// readable by no one else (`access::petition_units`), so this is a second
+/// line, not the first.
+fn mask(header: &mut PetitionHeader, events: &[TimelineEvent], who: &Principal, app: &AppState) {
     let org = app.docs.org();
-    Disclosure::of(&org, who, &header.submitter, state.lead.iter().chain(&state.assists)).redact_header(header);
+    let users = access::petition_users(header);
+    let users: Vec<&sync_core::UserId> = users.iter().collect();
+    Disclosure::of(&org, who, &users, &access::handling_units(events)).redact_header(header);
 }
 
 /// `GET /api/petitions/{id}`.
@@ -99,9 +103,9 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
         principal: who,
         now: app.docs.now(),
     };
-    let events: Vec<_> = timeline.iter().map(|t| t.event.clone()).collect();
+    let events: Vec<TimelineEvent> = timeline.iter().map(|t| t.event.clone()).collect();
     let allowed_actions = sync_core::petition::allowed_actions(&ctx, &header, &events, &conversation);
-    mask(&mut header, &state, who, app);
+    mask(&mut header, &events, who, app);
     Ok(PetitionView {
         id: key.to_owned(),
         url: format!("automerge:{key}"),
@@ -212,7 +216,7 @@ pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<Petit
         let disclosure = Disclosure::of(
             &org,
             who,
-            &summary.submitter,
+            &[&summary.submitter],
             summary.lead.iter().chain(&summary.assists),
         );
         // Filtering by writer must not find the anonymous letters of one.

@@ -10,6 +10,8 @@
 //! only after that transaction commits.
 
 mod batch;
+mod private;
+pub use private::PRIVATE_PETITIONS_STEP;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -241,7 +243,7 @@ impl DocService {
             calendar: settings.calendar.clone(),
             fanout: settings.fanout.clone(),
         });
-        Ok(DocService {
+        let service = DocService {
             inner: Arc::new(Inner {
                 storage,
                 clock,
@@ -261,7 +263,9 @@ impl DocService {
                 compacting: std::sync::atomic::AtomicUsize::new(0),
                 compacted: tokio::sync::Notify::new(),
             }),
-        })
+        };
+        service.close_private_petitions().await?;
+        Ok(service)
     }
 
     pub fn storage(&self) -> &Storage {

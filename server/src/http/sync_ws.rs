@@ -13,9 +13,12 @@
 //! again that the peer may read one whenever a change may have changed its
 //! readers), and closes the socket when the token expires or is revoked. A
 //! document the peer may not read is `doc-unavailable`, exactly like a
-//! missing one.
+//! missing one. A document the server lacks, offered with `sync`, keeps a
+//! sync state until its changes create it; a peer may have at most
+//! `HttpSettings::max_offered_docs` of those at once, and one more closes
+//! the connection with a reason (`offered-docs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use automerge::sync::State as SyncState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -57,6 +60,9 @@ struct Connection {
     me: PeerId,
     peer: PeerId,
     docs: HashMap<DocumentId, (SyncState, RefusedChanges)>,
+    /// Documents in `docs` the server lacked when the peer offered them
+    /// and that are not created yet.
+    offered: HashSet<DocumentId>,
 }
 
 type Socket = futures_util::stream::SplitSink<WebSocket, Message>;
@@ -192,6 +198,7 @@ impl Connection {
             me,
             peer,
             docs: HashMap::new(),
+            offered: HashSet::new(),
         };
         // Frames are read by a task of their own and handed over through a
         // short queue (the peer still feels back-pressure). The loop below
@@ -353,6 +360,14 @@ impl Connection {
                 Err(e) => return self.error(sink, format!("document {key}: {e}")).await.map(|()| None),
             }
         }
+        if !exists && !request && !self.offered.contains(&id) {
+            let limit = self.state.http.max_offered_docs;
+            if self.offered.len() >= limit {
+                return Ok(Some(format!(
+                    "document {key}: offered-docs: more than {limit} documents the server lacks are offered and not created"
+                )));
+            }
+        }
         let (state, refused) = self.docs.entry(id).or_default();
         match docs.receive_sync(&self.principal, &key, state, refused, &m.data).await {
             Ok((applied, reply)) => {
@@ -366,8 +381,13 @@ impl Connection {
                 // document exists once they pass policy. Asked for with
                 // `request`, an unknown document is unavailable.
                 if !exists && !created && (request || !applied.refused.is_empty()) {
-                    self.docs.remove(&id);
+                    self.forget(&id);
                     return self.unavailable(sink, id).await.map(|()| None);
+                }
+                if exists || created {
+                    self.offered.remove(&id);
+                } else {
+                    self.offered.insert(id);
                 }
                 if let Some(data) = reply {
                     self.send_sync(sink, id, data).await?;
@@ -375,7 +395,7 @@ impl Connection {
                 Ok(None)
             }
             Err(DocError::Sync(e @ SyncError::Refused(_))) => {
-                self.docs.remove(&id);
+                self.forget(&id);
                 Ok(Some(format!("document {key}: {e}")))
             }
             Err(DocError::Sync(e)) => self.error(sink, format!("document {key}: {e}")).await.map(|()| None),
@@ -389,6 +409,12 @@ impl Connection {
                 .map(|()| None)
             }
         }
+    }
+
+    /// Stops following a document.
+    fn forget(&mut self, id: &DocumentId) {
+        self.docs.remove(id);
+        self.offered.remove(id);
     }
 
     async fn send_sync(&self, sink: &mut Socket, id: DocumentId, data: Vec<u8>) -> Result<(), axum::Error> {
@@ -430,13 +456,13 @@ impl Connection {
             match self.state.docs.may_read(&self.principal, &id.to_string()).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.docs.remove(id);
+                    self.forget(id);
                     return self.unavailable(sink, *id).await;
                 }
                 Err(e) => {
                     // Not knowing is not reading: stop pushing it.
                     tracing::warn!(doc = %id, error = %e, "could not re-check read access; the document stops syncing");
-                    self.docs.remove(id);
+                    self.forget(id);
                     return self.unavailable(sink, *id).await;
                 }
             }

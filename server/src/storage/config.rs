@@ -13,6 +13,31 @@ pub const SETTINGS: &str = "settings";
 pub const REVOCATIONS: &str = "revocations";
 
 impl StorageTx {
+    /// Records that the load-time step `name` is done.
+    pub async fn mark_load_step(&mut self, name: &str, now: Timestamp) -> Result<(), StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query("INSERT INTO load_steps (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Forgets that the load-time step `name` ran, so the next start runs it again.
+    pub async fn forget_load_step(&mut self, name: &str) -> Result<(), StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM load_steps WHERE name = $1")
+                .bind(name)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
     /// Raises the version of `name` (`org` or `settings`) in this transaction.
     pub async fn bump_config_version(&mut self, name: &str) -> Result<(), StorageError> {
         on_tx!(self, |conn| {
@@ -110,6 +135,17 @@ impl Storage {
     }
 
     /// A stored setting (JSON), if set.
+    /// Whether the load-time step `name` is done.
+    pub async fn load_step_done(&self, name: &str) -> Result<bool, StorageError> {
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM load_steps WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
         let v = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")

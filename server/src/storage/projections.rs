@@ -409,6 +409,18 @@ impl Storage {
     }
 
     /// A petition's stored summary (JSON), if it has a row.
+    /// Up to `limit` petition document ids after `after`, in id order.
+    pub async fn petition_ids(&self, after: &str, limit: u32) -> Result<Vec<String>, StorageError> {
+        let ids = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT doc_id FROM petitions WHERE doc_id > $1 ORDER BY doc_id LIMIT $2")
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(ids)
+    }
+
     pub async fn petition_summary(&self, doc_id: &str) -> Result<Option<String>, StorageError> {
         let row = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT summary FROM petitions WHERE doc_id = $1")

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
 
+use crate::access;
 use crate::directory::DirectoryDoc;
 use crate::doc::DocKind;
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, HouseholdId, UnitId, UserId};
 use crate::notice::{Audience, NoticeDoc};
-use crate::petition::status::routed_units;
-use crate::petition::{PetitionDoc, TimelineEvent};
+use crate::petition::PetitionDoc;
 use crate::room::{MemberRole, RoomDoc, RoomInfo};
 
 /// A summary of one document, enough to decide reads and writes.
@@ -23,7 +23,11 @@ pub enum DocFacts {
     Empty,
     Petition {
         submitter: UserId,
-        /// Every unit the petition was located in or routed to; it only grows.
+        /// Who typed in a petition holding personal data for its writer
+        /// (`access::petition_users`), if not the writer.
+        recorder: Option<UserId>,
+        /// The units whose staff read and act on the petition
+        /// (`access::petition_units`); it only grows.
         involved: BTreeSet<UnitId>,
         stamps: BTreeSet<Hlc>,
     },
@@ -53,7 +57,8 @@ impl DocFacts {
                 let p = PetitionDoc::view(doc)?;
                 let header = p.header()?;
                 let events = p.events()?;
-                let involved = involved_units(&header.location.unit, &events);
+                let involved = access::petition_units(&header, &events);
+                let recorder = access::petition_users(&header).get(1).cloned();
                 let stamps = events
                     .into_iter()
                     .map(|e| e.at)
@@ -61,6 +66,7 @@ impl DocFacts {
                     .collect();
                 DocFacts::Petition {
                     submitter: header.submitter,
+                    recorder,
                     involved,
                     stamps,
                 }
@@ -115,8 +121,15 @@ impl DocFacts {
         match self {
             DocFacts::Empty => Visibility::default(),
             DocFacts::Petition {
-                submitter, involved, ..
-            } => petition_visibility(submitter, involved),
+                submitter,
+                recorder,
+                involved,
+                ..
+            } => Visibility {
+                units: involved.iter().cloned().collect(),
+                users: std::iter::once(submitter).chain(recorder).cloned().collect(),
+                ..Visibility::default()
+            },
             DocFacts::Room { info, members, .. } => room_visibility(info, members),
             DocFacts::Notice { unit, audience } => {
                 let mut units = vec![unit.clone()];
@@ -150,28 +163,14 @@ impl Visibility {
             Some(DocKind::Petition) => {
                 let p = PetitionDoc::view(doc)?;
                 let header = p.header()?;
-                let involved = involved_units(&header.location.unit, &p.events()?);
-                Ok(petition_visibility(&header.submitter, &involved))
+                Ok(Visibility {
+                    units: access::petition_units(&header, &p.events()?).into_iter().collect(),
+                    users: access::petition_users(&header),
+                    ..Visibility::default()
+                })
             }
             _ => Ok(DocFacts::of(doc)?.visibility()),
         }
-    }
-}
-
-/// The units a petition located in `location` was ever routed to by `events`.
-fn involved_units(location: &UnitId, events: &[TimelineEvent]) -> BTreeSet<UnitId> {
-    let mut involved = BTreeSet::from([location.clone()]);
-    for e in events {
-        involved.extend(routed_units(e).into_iter().cloned());
-    }
-    involved
-}
-
-fn petition_visibility(submitter: &UserId, involved: &BTreeSet<UnitId>) -> Visibility {
-    Visibility {
-        units: involved.iter().cloned().collect(),
-        users: vec![submitter.clone()],
-        ..Visibility::default()
     }
 }
 
