@@ -27,6 +27,7 @@ mod inbox;
 mod notices;
 mod outbox;
 mod projections;
+mod receipts;
 mod reports;
 mod rooms;
 mod rosters;
