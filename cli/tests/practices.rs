@@ -1005,7 +1005,7 @@ async fn directors_mailbox(db: &mut TestDb) -> anyhow::Result<()> {
     assert_eq!(by_hand["supervised"], 2, "this one and the demo's lead");
     assert_eq!(by_hand["escalated"], 1);
     assert_eq!(by_hand["rated"], 1);
-    assert_eq!(report["total"]["response_rate"]["clock"], "device_stamp");
+    assert_eq!(report["total"]["response_rate"]["clock"], "server_receipt");
     s.stop().await
 }
 

@@ -734,6 +734,7 @@ pub async fn seed(state: &lianxin_server::AppState) -> anyhow::Result<String> {
             if let Some(user) = run_user {
                 deliver(state, user, &key, run).await?;
             }
+            received_as_stamped(state, &key, &d.doc).await?;
         }
     }
     let mut banner = String::from("\nDemo county 青山县 (云岭市) is ready");
@@ -776,6 +777,28 @@ pub async fn seed(state: &lianxin_server::AppState) -> anyhow::Result<String> {
     }
     banner.push_str("Try: curl -H \"Authorization: Bearer <token>\" http://<address>/api/petitions\n");
     Ok(banner)
+}
+
+/// The demo's petitions are history the server imports: each entry counts as
+/// received when it was stamped (its delivery at seed time recorded now), so
+/// their clocks read as the story tells them.
+async fn received_as_stamped(state: &lianxin_server::AppState, key: &str, doc: &AutoCommit) -> anyhow::Result<()> {
+    if !matches!(sync_core::DocKind::of(doc)?, Some(sync_core::DocKind::Petition)) {
+        return Ok(());
+    }
+    let p = PetitionDoc::view(doc)?;
+    let stamps: Vec<sync_core::Hlc> = p
+        .events()?
+        .into_iter()
+        .map(|e| e.at)
+        .chain(p.messages()?.into_iter().map(|m| m.at))
+        .collect();
+    let entries: Vec<(String, Timestamp)> = stamps.iter().map(|h| (h.to_string(), h.timestamp())).collect();
+    let receipts: sync_core::clocks::Receipts = entries.iter().cloned().collect();
+    let settings = state.docs.settings();
+    let summary = p.summary_with(&settings.rules, &settings.calendar, state.clock.now(), Some(&receipts))?;
+    state.storage.import_receipts(key, &entries, Some(&summary)).await?;
+    Ok(())
 }
 
 async fn deliver(

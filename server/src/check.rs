@@ -146,13 +146,15 @@ async fn check_document(
         problem(format!("stored as a {} but reads as a {}", stored.kind, kind.as_str()));
     }
     let now = sync_core::Timestamp::from_millis(0);
-    let expected = match Projection::of_document(doc_id, &doc, &settings.rules, &settings.calendar, now) {
-        Ok(p) => p,
-        Err(e) => {
-            problem(format!("projection does not compute: {e}"));
-            return Ok(());
-        }
-    };
+    let receipts = storage.entry_receipts(doc_id).await?;
+    let expected =
+        match Projection::of_document(doc_id, &doc, &settings.rules, &settings.calendar, now, Some(&receipts)) {
+            Ok(p) => p,
+            Err(e) => {
+                problem(format!("projection does not compute: {e}"));
+                return Ok(());
+            }
+        };
     let access: BTreeSet<(String, String)> = expected
         .access
         .iter()

@@ -10,7 +10,7 @@ use automerge::AutoCommit;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::text_enum;
-use crate::clocks::{Calendar, ClockRules};
+use crate::clocks::{Calendar, ClockRules, Receipts};
 use crate::directory::DirectoryDoc;
 use crate::doc::DocKind;
 use crate::error::SchemaError;
@@ -102,6 +102,7 @@ impl Projection {
     /// or read differently since `before` (see `RoomDoc::message_delta`).
     /// `readers_may_change` is policy's word on the changes between them
     /// (`Checked::readers_may_change`); without it, who may read is not read.
+    /// A petition's clocks run on `receipts` where it has their entries.
     pub fn compute(
         doc_id: &str,
         (before, after): (&AutoCommit, &AutoCommit),
@@ -109,6 +110,7 @@ impl Projection {
         rules: &ClockRules,
         cal: &Calendar,
         now: Timestamp,
+        receipts: Option<&Receipts>,
     ) -> Result<Self, SchemaError> {
         let existed = DocKind::of(before)?.is_some();
         // Most changes (a message, an event) leave visibility as it was; a
@@ -130,7 +132,7 @@ impl Projection {
         };
         match DocKind::of(after)? {
             Some(DocKind::Petition) => {
-                out.petition = Some(PetitionDoc::view(after)?.summary(rules, cal, now)?);
+                out.petition = Some(PetitionDoc::view(after)?.summary_with(rules, cal, now, receipts)?);
             }
             Some(DocKind::Room) => {
                 let room = RoomDoc::view(after)?;
@@ -190,15 +192,17 @@ impl Projection {
     }
 
     /// Every row of a document as a whole (as if it were new), for checks
-    /// that compare stored rows with the document.
+    /// that compare stored rows with the document, with a petition's clocks
+    /// on the recorded `receipts`.
     pub fn of_document(
         doc_id: &str,
         doc: &AutoCommit,
         rules: &ClockRules,
         cal: &Calendar,
         now: Timestamp,
+        receipts: Option<&Receipts>,
     ) -> Result<Self, SchemaError> {
-        Self::compute(doc_id, (&AutoCommit::new(), doc), true, rules, cal, now)
+        Self::compute(doc_id, (&AutoCommit::new(), doc), true, rules, cal, now, receipts)
     }
 }
 

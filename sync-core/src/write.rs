@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use automerge::{ActorId, AutoCommit, Change};
 
-use crate::clocks::{Calendar, ClockRules};
+use crate::clocks::{Calendar, ClockRules, Receipts};
 use crate::doc::DocKind;
 use crate::error::SchemaError;
 use crate::ids::{HouseholdId, UnitId, UserId};
@@ -53,11 +53,14 @@ pub struct Needs {
     pub households_in_units: Vec<UnitId>,
     /// …and in these rooms (document ids without the `automerge:` prefix).
     pub households_in_rooms: Vec<String>,
+    /// A petition: the server's receipt times of the document's stored
+    /// entries, which its clocks run on.
+    pub entry_receipts: bool,
 }
 
 impl Needs {
     pub fn is_empty(&self) -> bool {
-        self.households_in_units.is_empty() && self.households_in_rooms.is_empty()
+        self.households_in_units.is_empty() && self.households_in_rooms.is_empty() && !self.entry_receipts
     }
 }
 
@@ -66,6 +69,8 @@ impl Needs {
 pub struct Facts {
     /// The households of a new notice's audience.
     pub audience_households: Vec<HouseholdId>,
+    /// The recorded receipt times of the document's entries.
+    pub entry_receipts: Receipts,
 }
 
 /// A write after policy, before the facts policy cannot know.
@@ -109,6 +114,10 @@ pub struct WriteOutcome {
     pub readers_may_change: bool,
     pub projection: Projection,
     pub notifications: Vec<Notification>,
+    /// The entries (petition timeline events and messages, room messages)
+    /// new in this write, by id, each received at the write's `now`: the
+    /// host records them with the changes and never changes them.
+    pub receipts: Vec<(String, Timestamp)>,
 }
 
 /// Runs policy for `ctx.principal`'s `changes` against `before`.
@@ -196,8 +205,15 @@ fn actor_refusal(change: &Change, origin: Origin, user: &UserId, binding: Option
     }
 }
 
-/// What a new notice needs read: the households below its audience.
+/// What a write needs read: a stored petition's entry receipts, the households
+/// below a new notice's audience.
 fn needs(ctx: &PolicyContext<'_>, before: &AutoCommit, after: &AutoCommit) -> Needs {
+    if matches!(DocKind::of(before), Ok(Some(DocKind::Petition))) {
+        return Needs {
+            entry_receipts: true,
+            ..Needs::default()
+        };
+    }
     let created_notice =
         matches!(DocKind::of(before), Ok(None)) && matches!(DocKind::of(after), Ok(Some(DocKind::Notice)));
     if !created_notice {
@@ -222,6 +238,7 @@ fn needs(ctx: &PolicyContext<'_>, before: &AutoCommit, after: &AutoCommit) -> Ne
     Needs {
         households_in_units: units.into_iter().collect(),
         households_in_rooms: rooms.into_iter().collect(),
+        entry_receipts: false,
     }
 }
 
@@ -236,7 +253,9 @@ impl Proposal {
         !self.accepted.is_empty()
     }
 
-    /// Computes the rows and notifications of the accepted changes at `now`.
+    /// Computes the rows and notifications of the accepted changes at `now`,
+    /// the write's receipt time: every entry new in it is received at `now`,
+    /// and a petition's clocks run on the receipts of its entries.
     pub fn finish(
         self,
         facts: &Facts,
@@ -256,6 +275,7 @@ impl Proposal {
             readers_may_change: self.readers_may_change,
             projection: Projection::default(),
             notifications: Vec::new(),
+            receipts: Vec::new(),
         };
         if out.accepted.is_empty() {
             return Ok(out);
@@ -265,6 +285,14 @@ impl Proposal {
             reason: "an empty document cannot be stored".into(),
         })?;
         out.kind = Some(kind);
+        out.receipts = new_entries(kind, &self.before, &out.doc)?
+            .into_iter()
+            .map(|id| (id, now))
+            .collect();
+        let mut receipts = facts.entry_receipts.clone();
+        for (id, at) in &out.receipts {
+            receipts.insert(id.clone(), *at);
+        }
         out.projection = Projection::compute(
             &out.doc_id,
             (&self.before, &out.doc),
@@ -272,10 +300,37 @@ impl Proposal {
             rules,
             cal,
             now,
+            (kind == DocKind::Petition).then_some(&receipts),
         )?;
         out.notifications = notifications(kind, &self.before, &out.doc, &self.user, self.household, facts)?;
         Ok(out)
     }
+}
+
+/// The ids of the entries (timeline events and messages of a petition, a
+/// room's messages) in `after` and not in `before`.
+fn new_entries(kind: DocKind, before: &AutoCommit, after: &AutoCommit) -> Result<Vec<String>, SchemaError> {
+    let existed = DocKind::of(before)?.is_some();
+    Ok(match kind {
+        DocKind::Petition => {
+            let old: BTreeSet<String> = if existed {
+                PetitionDoc::view(before)?.entry_ids()?.into_iter().collect()
+            } else {
+                BTreeSet::new()
+            };
+            PetitionDoc::view(after)?
+                .entry_ids()?
+                .into_iter()
+                .filter(|id| !old.contains(id))
+                .collect()
+        }
+        DocKind::Room => {
+            let before = existed.then(|| RoomDoc::view(before)).transpose()?;
+            let delta = RoomDoc::view(after)?.message_delta(before.as_ref())?;
+            delta.new.iter().map(|m| m.id.to_string()).collect()
+        }
+        DocKind::Notice | DocKind::Directory => Vec::new(),
+    })
 }
 
 /// The notifications raised by `user`'s changes taking a document of `kind`

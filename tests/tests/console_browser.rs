@@ -206,13 +206,19 @@ async fn duty_officer_dispatches_director_supervises_queue_updates_live() -> any
     }
     ensure!(still_marked(&li).await?);
 
-    // An officer may not supervise: the page says which rule refused it.
+    // An officer may not supervise: the API offers no such form. Filing the letter under the
+    // category it already has is set aside, and the page says which rule.
     li.goto(&server.url(&format!("/petitions/{id}"))).await?;
-    li.click("#act-supervise summary").await?;
-    li.fill("#act-supervise textarea[name=note]", "我也来督办").await?;
-    li.click("#act-supervise button[type=submit]").await?;
+    li.wait_for("#act-reclassify", WAIT).await?;
+    ensure!(
+        li.find_all("#act-supervise").await?.is_empty(),
+        "an officer is offered supervision"
+    );
+    li.click("#act-reclassify summary").await?;
+    li.fill("#act-reclassify input[name=reason]", "核实后仍属此类").await?;
+    li.click("#act-reclassify button[type=submit]").await?;
     li.wait_for_text("操作未执行", WAIT).await?;
-    ensure!(li.text(".alert").await?.contains("需要您没有的角色"));
+    ensure!(li.text(".alert").await?.contains("没有任何改动"));
     li.save_screenshot(&shots, "refused").await?;
 
     // Everything the page loaded came from this server.
@@ -230,18 +236,26 @@ async fn duty_officer_dispatches_director_supervises_queue_updates_live() -> any
         );
     }
 
-    // A phone-width window: nothing runs off the side.
-    li.set_size(360, 800).await?;
-    li.goto(&server.url("/queue")).await?;
-    li.wait_for("#queue-list", WAIT).await?;
-    let fits = li
-        .execute(
-            "return document.documentElement.scrollWidth <= window.innerWidth;",
-            json!([]),
-        )
-        .await?;
-    ensure!(fits == json!(true), "the queue is wider than a 360 px screen");
-    li.save_screenshot(&shots, "queue-360").await?;
+    // A phone-width window: nothing runs off the side of the queue, the petition or the
+    // dashboard.
+    let petition = format!("/petitions/{id}");
+    for (who, path, ready, shot) in [
+        (&li, "/queue", "#queue-list", "queue-360"),
+        (&li, petition.as_str(), "#timeline", "petition-360"),
+        (&director, "/dashboard", "#kpi-total", "dashboard-360"),
+    ] {
+        who.set_size(360, 800).await?;
+        who.goto(&server.url(path)).await?;
+        who.wait_for(ready, WAIT).await?;
+        let fits = who
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                json!([]),
+            )
+            .await?;
+        who.save_screenshot(&shots, shot).await?;
+        ensure!(fits == json!(true), "{path} is wider than a 360 px screen");
+    }
 
     for s in [duty, li, director] {
         s.close().await?;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use clap::Args;
 use rand::{Rng, SeedableRng};
+use sync_core::clocks::Receipts;
 use sync_core::kpi::{Dimension, ReportQuery};
 use sync_core::petition::{ContactMethod, EventBody, Location, PetitionHeader, PetitionSummary, TimelineEvent, derive};
 use sync_core::{Calendar, Category, Channel, ClockRules, Hlc, OrgTree, Timestamp, Unit, UnitId, UnitKind, UserId};
@@ -51,7 +52,8 @@ fn org() -> OrgTree {
     OrgTree::new(units)
 }
 
-/// A petition submitted at `at` with a random, plausible history.
+/// A petition submitted at `at` with a random, plausible history, its
+/// clocks on the server's receipt times.
 fn petition(i: usize, at: Timestamp, rng: &mut impl Rng, now: Timestamp) -> PetitionSummary {
     let s = i % STATIONS;
     let station = UnitId::new(format!("station-{s}")).expect("bench id");
@@ -119,8 +121,25 @@ fn petition(i: usize, at: Timestamp, rng: &mut impl Rng, now: Timestamp) -> Peti
             }
         }
     }
+    // Each event reached the server within two seconds of its stamp.
+    let receipts: Receipts = events
+        .iter()
+        .map(|e| {
+            (
+                e.id().to_string(),
+                e.at.timestamp().plus_millis(rng.gen_range(0..2_000)),
+            )
+        })
+        .collect();
     let state = derive(&header, &events, &[]);
-    PetitionSummary::new(&header, &state, &ClockRules::default(), &Calendar::china(), now)
+    PetitionSummary::with_receipts(
+        &header,
+        &state,
+        &ClockRules::default(),
+        &Calendar::china(),
+        now,
+        Some(&receipts),
+    )
 }
 
 fn median(mut ms: Vec<f64>) -> f64 {
@@ -128,11 +147,12 @@ fn median(mut ms: Vec<f64>) -> f64 {
     ms[ms.len() / 2]
 }
 
-/// Writes the petitions, then times `COUNT(*)` and the report (grouped by
-/// unit and category, over the whole county and period) alternately.
+/// Writes the petitions, then times `COUNT(*)`, the report (grouped by unit
+/// and category, over the whole county and period) from the KPI columns,
+/// and the same report from decoded summaries (how it was read before the
+/// columns), alternately; the two reports must be equal.
 pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Result<Vec<String>> {
     let cal = Calendar::china();
-    let rules = ClockRules::default();
     let now = lianxin_server::clock::Clock::now(&lianxin_server::clock::SystemClock);
     let start = now.plus_millis(-60 * DAY_MS);
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
@@ -158,21 +178,31 @@ pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Res
         channel: None,
         group_by: vec![Dimension::Unit, Dimension::Category],
     };
-    let (mut count_ms, mut report_ms) = (Vec::new(), Vec::new());
+    let (mut count_ms, mut report_ms, mut summaries_ms) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
     let mut received = 0;
+    let fail = |e: lianxin_server::error::ApiError| anyhow::anyhow!("{e}");
     for _ in 0..args.runs.max(1) {
         let t = Instant::now();
         rows = storage.count_petitions().await?;
         count_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        let r = lianxin_server::api::reports::run(&storage, &org, &rules, &cal, query.clone(), now)
+        let r = lianxin_server::api::reports::run(&storage, &org, &cal, query.clone(), now)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(fail)?;
         report_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let baseline = lianxin_server::api::reports::run_from_summaries(&storage, &org, &cal, query.clone(), now)
+            .await
+            .map_err(fail)?;
+        summaries_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            r == baseline,
+            "the report from the KPI columns differs from the one from the summaries"
+        );
         received = r.total.received;
     }
-    let (count, report) = (median(count_ms), median(report_ms));
+    let (count, report, summaries) = (median(count_ms), median(report_ms), median(summaries_ms));
     Ok(vec![
         format!("backend={backend}"),
         format!("petitions_in_table={rows}"),
@@ -180,6 +210,8 @@ pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Res
         format!("write_s={write_s:.1}"),
         format!("count_ms={count:.2}"),
         format!("report_ms={report:.1}"),
+        format!("report_from_summaries_ms={summaries:.1}"),
         format!("ratio_report_vs_count={:.1}", report / count.max(0.001)),
+        format!("ratio_summaries_vs_report={:.1}", summaries / report.max(0.001)),
     ])
 }

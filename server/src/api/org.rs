@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use sync_core::org::Role;
-use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserKindEdit, UserView};
+use sync_core::wire::{
+    ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserKindEdit, UserList, UserView,
+};
 use sync_core::{Calendar, ClockRules, Principal, UnitId, UserId};
 
 use super::units::unit_id;
@@ -182,14 +184,15 @@ pub async fn put_user(app: &AppState, who: &Principal, id: &str, edit: UserEdit)
     .await
 }
 
-/// The staff accounts an admin may edit: those with a membership in a unit they administer
-/// (and those with none, to be given one), as `PUT /api/admin/users/{id}` takes them.
-pub async fn people(app: &AppState, who: &Principal) -> Result<Vec<UserView>, ApiError> {
+/// `GET /api/admin/users`: the staff accounts an admin may edit: those with a membership in a
+/// unit they administer (and those with none, to be given one), as `PUT /api/admin/users/{id}`
+/// takes them.
+pub async fn people(app: &AppState, who: &Principal) -> Result<UserList, ApiError> {
     if !who.has_role(Role::Admin) {
         return Err(ApiError::Forbidden("the organisation is administered by admins".into()));
     }
     let rows = app.storage.staff_with_memberships().await?;
-    Ok(rows
+    let items = rows
         .into_iter()
         .filter(|(_, ms)| ms.is_empty() || ms.iter().any(|m| administers(app, who, &m.unit)))
         .map(|(u, memberships)| UserView {
@@ -206,7 +209,8 @@ pub async fn people(app: &AppState, who: &Principal) -> Result<Vec<UserView>, Ap
             memberships,
             disabled: u.disabled,
         })
-        .collect())
+        .collect();
+    Ok(UserList { items })
 }
 
 /// The clock rules and calendar stored by the administration, if any.

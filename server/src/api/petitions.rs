@@ -73,17 +73,38 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
     let conversation = p.messages().map_err(|e| ApiError::Internal(e.to_string()))?;
     let state = sync_core::petition::derive(&header, &events, &conversation);
     let settings = app.docs.settings();
-    let summary = PetitionSummary::new(&header, &state, &settings.rules, &settings.calendar, app.docs.now());
+    let receipts = app.storage.entry_receipts(key).await?;
+    let summary = PetitionSummary::with_receipts(
+        &header,
+        &state,
+        &settings.rules,
+        &settings.calendar,
+        app.docs.now(),
+        Some(&receipts),
+    );
     let mut timeline: Vec<TimelineEntry> = events
         .into_iter()
         .map(|event| {
             let id = event.id();
             let outcome = state.outcome(&id).cloned().unwrap_or(Outcome::Applied);
-            TimelineEntry { id, event, outcome }
+            let received_at = receipts.get(id.as_str());
+            TimelineEntry {
+                id,
+                event,
+                outcome,
+                received_at,
+            }
         })
         .collect();
     timeline.sort_by(|a, b| a.event.at.cmp(&b.event.at));
+    let org = app.docs.org();
+    let ctx = sync_core::policy::PolicyContext {
+        org: &org,
+        principal: who,
+        now: app.docs.now(),
+    };
     let events: Vec<TimelineEvent> = timeline.iter().map(|t| t.event.clone()).collect();
+    let allowed_actions = sync_core::petition::allowed_actions(&ctx, &header, &events, &conversation);
     mask(&mut header, &events, who, app);
     Ok(PetitionView {
         id: key.to_owned(),
@@ -92,6 +113,7 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
         summary,
         timeline,
         conversation,
+        allowed_actions,
     })
 }
 

@@ -2,7 +2,7 @@
 //! petitions a caller's units hold.
 
 use sync_core::access::{self, RoleSet};
-use sync_core::kpi::{Dimension, KpiInput, KpiReport, ReceiptTimes, ReportQuery, report};
+use sync_core::kpi::{Dimension, KpiReport, KpiRow, ReportQuery, report};
 use sync_core::petition::PetitionSummary;
 use sync_core::{Category, Channel, Principal, Timestamp, UnitId};
 
@@ -64,15 +64,6 @@ fn report_unit(app: &AppState, who: &Principal, asked: Option<&str>) -> Result<U
     Ok(unit)
 }
 
-/// The server's receipt times of a petition's steps.
-///
-/// The seam for the write path's receipt times: until each timeline event's
-/// receipt is recorded with the petition's projection, there are none, and
-/// every figure says it used device stamps.
-fn receipt_times(_summary: &PetitionSummary) -> Option<ReceiptTimes> {
-    None
-}
-
 /// `GET /api/reports/kpi`: the KPI report of the petitions submitted in
 /// `[from, to)` held within `unit`, filtered by category and channel and
 /// grouped as asked (definitions: `sync_core::kpi`).
@@ -117,19 +108,11 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
         channel,
         group_by,
     };
-    run(&app.storage, &org, &settings.rules, &settings.calendar, query, now).await
+    run(&app.storage, &org, &settings.calendar, query, now).await
 }
 
-/// Reads the petitions a report selects and computes it: the whole of
-/// `GET /api/reports/kpi` after its checks (and what `lianxin bench kpi` times).
-pub async fn run(
-    storage: &crate::storage::Storage,
-    org: &sync_core::OrgTree,
-    rules: &sync_core::ClockRules,
-    calendar: &sync_core::Calendar,
-    query: ReportQuery,
-    now: Timestamp,
-) -> Result<KpiReport, ApiError> {
+/// What a report over `query` reads.
+fn rows_of(org: &sync_core::OrgTree, query: &ReportQuery) -> ReportRows {
     let units: Vec<String> = match &query.unit {
         Some(unit) => org
             .units()
@@ -138,27 +121,47 @@ pub async fn run(
             .collect(),
         None => org.units().map(|u| u.id.to_string()).collect(),
     };
-    let rows = storage
-        .report_summaries(&ReportRows {
-            units,
-            from: query.from,
-            to: query.to,
-            category: query.category.map(|c| c.to_string()),
-            channel: query.channel.map(|c| c.to_string()),
-        })
-        .await?;
-    let summaries: Vec<PetitionSummary> = rows
+    ReportRows {
+        units,
+        from: query.from,
+        to: query.to,
+        category: query.category.map(|c| c.to_string()),
+        channel: query.channel.map(|c| c.to_string()),
+    }
+}
+
+/// Reads the KPI rows of the petitions a report selects (the columns the
+/// write path keeps beside each summary) and computes it: the whole of
+/// `GET /api/reports/kpi` after its checks (and what `lianxin bench kpi` times).
+pub async fn run(
+    storage: &crate::storage::Storage,
+    org: &sync_core::OrgTree,
+    calendar: &sync_core::Calendar,
+    query: ReportQuery,
+    now: Timestamp,
+) -> Result<KpiReport, ApiError> {
+    let rows = storage.kpi_rows(&rows_of(org, &query)).await?;
+    Ok(report(&rows, &query, org, calendar, now))
+}
+
+/// The same report from the stored summaries, decoded one by one: how
+/// reports were read before the KPI columns, the baseline `lianxin bench
+/// kpi` prints beside [`run`].
+pub async fn run_from_summaries(
+    storage: &crate::storage::Storage,
+    org: &sync_core::OrgTree,
+    calendar: &sync_core::Calendar,
+    query: ReportQuery,
+    now: Timestamp,
+) -> Result<KpiReport, ApiError> {
+    let stored = storage.report_summaries(&rows_of(org, &query)).await?;
+    let rows: Vec<KpiRow> = stored
         .iter()
-        .map(|s| serde_json::from_str(s).map_err(|e| ApiError::Internal(format!("stored summary: {e}"))))
+        .map(|s| {
+            serde_json::from_str::<PetitionSummary>(s)
+                .map(|s| KpiRow::of(&s))
+                .map_err(|e| ApiError::Internal(format!("stored summary: {e}")))
+        })
         .collect::<Result<_, _>>()?;
-    let receipts: Vec<Option<ReceiptTimes>> = summaries.iter().map(receipt_times).collect();
-    let inputs: Vec<KpiInput<'_>> = summaries
-        .iter()
-        .zip(&receipts)
-        .map(|(summary, r)| KpiInput {
-            summary,
-            receipts: r.as_ref(),
-        })
-        .collect();
-    Ok(report(&inputs, &query, org, rules, calendar, now))
+    Ok(report(&rows, &query, org, calendar, now))
 }

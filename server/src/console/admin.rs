@@ -1,5 +1,5 @@
 //! Administration (admins): the units (`GET /api/units`, `PUT /api/admin/units/{id}`), the
-//! staff with their memberships (`api::org::people`, `PUT /api/admin/users/{id}`). Which units
+//! staff with their memberships (`GET /api/admin/users`, `PUT /api/admin/users/{id}`). Which units
 //! and people an admin may change is the API's answer, said in words when it refuses.
 
 use askama::Template;
@@ -157,8 +157,10 @@ async fn build(
     let who = desk.principal();
     let list = crate::api::org::units(app, who).await?;
     let units = tree(&list.items);
-    let people = crate::api::org::people(app, who)
+    let people = crate::http::org::users(State(app.clone()), desk.session.auth.clone())
         .await?
+        .0
+        .items
         .into_iter()
         .map(|p| Person {
             id: p.id.to_string(),
@@ -213,9 +215,9 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
     }
     let mut person_form = PersonForm::default();
     if let Some(id) = q.get("person") {
-        match crate::api::org::people(&app, &who).await {
-            Ok(list) => {
-                if let Some(p) = list.into_iter().find(|p| p.id.as_str() == id) {
+        match crate::http::org::users(State(app.clone()), desk.session.auth.clone()).await {
+            Ok(axum::Json(list)) => {
+                if let Some(p) = list.items.into_iter().find(|p| p.id.as_str() == id) {
                     person_form = PersonForm {
                         id: p.id.to_string(),
                         name: p.display_name,

@@ -175,8 +175,10 @@ struct DashboardPage {
     time_chart: String,
     supervised: Vec<Row>,
     overdue: Vec<Row>,
-    /// The figures were computed on device stamps (no receipt times yet).
-    device_clock: bool,
+    /// Which times the figures were computed on, in words.
+    clock_note: &'static str,
+    /// Petitions with device and receipt times far apart.
+    skew_flagged: u32,
     evaluated: String,
 }
 
@@ -299,7 +301,8 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
         .filter(|i| within(&app, i, unit.as_ref()))
         .map(|i| Row::new(&app, i, now))
         .collect();
-    let device_clock = total.total.response_rate.clock == sync_core::kpi::ClockBasis::DeviceStamp;
+    let clock_note = labels::clock_basis(total.total.response_rate.clock);
+    let skew_flagged = total.total.clock_skew_flagged;
     pages::render(&DashboardPage {
         chrome: desk.chrome(Nav::Dashboard),
         units: units_below(&app, desk.principal()),
@@ -318,7 +321,8 @@ pub async fn page(State(app): State<AppState>, desk: Desk, RawQuery(raw): RawQue
         time_chart,
         supervised,
         overdue,
-        device_clock,
+        clock_note,
+        skew_flagged,
         evaluated: format::full_datetime(total.now),
         asked_unit: asked.unit,
         asked_category: asked.category,

@@ -16,7 +16,7 @@ use sync_core::UserId;
 use sync_core::petition::{EventBody, Outcome, PetitionAction};
 
 use super::queue::{Chip, chip};
-use super::{Chrome, Desk, Nav, error_page, refusal_words, staff_units, unit_name, wire};
+use super::{Chrome, Desk, Nav, error_page, refusal_words, unit_name, wire};
 use crate::error::ApiError;
 use crate::http::ApiJson;
 use crate::state::AppState;
@@ -31,6 +31,8 @@ struct Entry {
     unit: String,
     text: String,
     superseded: Option<String>,
+    /// When the server received it, if far from its own stamp.
+    received: Option<String>,
 }
 
 struct Said {
@@ -59,10 +61,14 @@ struct PetitionPage {
     submitted: String,
     supervised: bool,
     chips: Vec<Chip>,
+    /// Which times the clocks ran on, and each device-versus-receipt gap.
+    clock_notes: Vec<String>,
     timeline: Vec<Entry>,
     conversation: Vec<Said>,
-    /// The units an action may name as acted for, and whether each is the one preselected.
-    acting_units: Vec<(String, String, bool)>,
+    /// A form for each action the API says the reader may take now.
+    actions: Vec<ActForm>,
+    /// The API allows the reader a comment.
+    may_comment: bool,
     /// Every unit, for dispatch, assists and escalation.
     all_units: Vec<(String, String)>,
     /// Categories, for reclassifying.
@@ -72,39 +78,63 @@ struct PetitionPage {
     errors: Vec<String>,
 }
 
-/// The choices for "acting for": the petition's handling units (lead first), then the
-/// reader's own units. Preselected is the reader's own handling unit if they have one, else
-/// the lead (a leader acts for the units below them). Which choice is allowed is the API's
-/// answer, not this list's.
-fn acting_units<'a>(
-    app: &AppState,
-    desk: &Desk,
-    handling: impl Iterator<Item = &'a sync_core::UnitId>,
-) -> Vec<(String, String, bool)> {
-    let mine = staff_units(app, desk.principal());
-    let handling: Vec<String> = handling.map(|u| u.to_string()).collect();
-    let preselect = handling
+/// One action's form: its words, which fields it asks for, and the units the API says the
+/// reader may take it for (the lead preselected when it is among them).
+struct ActForm {
+    action: String,
+    label: &'static str,
+    fields: &'static str,
+    units: Vec<(String, String, bool)>,
+    /// The reader may also take it without a unit (a writer's own follow-up or reopening).
+    without_unit: bool,
+}
+
+/// The words and fields of each action's form; which forms show is the API's answer
+/// (`allowed_actions`), not this table's.
+fn form_of(action: &str) -> Option<(&'static str, &'static str)> {
+    Some(match action {
+        "sign" => ("签收", ""),
+        "accept" => ("接单", ""),
+        "transfer" => ("派单（主办+协办）", "transfer"),
+        "return" => ("退单", "reason"),
+        "contact" => ("联系来信人", "contact"),
+        "progress" => ("办理进展", "note"),
+        "reply" => ("回复来信人", "text"),
+        "supervise" => ("督办", "note"),
+        "escalate" => ("提级办理", "escalate"),
+        "follow_up" => ("回访评价", "rating"),
+        "publish" => ("公开晒单", "summary"),
+        "close" => ("办结", "optnote"),
+        "reopen" => ("重新办理", "reason"),
+        "merge" => ("并单", "into"),
+        "reclassify" => ("重新分类", "reclassify"),
+        "change_assists" => ("调整协办", "assists"),
+        "withdraw" => ("撤回诉求", "optreason"),
+        _ => return None,
+    })
+}
+
+fn act_forms(app: &AppState, view: &PetitionView) -> Vec<ActForm> {
+    let lead = view.summary.lead.as_ref();
+    view.allowed_actions
         .iter()
-        .position(|u| mine.iter().any(|(m, _)| m == u))
-        .unwrap_or(0);
-    let mut out: Vec<(String, String, bool)> = handling
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            (
-                u.clone(),
-                unit_name(app, &sync_core::UnitId::new(u.clone()).expect("a unit id")),
-                i == preselect,
-            )
+        .filter_map(|a| {
+            let (label, fields) = form_of(&a.action)?;
+            let preselect = a.units.iter().position(|u| Some(u) == lead).unwrap_or(0);
+            Some(ActForm {
+                action: a.action.clone(),
+                label,
+                fields,
+                units: a
+                    .units
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (u.to_string(), unit_name(app, u), i == preselect))
+                    .collect(),
+                without_unit: a.without_unit,
+            })
         })
-        .collect();
-    for (id, name) in mine {
-        if !out.iter().any(|(u, _, _)| *u == id) {
-            let first = out.is_empty();
-            out.push((id, name, first));
-        }
-    }
-    out
+        .collect()
 }
 
 /// Display names of the users named on the page, looked up once each.
@@ -195,6 +225,10 @@ async fn build(app: &AppState, desk: &Desk, view: PetitionView, errors: Vec<Stri
                     None => format!("未生效：{}", labels::rule(rule)),
                 }),
             },
+            received: e
+                .received_at
+                .filter(|r| (r.millis() - e.event.at.timestamp().millis()).abs() > sync_core::clocks::SKEW_FLAG_MS)
+                .map(|r| format!("服务器 {} 收到", format::datetime(r))),
         })
         .collect();
     let conversation = view
@@ -243,9 +277,11 @@ async fn build(app: &AppState, desk: &Desk, view: PetitionView, errors: Vec<Stri
         submitted: s.submitted_at.map(format::datetime).unwrap_or_default(),
         supervised: s.supervised,
         chips: s.clocks.iter().map(|c| chip(c, now)).collect(),
+        clock_notes: clock_notes(&s.clocks),
         timeline,
         conversation,
-        acting_units: acting_units(app, desk, s.lead.iter().chain(&s.assists)),
+        actions: act_forms(app, &view),
+        may_comment: view.allowed_actions.iter().any(|a| a.action == "comment"),
         all_units,
         categories: sync_core::Category::ALL
             .iter()
@@ -254,6 +290,22 @@ async fn build(app: &AppState, desk: &Desk, view: PetitionView, errors: Vec<Stri
         category_code: h.category.as_str(),
         errors,
     }
+}
+
+/// The clocks' basis in words (once, the first clock's: they share the
+/// submission), then each flagged gap between a device stamp and its receipt.
+fn clock_notes(clocks: &[sync_core::petition::PetitionClock]) -> Vec<String> {
+    let mut notes: Vec<String> = clocks
+        .first()
+        .map(|c| labels::clock_basis(c.basis).to_owned())
+        .into_iter()
+        .collect();
+    for c in clocks {
+        if let Some(skew) = &c.skew {
+            notes.push(format!("{}：{}", labels::clock(c.kind), labels::clock_skew(skew)));
+        }
+    }
+    notes
 }
 
 /// `GET /petitions/{id}`.

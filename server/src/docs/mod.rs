@@ -538,7 +538,7 @@ impl DocService {
             };
             let loaded = guard.as_mut().expect("locked documents are loaded");
             let proposal = propose(&ctx, origin, doc_id, &loaded.doc, changes.clone(), &bindings);
-            let facts = self.facts(proposal.needs()).await?;
+            let facts = self.facts(doc_id, proposal.needs()).await?;
             let settings = self.settings();
             let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now)?;
             let WriteOutcome {
@@ -552,6 +552,7 @@ impl DocService {
                 readers_may_change,
                 projection,
                 notifications,
+                receipts,
                 ..
             } = outcome;
             let mut applied = Applied {
@@ -574,6 +575,7 @@ impl DocService {
                     .collect(),
                 projection,
                 notifications,
+                receipts,
                 marks: marks.to_vec(),
                 settings: self.inner.commit_settings.read().expect("settings lock").clone(),
                 now,
@@ -639,23 +641,29 @@ impl DocService {
     }
 
     /// Reads what a proposal needs that no document records.
-    async fn facts(&self, needs: &Needs) -> Result<Facts, DocError> {
+    async fn facts(&self, doc_id: &str, needs: &Needs) -> Result<Facts, DocError> {
         if needs.is_empty() {
             return Ok(Facts::default());
         }
         let storage = &self.inner.storage;
+        let mut facts = Facts::default();
+        if needs.entry_receipts {
+            facts.entry_receipts = storage.entry_receipts(doc_id).await?;
+        }
+        if needs.households_in_units.is_empty() && needs.households_in_rooms.is_empty() {
+            return Ok(facts);
+        }
         let units: Vec<String> = needs.households_in_units.iter().map(|u| u.to_string()).collect();
         let mut households: std::collections::BTreeSet<String> =
             storage.households_in_units(&units).await?.into_iter().collect();
         for room in &needs.households_in_rooms {
             households.extend(storage.room_households(room).await?);
         }
-        Ok(Facts {
-            audience_households: households
-                .into_iter()
-                .filter_map(|h| HouseholdId::new(h).ok())
-                .collect(),
-        })
+        facts.audience_households = households
+            .into_iter()
+            .filter_map(|h| HouseholdId::new(h).ok())
+            .collect();
+        Ok(facts)
     }
 
     /// Compacts `doc_id` soon, in a task of its own, so the write that made

@@ -9,7 +9,7 @@ mod extract;
 pub(crate) mod inbox;
 mod notices;
 pub mod openapi;
-mod org;
+pub(crate) mod org;
 mod payload;
 mod rooms;
 mod sync_ws;
@@ -118,6 +118,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (M::GET, "/api/units", get(org::units)),
         (M::GET, "/api/clock-rules", get(org::clock_settings)),
         (M::PUT, "/api/admin/units/{id}", put(org::put_unit)),
+        (M::GET, "/api/admin/users", get(org::users)),
         (M::PUT, "/api/admin/users/{id}", put(org::put_user)),
         (M::POST, "/api/admin/import", post(org::import)),
         (M::PUT, "/api/admin/clock-rules", put(org::put_clock_settings)),

@@ -798,6 +798,20 @@ fn clock_settings() {}
 fn put_unit() {}
 
 #[utoipa::path(
+    get,
+    path = "/api/admin/users",
+    tag = "organisation",
+    summary = "The people an admin may edit, with their memberships (admins)",
+    responses(
+        (status = 200, description = "ok", body = UserList),
+        (status = 401, description = "not signed in, or the token is invalid, expired or revoked", body = ErrorBody),
+        (status = 403, description = "refused by policy or role (`refused` lists each change and rule)", body = ErrorBody),
+        (status = 500, description = "the server failed", body = ErrorBody)
+    )
+)]
+fn users() {}
+
+#[utoipa::path(
     put,
     path = "/api/admin/users/{id}",
     tag = "organisation",
@@ -990,6 +1004,7 @@ fn dead_letters() {}
         units,
         clock_settings,
         put_unit,
+        users,
         put_user,
         import,
         put_clock_settings,

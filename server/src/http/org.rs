@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
-use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit};
+use sync_core::wire::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserList};
 
 use super::extract::{ApiJson, Authenticated};
 use crate::admin::ImportFile;
@@ -23,6 +23,10 @@ pub async fn put_unit(
     ApiJson(edit): ApiJson<UnitEdit>,
 ) -> Result<Json<UnitView>, ApiError> {
     Ok(Json(org::put_unit(&app, &auth.principal, &id, edit).await?))
+}
+
+pub async fn users(State(app): State<AppState>, auth: Authenticated) -> Result<Json<UserList>, ApiError> {
+    Ok(Json(org::people(&app, &auth.principal).await?))
 }
 
 pub async fn put_user(

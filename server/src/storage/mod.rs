@@ -25,6 +25,7 @@ mod events;
 mod notices;
 mod notify;
 mod projections;
+mod receipts;
 mod reports;
 mod rooms;
 mod tx;

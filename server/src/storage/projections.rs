@@ -5,6 +5,7 @@
 //! visible together. Reads serve list views and read-access checks without
 //! loading documents.
 
+use sync_core::kpi::{ClockBasis, KpiClock, KpiRow};
 use sync_core::petition::PetitionSummary;
 use sync_core::{Timestamp, UserId};
 
@@ -46,16 +47,38 @@ fn flag(b: bool) -> i64 {
 }
 
 impl StorageTx {
-    /// Writes a petition's projection row.
+    /// Writes a petition's projection row, with the columns a KPI report
+    /// reads (`kpi::KpiRow`).
     pub async fn upsert_petition(&mut self, doc_id: &str, s: &PetitionSummary, seq: i64) -> Result<(), StorageError> {
         let summary = serde_json::to_string(s).map_err(StorageError::corrupt)?;
         let ms = |t: Option<Timestamp>| t.map(|t| t.millis());
+        let k = KpiRow::of(s);
+        let clock = |c: Option<&KpiClock>| {
+            (
+                c.map(|c| c.start.millis()),
+                c.and_then(|c| ms(c.done)),
+                c.map(|c| c.due.millis()),
+            )
+        };
+        let clocks = [
+            clock(k.sign.as_ref()),
+            clock(k.contact.as_ref()),
+            clock(k.reply.as_ref()),
+        ];
+        let receipt_clocks = [&k.sign, &k.contact, &k.reply]
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some_and(|c| c.basis == ClockBasis::ServerReceipt))
+            .fold(0i64, |bits, (i, _)| bits | (1 << i));
         on_tx!(self, |conn| {
-            sqlx::query(
+            let mut q = sqlx::query(
                 "INSERT INTO petitions (doc_id, title, channel, category, status, lead_unit, submitter, location_unit, \
                  submitted_at, signed_at, contacted_at, replied_at, closed_at, next_due, rating, supervised, \
-                 awaiting_handler, updated_seq, summary, published) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                 awaiting_handler, updated_seq, summary, published, kpi_ready, in_rates, \
+                 sign_start, sign_done, sign_due, contact_start, contact_done, contact_due, \
+                 reply_start, reply_done, reply_due, receipt_clocks, escalated, skew_flagged) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 1, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33) \
                  ON CONFLICT (doc_id) DO UPDATE SET title = excluded.title, channel = excluded.channel, \
                  category = excluded.category, status = excluded.status, lead_unit = excluded.lead_unit, \
                  submitter = excluded.submitter, location_unit = excluded.location_unit, \
@@ -63,7 +86,14 @@ impl StorageTx {
                  contacted_at = excluded.contacted_at, replied_at = excluded.replied_at, \
                  closed_at = excluded.closed_at, next_due = excluded.next_due, rating = excluded.rating, \
                  supervised = excluded.supervised, awaiting_handler = excluded.awaiting_handler, \
-                 updated_seq = excluded.updated_seq, summary = excluded.summary, published = excluded.published",
+                 updated_seq = excluded.updated_seq, summary = excluded.summary, published = excluded.published, \
+                 kpi_ready = 1, in_rates = excluded.in_rates, \
+                 sign_start = excluded.sign_start, sign_done = excluded.sign_done, sign_due = excluded.sign_due, \
+                 contact_start = excluded.contact_start, contact_done = excluded.contact_done, \
+                 contact_due = excluded.contact_due, reply_start = excluded.reply_start, \
+                 reply_done = excluded.reply_done, reply_due = excluded.reply_due, \
+                 receipt_clocks = excluded.receipt_clocks, escalated = excluded.escalated, \
+                 skew_flagged = excluded.skew_flagged",
             )
             .bind(doc_id)
             .bind(&s.title)
@@ -85,9 +115,16 @@ impl StorageTx {
             .bind(seq)
             .bind(&summary)
             .bind(flag(s.published))
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected())
+            .bind(flag(k.in_rates));
+            for (start, done, due) in clocks {
+                q = q.bind(start).bind(done).bind(due);
+            }
+            q.bind(receipt_clocks)
+                .bind(flag(k.escalated))
+                .bind(flag(k.skew_flagged))
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(())
     }

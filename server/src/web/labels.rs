@@ -5,7 +5,7 @@
 //! sync-core and reported by the API; this module only says it in the reader's language. An
 //! unknown code (a newer server) is shown as it is rather than hidden.
 
-use sync_core::clocks::{ClockKind, ClockState};
+use sync_core::clocks::{ClockBasis, ClockKind, ClockSkew, ClockState, SkewedStep};
 use sync_core::org::{Role, UnitKind};
 use sync_core::petition::{ContactMethod, EventKind, Status};
 use sync_core::{Category, Channel};
@@ -82,6 +82,29 @@ pub fn clock(k: ClockKind) -> &'static str {
         ClockKind::Sign => "签收",
         ClockKind::Contact => "联系",
         ClockKind::Reply => "答复",
+    }
+}
+
+/// Which times a clock or a figure ran on, as a sentence.
+pub fn clock_basis(b: ClockBasis) -> &'static str {
+    match b {
+        ClockBasis::DeviceStamp => "按设备记录的时间计时。",
+        ClockBasis::ServerReceipt => "按服务器收到的时间计时（设备时间更早时取设备时间）。",
+        ClockBasis::Mixed => "部分诉求早于服务器记录收到时间，按设备时间计时，其余按服务器收到时间计时。",
+    }
+}
+
+/// A clock's device-versus-receipt gap, as a sentence (times in minutes).
+pub fn clock_skew(s: &ClockSkew) -> String {
+    let what = match s.step {
+        SkewedStep::Start => "起算记录",
+        SkewedStep::Done => "完成记录",
+    };
+    let minutes = s.gap_ms().abs() / 60_000;
+    if s.gap_ms() < 0 {
+        format!("{what}的设备时间比服务器收到时间早 {minutes} 分钟（离线后同步，或设备时间被调早）")
+    } else {
+        format!("{what}的设备时间比服务器收到时间晚 {minutes} 分钟")
     }
 }
 
@@ -184,6 +207,7 @@ pub fn rule(code: &str) -> String {
         "not-replied" => "诉求还没有回复，不能回访或公开。",
         "finished" => "诉求已经办结、撤回或并单。",
         "same-unit" => "不能派给自己单位。",
+        "no-change" => "与现状相同，没有任何改动。",
         other => return format!("规则 {other}"),
     };
     words.to_owned()
@@ -212,6 +236,7 @@ mod tests {
             w::FINISHED,
             w::SAME_UNIT,
             w::NOT_SUBMITTER,
+            w::NO_CHANGE,
         ] {
             assert!(!rule(code).starts_with("规则 "), "{code} has no words");
         }

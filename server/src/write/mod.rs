@@ -8,7 +8,7 @@
 //!  copy at position p ─ policy, rows,   ─job─▶ BEGIN; lock the change log
 //!  notifications (sync-core)                    for each queued job: SAVEPOINT
 //!                                                 stored position == p? else Stale
-//!                                                 bind actors, append changes, rows,
+//!                                                 bind actors, append changes, receipts, rows,
 //!                                                 fan-out, marks, NOTIFY; RELEASE
 //!                      ◀─Committed / Stale ─   COMMIT, then answer every job
 //!  Committed: copy = after, position = seq
@@ -52,6 +52,8 @@ pub struct WriteJob {
     pub actors: Vec<(String, bool)>,
     pub projection: Projection,
     pub notifications: Vec<Notification>,
+    /// Entries new in the write and their receipt time (`WriteOutcome::receipts`).
+    pub receipts: Vec<(String, Timestamp)>,
     /// Clock actions this write carries out, recorded with it (see
     /// `DocService::act_once`).
     pub marks: Vec<String>,
@@ -219,6 +221,7 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
         )));
     }
     let seq = outcome.last_seq;
+    tx.record_receipts(&job.doc_id, &job.receipts).await?;
     let p = &job.projection;
     if let Some(access) = &p.access {
         tx.replace_doc_access(&job.doc_id, access).await?;

@@ -7,16 +7,29 @@
 //! limit for a petition's channel and category. [`ClockState::evaluate`] says
 //! where a clock stands at a given `now`; nothing here reads a clock.
 //!
+//! Which times a clock runs on ([`ClockBasis`]): where the host knows when
+//! it received each entry ([`Receipts`]), a clock starts at the server's
+//! receipt of the entry that starts it, and a step counts as done at the
+//! earlier of its device stamp and its receipt. A device clock running ahead
+//! (or a stamp dragged ahead by another writer's) cannot make a step late,
+//! and a phone that was offline keeps the times it stamped, so a late sync is
+//! never read as a late officer. Device and receipt times further apart than
+//! [`SKEW_FLAG_MS`] are flagged on the clock ([`ClockSkew`]): a back-dated
+//! step is visible as such. Without receipts (a phone's own replica, entries
+//! stored before receipts were recorded) clocks run on device stamps and say so.
+//!
 //! Boundaries, everywhere in this module: a deadline `due_at` is the last
 //! millisecond that is still on time, and a clock is due soon from
 //! `due_soon_at` inclusive.
 
 mod calendar;
 mod date;
+mod receipts;
 mod rules;
 
 pub use calendar::Calendar;
 pub use date::{Date, Weekday};
+pub use receipts::{ClockBasis, ClockSkew, Receipts, SKEW_FLAG_MS, SkewedStep};
 pub use rules::{ClockRules, Limit, LimitUnit};
 
 use serde::{Deserialize, Serialize};

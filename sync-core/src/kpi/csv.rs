@@ -52,10 +52,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 fn clock(r: &Rate) -> &'static str {
-    match r.clock {
-        super::ClockBasis::DeviceStamp => "device_stamp",
-        super::ClockBasis::ServerReceipt => "server_receipt",
-    }
+    r.clock.as_str()
 }
 
 fn rate(r: &Rate) -> [String; 4] {

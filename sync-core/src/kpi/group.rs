@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{KpiContext, KpiInput, Kpis, kpis};
+use super::{KpiContext, KpiRow, Kpis, kpis};
 use crate::channel::{Category, Channel};
-use crate::clocks::{Calendar, ClockRules};
+use crate::clocks::Calendar;
 use crate::ids::UnitId;
 use crate::org::OrgTree;
 use crate::time::Timestamp;
@@ -104,18 +104,12 @@ pub struct KpiReport {
     pub groups: Vec<KpiGroup>,
 }
 
-/// The unit a petition counts for: its lead (its location while it has none).
-fn holder<'a>(i: &'a KpiInput<'_>) -> &'a UnitId {
-    i.summary.lead.as_ref().unwrap_or(&i.summary.location)
-}
-
-/// Whether `i` falls in the query's period and filters.
-fn selected(i: &KpiInput<'_>, q: &ReportQuery, org: &OrgTree) -> bool {
-    let s = i.summary;
-    s.submitted_at.is_some_and(|t| q.from <= t && t < q.to)
-        && q.unit.as_ref().is_none_or(|u| org.is_within(holder(i), u))
-        && q.category.is_none_or(|c| c == s.category)
-        && q.channel.is_none_or(|c| c == s.channel)
+/// Whether `r` falls in the query's period and filters.
+fn selected(r: &KpiRow, q: &ReportQuery, org: &OrgTree) -> bool {
+    r.submitted_at.is_some_and(|t| q.from <= t && t < q.to)
+        && q.unit.as_ref().is_none_or(|u| org.is_within(&r.holder, u))
+        && q.category.is_none_or(|c| c == r.category)
+        && q.channel.is_none_or(|c| c == r.channel)
 }
 
 /// The row of `unit` under the report's unit: the ancestor of `unit` right
@@ -141,41 +135,31 @@ fn period(at: Timestamp, len: PeriodLength, cal: &Calendar) -> String {
     }
 }
 
-fn key_of(i: &KpiInput<'_>, q: &ReportQuery, org: &OrgTree, cal: &Calendar) -> GroupKey {
+fn key_of(r: &KpiRow, q: &ReportQuery, org: &OrgTree, cal: &Calendar) -> GroupKey {
     let mut key = GroupKey::default();
     for d in &q.group_by {
         match d {
-            Dimension::Unit => key.unit = Some(rolled_up(holder(i), q.unit.as_ref(), org)),
-            Dimension::Category => key.category = Some(i.summary.category),
-            Dimension::Channel => key.channel = Some(i.summary.channel),
+            Dimension::Unit => key.unit = Some(rolled_up(&r.holder, q.unit.as_ref(), org)),
+            Dimension::Category => key.category = Some(r.category),
+            Dimension::Channel => key.channel = Some(r.channel),
             Dimension::Period(len) => {
-                key.period = i.summary.submitted_at.map(|t| period(t, *len, cal));
+                key.period = r.submitted_at.map(|t| period(t, *len, cal));
             }
         }
     }
     key
 }
 
-/// The report of `inputs` for `q`, evaluated at `now`: the figures of every
+/// The report of `rows` for `q`, evaluated at `now`: the figures of every
 /// selected petition, and of each group of them (groups in key order).
-pub fn report(
-    inputs: &[KpiInput<'_>],
-    q: &ReportQuery,
-    org: &OrgTree,
-    rules: &ClockRules,
-    calendar: &Calendar,
-    now: Timestamp,
-) -> KpiReport {
-    let ctx = KpiContext {
-        rules,
-        calendar,
-        end: q.to.min(now),
-    };
-    let selected: Vec<KpiInput<'_>> = inputs.iter().copied().filter(|i| selected(i, q, org)).collect();
-    let mut groups: BTreeMap<GroupKey, Vec<KpiInput<'_>>> = BTreeMap::new();
+/// `calendar` says where days, weeks and months begin.
+pub fn report(rows: &[KpiRow], q: &ReportQuery, org: &OrgTree, calendar: &Calendar, now: Timestamp) -> KpiReport {
+    let ctx = KpiContext { end: q.to.min(now) };
+    let selected: Vec<&KpiRow> = rows.iter().filter(|r| selected(r, q, org)).collect();
+    let mut groups: BTreeMap<GroupKey, Vec<&KpiRow>> = BTreeMap::new();
     if !q.group_by.is_empty() {
-        for i in &selected {
-            groups.entry(key_of(i, q, org, calendar)).or_default().push(*i);
+        for r in &selected {
+            groups.entry(key_of(r, q, org, calendar)).or_default().push(*r);
         }
     }
     KpiReport {
@@ -184,9 +168,9 @@ pub fn report(
         total: kpis(&selected, &ctx),
         groups: groups
             .into_iter()
-            .map(|(key, inputs)| KpiGroup {
+            .map(|(key, rows)| KpiGroup {
                 key,
-                kpis: kpis(&inputs, &ctx),
+                kpis: kpis(&rows, &ctx),
             })
             .collect(),
     }

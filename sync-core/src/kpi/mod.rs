@@ -24,59 +24,110 @@
 //!
 //! # Which clock
 //!
-//! Every time above is a device stamp (the writer's hybrid logical clock)
-//! unless the host gives the server's receipt times ([`ReceiptTimes`]). A
-//! figure uses receipt times only when every petition it counts has them,
-//! and says which it used ([`ClockBasis`]), so one figure never mixes clocks
-//! and a late sync is never read as a late officer unless the figure says
-//! it used receipt times. Petitions whose device and receipt times differ by
-//! more than [`SKEW_FLAG_MS`] are counted in `clock_skew_flagged`.
+//! Every clock in a petition's summary says which times it ran on
+//! ([`ClockBasis`], see `clocks`): the server's receipt times where the
+//! host recorded them (a clock starts at the receipt of its starting entry
+//! and its step counts at the earlier of device stamp and receipt, so a late
+//! sync is never read as a late officer and a stamp running ahead never makes
+//! a step late), device stamps otherwise. Each figure says which basis its
+//! clocks had: `server_receipt` or `device_stamp` when all had the one,
+//! `mixed` when some petitions predate receipt times. Petitions with an
+//! entry whose device stamp and receipt differ by more than
+//! [`SKEW_FLAG_MS`] are counted in `clock_skew_flagged`.
 //!
-//! Deadlines on either basis come from the [`ClockRules`] and [`Calendar`]
-//! given: for device stamps the summary's own clocks (computed with the
-//! rules when the petition last changed), for receipt times the same limit
-//! applied to the receipt of the submission.
+//! Deadlines are the summary's own: computed with the clock rules and
+//! calendar in force when the petition last changed.
+//!
+//! # Input
+//!
+//! The functions read [`KpiRow`]s, the flat part of a summary a report
+//! needs (`KpiRow::of`), so a host can keep them as columns of its petitions
+//! table and read 100,000 of them without decoding summaries.
 
 mod csv;
 mod group;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clocks::{Calendar, ClockKind, ClockRules, ClockState};
+use crate::channel::{Category, Channel};
+use crate::clocks::{ClockKind, ClockState};
+use crate::ids::UnitId;
 use crate::petition::{PetitionSummary, Status};
 use crate::time::Timestamp;
 
+pub use crate::clocks::{ClockBasis, SKEW_FLAG_MS};
 pub use group::{Dimension, GroupKey, KpiGroup, KpiReport, PeriodLength, ReportQuery, report};
 
-/// Device and receipt times differing by more than this are flagged: five minutes.
-pub const SKEW_FLAG_MS: i64 = 5 * 60_000;
-
-/// Which time a figure was computed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum ClockBasis {
-    /// The stamps writers' devices put on events.
-    DeviceStamp,
-    /// The times the server received the changes carrying the events.
-    ServerReceipt,
+/// One clock of one petition as the KPI functions read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KpiClock {
+    pub start: Timestamp,
+    /// When the step was done, on the clock's basis.
+    pub done: Option<Timestamp>,
+    /// The deadline (inclusive).
+    pub due: Timestamp,
+    pub basis: ClockBasis,
 }
 
-/// The server's receipt times of a petition's steps, where the host has them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptTimes {
-    pub submitted: Option<Timestamp>,
-    pub signed: Option<Timestamp>,
-    pub contacted: Option<Timestamp>,
-    pub replied: Option<Timestamp>,
-    pub closed: Option<Timestamp>,
+/// One petition as the KPI functions read it: the flat part of its summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KpiRow {
+    /// The unit it counts for: its lead (its location while it has none).
+    pub holder: UnitId,
+    pub category: Category,
+    pub channel: Channel,
+    pub submitted_at: Option<Timestamp>,
+    /// Withdrawn and merged petitions count as received but in no rate.
+    pub in_rates: bool,
+    pub sign: Option<KpiClock>,
+    pub contact: Option<KpiClock>,
+    pub reply: Option<KpiClock>,
+    pub closed_at: Option<Timestamp>,
+    pub rating: Option<u8>,
+    pub supervised: bool,
+    pub escalated: bool,
+    /// Some clock's entry has device and receipt times far apart.
+    pub skew_flagged: bool,
 }
 
-/// One petition as the KPI functions read it.
-#[derive(Clone, Copy, Debug)]
-pub struct KpiInput<'a> {
-    pub summary: &'a PetitionSummary,
-    pub receipts: Option<&'a ReceiptTimes>,
+impl KpiRow {
+    /// The row of a petition's summary.
+    pub fn of(s: &PetitionSummary) -> KpiRow {
+        let clock = |kind: ClockKind| {
+            s.clocks.iter().find(|c| c.kind == kind).map(|c| KpiClock {
+                start: c.started_at,
+                done: match c.state {
+                    ClockState::MetOnTime { done_at } | ClockState::MetLate { done_at, .. } => Some(done_at),
+                    _ => None,
+                },
+                due: c.due_at,
+                basis: c.basis,
+            })
+        };
+        KpiRow {
+            holder: s.lead.clone().unwrap_or_else(|| s.location.clone()),
+            category: s.category,
+            channel: s.channel,
+            submitted_at: s.submitted_at,
+            in_rates: !matches!(s.status, Status::Withdrawn | Status::Merged),
+            sign: clock(ClockKind::Sign),
+            contact: clock(ClockKind::Contact),
+            reply: clock(ClockKind::Reply),
+            closed_at: s.closed_at,
+            rating: s.rating,
+            supervised: s.supervised,
+            escalated: s.escalations > 0,
+            skew_flagged: s.clocks.iter().any(|c| c.skew.is_some()),
+        }
+    }
+
+    fn clock(&self, kind: ClockKind) -> Option<&KpiClock> {
+        match kind {
+            ClockKind::Sign => self.sign.as_ref(),
+            ClockKind::Contact => self.contact.as_ref(),
+            ClockKind::Reply => self.reply.as_ref(),
+        }
+    }
 }
 
 /// A share: `numerator / denominator`, `None` when nothing was counted.
@@ -123,8 +174,8 @@ pub struct Kpis {
     pub median_time_to_reply: Median,
     pub supervised: u32,
     pub escalated: u32,
-    /// Petitions whose device and receipt times of a step differ by more than
-    /// [`SKEW_FLAG_MS`] (0 without receipt times).
+    /// Petitions with an entry whose device stamp and receipt differ by more
+    /// than [`SKEW_FLAG_MS`] (0 without receipt times).
     pub clock_skew_flagged: u32,
 }
 
@@ -139,15 +190,7 @@ enum Verdict {
     Open,
 }
 
-/// One clock of one petition on one basis: start, done, deadline.
-#[derive(Clone, Copy, Debug)]
-struct ClockTimes {
-    start: Timestamp,
-    done: Option<Timestamp>,
-    due: Timestamp,
-}
-
-impl ClockTimes {
+impl KpiClock {
     /// The verdict as of `end`: a step done after `end` is not done yet.
     fn verdict(&self, end: Timestamp) -> Verdict {
         match self.done.filter(|d| *d <= end) {
@@ -158,84 +201,20 @@ impl ClockTimes {
         }
     }
 
+    /// From the clock's start to the step (never negative: an offline
+    /// phone's step may be stamped before the submission reached the server).
     fn duration(&self, end: Timestamp) -> Option<i64> {
         self.done
             .filter(|d| *d <= end)
-            .map(|d| d.millis() - self.start.millis())
+            .map(|d| (d.millis() - self.start.millis()).max(0))
     }
 }
 
 /// What the KPI functions need besides the petitions.
 #[derive(Clone, Copy, Debug)]
-pub struct KpiContext<'a> {
-    pub rules: &'a ClockRules,
-    pub calendar: &'a Calendar,
+pub struct KpiContext {
     /// The end of the period judged: `min(to, now)`.
     pub end: Timestamp,
-}
-
-impl KpiInput<'_> {
-    /// Whether receipt times cover this petition's submission.
-    fn has_receipts(&self) -> bool {
-        self.receipts.is_some_and(|r| r.submitted.is_some())
-    }
-
-    /// The clock `kind` on the given basis.
-    fn clock(&self, kind: ClockKind, basis: ClockBasis, ctx: &KpiContext<'_>) -> Option<ClockTimes> {
-        let s = self.summary;
-        match basis {
-            ClockBasis::DeviceStamp => {
-                let c = s.clocks.iter().find(|c| c.kind == kind)?;
-                let done = match c.state {
-                    ClockState::MetOnTime { done_at } | ClockState::MetLate { done_at, .. } => Some(done_at),
-                    _ => None,
-                };
-                Some(ClockTimes {
-                    start: c.started_at,
-                    done,
-                    due: c.due_at,
-                })
-            }
-            ClockBasis::ServerReceipt => {
-                let r = self.receipts?;
-                let start = r.submitted?;
-                let done = match kind {
-                    ClockKind::Sign => r.signed,
-                    ClockKind::Contact => r.contacted,
-                    // A reply implied by closing counts as the reply.
-                    ClockKind::Reply => r.replied.or(r.closed),
-                };
-                if matches!(s.status, Status::Withdrawn | Status::Merged) && done.is_none() {
-                    return None;
-                }
-                let limit = ctx.rules.limit(kind, s.channel, s.category);
-                Some(ClockTimes {
-                    start,
-                    done,
-                    due: limit.due_at(ctx.calendar, start),
-                })
-            }
-        }
-    }
-
-    fn counts_in_rates(&self) -> bool {
-        !matches!(self.summary.status, Status::Withdrawn | Status::Merged)
-    }
-
-    fn skewed(&self) -> bool {
-        let (s, Some(r)) = (self.summary, self.receipts) else {
-            return false;
-        };
-        [
-            (s.submitted_at, r.submitted),
-            (s.signed_at, r.signed),
-            (s.contacted_at, r.contacted),
-            (s.replied_at, r.replied),
-            (s.closed_at, r.closed),
-        ]
-        .into_iter()
-        .any(|(d, r)| matches!((d, r), (Some(d), Some(r)) if (d.millis() - r.millis()).abs() > SKEW_FLAG_MS))
-    }
 }
 
 fn rate(numerator: u32, denominator: u32, clock: ClockBasis) -> Rate {
@@ -262,22 +241,18 @@ fn median(mut values: Vec<i64>, clock: ClockBasis) -> Median {
     }
 }
 
-/// The basis every petition in `inputs` supports: receipts only if all have them.
-fn basis(inputs: &[KpiInput<'_>]) -> ClockBasis {
-    if !inputs.is_empty() && inputs.iter().all(KpiInput::has_receipts) {
-        ClockBasis::ServerReceipt
-    } else {
-        ClockBasis::DeviceStamp
-    }
+/// The basis of a figure over clocks of these bases (device stamps when none).
+fn basis_of(bases: impl Iterator<Item = ClockBasis>) -> ClockBasis {
+    bases.reduce(ClockBasis::and).unwrap_or(ClockBasis::DeviceStamp)
 }
 
-/// The on-time rate and median duration of one clock over `inputs`.
-fn clock_figures(inputs: &[KpiInput<'_>], kind: ClockKind, ctx: &KpiContext<'_>) -> (Rate, Median) {
-    let basis = basis(inputs);
+/// The on-time rate and median duration of one clock over `rows`.
+fn clock_figures(rows: &[&KpiRow], kind: ClockKind, ctx: &KpiContext) -> (Rate, Median) {
     let (mut on_time, mut decided) = (0u32, 0u32);
     let mut durations = Vec::new();
-    for i in inputs.iter().filter(|i| i.counts_in_rates()) {
-        let Some(c) = i.clock(kind, basis, ctx) else { continue };
+    let mut bases = None::<ClockBasis>;
+    for c in rows.iter().filter(|r| r.in_rates).filter_map(|r| r.clock(kind)) {
+        bases = Some(bases.map_or(c.basis, |b| b.and(c.basis)));
         match c.verdict(ctx.end) {
             Verdict::OnTime => {
                 on_time += 1;
@@ -288,23 +263,19 @@ fn clock_figures(inputs: &[KpiInput<'_>], kind: ClockKind, ctx: &KpiContext<'_>)
         }
         durations.extend(c.duration(ctx.end));
     }
+    let basis = basis_of(bases.into_iter());
     (rate(on_time, decided, basis), median(durations, basis))
 }
 
 /// Completion (办结率): replied or closed by the end, over those completed
 /// plus those whose reply was due by the end and not given.
-fn completion(inputs: &[KpiInput<'_>], ctx: &KpiContext<'_>) -> Rate {
-    let basis = basis(inputs);
+fn completion(rows: &[&KpiRow], ctx: &KpiContext) -> Rate {
     let (mut done, mut due) = (0u32, 0u32);
-    for i in inputs.iter().filter(|i| i.counts_in_rates()) {
-        let Some(c) = i.clock(ClockKind::Reply, basis, ctx) else {
-            continue;
-        };
-        let closed = match basis {
-            ClockBasis::DeviceStamp => i.summary.closed_at,
-            ClockBasis::ServerReceipt => i.receipts.and_then(|r| r.closed),
-        };
-        let completed = c.done.or(closed).is_some_and(|d| d <= ctx.end);
+    let mut bases = None::<ClockBasis>;
+    for r in rows.iter().filter(|r| r.in_rates) {
+        let Some(c) = r.reply.as_ref() else { continue };
+        bases = Some(bases.map_or(c.basis, |b| b.and(c.basis)));
+        let completed = c.done.or(r.closed_at).is_some_and(|d| d <= ctx.end);
         if completed {
             done += 1;
             due += 1;
@@ -312,25 +283,24 @@ fn completion(inputs: &[KpiInput<'_>], ctx: &KpiContext<'_>) -> Rate {
             due += 1;
         }
     }
-    rate(done, due, basis)
+    rate(done, due, basis_of(bases.into_iter()))
 }
 
-/// The figures of `inputs` (already filtered to the report's period and filters).
-pub fn kpis(inputs: &[KpiInput<'_>], ctx: &KpiContext<'_>) -> Kpis {
-    let (response_rate, median_time_to_sign) = clock_figures(inputs, ClockKind::Sign, ctx);
-    let (contact_in_time_rate, median_time_to_contact) = clock_figures(inputs, ClockKind::Contact, ctx);
-    let (on_time_reply_rate, median_time_to_reply) = clock_figures(inputs, ClockKind::Reply, ctx);
-    let ratings: Vec<u8> = inputs.iter().filter_map(|i| i.summary.rating).collect();
+/// The figures of `rows` (already filtered to the report's period and filters).
+pub fn kpis(rows: &[&KpiRow], ctx: &KpiContext) -> Kpis {
+    let (response_rate, median_time_to_sign) = clock_figures(rows, ClockKind::Sign, ctx);
+    let (contact_in_time_rate, median_time_to_contact) = clock_figures(rows, ClockKind::Contact, ctx);
+    let (on_time_reply_rate, median_time_to_reply) = clock_figures(rows, ClockKind::Reply, ctx);
+    let ratings: Vec<u8> = rows.iter().filter_map(|r| r.rating).collect();
     let rated = u32::try_from(ratings.len()).unwrap_or(u32::MAX);
     let satisfied = u32::try_from(ratings.iter().filter(|r| **r >= 4).count()).unwrap_or(u32::MAX);
-    let count =
-        |f: &dyn Fn(&KpiInput<'_>) -> bool| u32::try_from(inputs.iter().filter(|i| f(i)).count()).unwrap_or(u32::MAX);
+    let count = |f: &dyn Fn(&KpiRow) -> bool| u32::try_from(rows.iter().filter(|r| f(r)).count()).unwrap_or(u32::MAX);
     Kpis {
-        received: u32::try_from(inputs.len()).unwrap_or(u32::MAX),
+        received: u32::try_from(rows.len()).unwrap_or(u32::MAX),
         response_rate,
         contact_in_time_rate,
         on_time_reply_rate,
-        completion_rate: completion(inputs, ctx),
+        completion_rate: completion(rows, ctx),
         satisfaction: Satisfaction {
             rated,
             mean_rating: (rated > 0).then(|| ratings.iter().map(|r| f64::from(*r)).sum::<f64>() / f64::from(rated)),
@@ -340,9 +310,9 @@ pub fn kpis(inputs: &[KpiInput<'_>], ctx: &KpiContext<'_>) -> Kpis {
         median_time_to_sign,
         median_time_to_contact,
         median_time_to_reply,
-        supervised: count(&|i| i.summary.supervised),
-        escalated: count(&|i| i.summary.escalations > 0),
-        clock_skew_flagged: count(&|i| i.skewed()),
+        supervised: count(&|r| r.supervised),
+        escalated: count(&|r| r.escalated),
+        clock_skew_flagged: count(&|r| r.skew_flagged),
     }
 }
 

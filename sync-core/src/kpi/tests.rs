@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::channel::{Category, Channel};
-use crate::clocks::Date;
+use crate::clocks::{Calendar, ClockRules, Date};
 use crate::hlc::Hlc;
 use crate::ids::{UnitId, UserId};
 use crate::org::{OrgTree, Unit, UnitKind};
@@ -94,13 +94,8 @@ fn org() -> OrgTree {
     ])
 }
 
-fn inputs(s: &[PetitionSummary]) -> Vec<KpiInput<'_>> {
-    s.iter()
-        .map(|summary| KpiInput {
-            summary,
-            receipts: None,
-        })
-        .collect()
+fn inputs(s: &[PetitionSummary]) -> Vec<KpiRow> {
+    s.iter().map(KpiRow::of).collect()
 }
 
 #[test]
@@ -164,7 +159,7 @@ fn the_figures_match_a_hand_count() {
         channel: None,
         group_by: vec![Dimension::Unit],
     };
-    let r = report(&inputs(&s), &q, &org(), &ClockRules::default(), &cal(), now);
+    let r = report(&inputs(&s), &q, &org(), &cal(), now);
     let k = &r.total;
     assert_eq!(k.received, 3);
     assert_eq!((k.response_rate.numerator, k.response_rate.denominator), (1, 3));
@@ -216,7 +211,7 @@ fn an_open_clock_is_not_judged_before_its_deadline() {
         channel: None,
         group_by: vec![Dimension::Period(PeriodLength::Day), Dimension::Channel],
     };
-    let r = report(&inputs(&s), &q, &org(), &ClockRules::default(), &cal(), now);
+    let r = report(&inputs(&s), &q, &org(), &cal(), now);
     assert_eq!(r.total.received, 1);
     assert_eq!(r.total.response_rate.denominator, 0);
     assert_eq!(r.total.response_rate.value, None);
@@ -224,46 +219,69 @@ fn an_open_clock_is_not_judged_before_its_deadline() {
     assert_eq!(r.groups[0].key.channel, Some(Channel::DirectorMailbox));
 }
 
-#[test]
-fn receipt_times_are_used_only_when_every_petition_has_them() {
-    let now = t0().plus_minutes(60);
-    // The officer signed at +5 on the device; the phone synced at +40.
-    let s = vec![petition(
-        t0(),
-        Channel::DirectorMailbox,
-        "east",
-        &[(5, EventBody::Signed)],
-        now,
-    )];
-    let receipts = ReceiptTimes {
-        submitted: Some(t0()),
-        signed: Some(t0().plus_minutes(40)),
-        ..ReceiptTimes::default()
+/// The petition of `petition(t0(), …)` with each step received `received`
+/// minutes after submission (the submission at `t0()`).
+fn received_petition(steps: &[(i64, EventBody, i64)], now: Timestamp) -> PetitionSummary {
+    let header = PetitionHeader {
+        id: "p-received".into(),
+        channel: Channel::DirectorMailbox,
+        category: Category::Help,
+        title: "t".into(),
+        body: "b".into(),
+        submitter: UserId::new("res").unwrap(),
+        recorded_by: UserId::new("res").unwrap(),
+        anonymous: false,
+        contact: None,
+        location: Location {
+            unit: unit("village"),
+            lat: None,
+            lon: None,
+        },
+        attachments: vec![],
+        source: None,
     };
+    let mut events = vec![event(t0(), "res", None, EventBody::Submitted { unit: unit("east") })];
+    let mut receipts = crate::clocks::Receipts::new();
+    receipts.insert(events[0].id().to_string(), t0());
+    for (m, body, received) in steps {
+        let e = event(t0().plus_minutes(*m), "officer", Some("east"), body.clone());
+        receipts.insert(e.id().to_string(), t0().plus_minutes(*received));
+        events.push(e);
+    }
+    let state = derive(&header, &events, &[]);
+    PetitionSummary::with_receipts(&header, &state, &ClockRules::default(), &cal(), now, Some(&receipts))
+}
+
+#[test]
+fn figures_say_which_clock_their_petitions_ran_on() {
+    let now = t0().plus_minutes(60);
     let q = ReportQuery {
-        from: t0(),
+        from: t0().plus_minutes(-10),
         to: t0().plus_minutes(120),
         unit: None,
         category: None,
         channel: None,
         group_by: vec![],
     };
-    let with = vec![KpiInput {
-        summary: &s[0],
-        receipts: Some(&receipts),
-    }];
-    let r = report(&with, &q, &org(), &ClockRules::default(), &cal(), now);
+    // Signed at +5 on a phone that synced at +40: the device's time stands
+    // (the earlier of stamp and receipt), and the gap is flagged.
+    let offline = received_petition(&[(5, EventBody::Signed, 40)], now);
+    let r = report(&inputs(std::slice::from_ref(&offline)), &q, &org(), &cal(), now);
     assert_eq!(r.total.response_rate.clock, ClockBasis::ServerReceipt);
-    assert_eq!(
-        r.total.response_rate.numerator, 0,
-        "received 40 minutes in: late by the server's clock"
-    );
+    assert_eq!(r.total.response_rate.numerator, 1, "signed 5 minutes in on the device");
     assert_eq!(r.total.clock_skew_flagged, 1);
-    let r = report(&inputs(&s), &q, &org(), &ClockRules::default(), &cal(), now);
-    assert_eq!(r.total.response_rate.clock, ClockBasis::DeviceStamp);
+    // Stamped at +14 (a clock dragged ahead) but received at +9: on time.
+    let ahead = received_petition(&[(14, EventBody::Signed, 9)], now);
+    let r = report(&inputs(std::slice::from_ref(&ahead)), &q, &org(), &cal(), now);
     assert_eq!(
-        r.total.response_rate.numerator, 1,
-        "signed 5 minutes in by the device's clock"
+        (r.total.response_rate.numerator, r.total.response_rate.denominator),
+        (1, 1)
     );
-    assert_eq!(r.total.clock_skew_flagged, 0);
+    assert_eq!(r.total.median_time_to_sign.median_ms, Some(9 * MIN));
+    assert_eq!(r.total.clock_skew_flagged, 0, "5 minutes apart is not flagged");
+    // One petition from before receipts were recorded: the figure says mixed.
+    let old = petition(t0(), Channel::DirectorMailbox, "east", &[(5, EventBody::Signed)], now);
+    let r = report(&inputs(&[offline, old]), &q, &org(), &cal(), now);
+    assert_eq!(r.total.response_rate.clock, ClockBasis::Mixed);
+    assert!(r.to_csv().lines().nth(1).unwrap().contains(",mixed,"));
 }

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::header::PetitionHeader;
 use super::status::{PetitionState, Status};
-use crate::clocks::{Calendar, ClockKind, ClockRules, ClockState};
-use crate::ids::UnitId;
+use crate::clocks::{Calendar, ClockBasis, ClockKind, ClockRules, ClockSkew, ClockState, Receipts, SkewedStep};
+use crate::ids::{EntryId, UnitId};
 use crate::time::Timestamp;
 
 /// One running or finished clock of a petition.
@@ -18,6 +18,13 @@ pub struct PetitionClock {
     pub state: ClockState,
     /// The unit the clock is running against (the lead), for open clocks.
     pub holder: Option<UnitId>,
+    /// Which times `started_at` and the done time are (see `clocks`).
+    #[serde(default)]
+    pub basis: ClockBasis,
+    /// The clock's start or step whose device stamp and receipt lie far
+    /// apart (the step first): a back-dated step shows here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<ClockSkew>,
     /// The limit that set `due_at` (`{working_days: 5}`, `{wall_minutes: 10}`),
     /// so a client can say the deadline in words without knowing the rules.
     /// Absent in summaries stored before it was recorded.
@@ -25,11 +32,25 @@ pub struct PetitionClock {
     pub limit: Option<crate::clocks::Limit>,
 }
 
+/// One time of a clock on its basis, and the flag if its entry's device
+/// stamp and receipt lie far apart.
+fn on_basis(
+    device: Timestamp,
+    entry: Option<&EntryId>,
+    receipts: Option<&Receipts>,
+    step: SkewedStep,
+) -> (Option<Timestamp>, Option<ClockSkew>) {
+    let received = receipts.zip(entry).and_then(|(r, e)| r.get(e.as_str()));
+    match received {
+        Some(r) => (Some(r), ClockSkew::between(step, device, r)),
+        None => (None, None),
+    }
+}
+
 impl PetitionState {
-    /// The petition's clocks at `now`. Clocks start at the submission (the
-    /// reply clock at the latest reopening); device stamps are the times used,
-    /// so a late sync does not make an officer's on-time signature late.
-    /// A withdrawn or merged petition's unmet clocks stop and are left out.
+    /// The petition's clocks at `now`, on device stamps. Clocks start at the
+    /// submission (the reply clock at the latest reopening). A withdrawn or
+    /// merged petition's unmet clocks stop and are left out.
     pub fn clocks(
         &self,
         header: &PetitionHeader,
@@ -37,20 +58,68 @@ impl PetitionState {
         cal: &Calendar,
         now: Timestamp,
     ) -> Vec<PetitionClock> {
+        self.clocks_with(header, rules, cal, now, None)
+    }
+
+    /// The clocks with the server's receipt times where `receipts` has the
+    /// entry that starts a clock: it starts at that receipt, and its step
+    /// counts as done at the earlier of the step's device stamp and receipt.
+    /// A stamp running ahead of the server (or dragged ahead by another
+    /// writer's) cannot make a step late; an offline phone's past stamps
+    /// stand, so a late sync is not a late step; device-versus-receipt gaps
+    /// over `SKEW_FLAG_MS` are flagged on the clock.
+    pub fn clocks_with(
+        &self,
+        header: &PetitionHeader,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+        receipts: Option<&Receipts>,
+    ) -> Vec<PetitionClock> {
         let Some(submitted) = self.submitted_at else {
             return Vec::new();
         };
+        let steps = &self.steps;
         let reply_from = self.reply_clock_from.unwrap_or(submitted);
+        let reply_from_entry = steps.reply_clock_from.as_ref().or(steps.submitted.as_ref());
         let replied = self.replied_at.filter(|r| *r >= reply_from);
         let stopped = matches!(self.status, Status::Withdrawn | Status::Merged);
         [
-            (ClockKind::Sign, submitted, self.signed_at),
-            (ClockKind::Contact, submitted, self.contacted_at),
-            (ClockKind::Reply, reply_from, replied),
+            (
+                ClockKind::Sign,
+                (submitted, steps.submitted.as_ref()),
+                (self.signed_at, steps.signed.as_ref()),
+            ),
+            (
+                ClockKind::Contact,
+                (submitted, steps.submitted.as_ref()),
+                (self.contacted_at, steps.contacted.as_ref()),
+            ),
+            (
+                ClockKind::Reply,
+                (reply_from, reply_from_entry),
+                (replied, steps.replied.as_ref()),
+            ),
         ]
         .into_iter()
-        .filter(|(_, _, done)| !stopped || done.is_some())
-        .map(|(kind, start, done)| {
+        .filter(|(_, _, (done, _))| !stopped || done.is_some())
+        .map(|(kind, (start_device, start_entry), (done_device, done_entry))| {
+            let (start_received, start_skew) = on_basis(start_device, start_entry, receipts, SkewedStep::Start);
+            let (basis, start) = match start_received {
+                Some(r) => (ClockBasis::ServerReceipt, r),
+                None => (ClockBasis::DeviceStamp, start_device),
+            };
+            let (done, done_skew) = match done_device {
+                Some(d) => {
+                    let (received, skew) = on_basis(d, done_entry, receipts, SkewedStep::Done);
+                    let done = match (basis, received) {
+                        (ClockBasis::ServerReceipt, Some(r)) => d.min(r),
+                        _ => d,
+                    };
+                    (Some(done), skew)
+                }
+                None => (None, None),
+            };
             // The category as reclassified: a request found to be no police
             // matter runs on the limits of its real category.
             let limit = rules.limit(kind, header.channel, self.category);
@@ -61,6 +130,8 @@ impl PetitionState {
                 due_at: limit.due_at(cal, start),
                 holder: if state.is_met() { None } else { self.lead.clone() },
                 state,
+                basis,
+                skew: done_skew.or(start_skew),
                 limit: Some(limit),
             }
         })

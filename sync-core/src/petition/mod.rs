@@ -1,6 +1,7 @@
 //! Petitions (诉求单): header, conversation and append-only timeline.
 
 pub mod action;
+pub mod allowed;
 pub mod due;
 pub mod event;
 pub mod header;
@@ -21,10 +22,11 @@ use crate::ids::{EntryId, UnitId};
 use crate::time::Timestamp;
 
 pub use action::{PetitionAction, SetAside};
+pub use allowed::{AllowedAction, allowed_actions};
 pub use due::{PetitionClock, most_urgent};
 pub use event::{ContactMethod, EventBody, EventKind, TimelineEvent};
 pub use header::{Location, PetitionHeader, SourceRef};
-pub use status::{Outcome, PetitionState, Status, derive};
+pub use status::{Outcome, PetitionState, Status, StepEntries, derive};
 pub use summary::PetitionSummary;
 
 /// A petition document with typed access.
@@ -83,16 +85,39 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
             .collect()
     }
 
-    /// The summary a store indexes: derived state and clocks at `now`.
+    /// The summary a store indexes: derived state and clocks at `now`, on
+    /// device stamps (what a phone computes from its own replica).
     pub fn summary(
         &self,
         rules: &crate::clocks::ClockRules,
         cal: &crate::clocks::Calendar,
         now: Timestamp,
     ) -> Result<PetitionSummary, SchemaError> {
+        self.summary_with(rules, cal, now, None)
+    }
+
+    /// The summary with clocks on the server's receipt times of the entries
+    /// `receipts` holds (see `clocks`).
+    pub fn summary_with(
+        &self,
+        rules: &crate::clocks::ClockRules,
+        cal: &crate::clocks::Calendar,
+        now: Timestamp,
+        receipts: Option<&crate::clocks::Receipts>,
+    ) -> Result<PetitionSummary, SchemaError> {
         let header = self.header()?;
         let state = derive(&header, &self.events()?, &self.messages()?);
-        Ok(PetitionSummary::new(&header, &state, rules, cal, now))
+        Ok(PetitionSummary::with_receipts(
+            &header, &state, rules, cal, now, receipts,
+        ))
+    }
+
+    /// The ids of every entry (timeline events and messages): what a host
+    /// records receipt times for.
+    pub fn entry_ids(&self) -> Result<Vec<String>, SchemaError> {
+        let mut ids: Vec<String> = self.events()?.iter().map(|e| e.at.to_string()).collect();
+        ids.extend(self.messages()?.iter().map(|m| m.at.to_string()));
+        Ok(ids)
     }
 
     /// The derived state: status, holder, clocks' inputs, outcomes.

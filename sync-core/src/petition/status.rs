@@ -104,6 +104,17 @@ pub enum Outcome {
     },
 }
 
+/// The entries that set a petition's step times (`PetitionState::submitted_at`…).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepEntries {
+    pub submitted: Option<EntryId>,
+    pub signed: Option<EntryId>,
+    pub contacted: Option<EntryId>,
+    pub replied: Option<EntryId>,
+    pub closed: Option<EntryId>,
+    pub reply_clock_from: Option<EntryId>,
+}
+
 /// Everything derived from a petition's entries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PetitionState {
@@ -123,6 +134,9 @@ pub struct PetitionState {
     pub closed_at: Option<Timestamp>,
     /// Where the reply clock starts: the submission, or the latest reopening.
     pub reply_clock_from: Option<Timestamp>,
+    /// The entries the times above were read from, so a host that knows
+    /// when it received each entry can run the clocks on receipts.
+    pub steps: StepEntries,
     pub escalations: u32,
     pub supervised: bool,
     pub published: bool,
@@ -158,6 +172,7 @@ impl PetitionState {
             replied_at: None,
             closed_at: None,
             reply_clock_from: None,
+            steps: StepEntries::default(),
             escalations: 0,
             supervised: false,
             published: false,
@@ -284,6 +299,14 @@ fn apply(
 ) -> Result<bool, &'static str> {
     use rules::*;
     let at = e.at.timestamp();
+    let id = e.id();
+    // The first time a step is done, and by which entry.
+    let first = |time: &mut Option<Timestamp>, entry: &mut Option<EntryId>| {
+        if time.is_none() {
+            *time = Some(at);
+            *entry = Some(id.clone());
+        }
+    };
     if let EventBody::Submitted { unit } = &e.body {
         if submitted {
             return Err(DUPLICATE_SUBMISSION);
@@ -292,6 +315,8 @@ fn apply(
         s.lead = Some(unit.clone());
         s.submitted_at = Some(at);
         s.reply_clock_from = Some(at);
+        s.steps.submitted = Some(id.clone());
+        s.steps.reply_clock_from = Some(id);
         return Ok(true);
     }
     if !submitted {
@@ -315,6 +340,7 @@ fn apply(
             require_lead()?;
             s.status = Status::Signed;
             s.signed_at = Some(at);
+            s.steps.signed = Some(id);
             s.handler = Some(e.by.clone());
             Ok(true)
         }
@@ -328,7 +354,7 @@ fn apply(
                 return Err(SAME_UNIT);
             }
             // Routing an unsigned petition signs it: 签收 and 流转 are one step on the duty desk.
-            s.signed_at.get_or_insert(at);
+            first(&mut s.signed_at, &mut s.steps.signed);
             s.dispatched_by = s.lead.take();
             s.lead = Some(to.clone());
             s.assists = assist.clone();
@@ -365,7 +391,7 @@ fn apply(
                 return Err(NOT_LEAD_OR_ASSIST);
             }
             if matches!(e.body, EventBody::Contacted { .. }) {
-                s.contacted_at.get_or_insert(at);
+                first(&mut s.contacted_at, &mut s.steps.contacted);
             }
             Ok(false)
         }
@@ -376,9 +402,10 @@ fn apply(
             }
             require_lead()?;
             // Replying to an unsigned or unaccepted petition implies taking it in.
-            s.signed_at.get_or_insert(at);
+            first(&mut s.signed_at, &mut s.steps.signed);
             s.status = Status::Replied;
             s.replied_at = Some(at);
+            s.steps.replied = Some(id);
             s.handler.get_or_insert_with(|| e.by.clone());
             Ok(true)
         }
@@ -432,6 +459,7 @@ fn apply(
             require_lead()?;
             s.status = Status::Closed;
             s.closed_at = Some(at);
+            s.steps.closed = Some(id);
             Ok(true)
         }
         EventBody::Reopened { .. } => {
@@ -440,7 +468,9 @@ fn apply(
             }
             s.status = Status::Handling;
             s.closed_at = None;
+            s.steps.closed = None;
             s.reply_clock_from = Some(at);
+            s.steps.reply_clock_from = Some(id);
             Ok(true)
         }
         EventBody::Merged { into } => {

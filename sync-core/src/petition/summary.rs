@@ -6,7 +6,7 @@ use super::due::{PetitionClock, most_urgent};
 use super::header::PetitionHeader;
 use super::status::{PetitionState, Status};
 use crate::channel::{Category, Channel};
-use crate::clocks::{Calendar, ClockKind, ClockRules, ClockState};
+use crate::clocks::{Calendar, ClockKind, ClockRules, ClockState, Receipts};
 use crate::ids::{UnitId, UserId};
 use crate::time::Timestamp;
 
@@ -50,6 +50,7 @@ pub struct PetitionSummary {
 }
 
 impl PetitionSummary {
+    /// The summary on device stamps.
     pub fn new(
         header: &PetitionHeader,
         state: &PetitionState,
@@ -57,7 +58,20 @@ impl PetitionSummary {
         cal: &Calendar,
         now: Timestamp,
     ) -> Self {
-        let clocks = state.clocks(header, rules, cal, now);
+        Self::with_receipts(header, state, rules, cal, now, None)
+    }
+
+    /// The summary with clocks on the server's receipt times where
+    /// `receipts` has them (`PetitionState::clocks_with`).
+    pub fn with_receipts(
+        header: &PetitionHeader,
+        state: &PetitionState,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+        receipts: Option<&Receipts>,
+    ) -> Self {
+        let clocks = state.clocks_with(header, rules, cal, now, receipts);
         let due = |k: ClockKind| clocks.iter().find(|c| c.kind == k).map(|c| c.due_at);
         PetitionSummary {
             id: header.id.clone(),

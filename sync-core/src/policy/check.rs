@@ -777,64 +777,7 @@ impl Inspector<'_, '_> {
         else {
             return Err(self.refuse(Rule::Malformed, "not a petition"));
         };
-        let p = self.ctx.principal;
-        let kind = e.kind();
-        match kind {
-            EventKind::Submitted => {
-                return Err(self.refuse(Rule::CreationOnly, "a petition is submitted once, when it is created"));
-            }
-            EventKind::Withdrawn if &p.user != submitter => {
-                return Err(self.refuse(
-                    Rule::NotSubmitter,
-                    "only the resident who filed the petition withdraws it",
-                ));
-            }
-            EventKind::Withdrawn => return Ok(()),
-            EventKind::FollowUp | EventKind::Reopened if e.unit.is_none() => {
-                if &p.user != submitter {
-                    return Err(self.refuse(
-                        Rule::NotSubmitter,
-                        format!("a {kind} without a unit comes from the resident who filed the petition"),
-                    ));
-                }
-                return Ok(());
-            }
-            _ => {}
-        }
-        let Some(unit) = &e.unit else {
-            return Err(self.refuse(Rule::Malformed, format!("a {kind} event names the unit acted for")));
-        };
-        if !p.is_staff() {
-            return Err(self.refuse(Rule::RoleRequired, format!("residents do not record {kind} events")));
-        }
-        let roles = match kind {
-            EventKind::Supervised => RoleSet::LEADERS,
-            EventKind::Transferred | EventKind::Escalated | EventKind::AssistsChanged => OFFICERS,
-            _ => HANDLERS,
-        };
-        if !involved.contains(unit) {
-            return Err(self.refuse(
-                Rule::NotInJurisdiction,
-                format!("the petition was never routed to {unit}"),
-            ));
-        }
-        if !self.staff_over(roles, unit) {
-            let rule = if self.staff_over(HANDLERS, unit) {
-                Rule::RoleRequired
-            } else {
-                Rule::NotInJurisdiction
-            };
-            return Err(self.refuse(rule, format!("{} may not record a {kind} for {unit}", p.user)));
-        }
-        match &e.body {
-            EventBody::Transferred { to, assist, .. } => {
-                self.unit_exists(to)?;
-                assist.iter().try_for_each(|u| self.unit_exists(u))
-            }
-            EventBody::Escalated { to, .. } => self.unit_exists(to),
-            EventBody::AssistsChanged { add, .. } => add.iter().try_for_each(|u| self.unit_exists(u)),
-            _ => Ok(()),
-        }
+        event_refusal(self.ctx, submitter, involved, e).map_err(|(rule, detail)| self.refuse(rule, detail))
     }
 
     fn check_petition_message(&self) -> Result<(), Refusal> {
@@ -844,17 +787,7 @@ impl Inspector<'_, '_> {
         else {
             return Err(self.refuse(Rule::Malformed, "not a petition"));
         };
-        let p = self.ctx.principal;
-        if &p.user == submitter || involved.iter().any(|u| self.staff_over(HANDLERS, u)) {
-            Ok(())
-        } else if p.is_staff() {
-            Err(self.refuse(
-                Rule::NotInJurisdiction,
-                "the petition is outside the writer's jurisdiction",
-            ))
-        } else {
-            Err(self.refuse(Rule::NotSubmitter, "residents write only on their own petitions"))
-        }
+        message_refusal(self.ctx, submitter, involved).map_err(|(rule, detail)| self.refuse(rule, detail))
     }
 
     fn room_standing(&self) -> Result<(bool, bool), Refusal> {
@@ -1140,5 +1073,107 @@ fn container_name(c: &Container) -> &'static str {
         Container::Households => "household",
         Container::Household => "household field",
         Container::Fixed(_) => "fixed field",
+    }
+}
+
+/// Whether `ctx.principal` may record `e` on a petition filed by
+/// `submitter` and routed to `involved`: the rule and why not, if not.
+/// What `check_changes` applies to each new timeline event, and what
+/// `petition::allowed_actions` asks of each action a reader might take.
+pub fn event_refusal(
+    ctx: &PolicyContext<'_>,
+    submitter: &UserId,
+    involved: &BTreeSet<UnitId>,
+    e: &TimelineEvent,
+) -> Result<(), (Rule, String)> {
+    let p = ctx.principal;
+    let staff_over = |roles: RoleSet, unit: &UnitId| crate::access::acts_over(ctx.org, p, roles, unit);
+    let unit_exists = |unit: &UnitId| {
+        if ctx.org.get(unit).is_some() {
+            Ok(())
+        } else {
+            Err((Rule::UnknownUnit, format!("there is no unit {unit}")))
+        }
+    };
+    let kind = e.kind();
+    match kind {
+        EventKind::Submitted => {
+            return Err((
+                Rule::CreationOnly,
+                "a petition is submitted once, when it is created".into(),
+            ));
+        }
+        EventKind::Withdrawn if p.user != *submitter => {
+            return Err((
+                Rule::NotSubmitter,
+                "only the resident who filed the petition withdraws it".into(),
+            ));
+        }
+        EventKind::Withdrawn => return Ok(()),
+        EventKind::FollowUp | EventKind::Reopened if e.unit.is_none() => {
+            if p.user != *submitter {
+                return Err((
+                    Rule::NotSubmitter,
+                    format!("a {kind} without a unit comes from the resident who filed the petition"),
+                ));
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Some(unit) = &e.unit else {
+        return Err((Rule::Malformed, format!("a {kind} event names the unit acted for")));
+    };
+    if !p.is_staff() {
+        return Err((Rule::RoleRequired, format!("residents do not record {kind} events")));
+    }
+    let roles = match kind {
+        EventKind::Supervised => RoleSet::LEADERS,
+        EventKind::Transferred | EventKind::Escalated | EventKind::AssistsChanged => OFFICERS,
+        _ => HANDLERS,
+    };
+    if !involved.contains(unit) {
+        return Err((
+            Rule::NotInJurisdiction,
+            format!("the petition was never routed to {unit}"),
+        ));
+    }
+    if !staff_over(roles, unit) {
+        let rule = if staff_over(HANDLERS, unit) {
+            Rule::RoleRequired
+        } else {
+            Rule::NotInJurisdiction
+        };
+        return Err((rule, format!("{} may not record a {kind} for {unit}", p.user)));
+    }
+    match &e.body {
+        EventBody::Transferred { to, assist, .. } => {
+            unit_exists(to)?;
+            assist.iter().try_for_each(&unit_exists)
+        }
+        EventBody::Escalated { to, .. } => unit_exists(to),
+        EventBody::AssistsChanged { add, .. } => add.iter().try_for_each(unit_exists),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `ctx.principal` may write in the conversation of a petition filed
+/// by `submitter` and routed to `involved`.
+pub fn message_refusal(
+    ctx: &PolicyContext<'_>,
+    submitter: &UserId,
+    involved: &BTreeSet<UnitId>,
+) -> Result<(), (Rule, String)> {
+    let p = ctx.principal;
+    let staff_over = |roles: RoleSet, unit: &UnitId| crate::access::acts_over(ctx.org, p, roles, unit);
+    if p.user == *submitter || involved.iter().any(|u| staff_over(HANDLERS, u)) {
+        Ok(())
+    } else if p.is_staff() {
+        Err((
+            Rule::NotInJurisdiction,
+            "the petition is outside the writer's jurisdiction".into(),
+        ))
+    } else {
+        Err((Rule::NotSubmitter, "residents write only on their own petitions".into()))
     }
 }

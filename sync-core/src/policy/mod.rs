@@ -37,6 +37,8 @@ mod rule;
 pub mod shape;
 
 pub use crate::access::may_read;
-pub use check::{Checked, MAX_FUTURE_SKEW_MS, PolicyContext, check_changes, check_local};
+pub use check::{
+    Checked, MAX_FUTURE_SKEW_MS, PolicyContext, check_changes, check_local, event_refusal, message_refusal,
+};
 pub use facts::{DocFacts, Visibility};
 pub use rule::{Refusal, Rule};

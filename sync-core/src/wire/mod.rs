@@ -31,7 +31,7 @@ pub use me::{AccountKind, Me};
 pub use notice::{
     MarkReceipt, NewNotice, NotReached, NoticeDelivery, NoticeList, NoticeReport, NoticeSummary, NoticeView,
 };
-pub use org::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserKindEdit, UserView};
+pub use org::{ClockSettings, ImportResult, UnitEdit, UnitList, UnitView, UserEdit, UserKindEdit, UserList, UserView};
 pub use petition::{BoardItem, BoardPage, NewPetition, PetitionListItem, PetitionPage, PetitionView, TimelineEntry};
 pub use room::{
     AppealPost, AppealView, MessagePage, NewAppeal, NewMessage, NewRoom, Pin, RaiseAsPetition, Raised, Redact,

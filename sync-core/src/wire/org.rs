@@ -94,6 +94,13 @@ pub struct UserView {
     pub disabled: bool,
 }
 
+/// `GET /api/admin/users`: the people an admin may edit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserList {
+    pub items: Vec<UserView>,
+}
+
 /// What an organisation import (`POST /api/admin/import`, or one edit) did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

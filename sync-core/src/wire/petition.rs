@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::channel::{Category, Channel};
 use crate::doc::Message;
 use crate::ids::{EntryId, UnitId, UserId};
-use crate::petition::{Location, Outcome, PetitionHeader, PetitionSummary, TimelineEvent};
+use crate::petition::{AllowedAction, Location, Outcome, PetitionHeader, PetitionSummary, TimelineEvent};
+use crate::time::Timestamp;
 
 /// `POST /api/petitions`: a new petition, as a lightweight client submits it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,10 @@ pub struct PetitionView {
     /// Every event in stamp order, with what became of it.
     pub timeline: Vec<TimelineEntry>,
     pub conversation: Vec<Message>,
+    /// What the reader may do now, with the units they may act for
+    /// (`petition::allowed_actions`): clients build their forms from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_actions: Vec<AllowedAction>,
 }
 
 /// One timeline event and its outcome (`applied`, or `superseded` with the rule).
@@ -61,6 +66,11 @@ pub struct TimelineEntry {
     pub event: TimelineEvent,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// When the server received the event (absent for events stored before
+    /// receipts were recorded). Far from the event's own stamp: a phone that
+    /// was offline, or a device clock set wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
 }
 
 /// One row of `GET /api/petitions`: the summary with its clocks as they stand now.
