@@ -797,7 +797,7 @@ async fn received_as_stamped(state: &lianxin_server::AppState, key: &str, doc: &
     let receipts: sync_core::clocks::Receipts = entries.iter().cloned().collect();
     let settings = state.docs.settings();
     let summary = p.summary_with(&settings.rules, &settings.calendar, state.clock.now(), Some(&receipts))?;
-    state.storage.import_receipts(key, &entries, Some(&summary)).await?;
+    state.docs.import_receipts(key, &entries, Some(&summary)).await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use automerge::sync::{self as am_sync};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use sha2::{Digest, Sha256};
+use sync_core::clocks::Receipts;
 use sync_core::doc::cache::EntryCache;
 use sync_core::policy::{PolicyContext, Refusal, Visibility, may_read};
 use sync_core::validated_sync::{self, RefusedChanges, SyncError};
@@ -102,6 +103,10 @@ struct Loaded {
     position: i64,
     /// The entries of `doc` parsed so far, so a write reads only new ones.
     entries: EntryCache,
+    /// A petition's entry receipts as read (or written) when the copy was
+    /// at the position beside them; read again once the copy moves on
+    /// without this node writing.
+    receipts: Option<(i64, Receipts)>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
@@ -401,6 +406,7 @@ impl DocService {
                 doc: AutoCommit::new(),
                 position: 0,
                 entries: EntryCache::default(),
+                receipts: None,
             });
         };
         let mut doc = match &stored.snapshot {
@@ -427,6 +433,7 @@ impl DocService {
             doc,
             position: stored.last_seq,
             entries: EntryCache::default(),
+            receipts: None,
         })
     }
 
@@ -551,7 +558,7 @@ impl DocService {
                 &bindings,
                 &mut loaded.entries,
             );
-            let facts = self.facts(doc_id, proposal.needs()).await?;
+            let facts = self.facts(doc_id, proposal.needs(), loaded).await?;
             let settings = self.settings();
             let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now, &mut loaded.entries)?;
             let WriteOutcome {
@@ -588,7 +595,7 @@ impl DocService {
                     .collect(),
                 projection,
                 notifications,
-                receipts,
+                receipts: receipts.clone(),
                 marks: marks.to_vec(),
                 settings: self.inner.commit_settings.read().expect("settings lock").clone(),
                 now,
@@ -598,6 +605,12 @@ impl DocService {
                     loaded.doc = doc;
                     loaded.position = committed.position;
                     loaded.entries.keep_pending();
+                    if let Some((at, known)) = &mut loaded.receipts {
+                        for (entry, received) in receipts {
+                            known.insert(entry, received);
+                        }
+                        *at = committed.position;
+                    }
                     applied.accepted = accepted.iter().map(Change::hash).collect();
                     let _ = self.inner.events.send(DocEvent {
                         doc_id: doc_id.to_owned(),
@@ -655,14 +668,24 @@ impl DocService {
     }
 
     /// Reads what a proposal needs that no document records.
-    async fn facts(&self, doc_id: &str, needs: &Needs) -> Result<Facts, DocError> {
+    async fn facts(&self, doc_id: &str, needs: &Needs, loaded: &mut Loaded) -> Result<Facts, DocError> {
         if needs.is_empty() {
             return Ok(Facts::default());
         }
         let storage = &self.inner.storage;
         let mut facts = Facts::default();
         if needs.entry_receipts {
-            facts.entry_receipts = storage.entry_receipts(doc_id).await?;
+            // Receipts never change once recorded: the copy keeps them and
+            // adds its own writes', and reads them again only when another
+            // node moved the document (its receipts are not in the copy's).
+            facts.entry_receipts = match &loaded.receipts {
+                Some((at, known)) if *at == loaded.position => known.clone(),
+                _ => {
+                    let known = storage.entry_receipts(doc_id).await?;
+                    loaded.receipts = Some((loaded.position, known.clone()));
+                    known
+                }
+            };
         }
         if needs.households_in_units.is_empty() && needs.households_in_rooms.is_empty() {
             return Ok(facts);
@@ -678,6 +701,25 @@ impl DocService {
             .filter_map(|h| HouseholdId::new(h).ok())
             .collect();
         Ok(facts)
+    }
+
+    /// Imported history (the demo county's seed): records `doc_id`'s entries
+    /// as received at the given times, replacing what their delivery
+    /// recorded, with the petition row computed on them (see
+    /// `Storage::import_receipts`). Under the document's lock, so the
+    /// receipts its cached copy keeps are read again afterwards.
+    pub async fn import_receipts(
+        &self,
+        doc_id: &str,
+        entries: &[(String, Timestamp)],
+        summary: Option<&sync_core::petition::PetitionSummary>,
+    ) -> Result<(), DocError> {
+        let mut guard = self.lock(doc_id).await?;
+        if let Some(loaded) = guard.as_mut() {
+            loaded.receipts = None;
+        }
+        self.inner.storage.import_receipts(doc_id, entries, summary).await?;
+        Ok(())
     }
 
     /// Compacts `doc_id` soon, in a task of its own, so the write that made
