@@ -4,7 +4,8 @@
 //! phone goes offline (DevTools network emulation), the resident comments and rates, both
 //! wait as 待发送, the link comes back and the server holds each exactly once; the notice's
 //! read and forwarded receipts reach the notice report; a post in the village room @s the
-//! officer; a visit with no network opens the shell and the kept petitions. Screenshots go to `target/screenshots/app/`.
+//! officer (a long room opens on its latest messages, names not ids, earlier ones on request);
+//! more petitions than a page show behind 更多; a visit with no network opens the shell and the kept petitions. Screenshots go to `target/screenshots/app/`.
 //!
 //! Skipped, saying so, where `chromium` and `chromium-driver` are not installed.
 
@@ -413,10 +414,41 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
                    "members": [{"user": "res-liu", "role": "member"}]}),
         )
         .await?;
+    // A long room opens on its latest messages, with names, not ids; earlier ones on request.
+    for i in 1..=55 {
+        serve
+            .call(
+                &wang,
+                "POST",
+                &format!("/api/rooms/{room}/messages"),
+                json!({"text": format!("通知第{i}条")}),
+            )
+            .await?;
+    }
     phone.click("nav a[href='#/rooms']").await?;
     phone.wait_for("a.room", WAIT).await?;
     phone.click("a.room").await?;
     phone.wait_for("#m #at", WAIT).await?;
+    let html = phone.source().await?;
+    ensure!(
+        html.contains("通知第55条") && !html.contains("通知第1条<"),
+        "the room opens on its latest messages"
+    );
+    ensure!(
+        phone.text("#msgs .msg small").await?.starts_with("王警官"),
+        "authors by name"
+    );
+    let at = phone.text("label:has(#at)").await?;
+    ensure!(
+        at.contains("王警官") && !at.contains("officer-wang"),
+        "the officer by name: {at}"
+    );
+    phone.click("#earlier").await?;
+    phone.wait_for_text("通知第1条", WAIT).await?;
+    ensure!(
+        phone.find_all("#msgs .msg").await?.len() == 55,
+        "the earlier messages join the page once"
+    );
     phone.fill("#text", "王警官，村口的路灯什么时候修？").await?;
     phone.click("#at").await?;
     phone.click("#m button").await?;
@@ -489,6 +521,35 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
         .await?;
     ensure!(width == json!([360, 360]), "viewport and page width: {width}");
 
+    // More petitions than a page: the rest behind 更多.
+    for i in 1..=21 {
+        let id = sync_core::repo_protocol::DocumentId::from_bytes(rand::random()).to_string();
+        serve
+            .call(
+                &liu,
+                "POST",
+                "/api/petitions",
+                json!({"id": id, "channel": "chief_line", "category": "consultation", "title": format!("咨询第{i}件"),
+                       "body": "请问怎么办理", "location": {"unit": "village-xiaxi"}}),
+            )
+            .await?;
+    }
+    phone.click("nav a[href='#/petitions']").await?;
+    phone.wait_for("#more:not([hidden])", WAIT).await?;
+    ensure!(phone.find_all("a.petition").await?.len() == 20, "a page of 20");
+    phone.click("#more").await?;
+    phone.wait_for("#more[hidden]", WAIT).await?;
+    let listed = phone.find_all("a.petition").await?.len();
+    let all = serve
+        .call(&liu, "GET", "/api/petitions?submitter=res-liu&limit=100", json!(null))
+        .await?;
+    let all = all["items"].as_array().map_or(0, Vec::len);
+    ensure!(
+        listed == all && all > 20,
+        "every petition after 更多: {listed} of {all}"
+    );
+    phone.wait_for_text(title, WAIT).await?;
+
     // A visit with no network: the shell comes from the service worker, the petitions from
     // what the page kept.
     phone.goto(&format!("{}/app/#/petitions", serve.url)).await?;
@@ -500,7 +561,7 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
     phone.goto("about:blank").await?;
     phone.goto(&format!("{}/app/#/petitions", serve.url)).await?;
     phone.wait_for("#stale", WAIT).await?;
-    phone.wait_for_text(title, WAIT).await?;
+    phone.wait_for_text("咨询第21件", WAIT).await?;
     phone.save_screenshot(&shots, "offline-repeat-visit").await?;
     phone.set_offline(false).await?;
     phone.close().await?;

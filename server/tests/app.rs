@@ -324,3 +324,85 @@ async fn carried_out_once(db: &mut TestDb) -> anyhow::Result<()> {
     ensure!(n == 1, "one message, not {n}");
     Ok(())
 }
+
+/// A room opens on its latest messages, and earlier ones are paged back with `before`; the
+/// room and each page carry the display names of the people in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_opens_on_its_latest_messages_with_names() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db).await?;
+    let zhang = token(&server, "res-zhang").await?;
+    let (_, rooms) = server.get("/api/rooms", Some(&zhang)).await?;
+    let room = rooms["items"]
+        .as_array()
+        .context("rooms")?
+        .iter()
+        .find(|r| r["kind"] == "village_room")
+        .context("village room")?["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let path = format!("/api/rooms/{room}/messages");
+    for i in 0..25 {
+        let (status, body) = server
+            .post(&path, Some(&zhang), &json!({"text": format!("第{i}条")}))
+            .await?;
+        ensure!(status == 201, "{status} {body}");
+    }
+    let texts = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["text"].as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let (_, all) = server.get(&format!("{path}?limit=200"), Some(&zhang)).await?;
+    let all = texts(&all);
+    ensure!(all.len() == 27 && all[26] == "第24条", "{all:?}");
+
+    // The latest ten, oldest first, and a cursor to the ones before.
+    let (status, latest) = server
+        .get(&format!("{path}?latest=true&limit=10"), Some(&zhang))
+        .await?;
+    ensure!(status == 200, "{status} {latest}");
+    ensure!(texts(&latest) == all[17..], "{latest}");
+    ensure!(latest["next"].is_null(), "{latest}");
+    let mut before = latest["earlier"].as_str().context("earlier")?.to_owned();
+    let mut seen = texts(&latest);
+    while let Some(cursor) = Some(before.clone()).filter(|c| !c.is_empty()) {
+        let (status, page) = server
+            .get(&format!("{path}?before={cursor}&limit=10"), Some(&zhang))
+            .await?;
+        ensure!(status == 200, "{status} {page}");
+        let mut earlier = texts(&page);
+        earlier.append(&mut seen);
+        seen = earlier;
+        before = page["earlier"].as_str().unwrap_or("").to_owned();
+    }
+    ensure!(seen == all, "paging back gives every message once, in order: {seen:?}");
+
+    // Forward paging is as it was, and one direction at a time.
+    let (_, first) = server.get(&format!("{path}?limit=10"), Some(&zhang)).await?;
+    ensure!(texts(&first) == all[..10] && first["next"].is_string(), "{first}");
+    let (status, body) = server
+        .get(
+            &format!("{path}?latest=true&after={}", first["next"].as_str().unwrap_or("")),
+            Some(&zhang),
+        )
+        .await?;
+    ensure!(
+        status == 400 && body["error"]["message"].as_str().unwrap_or("").contains("direction"),
+        "{status} {body}"
+    );
+
+    // Names: the members of the room and the authors on the page.
+    ensure!(latest["names"]["res-zhang"] == "张大爷", "{}", latest["names"]);
+    let (_, first) = server.get(&format!("{path}?limit=1"), Some(&zhang)).await?;
+    ensure!(first["names"]["officer-li"] == "李警官", "{}", first["names"]);
+    let (_, view) = server.get(&format!("/api/rooms/{room}"), Some(&zhang)).await?;
+    ensure!(
+        view["names"]["officer-li"] == "李警官" && view["names"]["res-zhang"] == "张大爷",
+        "{}",
+        view["names"]
+    );
+    Ok(())
+}

@@ -207,6 +207,15 @@
     return esc(`${st}，${limitWords(c.limit)}${what}，截止 ${by}`) + late;
   }
 
+  // Why a timeline event was set aside, in the console's words: the rule, and the record it lost to.
+  function aside(t, all) {
+    if (t.outcome !== 'superseded') return '';
+    const after = t.after && all.find((e) => e.id === t.after);
+    return `<br><small class="why">未生效：${esc(W.rule[t.rule] || t.rule)}${after ? `（因 ${when(hlcMs(after.at))} 的记录）` : ''}</small>`;
+  }
+  // A name the API gave for a user id; "我" for the reader.
+  const who = (id, names) => (id === S.me.id ? '我' : esc((names && names[id]) || id));
+
   // ---- pages ----
   const pages = {
     async login() {
@@ -242,13 +251,27 @@
     },
 
     async petitions() {
-      const mine = await read('/api/petitions?limit=20&submitter=' + encodeURIComponent(S.me.id));
+      const base = '/api/petitions?limit=20&submitter=' + encodeURIComponent(S.me.id);
+      const mine = await read(base);
       const q = await waiting((it) => it.kind === 'submit');
+      const card = (p) => `<a class="card petition" href="#/p/${p.doc_id}"><b>${esc(p.title)}</b>
+          <span class="st">${clockWords(p)}</span><br><small>${esc(W.channel[p.channel] || p.channel)} · ${p.submitted_at ? when(p.submitted_at) : ''}</small></a>`;
       view.innerHTML = `<h1>我的诉求</h1><a class="card" href="#/new" id="new"><b>＋ 我要反映</b><span class="st">找所长、找户户通民警或写信给局长</span></a>
-        ${pending(q)}
-        ${mine.items.map((p) => `<a class="card petition" href="#/p/${p.doc_id}"><b>${esc(p.title)}</b>
-          <span class="st">${clockWords(p)}</span><br><small>${esc(W.channel[p.channel] || p.channel)} · ${p.submitted_at ? when(p.submitted_at) : ''}</small></a>`).join('')}
-        ${mine.items.length || q.length ? '' : '<p class="st">还没有诉求。</p>'}`;
+        ${pending(q)}<div id="mine">${mine.items.map(card).join('')}</div>
+        ${mine.items.length || q.length ? '' : '<p class="st">还没有诉求。</p>'}<button class="plain" id="more" hidden>更多</button>`;
+      const more = document.getElementById('more');
+      let next = mine.next;
+      more.hidden = !next;
+      more.onclick = async () => {
+        more.disabled = true;
+        try {
+          const page = await read(base + '&before=' + encodeURIComponent(next));
+          document.getElementById('mine').insertAdjacentHTML('beforeend', page.items.map(card).join(''));
+          next = page.next;
+        } catch (e) { more.insertAdjacentHTML('afterend', `<p class="alert">${esc(e.message)}</p>`); }
+        more.disabled = false;
+        more.hidden = !next;
+      };
     },
 
     async new() {
@@ -289,8 +312,8 @@
       const rated = s.rating != null || q.some((it) => it.kind === 'rate');
       view.innerHTML = `<h1>${esc(s.title)}</h1><p class="st" id="clock">${clockWords(s)}</p>
         <p>${esc(p.header.body)}</p>
-        <h2>进展</h2><ol id="timeline">${p.timeline.map((t) => `<li${t.outcome === 'superseded' ? ' class="st"' : ''}>${when(hlcMs(t.at))} ${esc(W.event[t.kind] || t.kind)}${t.text ? '：' + esc(t.text) : ''}${t.note ? '：' + esc(t.note) : ''}${t.rating ? '：' + '★'.repeat(t.rating) : ''}</li>`).join('')}</ol>
-        <h2>对话</h2><div id="talk">${p.conversation.map((m) => `<div class="msg"><small>${m.by === S.me.id ? '我' : esc(m.by)} · ${when(hlcMs(m.at))}</small><br>${esc(m.text)}</div>`).join('') || '<p class="st">还没有对话。</p>'}</div>
+        <h2>进展</h2><ol id="timeline">${p.timeline.map((t) => `<li${t.outcome === 'superseded' ? ' class="st"' : ''}>${when(hlcMs(t.at))} ${esc(W.event[t.kind] || t.kind)}${t.text ? '：' + esc(t.text) : ''}${t.note ? '：' + esc(t.note) : ''}${t.rating ? '：' + '★'.repeat(t.rating) : ''}${aside(t, p.timeline)}</li>`).join('')}</ol>
+        <h2>对话</h2><div id="talk">${p.conversation.map((m) => `<div class="msg"><small>${who(m.by)} · ${when(hlcMs(m.at))}</small><br>${esc(m.text)}</div>`).join('') || '<p class="st">还没有对话。</p>'}</div>
         ${pending(q)}
         <form id="c"><label for="comment">补充或回复</label><textarea id="comment" name="comment" required></textarea><button>发送</button></form>
         ${done && !rated ? `<form id="r"><h2>评价处理结果</h2><div class="row">${[5, 4, 3, 2, 1].map((n) => `<label><input type="radio" name="rating" value="${n}"${n === 5 ? ' checked' : ''}>${'★'.repeat(n)}</label>`).join('')}</div>
@@ -344,13 +367,27 @@
 
     async r(id) {
       const room = await read('/api/rooms/' + id);
-      const page = await read(`/api/rooms/${id}/messages?limit=100`);
+      const page = await read(`/api/rooms/${id}/messages?latest=true&limit=50`);
       const q = await waiting((it) => it.pid === id);
       const officers = room.members.filter((m) => (m.role === 'owner' || m.role === 'moderator') && m.user !== S.me.id).map((m) => m.user);
-      view.innerHTML = `<h1>${esc(room.name)}</h1><div id="msgs">${page.items.map((m) => `<div class="msg"><small>${m.by === S.me.id ? '我' : esc(m.by)} · ${when(hlcMs(m.at))}</small><br>${m.redacted ? '<span class="st">（已撤下）</span>' : esc(m.text)}</div>`).join('')}</div>
+      const msgs = (p) => p.items.map((m) => `<div class="msg"><small>${who(m.by, p.names)} · ${when(hlcMs(m.at))}</small><br>${m.redacted ? '<span class="st">（已撤下）</span>' : esc(m.text)}</div>`).join('');
+      view.innerHTML = `<h1>${esc(room.name)}</h1><button class="plain" id="earlier" hidden>查看更早的消息</button><div id="msgs">${msgs(page)}</div>
         ${pending(q)}
         <form id="m"><label for="text">说点什么</label><textarea id="text" name="text" required></textarea>
-        ${officers.length ? `<label><input type="checkbox" name="at" id="at">@我的民警（${officers.map(esc).join('、')}）</label>` : ''}<button>发送</button></form>`;
+        ${officers.length ? `<label><input type="checkbox" name="at" id="at">@我的民警（${officers.map((o) => who(o, room.names)).join('、')}）</label>` : ''}<button>发送</button></form>`;
+      const earlier = document.getElementById('earlier');
+      let before = page.earlier;
+      earlier.hidden = !before;
+      earlier.onclick = async () => {
+        earlier.disabled = true;
+        try {
+          const p = await read(`/api/rooms/${id}/messages?before=${encodeURIComponent(before)}&limit=50`);
+          document.getElementById('msgs').insertAdjacentHTML('afterbegin', msgs(p));
+          before = p.earlier;
+        } catch (e) { earlier.insertAdjacentHTML('afterend', `<p class="alert">${esc(e.message)}</p>`); }
+        earlier.disabled = false;
+        earlier.hidden = !before;
+      };
       document.getElementById('m').onsubmit = async (e) => {
         e.preventDefault();
         const f = e.target, text = f.text.value.trim();

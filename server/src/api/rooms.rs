@@ -23,8 +23,13 @@ use crate::storage::RoomRow;
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
-    /// Page after this entry id.
+    /// Page after this entry id (forward from the first message).
     pub after: Option<String>,
+    /// Page before this entry id: the last `limit` messages before it.
+    pub before: Option<String>,
+    /// The last `limit` messages of the room (a room opens on its latest).
+    #[serde(default)]
+    pub latest: bool,
     pub limit: Option<u32>,
 }
 
@@ -90,14 +95,31 @@ fn room_view(key: &str, doc: &AutoCommit) -> Result<RoomView, ApiError> {
             .map(|(message, by)| Pin { message, by })
             .collect(),
         tags: room.tags().map_err(internal)?.into_iter().collect(),
+        names: BTreeMap::new(),
     })
+}
+
+/// Display names of `users`, by id; a user without a record keeps only the id.
+async fn names_of<'a>(
+    app: &AppState,
+    users: impl IntoIterator<Item = &'a UserId>,
+) -> Result<BTreeMap<UserId, String>, ApiError> {
+    let ids: std::collections::BTreeSet<&str> = users.into_iter().map(UserId::as_str).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut names = BTreeMap::new();
+    for (id, name) in app.storage.display_names(&ids).await? {
+        names.insert(UserId::new(&id).map_err(internal)?, name);
+    }
+    Ok(names)
 }
 
 /// `GET /api/rooms/{id}`: name, members, pins and tags.
 pub async fn get(app: &AppState, who: &Principal, id: &str) -> Result<RoomView, ApiError> {
     let key = readable(app, who, id).await?;
     let doc = app.docs.read(who, &key).await.map_err(doc_error)?;
-    room_view(&key, &doc)
+    let mut view = room_view(&key, &doc)?;
+    view.names = names_of(app, view.members.iter().map(|m| &m.user)).await?;
+    Ok(view)
 }
 
 /// `POST /api/rooms`: creates a room with the caller as owner. Officers over
@@ -203,19 +225,37 @@ pub async fn set_tag(app: &AppState, who: &Principal, id: &str, tag: &str, on: b
 pub async fn messages(app: &AppState, who: &Principal, id: &str, q: MessagesQuery) -> Result<MessagePage, ApiError> {
     let key = readable(app, who, id).await?;
     let limit = page_limit(q.limit, 50, 200);
-    let rows = app
-        .docs
-        .storage()
-        .room_messages(&key, q.after.as_deref(), limit)
-        .await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.entry_id.clone()))
-        .flatten();
-    let items = rows
+    let backward = q.latest || q.before.is_some();
+    if backward && q.after.is_some() {
+        return Err(ApiError::BadRequest(
+            "`after` pages forward; `before` and `latest` page back: give one direction".into(),
+        ));
+    }
+    let storage = app.docs.storage();
+    let (rows, next, earlier) = if backward {
+        let rows = storage.room_messages_before(&key, q.before.as_deref(), limit).await?;
+        let earlier = (rows.len() == limit as usize)
+            .then(|| rows.first().map(|r| r.entry_id.clone()))
+            .flatten();
+        (rows, None, earlier)
+    } else {
+        let rows = storage.room_messages(&key, q.after.as_deref(), limit).await?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|r| r.entry_id.clone()))
+            .flatten();
+        (rows, next, None)
+    };
+    let items: Vec<MessageView> = rows
         .into_iter()
         .map(|r| serde_json::from_str::<MessageView>(&r.body).map_err(|e| internal(format!("stored message: {e}"))))
         .collect::<Result<_, _>>()?;
-    Ok(MessagePage { items, next })
+    let names = names_of(app, items.iter().map(|m| &m.message.by)).await?;
+    Ok(MessagePage {
+        items,
+        next,
+        earlier,
+        names,
+    })
 }
 
 /// Posts `message` in the room `key` as the caller; the message as readers see it.

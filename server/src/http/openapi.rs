@@ -477,8 +477,16 @@ fn delete_tag() {}
     get,
     path = "/api/rooms/{id}/messages",
     tag = "rooms",
-    summary = "A page of messages in stamp order",
-    params(("id" = String, Path), ("after" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    summary = "A page of messages in stamp order, with its authors' display names",
+    description = "Forward from the first message with `after`; the latest messages with `latest=true`, and \
+                   earlier ones with `before` (the page's `earlier`). `after` cannot be given with `before` or `latest`.",
+    params(
+        ("id" = String, Path),
+        ("after" = Option<String>, Query, description = "page forward after this entry (the previous page's `next`)"),
+        ("before" = Option<String>, Query, description = "the last `limit` messages before this entry (the page's `earlier`)"),
+        ("latest" = Option<bool>, Query, description = "the last `limit` messages of the room"),
+        ("limit" = Option<u32>, Query, description = "1-200, default 50")
+    ),
     responses(
         (status = 200, description = "ok", body = MessagePage),
         (status = 400, description = "bad input", body = ErrorBody),

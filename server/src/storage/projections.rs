@@ -397,6 +397,41 @@ impl Storage {
             .collect())
     }
 
+    /// The last `limit` messages of a room before the entry `before` (before
+    /// the end without it), in stamp order.
+    pub async fn room_messages_before(
+        &self,
+        doc_id: &str,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MessageRow>, StorageError> {
+        let sql = if before.is_some() {
+            "SELECT entry_id, author, at_ms, body FROM room_messages WHERE doc_id = $1 AND entry_id < $2 \
+             ORDER BY entry_id DESC LIMIT $3"
+        } else {
+            "SELECT entry_id, author, at_ms, body FROM room_messages WHERE doc_id = $1 AND $2 = '' \
+             ORDER BY entry_id DESC LIMIT $3"
+        };
+        let rows: Vec<(String, String, i64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(doc_id)
+                .bind(before.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .rev()
+            .map(|(entry_id, author, at_ms, body)| MessageRow {
+                entry_id,
+                author,
+                at_ms,
+                body,
+            })
+            .collect())
+    }
+
     /// Every access row of a document, as (kind, subject).
     pub async fn doc_access(&self, doc_id: &str) -> Result<Vec<(String, String)>, StorageError> {
         let rows = on_pool!(self, |pool| {

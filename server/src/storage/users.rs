@@ -125,6 +125,27 @@ impl Storage {
         row.map(UserRow::into_record).transpose()
     }
 
+    /// Display names of the users among `ids` that exist, by id.
+    pub async fn display_names(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>, StorageError> {
+        let mut names = std::collections::BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT id, display_name FROM users WHERE id IN ({})", marks.join(", "));
+            let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(pool).await
+            })?;
+            names.extend(rows);
+        }
+        Ok(names)
+    }
+
     /// A user and their password hash, by login name.
     pub async fn find_user_by_login(
         &self,

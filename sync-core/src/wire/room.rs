@@ -1,6 +1,8 @@
 //! Rooms: list, create, read, members, pins, tags, messages, moderation,
 //! raising a message as a petition, and cross-room appeals.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Mention;
@@ -80,6 +82,10 @@ pub struct RoomView {
     pub members: Vec<RoomMember>,
     pub pins: Vec<Pin>,
     pub tags: Vec<String>,
+    /// Display names of the members, by user id (a reader of the room sees
+    /// who is in it by name, not only by id).
+    #[serde(default)]
+    pub names: BTreeMap<UserId, String>,
 }
 
 /// `PUT /api/rooms/{id}/members/{user}`.
@@ -116,6 +122,13 @@ pub struct MessagePage {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(default)]
     pub next: Option<String>,
+    /// Pass as `before` for the earlier page (on pages read with `latest`
+    /// or `before`); absent when no earlier message is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier: Option<String>,
+    /// Display names of the page's authors, by user id.
+    #[serde(default)]
+    pub names: BTreeMap<UserId, String>,
 }
 
 /// `POST /api/rooms/{id}/messages/{entry}/redact`: the content is hidden
