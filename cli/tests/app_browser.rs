@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use lianxin_tests::browser::{Chromium, Options, Session};
+use lianxin_testkit::browser::{Chromium, Options, Session};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

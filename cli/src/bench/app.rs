@@ -1,5 +1,5 @@
 //! `lianxin bench app`: the resident app in headless Chromium through the link simulator
-//! (`lianxin_tests::linksim`), on the demo county: bytes on the wire and time to a usable page
+//! (`lianxin_testkit::linksim`), on the demo county: bytes on the wire and time to a usable page
 //! for a first load (a fresh browser: the sign-in page ready) and a repeat visit (the same
 //! browser signed in: the list of my petitions ready), each beside its physical floor.
 //!
@@ -16,8 +16,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use lianxin_server::config::Config;
 use lianxin_server::state::AppState;
-use lianxin_tests::browser::{Chromium, Options, Session};
-use lianxin_tests::linksim::{LinkSim, Profile};
+use lianxin_testkit::browser::{Chromium, Options, Session};
+use lianxin_testkit::linksim::{LinkSim, Profile};
 use serde_json::json;
 use sync_core::UserId;
 
@@ -131,10 +131,10 @@ pub async fn app(config: &Config, args: &AppArgs) -> anyhow::Result<Vec<String>>
 
 /// Bytes each way at the link's rate, plus the unavoidable round trips.
 fn floor_ms(profile: &Profile, down: u64, up: u64, turns: u64) -> f64 {
-    use lianxin_tests::linksim::Direction;
+    use lianxin_testkit::linksim::Direction;
     let at = |bytes: u64, d: Direction| {
         let bps = profile.bps(d);
-        if bps == lianxin_tests::linksim::UNLIMITED_BPS {
+        if bps == lianxin_testkit::linksim::UNLIMITED_BPS {
             0.0
         } else {
             bytes as f64 * 8.0 * 1000.0 / bps as f64
