@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::author::Author;
 use crate::channel::text_enum;
-use crate::doc::am;
 use crate::doc::{DocKind, Message, check_text, init_root, limits};
+use crate::doc::{am, cache};
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, HouseholdId, UnitId, UserId};
@@ -219,7 +219,7 @@ impl<D: Borrow<AutoCommit>> RoomDoc<D> {
         let list = self.obj("messages", ObjType::List)?;
         am::list_maps(self.d(), &list, "messages")?
             .iter()
-            .map(|o| Message::read(self.d(), o))
+            .map(|o| cache::entry(o, || Message::read(self.d(), o)))
             .collect()
     }
 
@@ -295,12 +295,12 @@ impl<D: Borrow<AutoCommit>> RoomDoc<D> {
         let mut delta = MessageDelta::default();
         for o in &objs {
             if !known.contains(o) {
-                let m = Message::read(self.d(), o)?;
+                let m = cache::entry(o, || Message::read(self.d(), o))?;
                 delta.new.push(view_of(m, &redactions, &raised, &pins));
             } else if !touched.is_empty() {
                 let id = EntryId::new(am::req_str(self.d(), o, "at")?)?;
                 if touched.contains(&id) {
-                    let m = Message::read(self.d(), o)?;
+                    let m = cache::entry(o, || Message::read(self.d(), o))?;
                     delta.changed.push(view_of(m, &redactions, &raised, &pins));
                 }
             }

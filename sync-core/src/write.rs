@@ -16,6 +16,7 @@ use automerge::{ActorId, AutoCommit, Change};
 
 use crate::clocks::{Calendar, ClockRules, Receipts};
 use crate::doc::DocKind;
+use crate::doc::cache::{self, EntryCache};
 use crate::error::SchemaError;
 use crate::ids::{HouseholdId, UnitId, UserId};
 use crate::notice::NoticeDoc;
@@ -124,7 +125,26 @@ pub struct WriteOutcome {
 /// `bindings` holds the stored binding of every actor in `changes` that has
 /// one. An actor bound to another user, or reserved for the server when the
 /// changes come from a client, refuses the change.
+///
+/// `cache` holds the parsed entries of `before`'s document (see
+/// [`EntryCache`]); what this write parses stays pending in it until the
+/// host calls [`EntryCache::keep_pending`] once the write is stored.
 pub fn propose(
+    ctx: &PolicyContext<'_>,
+    origin: Origin,
+    doc_id: &str,
+    before: &AutoCommit,
+    changes: Vec<Change>,
+    bindings: &HashMap<ActorId, ActorBinding>,
+    cache: &mut EntryCache,
+) -> Proposal {
+    cache::begin(cache);
+    cache::scope(cache, || {
+        propose_uncached(ctx, origin, doc_id, before, changes, bindings)
+    })
+}
+
+fn propose_uncached(
     ctx: &PolicyContext<'_>,
     origin: Origin,
     doc_id: &str,
@@ -255,8 +275,20 @@ impl Proposal {
 
     /// Computes the rows and notifications of the accepted changes at `now`,
     /// the write's receipt time: every entry new in it is received at `now`,
-    /// and a petition's clocks run on the receipts of its entries.
+    /// and a petition's clocks run on the receipts of its entries. Entries
+    /// are read through the `cache` given to [`propose`].
     pub fn finish(
+        self,
+        facts: &Facts,
+        rules: &ClockRules,
+        cal: &Calendar,
+        now: Timestamp,
+        cache: &mut EntryCache,
+    ) -> Result<WriteOutcome, SchemaError> {
+        cache::scope(cache, || self.finish_uncached(facts, rules, cal, now))
+    }
+
+    fn finish_uncached(
         self,
         facts: &Facts,
         rules: &ClockRules,

@@ -47,9 +47,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
         }
     }
     let now = app.clock.now();
-    app.storage
-        .put_roster(unit.as_str(), &roster.to_json(), &who.user, now)
-        .await?;
+    app.storage.put_roster(&unit, &roster, &who.user, now).await?;
     roster_view(app, &unit).await
 }
 
@@ -65,10 +63,10 @@ pub async fn roster(app: &AppState, who: &Principal, id: &str) -> Result<RosterV
 async fn roster_view(app: &AppState, unit: &UnitId) -> Result<RosterView, ApiError> {
     let row = app
         .storage
-        .roster(unit.as_str())
+        .roster(unit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no roster for {unit}")))?;
-    let roster = Roster::from_json(&row.roster).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let roster = row.roster;
     let settings = app.docs.settings();
     let cal = &settings.calendar;
     let now = app.clock.now();
@@ -77,7 +75,7 @@ async fn roster_view(app: &AppState, unit: &UnitId) -> Result<RosterView, ApiErr
         on_duty: roster.on_duty(cal, now),
         shift: roster.shift_at(cal, now).and_then(|s| s.name.clone()),
         next_handover: roster.next_handover(cal, now).millis(),
-        updated_by: sync_core::UserId::new(row.updated_by).map_err(|e| ApiError::Internal(e.to_string()))?,
+        updated_by: row.updated_by,
         updated_at: row.updated_at,
         roster,
     })

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use automerge::sync::{self as am_sync};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use sha2::{Digest, Sha256};
+use sync_core::doc::cache::EntryCache;
 use sync_core::policy::{PolicyContext, Refusal, Visibility, may_read};
 use sync_core::validated_sync::{self, RefusedChanges, SyncError};
 use sync_core::write::{ActorBinding, Facts, Needs, Origin, WriteOutcome, propose};
@@ -99,6 +100,8 @@ struct Loaded {
     doc: AutoCommit,
     /// The seq of the latest stored change folded into `doc` (0: none).
     position: i64,
+    /// The entries of `doc` parsed so far, so a write reads only new ones.
+    entries: EntryCache,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
@@ -397,6 +400,7 @@ impl DocService {
             return Ok(Loaded {
                 doc: AutoCommit::new(),
                 position: 0,
+                entries: EntryCache::default(),
             });
         };
         let mut doc = match &stored.snapshot {
@@ -422,6 +426,7 @@ impl DocService {
         Ok(Loaded {
             doc,
             position: stored.last_seq,
+            entries: EntryCache::default(),
         })
     }
 
@@ -537,10 +542,18 @@ impl DocService {
                 now,
             };
             let loaded = guard.as_mut().expect("locked documents are loaded");
-            let proposal = propose(&ctx, origin, doc_id, &loaded.doc, changes.clone(), &bindings);
+            let proposal = propose(
+                &ctx,
+                origin,
+                doc_id,
+                &loaded.doc,
+                changes.clone(),
+                &bindings,
+                &mut loaded.entries,
+            );
             let facts = self.facts(doc_id, proposal.needs()).await?;
             let settings = self.settings();
-            let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now)?;
+            let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now, &mut loaded.entries)?;
             let WriteOutcome {
                 kind,
                 doc,
@@ -584,6 +597,7 @@ impl DocService {
                 Ok(JobResult::Committed(committed)) => {
                     loaded.doc = doc;
                     loaded.position = committed.position;
+                    loaded.entries.keep_pending();
                     applied.accepted = accepted.iter().map(Change::hash).collect();
                     let _ = self.inner.events.send(DocEvent {
                         doc_id: doc_id.to_owned(),
@@ -769,7 +783,8 @@ impl DocService {
         let heads = loaded.doc.get_heads();
         let (actor, mut author) = self.server_author(&who.user);
         let mut work = loaded.doc.fork().with_actor(actor);
-        let result = edit(&mut work, &mut author, self.now())?;
+        let now = self.now();
+        let result = loaded.entries.reading(|| edit(&mut work, &mut author, now))?;
         Ok((result, work.get_changes(&heads)))
     }
 

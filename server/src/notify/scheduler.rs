@@ -5,7 +5,7 @@
 //! of what it already did (notifications, inbox rows, fired escalations, hand-over marks) and
 //! does nothing more.
 
-use sync_core::notify::{Roster, SweepAction, sweep};
+use sync_core::notify::{SweepAction, sweep};
 use sync_core::org::{Membership, Role};
 use sync_core::petition::{EventBody, PetitionDoc, PetitionSummary};
 use sync_core::{Principal, Timestamp, UnitId, UserId};
@@ -73,19 +73,13 @@ impl NotifyService {
             if row.next_handover.is_some_and(|t| t > now.millis()) {
                 continue;
             }
-            let roster = match Roster::from_json(&row.roster) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(unit = %row.unit_id, error = %e, "stored roster does not read");
-                    continue;
-                }
-            };
+            let roster = &row.roster;
             // Deliver first, then move the mark: a crash in between delivers
             // again at the next tick, which inbox keys make harmless, and a
             // node that loses the race to move the mark delivered nothing new.
             let on_duty = roster.on_duty(cal, now);
             if !on_duty.is_empty() {
-                let open = storage.open_unit_notifications(&row.unit_id).await?;
+                let open = storage.open_unit_notifications(row.unit_id.as_str()).await?;
                 let items: Vec<(String, &NotificationRow)> = on_duty
                     .iter()
                     .flat_map(|u| open.iter().map(move |n| (u.to_string(), n)))
@@ -97,7 +91,11 @@ impl NotifyService {
                 tx.commit().await?;
             }
             let next = roster.next_handover(cal, now).millis();
-            if storage.advance_handover(&row.unit_id, row.next_handover, next).await? && !on_duty.is_empty() {
+            if storage
+                .advance_handover(row.unit_id.as_str(), row.next_handover, next)
+                .await?
+                && !on_duty.is_empty()
+            {
                 report.handovers += 1;
             }
         }

@@ -18,16 +18,19 @@
 
 mod auth;
 mod checkpoint;
+mod clocks;
 mod config;
 mod directory;
 mod docs;
 mod events;
+mod inbox;
 mod notices;
-mod notify;
+mod outbox;
 mod projections;
 mod receipts;
 mod reports;
 mod rooms;
+mod rosters;
 mod tx;
 mod users;
 
@@ -41,18 +44,18 @@ use thiserror::Error;
 
 pub use auth::{OtpCheck, RefreshRotation, SessionState};
 pub use config::{ORG, SETTINGS};
+pub use directory::HouseholdRow;
 pub use docs::{
     AccessScope, ActorBoundToOther, ActorRecord, AppendOutcome, AppendedChange, ChangePage, DocFilter, DocVersion,
     FeedItem, FeedItemKind, Pending, StoredChange, StoredDoc,
 };
 pub use events::{ChangeListener, ChangeNotice};
-pub use notices::NoticeRow;
-pub use notify::{
-    AckError, HouseholdRow, INBOX_CHANNEL, InboxItem, InboxListener, NoticeDeliveryRow, NotificationRow, OutboxJob,
-    OutboxRow, RosterRow,
-};
+pub use inbox::{AckError, INBOX_CHANNEL, InboxItem, InboxListener, NotificationRow};
+pub use notices::{NoticeDeliveryRow, NoticeRow};
+pub use outbox::{OutboxJob, OutboxRow};
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use reports::ReportRows;
+pub use rosters::RosterRow;
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 
@@ -76,6 +79,17 @@ pub(crate) const fn rows_per_statement(width: usize) -> usize {
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$a, $b, …` for `n` rows of `width` columns, numbered from `$1`.
+pub(crate) fn value_rows(n: usize, width: usize) -> String {
+    (0..n)
+        .map(|r| {
+            let cols: Vec<String> = (0..width).map(|c| format!("${}", r * width + c + 1)).collect();
+            format!("({})", cols.join(", "))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Storage, StorageError, on_pool};
+use serde::Serialize;
+use sync_core::Timestamp;
+
+use super::{Storage, StorageError, StorageTx, on_pool, on_tx, rows_per_statement, value_rows};
 
 /// One candidate notice for a listing: storage id and when it was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,5 +115,87 @@ impl Storage {
             *slot = (*slot).min(at);
         }
         Ok(out)
+    }
+}
+
+/// One household's delivery record of a notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct NoticeDeliveryRow {
+    pub household_id: String,
+    pub name: Option<String>,
+    pub village_unit: Option<String>,
+    pub notified_at: i64,
+    pub delivered_at: Option<i64>,
+    pub read_at: Option<i64>,
+    pub forwarded_at: Option<i64>,
+}
+
+impl StorageTx {
+    /// Records that a notice went to `households`, one delivery record each
+    /// (kept as it is when there is one already).
+    pub async fn insert_notice_deliveries(
+        &mut self,
+        doc_id: &str,
+        households: &[&str],
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        for chunk in households.chunks(rows_per_statement(3)) {
+            let sql = format!(
+                "INSERT INTO notice_deliveries (doc_id, household_id, notified_at) VALUES {} \
+                 ON CONFLICT (doc_id, household_id) DO NOTHING",
+                value_rows(chunk.len(), 3)
+            );
+            on_tx!(self, |conn| {
+                let mut q = sqlx::query(&sql);
+                for h in chunk {
+                    q = q.bind(doc_id).bind(*h).bind(now.millis());
+                }
+                q.execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Copies a household's receipts from the notice document onto its delivery record.
+    pub async fn update_notice_receipts(
+        &mut self,
+        doc_id: &str,
+        household: &str,
+        delivered: Option<i64>,
+        read: Option<i64>,
+        forwarded: Option<i64>,
+    ) -> Result<(), StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE notice_deliveries SET delivered_at = $3, read_at = $4, forwarded_at = $5 \
+                 WHERE doc_id = $1 AND household_id = $2",
+            )
+            .bind(doc_id)
+            .bind(household)
+            .bind(delivered)
+            .bind(read)
+            .bind(forwarded)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// A notice's delivery records, with names from the directories.
+    pub async fn notice_deliveries(&self, doc_id: &str) -> Result<Vec<NoticeDeliveryRow>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT d.household_id, h.name, h.village_unit, d.notified_at, d.delivered_at, d.read_at, d.forwarded_at \
+                 FROM notice_deliveries d LEFT JOIN households h ON h.household_id = d.household_id \
+                 WHERE d.doc_id = $1 ORDER BY d.household_id",
+            )
+            .bind(doc_id)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows)
     }
 }

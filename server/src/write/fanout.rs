@@ -13,7 +13,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use sync_core::notify::{Notification, NotificationKind, Recipient, Roster};
+use sync_core::notify::{Notification, NotificationKind, Recipient};
 use sync_core::{Calendar, Timestamp};
 
 use crate::storage::{InboxItem, NotificationRow, StorageError, StorageTx};
@@ -171,16 +171,10 @@ pub async fn people(
             .remove(h.as_str())
             .unwrap_or_default()),
         Recipient::Unit(unit) => {
-            if let Some(json) = tx.roster_json(unit.as_str()).await? {
-                match Roster::from_json(&json) {
-                    Ok(roster) => {
-                        let on_duty = roster.on_duty(cal, now);
-                        if !on_duty.is_empty() {
-                            return Ok(on_duty.into_iter().map(|u| u.to_string()).collect());
-                        }
-                    }
-                    // Rosters are checked when stored; one that no longer reads falls back to the staff.
-                    Err(e) => tracing::warn!(unit = %unit, error = %e, "stored roster does not read"),
+            if let Some(roster) = tx.roster(unit.as_str()).await? {
+                let on_duty = roster.on_duty(cal, now);
+                if !on_duty.is_empty() {
+                    return Ok(on_duty.into_iter().map(|u| u.to_string()).collect());
                 }
             }
             tx.unit_staff(unit.as_str()).await

@@ -6,6 +6,7 @@
 //! same container twice (which would hide one replica's entries).
 
 pub(crate) mod am;
+pub mod cache;
 pub mod message;
 
 use std::fmt;

@@ -14,8 +14,8 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ObjType, ROOT};
 
 use crate::author::Author;
-use crate::doc::am;
 use crate::doc::{DocKind, Message, init_root};
+use crate::doc::{am, cache};
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId};
@@ -72,7 +72,7 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
         let list = am::req_obj(self.d(), &ROOT, "timeline", ObjType::List)?;
         am::list_maps(self.d(), &list, "timeline")?
             .iter()
-            .map(|obj| TimelineEvent::read(self.d(), obj))
+            .map(|obj| cache::entry(obj, || TimelineEvent::read(self.d(), obj)))
             .collect()
     }
 
@@ -81,7 +81,7 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
         let list = am::req_obj(self.d(), &ROOT, "conversation", ObjType::List)?;
         am::list_maps(self.d(), &list, "conversation")?
             .iter()
-            .map(|obj| Message::read(self.d(), obj))
+            .map(|obj| cache::entry(obj, || Message::read(self.d(), obj)))
             .collect()
     }
 

@@ -181,6 +181,9 @@ fn check_one(ctx: &PolicyContext<'_>, doc: &mut AutoCommit, change: &Change) -> 
     }
     .inspect();
     if verdict.is_err() {
+        // Entries parsed from the refused change must not stand for
+        // another change that reuses its actor and sequence number.
+        crate::doc::cache::forget_pending();
         let actor = doc.get_actor().clone();
         *doc = doc
             .fork_at(&heads_before)
