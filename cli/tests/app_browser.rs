@@ -5,7 +5,7 @@
 //! wait as 待发送, the link comes back and the server holds each exactly once; the notice's
 //! read and forwarded receipts reach the notice report; a post in the village room @s the
 //! officer (a long room opens on its latest messages, names not ids, earlier ones on request);
-//! more petitions than a page show behind 更多; a visit with no network opens the shell and the kept petitions. Screenshots go to `target/screenshots/app/`.
+//! more petitions than a page show behind 更多; an event set aside says why; a visit with no network opens the shell and the kept petitions. Screenshots go to `target/screenshots/app/`.
 //!
 //! Skipped, saying so, where `chromium` and `chromium-driver` are not installed.
 
@@ -563,6 +563,41 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
     phone.wait_for("#stale", WAIT).await?;
     phone.wait_for_text("咨询第21件", WAIT).await?;
     phone.save_screenshot(&shots, "offline-repeat-visit").await?;
+
+    // An event set aside says why, in the console's words. Two officers signing on phones
+    // offline is how one happens; here the kept copy of the petition is given such a second
+    // signing, in the API's shape, and shown with no network.
+    let kept = phone
+        .execute(
+            "const key = 'GET /api/petitions/' + arguments[0];
+             return new Promise((ok, fail) => {
+               const r = indexedDB.open('lianxin', 1);
+               r.onerror = () => fail(r.error);
+               r.onsuccess = () => {
+                 const t = r.result.transaction('kv', 'readwrite'), kv = t.objectStore('kv');
+                 const g = kv.get(key);
+                 g.onsuccess = () => {
+                   const p = g.result, first = p && p.timeline.find((e) => e.kind === 'signed');
+                   if (!first) { ok(false); return; }
+                   p.timeline.push(Object.assign({}, first, { id: first.id + 'x', outcome: 'superseded',
+                     rule: 'already-signed', after: first.id }));
+                   kv.put(p, key);
+                   t.oncomplete = () => ok(true);
+                 };
+               };
+             });",
+            json!([id]),
+        )
+        .await?;
+    ensure!(kept == json!(true), "the petition was kept with its signing: {kept}");
+    phone.goto(&format!("{}/app/#/p/{id}", serve.url)).await?;
+    phone.wait_for("#timeline .why", WAIT).await?;
+    let why = phone.text("#timeline .why").await?;
+    ensure!(
+        why.starts_with("未生效：已经有人签收了，以最早的签收为准。（因 ") && why.ends_with(" 的记录）"),
+        "why the second signing was set aside: {why}"
+    );
+    phone.save_screenshot(&shots, "set-aside").await?;
     phone.set_offline(false).await?;
     phone.close().await?;
     Ok(())
