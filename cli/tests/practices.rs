@@ -754,14 +754,30 @@ async fn party_group_room(db: &mut TestDb) -> anyhow::Result<()> {
 /// definitions written in `sync_core::kpi`, as of `end`.
 fn hand_count(letters: &[Value], end: i64) -> Value {
     let t = |s: &Value, field: &str| s[field].as_i64();
+    // A letter's clock of `kind` as its summary shows it: (start, done, due),
+    // on the times the clock itself used (server receipts, as the report).
+    let clock_of = |s: &Value, kind: &str| -> (i64, Option<i64>, i64) {
+        let c = s["clocks"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["kind"] == kind))
+            .unwrap_or_else(|| panic!("a {kind} clock in {s}"));
+        let state = &c["state"];
+        let done = matches!(state["state"].as_str(), Some("met_on_time" | "met_late"))
+            .then(|| state["done_at"].as_i64())
+            .flatten();
+        (
+            c["started_at"].as_i64().expect("started_at"),
+            done,
+            c["due_at"].as_i64().expect("due_at"),
+        )
+    };
     // (on time, decided) for one clock: done by its due time; decided when
     // done by the end or past due at the end.
-    let clock = |done: &str, due: &str| {
+    let clock = |kind: &str| {
         let (mut on_time, mut decided) = (0u32, 0u32);
         for s in letters {
-            let done = t(s, done).filter(|d| *d <= end);
-            let due = t(s, due).expect("a due time");
-            match done {
+            let (_, done, due) = clock_of(s, kind);
+            match done.filter(|d| *d <= end) {
                 Some(d) => {
                     decided += 1;
                     if d <= due {
@@ -774,10 +790,14 @@ fn hand_count(letters: &[Value], end: i64) -> Value {
         }
         (on_time, decided)
     };
-    let median = |done: &str| {
+    // From the clock's start (the submission as the server received it) to the step.
+    let median = |kind: &str| {
         let mut v: Vec<i64> = letters
             .iter()
-            .filter_map(|s| Some(t(s, done).filter(|d| *d <= end)? - t(s, "submitted_at")?))
+            .filter_map(|s| {
+                let (start, done, _) = clock_of(s, kind);
+                Some(done.filter(|d| *d <= end)? - start)
+            })
             .collect();
         v.sort_unstable();
         let n = v.len();
@@ -800,15 +820,15 @@ fn hand_count(letters: &[Value], end: i64) -> Value {
     let rated: Vec<u64> = letters.iter().filter_map(|s| s["rating"].as_u64()).collect();
     json!({
         "received": letters.len(),
-        "response_rate": clock("signed_at", "sign_due"),
-        "contact_in_time_rate": clock("contacted_at", "contact_due"),
-        "on_time_reply_rate": clock("replied_at", "reply_due"),
+        "response_rate": clock("sign"),
+        "contact_in_time_rate": clock("contact"),
+        "on_time_reply_rate": clock("reply"),
         "completion_rate": [completed, completed + due_not_given],
         "rated": rated.len(),
         "satisfied": rated.iter().filter(|r| **r >= 4).count(),
-        "median_time_to_sign": median("signed_at"),
-        "median_time_to_contact": median("contacted_at"),
-        "median_time_to_reply": median("replied_at"),
+        "median_time_to_sign": median("sign"),
+        "median_time_to_contact": median("contact"),
+        "median_time_to_reply": median("reply"),
         "supervised": letters.iter().filter(|s| s["supervised"] == true).count(),
         "escalated": letters.iter().filter(|s| s["escalations"].as_u64().unwrap_or(0) > 0).count(),
     })
