@@ -157,24 +157,8 @@ pub fn words() -> serde_json::Value {
     for r in sync_core::policy::Rule::ALL {
         rules.insert(r.as_str().to_owned(), Value::from(labels::rule(r.as_str())));
     }
-    {
-        use sync_core::petition::status::rules as w;
-        for code in [
-            w::BEFORE_SUBMISSION,
-            w::DUPLICATE_SUBMISSION,
-            w::ALREADY_SIGNED,
-            w::NOT_LEAD,
-            w::NOT_LEAD_OR_ASSIST,
-            w::NOT_DISPATCHED,
-            w::NOT_IN_HANDLING,
-            w::NOT_ANSWERED,
-            w::NOT_REPLIED,
-            w::FINISHED,
-            w::SAME_UNIT,
-            w::NOT_SUBMITTER,
-        ] {
-            rules.insert(code.to_owned(), Value::from(labels::rule(code)));
-        }
+    for code in sync_core::petition::status::rules::ALL {
+        rules.insert((*code).to_owned(), Value::from(labels::rule(code)));
     }
     let mut errors = Map::new();
     for code in [

@@ -222,22 +222,7 @@ mod tests {
         for r in sync_core::policy::Rule::ALL {
             assert!(!rule(r.as_str()).starts_with("规则 "), "{r:?} has no words");
         }
-        use sync_core::petition::status::rules as w;
-        for code in [
-            w::BEFORE_SUBMISSION,
-            w::DUPLICATE_SUBMISSION,
-            w::ALREADY_SIGNED,
-            w::NOT_LEAD,
-            w::NOT_LEAD_OR_ASSIST,
-            w::NOT_DISPATCHED,
-            w::NOT_IN_HANDLING,
-            w::NOT_ANSWERED,
-            w::NOT_REPLIED,
-            w::FINISHED,
-            w::SAME_UNIT,
-            w::NOT_SUBMITTER,
-            w::NO_CHANGE,
-        ] {
+        for code in sync_core::petition::status::rules::ALL {
             assert!(!rule(code).starts_with("规则 "), "{code} has no words");
         }
     }

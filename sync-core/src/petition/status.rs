@@ -287,6 +287,23 @@ pub mod rules {
     /// A reclassification to the category it already has, or an assists
     /// change that adds no new assisting unit and removes none it has.
     pub const NO_CHANGE: &str = "no-change";
+
+    /// Every rule above, for clients that give each its words.
+    pub const ALL: &[&str] = &[
+        BEFORE_SUBMISSION,
+        DUPLICATE_SUBMISSION,
+        ALREADY_SIGNED,
+        NOT_LEAD,
+        NOT_LEAD_OR_ASSIST,
+        NOT_DISPATCHED,
+        NOT_IN_HANDLING,
+        NOT_ANSWERED,
+        NOT_REPLIED,
+        FINISHED,
+        SAME_UNIT,
+        NOT_SUBMITTER,
+        NO_CHANGE,
+    ];
 }
 
 /// Applies one event. `Ok(true)` when status or lead changed, `Ok(false)`
