@@ -9,35 +9,9 @@ use sync_core::directory::{DirectoryDoc, Household};
 use sync_core::doc::{Mention, Message};
 use sync_core::notice::{Audience, NewNotice, NoticeDoc, NoticeKind, ReceiptKind};
 use sync_core::petition::{ContactMethod, EventBody, PetitionDoc};
-use sync_core::policy::{Checked, DocFacts, PolicyContext, Rule, Visibility, check_changes, check_local, may_read};
+use sync_core::policy::{Checked, DocFacts, Rule, Visibility, check_changes, check_local, may_read};
 use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
 use sync_core::{HouseholdId, Principal};
-
-fn ctx<'a>(org: &'a sync_core::OrgTree, who: &'a Principal) -> PolicyContext<'a> {
-    PolicyContext {
-        org,
-        principal: who,
-        now: T0.plus_minutes(60),
-    }
-}
-
-#[track_caller]
-fn allowed(c: &Checked) {
-    assert!(c.refused.is_empty(), "expected allowed, got {:?}", c.refused);
-    assert!(!c.accepted.is_empty(), "nothing was checked");
-}
-
-#[track_caller]
-fn refused(c: &Checked, rule: Rule) {
-    assert_eq!(
-        c.refused.len(),
-        1,
-        "expected one refusal by {rule}, got {:?}",
-        c.refused
-    );
-    assert_eq!(c.refused[0].rule, rule, "{}", c.refused[0]);
-    assert!(c.accepted.is_empty());
-}
 
 fn event_as(who: &Principal, unit_id: Option<&str>, body: EventBody) -> Checked {
     check_edit(&petition(), who, 9, |d| record(d, who, unit_id, 20, body))

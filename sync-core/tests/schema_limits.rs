@@ -11,35 +11,9 @@ use common::*;
 use sync_core::directory::{DirectoryDoc, Household};
 use sync_core::doc::Message;
 use sync_core::policy::shape::{MAX_CHANGE_ENTRIES, MAX_PETITION_ENTRIES};
-use sync_core::policy::{Checked, PolicyContext, Rule, check_changes};
+use sync_core::policy::{Checked, Rule, check_changes};
 use sync_core::room::{MemberRole, RoomDoc, RoomInfo, RoomKind};
 use sync_core::{HouseholdId, Principal};
-
-fn ctx<'a>(org: &'a sync_core::OrgTree, who: &'a Principal) -> PolicyContext<'a> {
-    PolicyContext {
-        org,
-        principal: who,
-        now: T0.plus_minutes(60),
-    }
-}
-
-#[track_caller]
-fn allowed(c: &Checked) {
-    assert!(c.refused.is_empty(), "expected allowed, got {:?}", c.refused);
-    assert!(!c.accepted.is_empty(), "nothing was checked");
-}
-
-#[track_caller]
-fn refused(c: &Checked, rule: Rule) {
-    assert_eq!(
-        c.refused.len(),
-        1,
-        "expected one refusal by {rule}, got {:?}",
-        c.refused
-    );
-    assert_eq!(c.refused[0].rule, rule, "{}", c.refused[0]);
-    assert!(c.accepted.is_empty());
-}
 
 /// Checks raw edits made in one change on a fork of `doc` as `who`.
 fn raw_edit(doc: &AutoCommit, who: &Principal, edit: impl FnOnce(&mut AutoCommit)) -> Checked {

@@ -4,7 +4,7 @@
 
 use automerge::{ActorId, AutoCommit, Change};
 use sync_core::petition::{EventBody, Location, PetitionDoc, PetitionHeader};
-use sync_core::policy::{Checked, PolicyContext, check_changes};
+use sync_core::policy::{Checked, PolicyContext, Rule, check_changes};
 use sync_core::{
     Author, Category, Channel, HlcClock, HouseholdId, Membership, OrgTree, Principal, Role, Timestamp, Unit, UnitId,
     UnitKind, UserId,
@@ -149,4 +149,33 @@ pub fn check_edit(doc: &PetitionDoc, who: &Principal, actor_n: u8, edit: impl Fn
 pub fn record(doc: &mut PetitionDoc, who: &Principal, unit_id: Option<&str>, minutes: i64, body: EventBody) {
     doc.record(&mut author(who), T0.plus_minutes(minutes), unit_id.map(unit), body)
         .unwrap();
+}
+
+/// `who` writing in `org` an hour after T0.
+pub fn ctx<'a>(org: &'a sync_core::OrgTree, who: &'a Principal) -> PolicyContext<'a> {
+    PolicyContext {
+        org,
+        principal: who,
+        now: T0.plus_minutes(60),
+    }
+}
+
+/// Every change was accepted.
+#[track_caller]
+pub fn allowed(c: &Checked) {
+    assert!(c.refused.is_empty(), "expected allowed, got {:?}", c.refused);
+    assert!(!c.accepted.is_empty(), "nothing was checked");
+}
+
+/// The one change was refused by `rule`.
+#[track_caller]
+pub fn refused(c: &Checked, rule: Rule) {
+    assert_eq!(
+        c.refused.len(),
+        1,
+        "expected one refusal by {rule}, got {:?}",
+        c.refused
+    );
+    assert_eq!(c.refused[0].rule, rule, "{}", c.refused[0]);
+    assert!(c.accepted.is_empty());
 }
