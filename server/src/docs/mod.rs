@@ -628,6 +628,11 @@ impl DocService {
                 Ok(JobResult::Stale { stored }) => {
                     self.inner.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(doc = %doc_id, attempt, copy = loaded.position, stored, "document moved meanwhile; computing the write again");
+                    // Another node keeps committing to this document: wait a
+                    // random, growing while (at most 256 ms) so its burst of
+                    // writes can drain before this one races it again.
+                    let ceiling = 1u64 << attempt.min(8);
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % ceiling + 1)).await;
                     if !self.catch_up(doc_id, loaded).await? {
                         **guard = Some(self.load(doc_id).await?);
                     }
