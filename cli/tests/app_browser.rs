@@ -1,6 +1,7 @@
 //! The resident app in a real browser (Debian's headless Chromium over WebDriver) on a real
 //! `lianxin serve --demo` process, at 360 px wide: a resident of 下溪村 signs in with the code
-//! from the dev-mode log, files a petition to the station chief, the officer replies, the
+//! from the dev-mode log, files a petition to the station chief, the officer replies (named, not
+//! by id, in the timeline and the conversation), the
 //! phone goes offline (DevTools network emulation), the resident comments and rates, both
 //! wait as 待发送, the link comes back and the server holds each exactly once; the notice's
 //! read and forwarded receipts reach the notice report; a post in the village room @s the
@@ -298,10 +299,26 @@ async fn a_resident_files_comments_offline_rates_and_reads_a_notice() -> anyhow:
             json!({"action": "reply", "unit": "station-east", "text": "已报电力所，明天上午来修。"}),
         )
         .await?;
+    serve
+        .call(
+            &wang,
+            "POST",
+            &act,
+            json!({"action": "comment", "text": "师傅明天上午在家吗？"}),
+        )
+        .await?;
     phone.goto(&format!("{}/app/#/p/{id}", serve.url)).await?;
     phone.wait_for("form#r", WAIT).await?;
     let clock = phone.text("#clock").await?;
     ensure!(clock.starts_with("已回复"), "status in words: {clock}");
+    // The handler by name, in the timeline and the conversation.
+    for part in ["#timeline", "#talk"] {
+        let text = phone.text(part).await?;
+        ensure!(
+            text.contains("王警官") && !text.contains("officer-wang"),
+            "{part} names the officer: {text}"
+        );
+    }
     phone.save_screenshot(&shots, "petition").await?;
 
     // Offline: comment and rate; both wait.

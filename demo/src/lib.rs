@@ -585,7 +585,8 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
         doc: room.into_doc(),
     });
 
-    // A private line between a household and the east station.
+    // A private line between a household and the east station, with the
+    // household's officer (the village directory's, below) on it.
     let id = w.doc_id();
     let mut doc = AutoCommit::new();
     w.on(&mut doc, "res-zhang");
@@ -597,7 +598,11 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
         household: Some(HouseholdId::new("hh-shangping-001")?),
         created_by: UserId::new("res-zhang")?,
     };
-    let mut line = RoomDoc::create(doc.get_actor().clone(), info, [])?;
+    let mut line = RoomDoc::create(
+        doc.get_actor().clone(),
+        info,
+        [(UserId::new("officer-li")?, MemberRole::Moderator)],
+    )?;
     let author = w.on(line.doc_mut(), "res-zhang");
     line.post(
         author,

@@ -406,3 +406,153 @@ async fn a_room_opens_on_its_latest_messages_with_names() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// The inbox items of `user` of `kind` about `doc_id` (and its `entry`, if given), as
+/// `recipient` strings.
+async fn told(
+    server: &TestServer,
+    user: &str,
+    (doc_id, entry): (&str, Option<&Value>),
+    kind: &str,
+) -> anyhow::Result<Vec<String>> {
+    let t = token(server, user).await?;
+    let (status, inbox) = server.get("/api/inbox?limit=500", Some(&t)).await?;
+    ensure!(status == 200, "{status} {inbox}");
+    Ok(inbox["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter(|i| i["doc_id"] == doc_id && i["kind"] == kind && entry.is_none_or(|e| i["entry"] == *e))
+        .map(|i| i["recipient"].as_str().unwrap_or("").to_owned())
+        .collect())
+}
+
+/// 户户通: a household's message on its 1:1 line, and a petition it files on the household line,
+/// reach the officer the village directory assigns to the household (not the station's whole
+/// duty desk); the resident sees the officer on the line by name; when the directory names
+/// another officer, the next message goes to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_household_line_reaches_the_households_directory_officer() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db).await?;
+    let zhang = token(&server, "res-zhang").await?;
+    let (_, rooms) = server.get("/api/rooms", Some(&zhang)).await?;
+    let line = rooms["items"]
+        .as_array()
+        .context("rooms")?
+        .iter()
+        .find(|r| r["kind"] == "household_line")
+        .context("household line")?["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+
+    // The resident sees the officer on the line, by name.
+    let (_, view) = server.get(&format!("/api/rooms/{line}"), Some(&zhang)).await?;
+    ensure!(
+        view["members"]
+            .as_array()
+            .context("members")?
+            .iter()
+            .any(|m| m["user"] == "officer-li"),
+        "the household's officer is on the line: {view}"
+    );
+    ensure!(view["names"]["officer-li"] == "李警官", "{}", view["names"]);
+
+    let (status, posted) = server
+        .post(
+            &format!("/api/rooms/{line}/messages"),
+            Some(&zhang),
+            &json!({"text": "李警官，我家的户口本能补办吗？"}),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {posted}");
+    let message = (line.as_str(), Some(&posted["id"]));
+    let li = told(&server, "officer-li", message, "line_message").await?;
+    ensure!(li == ["user:officer-li"], "the directory's officer is told: {li:?}");
+    let wang = told(&server, "officer-wang", message, "line_message").await?;
+    ensure!(wang.is_empty(), "not the rest of the station: {wang:?}");
+
+    // The officer sees the conversation in the console's room page.
+    let li_token = token(&server, "officer-li").await?;
+    let (status, page) = server
+        .get(
+            &format!("/api/rooms/{line}/messages?latest=true&limit=50"),
+            Some(&li_token),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {page}");
+    ensure!(page["names"]["res-zhang"] == "张大爷", "{}", page["names"]);
+
+    // A petition filed on the household line goes to the same officer.
+    let id = DocumentId::from_bytes(rand::random()).to_string();
+    let (status, body) = server
+        .post(
+            "/api/petitions",
+            Some(&zhang),
+            &json!({"id": id, "channel": "household_line", "category": "consultation", "title": "补办户口本",
+                    "body": "户口本丢了", "location": {"unit": "village-shangping"}}),
+        )
+        .await?;
+    ensure!(status == 201, "{status} {body}");
+    ensure!(body["summary"]["lead"] == "station-east", "still the station's: {body}");
+    let li = told(&server, "officer-li", (&id, None), "new_petition").await?;
+    ensure!(li == ["user:officer-li"], "{li:?}");
+    ensure!(
+        told(&server, "officer-wang", (&id, None), "new_petition")
+            .await?
+            .is_empty()
+    );
+
+    // The directory now names 王警官 for the household: the next message is his.
+    let (status, body) = server
+        .put(
+            "/api/units/village-shangping/directory/households/hh-shangping-001",
+            Some(&li_token),
+            &json!({"name": "张家", "officer": "officer-wang"}),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    let (_, posted) = server
+        .post(
+            &format!("/api/rooms/{line}/messages"),
+            Some(&zhang),
+            &json!({"text": "王警官，麻烦您了"}),
+        )
+        .await?;
+    let message = (line.as_str(), Some(&posted["id"]));
+    let wang = told(&server, "officer-wang", message, "line_message").await?;
+    ensure!(wang == ["user:officer-wang"], "{wang:?}");
+    ensure!(told(&server, "officer-li", message, "line_message").await?.is_empty());
+    Ok(())
+}
+
+/// A petition's view names its people: the conversation and timeline show names, not ids.
+#[tokio::test]
+async fn a_petition_view_carries_the_names_of_its_people() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = demo(&db).await?;
+    let zhang = token(&server, "res-zhang").await?;
+    let (_, list) = server
+        .get("/api/petitions?submitter=res-zhang&limit=50", Some(&zhang))
+        .await?;
+    let mut seen_officer = false;
+    for item in list["items"].as_array().context("items")? {
+        let id = item["doc_id"].as_str().context("doc_id")?;
+        let (status, view) = server.get(&format!("/api/petitions/{id}"), Some(&zhang)).await?;
+        ensure!(status == 200, "{status} {view}");
+        ensure!(view["names"]["res-zhang"] == "张大爷", "{}", view["names"]);
+        let people = view["conversation"]
+            .as_array()
+            .context("conversation")?
+            .iter()
+            .chain(view["timeline"].as_array().context("timeline")?)
+            .filter_map(|e| e["by"].as_str());
+        for by in people {
+            ensure!(view["names"][by].is_string(), "{by} has a name: {}", view["names"]);
+            seen_officer |= by == "officer-li";
+        }
+    }
+    ensure!(seen_officer, "the demo has an officer in 张大爷's petitions");
+    Ok(())
+}

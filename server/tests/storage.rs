@@ -469,7 +469,8 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
 }
 
 /// Household mail reaches the household's enabled accounts and its
-/// representative, many households read together.
+/// representative, many households read together; a household's officer is
+/// the directory's, if that account is enabled.
 async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<()> {
     use lianxin_server::storage::HouseholdRow;
 
@@ -490,6 +491,12 @@ async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<(
         village_unit: "village-a".into(),
         name: id.into(),
         representative: representative.map(str::to_owned),
+        // b1 stands in for an officer's account; a2's is disabled below.
+        officer: match id {
+            "h1" => Some("b1".into()),
+            "h3" => Some("a2".into()),
+            _ => None,
+        },
         moved_out: false,
     };
     let mut tx = s.begin().await?;
@@ -510,6 +517,14 @@ async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<(
         [want("h1", &["a1", "rep-1"]), want("h2", &["b1"]), want("h3", &["a1"])],
         "no disabled account, no household without anyone"
     );
+    assert_eq!(s.household_officer("h1").await?.as_deref(), Some("b1"));
+    assert_eq!(
+        s.household_officer("h3").await?,
+        None,
+        "a disabled officer reaches nobody"
+    );
+    assert_eq!(s.household_officer("h4").await?, None, "no officer named");
+    assert_eq!(s.household_officer("h9").await?, None, "not in any directory");
     Ok(())
 }
 

@@ -69,6 +69,9 @@ pub struct HouseholdRow {
     pub village_unit: String,
     pub name: String,
     pub representative: Option<String>,
+    /// The officer the directory assigns to the household.
+    #[serde(default)]
+    pub officer: Option<String>,
     pub moved_out: bool,
 }
 
@@ -169,6 +172,7 @@ impl Projection {
                         village_unit: village.clone(),
                         name: h.name,
                         representative: h.representative.map(|u| u.to_string()),
+                        officer: h.officer.map(|u| u.to_string()),
                         moved_out: h.moved_out,
                     })
                     .collect();

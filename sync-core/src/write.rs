@@ -5,26 +5,31 @@
 //! if the document's stored position is still the one the copy was built
 //! from; otherwise it catches its copy up and computes again.
 //!
-//! A write goes in two steps because a new notice needs one fact that no
-//! document records (the households living below its audience units and in
-//! its rooms): [`propose`] runs policy and says what it [`Needs`]; the host
+//! A write goes in two steps because some writes need facts that no document
+//! records (the households living below a new notice's audience units and in
+//! its rooms; the officer the village directory assigns to a household, whom
+//! its household line and its 户户通 petitions reach; a petition's entry
+//! receipts): [`propose`] runs policy and says what it [`Needs`]; the host
 //! reads that and calls [`Proposal::finish`].
 
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{ActorId, AutoCommit, Change};
 
+use crate::channel::Channel;
 use crate::clocks::{Calendar, ClockRules, Receipts};
 use crate::doc::DocKind;
 use crate::doc::cache::{self, EntryCache};
 use crate::error::SchemaError;
 use crate::ids::{HouseholdId, UnitId, UserId};
 use crate::notice::NoticeDoc;
-use crate::notify::{Notification, notice_notifications, petition_notifications, room_notifications};
+use crate::notify::{
+    Notification, notice_notifications, petition_notifications, room_notifications, to_household_officer,
+};
 use crate::petition::PetitionDoc;
 use crate::policy::{PolicyContext, Refusal, Rule, check_changes};
 use crate::projection::Projection;
-use crate::room::RoomDoc;
+use crate::room::{RoomDoc, RoomKind};
 use crate::time::Timestamp;
 
 /// Who an actor id was first delivered by, as the host's store records it.
@@ -57,11 +62,18 @@ pub struct Needs {
     /// A petition: the server's receipt times of the document's stored
     /// entries, which its clocks run on.
     pub entry_receipts: bool,
+    /// A household's message on its household line, or a petition it files
+    /// on the household line (户户通): the officer the village directory
+    /// assigns to this household ([`Facts::household_officer`]).
+    pub household_officer: Option<HouseholdId>,
 }
 
 impl Needs {
     pub fn is_empty(&self) -> bool {
-        self.households_in_units.is_empty() && self.households_in_rooms.is_empty() && !self.entry_receipts
+        self.households_in_units.is_empty()
+            && self.households_in_rooms.is_empty()
+            && !self.entry_receipts
+            && self.household_officer.is_none()
     }
 }
 
@@ -72,6 +84,10 @@ pub struct Facts {
     pub audience_households: Vec<HouseholdId>,
     /// The recorded receipt times of the document's entries.
     pub entry_receipts: Receipts,
+    /// The officer the directory assigns to [`Needs::household_officer`]'s
+    /// household, if it names one whose account is enabled; `None` sends
+    /// what was for the officer to the unit's duty desk instead.
+    pub household_officer: Option<UserId>,
 }
 
 /// A write after policy, before the facts policy cannot know.
@@ -226,18 +242,49 @@ fn actor_refusal(change: &Change, origin: Origin, user: &UserId, binding: Option
 }
 
 /// What a write needs read: a stored petition's entry receipts, the households
-/// below a new notice's audience.
+/// below a new notice's audience, the officer of a household writing on its
+/// household line or filing a petition on it.
 fn needs(ctx: &PolicyContext<'_>, before: &AutoCommit, after: &AutoCommit) -> Needs {
-    if matches!(DocKind::of(before), Ok(Some(DocKind::Petition))) {
+    let (Ok(was), Ok(is)) = (DocKind::of(before), DocKind::of(after)) else {
+        // The document does not read; `finish` reports it.
+        return Needs::default();
+    };
+    if was == Some(DocKind::Petition) {
         return Needs {
             entry_receipts: true,
             ..Needs::default()
         };
     }
-    let created_notice =
-        matches!(DocKind::of(before), Ok(None)) && matches!(DocKind::of(after), Ok(Some(DocKind::Notice)));
-    if !created_notice {
-        return Needs::default();
+    let household_officer = || Needs {
+        household_officer: ctx.principal.household.clone(),
+        ..Needs::default()
+    };
+    match (was, is) {
+        (None, Some(DocKind::Petition)) => {
+            let header = PetitionDoc::view(after).and_then(|p| p.header());
+            return match header {
+                Ok(h) if h.channel == Channel::HouseholdLine && h.submitter == ctx.principal.user => {
+                    household_officer()
+                }
+                _ => Needs::default(),
+            };
+        }
+        (_, Some(DocKind::Room)) => {
+            // Only the household's own messages on its line go to its officer;
+            // an officer's writes (with no household) need nothing.
+            let Some(household) = &ctx.principal.household else {
+                return Needs::default();
+            };
+            let info = RoomDoc::view(after).and_then(|r| r.info());
+            return match info {
+                Ok(i) if i.kind == RoomKind::HouseholdLine && i.household.as_ref() == Some(household) => {
+                    household_officer()
+                }
+                _ => Needs::default(),
+            };
+        }
+        (None, Some(DocKind::Notice)) => {}
+        _ => return Needs::default(),
     }
     let Ok(audience) = NoticeDoc::view(after).and_then(|n| n.audience()) else {
         // The notice does not read; `finish` reports it.
@@ -258,7 +305,7 @@ fn needs(ctx: &PolicyContext<'_>, before: &AutoCommit, after: &AutoCommit) -> Ne
     Needs {
         households_in_units: units.into_iter().collect(),
         households_in_rooms: rooms.into_iter().collect(),
-        entry_receipts: false,
+        ..Needs::default()
     }
 }
 
@@ -379,14 +426,25 @@ fn notifications(
     Ok(match kind {
         DocKind::Petition => {
             let before = existed.then(|| PetitionDoc::view(before)).transpose()?;
-            petition_notifications(before.as_ref(), &PetitionDoc::view(after)?)?
+            let after = PetitionDoc::view(after)?;
+            let out = petition_notifications(before.as_ref(), &after)?;
+            if existed {
+                out
+            } else {
+                to_household_officer(out, &after.header()?, facts.household_officer.as_ref())
+            }
         }
         DocKind::Room => {
             let before = existed.then(|| RoomDoc::view(before)).transpose()?;
             // Policy binds every new entry to the user who delivered it, so the
             // writer of every new message is `user`.
             let household_of = |u: &UserId| if u == user { household.clone() } else { None };
-            room_notifications(before.as_ref(), &RoomDoc::view(after)?, household_of)?
+            room_notifications(
+                before.as_ref(),
+                &RoomDoc::view(after)?,
+                household_of,
+                facts.household_officer.as_ref(),
+            )?
         }
         DocKind::Notice if !existed => {
             notice_notifications(None, &NoticeDoc::view(after)?, &facts.audience_households)?

@@ -374,13 +374,13 @@ fn room_post(
     let before = room.clone();
     let m = Message { mentions, ..msg(text) };
     room.post(&mut author(who), T0.plus_minutes(minutes), m).unwrap();
-    room_notifications(Some(&before), room, no_households).unwrap()
+    room_notifications(Some(&before), room, no_households, None).unwrap()
 }
 
 #[test]
 fn mentions_reach_the_mentioned_members_and_all_reaches_everyone_but_the_writer() {
     let mut room = village_room();
-    assert!(room_notifications(None, &room, no_households).unwrap().is_empty());
+    assert!(room_notifications(None, &room, no_households, None).unwrap().is_empty());
     let ns = room_post(
         &mut room,
         &neighbour(),
@@ -500,7 +500,7 @@ fn a_message_redacted_before_fan_out_notifies_nobody() {
     room.redact(&mut author(&officer_a()), T0.plus_minutes(1), &id, "含个人信息")
         .unwrap();
     assert!(
-        room_notifications(Some(&before), &room, no_households)
+        room_notifications(Some(&before), &room, no_households, None)
             .unwrap()
             .is_empty()
     );
@@ -522,7 +522,7 @@ fn a_household_line_carries_messages_between_the_household_and_the_units_duty_de
         let before = line.clone();
         line.post(&mut author(who), T0.plus_minutes(minutes), msg(text))
             .unwrap();
-        room_notifications(Some(&before), &line, household_of).unwrap()
+        room_notifications(Some(&before), &line, household_of, None).unwrap()
     };
     let ns = say(&resident(), 1, "户口本丢了怎么办");
     assert_eq!(summary(&ns), vec![(to_unit("station-a"), Kind::LineMessage, false)]);

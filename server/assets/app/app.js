@@ -312,8 +312,8 @@
       const rated = s.rating != null || q.some((it) => it.kind === 'rate');
       view.innerHTML = `<h1>${esc(s.title)}</h1><p class="st" id="clock">${clockWords(s)}</p>
         <p>${esc(p.header.body)}</p>
-        <h2>进展</h2><ol id="timeline">${p.timeline.map((t) => `<li${t.outcome === 'superseded' ? ' class="st"' : ''}>${when(hlcMs(t.at))} ${esc(W.event[t.kind] || t.kind)}${t.text ? '：' + esc(t.text) : ''}${t.note ? '：' + esc(t.note) : ''}${t.rating ? '：' + '★'.repeat(t.rating) : ''}${aside(t, p.timeline)}</li>`).join('')}</ol>
-        <h2>对话</h2><div id="talk">${p.conversation.map((m) => `<div class="msg"><small>${who(m.by)} · ${when(hlcMs(m.at))}</small><br>${esc(m.text)}</div>`).join('') || '<p class="st">还没有对话。</p>'}</div>
+        <h2>进展</h2><ol id="timeline">${p.timeline.map((t) => `<li${t.outcome === 'superseded' ? ' class="st"' : ''}>${when(hlcMs(t.at))} ${esc(W.event[t.kind] || t.kind)}${t.by === S.me.id ? '' : '（' + who(t.by, p.names) + '）'}${t.text ? '：' + esc(t.text) : ''}${t.note ? '：' + esc(t.note) : ''}${t.rating ? '：' + '★'.repeat(t.rating) : ''}${aside(t, p.timeline)}</li>`).join('')}</ol>
+        <h2>对话</h2><div id="talk">${p.conversation.map((m) => `<div class="msg"><small>${who(m.by, p.names)} · ${when(hlcMs(m.at))}</small><br>${esc(m.text)}</div>`).join('') || '<p class="st">还没有对话。</p>'}</div>
         ${pending(q)}
         <form id="c"><label for="comment">补充或回复</label><textarea id="comment" name="comment" required></textarea><button>发送</button></form>
         ${done && !rated ? `<form id="r"><h2>评价处理结果</h2><div class="row">${[5, 4, 3, 2, 1].map((n) => `<label><input type="radio" name="rating" value="${n}"${n === 5 ? ' checked' : ''}>${'★'.repeat(n)}</label>`).join('')}</div>

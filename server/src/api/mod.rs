@@ -76,3 +76,20 @@ pub(crate) fn client_mark(who: &sync_core::Principal, doc: &str, key: &str) -> R
 pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> u32 {
     limit.unwrap_or(default).clamp(1, max)
 }
+
+/// Display names of `users`, by id; a user without a record keeps only the id.
+pub(crate) async fn names_of<'a>(
+    app: &crate::state::AppState,
+    users: impl IntoIterator<Item = &'a sync_core::UserId>,
+) -> Result<std::collections::BTreeMap<sync_core::UserId, String>, ApiError> {
+    let ids: std::collections::BTreeSet<&str> = users.into_iter().map(sync_core::UserId::as_str).collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut names = std::collections::BTreeMap::new();
+    for (id, name) in app.storage.display_names(&ids).await? {
+        names.insert(
+            sync_core::UserId::new(&id).map_err(|e| ApiError::Internal(e.to_string()))?,
+            name,
+        );
+    }
+    Ok(names)
+}

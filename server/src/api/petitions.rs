@@ -8,7 +8,7 @@ use sync_core::policy::{PolicyContext, check_local};
 use sync_core::wire::{BoardItem, BoardPage, NewPetition, PetitionListItem, PetitionPage, PetitionView, TimelineEntry};
 use sync_core::{Category, Principal, SchemaError, Timestamp};
 
-use super::{doc_error, doc_key, page_limit, refused};
+use super::{doc_error, doc_key, names_of, page_limit, refused};
 use crate::docs::Once;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -105,7 +105,17 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
     };
     let events: Vec<TimelineEvent> = timeline.iter().map(|t| t.event.clone()).collect();
     let allowed_actions = sync_core::petition::allowed_actions(&ctx, &header, &events, &conversation);
+    let writer = header.submitter.clone();
     mask(&mut header, &events, who, app);
+    // An anonymous writer the reader may not know stays unnamed, wherever
+    // else their id appears.
+    let hidden = (header.submitter != writer).then_some(&writer);
+    let people = [&header.submitter, &header.recorded_by]
+        .into_iter()
+        .chain(events.iter().map(|e| &e.by))
+        .chain(conversation.iter().map(|m| &m.by))
+        .filter(|u| Some(*u) != hidden);
+    let names = names_of(app, people).await?;
     Ok(PetitionView {
         id: key.to_owned(),
         url: format!("automerge:{key}"),
@@ -114,6 +124,7 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
         timeline,
         conversation,
         allowed_actions,
+        names,
     })
 }
 

@@ -14,7 +14,7 @@ use sync_core::wire::{
 };
 use sync_core::{Channel, EntryId, Principal, UserId};
 
-use super::{doc_error, doc_key, page_limit, refused};
+use super::{doc_error, doc_key, names_of, page_limit, refused};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::RoomRow;
@@ -97,20 +97,6 @@ fn room_view(key: &str, doc: &AutoCommit) -> Result<RoomView, ApiError> {
         tags: room.tags().map_err(internal)?.into_iter().collect(),
         names: BTreeMap::new(),
     })
-}
-
-/// Display names of `users`, by id; a user without a record keeps only the id.
-async fn names_of<'a>(
-    app: &AppState,
-    users: impl IntoIterator<Item = &'a UserId>,
-) -> Result<BTreeMap<UserId, String>, ApiError> {
-    let ids: std::collections::BTreeSet<&str> = users.into_iter().map(UserId::as_str).collect();
-    let ids: Vec<&str> = ids.into_iter().collect();
-    let mut names = BTreeMap::new();
-    for (id, name) in app.storage.display_names(&ids).await? {
-        names.insert(UserId::new(&id).map_err(internal)?, name);
-    }
-    Ok(names)
 }
 
 /// `GET /api/rooms/{id}`: name, members, pins and tags.

@@ -692,6 +692,12 @@ impl DocService {
                 }
             };
         }
+        if let Some(household) = &needs.household_officer {
+            facts.household_officer = storage
+                .household_officer(household.as_str())
+                .await?
+                .and_then(|u| UserId::new(u).ok());
+        }
         if needs.households_in_units.is_empty() && needs.households_in_rooms.is_empty() {
             return Ok(facts);
         }

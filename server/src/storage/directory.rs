@@ -65,10 +65,11 @@ impl StorageTx {
         for h in rows {
             on_tx!(self, |conn| {
                 sqlx::query(
-                    "INSERT INTO households (household_id, village_unit, name, representative, moved_out, doc_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (household_id) DO UPDATE SET \
+                    "INSERT INTO households (household_id, village_unit, name, representative, moved_out, doc_id, officer) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (household_id) DO UPDATE SET \
                      village_unit = excluded.village_unit, name = excluded.name, \
-                     representative = excluded.representative, moved_out = excluded.moved_out, doc_id = excluded.doc_id",
+                     representative = excluded.representative, moved_out = excluded.moved_out, \
+                     doc_id = excluded.doc_id, officer = excluded.officer",
                 )
                 .bind(&h.household_id)
                 .bind(&h.village_unit)
@@ -76,6 +77,7 @@ impl StorageTx {
                 .bind(h.representative.as_deref())
                 .bind(i64::from(h.moved_out))
                 .bind(doc_id)
+                .bind(h.officer.as_deref())
                 .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected())
@@ -108,6 +110,21 @@ impl Storage {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    /// The officer the village directory assigns to `household`, if it names
+    /// one whose account is enabled and the household has not moved out.
+    pub async fn household_officer(&self, household: &str) -> Result<Option<String>, StorageError> {
+        let officer: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT h.officer FROM households h JOIN users u ON u.id = h.officer \
+                 WHERE h.household_id = $1 AND h.moved_out = 0 AND u.disabled_at IS NULL",
+            )
+            .bind(household)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(officer)
     }
 
     /// Households of a room's members, and the household of a household line.

@@ -9,6 +9,9 @@
 //!   given the document before it (`None` for a new document) and after it.
 //!   Only what is new in `after` notifies: timeline events that newly apply
 //!   (superseded events notify nobody), new messages, a new notice.
+//!   [`to_household_officer`] addresses a petition filed on the household
+//!   line to the household's officer, as `room_notifications` does for the
+//!   household line's messages.
 //! * [`Roster`] says who is on duty for a unit's shared inbox
 //!   ([`Recipient::Unit`]) at a given instant, and when the next hand-over is.
 //! * [`sweep`] turns a petition's clocks at `now` into due-soon and overdue
@@ -60,7 +63,7 @@ mod sweep;
 
 pub use notice::notice_notifications;
 pub use notification::{Notification, NotificationKind, Recipient};
-pub use petition::{PetitionSnapshot, petition_changes, petition_notifications};
+pub use petition::{PetitionSnapshot, petition_changes, petition_notifications, to_household_officer};
 pub use room::room_notifications;
 pub use roster::{LocalTime, Roster, RosterError, Shift};
 pub use sweep::{EscalationPolicy, EscalationStep, SweepAction, sweep};

@@ -8,10 +8,11 @@ use automerge::AutoCommit;
 use super::notification::{
     Notification, NotificationKind as Kind, Recipient, SNIPPET_CHARS, Source, TITLE_CHARS, clip,
 };
+use crate::channel::Channel;
 use crate::doc::Message;
 use crate::error::SchemaError;
 use crate::hlc::Hlc;
-use crate::ids::{EntryId, UnitId};
+use crate::ids::{EntryId, UnitId, UserId};
 use crate::petition::{EventBody, Outcome, PetitionDoc, PetitionHeader, PetitionState, TimelineEvent, derive};
 
 /// What notification derivation reads of a petition: its entries and the
@@ -55,6 +56,44 @@ pub fn petition_notifications<D: Borrow<AutoCommit>>(
 ) -> Result<Vec<Notification>, SchemaError> {
     let before = before.map(PetitionSnapshot::read).transpose()?;
     Ok(petition_changes(before.as_ref(), &PetitionSnapshot::read(after)?))
+}
+
+/// 户户通: a petition filed on the household line goes to the household's own
+/// officer. `officer` is the officer the village directory assigns to the
+/// writer's household (a fact the host reads; the petition does not record
+/// it). The new-petition notification that [`petition_changes`] addresses to
+/// the unit the petition was routed to is addressed to that officer instead;
+/// the petition itself stays routed to the unit, so the unit's duty desk and
+/// clocks still cover it. Without an officer (`None`: the household has none,
+/// or none the host can reach) the unit keeps it. Petitions on other channels
+/// are left as they are.
+pub fn to_household_officer(
+    notifications: Vec<Notification>,
+    header: &PetitionHeader,
+    officer: Option<&UserId>,
+) -> Vec<Notification> {
+    let Some(officer) = officer.filter(|_| header.channel == Channel::HouseholdLine) else {
+        return notifications;
+    };
+    notifications
+        .into_iter()
+        .filter_map(|mut n| {
+            if n.kind != Kind::NewPetition || !matches!(n.recipient, Recipient::Unit(_)) {
+                return Some(n);
+            }
+            if *officer == header.recorded_by {
+                // The officer typed it in: nobody is told of their own entry.
+                return None;
+            }
+            let to = Recipient::User(officer.clone());
+            n.key = match n.key.rsplit_once('/') {
+                Some((head, _)) => format!("{head}/{to}"),
+                None => n.key,
+            };
+            n.recipient = to;
+            Some(n)
+        })
+        .collect()
 }
 
 /// The notifications raised by a petition going from `before` (`None` for a

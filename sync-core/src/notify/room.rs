@@ -22,16 +22,21 @@ use crate::room::{RoomDoc, RoomKind};
 ///   one notification for every member ([`Recipient::Members`]), whoever
 ///   else it names (people who are not members are not told what they cannot
 ///   read, and the writer is never notified);
-/// * on a household line, a message from the household (`household_of(writer)`
-///   is the line's household) goes to the line's unit, whoever is on duty;
-///   any other message (an officer's) goes to the household.
+/// * on a household line (户户通), a message from the household
+///   (`household_of(writer)` is the line's household) goes to the household's
+///   own officer, `line_officer`: the officer the village directory assigns
+///   to the line's household. A household the directory gives no officer
+///   (or none the host can reach) falls back to the line's unit, whoever is
+///   on duty. Any other message (an officer's) goes to the household.
 ///
-/// `household_of` answers from the host's directory or principals; the room
-/// document does not record which household a user belongs to.
+/// `household_of` and `line_officer` answer from the host's directory and
+/// principals; the room document records neither which household a user
+/// belongs to nor who the household's officer is.
 pub fn room_notifications<D: Borrow<AutoCommit>>(
     before: Option<&RoomDoc<D>>,
     after: &RoomDoc<D>,
     household_of: impl Fn(&UserId) -> Option<HouseholdId>,
+    line_officer: Option<&UserId>,
 ) -> Result<Vec<Notification>, SchemaError> {
     let info = after.info()?;
     let members = after.members()?;
@@ -78,7 +83,11 @@ pub fn room_notifications<D: Borrow<AutoCommit>>(
         if let (RoomKind::HouseholdLine, Some(household)) = (info.kind, &info.household) {
             if household_of(&m.by).as_ref() == Some(household) {
                 let text = format!("户户通新消息（{household}）：{snippet}");
-                out.push(src.notify(Recipient::Unit(info.unit.clone()), Kind::LineMessage, false, text));
+                let to = match line_officer {
+                    Some(officer) if *officer != m.by => Recipient::User(officer.clone()),
+                    _ => Recipient::Unit(info.unit.clone()),
+                };
+                out.push(src.notify(to, Kind::LineMessage, false, text));
             } else {
                 let text = format!("民警回复：{snippet}");
                 out.push(src.notify(Recipient::Household(household.clone()), Kind::LineMessage, false, text));

@@ -1,5 +1,7 @@
 //! Petitions: submit, list, read.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{Category, Channel};
@@ -55,6 +57,12 @@ pub struct PetitionView {
     /// (`petition::allowed_actions`): clients build their forms from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_actions: Vec<AllowedAction>,
+    /// Display names of the people the view names (the writer and recorder
+    /// as the header shows them, whoever wrote an event or a message), by
+    /// user id, as room messages carry them. An anonymous writer the reader
+    /// may not know has no name here.
+    #[serde(default)]
+    pub names: BTreeMap<UserId, String>,
 }
 
 /// One timeline event and its outcome (`applied`, or `superseded` with the rule).
