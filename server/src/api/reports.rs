@@ -3,7 +3,6 @@
 
 use sync_core::access::{self, RoleSet};
 use sync_core::kpi::{Dimension, KpiReport, KpiRow, ReportQuery, report};
-use sync_core::petition::PetitionSummary;
 use sync_core::{Category, Channel, Principal, Timestamp, UnitId};
 
 use super::units::unit_id;
@@ -159,7 +158,7 @@ pub async fn run(
     query: ReportQuery,
     now: Timestamp,
 ) -> Result<KpiReport, ApiError> {
-    let rows = storage.kpi_rows(&rows_of(org, &query)).await?;
+    let rows = storage.projections().kpi_rows(&rows_of(org, &query)).await?;
     Ok(report(&rows, &query, org, calendar, now))
 }
 
@@ -173,14 +172,7 @@ pub async fn run_from_summaries(
     query: ReportQuery,
     now: Timestamp,
 ) -> Result<KpiReport, ApiError> {
-    let stored = storage.report_summaries(&rows_of(org, &query)).await?;
-    let rows: Vec<KpiRow> = stored
-        .iter()
-        .map(|s| {
-            serde_json::from_str::<PetitionSummary>(s)
-                .map(|s| KpiRow::of(&s))
-                .map_err(|e| ApiError::Internal(format!("stored summary: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let stored = storage.projections().report_summaries(&rows_of(org, &query)).await?;
+    let rows: Vec<KpiRow> = stored.iter().map(KpiRow::of).collect();
     Ok(report(&rows, &query, org, calendar, now))
 }
