@@ -21,6 +21,7 @@ pub mod org;
 pub mod petitions;
 pub mod reports;
 pub mod rooms;
+pub mod station;
 pub mod units;
 
 use sync_core::repo_protocol::DocumentId;
@@ -85,7 +86,7 @@ pub(crate) async fn names_of<'a>(
     let ids: std::collections::BTreeSet<&str> = users.into_iter().map(sync_core::UserId::as_str).collect();
     let ids: Vec<&str> = ids.into_iter().collect();
     let mut names = std::collections::BTreeMap::new();
-    for (id, name) in app.storage.display_names(&ids).await? {
+    for (id, name) in app.storage.auth().display_names(&ids).await? {
         names.insert(
             sync_core::UserId::new(&id).map_err(|e| ApiError::Internal(e.to_string()))?,
             name,

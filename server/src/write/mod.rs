@@ -60,6 +60,10 @@ pub struct WriteJob {
     /// The calendar and fan-out settings in force when it was computed.
     pub settings: Arc<CommitSettings>,
     pub now: Timestamp,
+    /// At a station, when the tier above refused changes of the document:
+    /// the refusals to record, and the stored history is replaced by
+    /// `changes` (the history rebuilt without them) instead of appended to.
+    pub rewrite: Option<Vec<crate::storage::UpstreamRefusal>>,
 }
 
 /// What became of a job.
@@ -111,6 +115,9 @@ pub struct Stats {
     pub groups: std::sync::atomic::AtomicU64,
     pub jobs: std::sync::atomic::AtomicU64,
     pub stale: std::sync::atomic::AtomicU64,
+    /// Writes computed and stored under the change-log lock, after losing
+    /// the race to another node too often.
+    pub exclusive: std::sync::atomic::AtomicU64,
 }
 
 impl Committer {
@@ -173,6 +180,31 @@ async fn run(storage: Storage, mut rx: mpsc::UnboundedReceiver<Queued>, stats: A
     }
 }
 
+/// Stores `job` in `tx`, a transaction that already holds the change-log
+/// lock (see `DocService`'s exclusive writes: the job was computed under
+/// it, so no other writer can have moved the document), and commits.
+pub(crate) async fn commit_alone(
+    mut tx: StorageTx,
+    job: &WriteJob,
+    origin: u64,
+    stats: &Stats,
+) -> Result<JobResult, StorageError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    stats.groups.fetch_add(1, Relaxed);
+    stats.jobs.fetch_add(1, Relaxed);
+    stats.exclusive.fetch_add(1, Relaxed);
+    let result = store(&mut tx, job, origin).await?;
+    match &result {
+        JobResult::Committed(_) => tx.commit().await?,
+        JobResult::Stale { .. } => {
+            stats.stale.fetch_add(1, Relaxed);
+            tx.rollback().await?
+        }
+        JobResult::ActorTaken(_) => tx.rollback().await?,
+    }
+    Ok(result)
+}
+
 /// Stores `jobs` in one transaction; the outer error means nothing committed.
 async fn commit_group(
     storage: &Storage,
@@ -206,6 +238,18 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
     let stored = tx.document_position(&job.doc_id).await?.map_or(0, |(_, p)| p);
     if stored != job.position {
         return Ok(JobResult::Stale { stored });
+    }
+    if let Some(refused) = &job.rewrite {
+        tx.record_upstream_refusals(&job.doc_id, refused, job.now).await?;
+        tx.clear_history(&job.doc_id).await?;
+        if job.changes.is_empty() {
+            tx.unlist_document(&job.doc_id).await?;
+            return Ok(JobResult::Committed(Committed {
+                position: stored,
+                inbox: Vec::new(),
+                pending: Pending::default(),
+            }));
+        }
     }
     for (actor, reserved) in &job.actors {
         if let Err(taken) = tx.bind_actor_as(actor, &job.user, *reserved, job.now).await? {

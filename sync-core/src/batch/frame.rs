@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use minicbor::{Decoder, Encoder};
 
 use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
@@ -49,6 +49,10 @@ pub struct Push {
     pub cursor: u64,
     /// The documents (or slices of a document's changes) carried by this part.
     pub docs: Vec<DocPush>,
+    /// A station relaying its people's changes attests, for each actor of
+    /// the part's changes, the user who delivered them to it (see
+    /// [`crate::relay`]); empty from phones. Key `w`, written only when set.
+    pub authors: Vec<(ActorId, String)>,
 }
 
 /// Changes of one document pushed by the client.
@@ -228,7 +232,8 @@ impl Frame {
         match self {
             Frame::Push(p) => {
                 let first = !p.encodings.is_empty();
-                e.map(7 + u64::from(first) + u64::from(p.early))?;
+                let attested = !p.authors.is_empty();
+                e.map(7 + u64::from(first) + u64::from(p.early) + u64::from(attested))?;
                 e.str("t")?.str("push")?;
                 e.str("v")?.u32(p.version)?;
                 if p.early {
@@ -244,6 +249,12 @@ impl Frame {
                 e.str("p")?.u32(p.part)?;
                 e.str("l")?.bool(p.last)?;
                 e.str("c")?.u64(p.cursor)?;
+                if attested {
+                    e.str("w")?.array(p.authors.len() as u64)?;
+                    for (actor, user) in &p.authors {
+                        e.array(2)?.bytes(actor.to_bytes())?.str(user)?;
+                    }
+                }
                 e.str("d")?.array(p.docs.len() as u64)?;
                 for doc in &p.docs {
                     e.map(4)?;
@@ -404,6 +415,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
             "k" => f.code = Some(d.str()?.to_string()),
             "s" => f.message = Some(d.str()?.to_string()),
             "d" => f.docs = Some(read_list(d, read_doc)?),
+            "w" => f.authors = Some(read_list(d, read_author)?),
             _ => d.skip()?,
         }
     }
@@ -437,6 +449,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 last: need(f.last, "push", "l")?,
                 cursor: need(f.cursor, "push", "c")?,
                 docs,
+                authors: f.authors.unwrap_or_default(),
             }))
         }
         "ack" => {
@@ -501,6 +514,7 @@ struct Fields {
     code: Option<String>,
     message: Option<String>,
     docs: Option<Vec<DocFields>>,
+    authors: Option<Vec<(ActorId, String)>>,
 }
 
 /// Keys of one entry of a frame's `d` list, whatever the frame type.
@@ -533,6 +547,14 @@ fn read_doc(d: &mut Decoder<'_>) -> Result<DocFields, BatchError> {
     Ok(x)
 }
 
+fn read_author(d: &mut Decoder<'_>) -> Result<(ActorId, String), BatchError> {
+    if array_len(d)? != 2 {
+        return Err(BatchError::Cbor("an author is [actor, user]".into()));
+    }
+    let actor = ActorId::from(d.bytes()?);
+    Ok((actor, d.str()?.to_string()))
+}
+
 fn read_refused(d: &mut Decoder<'_>) -> Result<RefusedChange, BatchError> {
     if array_len(d)? != 3 {
         return Err(BatchError::Cbor("a refusal is [hash, rule, detail]".into()));
@@ -556,6 +578,7 @@ impl Push {
             last: false,
             cursor,
             docs: Vec::new(),
+            authors: Vec::new(),
         }
     }
 }
@@ -596,6 +619,9 @@ mod tests {
         p.encodings.clear();
         p.part = 3;
         p.last = true;
+        round_trip(Frame::Push(p.clone()));
+        // A station's part names the authors of its actors.
+        p.authors = vec![(automerge::ActorId::from([9u8; 16].as_slice()), "officer-a".into())];
         round_trip(Frame::Push(p));
     }
 
