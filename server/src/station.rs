@@ -353,7 +353,7 @@ impl ReplicaDocs for StationDocs {
 }
 
 async fn load_state(app: &AppState) -> Result<State, UplinkError> {
-    Ok(match app.storage.uplink_state().await? {
+    Ok(match app.storage.stations().uplink_state().await? {
         Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the stored uplink state does not read; starting over");
             State::default()
@@ -364,7 +364,7 @@ async fn load_state(app: &AppState) -> Result<State, UplinkError> {
 
 async fn save_state(app: &AppState, state: &State) -> Result<(), UplinkError> {
     let json = serde_json::to_string(state).expect("the uplink state serializes");
-    Ok(app.storage.save_uplink_state(&json).await?)
+    Ok(app.storage.stations().save_uplink_state(&json).await?)
 }
 
 /// Runs exchanges on one connection until neither side has more to send.
@@ -391,10 +391,11 @@ async fn exchanges(
     let mut state = load_state(app).await?;
     loop {
         // What changed here since the last push, paged like a pull.
-        let head = app.storage.head_seq().await?;
+        let head = app.storage.documents().head_seq().await?;
         let page = config.push_page_docs.max(1);
         let rows = app
             .storage
+            .stations()
             .locally_changed(state.pushed, relay::UPSTREAM_USER, page as u32 + 1)
             .await?;
         let changed: Vec<(DocId, u64)> = rows
@@ -411,7 +412,7 @@ async fn exchanges(
             let shared = state.client.shared.get(id).cloned().unwrap_or_default();
             let actors: BTreeSet<ActorId> = doc.get_changes(&shared).iter().map(|c| c.actor_id().clone()).collect();
             for actor in actors {
-                if let Some(r) = app.storage.actor_record(&actor.to_hex_string()).await? {
+                if let Some(r) = app.storage.documents().actor_record(&actor.to_hex_string()).await? {
                     docs.authors.insert(actor, r.user.to_string());
                 }
             }

@@ -109,11 +109,11 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
     };
     let mut report = run(&app.storage, &org, &settings.calendar, query, now).await?;
     // The stations below: when each last synced, so a late sync is not read as late work.
-    for s in app.storage.station_syncs().await? {
+    for s in app.storage.stations().syncs().await? {
         let Ok(id) = sync_core::UserId::new(s.station.clone()) else {
             continue;
         };
-        let Some((_, memberships)) = app.storage.user_with_memberships(&id).await? else {
+        let Some((_, memberships)) = app.storage.auth().user_with_memberships(&id).await? else {
             continue;
         };
         for m in memberships.iter().filter(|m| m.role == sync_core::Role::StationServer) {
