@@ -102,12 +102,31 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
     let query = ReportQuery {
         from,
         to,
-        unit: Some(unit),
+        unit: Some(unit.clone()),
         category,
         channel,
         group_by,
     };
-    run(&app.storage, &org, &settings.calendar, query, now).await
+    let mut report = run(&app.storage, &org, &settings.calendar, query, now).await?;
+    // The stations below: when each last synced, so a late sync is not read as late work.
+    for s in app.storage.station_syncs().await? {
+        let Ok(id) = sync_core::UserId::new(s.station.clone()) else {
+            continue;
+        };
+        let Some((_, memberships)) = app.storage.user_with_memberships(&id).await? else {
+            continue;
+        };
+        for m in memberships.iter().filter(|m| m.role == sync_core::Role::StationServer) {
+            if org.is_within(&m.unit, &unit) {
+                report.stations.push(sync_core::kpi::StationSync {
+                    unit: m.unit.clone(),
+                    station: s.station.clone(),
+                    last_sync_at: s.last_sync_at,
+                });
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// What a report over `query` reads.
