@@ -113,7 +113,7 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
         let Ok(id) = sync_core::UserId::new(s.station.clone()) else {
             continue;
         };
-        let Some((_, memberships)) = app.storage.user_with_memberships(&id).await? else {
+        let Some((_, memberships)) = app.storage.auth().user_with_memberships(&id).await? else {
             continue;
         };
         for m in memberships.iter().filter(|m| m.role == sync_core::Role::StationServer) {
