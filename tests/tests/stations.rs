@@ -133,39 +133,83 @@ async fn relay_directly(
     }
 }
 
+/// A county (the demo organisation, with an account for the east station's
+/// server) and an empty east station whose uplink goes through the link
+/// simulator, after the uplink's first round.
+struct Tiers {
+    county: TestServer,
+    station: TestServer,
+    link: LinkSim,
+    uplink: Uplink,
+    dbs: [TestDb; 2],
+}
+
+impl Tiers {
+    async fn start(seed: u64) -> anyhow::Result<Tiers> {
+        let county_db = TestDb::sqlite().await?;
+        let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+        lianxin_demo::seed(&county.state).await?;
+        let admin = county.token("admin").await?;
+        let (status, body) = call(
+            &county,
+            &admin,
+            "PUT",
+            "/api/admin/users/station-east-server",
+            json!({"display_name": "东岭派出所服务器", "login": STATION_LOGIN, "password": STATION_PASSWORD,
+                   "memberships": [{"unit": "station-east", "role": "station_server"}]}),
+        )
+        .await?;
+        ensure!(status == 200, "creating the station account answered {status}: {body}");
+        let station_db = TestDb::sqlite().await?;
+        let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
+        let link = LinkSim::start(county.addr, Profile::loopback(), seed).await?;
+        let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+        config.every = Duration::from_millis(100);
+        config.silence = Duration::from_secs(3);
+        config.backoff = Backoff {
+            base_ms: 20,
+            max_ms: 200,
+        };
+        let uplink = lianxin_server::station::spawn(station.state.clone(), config);
+        rounds(&uplink, 1).await?;
+        Ok(Tiers {
+            county,
+            station,
+            link,
+            uplink,
+            dbs: [county_db, station_db],
+        })
+    }
+
+    /// Cuts the uplink and waits until a round has failed.
+    async fn cut(&self) -> anyhow::Result<()> {
+        self.link
+            .set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
+        self.link.cut_all_now();
+        wait(&self.uplink, "a failed round", |s| s.failures >= 1).await?;
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        drop(self.uplink);
+        self.station.stop().await?;
+        self.county.stop().await?;
+        for db in self.dbs {
+            db.cleanup().await;
+        }
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() -> anyhow::Result<()> {
-    // The county: the demo organisation, and an account for the east station's server.
-    let county_db = TestDb::sqlite().await?;
-    let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_demo::seed(&county.state).await?;
+    let tiers = Tiers::start(7).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
     let admin = county.token("admin").await?;
-    let (status, body) = call(
-        &county,
-        &admin,
-        "PUT",
-        "/api/admin/users/station-east-server",
-        json!({"display_name": "东岭派出所服务器", "login": STATION_LOGIN, "password": STATION_PASSWORD,
-               "memberships": [{"unit": "station-east", "role": "station_server"}]}),
-    )
-    .await?;
-    ensure!(status == 200, "creating the station account answered {status}: {body}");
     let zhang = county.token("res-zhang").await?;
-    let supervised = file(&county, &zhang, "village-shangping", "station-east", "路灯坏了").await?;
-    let taken_back = file(&county, &zhang, "village-shangping", "station-east", "水渠堵了").await?;
-
-    // The station: an empty server whose uplink goes through the link simulator.
-    let station_db = TestDb::sqlite().await?;
-    let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
-    let link = LinkSim::start(county.addr, Profile::loopback(), 7).await?;
-    let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
-    config.every = Duration::from_millis(100);
-    config.backoff = Backoff {
-        base_ms: 20,
-        max_ms: 200,
-    };
-    let uplink = lianxin_server::station::spawn(station.state.clone(), config);
-    rounds(&uplink, 1).await?;
+    let supervised = file(county, &zhang, "village-shangping", "station-east", "路灯坏了").await?;
+    let taken_back = file(county, &zhang, "village-shangping", "station-east", "水渠堵了").await?;
+    rounds(uplink, 1).await?;
 
     // The jurisdiction's people sign in at the station with their county
     // passwords, and see there what they see at the county.
@@ -413,10 +457,81 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     let refused = relay_directly(&county, &station_token, &supervised, forged, base, Vec::new()).await?;
     ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
 
-    drop(uplink);
-    station.stop().await?;
-    county.stop().await?;
-    station_db.cleanup().await;
-    county_db.cleanup().await;
-    Ok(())
+    tiers.stop().await
+}
+
+/// How many cut-and-reconnect runs the random-cut test makes
+/// (`LIANXIN_STATION_CUT_RUNS`; hundreds for a soak, a dozen in CI).
+fn cut_runs() -> usize {
+    std::env::var("LIANXIN_STATION_CUT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() -> anyhow::Result<()> {
+    let tiers = Tiers::start(11).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    let zhang = county.token("res-zhang").await?;
+    let shared = file(county, &zhang, "village-shangping", "station-east", "村道积水").await?;
+    rounds(uplink, 1).await?;
+    let li = station.token("officer-li").await?;
+    let director = county.token("director").await?;
+    let mut filed = Vec::new();
+    let runs = cut_runs();
+    for run in 0..runs {
+        // Both sides work while the uplink is down: a new petition and a
+        // progress note at the station, a comment by the resident above.
+        tiers.cut().await?;
+        filed.push(file(station, &li, "village-xiaxi", "station-east", &format!("第{run}件")).await?);
+        let (status, body) = call(
+            station,
+            &li,
+            "POST",
+            &format!("/api/petitions/{shared}/actions"),
+            json!({"action": "progress", "unit": "station-east", "note": format!("进展{run}")}),
+        )
+        .await?;
+        ensure!(status == 200, "progress at the station answered {status}: {body}");
+        let (status, body) = call(
+            county,
+            &zhang,
+            "POST",
+            &format!("/api/petitions/{shared}/actions"),
+            json!({"action": "comment", "text": format!("还没修好{run}")}),
+        )
+        .await?;
+        ensure!(status == 200, "a comment at the county answered {status}: {body}");
+        // It comes back cut at a random byte, up or down, once or twice.
+        let direction = if run % 2 == 0 { Direction::Up } else { Direction::Down };
+        link.set_cut_plan(CutPlan::random(direction, 1..=6_000).connections(1 + run as u64 % 2));
+        let target = uplink.status().rounds + 1;
+        wait(uplink, "a round after the cuts", |s| s.rounds >= target).await?;
+    }
+    link.clear_cut_plan();
+    rounds(uplink, 1).await?;
+    // Every document both tiers hold is the same at both, and each step is there once.
+    for id in filed.iter().chain([&shared]) {
+        let mut above = county.state.docs.copy(id).await?.context("at the county")?;
+        let mut here = station.state.docs.copy(id).await?.context("at the station")?;
+        ensure!(above.get_heads() == here.get_heads(), "{id} differs between the tiers");
+    }
+    let events = timeline(county, &director, &shared).await?;
+    let notes = events
+        .iter()
+        .filter(|(k, by)| k == "progress" && by == "officer-li")
+        .count();
+    ensure!(notes == runs, "the county holds {notes} of {runs} progress notes");
+    let (_, view) = call(
+        county,
+        &director,
+        "GET",
+        &format!("/api/petitions/{shared}"),
+        Value::Null,
+    )
+    .await?;
+    let comments = view["conversation"].as_array().map_or(0, Vec::len);
+    ensure!(comments == runs, "the county holds {comments} of {runs} comments");
+    tiers.stop().await
 }
