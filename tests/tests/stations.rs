@@ -213,7 +213,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
 
     // The jurisdiction's people sign in at the station with their county
     // passwords, and see there what they see at the county.
-    let (status, body) = login(&station, "li", DEMO_PASSWORD).await?;
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
     ensure!(
         status == 200,
         "officer li signing in at the station answered {status}: {body}"
@@ -228,13 +228,11 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
             .filter_map(|p| p["doc_id"].as_str().map(str::to_owned))
             .collect()
     };
-    let at_county = ids(
-        call(&county, &li_county, "GET", "/api/petitions?limit=200", Value::Null)
-            .await?
-            .1,
-    );
+    let at_county = ids(call(county, &li_county, "GET", "/api/petitions?limit=200", Value::Null)
+        .await?
+        .1);
     let at_station = ids(
-        call(&station, &li_station, "GET", "/api/petitions?limit=200", Value::Null)
+        call(station, &li_station, "GET", "/api/petitions?limit=200", Value::Null)
             .await?
             .1,
     );
@@ -243,14 +241,14 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         at_station == at_county,
         "the station lists {at_station:?}, the county {at_county:?}"
     );
-    let (status, _) = login(&station, "zhao", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "zhao", DEMO_PASSWORD).await?;
     ensure!(status != 200, "a west station officer signed in at the east station");
 
     // A quiet scope: changes elsewhere in the county still move the cursor.
     let before = uplink.status().cursor;
     let he = county.token("res-he").await?;
-    let west = file(&county, &he, "village-baishi", "station-west", "西河的事").await?;
-    let after = rounds(&uplink, 2).await?;
+    let west = file(county, &he, "village-baishi", "station-west", "西河的事").await?;
+    let after = rounds(uplink, 2).await?;
     ensure!(
         after.cursor > before,
         "the cursor stayed at {before} while the county moved on"
@@ -273,13 +271,13 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     // The uplink goes down.
     link.set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
     link.cut_all_now();
-    wait(&uplink, "a failed round", |s| s.failures >= 1).await?;
+    wait(uplink, "a failed round", |s| s.failures >= 1).await?;
 
     // Offline at the station: an officer files and signs a petition, the
     // chief supervises another from his phone (he is a leader here still).
-    let filed = file(&station, &li_station, "village-xiaxi", "station-east", "邻里纠纷").await?;
+    let filed = file(station, &li_station, "village-xiaxi", "station-east", "邻里纠纷").await?;
     let (status, body) = call(
-        &station,
+        station,
         &li_station,
         "POST",
         &format!("/api/petitions/{filed}/actions"),
@@ -308,7 +306,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     // longer a leader, officer wang is disabled.
     let director = county.token("director").await?;
     let (status, body) = call(
-        &county,
+        county,
         &director,
         "POST",
         &format!("/api/petitions/{supervised}/actions"),
@@ -331,7 +329,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         ),
     ] {
         let (status, body) = call(
-            &county,
+            county,
             &admin,
             "PUT",
             &format!("/api/admin/users/{id}"),
@@ -341,7 +339,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         ensure!(status == 200, "editing {id} answered {status}: {body}");
     }
     let (status, body) = call(
-        &county,
+        county,
         &admin,
         "PUT",
         "/api/admin/clock-rules",
@@ -353,29 +351,29 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     )
     .await?;
     ensure!(status == 200, "new clock rules answered {status}: {body}");
-    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "wang", DEMO_PASSWORD).await?;
     ensure!(status == 200, "the station lost wang while its uplink was down");
 
     // The uplink comes back, its first connections cut at random byte offsets.
     link.set_cut_plan(CutPlan::random(Direction::Up, 1..=3_000).connections(3));
-    wait(&uplink, "a round taking the chief's change back", |s| {
+    wait(uplink, "a round taking the chief's change back", |s| {
         s.failures == 0 && s.taken_back >= 1
     })
     .await?;
-    rounds(&uplink, 1).await?;
+    rounds(uplink, 1).await?;
 
     // What the station did offline reached the county, once.
-    let events = timeline(&county, &director, &filed).await?;
+    let events = timeline(county, &director, &filed).await?;
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     ensure!(kinds == ["submitted", "signed"], "the county holds {events:?}");
     ensure!(events[1].1 == "officer-li", "the signature is {:?}'s", events[1].1);
     // The director's supervision reached the station, and its officers.
-    let events = timeline(&station, &li_station, &supervised).await?;
+    let events = timeline(station, &li_station, &supervised).await?;
     ensure!(
         events.iter().any(|(k, by)| k == "supervised" && by == "director"),
         "the station holds {events:?}"
     );
-    let (_, inbox) = call(&station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
+    let (_, inbox) = call(station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
     let told = |kind: &str, doc: &str| {
         inbox["items"]
             .as_array()
@@ -399,7 +397,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     );
     // The county's report says when the station last synced.
     let (status, report) = call(
-        &county,
+        county,
         &director,
         "GET",
         "/api/reports/kpi?unit=county&from=0",
@@ -426,7 +424,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     let rules: Vec<String> = report.refused().into_iter().map(|(_, _, rule)| rule).collect();
     ensure!(rules == ["role-required"], "the chief's phone heard {rules:?}");
     // The county's revocation reached the station.
-    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "wang", DEMO_PASSWORD).await?;
     ensure!(status != 200, "wang still signs in at the station");
 
     // A station may relay only its own people's changes.
@@ -442,7 +440,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     .apply(&mut p, &mut forger.author, now)?;
     let forged = p.into_doc();
     let refused = relay_directly(
-        &county,
+        county,
         &station_token,
         &supervised,
         forged.clone(),
@@ -454,7 +452,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         refused == ["relay-outside-jurisdiction"],
         "a forged relay got {refused:?}"
     );
-    let refused = relay_directly(&county, &station_token, &supervised, forged, base, Vec::new()).await?;
+    let refused = relay_directly(county, &station_token, &supervised, forged, base, Vec::new()).await?;
     ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
 
     tiers.stop().await
