@@ -31,6 +31,7 @@ mod receipts;
 mod reports;
 mod rooms;
 mod rosters;
+mod signing_keys;
 mod tx;
 mod users;
 
@@ -56,6 +57,7 @@ pub use outbox::{OutboxJob, OutboxRow};
 pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use reports::ReportRows;
 pub use rosters::RosterRow;
+pub use signing_keys::SigningKeyRow;
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 
