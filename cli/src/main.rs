@@ -55,6 +55,12 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(%addr, database = %redact(&cli.config.database_url()), "serving");
             println!("staff console: http://{addr}/");
             println!("resident app: http://{addr}/app/ (sign in with a resident's phone; the code is in the log)");
+            let upstream = cli.config.upstream().map_err(anyhow::Error::msg)?;
+            // A station of the server above: the uplink runs beside the server.
+            let _uplink = upstream.map(|u| {
+                println!("station of {} (account {})", u.url, u.login);
+                lianxin_server::station::spawn(state.clone(), u)
+            });
             println!("lianxin listening on http://{addr}");
             lianxin_server::serve(listener, state, shutdown_signal()).await?;
         }

@@ -184,12 +184,43 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_COMPACT_AFTER_CHANGES", default_value_t = crate::docs::COMPACT_AFTER_CHANGES, global = true)]
     pub compact_after_changes: usize,
 
+    /// Makes this server a station of the server above it (its base URL,
+    /// `http://county:8080`): it replicates its jurisdiction from there and
+    /// relays its people's changes up (see `lianxin_server::station`).
+    #[arg(long, env = "LIANXIN_UPSTREAM", global = true)]
+    pub upstream: Option<String>,
+
+    /// The station server's account at the upstream server (a user holding
+    /// the `station_server` role in the station's unit there).
+    #[arg(long, env = "LIANXIN_UPSTREAM_LOGIN", global = true)]
+    pub upstream_login: Option<String>,
+
+    /// That account's password (prefer the environment variable).
+    #[arg(long, env = "LIANXIN_UPSTREAM_PASSWORD", hide_env_values = true, global = true)]
+    pub upstream_password: Option<String>,
+
+    /// How often a station pulls from upstream when nothing changes locally
+    /// (a local change is pushed at once).
+    #[arg(long, env = "LIANXIN_UPSTREAM_EVERY", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub upstream_every: Duration,
+
     /// Log filter in `tracing` syntax, e.g. `info,lianxin_server=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
 }
 
 impl Config {
+    /// The uplink this configuration asks for, if `--upstream` is set.
+    pub fn upstream(&self) -> Result<Option<crate::station::UpstreamConfig>, String> {
+        let Some(url) = &self.upstream else { return Ok(None) };
+        let (Some(login), Some(password)) = (&self.upstream_login, &self.upstream_password) else {
+            return Err("--upstream needs --upstream-login and --upstream-password (LIANXIN_UPSTREAM_PASSWORD)".into());
+        };
+        let mut config = crate::station::UpstreamConfig::new(url.clone(), login.clone(), password.clone());
+        config.every = self.upstream_every;
+        Ok(Some(config))
+    }
+
     /// The configuration `lianxin serve` gets with no flags (the
     /// environment still applies), rooted at `data_dir`. For tests and
     /// embedding.

@@ -17,6 +17,7 @@ pub mod http;
 pub mod notify;
 pub mod server;
 pub mod state;
+pub mod station;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

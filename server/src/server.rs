@@ -160,6 +160,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let state = AppState::from_config(&config).await?;
+    let upstream = config.upstream().map_err(ServerError::Config)?;
+    // A station: the uplink runs beside the server and stops with it.
+    let _uplink = upstream.map(|u| {
+        tracing::info!(upstream = %u.url, login = %u.login, "serving as a station of the server above");
+        crate::station::spawn(state.clone(), u)
+    });
     serve(listener, state, shutdown).await
 }
 

@@ -78,6 +78,7 @@ impl Role {
             Role::DepartmentStaff => "department_staff",
             Role::Admin => "admin",
             Role::System => "system",
+            Role::StationServer => "station_server",
         }
     }
 }
@@ -133,6 +134,7 @@ pub fn may_read(org: &OrgTree, who: &Principal, vis: &Visibility, is_room_member
             .audience_units
             .iter()
             .any(|a| who.units_with(Role::Resident).any(|home| org.is_within(home, a)))
+        || crate::relay::station_reads(org, who, vis)
 }
 
 /// Whether a petition's shared document holds personal data: a contact

@@ -86,6 +86,7 @@ pub mod org;
 pub mod petition;
 pub mod policy;
 pub mod projection;
+pub mod relay;
 pub mod repo_protocol;
 pub mod room;
 pub mod time;

@@ -50,6 +50,10 @@ pub enum Role {
     Admin,
     /// The server's own actor: writes clock-driven events such as auto-escalation.
     System,
+    /// A station server (the same binary one tier down, `serve --upstream`):
+    /// replicates the unit's subtree and relays the changes its people made
+    /// there. It reads; it acts for nobody. See [`crate::relay`].
+    StationServer,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

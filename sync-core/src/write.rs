@@ -44,6 +44,10 @@ pub enum Origin {
     Client,
     /// Changes the server made on a user's behalf with a reserved actor.
     Server,
+    /// Changes the tier above sent a station (see [`crate::relay`]): the
+    /// authority already checked them, so policy does not run again and no
+    /// actor is bound; they are stored and projected like any other.
+    Upstream,
 }
 
 /// Facts a [`Proposal`] needs from the host before it can finish.
@@ -156,6 +160,10 @@ fn propose_uncached(
     let mut refused = Vec::new();
     let mut candidates = Vec::with_capacity(changes.len());
     for c in changes {
+        if origin == Origin::Upstream {
+            candidates.push(c);
+            continue;
+        }
         match actor_refusal(&c, origin, &who.user, bindings.get(c.actor_id())) {
             Some(r) => refused.push(r),
             None => candidates.push(c),
@@ -179,6 +187,9 @@ fn propose_uncached(
         proposal.after = proposal.before.clone();
         return proposal;
     }
+    if origin == Origin::Upstream {
+        return trusted(ctx, proposal, candidates);
+    }
     let checked = check_changes(ctx, before.clone(), candidates.clone());
     proposal.refused.extend(checked.refused);
     proposal.duplicates = checked.duplicates.len();
@@ -198,6 +209,47 @@ fn propose_uncached(
     actors.dedup();
     proposal.new_actors = actors;
     proposal.after = checked.doc;
+    proposal.needs = needs(ctx, &proposal.before, &proposal.after);
+    proposal
+}
+
+/// An upstream write: the changes are applied as they are. Only a change
+/// whose dependencies are still missing afterwards is refused (storing it
+/// would leave the document unloadable).
+fn trusted(ctx: &PolicyContext<'_>, mut proposal: Proposal, candidates: Vec<Change>) -> Proposal {
+    let mut after = proposal.before.clone();
+    let (new, old): (Vec<Change>, Vec<Change>) = candidates
+        .into_iter()
+        .partition(|c| after.get_change_by_hash(&c.hash()).is_none());
+    proposal.duplicates = old.len();
+    if let Err(e) = after.apply_changes(new.clone()) {
+        proposal.refused.extend(
+            new.iter()
+                .map(|c| Refusal::new(&c.hash(), Rule::Malformed, format!("does not apply: {e}"))),
+        );
+        proposal.after = proposal.before.clone();
+        return proposal;
+    }
+    for c in new {
+        if after.get_change_by_hash(&c.hash()).is_some() {
+            proposal.accepted.push(c);
+        } else {
+            proposal.refused.push(Refusal::new(
+                &c.hash(),
+                Rule::MissingDependency,
+                "its dependencies were not sent",
+            ));
+        }
+    }
+    if !proposal.refused.is_empty() {
+        // Leave out what could not apply: rebuild from what did.
+        after = proposal.before.clone();
+        after
+            .apply_changes(proposal.accepted.clone())
+            .expect("these changes applied a moment ago");
+    }
+    proposal.readers_may_change = true;
+    proposal.after = after;
     proposal.needs = needs(ctx, &proposal.before, &proposal.after);
     proposal
 }
@@ -392,5 +444,48 @@ fn notifications(
             notice_notifications(None, &NoticeDoc::view(after)?, &facts.audience_households)?
         }
         DocKind::Notice | DocKind::Directory => Vec::new(),
+    })
+}
+
+/// A station's document rebuilt without the changes the tier above refused
+/// ([`crate::relay::without`]): the whole history of `after` as the write's
+/// changes (the host replaces what it stored), and the rows computed afresh
+/// on the recorded `receipts` of its entries. No notification: nothing new
+/// happened, something that happened is taken back.
+pub fn rebuild(
+    doc_id: &str,
+    mut after: AutoCommit,
+    receipts: &Receipts,
+    rules: &ClockRules,
+    cal: &Calendar,
+    now: Timestamp,
+) -> Result<WriteOutcome, SchemaError> {
+    let kind = DocKind::of(&after)?;
+    let accepted: Vec<Change> = after.get_changes(&[]);
+    let projection = match kind {
+        None => Projection::default(),
+        Some(kind) => Projection::compute(
+            doc_id,
+            (&AutoCommit::new(), &after),
+            true,
+            rules,
+            cal,
+            now,
+            (kind == DocKind::Petition).then_some(receipts),
+        )?,
+    };
+    Ok(WriteOutcome {
+        doc_id: doc_id.to_owned(),
+        kind,
+        doc: after,
+        accepted,
+        refused: Vec::new(),
+        duplicates: 0,
+        new_actors: Vec::new(),
+        origin: Origin::Upstream,
+        readers_may_change: true,
+        projection,
+        notifications: Vec::new(),
+        receipts: Vec::new(),
     })
 }

@@ -21,6 +21,7 @@ pub mod org;
 pub mod petitions;
 pub mod reports;
 pub mod rooms;
+pub mod station;
 pub mod units;
 
 use sync_core::repo_protocol::DocumentId;

@@ -18,8 +18,8 @@ use crate::state::AppState;
 use crate::storage::Storage;
 
 /// The settings keys of the clock configuration.
-const CLOCK_RULES: &str = "clock_rules";
-const CALENDAR: &str = "calendar";
+pub(crate) const CLOCK_RULES: &str = "clock_rules";
+pub(crate) const CALENDAR: &str = "calendar";
 
 /// How often a server checks whether the organisation or the settings changed.
 pub const CONFIG_POLL: Duration = Duration::from_secs(1);

@@ -116,6 +116,7 @@ fn role_code(r: Role) -> &'static str {
         Role::DepartmentStaff => "department_staff",
         Role::Admin => "admin",
         Role::System => "system",
+        Role::StationServer => "station_server",
     }
 }
 

@@ -11,7 +11,9 @@
 
 mod batch;
 mod private;
+mod relay;
 pub use private::PRIVATE_PETITIONS_STEP;
+pub use relay::{REBUILT_USER, RelayAuthors};
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -203,6 +205,9 @@ struct Inner {
     /// Compactions started and not yet finished, and their end.
     compacting: std::sync::atomic::AtomicUsize,
     compacted: tokio::sync::Notify,
+    /// Whether the tier above ever refused a change here (a station): only
+    /// then do client writes look their changes up among its refusals.
+    refused_upstream: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for DocService {
@@ -247,6 +252,7 @@ impl DocService {
             });
         }
         let committer = Committer::start(storage.clone());
+        let refused_upstream = storage.any_upstream_refusals().await?;
         let commit_settings = Arc::new(CommitSettings {
             calendar: settings.calendar.clone(),
             fanout: settings.fanout.clone(),
@@ -270,6 +276,7 @@ impl DocService {
                 compaction_failures: AtomicU64::new(0),
                 compacting: std::sync::atomic::AtomicUsize::new(0),
                 compacted: tokio::sync::Notify::new(),
+                refused_upstream: std::sync::atomic::AtomicBool::new(refused_upstream),
             }),
         };
         service.close_private_petitions().await?;
@@ -539,6 +546,20 @@ impl DocService {
         changes: Vec<Change>,
         marks: &[String],
     ) -> Result<Applied, DocError> {
+        // At a station, what the tier above refused is refused here too.
+        let (changes, refused_above) =
+            if origin == Origin::Client && self.inner.refused_upstream.load(Ordering::Relaxed) {
+                let known = self.upstream_refusals(doc_id).await?;
+                sync_core::relay::refused_upstream(changes, &known)
+            } else {
+                (changes, Vec::new())
+            };
+        if changes.is_empty() {
+            return Ok(Applied {
+                refused: refused_above,
+                ..Applied::default()
+            });
+        }
         let bindings = self.actor_bindings(&changes).await?;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
             let now = self.now();
@@ -577,7 +598,7 @@ impl DocService {
             } = outcome;
             let mut applied = Applied {
                 accepted: Vec::new(),
-                refused,
+                refused: refused_above.iter().cloned().chain(refused).collect(),
                 duplicates,
             };
             let Some(kind) = kind else {
@@ -599,6 +620,7 @@ impl DocService {
                 marks: marks.to_vec(),
                 settings: self.inner.commit_settings.read().expect("settings lock").clone(),
                 now,
+                rewrite: None,
             };
             match self.inner.committer.commit(job).await {
                 Ok(JobResult::Committed(committed)) => {

@@ -24,7 +24,7 @@
 //! are found by TCP keepalive (see `server::serve`), which probes only when
 //! no byte at all has moved for a minute.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -44,7 +44,7 @@ use tokio::time::Instant;
 
 use super::extract::Authenticated;
 use super::sync_ws::TokenQuery;
-use crate::docs::DocError;
+use crate::docs::{DocError, RelayAuthors};
 use crate::state::AppState;
 use crate::storage::AccessScope;
 
@@ -297,6 +297,12 @@ impl Connection {
         }
         let docs = self.state.docs.clone();
         let limits = sync_core::guard::Limits::default();
+        // A station relays its people's changes: each is checked for its author.
+        let relay = if sync_core::relay::is_station(&self.principal) && !push.docs.is_empty() {
+            Some(self.relay_authors(&push.authors).await)
+        } else {
+            None
+        };
         for doc in &push.docs {
             // Refused before anything is read for it; heavy ones wait their turn.
             let cost = match check_push(doc, &limits) {
@@ -319,10 +325,17 @@ impl Connection {
             if !readable {
                 self.unreadable.insert(doc.id);
             }
-            if let Err(e) = docs
-                .apply_batch_push(&self.principal, &doc_id, doc, readable, &mut self.ex)
-                .await
-            {
+            let applied = match &relay {
+                Some((authors, who_for)) => {
+                    docs.apply_relayed_push(authors, who_for, &doc_id, doc, readable, &mut self.ex)
+                        .await
+                }
+                None => {
+                    docs.apply_batch_push(&self.principal, &doc_id, doc, readable, &mut self.ex)
+                        .await
+                }
+            };
+            if let Err(e) = applied {
                 return Ok(Err(e.into()));
             }
         }
@@ -358,6 +371,33 @@ impl Connection {
         let (org, settings) = self.state.storage.config_versions().await?;
         extras.settings = Some(((org as u64) << 32) | (settings as u64 & 0xffff_ffff));
         Ok(extras)
+    }
+
+    /// The authors a station's push attests, by actor, and for each the
+    /// principal the changes are checked for, or why the station may not
+    /// relay them (`sync_core::relay::speaks_for`).
+    async fn relay_authors(
+        &self,
+        attested: &[(automerge::ActorId, String)],
+    ) -> (BTreeMap<automerge::ActorId, String>, RelayAuthors) {
+        let org = self.state.docs.org();
+        let mut who_for = RelayAuthors::new();
+        for (_, user) in attested {
+            if who_for.contains_key(user) {
+                continue;
+            }
+            let principal = match sync_core::UserId::new(user.clone()) {
+                Ok(id) => self.state.auth.principal(&id).await.ok(),
+                Err(_) => None,
+            };
+            let verdict = sync_core::relay::speaks_for(&org, &self.principal, principal.as_ref())
+                .map(|()| principal.expect("speaks_for refuses an unknown author"));
+            if let Err((rule, detail)) = &verdict {
+                tracing::info!(station = %self.principal.user, author = %user, %rule, %detail, "relayed changes refused");
+            }
+            who_for.insert(user.clone(), verdict);
+        }
+        (attested.iter().cloned().collect(), who_for)
     }
 
     /// Whether the user may read `doc_id`, or it does not exist yet (policy
@@ -448,6 +488,13 @@ impl Connection {
             .collect();
         for id in extra {
             pulls.extend(self.read_one(id, cursor).await?);
+        }
+        if sync_core::relay::is_station(&self.principal) {
+            let storage = self.state.docs.storage();
+            let at = self.state.docs.now();
+            storage
+                .record_station_sync(self.principal.user.as_str(), at, plan.cursor as i64)
+                .await?;
         }
         let extras = self.extras().await?;
         Ok(self.ex.pull_with(plan.cursor, pulls, plan.more, extras))

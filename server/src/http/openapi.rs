@@ -810,6 +810,20 @@ fn units() {}
 fn clock_settings() {}
 
 #[utoipa::path(
+    get,
+    path = "/api/station/directory",
+    tag = "organisation",
+    summary = "A station server's jurisdiction: units, clocks, and its people's accounts with password hashes (station accounts only)",
+    responses(
+        (status = 200, description = "ok", body = StationDirectory),
+        (status = 401, description = "not signed in, or the token is invalid, expired or revoked", body = ErrorBody),
+        (status = 403, description = "the caller is not a station server's account", body = ErrorBody),
+        (status = 500, description = "the server failed", body = ErrorBody)
+    )
+)]
+fn station_directory() {}
+
+#[utoipa::path(
     put,
     path = "/api/admin/units/{id}",
     tag = "organisation",
@@ -1034,6 +1048,7 @@ fn dead_letters() {}
         kpi,
         units,
         clock_settings,
+        station_directory,
         put_unit,
         users,
         put_user,

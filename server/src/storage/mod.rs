@@ -32,6 +32,7 @@ mod reports;
 mod rooms;
 mod rosters;
 mod signing_keys;
+mod station;
 mod tx;
 mod users;
 
@@ -58,6 +59,7 @@ pub use projections::{AccessRow, MessageRow, PetitionQuery, RoomRow};
 pub use reports::ReportRows;
 pub use rosters::RosterRow;
 pub use signing_keys::SigningKeyRow;
+pub use station::{StationSync, UpstreamRefusal};
 pub use tx::{ChangeHook, StorageTx, hook_fn, no_hook};
 pub use users::{NewUser, UserKind, UserRecord};
 

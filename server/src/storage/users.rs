@@ -270,6 +270,47 @@ impl Storage {
         Ok(out)
     }
 
+    /// Every person's account (not the server's own) with its password hash
+    /// and memberships, by id: what a station's directory is cut from.
+    pub async fn people_with_credentials(
+        &self,
+    ) -> Result<Vec<(UserRecord, Option<String>, Vec<Membership>)>, StorageError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS}, password_hash, m.unit_id, m.role FROM users u \
+             LEFT JOIN memberships m ON m.user_id = u.id WHERE u.kind <> 'system' ORDER BY u.id, m.unit_id, m.role"
+        );
+        let rows = on_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    use sqlx::{FromRow, Row};
+                    Ok::<_, sqlx::Error>((
+                        UserRow::from_row(row)?,
+                        row.try_get::<Option<String>, _>("password_hash")?,
+                        row.try_get::<Option<String>, _>("unit_id")?,
+                        row.try_get::<Option<String>, _>("role")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut out: Vec<(UserRecord, Option<String>, Vec<Membership>)> = Vec::new();
+        for (row, hash, unit, role) in rows {
+            let record = row.into_record()?;
+            if out.last().is_none_or(|(u, _, _)| u.id != record.id) {
+                out.push((record, hash, Vec::new()));
+            }
+            if let (Some(unit), Some(role), Some((_, _, ms))) = (unit, role, out.last_mut()) {
+                ms.push(Membership {
+                    unit: UnitId::new(unit).map_err(StorageError::corrupt)?,
+                    role: parse_enum(&role)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn get_unit(&self, id: &UnitId) -> Result<Option<Unit>, StorageError> {
         let row: Option<(String, String, String, Option<String>)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, kind, parent_id FROM units WHERE id = $1")

@@ -127,6 +127,7 @@ pub fn role(r: Role) -> &'static str {
         Role::DepartmentStaff => "部门工作人员",
         Role::Admin => "管理员",
         Role::System => "系统",
+        Role::StationServer => "派出所服务器",
     }
 }
 
@@ -196,6 +197,9 @@ pub fn rule(code: &str) -> String {
         "entry-too-large" => "单条记录超过了大小上限。",
         "change-too-large" => "一次提交的内容超过了上限。",
         "document-full" => "这份文件的记录已达上限，不能再添加。",
+        "relay-outside-jurisdiction" => "这项修改的操作人不在本所辖区内，上级不予接收。",
+        "relay-unattested" => "这项修改没有注明操作人，或操作人在上级没有登记。",
+        "refused-upstream" => "上级已拒绝这项修改，已从本所撤回。",
         "before-submission" => "诉求提交之前的操作不生效。",
         "duplicate-submission" => "诉求已经提交过。",
         "already-signed" => "已经有人签收了，以最早的签收为准。",

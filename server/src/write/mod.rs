@@ -60,6 +60,10 @@ pub struct WriteJob {
     /// The calendar and fan-out settings in force when it was computed.
     pub settings: Arc<CommitSettings>,
     pub now: Timestamp,
+    /// At a station, when the tier above refused changes of the document:
+    /// the refusals to record, and the stored history is replaced by
+    /// `changes` (the history rebuilt without them) instead of appended to.
+    pub rewrite: Option<Vec<crate::storage::UpstreamRefusal>>,
 }
 
 /// What became of a job.
@@ -206,6 +210,18 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
     let stored = tx.document_position(&job.doc_id).await?.map_or(0, |(_, p)| p);
     if stored != job.position {
         return Ok(JobResult::Stale { stored });
+    }
+    if let Some(refused) = &job.rewrite {
+        tx.record_upstream_refusals(&job.doc_id, refused, job.now).await?;
+        tx.clear_history(&job.doc_id).await?;
+        if job.changes.is_empty() {
+            tx.unlist_document(&job.doc_id).await?;
+            return Ok(JobResult::Committed(Committed {
+                position: stored,
+                inbox: Vec::new(),
+                pending: Pending::default(),
+            }));
+        }
     }
     for (actor, reserved) in &job.actors {
         if let Err(taken) = tx.bind_actor_as(actor, &job.user, *reserved, job.now).await? {

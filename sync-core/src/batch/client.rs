@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::frame::{DocPull, DocPush, DocResult, Frame, InboxAck, InboxEntry, Push, RefusedChange};
@@ -78,6 +78,12 @@ pub trait ReplicaDocs {
     fn load(&mut self, id: &DocId) -> Option<AutoCommit>;
     /// Stores a document after changes from the server were applied to it.
     fn store(&mut self, id: &DocId, doc: AutoCommit);
+    /// For a station relaying its people's changes: the user who delivered
+    /// `actor`'s changes to it, attested in the push (see [`crate::relay`]).
+    /// A phone names nobody: the server knows who it is.
+    fn author(&self, _actor: &ActorId) -> Option<String> {
+        None
+    }
 }
 
 /// Something the host or the app should know about.
@@ -307,6 +313,16 @@ impl BatchClient {
         last.last = true;
         if self.carries_inbox() {
             last.inbox = self.inbox;
+        }
+        for (push, sents) in &mut parts {
+            let actors: BTreeSet<&ActorId> = sents
+                .iter()
+                .flat_map(|s| s.changes.iter().map(Change::actor_id))
+                .collect();
+            push.authors = actors
+                .into_iter()
+                .filter_map(|a| docs.author(a).map(|user| (a.clone(), user)))
+                .collect();
         }
         let pending = self.pending.as_mut().expect("set above");
         parts

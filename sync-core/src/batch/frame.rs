@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use minicbor::{Decoder, Encoder};
 
 use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
@@ -68,6 +68,10 @@ pub struct Push {
     /// and wants the items after it in the pull ([`Pull::inbox`]). Absent:
     /// the client reads its inbox some other way.
     pub inbox: Option<u64>,
+    /// A station relaying its people's changes attests, for each actor of
+    /// the part's changes, the user who delivered them to it (see
+    /// [`crate::relay`]); empty from phones. Key `w`, written only when set.
+    pub authors: Vec<(ActorId, String)>,
 }
 
 /// Changes of one document pushed by the client.
@@ -290,7 +294,8 @@ impl Frame {
         match self {
             Frame::Push(p) => {
                 let first = !p.encodings.is_empty();
-                e.map(7 + u64::from(first) + u64::from(p.early) + u64::from(p.inbox.is_some()))?;
+                let attested = !p.authors.is_empty();
+                e.map(7 + u64::from(first) + u64::from(p.early) + u64::from(p.inbox.is_some()) + u64::from(attested))?;
                 e.str("t")?.str("push")?;
                 e.str("v")?.u32(p.version)?;
                 if p.early {
@@ -308,6 +313,12 @@ impl Frame {
                 e.str("c")?.u64(p.cursor)?;
                 if let Some(n) = p.inbox {
                     e.str("n")?.u64(n)?;
+                }
+                if attested {
+                    e.str("w")?.array(p.authors.len() as u64)?;
+                    for (actor, user) in &p.authors {
+                        e.array(2)?.bytes(actor.to_bytes())?.str(user)?;
+                    }
                 }
                 e.str("d")?.array(p.docs.len() as u64)?;
                 for doc in &p.docs {
@@ -536,6 +547,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
             "n" => f.inbox = Some(d.u64()?),
             "o" => f.items = Some(read_list(d, read_entry)?),
             "g" => f.settings = Some(d.u64()?),
+            "w" => f.authors = Some(read_list(d, read_author)?),
             _ => d.skip()?,
         }
     }
@@ -571,6 +583,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 docs,
                 // The inbox travels from version 2 on.
                 inbox: f.inbox.filter(|_| version >= 2),
+                authors: f.authors.unwrap_or_default(),
             }))
         }
         "ack" => {
@@ -657,6 +670,7 @@ struct Fields {
     inbox: Option<u64>,
     items: Option<Vec<InboxEntry>>,
     settings: Option<u64>,
+    authors: Option<Vec<(ActorId, String)>>,
 }
 
 /// Keys of one entry of a frame's `d` list, whatever the frame type.
@@ -689,6 +703,14 @@ fn read_doc(d: &mut Decoder<'_>) -> Result<DocFields, BatchError> {
     Ok(x)
 }
 
+fn read_author(d: &mut Decoder<'_>) -> Result<(ActorId, String), BatchError> {
+    if array_len(d)? != 2 {
+        return Err(BatchError::Cbor("an author is [actor, user]".into()));
+    }
+    let actor = ActorId::from(d.bytes()?);
+    Ok((actor, d.str()?.to_string()))
+}
+
 fn read_refused(d: &mut Decoder<'_>) -> Result<RefusedChange, BatchError> {
     if array_len(d)? != 3 {
         return Err(BatchError::Cbor("a refusal is [hash, rule, detail]".into()));
@@ -713,6 +735,7 @@ impl Push {
             cursor,
             docs: Vec::new(),
             inbox: None,
+            authors: Vec::new(),
         }
     }
 }
@@ -753,6 +776,9 @@ mod tests {
         p.encodings.clear();
         p.part = 3;
         p.last = true;
+        round_trip(Frame::Push(p.clone()));
+        // A station's part names the authors of its actors.
+        p.authors = vec![(automerge::ActorId::from([9u8; 16].as_slice()), "officer-a".into())];
         round_trip(Frame::Push(p));
     }
 

@@ -58,6 +58,14 @@ text_enum!(
         ChangeTooLarge = "change-too-large",
         /// The document would grow past its limits.
         DocumentFull = "document-full",
+        /// A station relayed a change by someone outside its jurisdiction
+        /// (or by a principal no station may speak for).
+        RelayOutsideJurisdiction = "relay-outside-jurisdiction",
+        /// A station relayed a change without naming its author, or named
+        /// someone the tier above does not know.
+        RelayUnattested = "relay-unattested",
+        /// The tier above refused the change; every tier refuses it.
+        RefusedUpstream = "refused-upstream",
     }
 );
 

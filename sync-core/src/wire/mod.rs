@@ -22,6 +22,7 @@ mod notice;
 mod org;
 mod petition;
 mod room;
+mod station;
 mod unit;
 
 pub use close::CloseCode;
@@ -39,6 +40,7 @@ pub use room::{
     AppealPost, AppealView, MessagePage, NewAppeal, NewMessage, NewRoom, Pin, RaiseAsPetition, Raised, Redact,
     ResolveAppeal, RoomList, RoomMember, RoomSummary, RoomView, SetMember,
 };
+pub use station::{StationDirectory, StationPerson};
 pub use unit::RosterView;
 
 #[cfg(test)]

@@ -93,6 +93,51 @@ fn key_sets() {
 }
 
 #[test]
+fn station_directories() {
+    round_trip(
+        &StationDirectory {
+            units: vec![UnitView {
+                id: UnitId::new("st-a").unwrap(),
+                name: "甲派出所".into(),
+                kind: crate::org::UnitKind::Station,
+                parent: Some(UnitId::new("county").unwrap()),
+                disabled: false,
+            }],
+            clocks: ClockSettings {
+                rules: crate::ClockRules::default(),
+                calendar: crate::Calendar::default(),
+            },
+            people: vec![StationPerson {
+                id: UserId::new("officer-a").unwrap(),
+                login_name: Some("officer-a".into()),
+                display_name: "王警官".into(),
+                phone: None,
+                kind: AccountKind::Staff,
+                household: None,
+                disabled: true,
+                password_hash: Some("$argon2id$x".into()),
+                memberships: vec![Membership {
+                    unit: UnitId::new("st-a").unwrap(),
+                    role: Role::Officer,
+                }],
+            }],
+        },
+        &format!(
+            r#"{{"units":[{{"id":"st-a","name":"甲派出所","kind":"station","parent":"county"}}],
+                "clocks":{},
+                "people":[{{"id":"officer-a","login_name":"officer-a","display_name":"王警官","kind":"staff",
+                  "disabled":true,"password_hash":"$argon2id$x",
+                  "memberships":[{{"unit":"st-a","role":"officer"}}]}}]}}"#,
+            serde_json::to_string(&ClockSettings {
+                rules: crate::ClockRules::default(),
+                calendar: crate::Calendar::default(),
+            })
+            .unwrap()
+        ),
+    );
+}
+
+#[test]
 fn inbox_pages() {
     let item = InboxItem {
         cursor: 7,

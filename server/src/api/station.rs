@@ -1,0 +1,140 @@
+//! Tiers: what the tier above hands a station about its jurisdiction
+//! (`GET /api/station/directory`), what a station does with it, and the
+//! stations' last exchanges for reports.
+
+use std::collections::BTreeSet;
+
+use sync_core::relay;
+use sync_core::wire::{AccountKind, ClockSettings, StationDirectory, StationPerson, UnitView};
+use sync_core::{Principal, Unit};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::{NewUser, StationSync, UserKind};
+
+/// `GET /api/station/directory`: the unit tree, the clocks and the people a
+/// station speaks for (`sync_core::relay::speaks_for`), with their password
+/// hashes, so they sign in at the station while its uplink is down. Only a
+/// station principal may read it, and only its own jurisdiction's people.
+pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirectory, ApiError> {
+    if !relay::is_station(who) {
+        return Err(ApiError::Forbidden(
+            "only a station server's account reads a station directory".into(),
+        ));
+    }
+    let org = app.docs.org();
+    let disabled = app.storage.disabled_units().await?;
+    let mut units: Vec<(usize, &Unit)> = org.units().map(|u| (org.ancestors_or_self(&u.id).len(), u)).collect();
+    units.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    let units = units
+        .into_iter()
+        .map(|(_, u)| UnitView {
+            id: u.id.clone(),
+            name: u.name.clone(),
+            kind: u.kind,
+            parent: u.parent.clone(),
+            disabled: disabled.iter().any(|d| d == u.id.as_str()),
+        })
+        .collect();
+    let mut people = Vec::new();
+    for (user, password_hash, memberships) in app.storage.people_with_credentials().await? {
+        let principal = Principal {
+            user: user.id.clone(),
+            memberships: memberships.clone(),
+            household: user.household.clone(),
+        };
+        if relay::speaks_for(&org, who, Some(&principal)).is_err() {
+            continue;
+        }
+        people.push(StationPerson {
+            id: user.id,
+            login_name: user.login_name,
+            display_name: user.display_name,
+            phone: user.phone,
+            kind: match user.kind {
+                UserKind::Staff => AccountKind::Staff,
+                UserKind::Resident => AccountKind::Resident,
+                UserKind::System => AccountKind::System,
+            },
+            household: user.household,
+            disabled: user.disabled,
+            password_hash,
+            memberships,
+        });
+    }
+    let settings = app.docs.settings();
+    Ok(StationDirectory {
+        units,
+        clocks: ClockSettings {
+            rules: settings.rules.clone(),
+            calendar: settings.calendar.clone(),
+        },
+        people,
+    })
+}
+
+/// At a station: makes the local organisation, clocks and accounts what the
+/// tier above says. People it no longer lists (moved away, or removed) are
+/// disabled here, as are those it lists disabled; disabling revokes their
+/// sessions at the station. Returns how many accounts were disabled now.
+pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<usize, ApiError> {
+    let now = app.clock.now();
+    let by = relay::upstream_user();
+    let mut tx = app.storage.begin().await?;
+    for u in &dir.units {
+        let unit = Unit {
+            id: u.id.clone(),
+            name: u.name.clone(),
+            kind: u.kind,
+            parent: u.parent.clone(),
+        };
+        tx.upsert_unit(&unit, now).await?;
+    }
+    tx.bump_config_version(crate::storage::ORG).await?;
+    let current = app.docs.settings();
+    if current.rules != dir.clocks.rules || current.calendar != dir.clocks.calendar {
+        tx.put_setting(super::org::CLOCK_RULES, &dir.clocks.rules.to_json(), &by, now)
+            .await?;
+        tx.put_setting(super::org::CALENDAR, &dir.clocks.calendar.to_json(), &by, now)
+            .await?;
+    }
+    let mut disabled = 0;
+    let listed: BTreeSet<&str> = dir.people.iter().map(|p| p.id.as_str()).collect();
+    for p in &dir.people {
+        let user = NewUser {
+            id: p.id.clone(),
+            login_name: p.login_name.clone(),
+            display_name: p.display_name.clone(),
+            phone: p.phone.clone(),
+            kind: match p.kind {
+                AccountKind::Staff => UserKind::Staff,
+                AccountKind::Resident => UserKind::Resident,
+                AccountKind::System => UserKind::System,
+            },
+            household: p.household.clone(),
+        };
+        tx.upsert_user(&user, now).await?;
+        if let Some(hash) = &p.password_hash {
+            tx.set_password_hash(&p.id, hash, now).await?;
+        }
+        tx.set_memberships(&p.id, &p.memberships).await?;
+        if tx.set_user_disabled(&p.id, p.disabled, now).await? && p.disabled {
+            disabled += 1;
+        }
+    }
+    for (user, _, _) in app.storage.people_with_credentials().await? {
+        if !listed.contains(user.id.as_str()) && !user.disabled && tx.set_user_disabled(&user.id, true, now).await? {
+            disabled += 1;
+        }
+    }
+    tx.commit().await?;
+    super::org::apply_config(app).await?;
+    Ok(disabled)
+}
+
+/// Every station's last completed exchange with this server, for reports:
+/// a station's petitions are as of then, so a late sync is not read as
+/// late work.
+pub async fn syncs(app: &AppState) -> Result<Vec<StationSync>, ApiError> {
+    Ok(app.storage.station_syncs().await?)
+}

@@ -1,0 +1,498 @@
+//! A station's uplink (`lianxin serve --upstream URL`): the same server, one
+//! tier down, syncing its jurisdiction with the tier above.
+//!
+//! The station is a batched-sync client of the tier above's `/batch`, signed
+//! in as a station server's account (`Role::StationServer` in its unit), and
+//! runs the very state machine the phones run (`sync_core::batch::BatchClient`):
+//! one exchange pushes what its own people changed and pulls what changed
+//! above in its scope, in one round trip once connected; acknowledged parts
+//! are never sent again after a cut; the cursor moves with every pull, also
+//! when nothing in scope changed, so a quiet station never stalls. Each round:
+//!
+//! 1. sign in once (and again when the token is refused);
+//! 2. read the jurisdiction's directory (units, clocks, people with their
+//!    password hashes; a conditional GET, a few bytes when unchanged) and
+//!    apply it, so people sign in here while the uplink is down and a
+//!    revocation above disables them here;
+//! 3. run exchanges until neither side has more: documents changed here
+//!    since the last push (listed from the change log, changes the tier
+//!    above sent left out, paged like a pull), attested with their authors;
+//!    pulled changes are stored with `Origin::Upstream`; a change the tier
+//!    above refused is taken back here (`DocService::take_back`).
+//!
+//! Failures back off (`sync_core::relay::Backoff`); the station serves its
+//! phones all along, from its own storage, whatever the uplink does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
+use sync_core::relay::{self, Backoff};
+use sync_core::repo_protocol::DocumentId;
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::docs::DocError;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::storage::StorageError;
+
+/// How a station reaches the tier above.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// The tier above's base URL (`http://county:8080`).
+    pub url: String,
+    /// The station server's account there, and its password.
+    pub login: String,
+    pub password: String,
+    /// How long the uplink waits between exchanges when nothing changed
+    /// here (a local change starts one at once).
+    pub every: Duration,
+    pub backoff: Backoff,
+    /// The most documents one exchange pushes; the rest go in the next.
+    pub push_page_docs: usize,
+}
+
+impl UpstreamConfig {
+    pub fn new(url: impl Into<String>, login: impl Into<String>, password: impl Into<String>) -> Self {
+        UpstreamConfig {
+            url: url.into().trim_end_matches('/').to_owned(),
+            login: login.into(),
+            password: password.into(),
+            every: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            push_page_docs: 500,
+        }
+    }
+}
+
+/// What the uplink has done, for logs, tests and the operator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UplinkStatus {
+    /// Rounds completed since start-up (each ends with every exchange done).
+    pub rounds: u64,
+    /// Failed rounds in a row (0 when the last one succeeded).
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// The cursor into the tier above's change sequence.
+    pub cursor: u64,
+    /// Changes the tier above refused and this station took back.
+    pub taken_back: u64,
+    /// Accounts disabled here because the tier above disabled or dropped them.
+    pub disabled: u64,
+}
+
+/// The running uplink. Dropping it stops it.
+pub struct Uplink {
+    task: JoinHandle<()>,
+    status: watch::Receiver<UplinkStatus>,
+}
+
+impl Uplink {
+    pub fn status(&self) -> UplinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until `done` holds for the status (tests, tools).
+    pub async fn wait_for(&self, mut done: impl FnMut(&UplinkStatus) -> bool) -> UplinkStatus {
+        let mut rx = self.status.clone();
+        loop {
+            {
+                let s = rx.borrow_and_update();
+                if done(&s) {
+                    return s.clone();
+                }
+            }
+            if rx.changed().await.is_err() {
+                return self.status();
+            }
+        }
+    }
+}
+
+impl Drop for Uplink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum UplinkError {
+    #[error("the tier above is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the tier above refused the station's account: {0}")]
+    Unauthorized(String),
+    #[error("the exchange failed: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Docs(#[from] DocError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("applying the directory: {0}")]
+    Directory(#[from] ApiError),
+}
+
+/// What the uplink persists (table `uplink_state`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    /// The batched-sync client's state towards the tier above.
+    client: ClientState,
+    /// The local seq up to which this station's own changes were pushed.
+    pushed: i64,
+    /// The last exchange id used.
+    exchange: u64,
+}
+
+/// Starts the uplink of `app` towards the tier above.
+pub fn spawn(app: AppState, config: UpstreamConfig) -> Uplink {
+    let (tx, status) = watch::channel(UplinkStatus::default());
+    let task = tokio::spawn(run(app, Arc::new(config), tx));
+    Uplink { task, status }
+}
+
+async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<UplinkStatus>) {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("an HTTP client without custom TLS builds");
+    let mut session = Session {
+        http,
+        token: None,
+        etag: None,
+    };
+    let mut events = app.docs.subscribe();
+    loop {
+        match round(&app, &config, &mut session, &status).await {
+            Ok(()) => {
+                status.send_modify(|s| {
+                    s.rounds += 1;
+                    s.failures = 0;
+                    s.last_error = None;
+                });
+                // Wait for a local change, or the interval (the tier above's
+                // changes are pulled at least that often).
+                let wait = tokio::time::sleep(config.every);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        e = events.recv() => match e {
+                            Ok(e) if e.by.as_str() != relay::UPSTREAM_USER => break,
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                    }
+                }
+            }
+            Err(e) => {
+                if matches!(e, UplinkError::Unauthorized(_)) {
+                    session.token = None;
+                }
+                let failures = status.borrow().failures + 1;
+                let delay = config.backoff.delay_ms(failures, rand::random());
+                tracing::warn!(error = %e, failures, retry_in_ms = delay, "station uplink round failed");
+                status.send_modify(|s| {
+                    s.failures = failures;
+                    s.last_error = Some(e.to_string());
+                });
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+        }
+    }
+}
+
+struct Session {
+    http: reqwest::Client,
+    token: Option<String>,
+    /// The tag of the directory last applied.
+    etag: Option<String>,
+}
+
+async fn round(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<(), UplinkError> {
+    let token = match &session.token {
+        Some(t) => t.clone(),
+        None => {
+            let t = sign_in(&session.http, config).await?;
+            session.token = Some(t.clone());
+            t
+        }
+    };
+    directory(app, config, session, &token, status).await?;
+    exchanges(app, config, &token, status).await
+}
+
+async fn sign_in(http: &reqwest::Client, config: &UpstreamConfig) -> Result<String, UplinkError> {
+    let res = http
+        .post(format!("{}/api/auth/login", config.url))
+        .json(&serde_json::json!({"login": config.login, "password": config.password}))
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    if !res.status().is_success() {
+        return Err(UplinkError::Unauthorized(format!("sign-in answered {}", res.status())));
+    }
+    let body: serde_json::Value = res.json().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| UplinkError::Protocol("the sign-in answer has no access token".into()))
+}
+
+async fn directory(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<(), UplinkError> {
+    let mut req = session
+        .http
+        .get(format!("{}/api/station/directory", config.url))
+        .bearer_auth(token);
+    if let Some(tag) = &session.etag {
+        req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+    }
+    let res = req.send().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    match res.status() {
+        reqwest::StatusCode::NOT_MODIFIED => return Ok(()),
+        s if s == reqwest::StatusCode::UNAUTHORIZED || s == reqwest::StatusCode::FORBIDDEN => {
+            return Err(UplinkError::Unauthorized(format!("the directory answered {s}")));
+        }
+        s if !s.is_success() => return Err(UplinkError::Unreachable(format!("the directory answered {s}"))),
+        _ => {}
+    }
+    let tag = res
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let dir: sync_core::wire::StationDirectory =
+        res.json().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    let disabled = crate::api::station::apply_directory(app, &dir).await?;
+    tracing::info!(
+        people = dir.people.len(),
+        units = dir.units.len(),
+        disabled,
+        "applied the directory of the tier above"
+    );
+    status.send_modify(|s| s.disabled += disabled as u64);
+    session.etag = tag;
+    Ok(())
+}
+
+/// The station's documents as the batched client sees them: the ones loaded
+/// for this exchange, with the heads they had when loaded, and which the
+/// pull changed.
+#[derive(Default)]
+struct StationDocs {
+    docs: BTreeMap<DocId, AutoCommit>,
+    loaded_heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    updated: BTreeSet<DocId>,
+    /// The station's actor bindings for the actors of what it pushes.
+    authors: BTreeMap<ActorId, String>,
+}
+
+impl StationDocs {
+    async fn load_from(&mut self, app: &AppState, id: DocId) -> Result<(), UplinkError> {
+        if self.loaded_heads.contains_key(&id) {
+            return Ok(());
+        }
+        let key = DocumentId::from_bytes(id.0).to_string();
+        match app.docs.copy(&key).await? {
+            Some(mut doc) => {
+                self.loaded_heads.insert(id, doc.get_heads());
+                self.docs.insert(id, doc);
+            }
+            None => {
+                self.loaded_heads.insert(id, Vec::new());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReplicaDocs for StationDocs {
+    fn dirty(&self, state: &ClientState) -> Vec<DocId> {
+        self.docs
+            .iter()
+            .filter(|(id, doc)| {
+                state
+                    .shared
+                    .get(id)
+                    .is_none_or(|s| *s != AutoCommit::clone(doc).get_heads())
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+        self.docs.get(id).cloned()
+    }
+
+    fn store(&mut self, id: &DocId, doc: AutoCommit) {
+        self.docs.insert(*id, doc);
+        self.updated.insert(*id);
+    }
+
+    fn author(&self, actor: &ActorId) -> Option<String> {
+        self.authors.get(actor).cloned()
+    }
+}
+
+async fn load_state(app: &AppState) -> Result<State, UplinkError> {
+    Ok(match app.storage.uplink_state().await? {
+        Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the stored uplink state does not read; starting over");
+            State::default()
+        }),
+        None => State::default(),
+    })
+}
+
+async fn save_state(app: &AppState, state: &State) -> Result<(), UplinkError> {
+    let json = serde_json::to_string(state).expect("the uplink state serializes");
+    Ok(app.storage.save_uplink_state(&json).await?)
+}
+
+/// Runs exchanges on one connection until neither side has more to send.
+async fn exchanges(
+    app: &AppState,
+    config: &UpstreamConfig,
+    token: &str,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<(), UplinkError> {
+    let ws_url = format!(
+        "{}/batch?token={token}",
+        config
+            .url
+            .replacen("http://", "ws://", 1)
+            .replacen("https://", "wss://", 1)
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
+            UplinkError::Unauthorized(format!("/batch answered {}", r.status()))
+        }
+        e => UplinkError::Unreachable(e.to_string()),
+    })?;
+    let (mut tx, mut rx) = ws.split();
+    let mut state = load_state(app).await?;
+    loop {
+        // What changed here since the last push, paged like a pull.
+        let head = app.storage.head_seq().await?;
+        let page = config.push_page_docs.max(1);
+        let rows = app
+            .storage
+            .locally_changed(state.pushed, relay::UPSTREAM_USER, page as u32 + 1)
+            .await?;
+        let changed: Vec<(DocId, u64)> = rows
+            .into_iter()
+            .filter_map(|(key, seq)| Some((DocId(*key.parse::<DocumentId>().ok()?.as_bytes()), seq as u64)))
+            .collect();
+        let plan = plan_pull(changed, page, head.max(state.pushed) as u64);
+        let mut docs = StationDocs::default();
+        for id in &plan.docs {
+            docs.load_from(app, *id).await?;
+        }
+        // The authors of what is pushed, as this station bound their actors.
+        for (id, doc) in docs.docs.iter_mut() {
+            let shared = state.client.shared.get(id).cloned().unwrap_or_default();
+            let actors: BTreeSet<ActorId> = doc.get_changes(&shared).iter().map(|c| c.actor_id().clone()).collect();
+            for actor in actors {
+                if let Some(r) = app.storage.actor_record(&actor.to_hex_string()).await? {
+                    docs.authors.insert(actor, r.user.to_string());
+                }
+            }
+        }
+        let mut client = BatchClient::new(state.client.clone()).with_early_pull(true);
+        state.exchange += 1;
+        let frames = client.start(state.exchange, &mut docs);
+        for f in frames {
+            tx.feed(Message::Binary(f.into()))
+                .await
+                .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+        }
+        tx.flush().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+        let more = loop {
+            let bytes = match rx.next().await {
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Close(f))) => {
+                    return Err(UplinkError::Unreachable(format!(
+                        "the tier above closed the connection: {f:?}"
+                    )));
+                }
+                None => return Err(UplinkError::Unreachable("the connection dropped".into())),
+                Some(Err(e)) => return Err(UplinkError::Unreachable(e.to_string())),
+                Some(Ok(_)) => continue,
+            };
+            // Load the pulled documents first: the client reads them synchronously.
+            if let Ok(Frame::Pull(pull)) = Frame::decode(&bytes) {
+                for d in &pull.docs {
+                    docs.load_from(app, d.id).await?;
+                }
+            }
+            let events = client.handle(&bytes, &mut docs).map_err(|e| match e {
+                sync_core::batch::BatchError::Peer { code, message } if code == "unauthorized" => {
+                    UplinkError::Unauthorized(message)
+                }
+                e => UplinkError::Protocol(e.to_string()),
+            })?;
+            store_pulled(app, &mut docs).await?;
+            let mut done = None;
+            for e in &events {
+                match e {
+                    ClientEvent::Refused { id, refused } => {
+                        let key = DocumentId::from_bytes(id.0).to_string();
+                        let removed = app.docs.take_back(&key, refused).await?;
+                        status.send_modify(|s| s.taken_back += removed.len() as u64);
+                    }
+                    ClientEvent::Done { cursor } => done = Some(*cursor),
+                    _ => {}
+                }
+            }
+            state.client = client.state().clone();
+            if let Some(cursor) = done {
+                // Every part was acknowledged: what the plan listed is up.
+                state.pushed = state.pushed.max(plan.cursor as i64);
+                save_state(app, &state).await?;
+                status.send_modify(|s| s.cursor = cursor);
+                break events.contains(&ClientEvent::More) || plan.more;
+            }
+            save_state(app, &state).await?;
+        };
+        if !more {
+            return Ok(());
+        }
+        // Let the station's own phones in between pages of a long catch-up.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Stores what the pull brought into documents: the changes each gained
+/// since it was loaded, through the write path as the tier above's.
+async fn store_pulled(app: &AppState, docs: &mut StationDocs) -> Result<(), UplinkError> {
+    for id in std::mem::take(&mut docs.updated) {
+        let Some(doc) = docs.docs.get_mut(&id) else { continue };
+        let before = docs.loaded_heads.get(&id).cloned().unwrap_or_default();
+        let changes = doc.get_changes(&before);
+        let key = DocumentId::from_bytes(id.0).to_string();
+        let applied = app.docs.apply_upstream(&key, changes).await?;
+        if !applied.refused.is_empty() {
+            tracing::warn!(doc = %key, refused = applied.refused.len(), "changes from the tier above did not apply");
+        }
+        docs.loaded_heads.insert(id, doc.get_heads());
+    }
+    Ok(())
+}

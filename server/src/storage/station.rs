@@ -1,0 +1,202 @@
+//! Tiers: what a station keeps about its uplink (the refusals of the tier
+//! above, the uplink's state, the documents changed locally since the last
+//! push) and what the tier above keeps about its stations (when each last
+//! synced).
+
+use sync_core::Timestamp;
+
+use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+
+/// A change the tier above refused: (hash, rule, detail).
+pub type UpstreamRefusal = (String, String, String);
+
+/// When a station last completed an exchange with this server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StationSync {
+    /// The station's user id at this tier.
+    pub station: String,
+    pub last_sync_at: Timestamp,
+    /// The cursor its last pull ended at.
+    pub cursor: i64,
+}
+
+impl Storage {
+    /// The tier above's refusals of changes to `doc_id`.
+    pub async fn upstream_refusals(&self, doc_id: &str) -> Result<Vec<UpstreamRefusal>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT hash, rule, detail FROM upstream_refusals WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Whether the tier above ever refused anything here.
+    pub async fn any_upstream_refusals(&self) -> Result<bool, StorageError> {
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM upstream_refusals LIMIT 1) s")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
+    /// The uplink's persisted state (JSON), if it ever ran.
+    pub async fn uplink_state(&self) -> Result<Option<String>, StorageError> {
+        let state = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT state FROM uplink_state WHERE id = 1")
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(state)
+    }
+
+    pub async fn save_uplink_state(&self, state: &str) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO uplink_state (id, state) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(state)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Documents with a change stored after `after` by anyone but
+    /// `upstream_user` (changes the tier above sent are not sent back), each
+    /// with the lowest such seq, lowest first, at most `limit`. A document
+    /// compacted past `after` is listed with `after + 1`: its folded changes
+    /// kept no author, so it is looked at whole.
+    pub async fn locally_changed(
+        &self,
+        after: i64,
+        upstream_user: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT doc_id, MIN(first_seq) AS first_seq FROM ( \
+                   SELECT c.doc_id, MIN(c.seq) AS first_seq FROM changes c \
+                   WHERE c.seq > $1 AND c.user_id <> $2 GROUP BY c.doc_id \
+                   UNION ALL SELECT d.doc_id, $1 + 1 AS first_seq FROM documents d WHERE d.snapshot_seq > $1 \
+                 ) s GROUP BY doc_id ORDER BY first_seq, doc_id LIMIT $3",
+            )
+            .bind(after)
+            .bind(upstream_user)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Records that `station` completed an exchange at `now`, its pull ending at `cursor`.
+    pub async fn record_station_sync(&self, station: &str, now: Timestamp, cursor: i64) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO station_syncs (station, last_sync_at, cursor) VALUES ($1, $2, $3) \
+                 ON CONFLICT (station) DO UPDATE SET last_sync_at = excluded.last_sync_at, cursor = excluded.cursor",
+            )
+            .bind(station)
+            .bind(now.millis())
+            .bind(cursor)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Every station's last exchange, by station.
+    pub async fn station_syncs(&self) -> Result<Vec<StationSync>, StorageError> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT station, last_sync_at, cursor FROM station_syncs ORDER BY station")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(station, at, cursor)| StationSync {
+                station,
+                last_sync_at: Timestamp::from_millis(at),
+                cursor,
+            })
+            .collect())
+    }
+}
+
+impl StorageTx {
+    /// Records the tier above's refusals of changes to `doc_id`.
+    pub async fn record_upstream_refusals(
+        &mut self,
+        doc_id: &str,
+        refused: &[UpstreamRefusal],
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        for (hash, rule, detail) in refused {
+            on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO upstream_refusals (doc_id, hash, rule, detail, refused_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (doc_id, hash) DO NOTHING",
+                )
+                .bind(doc_id)
+                .bind(hash)
+                .bind(rule)
+                .bind(detail)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a document's stored history (snapshot and changes), so that
+    /// a rebuilt history can be appended in its place with new seqs (which
+    /// every reader's cursor is below, so every reader is sent it again).
+    /// Receipts and projections stay until the rewrite replaces them.
+    pub async fn clear_history(&mut self, doc_id: &str) -> Result<(), StorageError> {
+        self.lock_change_log().await?;
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM changes WHERE doc_id = $1")
+                .bind(doc_id)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE documents SET snapshot = NULL, snapshot_heads = '', snapshot_seq = 0, \
+                 pending_changes = 0, pending_bytes = 0 WHERE doc_id = $1",
+            )
+            .bind(doc_id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Takes a document whose whole history was refused by the tier above
+    /// out of every list: nobody reads it, no petition row shows it.
+    pub async fn unlist_document(&mut self, doc_id: &str) -> Result<(), StorageError> {
+        for sql in [
+            "DELETE FROM doc_access WHERE doc_id = $1",
+            "DELETE FROM petitions WHERE doc_id = $1",
+        ] {
+            on_tx!(self, |conn| {
+                sqlx::query(sql)
+                    .bind(doc_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,353 @@
+//! Tiers: a station server relays its people's changes to the tier above,
+//! which is authoritative. The rules both ends share live here.
+//!
+//! A station is a server started with `--upstream`: towards the county it is
+//! one batched-sync client ([`crate::batch::BatchClient`]) signed in as a
+//! principal holding [`Role::StationServer`] in its unit. What that
+//! principal may do is small and fixed:
+//!
+//! * It **reads** every document a person of its jurisdiction could need:
+//!   documents located in or routed to a unit of its subtree, and notices
+//!   whose audience covers it ([`station_reads`]).
+//! * It **speaks for** the people of its jurisdiction and nobody else
+//!   ([`speaks_for`]): each relayed change names its author (the station
+//!   attests the actor's user in the push, `Push::authors`), and the tier
+//!   above checks the change with policy *for that author*, exactly as if
+//!   the author's phone had sent it. A change attributed to someone with any
+//!   membership outside the station's subtree (a county director, another
+//!   station's officer, a server) is refused by
+//!   [`Rule::RelayOutsideJurisdiction`]; one whose actor is not attested,
+//!   or names a user the tier above does not know, by
+//!   [`Rule::RelayUnattested`].
+//! * A change the tier above refuses is **refused everywhere**: the station
+//!   rebuilds the document without it and without what was built on it
+//!   ([`without`]), and refuses it from then on with the rule it got
+//!   ([`refused_upstream`]), so the phone that made it hears the rule the way
+//!   a phone hears any refusal and rebases its user's other edits.
+//!
+//! The tier above's changes come down in the pull and are stored at the
+//! station without policy (`write::Origin::Upstream`): the tier above
+//! already decided, and a station whose copy of the organisation is behind
+//! must not refuse what the authority accepted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ActorId, AutoCommit, Change, ChangeHash};
+
+use crate::ids::{UnitId, UserId};
+use crate::org::{OrgTree, Principal, Role};
+use crate::policy::{Refusal, Rule, Visibility};
+
+/// The user the tier above's changes are stored under at a station: the
+/// author it acted for is the tier above's business.
+pub const UPSTREAM_USER: &str = "lianxin-upstream";
+
+/// Whether `who` is a station server's principal.
+pub fn is_station(who: &Principal) -> bool {
+    who.has_role(Role::StationServer)
+}
+
+/// The units whose subtrees a station principal replicates.
+pub fn station_units(who: &Principal) -> impl Iterator<Item = &UnitId> {
+    who.units_with(Role::StationServer)
+}
+
+/// Whether a station principal reads a document with this visibility: one
+/// located in, or routed to, a unit of its subtree, or a notice whose
+/// audience units lie above or below its unit (its residents read those).
+pub fn station_reads(org: &OrgTree, who: &Principal, vis: &Visibility) -> bool {
+    station_units(who).any(|s| {
+        vis.units.iter().any(|u| org.is_within(u, s))
+            || vis
+                .audience_units
+                .iter()
+                .any(|a| org.is_within(a, s) || org.is_within(s, a))
+    })
+}
+
+/// Whether a station principal may relay changes by `author` (`None`: a user
+/// the tier above does not know). Everyone whose every membership lies in
+/// the station's subtree; never a server or another station, and never
+/// someone who also holds a role outside it (their changes would carry
+/// powers the station cannot vouch for).
+pub fn speaks_for(org: &OrgTree, station: &Principal, author: Option<&Principal>) -> Result<(), (Rule, String)> {
+    let Some(author) = author else {
+        return Err((
+            Rule::RelayUnattested,
+            "the station named no author the tier above knows for this change".into(),
+        ));
+    };
+    let within = |u: &UnitId| station_units(station).any(|s| org.is_within(u, s));
+    let outside: Vec<&UnitId> = author
+        .memberships
+        .iter()
+        .filter(|m| matches!(m.role, Role::System | Role::StationServer) || !within(&m.unit))
+        .map(|m| &m.unit)
+        .collect();
+    if author.memberships.is_empty() || !outside.is_empty() {
+        let units: Vec<&str> = outside.iter().map(|u| u.as_str()).collect();
+        return Err((
+            Rule::RelayOutsideJurisdiction,
+            format!(
+                "{} is not a person of station {}'s jurisdiction (acts in: {})",
+                author.user,
+                station.user,
+                if units.is_empty() {
+                    "nowhere".into()
+                } else {
+                    units.join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Splits relayed changes (in an order that applies) into consecutive runs
+/// by the same author, as `authors` attests each actor's user. Each run is
+/// checked for its author; a run's author is `None` when the actor is not
+/// attested.
+pub fn author_runs(changes: Vec<Change>, authors: &BTreeMap<ActorId, String>) -> Vec<(Option<String>, Vec<Change>)> {
+    let mut runs: Vec<(Option<String>, Vec<Change>)> = Vec::new();
+    for c in changes {
+        let author = authors.get(c.actor_id()).cloned();
+        match runs.last_mut() {
+            Some((a, run)) if *a == author => run.push(c),
+            _ => runs.push((author, vec![c])),
+        }
+    }
+    runs
+}
+
+/// Keeps the changes that neither were refused by the tier above (`known`:
+/// hash → the rule and detail it gave) nor build on one; refuses the rest,
+/// a refused change with the rule it got up there, its descendants with
+/// [`Rule::DependsOnRefused`].
+pub fn refused_upstream(
+    changes: Vec<Change>,
+    known: &BTreeMap<ChangeHash, (String, String)>,
+) -> (Vec<Change>, Vec<Refusal>) {
+    if known.is_empty() {
+        return (changes, Vec::new());
+    }
+    let mut bad: BTreeSet<ChangeHash> = known.keys().copied().collect();
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for c in changes {
+        let hash = c.hash();
+        if let Some((rule, detail)) = known.get(&hash) {
+            let rule = rule.parse().unwrap_or(Rule::RefusedUpstream);
+            refused.push(Refusal::new(
+                &hash,
+                rule,
+                format!("refused by the tier above: {detail}"),
+            ));
+        } else if c.deps().iter().any(|d| bad.contains(d)) {
+            bad.insert(hash);
+            refused.push(Refusal::new(
+                &hash,
+                Rule::DependsOnRefused,
+                "builds on a change the tier above refused",
+            ));
+        } else {
+            kept.push(c);
+        }
+    }
+    (kept, refused)
+}
+
+/// `doc` rebuilt from its history without the changes in `drop` and every
+/// change built on one of them; returns the rebuilt document and the hashes
+/// taken out. Unchanged (a clone) when none of `drop` is in the history.
+pub fn without(doc: &mut AutoCommit, drop: &BTreeSet<ChangeHash>) -> (AutoCommit, BTreeSet<ChangeHash>) {
+    let mut removed = BTreeSet::new();
+    let mut kept = Vec::new();
+    // History order: every change after its dependencies.
+    for c in doc.get_changes(&[]) {
+        let hash = c.hash();
+        if drop.contains(&hash) || c.deps().iter().any(|d| removed.contains(d)) {
+            removed.insert(hash);
+        } else {
+            kept.push(c);
+        }
+    }
+    if removed.is_empty() {
+        return (doc.clone(), removed);
+    }
+    let mut out = AutoCommit::new();
+    out.apply_changes(kept)
+        .expect("changes of a loaded document apply again in history order");
+    (out, removed)
+}
+
+/// When to try a failed uplink again: exponential with "equal jitter" (half
+/// the ceiling fixed, half random), so stations cut off together by one
+/// outage do not all knock at once when it ends. Randomness is an argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The ceiling after the first failure.
+    pub base_ms: u64,
+    /// The largest ceiling.
+    pub max_ms: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base_ms: 500,
+            max_ms: 60_000,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures (0: none), given a
+    /// random number.
+    pub fn delay_ms(&self, failures: u32, random: u64) -> u64 {
+        if failures == 0 {
+            return 0;
+        }
+        let ceiling = self
+            .base_ms
+            .saturating_mul(1u64 << (failures - 1).min(30))
+            .min(self.max_ms)
+            .max(1);
+        ceiling / 2 + random % (ceiling - ceiling / 2 + 1)
+    }
+}
+
+/// The user a stored change is attributed to at a station when it came
+/// from the tier above.
+pub fn upstream_user() -> UserId {
+    UserId::new(UPSTREAM_USER).expect("a valid user id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::{Membership, Unit, UnitKind};
+    use automerge::ROOT;
+    use automerge::transaction::Transactable;
+
+    fn org() -> OrgTree {
+        let u = |id: &str, kind, parent: Option<&str>| Unit {
+            id: UnitId::new(id).unwrap(),
+            name: id.into(),
+            kind,
+            parent: parent.map(|p| UnitId::new(p).unwrap()),
+        };
+        OrgTree::new([
+            u("county", UnitKind::County, None),
+            u("st-a", UnitKind::Station, Some("county")),
+            u("st-b", UnitKind::Station, Some("county")),
+            u("village-a", UnitKind::Village, Some("st-a")),
+        ])
+    }
+
+    fn who(user: &str, roles: &[(&str, Role)]) -> Principal {
+        Principal {
+            user: UserId::new(user).unwrap(),
+            memberships: roles
+                .iter()
+                .map(|(u, r)| Membership {
+                    unit: UnitId::new(*u).unwrap(),
+                    role: *r,
+                })
+                .collect(),
+            household: None,
+        }
+    }
+
+    #[test]
+    fn a_station_speaks_only_for_people_wholly_within_its_subtree() {
+        let org = org();
+        let station = who("station-a", &[("st-a", Role::StationServer)]);
+        let officer = who("officer-a", &[("st-a", Role::Officer)]);
+        let resident = who("res-a", &[("village-a", Role::Resident)]);
+        let director = who("director", &[("county", Role::Leader)]);
+        let both = who("both", &[("st-a", Role::Officer), ("st-b", Role::Officer)]);
+        let other = who("station-b", &[("st-a", Role::StationServer)]);
+        assert!(speaks_for(&org, &station, Some(&officer)).is_ok());
+        assert!(speaks_for(&org, &station, Some(&resident)).is_ok());
+        for p in [&director, &both, &other] {
+            let (rule, detail) = speaks_for(&org, &station, Some(p)).unwrap_err();
+            assert_eq!(rule, Rule::RelayOutsideJurisdiction, "{}: {detail}", p.user);
+        }
+        assert_eq!(speaks_for(&org, &station, None).unwrap_err().0, Rule::RelayUnattested);
+    }
+
+    #[test]
+    fn a_station_reads_its_subtree_and_notices_that_cover_it() {
+        let org = org();
+        let station = who("station-a", &[("st-a", Role::StationServer)]);
+        let at = |units: &[&str], audience: &[&str]| Visibility {
+            units: units.iter().map(|u| UnitId::new(*u).unwrap()).collect(),
+            audience_units: audience.iter().map(|u| UnitId::new(*u).unwrap()).collect(),
+            ..Visibility::default()
+        };
+        assert!(station_reads(&org, &station, &at(&["village-a"], &[])));
+        assert!(!station_reads(&org, &station, &at(&["st-b"], &[])));
+        assert!(!station_reads(&org, &station, &at(&["county"], &[])));
+        assert!(station_reads(&org, &station, &at(&[], &["county"])));
+        assert!(!station_reads(&org, &station, &at(&[], &["st-b"])));
+    }
+
+    fn doc_with(n: usize) -> (AutoCommit, Vec<ChangeHash>) {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from([1u8; 16].as_slice()));
+        let mut hashes = Vec::new();
+        for i in 0..n {
+            doc.put(ROOT, format!("k{i}"), i as i64).unwrap();
+            doc.commit();
+            hashes.push(doc.get_heads()[0]);
+        }
+        (doc, hashes)
+    }
+
+    #[test]
+    fn a_rebuilt_document_lacks_the_refused_change_and_what_built_on_it() {
+        let (mut doc, hashes) = doc_with(3);
+        let (mut rebuilt, removed) = without(&mut doc, &BTreeSet::from([hashes[1]]));
+        assert_eq!(removed, BTreeSet::from([hashes[1], hashes[2]]));
+        assert_eq!(rebuilt.get_heads(), vec![hashes[0]]);
+        let (_, none) = without(&mut doc, &BTreeSet::new());
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn changes_refused_upstream_are_refused_again_with_their_rule() {
+        let (mut doc, hashes) = doc_with(3);
+        let known = BTreeMap::from([(hashes[1], ("role-required".to_owned(), "leaders only".to_owned()))]);
+        let (kept, refused) = refused_upstream(doc.get_changes(&[]), &known);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(refused[0].rule, Rule::RoleRequired);
+        assert_eq!(refused[1].rule, Rule::DependsOnRefused);
+    }
+
+    #[test]
+    fn runs_follow_the_attested_author_of_each_actor() {
+        let (mut doc, _) = doc_with(2);
+        let mut other = doc.fork().with_actor(ActorId::from([2u8; 16].as_slice()));
+        other.put(ROOT, "x", 1).unwrap();
+        other.commit();
+        doc.merge(&mut other).unwrap();
+        let authors = BTreeMap::from([(ActorId::from([1u8; 16].as_slice()), "a".to_owned())]);
+        let runs = author_runs(doc.get_changes(&[]), &authors);
+        let shape: Vec<(Option<String>, usize)> = runs.iter().map(|(a, r)| (a.clone(), r.len())).collect();
+        assert_eq!(shape, vec![(Some("a".into()), 2), (None, 1)]);
+    }
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter() {
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 1_000,
+        };
+        assert_eq!(b.delay_ms(0, 7), 0);
+        for random in [0, 1, 99, u64::MAX] {
+            let d1 = b.delay_ms(1, random);
+            assert!((50..=100).contains(&d1), "{d1}");
+            let d9 = b.delay_ms(9, random);
+            assert!((500..=1_000).contains(&d9), "{d9}");
+        }
+    }
+}

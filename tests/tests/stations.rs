@@ -1,0 +1,382 @@
+//! Tiers end to end: a county and a station, two real servers on SQLite in
+//! one process, the station's uplink through the link simulator, cut and
+//! restored while both sides work.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use futures_util::{SinkExt, StreamExt};
+use lianxin_demo::DEMO_PASSWORD;
+use lianxin_server::auth::SmsSender;
+use lianxin_server::station::{Uplink, UplinkStatus, UpstreamConfig};
+use lianxin_server::testing::{TestDb, TestServer};
+use lianxin_tests::linksim::{CutPlan, Direction, LinkSim, Profile};
+use lianxin_tests::phone::Phone;
+use lianxin_tests::scenario::Writer;
+use serde_json::{Value, json};
+use sync_core::UnitId;
+use sync_core::batch::{DocId, DocPush, Encoding, Frame, Push, encode_changes};
+use sync_core::petition::{PetitionAction, PetitionDoc};
+use sync_core::relay::Backoff;
+use sync_core::repo_protocol::DocumentId;
+use tokio_tungstenite::tungstenite::Message;
+
+const STATION_LOGIN: &str = "station-east";
+const STATION_PASSWORD: &str = "east station uplink secret";
+
+/// Waits (at most a minute) until the uplink's status satisfies `done`.
+async fn wait(uplink: &Uplink, what: &str, done: impl FnMut(&UplinkStatus) -> bool) -> anyhow::Result<UplinkStatus> {
+    tokio::time::timeout(Duration::from_secs(60), uplink.wait_for(done))
+        .await
+        .with_context(|| format!("waiting for the uplink: {what}; status {:?}", uplink.status()))
+}
+
+/// Waits for `n` more completed rounds than now.
+async fn rounds(uplink: &Uplink, n: u64) -> anyhow::Result<UplinkStatus> {
+    let target = uplink.status().rounds + n;
+    wait(uplink, &format!("{n} more rounds"), |s| s.rounds >= target).await
+}
+
+async fn call(server: &TestServer, token: &str, method: &str, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    match method {
+        "GET" => server.get(path, Some(token)).await,
+        "PUT" => server.put(path, Some(token), &body).await,
+        _ => server.post(path, Some(token), &body).await,
+    }
+}
+
+async fn login(server: &TestServer, login: &str, password: &str) -> anyhow::Result<(u16, Value)> {
+    server
+        .post("/api/auth/login", None, &json!({"login": login, "password": password}))
+        .await
+}
+
+fn new_id() -> String {
+    DocumentId::from_bytes(rand::random()).to_string()
+}
+
+/// Files a petition at `server` as `token`'s resident, routed to `station`.
+async fn file(server: &TestServer, token: &str, village: &str, station: &str, title: &str) -> anyhow::Result<String> {
+    let id = new_id();
+    let (status, body) = call(
+        server,
+        token,
+        "POST",
+        "/api/petitions",
+        json!({"id": id, "channel": "chief_line", "category": "help", "title": title, "body": "详情",
+               "location": {"unit": village}, "routed_to": station}),
+    )
+    .await?;
+    ensure!(status == 201, "filing answered {status}: {body}");
+    Ok(id)
+}
+
+/// The kinds of a petition's timeline events, with who wrote each.
+async fn timeline(server: &TestServer, token: &str, id: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let (status, body) = call(server, token, "GET", &format!("/api/petitions/{id}"), Value::Null).await?;
+    ensure!(status == 200, "reading {id} answered {status}: {body}");
+    Ok(body["timeline"]
+        .as_array()
+        .context("a timeline")?
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["by"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+fn doc_id(id: &str) -> anyhow::Result<DocId> {
+    Ok(DocId(*id.parse::<DocumentId>()?.as_bytes()))
+}
+
+/// One push of `changes` to `id` straight to the county's `/batch` with the
+/// station's account, attesting `authors`; the rules of the refusals the
+/// ack names.
+async fn relay_directly(
+    county: &TestServer,
+    station_token: &str,
+    id: &str,
+    mut doc: automerge::AutoCommit,
+    base: Vec<automerge::ChangeHash>,
+    authors: Vec<(automerge::ActorId, String)>,
+) -> anyhow::Result<Vec<String>> {
+    let changes = doc.get_changes(&base);
+    let (encoding, data) = encode_changes(&doc, &changes, &[Encoding::Changes]);
+    let push = Push {
+        last: true,
+        encodings: vec![Encoding::Changes],
+        docs: vec![DocPush {
+            id: doc_id(id)?,
+            base,
+            encoding,
+            data,
+        }],
+        authors,
+        ..Push::new(rand::random(), 0, 0)
+    };
+    let url = format!("ws://{}/batch?token={station_token}", county.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    ws.send(Message::Binary(Frame::Push(push).encode().into())).await?;
+    loop {
+        match ws.next().await.context("an answer")?? {
+            Message::Binary(b) => {
+                if let Frame::Ack(ack) = Frame::decode(&b)? {
+                    return Ok(ack.docs[0].refused.iter().map(|r| r.rule.clone()).collect());
+                }
+            }
+            Message::Close(f) => anyhow::bail!("closed: {f:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() -> anyhow::Result<()> {
+    // The county: the demo organisation, and an account for the east station's server.
+    let county_db = TestDb::sqlite().await?;
+    let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+    lianxin_demo::seed(&county.state).await?;
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        &county,
+        &admin,
+        "PUT",
+        "/api/admin/users/station-east-server",
+        json!({"display_name": "东岭派出所服务器", "login": STATION_LOGIN, "password": STATION_PASSWORD,
+               "memberships": [{"unit": "station-east", "role": "station_server"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "creating the station account answered {status}: {body}");
+    let zhang = county.token("res-zhang").await?;
+    let supervised = file(&county, &zhang, "village-shangping", "station-east", "路灯坏了").await?;
+    let taken_back = file(&county, &zhang, "village-shangping", "station-east", "水渠堵了").await?;
+
+    // The station: an empty server whose uplink goes through the link simulator.
+    let station_db = TestDb::sqlite().await?;
+    let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
+    let link = LinkSim::start(county.addr, Profile::loopback(), 7).await?;
+    let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+    config.every = Duration::from_millis(100);
+    config.backoff = Backoff {
+        base_ms: 20,
+        max_ms: 200,
+    };
+    let uplink = lianxin_server::station::spawn(station.state.clone(), config);
+    rounds(&uplink, 1).await?;
+
+    // The jurisdiction's people sign in at the station with their county
+    // passwords, and see there what they see at the county.
+    let (status, body) = login(&station, "li", DEMO_PASSWORD).await?;
+    ensure!(
+        status == 200,
+        "officer li signing in at the station answered {status}: {body}"
+    );
+    let li_station = body["access_token"].as_str().context("a token")?.to_owned();
+    let li_county = county.token("officer-li").await?;
+    let ids = |page: Value| -> std::collections::BTreeSet<String> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["doc_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let at_county = ids(
+        call(&county, &li_county, "GET", "/api/petitions?limit=200", Value::Null)
+            .await?
+            .1,
+    );
+    let at_station = ids(
+        call(&station, &li_station, "GET", "/api/petitions?limit=200", Value::Null)
+            .await?
+            .1,
+    );
+    ensure!(at_county.contains(&supervised) && !at_county.is_empty());
+    ensure!(
+        at_station == at_county,
+        "the station lists {at_station:?}, the county {at_county:?}"
+    );
+    let (status, _) = login(&station, "zhao", DEMO_PASSWORD).await?;
+    ensure!(status != 200, "a west station officer signed in at the east station");
+
+    // A quiet scope: changes elsewhere in the county still move the cursor.
+    let before = uplink.status().cursor;
+    let he = county.token("res-he").await?;
+    let west = file(&county, &he, "village-baishi", "station-west", "西河的事").await?;
+    let after = rounds(&uplink, 2).await?;
+    ensure!(
+        after.cursor > before,
+        "the cursor stayed at {before} while the county moved on"
+    );
+    ensure!(
+        !station.state.docs.exists(&west).await?,
+        "a west petition reached the east station"
+    );
+
+    // The station chief's phone syncs with the station.
+    let chief_url = format!(
+        "ws://{}/batch?token={}",
+        station.addr,
+        station.token("chief-east").await?
+    );
+    let mut phone = Phone::default();
+    phone.sync(&chief_url, 3).await?;
+    ensure!(phone.store.docs.contains_key(&doc_id(&taken_back)?));
+
+    // The uplink goes down.
+    link.set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
+    link.cut_all_now();
+    wait(&uplink, "a failed round", |s| s.failures >= 1).await?;
+
+    // Offline at the station: an officer files and signs a petition, the
+    // chief supervises another from his phone (he is a leader here still).
+    let filed = file(&station, &li_station, "village-xiaxi", "station-east", "邻里纠纷").await?;
+    let (status, body) = call(
+        &station,
+        &li_station,
+        "POST",
+        &format!("/api/petitions/{filed}/actions"),
+        json!({"action": "sign", "unit": "station-east"}),
+    )
+    .await?;
+    ensure!(status == 200, "signing at the station answered {status}: {body}");
+    let now = station.state.clock.now();
+    let mut chief = Writer::new("chief-east", 3);
+    let doc = phone.store.docs.remove(&doc_id(&taken_back)?).context("held")?;
+    let mut p = PetitionDoc::from_doc(doc.with_actor(chief.actor.clone()))?;
+    PetitionAction::Supervise {
+        unit: UnitId::new("station-east")?,
+        note: "所长督办".into(),
+    }
+    .apply(&mut p, &mut chief.author, now)?;
+    phone.store.docs.insert(doc_id(&taken_back)?, p.into_doc());
+    let report = phone.sync(&chief_url, 3).await?;
+    ensure!(
+        report.refused().is_empty(),
+        "the station refused the chief: {:?}",
+        report.refused()
+    );
+
+    // Meanwhile at the county: the director supervises, the chief is no
+    // longer a leader, officer wang is disabled.
+    let director = county.token("director").await?;
+    let (status, body) = call(
+        &county,
+        &director,
+        "POST",
+        &format!("/api/petitions/{supervised}/actions"),
+        json!({"action": "supervise", "unit": "station-east", "note": "请尽快办理"}),
+    )
+    .await?;
+    ensure!(status == 200, "supervising at the county answered {status}: {body}");
+    for (id, login, memberships, disabled) in [
+        (
+            "chief-east",
+            "chief",
+            json!([{"unit": "station-east", "role": "officer"}]),
+            false,
+        ),
+        (
+            "officer-wang",
+            "wang",
+            json!([{"unit": "station-east", "role": "officer"}]),
+            true,
+        ),
+    ] {
+        let (status, body) = call(
+            &county,
+            &admin,
+            "PUT",
+            &format!("/api/admin/users/{id}"),
+            json!({"display_name": id, "login": login, "memberships": memberships, "disabled": disabled}),
+        )
+        .await?;
+        ensure!(status == 200, "editing {id} answered {status}: {body}");
+    }
+    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    ensure!(status == 200, "the station lost wang while its uplink was down");
+
+    // The uplink comes back.
+    link.clear_cut_plan();
+    wait(&uplink, "a round taking the chief's change back", |s| {
+        s.failures == 0 && s.taken_back >= 1
+    })
+    .await?;
+    rounds(&uplink, 1).await?;
+
+    // What the station did offline reached the county, once.
+    let events = timeline(&county, &director, &filed).await?;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    ensure!(kinds == ["submitted", "signed"], "the county holds {events:?}");
+    ensure!(events[1].1 == "officer-li", "the signature is {:?}'s", events[1].1);
+    // The director's supervision reached the station, and its officers.
+    let events = timeline(&station, &li_station, &supervised).await?;
+    ensure!(
+        events.iter().any(|(k, by)| k == "supervised" && by == "director"),
+        "the station holds {events:?}"
+    );
+    let (_, inbox) = call(&station, &li_station, "GET", "/api/inbox", Value::Null).await?;
+    let told = inbox["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|i| i["kind"] == "supervised" && i["doc_id"] == supervised.as_str());
+    ensure!(
+        told,
+        "officer li was not told of the supervision at the station: {inbox}"
+    );
+    // The chief's supervision, refused at the county, is gone everywhere.
+    for (server, token) in [(&county, &director), (&station, &li_station)] {
+        let events = timeline(server, token, &taken_back).await?;
+        ensure!(
+            !events.iter().any(|(k, _)| k == "supervised"),
+            "the chief's supervision is still there: {events:?}"
+        );
+    }
+    // The chief's phone hears why, as a phone hears any refusal.
+    phone.sync(&chief_url, 3).await?;
+    let report = phone.sync(&chief_url, 3).await?;
+    let rules: Vec<String> = report.refused().into_iter().map(|(_, _, rule)| rule).collect();
+    ensure!(rules == ["role-required"], "the chief's phone heard {rules:?}");
+    // The county's revocation reached the station.
+    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    ensure!(status != 200, "wang still signs in at the station");
+
+    // A station may relay only its own people's changes.
+    let station_token = county.token("station-east-server").await?;
+    let mut doc = county.state.docs.copy(&supervised).await?.context("stored")?;
+    let base = doc.get_heads();
+    let mut forger = Writer::new("director", 9);
+    let mut p = PetitionDoc::from_doc(doc.with_actor(forger.actor.clone()))?;
+    PetitionAction::Supervise {
+        unit: UnitId::new("county")?,
+        note: "伪造".into(),
+    }
+    .apply(&mut p, &mut forger.author, now)?;
+    let forged = p.into_doc();
+    let refused = relay_directly(
+        &county,
+        &station_token,
+        &supervised,
+        forged.clone(),
+        base.clone(),
+        vec![(forger.actor.clone(), "director".into())],
+    )
+    .await?;
+    ensure!(
+        refused == ["relay-outside-jurisdiction"],
+        "a forged relay got {refused:?}"
+    );
+    let refused = relay_directly(&county, &station_token, &supervised, forged, base, Vec::new()).await?;
+    ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
+
+    drop(uplink);
+    station.stop().await?;
+    county.stop().await?;
+    station_db.cleanup().await;
+    county_db.cleanup().await;
+    Ok(())
+}
