@@ -703,7 +703,7 @@ pub fn documents(now: Timestamp, rng: Box<dyn RngCore + Send>) -> Result<Demo, s
 pub async fn seed(state: &lianxin_server::AppState) -> anyhow::Result<String> {
     use anyhow::Context;
     let storage = &state.storage;
-    let fresh = storage.org_tree().await?.units().next().is_none();
+    let fresh = storage.auth().org_tree().await?.units().next().is_none();
     if fresh {
         lianxin_server::admin::import_str(storage, &org_file(), false, state.clock.now())
             .await

@@ -68,7 +68,7 @@ pub async fn check_database(storage: &Storage, settings: &CheckSettings) -> Resu
     }
     let mut after = String::new();
     loop {
-        let ids = storage.document_ids(&after, 500).await?;
+        let ids = storage.documents().document_ids(&after, 500).await?;
         let Some(last) = ids.last() else { break };
         after = last.clone();
         for id in ids {
@@ -85,7 +85,7 @@ async fn check_document(
     doc_id: &str,
     report: &mut CheckReport,
 ) -> Result<(), StorageError> {
-    let Some(stored) = storage.load_document(doc_id).await? else {
+    let Some(stored) = storage.documents().load_document(doc_id).await? else {
         return Ok(());
     };
     let mut problem = |p: String| report.problems.push(format!("document {doc_id}: {p}"));
@@ -146,7 +146,7 @@ async fn check_document(
         problem(format!("stored as a {} but reads as a {}", stored.kind, kind.as_str()));
     }
     let now = sync_core::Timestamp::from_millis(0);
-    let receipts = storage.entry_receipts(doc_id).await?;
+    let receipts = storage.documents().entry_receipts(doc_id).await?;
     let expected =
         match Projection::of_document(doc_id, &doc, &settings.rules, &settings.calendar, now, Some(&receipts)) {
             Ok(p) => p,
@@ -161,7 +161,13 @@ async fn check_document(
         .flatten()
         .map(|r| (r.kind.as_str().to_owned(), r.subject.clone()))
         .collect();
-    let stored_access: BTreeSet<(String, String)> = storage.doc_access(doc_id).await?.into_iter().collect();
+    let stored_access: BTreeSet<(String, String)> = storage
+        .projections()
+        .doc_access(doc_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.kind.as_str().to_owned(), r.subject))
+        .collect();
     if access != stored_access {
         problem(format!(
             "access rows differ: stored {} rows, recomputed {}",
@@ -170,19 +176,18 @@ async fn check_document(
         ));
     }
     if let Some(summary) = &expected.petition {
-        match storage.petition_summary(doc_id).await? {
-            None => problem("no petition row".into()),
-            Some(json) => match serde_json::from_str::<PetitionSummary>(&json) {
-                Err(e) => problem(format!("petition row does not read: {e}")),
-                Ok(row) => {
-                    let (a, b) = (stable(&row), stable(summary));
-                    if a != b {
-                        problem(format!(
-                            "petition row differs from the document: stored {a}, recomputed {b}"
-                        ));
-                    }
+        match storage.projections().petition_summary(doc_id).await {
+            Ok(None) => problem("no petition row".into()),
+            Err(StorageError::Corrupt(e)) => problem(format!("petition row does not read: {e}")),
+            Err(e) => return Err(e),
+            Ok(Some(row)) => {
+                let (a, b) = (stable(&row), stable(summary));
+                if a != b {
+                    problem(format!(
+                        "petition row differs from the document: stored {a}, recomputed {b}"
+                    ));
                 }
-            },
+            }
         }
     }
     Ok(())

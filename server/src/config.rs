@@ -216,6 +216,11 @@ impl Config {
         let (Some(login), Some(password)) = (&self.upstream_login, &self.upstream_password) else {
             return Err("--upstream needs --upstream-login and --upstream-password (LIANXIN_UPSTREAM_PASSWORD)".into());
         };
+        if self.escalation_policy.is_some() {
+            // Each petition's auto-escalation runs at one tier: the one above,
+            // which holds every petition its stations hold.
+            return Err("a station does not auto-escalate (the server above does): drop --escalation-policy".into());
+        }
         let mut config = crate::station::UpstreamConfig::new(url.clone(), login.clone(), password.clone());
         config.every = self.upstream_every;
         Ok(Some(config))
@@ -315,5 +320,20 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn a_station_needs_its_account_and_never_auto_escalates() {
+        let mut config = Config::with_data_dir("/tmp/lianxin-config-test").expect("defaults parse");
+        assert!(config.upstream().expect("no upstream is fine").is_none());
+        config.upstream = Some("http://county:8470/".into());
+        assert!(config.upstream().is_err(), "an upstream without an account");
+        config.upstream_login = Some("station-east".into());
+        config.upstream_password = Some("secret".into());
+        let up = config.upstream().expect("complete").expect("a station");
+        assert_eq!(up.url, "http://county:8470");
+        config.escalation_policy = Some("policy.json".into());
+        let err = config.upstream().expect_err("two tiers would escalate");
+        assert!(err.contains("escalat"), "{err}");
     }
 }

@@ -391,7 +391,7 @@ async fn exchanges(
     let mut state = load_state(app).await?;
     loop {
         // What changed here since the last push, paged like a pull.
-        let head = app.storage.head_seq().await?;
+        let head = app.storage.documents().head_seq().await?;
         let page = config.push_page_docs.max(1);
         let rows = app
             .storage
@@ -411,7 +411,7 @@ async fn exchanges(
             let shared = state.client.shared.get(id).cloned().unwrap_or_default();
             let actors: BTreeSet<ActorId> = doc.get_changes(&shared).iter().map(|c| c.actor_id().clone()).collect();
             for actor in actors {
-                if let Some(r) = app.storage.actor_record(&actor.to_hex_string()).await? {
+                if let Some(r) = app.storage.documents().actor_record(&actor.to_hex_string()).await? {
                     docs.authors.insert(actor, r.user.to_string());
                 }
             }

@@ -72,7 +72,7 @@ async fn no_membership_claims_the_system_role(db: &mut TestDb) -> anyhow::Result
         .err()
         .context("an import granting the system role is refused")?;
     ensure!(err.to_string().contains("system role"), "{err}");
-    ensure!(db.storage.get_user(&UserId::new("mallory")?).await?.is_none());
+    ensure!(db.storage.auth().get_user(&UserId::new("mallory")?).await?.is_none());
     Ok(())
 }
 

@@ -61,13 +61,13 @@ async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
         ),
         (3, 2, 0, 1)
     );
-    let tree = db.storage.org_tree().await?;
+    let tree = db.storage.auth().org_tree().await?;
     assert!(tree.is_within(&UnitId::new("village-3")?, &UnitId::new("county-a")?));
 
     // Changing the password, then re-importing, keeps the new password.
     let zhang = UserId::new("officer-zhang")?;
     let new_hash = lianxin_server::auth::hash_password("changed password".into()).await?;
-    db.storage.set_password_hash(&zhang, &new_hash, NOW).await?;
+    db.storage.auth().set_password_hash(&zhang, &new_hash, NOW).await?;
     let second = import_str(&db.storage, ORG, true, NOW).await?;
     assert_eq!(
         (
@@ -78,12 +78,18 @@ async fn import_is_idempotent(db: &mut TestDb) -> anyhow::Result<()> {
         ),
         (3, 0, 2, 0)
     );
-    assert_eq!(db.storage.org_tree().await?, tree);
-    let (_, memberships) = db.storage.user_with_memberships(&zhang).await?.expect("zhang imported");
+    assert_eq!(db.storage.auth().org_tree().await?, tree);
+    let (_, memberships) = db
+        .storage
+        .auth()
+        .user_with_memberships(&zhang)
+        .await?
+        .expect("zhang imported");
     assert_eq!(memberships.len(), 2);
     assert!(memberships.iter().any(|m| m.role == Role::Leader));
     let li = db
         .storage
+        .auth()
         .find_user_by_phone("13800000002")
         .await?
         .expect("phone normalised");
@@ -179,7 +185,7 @@ async fn a_bad_file_names_the_entry_and_changes_nothing(db: &mut TestDb) -> anyh
         );
     }
     assert!(
-        db.storage.org_tree().await?.units().next().is_none(),
+        db.storage.auth().org_tree().await?.units().next().is_none(),
         "failed imports wrote nothing"
     );
     let err = import_str(&db.storage, "units = 3", true, NOW)

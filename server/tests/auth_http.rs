@@ -345,13 +345,16 @@ async fn a_revocation_elsewhere_reaches_watches(db: &mut TestDb) -> anyhow::Resu
         .authenticate(&token(&login(&server).await?, "access_token"))
         .await?;
     let mut other_watch = auth.watch(other.clone());
-    db.storage.revoke_session(&other.sid, server.clock.now()).await?;
+    db.storage.auth().revoke_session(&other.sid, server.clock.now()).await?;
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), other_watch.ended()).await?;
     assert_eq!(end, TokenEnd::Revoked);
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), watch.ended()).await;
     assert!(quiet.is_err(), "the first session is still active");
 
-    db.storage.revoke_user_sessions(&user, server.clock.now()).await?;
+    db.storage
+        .auth()
+        .revoke_user_sessions(&user, server.clock.now())
+        .await?;
     let end = tokio::time::timeout(std::time::Duration::from_secs(5), watch.ended()).await?;
     assert_eq!(end, TokenEnd::Revoked);
     server.stop().await
@@ -361,10 +364,14 @@ async fn expired_auth_state_is_purged(db: &mut TestDb) -> anyhow::Result<()> {
     let server = staff_server(db).await?;
     let pair = login(&server).await?;
     let now = server.clock.now();
-    assert_eq!(db.storage.purge_expired(now, now).await?, 0, "nothing expired yet");
+    assert_eq!(
+        db.storage.auth().purge_expired(now, now).await?,
+        0,
+        "nothing expired yet"
+    );
     let later = now.plus_millis(31 * 24 * 3600 * 1000);
     assert!(
-        db.storage.purge_expired(later, later).await? >= 2,
+        db.storage.auth().purge_expired(later, later).await? >= 2,
         "session and refresh token"
     );
     server.clock.advance_millis(31 * 24 * 3600 * 1000);

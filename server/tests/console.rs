@@ -709,8 +709,8 @@ async fn inbox_lists_notifications_with_links_and_marks_them_read() -> anyhow::R
 /// The demo's village room, by its storage id.
 async fn village_room(server: &TestServer) -> anyhow::Result<String> {
     let storage = server.state.docs.storage();
-    for d in storage.docs_changed_since(0, 1000).await? {
-        if let Some(room) = storage.room(&d.doc_id).await?
+    for d in storage.documents().docs_changed_since(0, 1000).await? {
+        if let Some(room) = storage.projections().room(&d.doc_id).await?
             && room.kind == "village_room"
         {
             return Ok(d.doc_id);
@@ -788,8 +788,8 @@ async fn notice_receipt_report_lists_households_not_reached() -> anyhow::Result<
     let server = demo(&db, SmsSender::DevLog).await?;
     let storage = server.state.docs.storage();
     let mut notice = None;
-    for d in storage.docs_changed_since(0, 1000).await? {
-        if !storage.notice_deliveries(&d.doc_id).await?.is_empty() {
+    for d in storage.documents().docs_changed_since(0, 1000).await? {
+        if !storage.projections().notice_deliveries(&d.doc_id).await?.is_empty() {
             notice = Some(d.doc_id);
         }
     }
@@ -798,7 +798,7 @@ async fn notice_receipt_report_lists_households_not_reached() -> anyhow::Result<
     li.sign_in("li").await?;
     let page = li.get(&format!("/notices/{notice}")).await?;
     ensure!(page.status == 200 && page.body.contains("通知回执"), "{}", page.status);
-    let report = storage.notice_deliveries(&notice).await?;
+    let report = storage.projections().notice_deliveries(&notice).await?;
     let unreached = report
         .iter()
         .filter(|r| r.delivered_at.is_none() && r.read_at.is_none() && r.forwarded_at.is_none())

@@ -275,7 +275,7 @@ async fn kinds_for_entry(server: &TestServer, user: &str, room: &str, entry: &st
 }
 
 async fn room_id(server: &TestServer, name: &str) -> anyhow::Result<String> {
-    let rooms = server.state.storage.rooms().await?;
+    let rooms = server.state.storage.projections().rooms().await?;
     rooms
         .into_iter()
         .find(|r| r.name == name)
@@ -388,7 +388,7 @@ async fn the_inbox_is_ordered_resumable_and_done_once_acknowledged(db: &mut Test
     assert_eq!(status, 401);
 
     // Deriving the same notifications again (another node, a retry) stores nothing new.
-    let before = server.state.storage.inbox_head(None).await?;
+    let before = server.state.storage.inbox().head(None).await?;
     let zhang_principal = server.state.auth.principal(&UserId::new("res-zhang")?).await?;
     let doc = server.state.docs.read(&zhang_principal, &id).await?;
     let p = sync_core::petition::PetitionDoc::view(&doc)?;
@@ -396,7 +396,7 @@ async fn the_inbox_is_ordered_resumable_and_done_once_acknowledged(db: &mut Test
     ensure!(!again.is_empty());
     let written = write_committed(&server, &id, &again).await?;
     assert!(written.is_empty(), "nothing delivered twice: {written:?}");
-    assert_eq!(server.state.storage.inbox_head(None).await?, before);
+    assert_eq!(server.state.storage.inbox().head(None).await?, before);
     server.stop().await
 }
 
@@ -459,7 +459,8 @@ async fn sse_delivers_live_and_resumes_from_the_last_event_id(db: &mut TestDb) -
     let head = server
         .state
         .storage
-        .inbox_head(Some(&UserId::new("officer-wang")?))
+        .inbox()
+        .head(Some(&UserId::new("officer-wang")?))
         .await?;
     let id = submit(&server, "res-zhang", "井盖丢了", "station-east").await?;
     let (event_id, item) = loop {
@@ -499,7 +500,7 @@ async fn live_delivery_skips_nothing_committed_between_handed_over_items(db: &mu
     let server = server_with(db, settings, ManualClock::new(monday_at(10, 0))).await?;
     let wang = UserId::new("officer-wang")?;
     let mut stream = Sse::open(&server, "officer-wang", None).await?;
-    let head = server.state.storage.inbox_head(Some(&wang)).await?;
+    let head = server.state.storage.inbox().head(Some(&wang)).await?;
     let first = submit(&server, "res-zhang", "井盖丢了", "station-east").await?;
     let quiet = mention_for(&wang, "test/quiet/officer-wang", "另一个写入者", server.clock.now());
     let written = write_committed(&server, &first, &[quiet]).await?;
@@ -764,7 +765,8 @@ async fn the_outbox_survives_a_failing_gateway_and_a_restart(db: &mut TestDb) ->
     let head = server
         .state
         .storage
-        .inbox_head(Some(&UserId::new("officer-wang")?))
+        .inbox()
+        .head(Some(&UserId::new("officer-wang")?))
         .await?;
     let id = submit(&server, "res-zhang", "电线杆倾斜", "station-east").await?;
     let seen = loop {
@@ -775,7 +777,7 @@ async fn the_outbox_survives_a_failing_gateway_and_a_restart(db: &mut TestDb) ->
     };
     // The stream records the live delivery (in the background, batched).
     let waited = std::time::Instant::now();
-    while server.state.storage.delivered_at(seen).await?.is_none() {
+    while server.state.storage.inbox().delivered_at(seen).await?.is_none() {
         ensure!(waited.elapsed() < STEP, "the live delivery was never recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -950,7 +952,8 @@ async fn jobs_about(server: &TestServer, id: &str) -> anyhow::Result<Vec<lianxin
             server
                 .state
                 .storage
-                .outbox_rows(status, 100_000)
+                .outbox()
+                .rows(status, 100_000)
                 .await?
                 .into_iter()
                 .filter(|r| r.key.starts_with(&prefix) && r.key.contains("/new_petition/")),

@@ -368,8 +368,8 @@ async fn bad_input_is_400_with_a_json_error(db: &mut TestDb) -> anyhow::Result<(
 async fn rooms(server: &TestServer) -> anyhow::Result<Vec<(String, String)>> {
     let storage = server.state.docs.storage();
     let mut out = Vec::new();
-    for d in storage.docs_changed_since(0, 1000).await? {
-        if let Some(room) = storage.room(&d.doc_id).await? {
+    for d in storage.documents().docs_changed_since(0, 1000).await? {
+        if let Some(room) = storage.projections().room(&d.doc_id).await? {
             out.push((room.kind, d.doc_id));
         }
     }

@@ -63,56 +63,66 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     let mut doc = AutoCommit::new();
     let first = edit(&mut doc, "title", 3);
     let batch: Vec<_> = first.iter().map(|c| stored(c, "o1")).collect();
-    let out = s.append("doc-a", "petition", &batch).await?;
+    let out = s.documents().append("doc-a", "petition", &batch).await?;
     assert_eq!(out.inserted.len(), 3);
     assert!(out.inserted.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase");
 
-    let loaded = s.load_document("doc-a").await?.expect("stored");
+    let loaded = s.documents().load_document("doc-a").await?.expect("stored");
     assert_eq!(loaded.kind, "petition");
     assert_eq!(loaded.changes.len(), 3);
     assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
-    assert!(s.load_document("nope").await?.is_none());
+    assert!(s.documents().load_document("nope").await?.is_none());
 
     // A second document interleaves in the global sequence.
     let mut other = AutoCommit::new();
     let other_changes: Vec<_> = edit(&mut other, "x", 2).iter().map(|c| stored(c, "o2")).collect();
-    s.append("doc-b", "room", &other_changes).await?;
+    s.documents().append("doc-b", "room", &other_changes).await?;
 
-    let page = s.changes_since(0, &DocFilter::All, 100).await?;
+    let page = s.documents().changes_since(0, &DocFilter::All, 100).await?;
     assert_eq!(page.items.len(), 5);
     let cursor_after_a = page.items[2].seq;
-    let only_b = s.changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100).await?;
+    let only_b = s
+        .documents()
+        .changes_since(0, &DocFilter::Docs(vec!["doc-b".into()]), 100)
+        .await?;
     assert_eq!(only_b.items.len(), 2);
     assert!(only_b.items.iter().all(|i| i.doc_id == "doc-b"));
     // A scope larger than one statement's bind parameters is split up.
     let mut wide: Vec<String> = (0..9000).map(|i| format!("absent-{i}")).collect();
     wide.push("doc-b".into());
     wide.insert(0, "doc-a".into());
-    let wide = s.changes_since(0, &DocFilter::Docs(wide), 4).await?;
+    let wide = s.documents().changes_since(0, &DocFilter::Docs(wide), 4).await?;
     assert_eq!(wide.items.len(), 4);
     assert!(wide.items.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(wide.items, page.items[..4]);
-    let paged = s.changes_since(0, &DocFilter::All, 2).await?;
+    let paged = s.documents().changes_since(0, &DocFilter::All, 2).await?;
     assert_eq!(paged.items.len(), 2);
-    let rest = s.changes_since(paged.next_cursor, &DocFilter::All, 100).await?;
+    let rest = s
+        .documents()
+        .changes_since(paged.next_cursor, &DocFilter::All, 100)
+        .await?;
     assert_eq!(rest.items.len(), 3);
-    assert_eq!(s.docs_changed_since(cursor_after_a, 100).await?.len(), 1);
+    assert_eq!(s.documents().docs_changed_since(cursor_after_a, 100).await?.len(), 1);
 
     // Compact doc-a, then add one more change.
     let up_to = loaded.last_seq;
     let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
     let seqs: Vec<i64> = s
+        .documents()
         .uncompacted("doc-a", up_to)
         .await?
         .into_iter()
         .map(|(seq, _)| seq)
         .collect();
-    let folded = s.compact("doc-a", &doc.save(), &heads, up_to, &seqs, T0).await?;
+    let folded = s
+        .documents()
+        .compact("doc-a", &doc.save(), &heads, up_to, &seqs, T0)
+        .await?;
     assert_eq!(folded, 3);
     let later: Vec<_> = edit(&mut doc, "body", 1).iter().map(|c| stored(c, "o1")).collect();
-    s.append("doc-a", "petition", &later).await?;
+    s.documents().append("doc-a", "petition", &later).await?;
 
-    let loaded = s.load_document("doc-a").await?.expect("stored");
+    let loaded = s.documents().load_document("doc-a").await?.expect("stored");
     assert!(loaded.snapshot.is_some());
     assert_eq!(loaded.snapshot_heads, heads);
     assert_eq!(loaded.changes.len(), 1);
@@ -120,7 +130,10 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 
     // A reader whose cursor predates the compaction gets the snapshot in place
     // of the folded changes and still converges.
-    let feed = s.changes_since(0, &DocFilter::Docs(vec!["doc-a".into()]), 100).await?;
+    let feed = s
+        .documents()
+        .changes_since(0, &DocFilter::Docs(vec!["doc-a".into()]), 100)
+        .await?;
     assert_eq!(
         feed.items.iter().map(|i| i.kind).collect::<Vec<_>>(),
         [FeedItemKind::Snapshot, FeedItemKind::Change]
@@ -132,6 +145,7 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
     assert_eq!(replica.get_heads(), doc.get_heads());
     // A reader past the compaction sees only the new change.
     let feed = s
+        .documents()
         .changes_since(up_to, &DocFilter::Docs(vec!["doc-a".into()]), 100)
         .await?;
     assert_eq!(feed.items.len(), 1);
@@ -139,7 +153,9 @@ async fn append_load_feed_and_compact(db: &mut TestDb) -> anyhow::Result<()> {
 
     // Compaction refuses a seq beyond the document's last change.
     assert!(matches!(
-        s.compact("doc-a", &doc.save(), &heads, i64::MAX, &seqs, T0).await,
+        s.documents()
+            .compact("doc-a", &doc.save(), &heads, i64::MAX, &seqs, T0)
+            .await,
         Err(StorageError::Conflict(_))
     ));
     Ok(())
@@ -149,16 +165,19 @@ async fn resent_change_is_stored_once(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
     let mut doc = AutoCommit::new();
     let batch: Vec<_> = edit(&mut doc, "k", 2).iter().map(|c| stored(c, "o1")).collect();
-    let first = s.append("d", "petition", &batch).await?;
-    let again = s.append("d", "petition", &batch).await?;
+    let first = s.documents().append("d", "petition", &batch).await?;
+    let again = s.documents().append("d", "petition", &batch).await?;
     assert!(again.inserted.is_empty());
     assert_eq!(again.duplicates.len(), 2);
     assert_eq!(again.last_seq, first.last_seq);
-    assert_eq!(s.load_document("d").await?.expect("doc").changes.len(), 2);
-    assert_eq!(s.changes_since(0, &DocFilter::All, 10).await?.items.len(), 2);
+    assert_eq!(s.documents().load_document("d").await?.expect("doc").changes.len(), 2);
+    assert_eq!(
+        s.documents().changes_since(0, &DocFilter::All, 10).await?.items.len(),
+        2
+    );
     // A kind can't change under a document.
     assert!(matches!(
-        s.append("d", "room", &batch).await,
+        s.documents().append("d", "room", &batch).await,
         Err(StorageError::KindMismatch { .. })
     ));
     Ok(())
@@ -178,11 +197,14 @@ async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<
             Err(StorageError::Conflict("projection refused".into()))
         })
     });
-    let result = s.append_changes("d", "petition", &batch, failing).await;
+    let result = s.documents().append_changes("d", "petition", &batch, failing).await;
     assert!(matches!(result, Err(StorageError::Conflict(_))));
-    assert!(s.load_document("d").await?.is_none(), "the change was rolled back");
     assert!(
-        s.actor_owner("aa11").await?.is_none(),
+        s.documents().load_document("d").await?.is_none(),
+        "the change was rolled back"
+    );
+    assert!(
+        s.documents().actor_owner("aa11").await?.is_none(),
         "the hook's write was rolled back"
     );
 
@@ -196,20 +218,24 @@ async fn hook_runs_in_the_change_transaction(db: &mut TestDb) -> anyhow::Result<
                 .map_err(|e| StorageError::Conflict(e.to_string()))
         })
     });
-    let out = s.append_changes("d", "petition", &batch, ok).await?;
+    let out = s.documents().append_changes("d", "petition", &batch, ok).await?;
     assert_eq!(seen, vec![out.inserted[0].seq]);
-    assert_eq!(s.actor_owner("aa11").await?, Some(user("o1")));
+    assert_eq!(s.documents().actor_owner("aa11").await?, Some(user("o1")));
     Ok(())
 }
 
 async fn an_actor_belongs_to_its_first_user(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
-    assert!(s.bind_actor("abcd", &user("u1"), T0).await?.is_ok());
+    assert!(s.documents().bind_actor("abcd", &user("u1"), T0).await?.is_ok());
     assert!(
-        s.bind_actor("abcd", &user("u1"), T0).await?.is_ok(),
+        s.documents().bind_actor("abcd", &user("u1"), T0).await?.is_ok(),
         "rebinding to the owner is a no-op"
     );
-    let refused = s.bind_actor("abcd", &user("u2"), T0).await?.expect_err("taken");
+    let refused = s
+        .documents()
+        .bind_actor("abcd", &user("u2"), T0)
+        .await?
+        .expect_err("taken");
     assert_eq!(refused.owner, user("u1"));
 
     // Racing binders: exactly one wins.
@@ -217,7 +243,7 @@ async fn an_actor_belongs_to_its_first_user(db: &mut TestDb) -> anyhow::Result<(
     for i in 0..8 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.bind_actor("race", &user(&format!("u{i}")), T0).await
+            s.documents().bind_actor("race", &user(&format!("u{i}")), T0).await
         }));
     }
     let mut winners = 0;
@@ -239,7 +265,7 @@ async fn concurrent_appends_keep_cursors_monotonic(db: &mut TestDb) -> anyhow::R
             for round in 0..5 {
                 let key = format!("k{round}");
                 let batch: Vec<_> = edit(&mut doc, &key, 1).iter().map(|c| stored(c, "o1")).collect();
-                s.append(&format!("doc-{d}"), "petition", &batch).await?;
+                s.documents().append(&format!("doc-{d}"), "petition", &batch).await?;
             }
             Ok::<_, StorageError>(())
         }));
@@ -247,35 +273,36 @@ async fn concurrent_appends_keep_cursors_monotonic(db: &mut TestDb) -> anyhow::R
     for t in tasks {
         t.await??;
     }
-    let page = db.storage.changes_since(0, &DocFilter::All, 1000).await?;
+    let page = db.storage.documents().changes_since(0, &DocFilter::All, 1000).await?;
     assert_eq!(page.items.len(), 30);
     assert!(page.items.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(db.storage.head_seq().await?, page.next_cursor);
+    assert_eq!(db.storage.documents().head_seq().await?, page.next_cursor);
     Ok(())
 }
 
 async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()> {
     let mut doc = AutoCommit::new();
     let batch: Vec<_> = edit(&mut doc, "k", 4).iter().map(|c| stored(c, "o1")).collect();
-    db.storage.append("d", "petition", &batch).await?;
+    db.storage.documents().append("d", "petition", &batch).await?;
     db.storage
+        .documents()
         .bind_actor("feed", &user("o1"), T0)
         .await?
         .map_err(anyhow::Error::msg)?;
-    db.storage.create_user(&zhang(), T0).await?;
+    db.storage.auth().create_user(&zhang(), T0).await?;
 
     let s = db.reopen().await?;
-    let loaded = s.load_document("d").await?.expect("still there");
+    let loaded = s.documents().load_document("d").await?.expect("still there");
     assert_eq!(rebuild(&loaded)?.get_heads(), doc.get_heads());
     assert_eq!(
         rebuild(&loaded)?.get(ROOT, "k")?.map(|(v, _)| v.to_string()),
         Some("3".into())
     );
-    assert_eq!(s.actor_owner("feed").await?, Some(user("o1")));
-    assert!(s.find_user_by_login("zhang").await?.is_some());
+    assert_eq!(s.documents().actor_owner("feed").await?, Some(user("o1")));
+    assert!(s.auth().find_user_by_login("zhang").await?.is_some());
     // The sequence continues after the restart.
     let more: Vec<_> = edit(&mut doc, "k", 1).iter().map(|c| stored(c, "o1")).collect();
-    let out = s.append("d", "petition", &more).await?;
+    let out = s.documents().append("d", "petition", &more).await?;
     assert!(out.inserted[0].seq > loaded.last_seq);
     Ok(())
 }
@@ -284,13 +311,13 @@ async fn nothing_is_lost_across_a_restart(db: &mut TestDb) -> anyhow::Result<()>
 /// agrees with the one-token check.
 async fn watched_tokens_are_checked_together(db: &mut TestDb) -> anyhow::Result<()> {
     let s = &db.storage;
-    s.create_user(&zhang(), T0).await?;
+    s.auth().create_user(&zhang(), T0).await?;
     let later = T0.plus_millis(60_000);
     for sid in ["active", "revoked", "expiring", "token-revoked"] {
-        s.create_session(sid, &user("o1"), "test", T0, later).await?;
+        s.auth().create_session(sid, &user("o1"), "test", T0, later).await?;
     }
-    s.revoke_session("revoked", T0).await?;
-    s.revoke_jti("jti-revoked", &user("o1"), later, T0).await?;
+    s.auth().revoke_session("revoked", T0).await?;
+    s.auth().revoke_jti("jti-revoked", &user("o1"), later, T0).await?;
     let watched: Vec<(&str, &str)> = vec![
         ("active", "jti-active"),
         ("revoked", "jti-2"),
@@ -301,19 +328,19 @@ async fn watched_tokens_are_checked_together(db: &mut TestDb) -> anyhow::Result<
     let sids: Vec<String> = watched.iter().map(|(s, _)| s.to_string()).collect();
     let jtis: Vec<String> = watched.iter().map(|(_, j)| j.to_string()).collect();
 
-    let (ended, revoked) = s.ended_tokens(&sids, &jtis, T0).await?;
+    let (ended, revoked) = s.auth().ended_tokens(&sids, &jtis, T0).await?;
     assert_eq!(ended, ["revoked", "gone"]);
     assert_eq!(revoked, ["jti-revoked"]);
     for (sid, jti) in &watched {
-        let one = s.token_state(sid, jti, T0).await?;
+        let one = s.auth().token_state(sid, jti, T0).await?;
         let together = ended.iter().any(|e| e == sid) || revoked.iter().any(|r| r == jti);
         assert_eq!(one != SessionState::Active, together, "{sid}/{jti}: {one:?}");
     }
     // At the sessions' expiry every one has ended.
-    let (ended, _) = s.ended_tokens(&sids, &jtis, later).await?;
+    let (ended, _) = s.auth().ended_tokens(&sids, &jtis, later).await?;
     assert_eq!(ended, sids);
-    assert_eq!(s.token_state("gone", "jti-4", T0).await?, SessionState::Unknown);
-    assert_eq!(s.ended_tokens(&[], &[], T0).await?, (vec![], vec![]));
+    assert_eq!(s.auth().token_state("gone", "jti-4", T0).await?, SessionState::Unknown);
+    assert_eq!(s.auth().ended_tokens(&[], &[], T0).await?, (vec![], vec![]));
     Ok(())
 }
 
@@ -361,12 +388,12 @@ async fn a_user_reads_with_their_memberships(db: &mut TestDb) -> anyhow::Result<
     tx.set_memberships(&user("o1"), &memberships).await?;
     tx.commit().await?;
 
-    let (record, read) = s.user_with_memberships(&user("o1")).await?.expect("o1 exists");
+    let (record, read) = s.auth().user_with_memberships(&user("o1")).await?.expect("o1 exists");
     assert_eq!(record.id, user("o1"));
     assert_eq!(read, memberships);
-    let (record, read) = s.user_with_memberships(&user("o2")).await?.expect("o2 exists");
+    let (record, read) = s.auth().user_with_memberships(&user("o2")).await?.expect("o2 exists");
     assert_eq!((record.id, read), (user("o2"), vec![]));
-    assert!(s.user_with_memberships(&user("nobody")).await?.is_none());
+    assert!(s.auth().user_with_memberships(&user("nobody")).await?.is_none());
     Ok(())
 }
 
@@ -416,7 +443,7 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     want.push(("r001", "room-1/m3/mention/all"));
     assert_eq!(got, want, "the order fan-out gave, each @all to its own members");
     for item in items.iter().step_by(37) {
-        let stored = s.inbox_after(&user(&item.user), item.cursor - 1, 1).await?;
+        let stored = s.inbox().after(&user(&item.user), item.cursor - 1, 1).await?;
         assert_eq!(
             stored.first().map(|i| (i.cursor, i.notification.key.as_str())),
             Some((item.cursor, item.notification.key.as_str())),
@@ -451,12 +478,12 @@ async fn inbox_rows_follow_the_fanout_order_once(db: &mut TestDb) -> anyhow::Res
     assert_eq!((added[0].1, added[0].2), ("late", "room-1/m1/mention/all"));
     assert_eq!((added[1].1, added[1].2), ("late", "room-1/m2/mention/user:r007"));
 
-    let r007 = s.inbox_after(&user("r007"), 0, 10).await?;
+    let r007 = s.inbox().after(&user("r007"), 0, 10).await?;
     let keys: Vec<&str> = r007.iter().map(|i| i.notification.key.as_str()).collect();
     assert_eq!(keys, ["room-1/m1/mention/all", "room-1/m2/mention/user:r007"]);
     assert_eq!(r007[0].notification.recipient, "all");
 
-    let jobs = s.outbox_rows("pending", 1000).await?;
+    let jobs = s.outbox().rows("pending", 1000).await?;
     let push = jobs.iter().filter(|j| j.channel == "push").count();
     let sms: Vec<&str> = jobs
         .iter()
@@ -483,7 +510,7 @@ async fn household_people_are_read_together(db: &mut TestDb) -> anyhow::Result<(
             kind: UserKind::Resident,
             household: Some(sync_core::HouseholdId::new(household)?),
         };
-        s.create_user(&resident, T0).await?;
+        s.auth().create_user(&resident, T0).await?;
     }
     let household = |id: &str, representative: Option<&str>| HouseholdRow {
         household_id: id.into(),
@@ -619,12 +646,12 @@ async fn a_large_change_is_compacted_at_once(db: &mut TestDb) -> anyhow::Result<
     let (large, large_bytes, large_heads) = &created[1];
     anyhow::ensure!(*small_bytes < COMPACT_AFTER_BYTES && *large_bytes > COMPACT_AFTER_BYTES);
     docs.compactions_done().await;
-    let stored = db.storage.load_document(small).await?.expect("stored");
+    let stored = db.storage.documents().load_document(small).await?.expect("stored");
     anyhow::ensure!(
         stored.snapshot.is_none() && stored.changes.len() == 1,
         "the small room stays a change"
     );
-    let stored = db.storage.load_document(large).await?.expect("stored");
+    let stored = db.storage.documents().load_document(large).await?.expect("stored");
     let snapshot = stored.snapshot.as_ref().expect("the large room was compacted");
     anyhow::ensure!(stored.changes.is_empty(), "its change is folded into the snapshot");
     anyhow::ensure!(
@@ -754,13 +781,13 @@ async fn the_inbox_rebuild_keeps_rows_and_never_reuses_a_seq() -> anyhow::Result
     let want: Vec<(i64, String, String)> = (4..).zip(many).map(|(seq, (u, k))| (seq, u, k)).collect();
     assert_eq!(listed, want);
     for (seq, u, _) in [&listed[0], &listed[69]] {
-        let stored = storage.inbox_after(&user(u), 0, 10).await?;
+        let stored = storage.inbox().after(&user(u), 0, 10).await?;
         assert_eq!(stored.iter().map(|i| i.cursor).collect::<Vec<_>>(), vec![*seq], "{u}");
     }
     // d comes after them; b already had the item.
     assert_eq!(added, vec![(74, "d".to_owned(), "k".to_owned())]);
     assert!(again.is_empty(), "{again:?}");
-    let items = storage.inbox_after(&user("a"), 0, 10).await?;
+    let items = storage.inbox().after(&user("a"), 0, 10).await?;
     assert_eq!(items.iter().map(|i| i.cursor).collect::<Vec<_>>(), vec![1]);
     storage.close().await;
     Ok(())
@@ -800,7 +827,7 @@ async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> any
         pool.close().await;
 
         let storage = lianxin_server::storage::Storage::open_postgres(options).await?;
-        let items = storage.inbox_after(&user("a"), 0, 10).await?;
+        let items = storage.inbox().after(&user("a"), 0, 10).await?;
         let read: Vec<(i64, &str)> = items.iter().map(|i| (i.cursor, i.notification.text.as_str())).collect();
         assert_eq!(read, [(1, "k1"), (3, "k2")]);
         let mut tx = storage.begin().await?;
@@ -812,7 +839,8 @@ async fn postgres_inbox_rows_keep_their_notification_across_migration_6() -> any
         let added: Vec<(&str, &str)> = added.iter().map(|(_, u, k)| (u.as_str(), k.as_str())).collect();
         assert_eq!(added, [("b", "k2")]);
         let b: Vec<(i64, String)> = storage
-            .inbox_after(&user("b"), 0, 10)
+            .inbox()
+            .after(&user("b"), 0, 10)
             .await?
             .into_iter()
             .map(|i| (i.cursor, i.notification.text.clone()))
@@ -843,7 +871,10 @@ async fn the_log_reaches_the_database_file_after_a_commit() -> anyhow::Result<()
     let mut doc = AutoCommit::new();
     doc.put(ROOT, "big", text)?;
     let change = doc.get_last_local_change().expect("a change").clone();
-    storage.append("doc-big", "room", &[stored(&change, "alice")]).await?;
+    storage
+        .documents()
+        .append("doc-big", "room", &[stored(&change, "alice")])
+        .await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let now = std::fs::metadata(&path)?.len();

@@ -397,15 +397,17 @@ fn new_entries(kind: DocKind, before: &AutoCommit, after: &AutoCommit) -> Result
     let existed = DocKind::of(before)?.is_some();
     Ok(match kind {
         DocKind::Petition => {
-            let old: BTreeSet<String> = if existed {
-                PetitionDoc::view(before)?.entry_ids()?.into_iter().collect()
+            // Compared as stamps; only the new ones are written out as ids.
+            let old: BTreeSet<_> = if existed {
+                PetitionDoc::view(before)?.stamps()?.into_iter().collect()
             } else {
                 BTreeSet::new()
             };
             PetitionDoc::view(after)?
-                .entry_ids()?
+                .stamps()?
                 .into_iter()
-                .filter(|id| !old.contains(id))
+                .filter(|at| !old.contains(at))
+                .map(|at| at.to_string())
                 .collect()
         }
         DocKind::Room => {

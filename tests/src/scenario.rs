@@ -139,6 +139,7 @@ impl Site {
             .server
             .state
             .storage
+            .documents()
             .load_document(&key)
             .await?
             .context("document not stored")?;

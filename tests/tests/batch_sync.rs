@@ -444,6 +444,7 @@ async fn offline_edits_converge_on_each_backend(db: &mut TestDb) -> anyhow::Resu
     ensure!(!phone.store.docs.contains_key(&west));
     let stored = db
         .storage
+        .documents()
         .load_document(&DocumentId::from_bytes(doc_id(1, 2).0).to_string())
         .await?
         .context("stored")?;

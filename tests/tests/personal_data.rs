@@ -253,18 +253,12 @@ async fn a_stored_petition_is_closed_when_the_server_starts(db: &mut TestDb) -> 
     let id = letter(&server, true).await?;
     let key = id.to_string();
     // As the rule before stored it: the village it is about could read it.
-    let mut rows = db.storage.doc_access(&key).await?;
-    ensure!(!rows.iter().any(|(_, s)| s == "village-shangping"), "{rows:?}");
-    rows.push(("unit".into(), "village-shangping".into()));
-    let rows: Vec<sync_core::projection::AccessRow> = rows
-        .iter()
-        .map(|(k, s)| {
-            Ok(sync_core::projection::AccessRow {
-                kind: k.parse()?,
-                subject: s.clone(),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let mut rows = db.storage.projections().doc_access(&key).await?;
+    ensure!(!rows.iter().any(|r| r.subject == "village-shangping"), "{rows:?}");
+    rows.push(sync_core::projection::AccessRow {
+        kind: sync_core::projection::AccessKind::Unit,
+        subject: "village-shangping".into(),
+    });
     let mut tx = db.storage.begin().await?;
     tx.replace_doc_access(&key, &rows).await?;
     tx.forget_load_step(lianxin_server::docs::PRIVATE_PETITIONS_STEP)

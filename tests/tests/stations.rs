@@ -296,11 +296,24 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         .await?;
         ensure!(status == 200, "editing {id} answered {status}: {body}");
     }
+    let (status, body) = call(
+        &county,
+        &admin,
+        "PUT",
+        "/api/admin/clock-rules",
+        json!({"rules": {"default": {
+                   "sign": {"wall_minutes": 15, "due_soon_before": 5},
+                   "contact": {"wall_minutes": 30, "due_soon_before": 10},
+                   "reply": {"working_days": 4, "due_soon_before": 1}}},
+               "calendar": serde_json::to_value(county.state.docs.settings().calendar.clone())?}),
+    )
+    .await?;
+    ensure!(status == 200, "new clock rules answered {status}: {body}");
     let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
     ensure!(status == 200, "the station lost wang while its uplink was down");
 
-    // The uplink comes back.
-    link.clear_cut_plan();
+    // The uplink comes back, its first connections cut at random byte offsets.
+    link.set_cut_plan(CutPlan::random(Direction::Up, 1..=3_000).connections(3));
     wait(&uplink, "a round taking the chief's change back", |s| {
         s.failures == 0 && s.taken_back >= 1
     })
@@ -318,15 +331,42 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         events.iter().any(|(k, by)| k == "supervised" && by == "director"),
         "the station holds {events:?}"
     );
-    let (_, inbox) = call(&station, &li_station, "GET", "/api/inbox", Value::Null).await?;
-    let told = inbox["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|i| i["kind"] == "supervised" && i["doc_id"] == supervised.as_str());
+    let (_, inbox) = call(&station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
+    let told = |kind: &str, doc: &str| {
+        inbox["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["kind"] == kind && i["doc_id"] == doc)
+    };
     ensure!(
-        told,
+        told("supervised", &supervised),
         "officer li was not told of the supervision at the station: {inbox}"
+    );
+    // A resident's petition filed at the county reached the station's officers.
+    ensure!(
+        told("new_petition", &taken_back),
+        "officer li was not told of the new petition at the station: {inbox}"
+    );
+    // The county's clock rules came down: both tiers compute the same deadlines.
+    ensure!(
+        station.state.docs.settings().rules == county.state.docs.settings().rules,
+        "the station's clock rules differ from the county's"
+    );
+    // The county's report says when the station last synced.
+    let (status, report) = call(
+        &county,
+        &director,
+        "GET",
+        "/api/reports/kpi?unit=county&from=0",
+        Value::Null,
+    )
+    .await?;
+    ensure!(status == 200, "the KPI report answered {status}: {report}");
+    let line = &report["stations"][0];
+    ensure!(
+        line["unit"] == "station-east" && line["station"] == "station-east-server" && line["last_sync_at"].is_i64(),
+        "the report shows no station line: {report}"
     );
     // The chief's supervision, refused at the county, is gone everywhere.
     for (server, token) in [(&county, &director), (&station, &li_station)] {

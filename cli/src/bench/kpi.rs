@@ -156,18 +156,18 @@ pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Res
     let now = lianxin_server::clock::Clock::now(&lianxin_server::clock::SystemClock);
     let start = now.plus_millis(-60 * DAY_MS);
     let mut rng = rand::rngs::StdRng::seed_from_u64(19);
-    let existing = storage.count_petitions().await?;
+    let existing = storage.projections().count_petitions().await?;
     let wrote = Instant::now();
     let mut batch = Vec::new();
     for i in 0..args.petitions {
         let at = start.plus_millis(rng.gen_range(0..50 * DAY_MS));
         batch.push((format!("bench-kpi-{existing}-{i}"), petition(i, at, &mut rng, now)));
         if batch.len() == 10_000 {
-            storage.seed_petition_rows(&batch, now).await?;
+            storage.projections().seed_petition_rows(&batch, now).await?;
             batch.clear();
         }
     }
-    storage.seed_petition_rows(&batch, now).await?;
+    storage.projections().seed_petition_rows(&batch, now).await?;
     let write_s = wrote.elapsed().as_secs_f64();
     let org = org();
     let query = ReportQuery {
@@ -184,7 +184,7 @@ pub async fn kpi(storage: Storage, backend: &str, args: &KpiArgs) -> anyhow::Res
     let fail = |e: lianxin_server::error::ApiError| anyhow::anyhow!("{e}");
     for _ in 0..args.runs.max(1) {
         let t = Instant::now();
-        rows = storage.count_petitions().await?;
+        rows = storage.projections().count_petitions().await?;
         count_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let r = lianxin_server::api::reports::run(&storage, &org, &cal, query.clone(), now)

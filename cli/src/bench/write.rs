@@ -175,6 +175,7 @@ fn add_stats(a: WriteStats, b: &WriteStats) -> WriteStats {
         compaction_failures: a.compaction_failures + b.compaction_failures,
         groups: a.groups + b.groups,
         grouped_writes: a.grouped_writes + b.grouped_writes,
+        exclusive: a.exclusive + b.exclusive,
     }
 }
 
@@ -320,7 +321,10 @@ async fn raw(backend: &Backend, changes: Vec<(String, StoredChange)>, writers: u
         let (storage, changes) = (storage.clone(), changes.clone());
         tasks.push(tokio::spawn(async move {
             for (doc, change) in changes.iter().skip(w).step_by(writers) {
-                storage.append(doc, "petition", std::slice::from_ref(change)).await?;
+                storage
+                    .documents()
+                    .append(doc, "petition", std::slice::from_ref(change))
+                    .await?;
             }
             anyhow::Ok(())
         }));
@@ -376,7 +380,7 @@ async fn scenario(
     let s = &run.stats;
     let line = format!(
         "backend={} scenario={name} nodes={nodes} writers={} docs={docs_count} acknowledged={} seconds={:.2} \
-         changes_per_sec={:.0} p50_ms={:.1} p99_ms={:.1} retries={} busy={} reloads={} compactions={} \
+         changes_per_sec={:.0} p50_ms={:.1} p99_ms={:.1} retries={} exclusive={} busy={} reloads={} compactions={} \
          compaction_failures={} groups={} avg_group={:.2} raw_changes_per_sec={:.0} ratio_vs_raw={:.2}",
         backend.name(),
         args.writers,
@@ -386,6 +390,7 @@ async fn scenario(
         run.percentile_ms(0.50),
         run.percentile_ms(0.99),
         s.retries,
+        s.exclusive,
         s.busy,
         s.reloads,
         s.compactions,

@@ -66,7 +66,7 @@ async fn run_on(storage: &Storage, config: &Config, command: &AdminCommand) -> R
         AdminCommand::Revoke { user } => {
             let auth = auth_service(storage, config)?;
             let user = parse_user(user)?;
-            if storage.get_user(&user).await.map_err(AuthError::from)?.is_none() {
+            if storage.auth().get_user(&user).await.map_err(AuthError::from)?.is_none() {
                 return Err(AuthError::UnknownUser(user.to_string()).into());
             }
             let n = auth.revoke_user(&user).await?;

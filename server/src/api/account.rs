@@ -11,6 +11,7 @@ use crate::storage::UserKind;
 pub async fn me(app: &AppState, who: &Principal) -> Result<Me, ApiError> {
     let user = app
         .storage
+        .auth()
         .get_user(&who.user)
         .await?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))?;

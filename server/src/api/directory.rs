@@ -52,7 +52,7 @@ async fn households(
     who: &Principal,
     village: &UnitId,
 ) -> Result<(Option<String>, Vec<Household>), ApiError> {
-    let docs = app.storage.directory_docs(&[village.to_string()]).await?;
+    let docs = app.storage.projections().directory_docs(&[village.to_string()]).await?;
     let mut first = None;
     let mut out: BTreeMap<HouseholdId, Household> = BTreeMap::new();
     for (_, key) in docs {
@@ -90,11 +90,11 @@ pub async fn put_household(
     let village = village(app, who, id)?;
     let household = HouseholdId::new(household).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     for user in [&edit.representative, &edit.officer].into_iter().flatten() {
-        if app.storage.get_user(user).await?.is_none() {
+        if app.storage.auth().get_user(user).await?.is_none() {
             return Err(ApiError::BadRequest(format!("there is no user {user}")));
         }
     }
-    let docs = app.storage.directory_docs(&[village.to_string()]).await?;
+    let docs = app.storage.projections().directory_docs(&[village.to_string()]).await?;
     let key = match docs.into_iter().next() {
         Some((_, key)) => key,
         None => {
@@ -169,7 +169,7 @@ pub async fn report(app: &AppState, who: &Principal, unit: &str) -> Result<Cover
     let mut officers = Vec::new();
     for (officer, c) in by_officer {
         let name = match &officer {
-            Some(o) => app.storage.get_user(o).await?.map(|u| u.display_name),
+            Some(o) => app.storage.auth().get_user(o).await?.map(|u| u.display_name),
             None => None,
         };
         officers.push(row(officer.map(|o: UserId| o.to_string()), name, c));

@@ -118,6 +118,7 @@ pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<Notic
     let limit = page_limit(q.limit, 50, 200);
     let rows = app
         .storage
+        .projections()
         .notice_candidates(&units, household, &rooms, q.before, limit)
         .await?;
     let next = (rows.len() == limit as usize)
@@ -189,8 +190,8 @@ pub async fn report(app: &AppState, who: &Principal, id: &str) -> Result<NoticeR
     if !access::holds(who, RoleSet::STAFF_AND_ADMINS) {
         return Err(ApiError::Forbidden("delivery reports are for staff".into()));
     }
-    let rows = app.storage.notice_deliveries(&key).await?;
-    let server = app.storage.notice_server_deliveries(&key).await?;
+    let rows = app.storage.projections().notice_deliveries(&key).await?;
+    let server = app.storage.projections().notice_server_deliveries(&key).await?;
     let deliveries = rows
         .into_iter()
         .map(|r| {

@@ -33,7 +33,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 /// residents see the units above their own and below them.
 pub async fn units(app: &AppState, who: &Principal) -> Result<UnitList, ApiError> {
     let org = app.docs.org();
-    let disabled = app.storage.disabled_units().await?;
+    let disabled = app.storage.config().disabled_units().await?;
     let sees_all = sync_core::access::holds(who, sync_core::access::RoleSet::STAFF_AND_ADMINS);
     let mine: Vec<&UnitId> = who.memberships.iter().map(|m| &m.unit).collect();
     let visible = |u: &UnitId| {
@@ -191,7 +191,7 @@ pub async fn people(app: &AppState, who: &Principal) -> Result<UserList, ApiErro
     if !who.has_role(Role::Admin) {
         return Err(ApiError::Forbidden("the organisation is administered by admins".into()));
     }
-    let rows = app.storage.staff_with_memberships().await?;
+    let rows = app.storage.auth().staff_with_memberships().await?;
     let items = rows
         .into_iter()
         .filter(|(_, ms)| ms.is_empty() || ms.iter().any(|m| administers(app, who, &m.unit)))
@@ -215,8 +215,8 @@ pub async fn people(app: &AppState, who: &Principal) -> Result<UserList, ApiErro
 
 /// The clock rules and calendar stored by the administration, if any.
 async fn stored_clocks(storage: &Storage) -> Result<Option<(ClockRules, Calendar)>, ApiError> {
-    let rules = storage.setting(CLOCK_RULES).await?;
-    let calendar = storage.setting(CALENDAR).await?;
+    let rules = storage.config().setting(CLOCK_RULES).await?;
+    let calendar = storage.config().setting(CALENDAR).await?;
     if rules.is_none() && calendar.is_none() {
         return Ok(None);
     }
@@ -290,7 +290,7 @@ pub fn spawn_config_watch(app: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut seen: Option<(i64, i64)> = None;
         loop {
-            match app.storage.config_versions().await {
+            match app.storage.config().config_versions().await {
                 Ok(versions) if Some(versions) != seen => match apply_config(&app).await {
                     Ok(()) => seen = Some(versions),
                     Err(e) => tracing::warn!(error = %e, "could not apply the stored configuration"),

@@ -73,7 +73,7 @@ pub(crate) async fn view(app: &AppState, who: &Principal, key: &str) -> Result<P
     let conversation = p.messages().map_err(|e| ApiError::Internal(e.to_string()))?;
     let state = sync_core::petition::derive(&header, &events, &conversation);
     let settings = app.docs.settings();
-    let receipts = app.storage.entry_receipts(key).await?;
+    let receipts = app.storage.documents().entry_receipts(key).await?;
     let summary = PetitionSummary::with_receipts(
         &header,
         &state,
@@ -202,13 +202,11 @@ pub async fn list(app: &AppState, who: &Principal, q: ListQuery) -> Result<Petit
         limit,
         ..PetitionQuery::default()
     };
-    let rows = app.docs.storage().list_petitions(&query).await?;
+    let rows = app.docs.storage().projections().list_petitions(&query).await?;
     let settings = app.docs.settings();
     let mut items = Vec::with_capacity(rows.len());
     let mut last = None;
     for (doc_id, summary) in &rows {
-        let summary: PetitionSummary =
-            serde_json::from_str(summary).map_err(|e| ApiError::Internal(format!("stored summary: {e}")))?;
         // Stored summaries were computed when the petition last changed;
         // running clocks move with time.
         let mut summary = summary.at(&settings.rules, &settings.calendar, now);
@@ -363,17 +361,17 @@ pub async fn board(app: &AppState, who: &Principal, q: BoardQuery) -> Result<Boa
         limit,
         ..PetitionQuery::default()
     };
-    let rows = app.docs.storage().list_petitions(&query).await?;
+    let rows = app.docs.storage().projections().list_petitions(&query).await?;
     let mut items = Vec::with_capacity(rows.len());
-    for (doc_id, summary) in &rows {
-        let s: PetitionSummary =
-            serde_json::from_str(summary).map_err(|e| ApiError::Internal(format!("stored summary: {e}")))?;
-        let Some(publication) = s.publication else { continue };
+    for (doc_id, s) in &rows {
+        let Some(publication) = s.publication.clone() else {
+            continue;
+        };
         items.push(BoardItem {
             doc_id: doc_id.clone(),
-            title: s.title,
+            title: s.title.clone(),
             category: s.category,
-            location: s.location,
+            location: s.location.clone(),
             submitted_at: s.submitted_at,
             replied_at: s.replied_at,
             closed_at: s.closed_at,
@@ -385,10 +383,7 @@ pub async fn board(app: &AppState, who: &Principal, q: BoardQuery) -> Result<Boa
         .then(|| rows.last())
         .flatten()
         .map(|(doc_id, summary)| {
-            let at = serde_json::from_str::<PetitionSummary>(summary)
-                .ok()
-                .and_then(|s| s.submitted_at)
-                .map_or(0, |t| t.millis());
+            let at = summary.submitted_at.map_or(0, |t| t.millis());
             format!("{at}~{doc_id}")
         });
     Ok(BoardPage { items, next })

@@ -3,7 +3,6 @@
 
 use sync_core::access::{self, RoleSet};
 use sync_core::kpi::{Dimension, KpiReport, KpiRow, ReportQuery, report};
-use sync_core::petition::PetitionSummary;
 use sync_core::{Category, Channel, Principal, Timestamp, UnitId};
 
 use super::units::unit_id;
@@ -103,12 +102,31 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
     let query = ReportQuery {
         from,
         to,
-        unit: Some(unit),
+        unit: Some(unit.clone()),
         category,
         channel,
         group_by,
     };
-    run(&app.storage, &org, &settings.calendar, query, now).await
+    let mut report = run(&app.storage, &org, &settings.calendar, query, now).await?;
+    // The stations below: when each last synced, so a late sync is not read as late work.
+    for s in app.storage.station_syncs().await? {
+        let Ok(id) = sync_core::UserId::new(s.station.clone()) else {
+            continue;
+        };
+        let Some((_, memberships)) = app.storage.auth().user_with_memberships(&id).await? else {
+            continue;
+        };
+        for m in memberships.iter().filter(|m| m.role == sync_core::Role::StationServer) {
+            if org.is_within(&m.unit, &unit) {
+                report.stations.push(sync_core::kpi::StationSync {
+                    unit: m.unit.clone(),
+                    station: s.station.clone(),
+                    last_sync_at: s.last_sync_at,
+                });
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// What a report over `query` reads.
@@ -140,7 +158,7 @@ pub async fn run(
     query: ReportQuery,
     now: Timestamp,
 ) -> Result<KpiReport, ApiError> {
-    let rows = storage.kpi_rows(&rows_of(org, &query)).await?;
+    let rows = storage.projections().kpi_rows(&rows_of(org, &query)).await?;
     Ok(report(&rows, &query, org, calendar, now))
 }
 
@@ -154,14 +172,7 @@ pub async fn run_from_summaries(
     query: ReportQuery,
     now: Timestamp,
 ) -> Result<KpiReport, ApiError> {
-    let stored = storage.report_summaries(&rows_of(org, &query)).await?;
-    let rows: Vec<KpiRow> = stored
-        .iter()
-        .map(|s| {
-            serde_json::from_str::<PetitionSummary>(s)
-                .map(|s| KpiRow::of(&s))
-                .map_err(|e| ApiError::Internal(format!("stored summary: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+    let stored = storage.projections().report_summaries(&rows_of(org, &query)).await?;
+    let rows: Vec<KpiRow> = stored.iter().map(KpiRow::of).collect();
     Ok(report(&rows, &query, org, calendar, now))
 }

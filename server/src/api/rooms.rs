@@ -65,7 +65,11 @@ pub async fn list_mine(app: &AppState, who: &Principal) -> Result<RoomList, ApiE
         .map(|u| u.to_string())
         .collect();
     let household = who.household.as_ref().map(|h| h.as_str());
-    let rows = app.storage.rooms_for(&who.user, &units, household).await?;
+    let rows = app
+        .storage
+        .projections()
+        .rooms_for(&who.user, &units, household)
+        .await?;
     Ok(RoomList {
         items: rows.into_iter().map(summary).collect::<Result<_, _>>()?,
     })
@@ -107,7 +111,7 @@ async fn names_of<'a>(
     let ids: std::collections::BTreeSet<&str> = users.into_iter().map(UserId::as_str).collect();
     let ids: Vec<&str> = ids.into_iter().collect();
     let mut names = BTreeMap::new();
-    for (id, name) in app.storage.display_names(&ids).await? {
+    for (id, name) in app.storage.auth().display_names(&ids).await? {
         names.insert(UserId::new(&id).map_err(internal)?, name);
     }
     Ok(names)
@@ -189,7 +193,7 @@ pub async fn set_member(
     role: MemberRole,
 ) -> Result<RoomView, ApiError> {
     let user = user_id(user)?;
-    if app.storage.get_user(&user).await?.is_none() {
+    if app.storage.auth().get_user(&user).await?.is_none() {
         return Err(ApiError::BadRequest(format!("there is no user {user}")));
     }
     edit_room(app, who, id, |room, _, _| room.set_member(&user, Some(role))).await
@@ -233,13 +237,19 @@ pub async fn messages(app: &AppState, who: &Principal, id: &str, q: MessagesQuer
     }
     let storage = app.docs.storage();
     let (rows, next, earlier) = if backward {
-        let rows = storage.room_messages_before(&key, q.before.as_deref(), limit).await?;
+        let rows = storage
+            .projections()
+            .room_messages_before(&key, q.before.as_deref(), limit)
+            .await?;
         let earlier = (rows.len() == limit as usize)
             .then(|| rows.first().map(|r| r.entry_id.clone()))
             .flatten();
         (rows, None, earlier)
     } else {
-        let rows = storage.room_messages(&key, q.after.as_deref(), limit).await?;
+        let rows = storage
+            .projections()
+            .room_messages(&key, q.after.as_deref(), limit)
+            .await?;
         let next = (rows.len() == limit as usize)
             .then(|| rows.last().map(|r| r.entry_id.clone()))
             .flatten();
@@ -513,7 +523,7 @@ type Copies = BTreeMap<String, (Option<MessageView>, Option<MessageView>)>;
 
 async fn appeal_copies(app: &AppState, rooms: &[String], id: &str) -> Result<Copies, ApiError> {
     let mut out: Copies = BTreeMap::new();
-    for (room, body) in app.storage.appeal_messages(rooms, id).await? {
+    for (room, body) in app.storage.projections().appeal_messages(rooms, id).await? {
         let m: MessageView = serde_json::from_str(&body).map_err(|e| internal(format!("stored message: {e}")))?;
         if m.message.appeal.as_deref() != Some(id) {
             continue;

@@ -23,7 +23,7 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
         ));
     }
     let org = app.docs.org();
-    let disabled = app.storage.disabled_units().await?;
+    let disabled = app.storage.config().disabled_units().await?;
     let mut units: Vec<(usize, &Unit)> = org.units().map(|u| (org.ancestors_or_self(&u.id).len(), u)).collect();
     units.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     let units = units
@@ -37,7 +37,7 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
         })
         .collect();
     let mut people = Vec::new();
-    for (user, password_hash, memberships) in app.storage.people_with_credentials().await? {
+    for (user, password_hash, memberships) in app.storage.auth().people_with_credentials().await? {
         let principal = Principal {
             user: user.id.clone(),
             memberships: memberships.clone(),
@@ -122,7 +122,7 @@ pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<u
             disabled += 1;
         }
     }
-    for (user, _, _) in app.storage.people_with_credentials().await? {
+    for (user, _, _) in app.storage.auth().people_with_credentials().await? {
         if !listed.contains(user.id.as_str()) && !user.disabled && tx.set_user_disabled(&user.id, true, now).await? {
             disabled += 1;
         }

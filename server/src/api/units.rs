@@ -47,7 +47,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
         }
     }
     let now = app.clock.now();
-    app.storage.put_roster(&unit, &roster, &who.user, now).await?;
+    app.storage.rosters().put(&unit, &roster, &who.user, now).await?;
     roster_view(app, &unit).await
 }
 
@@ -63,6 +63,7 @@ pub async fn roster(app: &AppState, who: &Principal, id: &str) -> Result<RosterV
 async fn roster_view(app: &AppState, unit: &UnitId) -> Result<RosterView, ApiError> {
     let row = app
         .storage
+        .rosters()
         .roster(unit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no roster for {unit}")))?;

@@ -282,6 +282,7 @@ impl AuthService {
         let (failures, last) = self
             .inner
             .storage
+            .auth()
             .login_failures_since(login, now.plus_millis(-policy.window_ms))
             .await?;
         if failures >= policy.max_failures {
@@ -291,7 +292,7 @@ impl AuthService {
                 retry_after_secs: ceil_secs(wait.max(1)),
             });
         }
-        let found = self.inner.storage.find_user_by_login(login).await?;
+        let found = self.inner.storage.auth().find_user_by_login(login).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
@@ -299,14 +300,14 @@ impl AuthService {
         let ok = verify_password(password.to_owned(), hash).await?;
         let Some(user) = user.filter(|_| ok) else {
             tracing::info!(login, "password sign-in refused");
-            self.inner.storage.record_login_failure(login, now).await?;
+            self.inner.storage.auth().record_login_failure(login, now).await?;
             return Err(AuthError::InvalidCredentials);
         };
         if user.disabled {
             return Err(AuthError::Disabled);
         }
         if failures > 0 {
-            self.inner.storage.clear_login_failures(login).await?;
+            self.inner.storage.auth().clear_login_failures(login).await?;
         }
         self.open_session(&user, "password").await
     }
@@ -318,7 +319,7 @@ impl AuthService {
         let policy = &self.inner.settings.otp;
         let now = self.now();
         let since = now.plus_millis(-policy.window_ms);
-        let (count, last) = self.inner.storage.otp_requests_since(&phone, since).await?;
+        let (count, last) = self.inner.storage.auth().otp_requests_since(&phone, since).await?;
         if let Some(last) = last {
             let wait = last.millis() + policy.min_interval_ms - now.millis();
             if wait > 0 {
@@ -336,6 +337,7 @@ impl AuthService {
         let hash = self.otp_hash(&phone, &code);
         self.inner
             .storage
+            .auth()
             .insert_otp(
                 &phone,
                 OTP_PURPOSE_LOGIN,
@@ -361,6 +363,7 @@ impl AuthService {
         let check = self
             .inner
             .storage
+            .auth()
             .check_otp(&phone, OTP_PURPOSE_LOGIN, &hash, self.now(), policy.max_attempts)
             .await?;
         match check {
@@ -369,7 +372,7 @@ impl AuthService {
             OtpCheck::TooManyAttempts => return Err(AuthError::OtpAttemptsExceeded),
             OtpCheck::NoActiveCode => return Err(AuthError::OtpExpired),
         }
-        let user = match self.inner.storage.find_user_by_phone(&phone).await? {
+        let user = match self.inner.storage.auth().find_user_by_phone(&phone).await? {
             Some(user) => user,
             None if self.inner.settings.resident_signup => self.create_resident(&phone).await?,
             None => return Err(AuthError::SignupClosed),
@@ -391,10 +394,11 @@ impl AuthService {
             kind: UserKind::Resident,
             household: None,
         };
-        self.inner.storage.create_user(&user, self.now()).await?;
+        self.inner.storage.auth().create_user(&user, self.now()).await?;
         tracing::info!(user = %id, "new resident signed up by phone");
         self.inner
             .storage
+            .auth()
             .get_user(&id)
             .await?
             .ok_or(AuthError::UnknownUser(id.to_string()))
@@ -407,6 +411,7 @@ impl AuthService {
         let rotation = self
             .inner
             .storage
+            .auth()
             .rotate_refresh_token(
                 &secrets::sha256_hex(refresh_token),
                 &secrets::sha256_hex(&new_refresh),
@@ -427,6 +432,7 @@ impl AuthService {
         let user = self
             .inner
             .storage
+            .auth()
             .get_user(&user)
             .await?
             .ok_or(AuthError::RefreshInvalid)?;
@@ -465,6 +471,7 @@ impl AuthService {
         match self
             .inner
             .storage
+            .auth()
             .token_state(&claims.sid, &claims.jti, self.now())
             .await?
         {
@@ -480,12 +487,13 @@ impl AuthService {
         let user = UserId::new(claims.sub.clone()).map_err(|_| AuthError::InvalidToken)?;
         self.inner
             .storage
+            .auth()
             .revoke_jti(&claims.jti, &user, claims.expires_at(), now)
             .await?;
         if all_sessions {
             self.revoke_user(&user).await?;
         } else {
-            self.inner.storage.revoke_session(&claims.sid, now).await?;
+            self.inner.storage.auth().revoke_session(&claims.sid, now).await?;
             self.inner.hub.publish(Revocation::Session {
                 sid: claims.sid.clone(),
             });
@@ -495,7 +503,7 @@ impl AuthService {
 
     /// Revokes every session of `user`; returns how many were active.
     pub async fn revoke_user(&self, user: &UserId) -> Result<u64, AuthError> {
-        let n = self.inner.storage.revoke_user_sessions(user, self.now()).await?;
+        let n = self.inner.storage.auth().revoke_user_sessions(user, self.now()).await?;
         self.inner.hub.publish(Revocation::User { user: user.clone() });
         tracing::info!(user = %user, sessions = n, "all sessions revoked");
         Ok(n)
@@ -507,6 +515,7 @@ impl AuthService {
         let record = self
             .inner
             .storage
+            .auth()
             .get_user(user)
             .await?
             .ok_or_else(|| AuthError::UnknownUser(user.to_string()))?;
@@ -514,6 +523,7 @@ impl AuthService {
         let now = self.now();
         self.inner
             .storage
+            .auth()
             .create_session(&sid, user, "minted", now, now.plus_millis(ttl_ms))
             .await?;
         Ok(self.issue_access(&record, &sid, ttl_ms).await?.0)
@@ -535,6 +545,7 @@ impl AuthService {
         let refresh_token = secrets::random_token(32);
         self.inner
             .storage
+            .auth()
             .create_session_with_refresh(
                 &sid,
                 &user.id,

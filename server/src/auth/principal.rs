@@ -9,6 +9,7 @@ use crate::storage::Storage;
 
 pub(super) async fn load(storage: &Storage, user: &UserId) -> Result<Principal, AuthError> {
     let (record, memberships) = storage
+        .auth()
         .user_with_memberships(user)
         .await?
         .ok_or_else(|| AuthError::UnknownUser(user.to_string()))?;

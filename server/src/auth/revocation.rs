@@ -151,7 +151,7 @@ async fn poll(inner: Weak<super::Inner>, every: Duration, watch_every: Duration)
         if sids.is_empty() && jtis.is_empty() {
             continue;
         }
-        let version = match inner.storage.revocation_version().await {
+        let version = match inner.storage.config().revocation_version().await {
             Ok(v) => Some(v),
             Err(StorageError::Database(sqlx::Error::PoolClosed)) => return,
             Err(e) => {
@@ -164,7 +164,7 @@ async fn poll(inner: Weak<super::Inner>, every: Duration, watch_every: Duration)
             continue;
         }
         next_full = tokio::time::Instant::now() + every;
-        match inner.storage.ended_tokens(&sids, &jtis, inner.clock.now()).await {
+        match inner.storage.auth().ended_tokens(&sids, &jtis, inner.clock.now()).await {
             Ok((sessions, tokens)) => {
                 // Read before the check: a revocation committed after it
                 // raises the counter again and is found on the next tick.
@@ -255,6 +255,7 @@ impl TokenWatch {
         let state = self
             .auth
             .storage()
+            .auth()
             .token_state(&self.claims.sid, &self.claims.jti, self.auth.now())
             .await;
         match state {

@@ -102,7 +102,7 @@ async fn build(
             let mut houses = Vec::with_capacity(dir.households.len());
             for h in dir.households {
                 let officer = match &h.officer {
-                    Some(o) => match app.storage.get_user(o).await {
+                    Some(o) => match app.storage.auth().get_user(o).await {
                         Ok(Some(u)) => u.display_name,
                         _ => o.to_string(),
                     },

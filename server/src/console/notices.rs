@@ -97,7 +97,7 @@ async fn build(app: &AppState, desk: &Desk, draft: Draft, errors: Vec<String>) -
 }
 
 async fn name_of(app: &AppState, id: &UserId) -> String {
-    match app.storage.get_user(id).await {
+    match app.storage.auth().get_user(id).await {
         Ok(Some(u)) => u.display_name,
         _ => id.to_string(),
     }

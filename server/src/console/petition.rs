@@ -144,7 +144,7 @@ async fn names(app: &AppState, ids: impl Iterator<Item = &UserId>) -> BTreeMap<U
         if out.contains_key(id) {
             continue;
         }
-        let name = match app.storage.get_user(id).await {
+        let name = match app.storage.auth().get_user(id).await {
             Ok(Some(u)) => u.display_name,
             _ => id.to_string(),
         };

@@ -108,7 +108,7 @@ async fn build(
             continue;
         }
         let name = match UserId::new(by) {
-            Ok(u) => match app.storage.get_user(&u).await {
+            Ok(u) => match app.storage.auth().get_user(&u).await {
                 Ok(Some(user)) => user.display_name,
                 _ => by.to_owned(),
             },

@@ -61,7 +61,7 @@ struct RosterPage {
 }
 
 async fn name_of(app: &AppState, id: &UserId) -> String {
-    match app.storage.get_user(id).await {
+    match app.storage.auth().get_user(id).await {
         Ok(Some(u)) => u.display_name,
         _ => id.to_string(),
     }

@@ -89,7 +89,7 @@ impl DocService {
         let mut guard = self.lock(doc_id).await?;
         let base = match known_base {
             Some(base) => base,
-            None => match self.inner.storage.hashes_after(doc_id, cursor).await? {
+            None => match self.inner.storage.documents().hashes_after(doc_id, cursor).await? {
                 None => Vec::new(),
                 Some(later) => {
                     let later: BTreeSet<ChangeHash> = later.iter().filter_map(|h| h.parse().ok()).collect();

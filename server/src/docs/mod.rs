@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use sync_core::clocks::Receipts;
 use sync_core::doc::cache::EntryCache;
 use sync_core::policy::{PolicyContext, Refusal, Visibility, may_read};
+use sync_core::projection::{AccessKind, AccessRow};
 use sync_core::validated_sync::{self, RefusedChanges, SyncError};
 use sync_core::write::{ActorBinding, Facts, Needs, Origin, WriteOutcome, propose};
 use sync_core::{
@@ -52,6 +53,10 @@ pub const COMPACT_AFTER_BYTES: usize = 64 * 1024;
 /// How many times a write is computed again after another writer moved its
 /// document first, before the caller is told the document is busy.
 pub const MAX_WRITE_ATTEMPTS: u32 = 16;
+/// Attempts computed on the cached copy and queued for the group committer;
+/// later attempts take the change-log lock first, catch up and compute under
+/// it, so a write that keeps losing the race to another node wins the next.
+pub const OPTIMISTIC_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum DocError {
@@ -125,6 +130,9 @@ pub struct DocSettings {
     pub compact_after_changes: usize,
     /// …or once they hold this many bytes (or the snapshot's, if larger).
     pub compact_after_bytes: usize,
+    /// Attempts of a write computed on the cached copy before the next ones
+    /// are computed under the change-log lock (see [`OPTIMISTIC_ATTEMPTS`]).
+    pub optimistic_attempts: u32,
 }
 
 impl Default for DocSettings {
@@ -136,6 +144,7 @@ impl Default for DocSettings {
             fanout: FanoutSettings::default(),
             compact_after_changes: COMPACT_AFTER_CHANGES,
             compact_after_bytes: COMPACT_AFTER_BYTES,
+            optimistic_attempts: OPTIMISTIC_ATTEMPTS,
         }
     }
 }
@@ -164,6 +173,9 @@ pub struct WriteStats {
     /// Transactions the committer ran, and the writes they held.
     pub groups: u64,
     pub grouped_writes: u64,
+    /// Writes computed and stored under the change-log lock after
+    /// [`OPTIMISTIC_ATTEMPTS`] lost races.
+    pub exclusive: u64,
 }
 
 /// What [`DocService::act_idempotent`] did.
@@ -220,11 +232,11 @@ impl std::fmt::Debug for DocService {
 
 impl DocService {
     pub async fn new(storage: Storage, clock: Arc<dyn Clock>, settings: DocSettings) -> Result<Self, DocError> {
-        let org = storage.org_tree().await?;
+        let org = storage.auth().org_tree().await?;
         let cap = NonZeroUsize::new(settings.cache_docs.max(1)).expect("nonzero");
         let (events, _) = broadcast::channel(4096);
         // Changes other nodes store reach this node's subscribers too.
-        if let Some(mut listener) = storage.listen_changes().await? {
+        if let Some(mut listener) = storage.documents().listen_changes().await? {
             let events = events.clone();
             tokio::spawn(async move {
                 loop {
@@ -318,7 +330,7 @@ impl DocService {
 
     /// Re-reads the organisation tree (after an admin import).
     pub async fn reload_org(&self) -> Result<(), DocError> {
-        let org = self.inner.storage.org_tree().await?;
+        let org = self.inner.storage.auth().org_tree().await?;
         *self.inner.org.write().expect("org lock") = Arc::new(org);
         Ok(())
     }
@@ -351,6 +363,7 @@ impl DocService {
             compaction_failures: i.compaction_failures.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             grouped_writes: c.jobs.load(Ordering::Relaxed),
+            exclusive: c.exclusive.load(Ordering::Relaxed),
         }
     }
 
@@ -408,7 +421,7 @@ impl DocService {
     /// Reads a document from storage.
     async fn load(&self, doc_id: &str) -> Result<Loaded, DocError> {
         self.inner.loads.fetch_add(1, Ordering::Relaxed);
-        let Some(stored) = self.inner.storage.load_document(doc_id).await? else {
+        let Some(stored) = self.inner.storage.documents().load_document(doc_id).await? else {
             return Ok(Loaded {
                 doc: AutoCommit::new(),
                 position: 0,
@@ -454,6 +467,7 @@ impl DocService {
             let page = self
                 .inner
                 .storage
+                .documents()
                 .changes_since(loaded.position, &DocFilter::Docs(vec![doc_id.to_owned()]), PAGE)
                 .await?;
             if page.items.is_empty() {
@@ -490,26 +504,36 @@ impl DocService {
     /// Whether `who` may read `doc_id`, from the who-can-see-what projection;
     /// `false` for a document that does not exist.
     pub async fn may_read(&self, who: &Principal, doc_id: &str) -> Result<bool, DocError> {
-        let rows = self.inner.storage.doc_access_for(doc_id, &who.user).await?;
+        let rows = self
+            .inner
+            .storage
+            .projections()
+            .doc_access_for(doc_id, &who.user)
+            .await?;
         if rows.is_empty() {
             return Ok(false);
         }
         let mut vis = Visibility::default();
         let mut member_of = Vec::new();
-        for (kind, subject) in rows {
+        for AccessRow { kind, subject } in rows {
             let bad = |e: SchemaError| DocError::Storage(StorageError::corrupt(e));
-            match kind.as_str() {
-                "unit" => vis.units.push(subject.parse().map_err(bad)?),
-                "user" => vis.users.push(subject.parse().map_err(bad)?),
-                "household" => vis.households.push(subject.parse().map_err(bad)?),
-                "audience_unit" => vis.audience_units.push(subject.parse().map_err(bad)?),
-                "room" => {
-                    if self.inner.storage.is_room_member(&subject, &who.user).await? {
+            match kind {
+                AccessKind::Unit => vis.units.push(subject.parse().map_err(bad)?),
+                AccessKind::User => vis.users.push(subject.parse().map_err(bad)?),
+                AccessKind::Household => vis.households.push(subject.parse().map_err(bad)?),
+                AccessKind::AudienceUnit => vis.audience_units.push(subject.parse().map_err(bad)?),
+                AccessKind::Room => {
+                    if self
+                        .inner
+                        .storage
+                        .projections()
+                        .is_room_member(&subject, &who.user)
+                        .await?
+                    {
                         member_of.push(subject.clone());
                     }
                     vis.rooms.push(subject);
                 }
-                _ => {}
             }
         }
         Ok(may_read(&self.org(), who, &vis, |r| member_of.iter().any(|m| m == r)))
@@ -561,7 +585,22 @@ impl DocService {
             });
         }
         let bindings = self.actor_bindings(&changes).await?;
+        let optimistic = self.settings().optimistic_attempts;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
+            // After losing the race a few times, hold the change log while
+            // catching up and computing: no other node can move the
+            // document meanwhile, so this attempt cannot be stale.
+            let exclusive = if attempt > optimistic {
+                let mut tx = self.inner.storage.begin().await?;
+                tx.lock_change_log().await?;
+                let loaded = guard.as_mut().expect("locked documents are loaded");
+                if !self.catch_up(doc_id, loaded).await? {
+                    **guard = Some(self.load(doc_id).await?);
+                }
+                Some(tx)
+            } else {
+                None
+            };
             let now = self.now();
             let org = self.org();
             let ctx = PolicyContext {
@@ -622,7 +661,14 @@ impl DocService {
                 now,
                 rewrite: None,
             };
-            match self.inner.committer.commit(job).await {
+            let result = match exclusive {
+                Some(tx) => {
+                    crate::write::commit_alone(tx, &job, self.inner.storage.instance(), self.inner.committer.stats())
+                        .await
+                }
+                None => self.inner.committer.commit(job).await,
+            };
+            match result {
                 Ok(JobResult::Committed(committed)) => {
                     loaded.doc = doc;
                     loaded.position = committed.position;
@@ -681,7 +727,13 @@ impl DocService {
             if out.contains_key(actor) {
                 continue;
             }
-            if let Some(r) = self.inner.storage.actor_record(&actor.to_hex_string()).await? {
+            if let Some(r) = self
+                .inner
+                .storage
+                .documents()
+                .actor_record(&actor.to_hex_string())
+                .await?
+            {
                 out.insert(
                     actor.clone(),
                     ActorBinding {
@@ -708,7 +760,7 @@ impl DocService {
             facts.entry_receipts = match &loaded.receipts {
                 Some((at, known)) if *at == loaded.position => known.clone(),
                 _ => {
-                    let known = storage.entry_receipts(doc_id).await?;
+                    let known = storage.documents().entry_receipts(doc_id).await?;
                     loaded.receipts = Some((loaded.position, known.clone()));
                     known
                 }
@@ -718,10 +770,14 @@ impl DocService {
             return Ok(facts);
         }
         let units: Vec<String> = needs.households_in_units.iter().map(|u| u.to_string()).collect();
-        let mut households: std::collections::BTreeSet<String> =
-            storage.households_in_units(&units).await?.into_iter().collect();
+        let mut households: std::collections::BTreeSet<String> = storage
+            .projections()
+            .households_in_units(&units)
+            .await?
+            .into_iter()
+            .collect();
         for room in &needs.households_in_rooms {
-            households.extend(storage.room_households(room).await?);
+            households.extend(storage.projections().room_households(room).await?);
         }
         facts.audience_households = households
             .into_iter()
@@ -733,7 +789,7 @@ impl DocService {
     /// Imported history (the demo county's seed): records `doc_id`'s entries
     /// as received at the given times, replacing what their delivery
     /// recorded, with the petition row computed on them (see
-    /// `Storage::import_receipts`). Under the document's lock, so the
+    /// `Documents::import_receipts`). Under the document's lock, so the
     /// receipts its cached copy keeps are read again afterwards.
     pub async fn import_receipts(
         &self,
@@ -745,7 +801,11 @@ impl DocService {
         if let Some(loaded) = guard.as_mut() {
             loaded.receipts = None;
         }
-        self.inner.storage.import_receipts(doc_id, entries, summary).await?;
+        self.inner
+            .storage
+            .documents()
+            .import_receipts(doc_id, entries, summary)
+            .await?;
         Ok(())
     }
 
@@ -789,7 +849,7 @@ impl DocService {
             return Ok(0);
         }
         let storage = &self.inner.storage;
-        let stored = storage.uncompacted(doc_id, loaded.position).await?;
+        let stored = storage.documents().uncompacted(doc_id, loaded.position).await?;
         let mut folded = Vec::with_capacity(stored.len());
         for (seq, hash) in &stored {
             let held = hash
@@ -804,6 +864,7 @@ impl DocService {
         let snapshot = loaded.doc.save();
         let heads: Vec<String> = loaded.doc.get_heads().iter().map(|h| h.to_string()).collect();
         match storage
+            .documents()
             .compact(doc_id, &snapshot, &heads, loaded.position, &folded, self.now())
             .await
         {
@@ -870,7 +931,7 @@ impl DocService {
         edit: impl FnOnce(&mut AutoCommit, &mut Author, Timestamp) -> Result<R, SchemaError>,
     ) -> Result<Option<(R, Applied)>, DocError> {
         let mut guard = self.lock(doc_id).await?;
-        if self.inner.storage.is_fired(mark).await? {
+        if self.inner.storage.clocks().is_fired(mark).await? {
             return Ok(None);
         }
         let (result, changes) = self.edit_locked(&mut guard, who, edit)?;
@@ -898,8 +959,13 @@ impl DocService {
         detail: impl FnOnce(&R) -> Option<String>,
     ) -> Result<Once<R>, DocError> {
         let mut guard = self.lock(doc_id).await?;
-        if self.inner.storage.is_fired(mark).await? {
-            let detail = self.inner.storage.fired_after_prefix(&format!("{mark}>")).await?;
+        if self.inner.storage.clocks().is_fired(mark).await? {
+            let detail = self
+                .inner
+                .storage
+                .clocks()
+                .fired_after_prefix(&format!("{mark}>"))
+                .await?;
             return Ok(Once::Repeat(detail));
         }
         let (result, changes) = self.edit_locked(&mut guard, who, edit)?;

@@ -26,23 +26,23 @@ impl DocService {
     /// upgraded too.
     pub async fn close_private_petitions(&self) -> Result<usize, DocError> {
         let storage = &self.inner.storage;
-        if storage.load_step_done(PRIVATE_PETITIONS_STEP).await? {
+        if storage.config().load_step_done(PRIVATE_PETITIONS_STEP).await? {
             return Ok(0);
         }
         let mut after = String::new();
         let mut written = 0;
         loop {
-            let ids = storage.petition_ids(&after, 500).await?;
+            let ids = storage.projections().petition_ids(&after, 500).await?;
             let Some(last) = ids.last().cloned() else { break };
             for id in &ids {
                 let guard = self.lock(id).await?;
                 let doc = &guard.as_ref().expect("loaded").doc;
                 let rows = access_rows(&Visibility::of(doc)?);
-                let stored = storage.doc_access(id).await?;
+                let stored = storage.projections().doc_access(id).await?;
                 let same = stored.len() == rows.len()
                     && rows
                         .iter()
-                        .all(|r| stored.iter().any(|(k, s)| k == r.kind.as_str() && s == &r.subject));
+                        .all(|r| stored.iter().any(|s| s.kind == r.kind && s.subject == r.subject));
                 if !same {
                     let mut tx = storage.begin().await?;
                     tx.replace_doc_access(id, &rows).await?;

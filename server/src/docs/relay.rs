@@ -151,7 +151,7 @@ impl DocService {
         let loaded = guard.as_mut().expect("loaded");
         let (rebuilt, removed) = relay::without(&mut loaded.doc, &refused_hashes);
         let now = self.now();
-        let receipts = self.inner.storage.entry_receipts(doc_id).await?;
+        let receipts = self.inner.storage.documents().entry_receipts(doc_id).await?;
         let settings = self.settings();
         let outcome = sync_core::write::rebuild(doc_id, rebuilt, &receipts, &settings.rules, &settings.calendar, now)?;
         let rebuilt_by = UserId::new(REBUILT_USER).expect("a valid user id");

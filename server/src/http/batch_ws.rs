@@ -415,10 +415,10 @@ impl Connection {
         let cursor = i64::try_from(self.ex.cursor()).unwrap_or(i64::MAX);
         // Taken before the documents are read: a change that lands meanwhile
         // has a higher seq and comes with the next exchange.
-        let mut latest = storage.head_seq().await?.max(cursor);
+        let mut latest = storage.documents().head_seq().await?.max(cursor);
         let scope = access_scope(&docs.org(), &self.principal);
         let page = self.state.http.batch_page_docs.max(1);
-        let mut rows = storage.changed_in_scope(cursor, &scope, page + 1).await?;
+        let mut rows = storage.documents().changed_in_scope(cursor, &scope, page + 1).await?;
         // Rows come lowest first seq first; the documents not listed have a
         // first seq at least the last row's, so the cursor must stop before it.
         let mut listed_all = true;

@@ -137,7 +137,8 @@ pub async fn dead_letters(
     }
     let rows = app
         .storage
-        .outbox_rows("dead", q.limit.unwrap_or(100).clamp(1, 1000))
+        .outbox()
+        .rows("dead", q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
     Ok(Json(json!({ "items": rows })))
 }

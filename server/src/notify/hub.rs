@@ -130,7 +130,7 @@ impl InboxSubscription {
                 return Ok(item);
             }
             if self.behind {
-                let page = self.storage.inbox_after(&self.user, self.cursor, PAGE).await?;
+                let page = self.storage.inbox().after(&self.user, self.cursor, PAGE).await?;
                 self.behind = page.len() == PAGE as usize;
                 self.backlog.extend(page);
                 continue;

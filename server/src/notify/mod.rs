@@ -173,24 +173,24 @@ impl NotifyService {
     /// Up to `limit` items of `user`'s inbox after `after`; never items at or
     /// before the acknowledged cursor.
     pub async fn inbox_after(&self, user: &UserId, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
-        let acked = self.inner.storage.inbox_acked(user).await?;
-        self.inner.storage.inbox_after(user, after.max(acked), limit).await
+        let acked = self.inner.storage.inbox().acked(user).await?;
+        self.inner.storage.inbox().after(user, after.max(acked), limit).await
     }
 
     /// How far `user` has acknowledged.
     pub async fn acked(&self, user: &UserId) -> Result<i64, StorageError> {
-        self.inner.storage.inbox_acked(user).await
+        self.inner.storage.inbox().acked(user).await
     }
 
     /// Acknowledges `user`'s inbox up to `cursor`: those items are not returned again.
     pub async fn ack(&self, user: &UserId, cursor: i64) -> Result<Result<i64, AckError>, StorageError> {
         let now = self.inner.clock.now();
-        self.inner.storage.inbox_ack(user, cursor, now).await
+        self.inner.storage.inbox().ack(user, cursor, now).await
     }
 
     /// Follows `user`'s inbox after `cursor` (raised to the acknowledged cursor).
     pub async fn subscribe(&self, user: &UserId, cursor: i64) -> Result<InboxSubscription, StorageError> {
-        let acked = self.inner.storage.inbox_acked(user).await?;
+        let acked = self.inner.storage.inbox().acked(user).await?;
         Ok(InboxSubscription::new(
             self.inner.hub.clone(),
             self.inner.storage.clone(),
@@ -201,7 +201,7 @@ impl NotifyService {
 
     /// Follows only what arrives from now on.
     pub async fn subscribe_live(&self, user: &UserId) -> Result<InboxSubscription, StorageError> {
-        let head = self.inner.storage.inbox_head(Some(user)).await?;
+        let head = self.inner.storage.inbox().head(Some(user)).await?;
         Ok(InboxSubscription::new(
             self.inner.hub.clone(),
             self.inner.storage.clone(),
@@ -258,7 +258,7 @@ impl NotifyService {
         const PAGE: u32 = 1000;
         let storage = &self.inner.storage;
         let mut cursor = loop {
-            match storage.inbox_head(None).await {
+            match storage.inbox().head(None).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(error = %e, "inbox feed unavailable");
@@ -267,7 +267,7 @@ impl NotifyService {
             }
         };
         let mut events = self.inner.docs.subscribe();
-        let mut listener = match storage.inbox_listener().await {
+        let mut listener = match storage.inbox().listener().await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for other nodes' notifications; polling");
@@ -277,7 +277,7 @@ impl NotifyService {
         let mut read_feed = true;
         loop {
             while read_feed {
-                match storage.inbox_feed(cursor, PAGE).await {
+                match storage.inbox().feed(cursor, PAGE).await {
                     Ok(page) => {
                         read_feed = page.len() == PAGE as usize;
                         if let Some(last) = page.last() {
@@ -335,7 +335,7 @@ impl NotifyService {
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, 1000).await > 0 {
             let now = self.inner.clock.now();
-            if let Err(e) = self.inner.storage.mark_delivered(&batch, now).await {
+            if let Err(e) = self.inner.storage.inbox().mark_delivered(&batch, now).await {
                 tracing::warn!(error = %e, "could not record live deliveries");
             }
             batch.clear();

@@ -102,7 +102,7 @@ impl NotifyService {
         let storage = &self.inner.storage;
         let settings = &self.inner.settings;
         loop {
-            let jobs = storage.claim_outbox(now, LEASE_MS, BATCH).await?;
+            let jobs = storage.outbox().claim(now, LEASE_MS, BATCH).await?;
             if jobs.is_empty() {
                 return Ok(());
             }
@@ -110,7 +110,8 @@ impl NotifyService {
                 let reached = job.delivered_at.is_some() || job.acked.is_some_and(|a| a >= job.inbox_seq);
                 if reached {
                     storage
-                        .finish_outbox(job.id, "skipped", job.attempts, None, now)
+                        .outbox()
+                        .finish(job.id, "skipped", job.attempts, None, now)
                         .await?;
                     report.skipped += 1;
                     continue;
@@ -118,7 +119,8 @@ impl NotifyService {
                 if job.channel == "sms" && job.phone.is_none() {
                     // Retrying will not give the user a phone number; the push channel still applies.
                     storage
-                        .finish_outbox(
+                        .outbox()
+                        .finish(
                             job.id,
                             "skipped",
                             job.attempts,
@@ -132,18 +134,21 @@ impl NotifyService {
                 let attempts = job.attempts + 1;
                 match self.inner.gateways.send(&job).await {
                     Ok(()) => {
-                        storage.finish_outbox(job.id, "sent", attempts, None, now).await?;
+                        storage.outbox().finish(job.id, "sent", attempts, None, now).await?;
                         report.sent += 1;
                     }
                     Err(why) if attempts >= i64::from(settings.max_attempts) => {
                         tracing::warn!(key = %job.key, user = %job.user_id, error = %why, "outbox job gave up");
-                        storage.finish_outbox(job.id, "dead", attempts, Some(&why), now).await?;
+                        storage
+                            .outbox()
+                            .finish(job.id, "dead", attempts, Some(&why), now)
+                            .await?;
                         report.dead += 1;
                     }
                     Err(why) => {
                         let wait = backoff(settings, u32::try_from(attempts).unwrap_or(u32::MAX));
                         let next = now.plus_millis(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-                        storage.retry_outbox(job.id, attempts, next, &why).await?;
+                        storage.outbox().retry(job.id, attempts, next, &why).await?;
                         report.retried += 1;
                     }
                 }

@@ -69,7 +69,7 @@ impl NotifyService {
         let storage = &self.inner.storage;
         let settings = self.inner.docs.settings();
         let cal = &settings.calendar;
-        for row in storage.rosters().await? {
+        for row in storage.rosters().all().await? {
             if row.next_handover.is_some_and(|t| t > now.millis()) {
                 continue;
             }
@@ -79,7 +79,7 @@ impl NotifyService {
             // node that loses the race to move the mark delivered nothing new.
             let on_duty = roster.on_duty(cal, now);
             if !on_duty.is_empty() {
-                let open = storage.open_unit_notifications(row.unit_id.as_str()).await?;
+                let open = storage.rosters().open_unit_notifications(row.unit_id.as_str()).await?;
                 let items: Vec<(String, &NotificationRow)> = on_duty
                     .iter()
                     .flat_map(|u| open.iter().map(move |n| (u.to_string(), n)))
@@ -92,6 +92,7 @@ impl NotifyService {
             }
             let next = roster.next_handover(cal, now).millis();
             if storage
+                .rosters()
                 .advance_handover(row.unit_id.as_str(), row.next_handover, next)
                 .await?
                 && !on_duty.is_empty()
@@ -107,7 +108,7 @@ impl NotifyService {
         let storage = &self.inner.storage;
         let settings = self.inner.docs.settings();
         let org = self.inner.docs.org();
-        for (doc_id, json) in storage.petitions_with_running_clocks().await? {
+        for (doc_id, json) in storage.clocks().petitions_with_running_clocks().await? {
             let summary: PetitionSummary = match serde_json::from_str(&json) {
                 Ok(s) => s,
                 Err(e) => {
@@ -133,8 +134,12 @@ impl NotifyService {
             // Most sweeps find clocks they already told of; skip those without a write transaction.
             if !notes.is_empty() {
                 let keys: Vec<String> = notes.iter().map(|n| n.key.clone()).collect();
-                let known: std::collections::HashSet<String> =
-                    storage.known_notification_keys(&keys).await?.into_iter().collect();
+                let known: std::collections::HashSet<String> = storage
+                    .inbox()
+                    .known_notification_keys(&keys)
+                    .await?
+                    .into_iter()
+                    .collect();
                 notes.retain(|n| !known.contains(&n.key));
             }
             if !notes.is_empty() {

@@ -7,7 +7,7 @@
 
 use sync_core::{Timestamp, UserId};
 
-use super::{Storage, StorageError, on_pool, on_tx, placeholders, rows_per_statement};
+use super::{StorageError, on_pool, on_tx, placeholders, rows_per_statement};
 
 /// Whether an access token's session is still usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ struct RefreshRow {
     revoked_at: Option<i64>,
 }
 
-impl Storage {
+impl super::Auth<'_> {
     pub async fn create_session(
         &self,
         sid: &str,
@@ -75,7 +75,7 @@ impl Storage {
             .await
             .map(|r| r.rows_affected())
         })?;
-        self.bump_revocations().await
+        self.config().bump_revocations().await
     }
 
     /// A session with its first refresh token, atomically.
@@ -139,7 +139,7 @@ impl Storage {
     }
 
     /// Of `sids`, those whose session is revoked, expired or gone, and of
-    /// `jtis`, the access tokens revoked: [`Storage::token_state`] for many
+    /// `jtis`, the access tokens revoked: [`Auth::token_state`](super::Auth::token_state) for many
     /// tokens at once, a few statements instead of one per token.
     pub async fn ended_tokens(
         &self,
@@ -188,7 +188,7 @@ impl Storage {
             .await
             .map(|r| r.rows_affected())
         })?;
-        self.bump_revocations().await
+        self.config().bump_revocations().await
     }
 
     /// Revokes a session; returns false if it was unknown or already revoked.
@@ -202,7 +202,7 @@ impl Storage {
                 .map(|r| r.rows_affected())
         })?;
         if done > 0 {
-            self.bump_revocations().await?;
+            self.config().bump_revocations().await?;
         }
         Ok(done > 0)
     }
@@ -218,7 +218,7 @@ impl Storage {
                 .map(|r| r.rows_affected())
         })?;
         if done > 0 {
-            self.bump_revocations().await?;
+            self.config().bump_revocations().await?;
         }
         Ok(done)
     }
@@ -291,7 +291,7 @@ impl Storage {
                         .map(|r| r.rows_affected())
                 })?;
                 tx.commit().await?;
-                self.bump_revocations().await?;
+                self.config().bump_revocations().await?;
                 return Ok(RefreshRotation::Reused { user, sid });
             }
         }
@@ -434,7 +434,7 @@ impl Storage {
     }
 }
 
-impl Storage {
+impl super::Auth<'_> {
     /// Failed password sign-ins for `login_name` since `since`, and the latest.
     pub async fn login_failures_since(
         &self,

@@ -3,7 +3,7 @@
 
 use sync_core::Timestamp;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 impl StorageTx {
     /// Records that a clock action was carried out. Fails if it already was,
@@ -27,7 +27,7 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Clocks<'_> {
     /// Open petitions with a running clock, as `(doc_id, summary JSON)`, for the clock sweep.
     pub async fn petitions_with_running_clocks(&self) -> Result<Vec<(String, String)>, StorageError> {
         let rows = on_pool!(self, |pool| {

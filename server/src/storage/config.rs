@@ -4,7 +4,7 @@
 
 use sync_core::{Timestamp, UserId};
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 /// The configuration kinds with a version counter.
 pub const ORG: &str = "org";
@@ -99,7 +99,7 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Config<'_> {
     /// The version counters: `(org, settings)`.
     pub async fn config_versions(&self) -> Result<(i64, i64), StorageError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement};
+use super::{StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement};
 
-impl Storage {
+impl super::Projections<'_> {
     /// The directory documents of `villages`, oldest first: `(village, doc_id)`.
     pub async fn directory_docs(&self, villages: &[String]) -> Result<Vec<(String, String)>, StorageError> {
         if villages.is_empty() {
@@ -85,7 +85,7 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Projections<'_> {
     /// Households in the villages `units` (directory households and residents' accounts).
     pub async fn households_in_units(&self, units: &[String]) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();

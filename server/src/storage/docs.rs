@@ -2,13 +2,13 @@
 //!
 //! Storage does not parse Automerge: callers pass each change's hash and
 //! actor (hex) with its bytes, and rebuild documents from what
-//! [`Storage::load_document`] returns (`load` the snapshot, then
+//! [`Documents::load_document`](super::Documents::load_document) returns (`load` the snapshot, then
 //! `load_incremental`/`apply_changes` the changes).
 //!
 //! Every stored change gets a `seq` from one global, monotonic sequence: a
 //! client's cursor. Compaction folds a document's changes up to some seq
 //! into a new snapshot and deletes them; the document then remembers that
-//! seq (`snapshot_seq`), and [`Storage::changes_since`] returns the snapshot
+//! seq (`snapshot_seq`), and [`Documents::changes_since`](super::Documents::changes_since) returns the snapshot
 //! in their place to a reader whose cursor is older, so cursors taken before
 //! a compaction still lead to the full history.
 
@@ -17,7 +17,7 @@ use sync_core::{Timestamp, UserId};
 use thiserror::Error;
 
 use super::tx::ChangeHook;
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 /// One Automerge change as the server stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct StoredChange {
     pub received_at: Timestamp,
 }
 
-/// A change that [`Storage::append_changes`] newly stored.
+/// A change that [`Documents::append_changes`](super::Documents::append_changes) newly stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendedChange {
     pub seq: i64,
@@ -154,7 +154,7 @@ pub struct ActorBoundToOther {
     pub owner: UserId,
 }
 
-impl Storage {
+impl super::Documents<'_> {
     /// Binds `actor` to `user` if it is unbound. The first user to deliver an
     /// actor keeps it: binding it again to the same user is a no-op, binding
     /// it to another user fails. Atomic under concurrency.
@@ -549,7 +549,7 @@ impl Storage {
 }
 
 impl StorageTx {
-    /// Transactional form of [`Storage::bind_actor`], for a client's actor.
+    /// Transactional form of [`Documents::bind_actor`](super::Documents::bind_actor), for a client's actor.
     pub async fn bind_actor(
         &mut self,
         actor: &str,
@@ -614,7 +614,7 @@ impl StorageTx {
         Ok(row)
     }
 
-    /// Stores changes inside this transaction; see [`Storage::append_changes`].
+    /// Stores changes inside this transaction; see [`Documents::append_changes`](super::Documents::append_changes).
     pub async fn append_changes(
         &mut self,
         doc_id: &str,

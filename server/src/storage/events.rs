@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 
-use super::{Db, Storage, StorageError, StorageTx, TxInner};
+use super::{Db, StorageError, StorageTx, TxInner};
 
 /// A commit of changes to one document, as other nodes hear of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub struct ChangeListener {
     instance: u64,
 }
 
-impl Storage {
+impl super::Documents<'_> {
     /// Listens for changes stored by other nodes; `None` on SQLite, which
     /// has no other nodes.
     pub async fn listen_changes(&self) -> Result<Option<ChangeListener>, StorageError> {

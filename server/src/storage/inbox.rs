@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use sync_core::{Timestamp, UserId};
 
-use super::{Backend, Storage, StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement, value_rows};
+use super::{Backend, StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement, value_rows};
 
 /// The prefix of the PostgreSQL channel a transaction that appended inbox rows
 /// notifies at commit; the schema name follows it.
@@ -355,9 +355,9 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Inbox<'_> {
     /// Up to `limit` items of `user`'s inbox after `after`, in cursor order.
-    pub async fn inbox_after(&self, user: &UserId, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
+    pub async fn after(&self, user: &UserId, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
         let sql = format!("{INBOX_SELECT} WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3");
         let rows: Vec<InboxRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql)
@@ -371,7 +371,7 @@ impl Storage {
     }
 
     /// Up to `limit` inbox items of every user after `after`: the feed a node's dispatcher reads.
-    pub async fn inbox_feed(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
+    pub async fn feed(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
         let sql = format!("{INBOX_SELECT} WHERE i.seq > $1 ORDER BY i.seq LIMIT $2");
         let rows: Vec<InboxRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql)
@@ -384,7 +384,7 @@ impl Storage {
     }
 
     /// The highest inbox seq of `user`, or of everyone; 0 when empty.
-    pub async fn inbox_head(&self, user: Option<&UserId>) -> Result<i64, StorageError> {
+    pub async fn head(&self, user: Option<&UserId>) -> Result<i64, StorageError> {
         let seq: Option<i64> = on_pool!(self, |pool| match user {
             Some(u) => {
                 sqlx::query_scalar("SELECT MAX(seq) FROM inbox WHERE user_id = $1")
@@ -398,7 +398,7 @@ impl Storage {
     }
 
     /// How far `user` has acknowledged their inbox (0 when never).
-    pub async fn inbox_acked(&self, user: &UserId) -> Result<i64, StorageError> {
+    pub async fn acked(&self, user: &UserId) -> Result<i64, StorageError> {
         let acked: Option<i64> = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT acked FROM inbox_acks WHERE user_id = $1")
                 .bind(user.as_str())
@@ -410,16 +410,11 @@ impl Storage {
 
     /// Acknowledges `user`'s inbox up to `cursor`; an older cursor than the
     /// stored one changes nothing. Returns the acknowledged cursor.
-    pub async fn inbox_ack(
-        &self,
-        user: &UserId,
-        cursor: i64,
-        now: Timestamp,
-    ) -> Result<Result<i64, AckError>, StorageError> {
+    pub async fn ack(&self, user: &UserId, cursor: i64, now: Timestamp) -> Result<Result<i64, AckError>, StorageError> {
         if cursor < 0 {
             return Ok(Err(AckError::Negative(cursor)));
         }
-        let head = self.inbox_head(Some(user)).await?;
+        let head = self.head(Some(user)).await?;
         if cursor > head {
             return Ok(Err(AckError::BeyondHead { cursor, head }));
         }
@@ -499,7 +494,7 @@ impl Storage {
     }
 
     /// A listener on the inbox channel, on its own connection; `None` on SQLite.
-    pub async fn inbox_listener(&self) -> Result<Option<InboxListener>, StorageError> {
+    pub async fn listener(&self) -> Result<Option<InboxListener>, StorageError> {
         match (&self.db, self.schema.as_deref()) {
             (super::Db::Postgres(pool), Some(schema)) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;

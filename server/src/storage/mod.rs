@@ -189,6 +189,59 @@ pub struct Storage {
     actors: std::sync::Arc<std::sync::Mutex<lru::LruCache<String, docs::ActorRecord>>>,
 }
 
+/// Declares the handles on [`Storage`] by concern: each borrows the storage
+/// and carries the statements of its own tables, so a caller says which part
+/// of the database it touches (`storage.inbox().ack(…)`), and a module's
+/// methods are found in one place. Inside, a handle reads the pool through
+/// `Deref` to the storage it borrows.
+macro_rules! handles {
+    ($($(#[$doc:meta])* $accessor:ident => $handle:ident;)+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug)]
+            pub struct $handle<'s>(&'s Storage);
+
+            impl std::ops::Deref for $handle<'_> {
+                type Target = Storage;
+                fn deref(&self) -> &Storage {
+                    self.0
+                }
+            }
+        )+
+
+        impl Storage {
+            $(
+                $(#[$doc])*
+                pub fn $accessor(&self) -> $handle<'_> {
+                    $handle(self)
+                }
+            )+
+        }
+    };
+}
+
+handles! {
+    /// Documents: snapshots, the change log and its cursor, actor bindings,
+    /// entry receipts, compaction, change events between nodes.
+    documents => Documents;
+    /// People and sign-in: users, units, memberships, the org tree, sessions,
+    /// refresh tokens, one-time codes, the login throttle.
+    auth => Auth;
+    /// Notifications and each person's inbox with its cursor and acks.
+    inbox => Inbox;
+    /// Jobs that leave the server (push, SMS): claims, retries, dead letters.
+    outbox => Outbox;
+    /// Duty rosters and the handover between shifts.
+    rosters => Rosters;
+    /// Rows derived from documents: petitions, access, rooms and their
+    /// messages, households, notices' deliveries, KPI rows.
+    projections => Projections;
+    /// The clock sweep's running petitions and the marks of actions taken once.
+    clocks => Clocks;
+    /// Configuration: versions, settings, load steps, disabled units, revocations.
+    config => Config;
+}
+
 /// How many actor bindings a handle remembers.
 const ACTORS_REMEMBERED: std::num::NonZeroUsize = std::num::NonZeroUsize::new(65_536).expect("nonzero");
 

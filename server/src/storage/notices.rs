@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sync_core::Timestamp;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx, rows_per_statement, value_rows};
+use super::{StorageError, StorageTx, on_pool, on_tx, rows_per_statement, value_rows};
 
 /// One candidate notice for a listing: storage id and when it was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct NoticeRow {
     pub created_at: i64,
 }
 
-impl Storage {
+impl super::Projections<'_> {
     /// Notices whose access rows name one of `units` (as issuing or audience
     /// unit), `household`, or one of `rooms`, newest first, stored before
     /// `before` if given. Callers still check each with `may_read`.
@@ -183,7 +183,7 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Projections<'_> {
     /// A notice's delivery records, with names from the directories.
     pub async fn notice_deliveries(&self, doc_id: &str) -> Result<Vec<NoticeDeliveryRow>, StorageError> {
         let rows = on_pool!(self, |pool| {

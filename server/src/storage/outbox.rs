@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sync_core::Timestamp;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement, value_rows};
+use super::{StorageError, StorageTx, on_pool, on_tx, placeholders, rows_per_statement, value_rows};
 
 /// An outbox job claimed for delivery, with what the gateway needs.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -80,15 +80,10 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Outbox<'_> {
     /// Claims up to `limit` due outbox jobs for `lease_ms`: another worker
     /// (on this or another node) skips them until the lease runs out.
-    pub async fn claim_outbox(
-        &self,
-        now: Timestamp,
-        lease_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<OutboxJob>, StorageError> {
+    pub async fn claim(&self, now: Timestamp, lease_ms: i64, limit: u32) -> Result<Vec<OutboxJob>, StorageError> {
         let mut tx = self.begin().await?;
         let ids: Vec<i64> = on_tx!(tx, |conn| {
             sqlx::query_scalar(
@@ -124,7 +119,7 @@ impl Storage {
     }
 
     /// Ends an outbox job: `sent`, `skipped` (delivered live or read already) or `dead`.
-    pub async fn finish_outbox(
+    pub async fn finish(
         &self,
         id: i64,
         status: &str,
@@ -150,7 +145,7 @@ impl Storage {
     }
 
     /// Schedules another attempt of an outbox job.
-    pub async fn retry_outbox(&self, id: i64, attempts: i64, next: Timestamp, error: &str) -> Result<(), StorageError> {
+    pub async fn retry(&self, id: i64, attempts: i64, next: Timestamp, error: &str) -> Result<(), StorageError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4, lease_until = NULL WHERE id = $1",
@@ -167,7 +162,7 @@ impl Storage {
     }
 
     /// Outbox rows with `status` (`pending`, `sent`, `skipped`, `dead`), oldest first.
-    pub async fn outbox_rows(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StorageError> {
+    pub async fn rows(&self, status: &str, limit: u32) -> Result<Vec<OutboxRow>, StorageError> {
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = $1 ORDER BY id LIMIT $2");
         let rows = on_pool!(self, |pool| {
             sqlx::query_as(&sql)

@@ -9,7 +9,7 @@ use sync_core::kpi::{ClockBasis, KpiClock, KpiRow};
 use sync_core::petition::PetitionSummary;
 use sync_core::{Timestamp, UserId};
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 pub use sync_core::projection::{AccessRow, MessageRow, RoomRow};
 
@@ -40,6 +40,23 @@ pub struct PetitionQuery {
     /// Page after this submission time and doc id (newest first).
     pub before: Option<(i64, String)>,
     pub limit: u32,
+}
+
+/// A stored summary, read back.
+pub(crate) fn read_summary(doc_id: &str, json: &str) -> Result<PetitionSummary, StorageError> {
+    serde_json::from_str(json).map_err(|e| StorageError::corrupt(format!("petition {doc_id}'s stored summary: {e}")))
+}
+
+/// Access rows as stored, read back.
+fn access_rows(doc_id: &str, rows: Vec<(String, String)>) -> Result<Vec<AccessRow>, StorageError> {
+    rows.into_iter()
+        .map(|(kind, subject)| {
+            let kind = kind
+                .parse()
+                .map_err(|e| StorageError::corrupt(format!("access row of {doc_id}: {e}")))?;
+            Ok(AccessRow { kind, subject })
+        })
+        .collect()
 }
 
 fn flag(b: bool) -> i64 {
@@ -194,9 +211,10 @@ impl StorageTx {
     }
 }
 
-impl Storage {
-    /// Petition summaries (as JSON) matching `q`, newest submission first.
-    pub async fn list_petitions(&self, q: &PetitionQuery) -> Result<Vec<(String, String)>, StorageError> {
+impl super::Projections<'_> {
+    /// The petitions matching `q` with their stored summaries, newest
+    /// submission first.
+    pub async fn list_petitions(&self, q: &PetitionQuery) -> Result<Vec<(String, PetitionSummary)>, StorageError> {
         // Placeholders are numbered in the order the binds below are added.
         let mut sql = String::from("SELECT p.doc_id, p.summary FROM petitions p WHERE (");
         let mut n = 0;
@@ -302,14 +320,19 @@ impl Storage {
             }
             query.bind(i64::from(q.limit)).fetch_all(pool).await
         })?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(id, json)| {
+                let summary = read_summary(&id, &json)?;
+                Ok((id, summary))
+            })
+            .collect()
     }
 
     /// The access rows of a document that can let `user` read it: every row
     /// but those naming other users (a room of thousands has a row per
     /// member). Empty for a document that does not exist.
-    pub async fn doc_access_for(&self, doc_id: &str, user: &UserId) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = on_pool!(self, |pool| {
+    pub async fn doc_access_for(&self, doc_id: &str, user: &UserId) -> Result<Vec<AccessRow>, StorageError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT kind, subject FROM doc_access WHERE doc_id = $1 AND (kind <> 'user' OR subject = $2)",
             )
@@ -318,7 +341,7 @@ impl Storage {
             .fetch_all(pool)
             .await
         })?;
-        Ok(rows)
+        access_rows(doc_id, rows)
     }
 
     /// Whether `user` is listed as a member of the room `doc_id`.
@@ -432,18 +455,17 @@ impl Storage {
             .collect())
     }
 
-    /// Every access row of a document, as (kind, subject).
-    pub async fn doc_access(&self, doc_id: &str) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = on_pool!(self, |pool| {
+    /// Every access row of a document.
+    pub async fn doc_access(&self, doc_id: &str) -> Result<Vec<AccessRow>, StorageError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT kind, subject FROM doc_access WHERE doc_id = $1")
                 .bind(doc_id)
                 .fetch_all(pool)
                 .await
         })?;
-        Ok(rows)
+        access_rows(doc_id, rows)
     }
 
-    /// A petition's stored summary (JSON), if it has a row.
     /// Up to `limit` petition document ids after `after`, in id order.
     pub async fn petition_ids(&self, after: &str, limit: u32) -> Result<Vec<String>, StorageError> {
         let ids = on_pool!(self, |pool| {
@@ -456,13 +478,14 @@ impl Storage {
         Ok(ids)
     }
 
-    pub async fn petition_summary(&self, doc_id: &str) -> Result<Option<String>, StorageError> {
-        let row = on_pool!(self, |pool| {
+    /// A petition's stored summary, if it has a row.
+    pub async fn petition_summary(&self, doc_id: &str) -> Result<Option<PetitionSummary>, StorageError> {
+        let row: Option<String> = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT summary FROM petitions WHERE doc_id = $1")
                 .bind(doc_id)
                 .fetch_optional(pool)
                 .await
         })?;
-        Ok(row)
+        row.map(|json| read_summary(doc_id, &json)).transpose()
     }
 }

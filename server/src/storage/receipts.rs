@@ -3,7 +3,7 @@
 use sync_core::Timestamp;
 use sync_core::clocks::Receipts;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx, rows_per_statement};
+use super::{StorageError, StorageTx, on_pool, on_tx, rows_per_statement};
 
 impl StorageTx {
     /// Records the receipt of each of `doc_id`'s `entries`; an entry already
@@ -29,7 +29,7 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Documents<'_> {
     /// The recorded receipts of `doc_id`'s entries.
     pub async fn entry_receipts(&self, doc_id: &str) -> Result<Receipts, StorageError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
@@ -45,7 +45,7 @@ impl Storage {
     }
 }
 
-impl Storage {
+impl super::Documents<'_> {
     /// Imported history (the demo county's seed): records each of `doc_id`'s
     /// `entries` as received when it was stamped, replacing the receipts its
     /// delivery recorded, and writes the petition row again with `summary`

@@ -5,7 +5,7 @@ use sync_core::kpi::{ClockBasis, KpiClock, KpiRow};
 use sync_core::petition::PetitionSummary;
 use sync_core::{Timestamp, UnitId};
 
-use super::{Storage, StorageError, on_pool, on_tx, placeholders, rows_per_statement};
+use super::{StorageError, on_pool, on_tx, placeholders, rows_per_statement};
 
 /// The KPI columns of one petition as read (`summary` for a row written
 /// before the columns existed).
@@ -108,7 +108,7 @@ fn units_per_statement(q: &ReportRows) -> usize {
     rows_per_statement(1).saturating_sub(fixed).max(1)
 }
 
-impl Storage {
+impl super::Projections<'_> {
     /// The KPI rows of the petitions `q` selects, read from the columns the
     /// write path keeps (from the summary for rows written before them).
     pub async fn kpi_rows(&self, q: &ReportRows) -> Result<Vec<KpiRow>, StorageError> {
@@ -159,10 +159,9 @@ impl Storage {
         Ok(out)
     }
 
-    /// The stored summaries (JSON) of the petitions `q` selects: how reports
-    /// were read before the KPI columns, kept as `lianxin bench kpi`'s
-    /// baseline.
-    pub async fn report_summaries(&self, q: &ReportRows) -> Result<Vec<String>, StorageError> {
+    /// The stored summaries of the petitions `q` selects: how reports were
+    /// read before the KPI columns, kept as `lianxin bench kpi`'s baseline.
+    pub async fn report_summaries(&self, q: &ReportRows) -> Result<Vec<PetitionSummary>, StorageError> {
         let mut out = Vec::new();
         for units in q.units.chunks(units_per_statement(q)) {
             let sql = report_sql("summary", q, units.len());
@@ -176,7 +175,9 @@ impl Storage {
                 }
                 query.fetch_all(pool).await
             })?;
-            out.extend(rows);
+            for json in rows {
+                out.push(super::projections::read_summary("in a report", &json)?);
+            }
         }
         Ok(out)
     }

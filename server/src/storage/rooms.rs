@@ -3,7 +3,7 @@
 
 use sync_core::UserId;
 
-use super::{RoomRow, Storage, StorageError, StorageTx, on_pool, on_tx, placeholders};
+use super::{RoomRow, StorageError, StorageTx, on_pool, on_tx, placeholders};
 
 type RoomTuple = (String, String, String, String, Option<String>);
 
@@ -17,7 +17,7 @@ fn room_row((doc_id, kind, name, unit_id, household_id): RoomTuple) -> RoomRow {
     }
 }
 
-impl Storage {
+impl super::Projections<'_> {
     /// The rooms `user` is a member of, the rooms of `units` (those the
     /// caller handles), and the household lines of `household`; by name.
     pub async fn rooms_for(

@@ -6,7 +6,7 @@ use sync_core::notify::Roster;
 use sync_core::{Timestamp, UnitId, UserId};
 
 use super::inbox::{NotificationRow, NotificationTuple, notification_from_tuple};
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 /// A unit's stored roster and the next shift boundary the scheduler acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,15 +53,9 @@ impl StorageTx {
     }
 }
 
-impl Storage {
+impl super::Rosters<'_> {
     /// Stores a unit's roster; the scheduler hands over to the shift on duty at its next tick.
-    pub async fn put_roster(
-        &self,
-        unit: &UnitId,
-        roster: &Roster,
-        by: &UserId,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
+    pub async fn put(&self, unit: &UnitId, roster: &Roster, by: &UserId, now: Timestamp) -> Result<(), StorageError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO rosters (unit_id, roster, updated_by, updated_at, next_handover) \
@@ -80,7 +74,7 @@ impl Storage {
     }
 
     /// Every stored roster that reads (see [`StorageTx::roster`]).
-    pub async fn rosters(&self) -> Result<Vec<RosterRow>, StorageError> {
+    pub async fn all(&self) -> Result<Vec<RosterRow>, StorageError> {
         let rows: Vec<(String, String, String, i64, Option<i64>)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT unit_id, roster, updated_by, updated_at, next_handover FROM rosters ORDER BY unit_id",
@@ -106,7 +100,7 @@ impl Storage {
 
     /// One unit's roster.
     pub async fn roster(&self, unit: &UnitId) -> Result<Option<RosterRow>, StorageError> {
-        Ok(self.rosters().await?.into_iter().find(|r| r.unit_id == *unit))
+        Ok(self.all().await?.into_iter().find(|r| r.unit_id == *unit))
     }
 
     /// Moves a unit's hand-over mark from `expected` to `next`; false when

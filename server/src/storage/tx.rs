@@ -4,7 +4,7 @@
 //! server does that must be atomic with another (a change and the projection
 //! rows derived from it, an import of many units and users) goes through one.
 //!
-//! Projections plug in as a [`ChangeHook`]: [`Storage::append_changes`] stores
+//! Projections plug in as a [`ChangeHook`]: [`Documents::append_changes`] stores
 //! the new changes, hands the still-open transaction and the
 //! [`AppendOutcome`] to the hook, and commits only if the hook succeeds. The
 //! hook writes its rows with typed `StorageTx` methods (projection SQL lives
@@ -12,7 +12,7 @@
 //! become visible together or not at all, and a change is acknowledged only
 //! after the commit returned.
 //!
-//! [`Storage::append_changes`]: super::Storage::append_changes
+//! [`Documents::append_changes`]: super::Documents::append_changes
 
 use futures_util::future::BoxFuture;
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -147,6 +147,7 @@ pub struct FnHook<F>(F);
 /// # use lianxin_server::storage::{Storage, StorageError, StoredChange, hook_fn};
 /// # async fn example(storage: Storage, changes: Vec<StoredChange>) -> Result<(), StorageError> {
 /// let outcome = storage
+///     .documents()
 ///     .append_changes("doc-id", "petition", &changes, hook_fn(|tx, outcome| Box::pin(async move {
 ///         // Projection writes go here, e.g. `tx.upsert_petition_row(…)`; they
 ///         // commit together with `outcome.inserted`.

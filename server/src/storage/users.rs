@@ -5,7 +5,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sync_core::{HouseholdId, Membership, OrgTree, Role, Timestamp, Unit, UnitId, UnitKind, UserId};
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 /// How a user signs in and what the token says they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StorageError
         .map_err(|_| StorageError::corrupt(format!("unknown value {s:?}")))
 }
 
-impl Storage {
+impl super::Auth<'_> {
     pub async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StorageError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row: Option<UserRow> = on_pool!(self, |pool| {

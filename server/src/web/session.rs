@@ -177,6 +177,7 @@ async fn authenticate(app: &AppState, token: &str) -> Result<Session, AuthError>
     })?;
     let display_name = app
         .storage
+        .auth()
         .get_user(&user)
         .await?
         .map_or_else(|| user.to_string(), |u| u.display_name);

@@ -115,6 +115,9 @@ pub struct Stats {
     pub groups: std::sync::atomic::AtomicU64,
     pub jobs: std::sync::atomic::AtomicU64,
     pub stale: std::sync::atomic::AtomicU64,
+    /// Writes computed and stored under the change-log lock, after losing
+    /// the race to another node too often.
+    pub exclusive: std::sync::atomic::AtomicU64,
 }
 
 impl Committer {
@@ -175,6 +178,31 @@ async fn run(storage: Storage, mut rx: mpsc::UnboundedReceiver<Queued>, stats: A
             }
         }
     }
+}
+
+/// Stores `job` in `tx`, a transaction that already holds the change-log
+/// lock (see `DocService`'s exclusive writes: the job was computed under
+/// it, so no other writer can have moved the document), and commits.
+pub(crate) async fn commit_alone(
+    mut tx: StorageTx,
+    job: &WriteJob,
+    origin: u64,
+    stats: &Stats,
+) -> Result<JobResult, StorageError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    stats.groups.fetch_add(1, Relaxed);
+    stats.jobs.fetch_add(1, Relaxed);
+    stats.exclusive.fetch_add(1, Relaxed);
+    let result = store(&mut tx, job, origin).await?;
+    match &result {
+        JobResult::Committed(_) => tx.commit().await?,
+        JobResult::Stale { .. } => {
+            stats.stale.fetch_add(1, Relaxed);
+            tx.rollback().await?
+        }
+        JobResult::ActorTaken(_) => tx.rollback().await?,
+    }
+    Ok(result)
 }
 
 /// Stores `jobs` in one transaction; the outer error means nothing committed.

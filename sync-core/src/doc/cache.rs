@@ -6,8 +6,9 @@
 //! write's cost grew with every entry the petition ever had (the
 //! `write_cost` example measures it with and without this cache). Timeline events,
 //! conversation messages and room messages never change once written
-//! (policy refuses any edit to an existing entry), so an entry parsed once
-//! can stand for its object id for as long as the document lives.
+//! (policy refuses any edit to an existing entry), and neither does a
+//! petition's header, so an entry parsed once can stand for its object id for
+//! as long as the document lives.
 //!
 //! A host keeps one [`EntryCache`] per loaded document and hands it to the
 //! write path ([`crate::write::propose`], [`crate::write::Proposal::finish`]),
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use automerge::ObjId;
 
 use crate::doc::Message;
-use crate::petition::TimelineEvent;
+use crate::petition::{PetitionHeader, TimelineEvent};
 
 /// The parsed entries of one document (see the module docs).
 #[derive(Debug, Default)]
@@ -43,6 +44,9 @@ pub struct EntryCache {
 pub(crate) enum Entry {
     Event(TimelineEvent),
     Message(Message),
+    /// A petition's header: written with the petition, never changed
+    /// afterwards (policy refuses any edit to it as `immutable`).
+    Header(Box<PetitionHeader>),
 }
 
 /// An entry type the cache holds.
@@ -58,7 +62,7 @@ impl Cached for TimelineEvent {
     fn unwrap(entry: &Entry) -> Option<&Self> {
         match entry {
             Entry::Event(e) => Some(e),
-            Entry::Message(_) => None,
+            Entry::Message(_) | Entry::Header(_) => None,
         }
     }
 }
@@ -70,7 +74,19 @@ impl Cached for Message {
     fn unwrap(entry: &Entry) -> Option<&Self> {
         match entry {
             Entry::Message(m) => Some(m),
-            Entry::Event(_) => None,
+            Entry::Event(_) | Entry::Header(_) => None,
+        }
+    }
+}
+
+impl Cached for PetitionHeader {
+    fn wrap(self) -> Entry {
+        Entry::Header(Box::new(self))
+    }
+    fn unwrap(entry: &Entry) -> Option<&Self> {
+        match entry {
+            Entry::Header(h) => Some(h),
+            Entry::Event(_) | Entry::Message(_) => None,
         }
     }
 }

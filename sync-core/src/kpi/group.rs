@@ -102,6 +102,23 @@ pub struct KpiReport {
     pub now: Timestamp,
     pub total: Kpis,
     pub groups: Vec<KpiGroup>,
+    /// At a tier with stations below it: when each station in the report's
+    /// unit last completed an exchange. Its petitions are counted as of
+    /// then: what it did since has not arrived, and a late sync is not late
+    /// work (the clocks of what arrives late run on the station's receipts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<StationSync>,
+}
+
+/// One station's last exchange with the tier that made the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StationSync {
+    /// The unit the station server replicates.
+    pub unit: UnitId,
+    /// The station server's account.
+    pub station: String,
+    pub last_sync_at: Timestamp,
 }
 
 /// Whether `r` falls in the query's period and filters.
@@ -173,5 +190,6 @@ pub fn report(rows: &[KpiRow], q: &ReportQuery, org: &OrgTree, calendar: &Calend
                 kpis: kpis(&rows, &ctx),
             })
             .collect(),
+        stations: Vec::new(),
     }
 }

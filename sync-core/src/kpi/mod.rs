@@ -56,7 +56,7 @@ use crate::petition::{PetitionSummary, Status};
 use crate::time::Timestamp;
 
 pub use crate::clocks::{ClockBasis, SKEW_FLAG_MS};
-pub use group::{Dimension, GroupKey, KpiGroup, KpiReport, PeriodLength, ReportQuery, report};
+pub use group::{Dimension, GroupKey, KpiGroup, KpiReport, PeriodLength, ReportQuery, StationSync, report};
 
 /// One clock of one petition as the KPI functions read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -64,7 +64,8 @@ impl PetitionDoc {
 
 impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
     pub fn header(&self) -> Result<PetitionHeader, SchemaError> {
-        PetitionHeader::read(self.d(), &am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?)
+        let obj = am::req_obj(self.d(), &ROOT, "header", ObjType::Map)?;
+        cache::entry(&obj, || PetitionHeader::read(self.d(), &obj))
     }
 
     /// The timeline in list order (use [`PetitionDoc::state`] for the derived order).
@@ -125,7 +126,9 @@ impl<D: Borrow<AutoCommit>> PetitionDoc<D> {
         Ok(derive(&self.header()?, &self.events()?, &self.messages()?))
     }
 
-    fn stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
+    /// The stamps of every entry, timeline first: each entry's id written out
+    /// ([`PetitionDoc::entry_ids`]).
+    pub(crate) fn stamps(&self) -> Result<Vec<Hlc>, SchemaError> {
         let events = self.events()?.into_iter().map(|e| e.at);
         let messages = self.messages()?.into_iter().map(|m| m.at);
         Ok(events.chain(messages).collect())

@@ -209,12 +209,14 @@ pub fn derive(header: &PetitionHeader, events: &[TimelineEvent], messages: &[Mes
     let mut state = PetitionState::empty(header);
     // Stamps are unique per writer, and policy refuses a repeated stamp; the
     // content tie-break keeps even a forged duplicate from depending on list order.
-    let mut sorted: Vec<(&TimelineEvent, String)> = events
-        .iter()
-        .map(|e| (e, serde_json::to_string(e).unwrap_or_default()))
-        .collect();
-    sorted.sort_by(|(a, ja), (b, jb)| a.at.cmp(&b.at).then_with(|| ja.cmp(jb)));
-    let sorted: Vec<&TimelineEvent> = sorted.into_iter().map(|(e, _)| e).collect();
+    // The content is written out only for events whose stamps tie.
+    let mut sorted: Vec<&TimelineEvent> = events.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.at.cmp(&b.at).then_with(|| {
+            let content = |e: &TimelineEvent| serde_json::to_string(e).unwrap_or_default();
+            content(a).cmp(&content(b))
+        })
+    });
 
     for e in &sorted {
         state.involved_units.extend(routed_units(e).into_iter().cloned());
@@ -227,7 +229,7 @@ pub fn derive(header: &PetitionHeader, events: &[TimelineEvent], messages: &[Mes
 
     for e in sorted {
         let id = e.id();
-        let verdict = apply(&mut state, header, e, submitted.is_some());
+        let verdict = apply(&mut state, header, e, &id, submitted.is_some());
         match verdict {
             Ok(transition) => {
                 if matches!(e.body, EventBody::Submitted { .. }) {
@@ -312,11 +314,11 @@ fn apply(
     s: &mut PetitionState,
     header: &PetitionHeader,
     e: &TimelineEvent,
+    id: &EntryId,
     submitted: bool,
 ) -> Result<bool, &'static str> {
     use rules::*;
     let at = e.at.timestamp();
-    let id = e.id();
     // The first time a step is done, and by which entry.
     let first = |time: &mut Option<Timestamp>, entry: &mut Option<EntryId>| {
         if time.is_none() {
@@ -333,7 +335,7 @@ fn apply(
         s.submitted_at = Some(at);
         s.reply_clock_from = Some(at);
         s.steps.submitted = Some(id.clone());
-        s.steps.reply_clock_from = Some(id);
+        s.steps.reply_clock_from = Some(id.clone());
         return Ok(true);
     }
     if !submitted {
@@ -357,7 +359,7 @@ fn apply(
             require_lead()?;
             s.status = Status::Signed;
             s.signed_at = Some(at);
-            s.steps.signed = Some(id);
+            s.steps.signed = Some(id.clone());
             s.handler = Some(e.by.clone());
             Ok(true)
         }
@@ -422,7 +424,7 @@ fn apply(
             first(&mut s.signed_at, &mut s.steps.signed);
             s.status = Status::Replied;
             s.replied_at = Some(at);
-            s.steps.replied = Some(id);
+            s.steps.replied = Some(id.clone());
             s.handler.get_or_insert_with(|| e.by.clone());
             Ok(true)
         }
@@ -476,7 +478,7 @@ fn apply(
             require_lead()?;
             s.status = Status::Closed;
             s.closed_at = Some(at);
-            s.steps.closed = Some(id);
+            s.steps.closed = Some(id.clone());
             Ok(true)
         }
         EventBody::Reopened { .. } => {
@@ -487,7 +489,7 @@ fn apply(
             s.closed_at = None;
             s.steps.closed = None;
             s.reply_clock_from = Some(at);
-            s.steps.reply_clock_from = Some(id);
+            s.steps.reply_clock_from = Some(id.clone());
             Ok(true)
         }
         EventBody::Merged { into } => {

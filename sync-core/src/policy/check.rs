@@ -67,8 +67,9 @@ pub struct Checked {
     pub duplicates: Vec<ChangeHash>,
     /// Whether the accepted changes may have changed who reads the document
     /// ([`Visibility`](super::facts::Visibility)): false only when each of them
-    /// added to an existing room's messages, redactions, raised petitions,
-    /// tags or pins, which say nothing about readers. A room's readers are its
+    /// added to an existing petition's conversation or an existing room's
+    /// messages, redactions, raised petitions, tags or pins, which say nothing
+    /// about readers. A room's readers are its
     /// members; with this false, nobody needs to read thousands of them again.
     pub readers_may_change: bool,
 }
@@ -394,9 +395,16 @@ impl Inspector<'_, '_> {
             if let (Container::Household, Some(Prop::Map(id))) = (&container, path.get(1)) {
                 touched_households.insert(id.clone());
             }
+            // A petition's readers follow its header and timeline (the units
+            // an event routes it to), never its conversation.
             readers_may_change |= !matches!(
                 container,
-                Container::RoomMessages | Container::Redactions | Container::Raised | Container::Tags | Container::Pins
+                Container::Conversation
+                    | Container::RoomMessages
+                    | Container::Redactions
+                    | Container::Raised
+                    | Container::Tags
+                    | Container::Pins
             );
             let key = match &op.key {
                 automerge::legacy::Key::Map(k) => Some(k.to_string()),
