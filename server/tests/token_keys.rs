@@ -98,6 +98,7 @@ async fn a_token_is_verified_by_a_tier_that_trusts_its_issuer_and_refused_by_oth
         .state
         .auth
         .storage()
+        .auth()
         .revoke_jti(&jti, &user, claims.expires_at(), station.state.auth.now())
         .await?;
     assert!(matches!(

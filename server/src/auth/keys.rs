@@ -212,6 +212,7 @@ impl KeyRing {
         };
         self.inner
             .storage
+            .auth()
             .rotate_signing_key(&row, now, withdraw_previous)
             .await?;
         self.own(true).await?;
@@ -260,7 +261,7 @@ impl KeyRing {
         if !fresh && current.read_at.is_some_and(|at| at.elapsed() < RELOAD_EVERY) {
             return Ok(current);
         }
-        let rows = self.inner.storage.signing_keys().await?;
+        let rows = self.inner.storage.auth().signing_keys().await?;
         let mut own = Own {
             read_at: Some(Instant::now()),
             ..Own::default()

@@ -462,7 +462,7 @@ impl AuthService {
             return Err(AuthError::TokenExpired);
         }
         if let Issuer::Trusted(issuer) = issuer {
-            if self.inner.storage.jti_revoked(&claims.jti).await? {
+            if self.inner.storage.auth().jti_revoked(&claims.jti).await? {
                 return Err(AuthError::TokenRevoked);
             }
             claims.foreign = Some(issuer);

@@ -245,6 +245,7 @@ impl TokenWatch {
             return self
                 .auth
                 .storage()
+                .auth()
                 .jti_revoked(&self.claims.jti)
                 .await
                 .unwrap_or_else(|e| {

@@ -368,7 +368,7 @@ impl Connection {
             extras.inbox = Some(page);
             extras.inbox_more = more;
         }
-        let (org, settings) = self.state.storage.config_versions().await?;
+        let (org, settings) = self.state.storage.config().config_versions().await?;
         extras.settings = Some(((org as u64) << 32) | (settings as u64 & 0xffff_ffff));
         Ok(extras)
     }

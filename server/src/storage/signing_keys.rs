@@ -3,7 +3,7 @@
 
 use sync_core::Timestamp;
 
-use super::{Storage, StorageError, on_pool, on_tx};
+use super::{Auth, StorageError, on_pool, on_tx};
 
 /// One stored signing key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ fn row((kid, public_key, sealed_private, created_at, retired_at, withdrawn_at): 
     }
 }
 
-impl Storage {
+impl Auth<'_> {
     /// Every signing key, oldest first.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, StorageError> {
         let rows: Vec<Tuple> = on_pool!(self, |pool| {
