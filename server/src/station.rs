@@ -353,7 +353,7 @@ impl ReplicaDocs for StationDocs {
 }
 
 async fn load_state(app: &AppState) -> Result<State, UplinkError> {
-    Ok(match app.storage.uplink_state().await? {
+    Ok(match app.storage.stations().uplink_state().await? {
         Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the stored uplink state does not read; starting over");
             State::default()
@@ -364,7 +364,7 @@ async fn load_state(app: &AppState) -> Result<State, UplinkError> {
 
 async fn save_state(app: &AppState, state: &State) -> Result<(), UplinkError> {
     let json = serde_json::to_string(state).expect("the uplink state serializes");
-    Ok(app.storage.save_uplink_state(&json).await?)
+    Ok(app.storage.stations().save_uplink_state(&json).await?)
 }
 
 /// Runs exchanges on one connection until neither side has more to send.
@@ -395,6 +395,7 @@ async fn exchanges(
         let page = config.push_page_docs.max(1);
         let rows = app
             .storage
+            .stations()
             .locally_changed(state.pushed, relay::UPSTREAM_USER, page as u32 + 1)
             .await?;
         let changed: Vec<(DocId, u64)> = rows

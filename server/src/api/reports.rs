@@ -109,7 +109,7 @@ pub async fn kpi(app: &AppState, who: &Principal, q: &KpiQuery) -> Result<KpiRep
     };
     let mut report = run(&app.storage, &org, &settings.calendar, query, now).await?;
     // The stations below: when each last synced, so a late sync is not read as late work.
-    for s in app.storage.station_syncs().await? {
+    for s in app.storage.stations().syncs().await? {
         let Ok(id) = sync_core::UserId::new(s.station.clone()) else {
             continue;
         };

@@ -136,5 +136,5 @@ pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<u
 /// a station's petitions are as of then, so a late sync is not read as
 /// late work.
 pub async fn syncs(app: &AppState) -> Result<Vec<StationSync>, ApiError> {
-    Ok(app.storage.station_syncs().await?)
+    Ok(app.storage.stations().syncs().await?)
 }

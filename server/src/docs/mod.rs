@@ -264,7 +264,7 @@ impl DocService {
             });
         }
         let committer = Committer::start(storage.clone());
-        let refused_upstream = storage.any_upstream_refusals().await?;
+        let refused_upstream = storage.stations().any_upstream_refusals().await?;
         let commit_settings = Arc::new(CommitSettings {
             calendar: settings.calendar.clone(),
             fanout: settings.fanout.clone(),

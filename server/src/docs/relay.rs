@@ -195,6 +195,7 @@ impl DocService {
         Ok(self
             .inner
             .storage
+            .stations()
             .upstream_refusals(doc_id)
             .await?
             .into_iter()

@@ -493,7 +493,8 @@ impl Connection {
             let storage = self.state.docs.storage();
             let at = self.state.docs.now();
             storage
-                .record_station_sync(self.principal.user.as_str(), at, plan.cursor as i64)
+                .stations()
+                .record_sync(self.principal.user.as_str(), at, plan.cursor as i64)
                 .await?;
         }
         let extras = self.extras().await?;

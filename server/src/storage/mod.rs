@@ -240,6 +240,9 @@ handles! {
     clocks => Clocks;
     /// Configuration: versions, settings, load steps, disabled units, revocations.
     config => Config;
+    /// Tiers: a station's uplink state and the refusals of the tier above;
+    /// the tier above's record of its stations' exchanges.
+    stations => Stations;
 }
 
 /// How many actor bindings a handle remembers.

@@ -5,7 +5,7 @@
 
 use sync_core::Timestamp;
 
-use super::{Storage, StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, on_pool, on_tx};
 
 /// A change the tier above refused: (hash, rule, detail).
 pub type UpstreamRefusal = (String, String, String);
@@ -20,7 +20,7 @@ pub struct StationSync {
     pub cursor: i64,
 }
 
-impl Storage {
+impl super::Stations<'_> {
     /// The tier above's refusals of changes to `doc_id`.
     pub async fn upstream_refusals(&self, doc_id: &str) -> Result<Vec<UpstreamRefusal>, StorageError> {
         let rows = on_pool!(self, |pool| {
@@ -95,7 +95,7 @@ impl Storage {
     }
 
     /// Records that `station` completed an exchange at `now`, its pull ending at `cursor`.
-    pub async fn record_station_sync(&self, station: &str, now: Timestamp, cursor: i64) -> Result<(), StorageError> {
+    pub async fn record_sync(&self, station: &str, now: Timestamp, cursor: i64) -> Result<(), StorageError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO station_syncs (station, last_sync_at, cursor) VALUES ($1, $2, $3) \
@@ -112,7 +112,7 @@ impl Storage {
     }
 
     /// Every station's last exchange, by station.
-    pub async fn station_syncs(&self) -> Result<Vec<StationSync>, StorageError> {
+    pub async fn syncs(&self) -> Result<Vec<StationSync>, StorageError> {
         let rows: Vec<(String, i64, i64)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT station, last_sync_at, cursor FROM station_syncs ORDER BY station")
                 .fetch_all(pool)
