@@ -57,6 +57,11 @@ pub struct UpstreamConfig {
     pub backoff: Backoff,
     /// The most documents one exchange pushes; the rest go in the next.
     pub push_page_docs: usize,
+    /// How long the uplink waits for the tier above to say anything (an
+    /// HTTP answer, a connection, the next frame) before it gives the round
+    /// up: a link that drops packets without closing is a black hole, not an
+    /// error, and TCP alone would wait for minutes.
+    pub silence: Duration,
 }
 
 impl UpstreamConfig {
@@ -68,6 +73,7 @@ impl UpstreamConfig {
             every: Duration::from_secs(10),
             backoff: Backoff::default(),
             push_page_docs: 500,
+            silence: Duration::from_secs(60),
         }
     }
 }
@@ -158,8 +164,8 @@ pub fn spawn(app: AppState, config: UpstreamConfig) -> Uplink {
 
 async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<UplinkStatus>) {
     let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(20))
-        .timeout(Duration::from_secs(120))
+        .connect_timeout(config.silence)
+        .read_timeout(config.silence)
         .build()
         .expect("an HTTP client without custom TLS builds");
     let mut session = Session {
@@ -381,7 +387,10 @@ async fn exchanges(
             .replacen("http://", "ws://", 1)
             .replacen("https://", "wss://", 1)
     );
-    let (ws, _) = tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| match e {
+    let connect = tokio::time::timeout(config.silence, tokio_tungstenite::connect_async(&ws_url))
+        .await
+        .map_err(|_| UplinkError::Unreachable("no answer to the connection".into()))?;
+    let (ws, _) = connect.map_err(|e| match e {
         tokio_tungstenite::tungstenite::Error::Http(r) if r.status().as_u16() == 401 => {
             UplinkError::Unauthorized(format!("/batch answered {}", r.status()))
         }
@@ -427,7 +436,10 @@ async fn exchanges(
         }
         tx.flush().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
         let more = loop {
-            let bytes = match rx.next().await {
+            let next = tokio::time::timeout(config.silence, rx.next())
+                .await
+                .map_err(|_| UplinkError::Unreachable(format!("nothing heard for {:?}", config.silence)))?;
+            let bytes = match next {
                 Some(Ok(Message::Binary(b))) => b,
                 Some(Ok(Message::Close(f))) => {
                     return Err(UplinkError::Unreachable(format!(

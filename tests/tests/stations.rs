@@ -133,43 +133,87 @@ async fn relay_directly(
     }
 }
 
+/// A county (the demo organisation, with an account for the east station's
+/// server) and an empty east station whose uplink goes through the link
+/// simulator, after the uplink's first round.
+struct Tiers {
+    county: TestServer,
+    station: TestServer,
+    link: LinkSim,
+    uplink: Uplink,
+    dbs: [TestDb; 2],
+}
+
+impl Tiers {
+    async fn start(seed: u64) -> anyhow::Result<Tiers> {
+        let county_db = TestDb::sqlite().await?;
+        let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+        lianxin_demo::seed(&county.state).await?;
+        let admin = county.token("admin").await?;
+        let (status, body) = call(
+            &county,
+            &admin,
+            "PUT",
+            "/api/admin/users/station-east-server",
+            json!({"display_name": "东岭派出所服务器", "login": STATION_LOGIN, "password": STATION_PASSWORD,
+                   "memberships": [{"unit": "station-east", "role": "station_server"}]}),
+        )
+        .await?;
+        ensure!(status == 200, "creating the station account answered {status}: {body}");
+        let station_db = TestDb::sqlite().await?;
+        let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
+        let link = LinkSim::start(county.addr, Profile::loopback(), seed).await?;
+        let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+        config.every = Duration::from_millis(100);
+        config.silence = Duration::from_secs(3);
+        config.backoff = Backoff {
+            base_ms: 20,
+            max_ms: 200,
+        };
+        let uplink = lianxin_server::station::spawn(station.state.clone(), config);
+        rounds(&uplink, 1).await?;
+        Ok(Tiers {
+            county,
+            station,
+            link,
+            uplink,
+            dbs: [county_db, station_db],
+        })
+    }
+
+    /// Cuts the uplink and waits until a round has failed.
+    async fn cut(&self) -> anyhow::Result<()> {
+        self.link
+            .set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
+        self.link.cut_all_now();
+        wait(&self.uplink, "a failed round", |s| s.failures >= 1).await?;
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        drop(self.uplink);
+        self.station.stop().await?;
+        self.county.stop().await?;
+        for db in self.dbs {
+            db.cleanup().await;
+        }
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() -> anyhow::Result<()> {
-    // The county: the demo organisation, and an account for the east station's server.
-    let county_db = TestDb::sqlite().await?;
-    let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_demo::seed(&county.state).await?;
+    let tiers = Tiers::start(7).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
     let admin = county.token("admin").await?;
-    let (status, body) = call(
-        &county,
-        &admin,
-        "PUT",
-        "/api/admin/users/station-east-server",
-        json!({"display_name": "东岭派出所服务器", "login": STATION_LOGIN, "password": STATION_PASSWORD,
-               "memberships": [{"unit": "station-east", "role": "station_server"}]}),
-    )
-    .await?;
-    ensure!(status == 200, "creating the station account answered {status}: {body}");
     let zhang = county.token("res-zhang").await?;
-    let supervised = file(&county, &zhang, "village-shangping", "station-east", "路灯坏了").await?;
-    let taken_back = file(&county, &zhang, "village-shangping", "station-east", "水渠堵了").await?;
-
-    // The station: an empty server whose uplink goes through the link simulator.
-    let station_db = TestDb::sqlite().await?;
-    let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
-    let link = LinkSim::start(county.addr, Profile::loopback(), 7).await?;
-    let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
-    config.every = Duration::from_millis(100);
-    config.backoff = Backoff {
-        base_ms: 20,
-        max_ms: 200,
-    };
-    let uplink = lianxin_server::station::spawn(station.state.clone(), config);
-    rounds(&uplink, 1).await?;
+    let supervised = file(county, &zhang, "village-shangping", "station-east", "路灯坏了").await?;
+    let taken_back = file(county, &zhang, "village-shangping", "station-east", "水渠堵了").await?;
+    rounds(uplink, 1).await?;
 
     // The jurisdiction's people sign in at the station with their county
     // passwords, and see there what they see at the county.
-    let (status, body) = login(&station, "li", DEMO_PASSWORD).await?;
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
     ensure!(
         status == 200,
         "officer li signing in at the station answered {status}: {body}"
@@ -184,13 +228,11 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
             .filter_map(|p| p["doc_id"].as_str().map(str::to_owned))
             .collect()
     };
-    let at_county = ids(
-        call(&county, &li_county, "GET", "/api/petitions?limit=200", Value::Null)
-            .await?
-            .1,
-    );
+    let at_county = ids(call(county, &li_county, "GET", "/api/petitions?limit=200", Value::Null)
+        .await?
+        .1);
     let at_station = ids(
-        call(&station, &li_station, "GET", "/api/petitions?limit=200", Value::Null)
+        call(station, &li_station, "GET", "/api/petitions?limit=200", Value::Null)
             .await?
             .1,
     );
@@ -199,14 +241,14 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         at_station == at_county,
         "the station lists {at_station:?}, the county {at_county:?}"
     );
-    let (status, _) = login(&station, "zhao", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "zhao", DEMO_PASSWORD).await?;
     ensure!(status != 200, "a west station officer signed in at the east station");
 
     // A quiet scope: changes elsewhere in the county still move the cursor.
     let before = uplink.status().cursor;
     let he = county.token("res-he").await?;
-    let west = file(&county, &he, "village-baishi", "station-west", "西河的事").await?;
-    let after = rounds(&uplink, 2).await?;
+    let west = file(county, &he, "village-baishi", "station-west", "西河的事").await?;
+    let after = rounds(uplink, 2).await?;
     ensure!(
         after.cursor > before,
         "the cursor stayed at {before} while the county moved on"
@@ -229,13 +271,13 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     // The uplink goes down.
     link.set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
     link.cut_all_now();
-    wait(&uplink, "a failed round", |s| s.failures >= 1).await?;
+    wait(uplink, "a failed round", |s| s.failures >= 1).await?;
 
     // Offline at the station: an officer files and signs a petition, the
     // chief supervises another from his phone (he is a leader here still).
-    let filed = file(&station, &li_station, "village-xiaxi", "station-east", "邻里纠纷").await?;
+    let filed = file(station, &li_station, "village-xiaxi", "station-east", "邻里纠纷").await?;
     let (status, body) = call(
-        &station,
+        station,
         &li_station,
         "POST",
         &format!("/api/petitions/{filed}/actions"),
@@ -264,7 +306,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     // longer a leader, officer wang is disabled.
     let director = county.token("director").await?;
     let (status, body) = call(
-        &county,
+        county,
         &director,
         "POST",
         &format!("/api/petitions/{supervised}/actions"),
@@ -287,7 +329,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         ),
     ] {
         let (status, body) = call(
-            &county,
+            county,
             &admin,
             "PUT",
             &format!("/api/admin/users/{id}"),
@@ -297,7 +339,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         ensure!(status == 200, "editing {id} answered {status}: {body}");
     }
     let (status, body) = call(
-        &county,
+        county,
         &admin,
         "PUT",
         "/api/admin/clock-rules",
@@ -309,29 +351,29 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     )
     .await?;
     ensure!(status == 200, "new clock rules answered {status}: {body}");
-    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "wang", DEMO_PASSWORD).await?;
     ensure!(status == 200, "the station lost wang while its uplink was down");
 
     // The uplink comes back, its first connections cut at random byte offsets.
     link.set_cut_plan(CutPlan::random(Direction::Up, 1..=3_000).connections(3));
-    wait(&uplink, "a round taking the chief's change back", |s| {
+    wait(uplink, "a round taking the chief's change back", |s| {
         s.failures == 0 && s.taken_back >= 1
     })
     .await?;
-    rounds(&uplink, 1).await?;
+    rounds(uplink, 1).await?;
 
     // What the station did offline reached the county, once.
-    let events = timeline(&county, &director, &filed).await?;
+    let events = timeline(county, &director, &filed).await?;
     let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
     ensure!(kinds == ["submitted", "signed"], "the county holds {events:?}");
     ensure!(events[1].1 == "officer-li", "the signature is {:?}'s", events[1].1);
     // The director's supervision reached the station, and its officers.
-    let events = timeline(&station, &li_station, &supervised).await?;
+    let events = timeline(station, &li_station, &supervised).await?;
     ensure!(
         events.iter().any(|(k, by)| k == "supervised" && by == "director"),
         "the station holds {events:?}"
     );
-    let (_, inbox) = call(&station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
+    let (_, inbox) = call(station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
     let told = |kind: &str, doc: &str| {
         inbox["items"]
             .as_array()
@@ -355,7 +397,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     );
     // The county's report says when the station last synced.
     let (status, report) = call(
-        &county,
+        county,
         &director,
         "GET",
         "/api/reports/kpi?unit=county&from=0",
@@ -382,7 +424,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     let rules: Vec<String> = report.refused().into_iter().map(|(_, _, rule)| rule).collect();
     ensure!(rules == ["role-required"], "the chief's phone heard {rules:?}");
     // The county's revocation reached the station.
-    let (status, _) = login(&station, "wang", DEMO_PASSWORD).await?;
+    let (status, _) = login(station, "wang", DEMO_PASSWORD).await?;
     ensure!(status != 200, "wang still signs in at the station");
 
     // A station may relay only its own people's changes.
@@ -398,7 +440,7 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     .apply(&mut p, &mut forger.author, now)?;
     let forged = p.into_doc();
     let refused = relay_directly(
-        &county,
+        county,
         &station_token,
         &supervised,
         forged.clone(),
@@ -410,13 +452,84 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         refused == ["relay-outside-jurisdiction"],
         "a forged relay got {refused:?}"
     );
-    let refused = relay_directly(&county, &station_token, &supervised, forged, base, Vec::new()).await?;
+    let refused = relay_directly(county, &station_token, &supervised, forged, base, Vec::new()).await?;
     ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
 
-    drop(uplink);
-    station.stop().await?;
-    county.stop().await?;
-    station_db.cleanup().await;
-    county_db.cleanup().await;
-    Ok(())
+    tiers.stop().await
+}
+
+/// How many cut-and-reconnect runs the random-cut test makes
+/// (`LIANXIN_STATION_CUT_RUNS`; hundreds for a soak, a dozen in CI).
+fn cut_runs() -> usize {
+    std::env::var("LIANXIN_STATION_CUT_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() -> anyhow::Result<()> {
+    let tiers = Tiers::start(11).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    let zhang = county.token("res-zhang").await?;
+    let shared = file(county, &zhang, "village-shangping", "station-east", "村道积水").await?;
+    rounds(uplink, 1).await?;
+    let li = station.token("officer-li").await?;
+    let director = county.token("director").await?;
+    let mut filed = Vec::new();
+    let runs = cut_runs();
+    for run in 0..runs {
+        // Both sides work while the uplink is down: a new petition and a
+        // progress note at the station, a comment by the resident above.
+        tiers.cut().await?;
+        filed.push(file(station, &li, "village-xiaxi", "station-east", &format!("第{run}件")).await?);
+        let (status, body) = call(
+            station,
+            &li,
+            "POST",
+            &format!("/api/petitions/{shared}/actions"),
+            json!({"action": "progress", "unit": "station-east", "note": format!("进展{run}")}),
+        )
+        .await?;
+        ensure!(status == 200, "progress at the station answered {status}: {body}");
+        let (status, body) = call(
+            county,
+            &zhang,
+            "POST",
+            &format!("/api/petitions/{shared}/actions"),
+            json!({"action": "comment", "text": format!("还没修好{run}")}),
+        )
+        .await?;
+        ensure!(status == 200, "a comment at the county answered {status}: {body}");
+        // It comes back cut at a random byte, up or down, once or twice.
+        let direction = if run % 2 == 0 { Direction::Up } else { Direction::Down };
+        link.set_cut_plan(CutPlan::random(direction, 1..=6_000).connections(1 + run as u64 % 2));
+        let target = uplink.status().rounds + 1;
+        wait(uplink, "a round after the cuts", |s| s.rounds >= target).await?;
+    }
+    link.clear_cut_plan();
+    rounds(uplink, 1).await?;
+    // Every document both tiers hold is the same at both, and each step is there once.
+    for id in filed.iter().chain([&shared]) {
+        let mut above = county.state.docs.copy(id).await?.context("at the county")?;
+        let mut here = station.state.docs.copy(id).await?.context("at the station")?;
+        ensure!(above.get_heads() == here.get_heads(), "{id} differs between the tiers");
+    }
+    let events = timeline(county, &director, &shared).await?;
+    let notes = events
+        .iter()
+        .filter(|(k, by)| k == "progress" && by == "officer-li")
+        .count();
+    ensure!(notes == runs, "the county holds {notes} of {runs} progress notes");
+    let (_, view) = call(
+        county,
+        &director,
+        "GET",
+        &format!("/api/petitions/{shared}"),
+        Value::Null,
+    )
+    .await?;
+    let comments = view["conversation"].as_array().map_or(0, Vec::len);
+    ensure!(comments == runs, "the county holds {comments} of {runs} comments");
+    tiers.stop().await
 }
