@@ -39,6 +39,9 @@ pub enum BenchCommand {
     /// The resident app in headless Chromium through the link simulator: bytes and time to a
     /// usable page, first load and repeat visit, beside the physical floor.
     App(crate::bench::app::AppArgs),
+    /// A phone's reconnect through the link simulator (500 documents held): the phone library's
+    /// separate requests beside the one exchange that carries the inbox, WebSocket and POST.
+    Reconnect(crate::bench::reconnect::ReconnectArgs),
     /// The bare broadcast server `bench fanout` compares with (started by it).
     #[command(hide = true)]
     BareServer,

@@ -28,7 +28,7 @@ mod sync;
 
 pub use auto::SyncListener;
 pub use error::{ErrorKind, LianxinError};
-pub use net::{SyncOptions, default_sync_options};
+pub use net::{SyncOptions, SyncTransport, default_sync_options};
 pub use records::*;
 pub use replica::Replica;
 

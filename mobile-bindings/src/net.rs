@@ -32,7 +32,32 @@ pub struct SyncOptions {
     /// Let the server send what changed on its side while the push is still
     /// going up (see `Replica::start_exchange`).
     pub early_pull: bool,
+    /// Carry the inbox (and learn whether the settings changed) inside the
+    /// exchange itself, so a reconnect is one exchange on one connection.
+    /// Against a server that predates it, or when off, the inbox is fetched
+    /// over HTTP after the exchange (`GET /api/inbox`, `POST /api/inbox/ack`)
+    /// and the settings every time, as before.
+    pub inbox_in_exchange: bool,
+    /// How the exchange travels.
+    pub transport: SyncTransport,
 }
+
+/// How the built-in client reaches `/batch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncTransport {
+    /// The WebSocket; where the upgrade fails (a proxy answering it with
+    /// anything but 101, a connection dropped during the handshake) the
+    /// same exchange as one `POST /batch`, and the POST alone for the next
+    /// ten minutes.
+    Auto,
+    /// The WebSocket only.
+    WebSocket,
+    /// `POST /batch` only: one HTTP request per exchange.
+    Http,
+}
+
+/// How long the built-in client keeps to `POST /batch` after a WebSocket upgrade failed.
+const HTTP_AFTER_FAILED_UPGRADE: Duration = Duration::from_secs(600);
 
 #[uniffi::export]
 pub fn default_sync_options() -> SyncOptions {
@@ -44,6 +69,41 @@ pub fn default_sync_options() -> SyncOptions {
         max_exchanges: 16,
         fetch_inbox: true,
         early_pull: true,
+        inbox_in_exchange: true,
+        transport: SyncTransport::Auto,
+    }
+}
+
+/// What one exchange taught the pass.
+#[derive(Default)]
+struct Exchanged {
+    /// Another exchange is wanted.
+    more: bool,
+    /// The exchange carried the inbox.
+    inbox: bool,
+    /// New notifications it brought.
+    added: u32,
+    /// The settings generation the pull carried.
+    settings: Option<u64>,
+}
+
+impl Exchanged {
+    /// Reads the events of a finished exchange into `report`.
+    fn of(events: &[SyncEvent], report: &mut SyncReport) -> Self {
+        let mut x = Exchanged::default();
+        for e in events {
+            match e {
+                SyncEvent::More | SyncEvent::EditsReplayed { .. } => x.more = true,
+                SyncEvent::Notifications { added, .. } => {
+                    x.inbox = true;
+                    x.added += added;
+                    report.notifications_added += added;
+                }
+                SyncEvent::Settings { generation } => x.settings = Some(*generation),
+                _ => {}
+            }
+        }
+        x
     }
 }
 
@@ -134,6 +194,25 @@ fn handshake_result<S>(
     }
 }
 
+/// Whether a failed connection attempt reached something that refused the
+/// WebSocket upgrade (a proxy's answer other than 101, or a connection
+/// dropped during the handshake), rather than the token or the server.
+fn upgrade_failed(e: &LianxinError) -> bool {
+    match e {
+        LianxinError::Unauthorized(_) | LianxinError::InvalidInput(_) => false,
+        LianxinError::Protocol(_) => true,
+        LianxinError::Network(m) => {
+            m.starts_with("sync connection") || m.contains("handshake") || m.starts_with("server error")
+        }
+        _ => false,
+    }
+}
+
+/// Notes in the report why the pass fell back to `POST /batch`.
+fn tracing_note(report: &mut SyncReport, e: &LianxinError) {
+    report.inbox_note = Some(format!("WebSocket upgrade failed, using POST /batch: {e}"));
+}
+
 /// The server's close frame as an error: 4001 means the token is no longer good.
 fn close_error(frame: Option<tungstenite::protocol::CloseFrame>) -> LianxinError {
     let reason = frame.as_ref().map(|f| format!(": {}", f.reason)).unwrap_or_default();
@@ -186,9 +265,10 @@ impl Replica {
         Err(last)
     }
 
-    /// One exchange over an open socket. Returns whether another is wanted.
-    fn exchange_over(&self, socket: &mut Socket, report: &mut SyncReport, early_pull: bool) -> Result<bool> {
-        let frames = self.lock().start_exchange(early_pull)?;
+    /// One exchange over an open socket.
+    fn exchange_over(&self, socket: &mut Socket, report: &mut SyncReport, options: &SyncOptions) -> Result<Exchanged> {
+        let carry = options.fetch_inbox && options.inbox_in_exchange;
+        let frames = self.lock().start_exchange(options.early_pull, carry)?;
         for f in frames {
             report.bytes_sent += f.len() as u64;
             if let Err(e) = socket.send(Message::binary(f)) {
@@ -198,18 +278,16 @@ impl Replica {
             }
         }
         report.exchanges += 1;
+        let mut events = Vec::new();
         loop {
             match socket.read().map_err(ws_error)? {
                 Message::Binary(bytes) => {
                     report.bytes_received += bytes.len() as u64;
-                    let events = self.lock().receive(&bytes)?;
-                    let done = events.iter().any(|e| matches!(e, SyncEvent::Done { .. }));
-                    let more = events
-                        .iter()
-                        .any(|e| matches!(e, SyncEvent::More | SyncEvent::EditsReplayed { .. }));
-                    report.events.extend(events);
+                    let got = self.lock().receive(&bytes)?;
+                    let done = got.iter().any(|e| matches!(e, SyncEvent::Done { .. }));
+                    events.extend(got);
                     if done {
-                        return Ok(more);
+                        break;
                     }
                 }
                 Message::Close(frame) => return Err(close_error(frame)),
@@ -217,6 +295,77 @@ impl Replica {
                 _ => {}
             }
         }
+        let x = Exchanged::of(&events, report);
+        report.events.extend(events);
+        if x.added > 0 {
+            // Stored: say so now, without waiting for an answer. If this
+            // frame is lost, the next exchange's push says it again.
+            if let Some(ack) = self.lock().inbox_ack_frame()? {
+                report.bytes_sent += ack.len() as u64;
+                socket.send(Message::binary(ack)).map_err(ws_error)?;
+            }
+        }
+        Ok(x)
+    }
+
+    /// One exchange as one `POST /batch`. The inbox acknowledgement rides
+    /// with the next exchange's push.
+    fn exchange_http(&self, agent: &ureq::Agent, report: &mut SyncReport, options: &SyncOptions) -> Result<Exchanged> {
+        let carry = options.fetch_inbox && options.inbox_in_exchange;
+        let frames = self.lock().start_exchange(false, carry)?;
+        let body = sync_core::batch::join_frames(&frames);
+        let (base, token) = {
+            let inner = self.lock();
+            (inner.session.server_url.clone(), inner.token.clone())
+        };
+        let token = token.ok_or_else(|| LianxinError::Unauthorized("no access token: call set_access_token".into()))?;
+        report.bytes_sent += body.len() as u64;
+        report.exchanges += 1;
+        let mut response = agent
+            .post(&format!("{base}/batch"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", sync_core::batch::BODY_CONTENT_TYPE)
+            .send(&body[..])
+            .map_err(|e| network(format!("POST /batch: {e}")))?;
+        let status = response.status().as_u16();
+        let is_frames = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(sync_core::batch::BODY_CONTENT_TYPE));
+        let answer = response
+            .body_mut()
+            .with_config()
+            .limit(sync_core::batch::MAX_FRAME_BYTES as u64 * 4)
+            .read_to_vec()
+            .map_err(|e| network(format!("POST /batch: {e}")))?;
+        report.bytes_received += answer.len() as u64;
+        if !is_frames {
+            let text = String::from_utf8_lossy(&answer);
+            return Err(match status {
+                401 | 403 => LianxinError::Unauthorized(format!("POST /batch answered {status}: {text}")),
+                404 | 405 => {
+                    LianxinError::Protocol(format!("the server has no POST /batch ({status}); is it up to date?"))
+                }
+                s if s >= 500 => LianxinError::Network(format!("POST /batch answered {status}: {text}")),
+                _ => LianxinError::Protocol(format!("POST /batch answered {status}: {text}")),
+            });
+        }
+        let frames = sync_core::batch::split_frames(&answer)
+            .map_err(|e| LianxinError::Protocol(format!("POST /batch answer: {e}")))?;
+        let mut events = Vec::new();
+        let mut done = false;
+        for frame in frames {
+            let got = self.lock().receive(frame)?;
+            done |= got.iter().any(|e| matches!(e, SyncEvent::Done { .. }));
+            events.extend(got);
+        }
+        if !done {
+            return Err(network("the POST /batch answer ended before the pull"));
+        }
+        let x = Exchanged::of(&events, report);
+        report.events.extend(events);
+        Ok(x)
     }
 
     /// Reads what the server sent before the connection failed, looking for an error frame.
@@ -256,18 +405,40 @@ impl Replica {
         let mut failures = 0;
         let mut backoff = options.initial_backoff_ms;
         let mut exchanges = 0;
+        // What the last exchange carried: the inbox, the settings generation.
+        let mut last = Exchanged::default();
+        let mut agent: Option<ureq::Agent> = None;
         loop {
             let attempt: Result<()> = (|| {
-                let open = match socket {
-                    Some(s) => s,
-                    None => {
-                        report.connections += 1;
-                        socket.insert(self.connect(timeout)?)
-                    }
-                };
                 loop {
-                    let more = self.exchange_over(open, &mut report, options.early_pull)?;
+                    let x = if self.use_http(options.transport) {
+                        if agent.is_none() {
+                            report.connections += 1;
+                        }
+                        let agent = agent.get_or_insert_with(|| Self::agent(timeout));
+                        self.exchange_http(agent, &mut report, options)?
+                    } else {
+                        let open = match socket {
+                            Some(s) => s,
+                            None => {
+                                report.connections += 1;
+                                match self.connect(timeout) {
+                                    Ok(s) => socket.insert(s),
+                                    Err(e) if options.transport == SyncTransport::Auto && upgrade_failed(&e) => {
+                                        tracing_note(&mut report, &e);
+                                        *self.http_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                                            Some(std::time::Instant::now() + HTTP_AFTER_FAILED_UPGRADE);
+                                        continue;
+                                    }
+                                    Err(e) => return Err(e),
+                                }
+                            }
+                        };
+                        self.exchange_over(open, &mut report, options)?
+                    };
                     exchanges += 1;
+                    let more = x.more;
+                    last = x;
                     if !more || exchanges >= options.max_exchanges.max(1) {
                         return Ok(());
                     }
@@ -278,6 +449,7 @@ impl Replica {
                 Err(e) => {
                     // Whatever went wrong, the connection is not to be trusted again.
                     *socket = None;
+                    agent = None;
                     if e.kind() != ErrorKind::Network {
                         return Err(e);
                     }
@@ -295,18 +467,50 @@ impl Replica {
             }
         }
         if options.fetch_inbox {
-            match self.fetch_inbox_inner(timeout) {
-                Ok(n) => report.notifications_added = n,
-                Err(e) => report.inbox_note = Some(e.to_string()),
+            if !last.inbox {
+                // An older server, or the exchange was asked not to carry it.
+                match self.fetch_inbox_inner(timeout) {
+                    Ok(n) => report.notifications_added += n,
+                    Err(e) => report.inbox_note = Some(e.to_string()),
+                }
             }
             // Deadlines follow the server's clock rules; a failure here does
             // not undo the sync, and the last rules fetched stay in force.
-            if let Err(e) = self.refresh_settings_inner(timeout) {
-                let note = report.inbox_note.take().map(|n| format!("{n}; ")).unwrap_or_default();
-                report.inbox_note = Some(format!("{note}settings: {e}"));
+            // With the exchange's settings generation they are fetched only
+            // when it moved.
+            let generation = last.settings.filter(|_| options.inbox_in_exchange);
+            let stale = match generation {
+                Some(g) => self.lock().store.meta("settings_generation")? != Some(g.to_string()),
+                None => true,
+            };
+            if stale {
+                match self.refresh_settings_inner(timeout) {
+                    Ok(()) => {
+                        if let Some(g) = generation {
+                            self.lock().store.set_meta("settings_generation", &g.to_string())?;
+                        }
+                    }
+                    Err(e) => {
+                        let note = report.inbox_note.take().map(|n| format!("{n}; ")).unwrap_or_default();
+                        report.inbox_note = Some(format!("{note}settings: {e}"));
+                    }
+                }
             }
         }
         Ok(report)
+    }
+
+    /// Whether this pass sends its exchanges as `POST /batch`.
+    fn use_http(&self, transport: SyncTransport) -> bool {
+        match transport {
+            SyncTransport::Http => true,
+            SyncTransport::WebSocket => false,
+            SyncTransport::Auto => self
+                .http_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|until| std::time::Instant::now() < until),
+        }
     }
 
     fn sync_inner(&self, options: &SyncOptions) -> Result<SyncReport> {

@@ -430,6 +430,12 @@ pub enum SyncEvent {
     EditsReplayed { doc_id: String, count: u32 },
     /// The document is pushed whole next time (the server lacked its history).
     Resync { doc_id: String },
+    /// The exchange carried the notification inbox: `added` new ones were
+    /// stored and the inbox cursor is now `cursor`.
+    Notifications { added: u32, cursor: i64 },
+    /// The generation of the server's settings (unit tree, clock rules,
+    /// calendar); `sync_now` fetches them only when it changed.
+    Settings { generation: u64 },
     /// The server paged its answer: run another exchange.
     More,
     /// The exchange is complete.
@@ -444,7 +450,8 @@ pub struct SyncReport {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub events: Vec<SyncEvent>,
-    /// Notifications fetched from the server's inbox after the sync.
+    /// New notifications stored, from the exchange itself or, against an
+    /// older server, fetched from its inbox after the sync.
     pub notifications_added: u32,
     /// Why the inbox was not fetched, if it was not (e.g. the server has no inbox).
     pub inbox_note: Option<String>,

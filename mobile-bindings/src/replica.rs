@@ -35,6 +35,9 @@ pub struct Replica {
     /// Wakes automatic sync after a local edit or a new token.
     pub(crate) wake: Arc<Wake>,
     pub(crate) auto: Mutex<Option<AutoSync>>,
+    /// Until when the built-in client sends exchanges as `POST /batch`
+    /// because a WebSocket upgrade failed.
+    pub(crate) http_until: Mutex<Option<std::time::Instant>>,
 }
 
 /// The session: who is signed in, in which organisation, against which server.
@@ -385,6 +388,7 @@ impl Replica {
                 syncing: Mutex::new(()),
                 wake,
                 auto: Mutex::new(None),
+                http_until: Mutex::new(None),
             }))
         })
     }

@@ -77,8 +77,10 @@ impl ReplicaDocs for Docs<'_> {
 }
 
 impl Inner {
-    /// Starts an exchange: the push frames to send, all at once.
-    pub fn start_exchange(&mut self, early_pull: bool) -> Result<Vec<Vec<u8>>> {
+    /// Starts an exchange: the push frames to send, all at once. With
+    /// `carry_inbox`, the exchange also carries the notification inbox when
+    /// the server speaks protocol 2 ([`sync_core::batch::BatchClient::carries_inbox`]).
+    pub fn start_exchange(&mut self, early_pull: bool, carry_inbox: bool) -> Result<Vec<Vec<u8>>> {
         if early_pull != self.early_pull {
             // Starting abandons any unfinished exchange anyway, so the client
             // can be rebuilt from its state with the other setting.
@@ -97,6 +99,17 @@ impl Inner {
             failed: RefCell::new(None),
         };
         let mut docs = docs;
+        let inbox = if carry_inbox {
+            let cursor: i64 = self
+                .store
+                .meta("inbox_cursor")?
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            Some(cursor.max(0) as u64)
+        } else {
+            None
+        };
+        self.client.carry_inbox(inbox);
         let frames = self.client.start(self.next_exchange, &mut docs);
         if let Some(e) = docs.failed.into_inner() {
             return Err(e);
@@ -143,6 +156,14 @@ impl Inner {
                     });
                 }
                 ClientEvent::Resync { id } => out.push(SyncEvent::Resync { doc_id: doc_name(&id) }),
+                ClientEvent::Inbox { items, cursor } => {
+                    let added = self.store_inbox(items, cursor)?;
+                    out.push(SyncEvent::Notifications {
+                        added,
+                        cursor: cursor as i64,
+                    });
+                }
+                ClientEvent::Settings { generation } => out.push(SyncEvent::Settings { generation }),
                 ClientEvent::More => out.push(SyncEvent::More),
                 ClientEvent::Done { cursor } => {
                     out.extend(self.finish_exchange(now)?);
@@ -151,6 +172,42 @@ impl Inner {
             }
         }
         Ok(out)
+    }
+
+    /// Stores the inbox items a pull carried and moves the inbox cursor, in
+    /// one transaction; returns how many were new.
+    fn store_inbox(&self, items: Vec<sync_core::batch::InboxEntry>, cursor: u64) -> Result<u32> {
+        let rows: Vec<crate::store::NotificationRow> = items
+            .into_iter()
+            .map(|i| crate::store::NotificationRow {
+                cursor: i.cursor as i64,
+                key: i.key,
+                kind: i.kind,
+                doc: i.doc,
+                entry: i.entry,
+                text: i.text,
+                urgent: i.urgent,
+                at_ms: i.at_ms,
+                read: false,
+            })
+            .collect();
+        self.store.transaction(|s| {
+            let added = s.notifications_add(&rows)?;
+            let old: i64 = s.meta("inbox_cursor")?.and_then(|c| c.parse().ok()).unwrap_or(0);
+            s.set_meta("inbox_cursor", &(cursor as i64).max(old).to_string())?;
+            Ok(added as u32)
+        })
+    }
+
+    /// The frame that tells the server the inbox is stored up to the
+    /// replica's cursor; `None` if the server does not speak protocol 2.
+    pub fn inbox_ack_frame(&self) -> Result<Option<Vec<u8>>> {
+        let cursor: i64 = self
+            .store
+            .meta("inbox_cursor")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(self.client.inbox_ack(cursor.max(0) as u64))
     }
 
     /// After the pull: forget journal entries the server now has, and rebase
@@ -340,7 +397,24 @@ impl Replica {
     /// its side while the rest of the push is still on its way (worth it on
     /// slow links; one small frame more).
     pub fn start_exchange(&self, early_pull: bool) -> Result<Vec<Vec<u8>>> {
-        guard(|| self.lock().start_exchange(early_pull))
+        guard(|| self.lock().start_exchange(early_pull, false))
+    }
+
+    /// `start_exchange`, also carrying the notification inbox when the
+    /// server speaks protocol 2: the pull then brings the new notifications
+    /// (stored by `receive`, which reports them as `Notifications`), and the
+    /// app sends `inbox_ack_frame()` once the exchange is done. Against an
+    /// older server no `Notifications` event comes: fetch the inbox over
+    /// HTTP as before.
+    pub fn start_exchange_with_inbox(&self, early_pull: bool) -> Result<Vec<Vec<u8>>> {
+        guard(|| self.lock().start_exchange(early_pull, true))
+    }
+
+    /// The frame acknowledging the notifications stored so far, to send
+    /// after an exchange that brought some; nothing answers it. `None` when
+    /// the server does not speak protocol 2.
+    pub fn inbox_ack_frame(&self) -> Result<Option<Vec<u8>>> {
+        guard(|| self.lock().inbox_ack_frame())
     }
 
     /// Handles one frame received from the server. The exchange is complete

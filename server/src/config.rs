@@ -42,6 +42,16 @@ pub enum AdminCommand {
         #[arg(long)]
         user: String,
     },
+    /// Make a new access-token signing key and retire the one signing now:
+    /// tokens it signed stay valid until they expire (within
+    /// `--signing-key-retention`); running servers sign with the new key
+    /// within a minute. Prints the new key id.
+    RotateSigningKey {
+        /// Also withdraw every earlier key: tokens they signed are refused
+        /// at once (a key that may have leaked).
+        #[arg(long)]
+        withdraw_previous: bool,
+    },
     /// Read every stored document back: each must rebuild from its snapshot
     /// and changes with nothing missing, and its projection rows must equal a
     /// recomputation (plus SQLite's integrity check). Prints `key=value`
@@ -65,10 +75,32 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_LISTEN", default_value = "127.0.0.1:8470", global = true)]
     pub listen: SocketAddr,
 
-    /// Secret that signs access tokens. If unset, one is generated on first
-    /// start and kept in `<data-dir>/jwt-secret` (mode 0600).
+    /// The server secret: seals the access-token signing keys kept in the
+    /// database and keys the one-time-code hashes. If unset, one is generated
+    /// on first start and kept in `<data-dir>/jwt-secret` (mode 0600).
     #[arg(long, env = "LIANXIN_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+
+    /// The name this server's access tokens carry as their issuer (`iss`) and
+    /// its key set (`GET /api/auth/keys`) publishes, e.g. `county-a`.
+    #[arg(long, env = "LIANXIN_ISSUER", default_value = "lianxin", global = true)]
+    pub issuer: String,
+
+    /// How long a retired signing key still verifies the tokens it signed
+    /// (`lianxin admin rotate-signing-key`); longer than any token lives.
+    #[arg(long, env = "LIANXIN_SIGNING_KEY_RETENTION", default_value = "7d", value_parser = parse_duration, global = true)]
+    pub signing_key_retention: Duration,
+
+    /// Other tiers whose access tokens this server accepts: the URL of each
+    /// one's key set (`https://county.example/api/auth/keys`), comma-separated.
+    /// A token naming a key not known yet makes the server fetch them again.
+    #[arg(long, env = "LIANXIN_TRUST_ISSUER_URLS", value_delimiter = ',', global = true)]
+    pub trust_issuer_url: Vec<String>,
+
+    /// Other tiers whose access tokens this server accepts, as files holding
+    /// their key sets (what `GET /api/auth/keys` answers), comma-separated.
+    #[arg(long, env = "LIANXIN_TRUSTED_KEYS_FILES", value_delimiter = ',', global = true)]
+    pub trusted_keys_file: Vec<PathBuf>,
 
     /// SMS gateway webhook that receives `{phone, code, purpose}` as JSON.
     /// Without it the server runs in dev mode and writes codes to the log.

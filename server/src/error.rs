@@ -139,6 +139,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => ApiError::auth(S::UNAUTHORIZED, "invalid_token", &e),
             AuthError::TokenExpired => ApiError::auth(S::UNAUTHORIZED, "token_expired", &e),
             AuthError::TokenRevoked => ApiError::auth(S::UNAUTHORIZED, "token_revoked", &e),
+            AuthError::TokenRefused(_) => ApiError::auth(S::UNAUTHORIZED, "invalid_token", &e),
             AuthError::RefreshInvalid => ApiError::auth(S::UNAUTHORIZED, "refresh_invalid", &e),
             AuthError::RefreshReused => ApiError::auth(S::UNAUTHORIZED, "refresh_reused", &e),
             AuthError::InvalidPhone => ApiError::auth(S::BAD_REQUEST, "invalid_phone", &e),

@@ -69,8 +69,21 @@ impl AppState {
         if sms.is_dev() {
             tracing::warn!("no SMS gateway configured: one-time codes are written to the log (dev mode)");
         }
+        let mut trusted_key_sets = Vec::new();
+        for path in &config.trusted_keys_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServerError::Config(format!("trusted keys file {}: {e}", path.display())))?;
+            let set: sync_core::wire::KeySet = serde_json::from_str(&text).map_err(|e| {
+                ServerError::Config(format!("trusted keys file {} is not a key set: {e}", path.display()))
+            })?;
+            trusted_key_sets.push(set);
+        }
         let settings = AuthSettings {
             resident_signup: config.resident_signup,
+            issuer: config.issuer.clone(),
+            signing_key_retention_ms: i64::try_from(config.signing_key_retention.as_millis()).unwrap_or(i64::MAX),
+            trusted_key_sets,
+            trusted_issuer_urls: config.trust_issuer_url.clone(),
             ..AuthSettings::default()
         };
         let auth = AuthService::new(storage.clone(), clock.clone(), &secret, sms, settings);

@@ -100,6 +100,9 @@ fn main() -> std::io::Result<()> {
         }],
         more: true,
         encodings: Encoding::ALL.to_vec(),
+        version: 2,
+        inbox: None,
+        settings: None,
     });
     write(&batch, "pull", &pull.to_cbor())?;
     let err = Frame::Error(ErrorFrame {

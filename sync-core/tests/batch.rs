@@ -8,8 +8,8 @@ use automerge::{AutoCommit, ChangeHash};
 use common::*;
 use proptest::prelude::*;
 use sync_core::batch::{
-    BatchClient, ClientEvent, ClientState, DocId, Encoding, Frame, ReplicaDocs, ServerExchange, heads_of, parse_push,
-    plan_pull,
+    BatchClient, ClientEvent, ClientFrame, ClientState, DocId, Encoding, Frame, InboxEntry, InboxPull, PullExtras,
+    ReplicaDocs, ServerExchange, heads_of, parse_client_frame, plan_pull,
 };
 use sync_core::doc::Message;
 use sync_core::petition::{EventBody, PetitionDoc};
@@ -143,6 +143,9 @@ struct Server {
     loads: usize,
     max_docs: usize,
     reads: Vec<Encoding>,
+    /// The user's inbox, and how far the client acknowledged it.
+    inbox: Vec<InboxEntry>,
+    acked: u64,
 }
 
 impl Server {
@@ -157,6 +160,8 @@ impl Server {
             loads: 0,
             max_docs: 1000,
             reads: Encoding::ALL.to_vec(),
+            inbox: Vec::new(),
+            acked: 0,
         }
     }
 
@@ -192,11 +197,20 @@ impl Server {
 
     /// Handles one frame from the client and returns the frames to send back.
     fn handle(&mut self, ex: &mut ServerExchange, frame: &[u8]) -> Vec<Vec<u8>> {
-        let push = match parse_push(frame) {
-            Ok(p) => p,
+        let push = match parse_client_frame(frame) {
+            Ok(ClientFrame::Push(p)) => p,
+            Ok(ClientFrame::InboxAck(a)) => {
+                self.acked = self.acked.max(a.cursor);
+                return Vec::new();
+            }
             Err(rejected) => return vec![rejected.reply],
         };
         ex.begin(&push);
+        if push.last
+            && let Some(cursor) = ex.inbox()
+        {
+            self.acked = self.acked.max(cursor);
+        }
         let org = self.org.clone();
         let who = self.who.clone();
         let ctx = PolicyContext {
@@ -240,7 +254,19 @@ impl Server {
                 let doc = self.docs.get_mut(&id).unwrap();
                 docs.extend(ex.pull_doc(id, doc, &base));
             }
-            out.push(ex.pull(plan.cursor, docs, plan.more));
+            let inbox = ex.inbox().map(|after| {
+                let items: Vec<InboxEntry> = self.inbox.iter().filter(|i| i.cursor > after).cloned().collect();
+                InboxPull {
+                    cursor: items.last().map_or(after, |i| i.cursor),
+                    items,
+                }
+            });
+            let extras = PullExtras {
+                inbox,
+                inbox_more: false,
+                settings: Some(7),
+            };
+            out.push(ex.pull_with(plan.cursor, docs, plan.more, extras));
         }
         out
     }
@@ -338,6 +364,15 @@ impl World {
         events
     }
 
+    /// Sends a client frame outside an exchange (an `iack`); nothing answers it.
+    fn send(&mut self, frame: Vec<u8>, wire: &mut Wire) {
+        wire.up_frames += 1;
+        wire.up_bytes += frame.len();
+        wire.dirs.push(true);
+        let mut ex = ServerExchange::new();
+        assert!(self.server.handle(&mut ex, &frame).is_empty());
+    }
+
     fn sync(&mut self, wire: &mut Wire) -> Vec<ClientEvent> {
         let mut all = Vec::new();
         loop {
@@ -367,12 +402,98 @@ fn save_growth(before: &mut AutoCommit, after: &mut AutoCommit) -> usize {
     after.save().len() - before.save().len()
 }
 
+fn notification(cursor: u64) -> InboxEntry {
+    InboxEntry {
+        cursor,
+        key: format!("p-{cursor}/new_petition/unit:station-a"),
+        kind: "new_petition".into(),
+        doc: format!("doc{cursor}"),
+        entry: None,
+        urgent: true,
+        at_ms: 1_700_000_000_000 + cursor as i64,
+        text: "新诉求：停水三天".into(),
+    }
+}
+
+fn inbox_of(events: &[ClientEvent]) -> Option<(Vec<InboxEntry>, u64)> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::Inbox { items, cursor } => Some((items.clone(), *cursor)),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_inbox_travels_in_the_exchange_and_an_ack_is_never_lost() {
+    let mut w = World::new(500, officer_a());
+    w.server.inbox = (1..=3).map(notification).collect();
+    w.client.carry_inbox(Some(0));
+    // Until the client knows the server speaks version 2, it pushes version
+    // 1 and the inbox stays out of the exchange.
+    assert_eq!(w.client.version(), 1);
+    let events = w.sync(&mut Wire::default());
+    assert_eq!(inbox_of(&events), None);
+    assert!(events.contains(&ClientEvent::Settings { generation: 7 }));
+    assert_eq!(w.client.version(), 2);
+
+    // Now the pull carries the inbox after the client's cursor, in one
+    // exchange: one frame each way.
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    let (items, cursor) = inbox_of(&events).expect("the pull carries the inbox");
+    assert_eq!(items, w.server.inbox);
+    assert_eq!(cursor, 3);
+    assert_eq!((wire.up_frames, wire.down_frames, wire.turns()), (1, 1, 1));
+    // The server does not take delivery for storage: nothing is
+    // acknowledged until the client says it stored them.
+    assert_eq!(w.server.acked, 0);
+
+    // The client's `iack` is lost; its next exchange says the same.
+    w.client.carry_inbox(Some(cursor));
+    let events = w.sync(&mut Wire::default());
+    assert_eq!(inbox_of(&events), Some((vec![], 3)), "nothing is delivered twice");
+    assert_eq!(w.server.acked, 3);
+
+    // A new notification, acknowledged by the `iack` alone.
+    w.server.inbox.push(notification(4));
+    let mut wire = Wire::default();
+    let events = w.sync(&mut wire);
+    let (items, cursor) = inbox_of(&events).unwrap();
+    assert_eq!((items.len(), cursor), (1, 4));
+    let ack = w.client.inbox_ack(cursor).expect("the server speaks version 2");
+    w.send(ack, &mut wire);
+    assert_eq!(w.server.acked, 4);
+    println!(
+        "exchange with one notification and its iack: {} B up, {} B down",
+        wire.up_bytes, wire.down_bytes
+    );
+
+    // An idle reconnect carrying the inbox is still one small frame each way.
+    w.client.carry_inbox(Some(4));
+    let mut wire = Wire::default();
+    w.sync(&mut wire);
+    let total = wire.up_bytes + wire.down_bytes;
+    assert!(total < 300, "idle exchange with the inbox cost {total} bytes");
+    assert_eq!((w.phone.loads, w.server.loads), (0, 0), "no document was loaded");
+
+    // A client that does not ask for its inbox does not get it.
+    w.client.carry_inbox(None);
+    w.server.inbox.push(notification(5));
+    assert_eq!(inbox_of(&w.sync(&mut Wire::default())), None);
+    assert_eq!(w.server.acked, 4);
+}
+
 #[test]
 fn an_idle_reconnect_with_500_documents_is_one_small_frame_each_way() {
     let mut w = World::new(500, officer_a());
     let mut wire = Wire::default();
     let events = w.sync(&mut wire);
-    assert_eq!(events, vec![ClientEvent::Done { cursor: w.server.seq }]);
+    assert_eq!(
+        events,
+        vec![
+            ClientEvent::Settings { generation: 7 },
+            ClientEvent::Done { cursor: w.server.seq }
+        ]
+    );
     assert_eq!((wire.up_frames, wire.down_frames), (1, 1));
     let total = wire.up_bytes + wire.down_bytes;
     println!("idle exchange: {} B up, {} B down", wire.up_bytes, wire.down_bytes);

@@ -55,6 +55,21 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Whether the sync moved nothing: one exchange that only ended (the
+    /// server's settings generation aside).
+    pub fn is_idle(&self) -> bool {
+        let ends = self
+            .events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Done { .. }))
+            .count();
+        ends == 1
+            && self
+                .events
+                .iter()
+                .all(|e| matches!(e, ClientEvent::Done { .. } | ClientEvent::Settings { .. }))
+    }
+
     /// The refusals reported, per document.
     pub fn refused(&self) -> Vec<(DocId, ChangeHash, String)> {
         self.events

@@ -5,6 +5,7 @@ pub mod app;
 pub mod fanout;
 pub mod ingest;
 pub mod kpi;
+pub mod reconnect;
 pub mod write;
 
 use lianxin_server::config::Config;
@@ -21,6 +22,7 @@ pub async fn run(config: &Config, command: &BenchCommand) -> anyhow::Result<Vec<
         }
         BenchCommand::Write(args) => write::write(config, args).await,
         BenchCommand::App(args) => app::app(config, args).await,
+        BenchCommand::Reconnect(args) => reconnect::reconnect(config, args).await,
         BenchCommand::Fanout(args) => fanout::fanout(config.database_url.clone(), args).await,
         BenchCommand::Kpi(args) => {
             let (storage, backend) = open(config).await?;

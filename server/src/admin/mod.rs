@@ -72,6 +72,11 @@ async fn run_on(storage: &Storage, config: &Config, command: &AdminCommand) -> R
             let n = auth.revoke_user(&user).await?;
             Ok(format!("revoked {n} active session(s) of {user}"))
         }
+        AdminCommand::RotateSigningKey { withdraw_previous } => {
+            let auth = auth_service(storage, config)?;
+            let kid = auth.keys().rotate(auth.now(), *withdraw_previous).await?;
+            Ok(format!("signing key {kid}"))
+        }
         AdminCommand::Check => {
             let report = crate::check::check_database(storage, &crate::check::CheckSettings::default()).await?;
             if report.problems.is_empty() {
@@ -90,7 +95,10 @@ fn auth_service(storage: &Storage, config: &Config) -> Result<AuthService, Admin
         Arc::new(SystemClock),
         &secret,
         SmsSender::DevLog,
-        AuthSettings::default(),
+        AuthSettings {
+            issuer: config.issuer.clone(),
+            ..AuthSettings::default()
+        },
     ))
 }
 

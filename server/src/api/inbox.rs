@@ -61,6 +61,58 @@ pub async fn page(app: &AppState, who: &Principal, q: InboxQuery) -> Result<Inbo
     })
 }
 
+/// The most inbox items one batched pull carries; more make it ask for another exchange.
+pub const BATCH_INBOX_PAGE: u32 = 200;
+
+/// The inbox part of a batched pull: the items after `after` (raised to the
+/// acknowledged cursor), at most [`BATCH_INBOX_PAGE`], the cursor after
+/// them, and whether more wait.
+pub async fn batch_page(
+    app: &AppState,
+    user: &sync_core::UserId,
+    after: i64,
+) -> Result<(sync_core::batch::InboxPull, bool), storage::StorageError> {
+    let acked = app.notify.acked(user).await?;
+    let after = after.max(acked);
+    let mut items = app.notify.inbox_after(user, after, BATCH_INBOX_PAGE + 1).await?;
+    let more = items.len() > BATCH_INBOX_PAGE as usize;
+    items.truncate(BATCH_INBOX_PAGE as usize);
+    let cursor = items.last().map_or(after, |i| i.cursor);
+    let items = items
+        .iter()
+        .map(|i| {
+            let n = &*i.notification;
+            sync_core::batch::InboxEntry {
+                cursor: i.cursor.max(0) as u64,
+                key: n.key.clone(),
+                kind: n.kind.clone(),
+                doc: n.doc_id.clone(),
+                entry: n.entry.clone(),
+                urgent: n.urgent,
+                at_ms: n.at_ms,
+                text: n.text.clone(),
+            }
+        })
+        .collect();
+    Ok((
+        sync_core::batch::InboxPull {
+            cursor: cursor.max(0) as u64,
+            items,
+        },
+        more,
+    ))
+}
+
+/// A batched client has stored its inbox up to `cursor`: acknowledges it. A
+/// cursor past the newest item means the client has everything, so the
+/// acknowledgement stops at the newest item instead of failing the exchange.
+pub async fn ack_stored(app: &AppState, user: &sync_core::UserId, cursor: i64) -> Result<(), storage::StorageError> {
+    if let Err(storage::AckError::BeyondHead { head, .. }) = app.notify.ack(user, cursor.max(0)).await? {
+        let _ = app.notify.ack(user, head).await?;
+    }
+    Ok(())
+}
+
 /// `POST /api/inbox/ack`: items up to `cursor` are done and never returned again.
 pub async fn ack(app: &AppState, who: &Principal, cursor: i64) -> Result<AckResponse, ApiError> {
     match app.notify.ack(&who.user, cursor).await? {

@@ -1,6 +1,5 @@
-//! Short-lived access tokens: HS256 JWTs whose expiry is checked against the server clock.
+//! Access tokens: EdDSA JWTs (see [`super::keys`]) whose expiry is checked against the server clock.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sync_core::Timestamp;
 
@@ -20,48 +19,18 @@ pub struct AccessClaims {
     pub kind: UserKind,
     /// The session (refresh-token family) the token belongs to.
     pub sid: String,
+    /// The issuing server's name (`--issuer`); tokens from before it lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Set by verification, never sent: the trusted tier that issued the
+    /// token, `None` for this server's own. Another tier's session is not
+    /// held here, so only its expiry and this server's revocations apply.
+    #[serde(skip)]
+    pub foreign: Option<String>,
 }
 
 impl AccessClaims {
     pub fn expires_at(&self) -> Timestamp {
         Timestamp::from_millis(self.exp.saturating_mul(1000))
-    }
-}
-
-/// Signing and verification keys derived from the server secret.
-#[derive(Clone)]
-pub struct JwtKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for JwtKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JwtKeys(..)")
-    }
-}
-
-impl JwtKeys {
-    pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked by the caller against the server's clock, which
-        // tests can move; the library would read the OS clock.
-        validation.validate_exp = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-        }
-    }
-
-    pub fn encode(&self, claims: &AccessClaims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-    }
-
-    /// Checks the signature and shape; not the expiry.
-    pub fn decode(&self, token: &str) -> Result<AccessClaims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).map(|d| d.claims)
     }
 }

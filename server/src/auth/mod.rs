@@ -9,6 +9,7 @@
 //! connections holding such a token close (see [`revocation`]).
 
 mod jwt;
+pub mod keys;
 mod password;
 mod principal;
 pub mod revocation;
@@ -21,7 +22,8 @@ use serde::Serialize;
 use sync_core::{Principal, Timestamp, UserId};
 use thiserror::Error;
 
-pub use jwt::{AccessClaims, JwtKeys};
+pub use jwt::AccessClaims;
+pub use keys::{Issuer, KeyRing};
 pub use password::{hash_password, verify_password};
 pub use revocation::{Revocation, RevocationHub, TokenEnd, TokenWatch};
 pub use sms::{SmsError, SmsMessage, SmsSender};
@@ -42,6 +44,8 @@ pub enum AuthError {
     TokenExpired,
     #[error("access token revoked")]
     TokenRevoked,
+    #[error("access token refused: {0}")]
+    TokenRefused(String),
     #[error("invalid or expired refresh token")]
     RefreshInvalid,
     #[error("refresh token was already used; the session has been revoked")]
@@ -138,6 +142,15 @@ pub struct AuthSettings {
     /// How often this node checks the watched tokens even when the counter
     /// did not move.
     pub revocation_recheck_ms: i64,
+    /// The name this server's tokens carry in `iss` and its key set publishes.
+    pub issuer: String,
+    /// How long a retired signing key still verifies the tokens it signed.
+    pub signing_key_retention_ms: i64,
+    /// Other tiers' key sets whose tokens this server accepts.
+    pub trusted_key_sets: Vec<sync_core::wire::KeySet>,
+    /// Other tiers' key-set URLs (`…/api/auth/keys`) whose tokens this server
+    /// accepts, fetched when a token names a key not known yet.
+    pub trusted_issuer_urls: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -151,6 +164,10 @@ impl Default for AuthSettings {
             refresh_reuse_grace_ms: 60_000,
             revocation_watch_ms: 200,
             revocation_recheck_ms: 30_000,
+            issuer: "lianxin".into(),
+            signing_key_retention_ms: 7 * 24 * 60 * 60_000,
+            trusted_key_sets: Vec::new(),
+            trusted_issuer_urls: Vec::new(),
         }
     }
 }
@@ -195,7 +212,7 @@ pub struct AuthService {
 struct Inner {
     storage: Storage,
     clock: Arc<dyn Clock>,
-    keys: JwtKeys,
+    keys: KeyRing,
     otp_key: Vec<u8>,
     sms: SmsSender,
     hub: RevocationHub,
@@ -204,15 +221,29 @@ struct Inner {
 }
 
 impl AuthService {
-    /// `secret` signs tokens and keys the code hashes; keep it stable across
-    /// restarts or every token and pending code becomes invalid.
+    /// `secret` seals the signing keys stored in the database and keys the
+    /// code hashes; keep it stable across restarts or pending codes become
+    /// invalid and a new signing key is made (tokens already issued stay
+    /// valid: their public keys are stored in the clear).
     pub fn new(storage: Storage, clock: Arc<dyn Clock>, secret: &[u8], sms: SmsSender, settings: AuthSettings) -> Self {
         let otp_key = secrets::hmac_hex(secret, &["lianxin one-time codes v1"]).into_bytes();
+        let keys = KeyRing::new(
+            storage.clone(),
+            secret,
+            settings.issuer.clone(),
+            settings.signing_key_retention_ms,
+        );
+        for set in &settings.trusted_key_sets {
+            keys.trust(set);
+        }
+        for url in &settings.trusted_issuer_urls {
+            keys.trust_url(url.clone());
+        }
         AuthService {
             inner: Arc::new(Inner {
                 storage,
                 clock,
-                keys: JwtKeys::new(secret),
+                keys,
                 otp_key,
                 sms,
                 hub: RevocationHub::new(),
@@ -236,6 +267,11 @@ impl AuthService {
 
     pub fn settings(&self) -> &AuthSettings {
         &self.inner.settings
+    }
+
+    /// The signing keys, the published key set and the trusted issuers.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
     }
 
     /// Signs in with login name and password.
@@ -403,7 +439,9 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
-        let (access_token, expires_in) = self.issue_access(&user, &sid, self.inner.settings.access_ttl_ms)?;
+        let (access_token, expires_in) = self
+            .issue_access(&user, &sid, self.inner.settings.access_ttl_ms)
+            .await?;
         Ok(TokenPair {
             access_token,
             token_type: "Bearer",
@@ -413,12 +451,22 @@ impl AuthService {
         })
     }
 
-    /// Checks an access token: signature, expiry by the server clock, and
-    /// revocation of the token or its session.
+    /// Checks an access token: key and signature (this server's keys or a
+    /// trusted tier's), expiry by the server clock, and revocation of the
+    /// token or its session. A trusted tier's token has no session here:
+    /// only its expiry and this server's revocation of it apply.
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        let claims = self.inner.keys.decode(token).map_err(|_| AuthError::InvalidToken)?;
-        if claims.expires_at() <= self.now() {
+        let now = self.now();
+        let (mut claims, issuer) = self.inner.keys.verify(token, now).await?;
+        if claims.expires_at() <= now {
             return Err(AuthError::TokenExpired);
+        }
+        if let Issuer::Trusted(issuer) = issuer {
+            if self.inner.storage.auth().jti_revoked(&claims.jti).await? {
+                return Err(AuthError::TokenRevoked);
+            }
+            claims.foreign = Some(issuer);
+            return Ok(claims);
         }
         match self
             .inner
@@ -478,7 +526,7 @@ impl AuthService {
             .auth()
             .create_session(&sid, user, "minted", now, now.plus_millis(ttl_ms))
             .await?;
-        Ok(self.issue_access(&record, &sid, ttl_ms)?.0)
+        Ok(self.issue_access(&record, &sid, ttl_ms).await?.0)
     }
 
     /// The principal (memberships, household) of a user.
@@ -507,7 +555,7 @@ impl AuthService {
                 now.plus_millis(self.inner.settings.refresh_ttl_ms),
             )
             .await?;
-        let (access_token, expires_in) = self.issue_access(user, &sid, self.inner.settings.access_ttl_ms)?;
+        let (access_token, expires_in) = self.issue_access(user, &sid, self.inner.settings.access_ttl_ms).await?;
         tracing::info!(user = %user.id, origin, "signed in");
         Ok(TokenPair {
             access_token,
@@ -518,8 +566,9 @@ impl AuthService {
         })
     }
 
-    fn issue_access(&self, user: &UserRecord, sid: &str, ttl_ms: i64) -> Result<(String, i64), AuthError> {
-        let now_s = self.now().millis().div_euclid(1000);
+    async fn issue_access(&self, user: &UserRecord, sid: &str, ttl_ms: i64) -> Result<(String, i64), AuthError> {
+        let now = self.now();
+        let now_s = now.millis().div_euclid(1000);
         let ttl_s = ceil_secs(ttl_ms);
         let claims = AccessClaims {
             sub: user.id.to_string(),
@@ -528,8 +577,10 @@ impl AuthService {
             exp: now_s + ttl_s,
             kind: user.kind,
             sid: sid.to_owned(),
+            iss: Some(self.inner.keys.issuer().to_owned()),
+            foreign: None,
         };
-        Ok((self.inner.keys.encode(&claims)?, ttl_s))
+        Ok((self.inner.keys.sign(&claims, now).await?, ttl_s))
     }
 
     fn otp_hash(&self, phone: &str, code: &str) -> String {
@@ -570,21 +621,5 @@ mod tests {
         );
         assert!(normalize_phone("12ab5678").is_err());
         assert!(normalize_phone("123").is_err());
-    }
-
-    #[test]
-    fn access_claims_round_trip() {
-        let keys = JwtKeys::new(b"secret");
-        let claims = AccessClaims {
-            sub: "u1".into(),
-            jti: "j".into(),
-            iat: 1,
-            exp: 2,
-            kind: UserKind::Staff,
-            sid: "s".into(),
-        };
-        let token = keys.encode(&claims).expect("encode");
-        assert_eq!(keys.decode(&token).expect("decode"), claims);
-        assert!(JwtKeys::new(b"other").decode(&token).is_err());
     }
 }

@@ -96,6 +96,11 @@ pub(super) struct Watched {
 impl Watched {
     fn add(&self, claims: &AccessClaims) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if claims.foreign.is_some() {
+            // Another tier's session is not held here; the poller would
+            // take it for ended. Its revocations come through the hub.
+            return id;
+        }
         self.tokens
             .lock()
             .expect("watched tokens lock")
@@ -236,6 +241,18 @@ impl TokenWatch {
     /// True when the database says the token or its session is revoked. A
     /// database error keeps the connection: the next check will tell.
     async fn revoked_in_db(&self) -> bool {
+        if self.claims.foreign.is_some() {
+            return self
+                .auth
+                .storage()
+                .auth()
+                .jti_revoked(&self.claims.jti)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not re-check a token's revocation");
+                    false
+                });
+        }
         let state = self
             .auth
             .storage()
@@ -273,6 +290,8 @@ mod tests {
             exp: 1,
             kind: UserKind::Staff,
             sid: "s1".into(),
+            iss: None,
+            foreign: None,
         };
         let user = |id: &str| UserId::new(id).expect("valid id");
         assert!(Revocation::Token { jti: "j1".into() }.covers(&claims));

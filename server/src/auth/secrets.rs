@@ -31,6 +31,16 @@ pub fn sha256_hex(data: &str) -> String {
     hex::encode(Sha256::digest(data.as_bytes()))
 }
 
+/// HMAC-SHA-256 under `key`, as 32 bytes: a key derived from the server secret for one purpose.
+pub fn hmac_bytes(key: &[u8], parts: &[&str]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// HMAC-SHA-256 under `key`, hex. One-time codes have only a million values,
 /// so they are hashed under a server-side key: a leaked table does not give
 /// them away.

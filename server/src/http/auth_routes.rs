@@ -88,6 +88,12 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /api/auth/keys`: the public keys that verify this server's access
+/// tokens, for other tiers to trust (no sign-in needed).
+pub async fn keys(State(state): State<AppState>) -> Result<Json<sync_core::wire::KeySet>, ApiError> {
+    Ok(Json(state.auth.keys().key_set(state.auth.now()).await?))
+}
+
 pub async fn me(State(state): State<AppState>, who: Authenticated) -> Result<Json<sync_core::wire::Me>, ApiError> {
     Ok(Json(crate::api::account::me(&state, &who.principal).await?))
 }

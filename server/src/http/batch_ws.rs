@@ -1,6 +1,9 @@
 //! The batched sync endpoint for phones and station servers: `GET /batch?token=…`
 //! upgraded to a WebSocket (see `sync_core::batch` for the protocol).
 //!
+//! The same exchange also runs as one `POST /batch` ([`batch_post`]) where
+//! WebSocket upgrades fail.
+//!
 //! Every binary message is one batch frame. A client sends the push parts of
 //! an exchange at once; each pushed document goes through the document
 //! service's write path (actor binding, policy, storage with projections in
@@ -24,19 +27,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use sync_core::batch::{
-    BatchError, DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullPlan, ServerExchange, check_push, error_frame,
-    parse_push, plan_pull,
+    BODY_CONTENT_TYPE, BatchError, ClientFrame, DocId, DocPull, ErrorCode, MAX_FRAME_BYTES, PullExtras, PullPlan,
+    ServerExchange, check_push, error_frame, join_frames, parse_client_frame, plan_pull, split_frames,
 };
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::CloseCode;
 use sync_core::{OrgTree, Principal};
 use tokio::time::Instant;
 
+use super::extract::Authenticated;
 use super::sync_ws::TokenQuery;
 use crate::docs::{DocError, RelayAuthors};
 use crate::state::AppState;
@@ -63,7 +69,69 @@ pub async fn batch_ws(State(state): State<AppState>, Query(q): Query<TokenQuery>
         })
 }
 
+/// `POST /batch`: the same exchange as one HTTP request, for networks that
+/// refuse WebSocket upgrades. The body is the client's frames joined
+/// (`sync_core::batch::join_frames`), the answer the server's frames joined:
+/// the acks and the pull, or the frames up to an `err` frame, whose code
+/// also sets the status (400 bad frame or unsupported version, 500 internal).
+/// A signed-out caller gets the API's JSON 401 before any frame is read.
+pub async fn batch_post(State(state): State<AppState>, auth: Authenticated, body: Bytes) -> Response {
+    let frames = match split_frames(&body) {
+        Ok(frames) => frames,
+        Err(e) => {
+            let frame = error_frame(ErrorCode::BadFrame, &e.to_string());
+            return body_response(StatusCode::BAD_REQUEST, &[frame]);
+        }
+    };
+    let mut conn = Connection::new(state, auth.principal);
+    let mut out = Out::Body(Vec::new());
+    let mut status = StatusCode::OK;
+    for frame in frames {
+        match conn.on_frame(&mut out, frame).await {
+            Ok(Ok(())) => {}
+            Ok(Err(end)) => {
+                status = match end.code {
+                    ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let _ = out.send(error_frame(end.code, &end.message)).await;
+                break;
+            }
+            // Writing to a Vec does not fail.
+            Err(_) => unreachable!("a body collects frames without failing"),
+        }
+    }
+    let Out::Body(frames) = out else {
+        unreachable!("built as a body")
+    };
+    body_response(status, &frames)
+}
+
+fn body_response(status: StatusCode, frames: &[Vec<u8>]) -> Response {
+    (status, [(header::CONTENT_TYPE, BODY_CONTENT_TYPE)], join_frames(frames)).into_response()
+}
+
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Where a connection's frames go: a WebSocket, at once, or the body of the
+/// answer to a `POST /batch`, at the end.
+pub(super) enum Out<'a> {
+    Ws(&'a mut Sink),
+    Body(Vec<Vec<u8>>),
+}
+
+impl Out<'_> {
+    async fn send(&mut self, frame: Vec<u8>) -> Result<(), axum::Error> {
+        match self {
+            Out::Ws(sink) => sink.send(Message::Binary(frame.into())).await,
+            Out::Body(frames) => {
+                frames.push(frame);
+                Ok(())
+            }
+        }
+    }
+}
 
 async fn fail(sink: &mut Sink, code: ErrorCode, close: u16, message: &str) -> Result<(), axum::Error> {
     sink.send(Message::Binary(error_frame(code, message).into())).await?;
@@ -104,13 +172,7 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
         Err((code, close, m)) => return fail(&mut sink, code, close, &m).await,
     };
     let mut watch = state.auth.watch(claims);
-    let mut conn = Connection {
-        state,
-        principal,
-        ex: ServerExchange::new(),
-        exchange: None,
-        unreadable: BTreeSet::new(),
-    };
+    let mut conn = Connection::new(state, principal);
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     loop {
@@ -130,7 +192,7 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
                 };
                 match frame {
                     Message::Binary(b) => {
-                        if let Err(end) = conn.on_frame(&mut sink, &b).await? {
+                        if let Err(end) = conn.on_frame(&mut Out::Ws(&mut sink), &b).await? {
                             return fail(&mut sink, end.code, end.close, &end.message).await;
                         }
                     }
@@ -155,10 +217,10 @@ async fn run(state: AppState, socket: WebSocket, token: Option<String>) -> Resul
 }
 
 /// Why the server ends a connection after a frame.
-struct End {
-    code: ErrorCode,
-    close: u16,
-    message: String,
+pub(super) struct End {
+    pub code: ErrorCode,
+    pub close: u16,
+    pub message: String,
 }
 
 impl From<DocError> for End {
@@ -172,7 +234,7 @@ impl From<DocError> for End {
     }
 }
 
-struct Connection {
+pub(super) struct Connection {
     state: AppState,
     principal: Principal,
     ex: ServerExchange,
@@ -182,10 +244,23 @@ struct Connection {
 }
 
 impl Connection {
+    pub(super) fn new(state: AppState, principal: Principal) -> Self {
+        Connection {
+            state,
+            principal,
+            ex: ServerExchange::new(),
+            exchange: None,
+            unreadable: BTreeSet::new(),
+        }
+    }
+
     /// Handles one client frame. `Ok(Err(_))` ends the connection with an error frame.
-    async fn on_frame(&mut self, sink: &mut Sink, bytes: &[u8]) -> Result<Result<(), End>, axum::Error> {
-        let push = match parse_push(bytes) {
-            Ok(p) => p,
+    pub(super) async fn on_frame(&mut self, sink: &mut Out<'_>, bytes: &[u8]) -> Result<Result<(), End>, axum::Error> {
+        let push = match parse_client_frame(bytes) {
+            Ok(ClientFrame::Push(p)) => p,
+            Ok(ClientFrame::InboxAck(a)) => {
+                return Ok(self.ack_inbox(a.cursor).await.map_err(End::from));
+            }
             Err(rejected) => {
                 tracing::info!(user = %self.principal.user, error = %rejected.error, "batch frame refused");
                 // One error frame: the caller sends it with the close.
@@ -207,8 +282,17 @@ impl Connection {
         self.ex.begin(&push);
         if self.ex.wants_early_pull(&push) {
             match self.early_pull().await {
-                Ok(frame) => sink.send(Message::Binary(frame.into())).await?,
+                Ok(frame) => sink.send(frame).await?,
                 Err(e) => return Ok(Err(e.into())),
+            }
+        }
+        if push.last
+            && let Some(cursor) = self.ex.inbox()
+        {
+            // Acknowledged before anything else: what the client has stored
+            // stays acknowledged even if the exchange fails later.
+            if let Err(e) = self.ack_inbox(cursor).await {
+                return Ok(Err(e.into()));
             }
         }
         let docs = self.state.docs.clone();
@@ -256,15 +340,37 @@ impl Connection {
             }
         }
         if let Some(ack) = self.ex.ack(&push) {
-            sink.send(Message::Binary(ack.into())).await?;
+            sink.send(ack).await?;
         }
         if push.last {
             match self.pull().await {
-                Ok(frame) => sink.send(Message::Binary(frame.into())).await?,
+                Ok(frame) => sink.send(frame).await?,
                 Err(e) => return Ok(Err(e.into())),
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Acknowledges the user's inbox up to `cursor` (the client has stored
+    /// the items up to it).
+    async fn ack_inbox(&self, cursor: u64) -> Result<(), DocError> {
+        let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+        Ok(crate::api::inbox::ack_stored(&self.state, &self.principal.user, cursor).await?)
+    }
+
+    /// What a protocol-2 pull carries besides documents: the inbox after
+    /// the client's cursor, if it asked, and the settings generation.
+    async fn extras(&self) -> Result<PullExtras, DocError> {
+        let mut extras = PullExtras::default();
+        if let Some(after) = self.ex.inbox() {
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let (page, more) = crate::api::inbox::batch_page(&self.state, &self.principal.user, after).await?;
+            extras.inbox = Some(page);
+            extras.inbox_more = more;
+        }
+        let (org, settings) = self.state.storage.config().config_versions().await?;
+        extras.settings = Some(((org as u64) << 32) | (settings as u64 & 0xffff_ffff));
+        Ok(extras)
     }
 
     /// The authors a station's push attests, by actor, and for each the
@@ -391,7 +497,8 @@ impl Connection {
                 .record_sync(self.principal.user.as_str(), at, plan.cursor as i64)
                 .await?;
         }
-        Ok(self.ex.pull(plan.cursor, pulls, plan.more))
+        let extras = self.extras().await?;
+        Ok(self.ex.pull_with(plan.cursor, pulls, plan.more, extras))
     }
 }
 

@@ -139,6 +139,22 @@ fn sync() {}
 fn batch() {}
 
 #[utoipa::path(
+    post,
+    path = "/batch",
+    tag = "sync",
+    summary = "The batched sync exchange as one request, where WebSocket upgrades fail",
+    description = "The body is the client's batch frames (push parts, an `iack`), each prefixed by its length as 4 bytes big-endian; the answer is the server's frames (acks, the pull) in the same form. Protocol 2 carries the caller's inbox in the exchange. See `sync_core::batch`.",
+    request_body(content = Vec<u8>, content_type = "application/x-lianxin-batch"),
+    responses(
+        (status = 200, description = "the server's frames", content_type = "application/x-lianxin-batch", body = Vec<u8>),
+        (status = 400, description = "a frame did not decode or speaks an unsupported version: the frames so far and an `err` frame", content_type = "application/x-lianxin-batch", body = Vec<u8>),
+        (status = 401, description = "not signed in, or the token is invalid, expired or revoked", body = ErrorBody),
+        (status = 500, description = "the server failed: the frames so far and an `err` frame", content_type = "application/x-lianxin-batch", body = Vec<u8>)
+    )
+)]
+fn batch_post() {}
+
+#[utoipa::path(
     get,
     path = "/api/openapi.json",
     tag = "system",
@@ -239,6 +255,19 @@ fn logout() {}
     )
 )]
 fn me() {}
+
+#[utoipa::path(
+    get,
+    path = "/api/auth/keys",
+    tag = "auth",
+    summary = "The public keys that verify this server's access tokens (JWKS-like; no sign-in)",
+    description = "Ed25519 keys as JSON Web Keys with their key id (`kid`, named in each token's header) and state (`current`, or `retired`: still verifying the tokens it signed). Another tier that trusts this issuer (`--trust-issuer-url`) verifies its tokens with these keys.",
+    responses(
+        (status = 200, description = "ok", body = KeySet),
+        (status = 500, description = "the server failed", body = ErrorBody)
+    )
+)]
+fn auth_keys() {}
 
 #[utoipa::path(
     get,
@@ -978,6 +1007,7 @@ fn dead_letters() {}
         healthz,
         sync,
         batch,
+        batch_post,
         openapi_json,
         login,
         otp_request,
@@ -985,6 +1015,7 @@ fn dead_letters() {}
         refresh,
         logout,
         me,
+        auth_keys,
         list_petitions,
         submit_petition,
         get_petition,

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
-use super::frame::{DocPull, DocPush, DocResult, Frame, Push, RefusedChange};
-use super::{BatchError, DocId, Encoding, decode_into, encode_changes, heads_of};
+use super::frame::{DocPull, DocPush, DocResult, Frame, InboxAck, InboxEntry, Push, RefusedChange};
+use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, decode_into, encode_changes, heads_of};
 use crate::doc::am;
 
 /// The most document data bytes (before frame compression) a push part
@@ -38,6 +38,14 @@ pub struct ClientState {
     /// Encodings the server reads, learnt from its last pull.
     #[serde(default = "universal_encodings")]
     pub server_encodings: Vec<Encoding>,
+    /// The highest protocol version the server speaks, learnt from its last
+    /// pull (1 until then): pushes use the lower of it and this build's.
+    #[serde(default = "first_version")]
+    pub server_version: u32,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// What every peer reads: raw change chunks and whole saves.
@@ -53,6 +61,7 @@ impl Default for ClientState {
             shared: BTreeMap::new(),
             announce: BTreeSet::new(),
             server_encodings: universal_encodings(),
+            server_version: first_version(),
         }
     }
 }
@@ -118,6 +127,21 @@ pub enum ClientEvent {
         /// The document.
         id: DocId,
     },
+    /// The pull carried the user's inbox after the cursor the push sent
+    /// (protocol 2). The host stores the items, moves its inbox cursor to
+    /// `cursor` and then sends [`BatchClient::inbox_ack`].
+    Inbox {
+        /// The notifications, oldest first.
+        items: Vec<InboxEntry>,
+        /// The inbox cursor once they are stored.
+        cursor: u64,
+    },
+    /// The generation of the server's settings (protocol 2): when it differs
+    /// from the one the host last fetched, the settings changed.
+    Settings {
+        /// The generation.
+        generation: u64,
+    },
     /// The server paged the pull: start another exchange for the rest.
     More,
     /// The exchange is complete.
@@ -152,6 +176,7 @@ pub struct BatchClient {
     encodings: Vec<Encoding>,
     part_budget: usize,
     early: bool,
+    inbox: Option<u64>,
     pending: Option<Pending>,
 }
 
@@ -163,8 +188,43 @@ impl BatchClient {
             encodings: Encoding::ALL.to_vec(),
             part_budget: PART_BUDGET,
             early: false,
+            inbox: None,
             pending: None,
         }
+    }
+
+    /// Carries the inbox in the exchanges (protocol 2, once the server
+    /// speaks it): `cursor` is the host's inbox cursor, up to which it has
+    /// stored every notification. `None` stops carrying it. Call before
+    /// each [`BatchClient::start`] with the cursor the host holds.
+    pub fn carry_inbox(&mut self, cursor: Option<u64>) {
+        self.inbox = cursor;
+    }
+
+    /// The protocol version the next push speaks: this build's, or the
+    /// server's if that is older.
+    pub fn version(&self) -> u32 {
+        PROTOCOL_VERSION.min(self.state.server_version.max(1))
+    }
+
+    /// Whether the next exchange carries the inbox: the host asked for it
+    /// and the server speaks protocol 2. When it does not, the host reads
+    /// the inbox some other way.
+    pub fn carries_inbox(&self) -> bool {
+        self.inbox.is_some() && self.version() >= 2
+    }
+
+    /// The frame that acknowledges the inbox up to `cursor`, once the host
+    /// has stored the items of an [`ClientEvent::Inbox`]. Nothing answers it;
+    /// `None` if the server does not speak protocol 2.
+    pub fn inbox_ack(&self, cursor: u64) -> Option<Vec<u8>> {
+        (self.version() >= 2).then(|| {
+            Frame::InboxAck(InboxAck {
+                version: self.version(),
+                cursor,
+            })
+            .encode()
+        })
     }
 
     /// Restricts the encodings this client announces it reads (preferred first).
@@ -245,7 +305,15 @@ impl BatchClient {
         }
         parts[0].0.encodings = self.encodings.clone();
         parts[0].0.early = self.early;
-        parts.last_mut().expect("at least one part").0.last = true;
+        let version = self.version();
+        for (push, _) in &mut parts {
+            push.version = version;
+        }
+        let last = &mut parts.last_mut().expect("at least one part").0;
+        last.last = true;
+        if self.carries_inbox() {
+            last.inbox = self.inbox;
+        }
         for (push, sents) in &mut parts {
             let actors: BTreeSet<&ActorId> = sents
                 .iter()
@@ -390,6 +458,16 @@ impl BatchClient {
                 if !pull.encodings.is_empty() {
                     self.state.server_encodings = pull.encodings;
                 }
+                self.state.server_version = pull.version.max(1);
+                if let Some(inbox) = pull.inbox {
+                    events.push(ClientEvent::Inbox {
+                        items: inbox.items,
+                        cursor: inbox.cursor,
+                    });
+                }
+                if let Some(generation) = pull.settings {
+                    events.push(ClientEvent::Settings { generation });
+                }
                 if pull.more {
                     events.push(ClientEvent::More);
                 }
@@ -403,7 +481,9 @@ impl BatchClient {
                     message: e.message,
                 })
             }
-            Frame::Push(_) => Err(BatchError::Unexpected("a server does not send push frames".into())),
+            Frame::Push(_) | Frame::InboxAck(_) => Err(BatchError::Unexpected(
+                "a server does not send push or iack frames".into(),
+            )),
         }
     }
 
@@ -562,6 +642,9 @@ mod tests {
             }],
             more: false,
             encodings: Encoding::ALL.to_vec(),
+            version: 1,
+            inbox: None,
+            settings: None,
         });
         let events = client.handle(&pull.encode(), &mut docs).unwrap();
         assert_eq!(
@@ -591,6 +674,9 @@ mod tests {
             docs: vec![],
             more: false,
             encodings: vec![],
+            version: 1,
+            inbox: None,
+            settings: None,
         });
         assert!(matches!(
             client.handle(&stale.encode(), &mut docs),

@@ -27,6 +27,20 @@ pub enum Frame {
     Pull(Pull),
     /// Either way: the exchange cannot go on.
     Error(ErrorFrame),
+    /// Client → server (protocol 2): the client has stored its inbox up to a
+    /// cursor. Sent after a pull that carried inbox items, without waiting
+    /// for an answer; the next push's [`Push::inbox`] says the same again,
+    /// so a lost one only delays the acknowledgement.
+    InboxAck(InboxAck),
+}
+
+/// Client → server: every inbox item up to `cursor` is stored on the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxAck {
+    /// The protocol version the client speaks (2 or later).
+    pub version: u32,
+    /// The client's inbox cursor.
+    pub cursor: u64,
 }
 
 /// Client → server: one part of the client's push.
@@ -49,6 +63,11 @@ pub struct Push {
     pub cursor: u64,
     /// The documents (or slices of a document's changes) carried by this part.
     pub docs: Vec<DocPush>,
+    /// Protocol 2, last part only: the client's inbox cursor. The client
+    /// has stored every inbox item up to it (the server acknowledges them)
+    /// and wants the items after it in the pull ([`Pull::inbox`]). Absent:
+    /// the client reads its inbox some other way.
+    pub inbox: Option<u64>,
     /// A station relaying its people's changes attests, for each actor of
     /// the part's changes, the user who delivered them to it (see
     /// [`crate::relay`]); empty from phones. Key `w`, written only when set.
@@ -124,6 +143,49 @@ pub struct Pull {
     /// them from its next exchange on (before it knows, it uses
     /// [`Encoding::Changes`] and [`Encoding::Document`], which every peer reads).
     pub encodings: Vec<Encoding>,
+    /// The highest protocol version the server speaks: the client uses it
+    /// from its next exchange on. Pulls of servers that predate version 2
+    /// lack the key, which reads as 1.
+    pub version: u32,
+    /// Protocol 2: the client's inbox after the cursor its push carried,
+    /// when it carried one.
+    pub inbox: Option<InboxPull>,
+    /// Protocol 2: the generation of the server's settings a phone mirrors
+    /// (the unit tree, clock rules and calendar). It changes whenever they
+    /// do, so a client fetches them only when it moved.
+    pub settings: Option<u64>,
+}
+
+/// The inbox part of a pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxPull {
+    /// The client's inbox cursor once it has stored `items` (at least the
+    /// cursor it sent).
+    pub cursor: u64,
+    /// The items after the client's cursor, oldest first, at most a page;
+    /// the pull's `more` is set when more wait.
+    pub items: Vec<InboxEntry>,
+}
+
+/// One notification of a user's inbox, as the batched exchange carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Its place in the inbox.
+    pub cursor: u64,
+    /// The notification's stable key (the same notification always has the same key).
+    pub key: String,
+    /// What happened (`new_petition`, `mention`, …).
+    pub kind: String,
+    /// The document it is about (its storage id).
+    pub doc: String,
+    /// The entry of the document it is about, if any.
+    pub entry: Option<String>,
+    /// Whether it is urgent.
+    pub urgent: bool,
+    /// When it happened, UTC milliseconds.
+    pub at_ms: i64,
+    /// The text shown to the user.
+    pub text: String,
 }
 
 /// One document's changes the client lacks.
@@ -233,7 +295,7 @@ impl Frame {
             Frame::Push(p) => {
                 let first = !p.encodings.is_empty();
                 let attested = !p.authors.is_empty();
-                e.map(7 + u64::from(first) + u64::from(p.early) + u64::from(attested))?;
+                e.map(7 + u64::from(first) + u64::from(p.early) + u64::from(p.inbox.is_some()) + u64::from(attested))?;
                 e.str("t")?.str("push")?;
                 e.str("v")?.u32(p.version)?;
                 if p.early {
@@ -249,6 +311,9 @@ impl Frame {
                 e.str("p")?.u32(p.part)?;
                 e.str("l")?.bool(p.last)?;
                 e.str("c")?.u64(p.cursor)?;
+                if let Some(n) = p.inbox {
+                    e.str("n")?.u64(n)?;
+                }
                 if attested {
                     e.str("w")?.array(p.authors.len() as u64)?;
                     for (actor, user) in &p.authors {
@@ -282,8 +347,10 @@ impl Frame {
                 }
             }
             Frame::Pull(p) => {
-                e.map(6 + u64::from(p.early))?;
+                let extra = u64::from(p.early) + 2 * u64::from(p.inbox.is_some()) + u64::from(p.settings.is_some());
+                e.map(7 + extra)?;
                 e.str("t")?.str("pull")?;
+                e.str("v")?.u32(p.version)?;
                 if p.early {
                     e.str("y")?.bool(true)?;
                 }
@@ -303,6 +370,22 @@ impl Frame {
                     e.str("e")?.str(doc.encoding.name())?;
                     e.str("a")?.bytes(&doc.data)?;
                 }
+                if let Some(inbox) = &p.inbox {
+                    e.str("n")?.u64(inbox.cursor)?;
+                    e.str("o")?.array(inbox.items.len() as u64)?;
+                    for item in &inbox.items {
+                        write_entry(e, item)?;
+                    }
+                }
+                if let Some(g) = p.settings {
+                    e.str("g")?.u64(g)?;
+                }
+            }
+            Frame::InboxAck(a) => {
+                e.map(3)?;
+                e.str("t")?.str("iack")?;
+                e.str("v")?.u32(a.version)?;
+                e.str("n")?.u64(a.cursor)?;
             }
             Frame::Error(x) => {
                 e.map(3)?;
@@ -313,6 +396,52 @@ impl Frame {
         }
         Ok(())
     }
+}
+
+/// An inbox entry as an array: `[cursor, key, kind, doc, entry or null, urgent, at_ms, text]`.
+fn write_entry(
+    e: &mut Encoder<Vec<u8>>,
+    item: &InboxEntry,
+) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    e.array(8)?
+        .u64(item.cursor)?
+        .str(&item.key)?
+        .str(&item.kind)?
+        .str(&item.doc)?;
+    match &item.entry {
+        Some(entry) => e.str(entry)?,
+        None => e.null()?,
+    };
+    e.bool(item.urgent)?.i64(item.at_ms)?.str(&item.text)?;
+    Ok(())
+}
+
+fn read_entry(d: &mut Decoder<'_>) -> Result<InboxEntry, BatchError> {
+    if array_len(d)? != 8 {
+        return Err(BatchError::Cbor(
+            "an inbox entry is [cursor, key, kind, doc, entry, urgent, at_ms, text]".into(),
+        ));
+    }
+    let cursor = d.u64()?;
+    let key = d.str()?.to_string();
+    let kind = d.str()?.to_string();
+    let doc = d.str()?.to_string();
+    let entry = if d.datatype()? == minicbor::data::Type::Null {
+        d.null()?;
+        None
+    } else {
+        Some(d.str()?.to_string())
+    };
+    Ok(InboxEntry {
+        cursor,
+        key,
+        kind,
+        doc,
+        entry,
+        urgent: d.bool()?,
+        at_ms: d.i64()?,
+        text: d.str()?.to_string(),
+    })
 }
 
 fn write_hashes<'a>(
@@ -415,6 +544,9 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
             "k" => f.code = Some(d.str()?.to_string()),
             "s" => f.message = Some(d.str()?.to_string()),
             "d" => f.docs = Some(read_list(d, read_doc)?),
+            "n" => f.inbox = Some(d.u64()?),
+            "o" => f.items = Some(read_list(d, read_entry)?),
+            "g" => f.settings = Some(d.u64()?),
             "w" => f.authors = Some(read_list(d, read_author)?),
             _ => d.skip()?,
         }
@@ -449,6 +581,8 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 last: need(f.last, "push", "l")?,
                 cursor: need(f.cursor, "push", "c")?,
                 docs,
+                // The inbox travels from version 2 on.
+                inbox: f.inbox.filter(|_| version >= 2),
                 authors: f.authors.unwrap_or_default(),
             }))
         }
@@ -490,6 +624,25 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                 docs,
                 more: f.more.unwrap_or(false),
                 encodings: f.encodings.unwrap_or_default().into_iter().flatten().collect(),
+                version: f.version.unwrap_or(1),
+                inbox: f.inbox.map(|cursor| InboxPull {
+                    cursor,
+                    items: f.items.unwrap_or_default(),
+                }),
+                settings: f.settings,
+            }))
+        }
+        "iack" => {
+            let version = need(f.version, "iack", "v")?;
+            if !SUPPORTED_VERSIONS.contains(&version) || version < 2 {
+                return Err(BatchError::UnsupportedVersion {
+                    got: version,
+                    supported: SUPPORTED_VERSIONS,
+                });
+            }
+            Ok(Frame::InboxAck(InboxAck {
+                version,
+                cursor: need(f.inbox, "iack", "n")?,
             }))
         }
         "err" => Ok(Frame::Error(ErrorFrame {
@@ -514,6 +667,9 @@ struct Fields {
     code: Option<String>,
     message: Option<String>,
     docs: Option<Vec<DocFields>>,
+    inbox: Option<u64>,
+    items: Option<Vec<InboxEntry>>,
+    settings: Option<u64>,
     authors: Option<Vec<(ActorId, String)>>,
 }
 
@@ -578,6 +734,7 @@ impl Push {
             last: false,
             cursor,
             docs: Vec::new(),
+            inbox: None,
             authors: Vec::new(),
         }
     }
@@ -667,7 +824,68 @@ mod tests {
                 encoding: Encoding::Changes,
                 data: vec![0; 100],
             }],
+            version: 2,
+            inbox: None,
+            settings: None,
         }));
+    }
+
+    #[test]
+    fn the_inbox_round_trips_in_a_pull_and_an_iack() {
+        let entry = |cursor, entry: Option<&str>| InboxEntry {
+            cursor,
+            key: format!("p/{cursor}/mention/user:li"),
+            kind: "mention".into(),
+            doc: "2xK9pZ".into(),
+            entry: entry.map(str::to_string),
+            urgent: cursor % 2 == 0,
+            at_ms: -5 + cursor as i64,
+            text: "李警官，请看一下".into(),
+        };
+        round_trip(Frame::Pull(Pull {
+            early: false,
+            exchange: 4,
+            cursor: 10,
+            more: false,
+            encodings: vec![Encoding::Changes],
+            docs: vec![],
+            version: 2,
+            inbox: Some(InboxPull {
+                cursor: 12,
+                items: vec![entry(11, Some("e1")), entry(12, None)],
+            }),
+            settings: Some(77),
+        }));
+        round_trip(Frame::InboxAck(InboxAck { version: 2, cursor: 12 }));
+        let mut p = Push::new(1, 0, 3);
+        p.last = true;
+        p.inbox = Some(9);
+        round_trip(Frame::Push(p.clone()));
+        // A version-1 push's inbox cursor is not read: version 1 has none.
+        p.version = 1;
+        let Frame::Push(back) = Frame::decode(&Frame::Push(p).encode()).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(back.inbox, None);
+        // An iack claiming version 1 is refused: version 1 has no inbox.
+        let v1 = Frame::InboxAck(InboxAck { version: 1, cursor: 1 }).encode();
+        assert!(matches!(Frame::decode(&v1), Err(BatchError::UnsupportedVersion { .. })));
+    }
+
+    #[test]
+    fn a_pull_without_a_version_reads_as_version_1() {
+        let mut e = Encoder::new(Vec::new());
+        e.map(6).unwrap();
+        e.str("t").unwrap().str("pull").unwrap();
+        e.str("e").unwrap().array(0).unwrap();
+        e.str("x").unwrap().u64(1).unwrap();
+        e.str("c").unwrap().u64(5).unwrap();
+        e.str("m").unwrap().bool(false).unwrap();
+        e.str("d").unwrap().array(0).unwrap();
+        let Frame::Pull(p) = Frame::decode(&deflate(&e.into_writer())).unwrap() else {
+            panic!("not a pull")
+        };
+        assert_eq!((p.version, p.inbox, p.settings), (1, None, None));
     }
 
     #[test]
@@ -720,7 +938,7 @@ mod tests {
         p.version = 99;
         let err = Frame::decode(&Frame::Push(p).encode()).unwrap_err();
         assert!(matches!(err, BatchError::UnsupportedVersion { got: 99, .. }));
-        assert!(err.to_string().contains("supported versions: [1]"), "{err}");
+        assert!(err.to_string().contains("supported versions: [1, 2]"), "{err}");
 
         // A zip bomb: a megabyte of zeros deflates to about a kilobyte.
         let bomb = deflate(&vec![0u8; 1 << 20]);

@@ -44,6 +44,35 @@
 //! | ack | `x`, `p`, `d`: `{i id, h heads, n accepted, r refused: [[hash, rule, detail]]}` |
 //! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data}` |
 //! | err | `k` code, `s` message |
+//! | iack (2) | `v`, `n` inbox cursor |
+//!
+//! # Versions
+//!
+//! A push says the version it speaks in `v`; a pull says the highest
+//! version the server speaks, and the client uses the lower of its own and
+//! the server's from its next exchange on ([`ClientState::server_version`]),
+//! so a new phone keeps working against an old server and an old phone
+//! against a new one. Version 2 adds:
+//!
+//! - **The inbox in the exchange.** The last push part carries `n`, the
+//!   client's inbox cursor: the client has stored every notification up to
+//!   it (the server acknowledges them) and wants the ones after it. The
+//!   pull carries `n` (the cursor after the items) and `o`, the items, each
+//!   `[cursor, key, kind, doc, entry, urgent, at_ms, text]`, a page at most
+//!   (the pull's `m` asks for another exchange when more wait). Having
+//!   stored them, the client sends one `iack` frame and waits for nothing;
+//!   if that frame is lost, the next push's `n` acknowledges the same. A
+//!   phone's whole reconnect, documents and notifications, is then one
+//!   exchange on one connection.
+//! - **Settings generation.** The pull's `g` changes whenever the unit
+//!   tree, the clock rules or the calendar change, so a phone fetches them
+//!   only when it moved.
+//!
+//! # Over plain HTTP
+//!
+//! Where a network refuses WebSocket upgrades, the same exchange runs as one
+//! `POST /batch`: the body is the client's frames, the answer the server's,
+//! each frame prefixed by its length ([`join_frames`], [`split_frames`]).
 //!
 //! # Encodings
 //!
@@ -68,17 +97,20 @@ mod client;
 mod encoding;
 mod error;
 mod frame;
+mod http;
 mod server;
 
 pub use client::{BatchClient, ClientEvent, ClientState, PART_BUDGET, ReplicaDocs};
 pub use encoding::{Encoding, decode_into, encode_changes, encode_since, heads_of};
 pub use error::BatchError;
 pub use frame::{
-    Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, MAX_FRAME_BYTES, Pull, Push, RefusedChange,
+    Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, InboxAck, InboxEntry, InboxPull, MAX_FRAME_BYTES,
+    Pull, Push, RefusedChange,
 };
+pub use http::{BODY_CONTENT_TYPE, join_frames, split_frames};
 pub use server::{
-    Incoming, PullPlan, Received, Rejected, ServerExchange, apply_push, check_push, error_frame, parse_push, plan_pull,
-    pull_doc,
+    ClientFrame, Incoming, PullExtras, PullPlan, Received, Rejected, ServerExchange, apply_push, check_push,
+    error_frame, parse_client_frame, parse_push, plan_pull, pull_doc,
 };
 
 use std::fmt;
@@ -86,10 +118,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Every protocol version this build understands, oldest first.
-pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+pub const SUPPORTED_VERSIONS: &[u32] = &[1, 2];
 
 /// A document id: 16 random bytes (the same ids automerge-repo uses).
 /// Its text and serde form is 32 lowercase hex digits.

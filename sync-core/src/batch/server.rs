@@ -36,8 +36,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, Change, ChangeHash};
 
-use super::frame::{Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, Pull, Push, RefusedChange};
-use super::{BatchError, DocId, Encoding, encode_since, heads_of};
+use super::frame::{
+    Ack, DocPull, DocPush, DocResult, ErrorCode, ErrorFrame, Frame, InboxAck, InboxPull, Pull, Push, RefusedChange,
+};
+use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, encode_since, heads_of};
 use crate::doc::am;
 use crate::policy::check_changes;
 use crate::policy::{PolicyContext, Refusal, Rule};
@@ -74,6 +76,34 @@ pub fn parse_push(bytes: &[u8]) -> Result<Push, Box<Rejected>> {
     }
 }
 
+/// A frame a client may send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// A part of a push.
+    Push(Push),
+    /// The client stored its inbox up to a cursor (protocol 2).
+    InboxAck(InboxAck),
+}
+
+/// Decodes a client frame: a push part or an inbox acknowledgement. Errors
+/// as [`parse_push`].
+pub fn parse_client_frame(bytes: &[u8]) -> Result<ClientFrame, Box<Rejected>> {
+    let reject = |error: BatchError, code| {
+        let reply = error_frame(code, &error.to_string());
+        Box::new(Rejected { error, reply })
+    };
+    match Frame::decode(bytes) {
+        Ok(Frame::Push(p)) => Ok(ClientFrame::Push(p)),
+        Ok(Frame::InboxAck(a)) => Ok(ClientFrame::InboxAck(a)),
+        Ok(other) => Err(reject(
+            BatchError::Unexpected(format!("a client sends push or iack frames, not {}", kind(&other))),
+            ErrorCode::BadFrame,
+        )),
+        Err(e @ BatchError::UnsupportedVersion { .. }) => Err(reject(e, ErrorCode::UnsupportedVersion)),
+        Err(e) => Err(reject(e, ErrorCode::BadFrame)),
+    }
+}
+
 /// Checks one pushed document's data with [`crate::guard::chunks`]; the
 /// refusal names the document.
 pub fn check_push(doc: &DocPush, limits: &crate::guard::Limits) -> Result<crate::guard::Cost, BatchError> {
@@ -89,6 +119,7 @@ fn kind(f: &Frame) -> &'static str {
         Frame::Ack(_) => "ack",
         Frame::Pull(_) => "pull",
         Frame::Error(_) => "error",
+        Frame::InboxAck(_) => "iack",
     }
 }
 
@@ -207,6 +238,19 @@ pub struct ServerExchange {
     early: BTreeMap<DocId, Vec<ChangeHash>>,
     refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
     results: Vec<DocResult>,
+    /// The inbox cursor the exchange's last part carried (protocol 2).
+    inbox: Option<u64>,
+}
+
+/// What a protocol-2 pull carries besides documents; the host fills it in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PullExtras {
+    /// The inbox after the cursor the client sent ([`ServerExchange::inbox`]).
+    pub inbox: Option<InboxPull>,
+    /// The more flag for the inbox: more items wait than the page carries.
+    pub inbox_more: bool,
+    /// The generation of the settings phones mirror.
+    pub settings: Option<u64>,
 }
 
 impl Default for ServerExchange {
@@ -237,6 +281,7 @@ impl ServerExchange {
             early: BTreeMap::new(),
             refused: BTreeMap::new(),
             results: Vec::new(),
+            inbox: None,
         }
     }
 
@@ -255,7 +300,18 @@ impl ServerExchange {
             self.encodings = push.encodings.clone();
         }
         self.cursor = push.cursor;
+        if push.last {
+            self.inbox = push.inbox;
+        }
         self.results.clear();
+    }
+
+    /// The inbox cursor the client sent with its last part (protocol 2):
+    /// the host acknowledges the client's inbox up to it and carries the
+    /// items after it in the pull ([`ServerExchange::pull_with`]). `None`
+    /// when the client did not ask for its inbox.
+    pub fn inbox(&self) -> Option<u64> {
+        self.inbox
     }
 
     /// The client's cursor, from its latest push.
@@ -360,6 +416,9 @@ impl ServerExchange {
             docs,
             more: false,
             encodings: self.reads.clone(),
+            version: PROTOCOL_VERSION,
+            inbox: None,
+            settings: None,
         })
         .encode()
     }
@@ -399,13 +458,24 @@ impl ServerExchange {
 
     /// The pull frame that ends the exchange.
     pub fn pull(&self, cursor: u64, docs: Vec<DocPull>, more: bool) -> Vec<u8> {
+        self.pull_with(cursor, docs, more, PullExtras::default())
+    }
+
+    /// The pull frame that ends the exchange, with the inbox and settings
+    /// generation of protocol 2. The inbox goes only to a client that asked
+    /// for it ([`ServerExchange::inbox`]).
+    pub fn pull_with(&self, cursor: u64, docs: Vec<DocPull>, more: bool, extras: PullExtras) -> Vec<u8> {
+        let inbox = extras.inbox.filter(|_| self.inbox.is_some());
         Frame::Pull(Pull {
             early: false,
             exchange: self.exchange.unwrap_or_default(),
             cursor,
             docs,
-            more,
+            more: more || (inbox.is_some() && extras.inbox_more),
             encodings: self.reads.clone(),
+            version: PROTOCOL_VERSION,
+            inbox,
+            settings: extras.settings,
         })
         .encode()
     }
@@ -493,7 +563,7 @@ mod tests {
             panic!("not an error frame")
         };
         assert_eq!(e.code, ErrorCode::UnsupportedVersion);
-        assert!(e.message.contains("[1]"), "{}", e.message);
+        assert!(e.message.contains("[1, 2]"), "{}", e.message);
 
         let rejected = parse_push(b"junk").unwrap_err();
         let Frame::Error(e) = Frame::decode(&rejected.reply).unwrap() else {

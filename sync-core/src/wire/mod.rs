@@ -16,6 +16,7 @@ mod close;
 mod directory;
 mod error;
 mod inbox;
+mod keys;
 mod me;
 mod notice;
 mod org;
@@ -28,6 +29,7 @@ pub use close::CloseCode;
 pub use directory::{CoverageReport, CoverageRow, DirectoryView, HouseholdEdit};
 pub use error::{ErrorBody, ErrorDetail};
 pub use inbox::{AckRequest, AckResponse, InboxItem, InboxPage};
+pub use keys::{KeySet, PublicKey};
 pub use me::{AccountKind, Me};
 pub use notice::{
     MarkReceipt, NewNotice, NotReached, NoticeDelivery, NoticeList, NoticeReport, NoticeSummary, NoticeView,

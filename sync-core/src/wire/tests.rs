@@ -72,6 +72,27 @@ fn me() {
 }
 
 #[test]
+fn key_sets() {
+    round_trip(
+        &KeySet {
+            issuer: "county".into(),
+            keys: vec![PublicKey {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+                kid: "k1".into(),
+                x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+                status: "retired".into(),
+                retired_at: Some(5),
+            }],
+        },
+        r#"{"issuer":"county","keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"k1",
+            "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","status":"retired","retired_at":5}]}"#,
+    );
+}
+
+#[test]
 fn station_directories() {
     round_trip(
         &StationDirectory {

@@ -235,11 +235,7 @@ async fn batched(prepared: &Prepared, dir: &std::path::Path, p: &Profile, seed: 
     let loads = site.server.state.docs.loads();
     let t = Instant::now();
     let report = phone.sync(&url, 50).await?;
-    ensure!(
-        report.events.len() == 1,
-        "the idle reconnect was not idle: {:?}",
-        report.events
-    );
+    ensure!(report.is_idle(), "the idle reconnect was not idle: {:?}", report.events);
     let idle = Run {
         stats: link.stats(),
         seconds: t.elapsed().as_secs_f64(),
