@@ -42,25 +42,30 @@ pub async fn units(app: &AppState, who: &Principal) -> Result<UnitList, ApiError
                 .iter()
                 .any(|m| org.is_within(u, m) || org.ancestors_or_self(m).contains(&u))
     };
-    // Parents before children: by depth, then id.
-    let mut units: Vec<(usize, &sync_core::Unit)> = org
-        .units()
-        .filter(|u| visible(&u.id))
-        .map(|u| (org.ancestors_or_self(&u.id).len(), u))
-        .collect();
-    units.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     Ok(UnitList {
-        items: units
-            .into_iter()
-            .map(|(_, u)| UnitView {
-                id: u.id.clone(),
-                name: u.name.clone(),
-                kind: u.kind,
-                parent: u.parent.clone(),
-                disabled: disabled.iter().any(|d| d == u.id.as_str()),
-            })
-            .collect(),
+        items: unit_views(org.units().filter(|u| visible(&u.id)), &org, &disabled),
     })
+}
+
+/// `units` as listed, parents before children (by depth, then id), each
+/// marked disabled if `disabled` names it.
+pub(crate) fn unit_views<'a>(
+    units: impl Iterator<Item = &'a sync_core::Unit>,
+    org: &sync_core::OrgTree,
+    disabled: &[String],
+) -> Vec<UnitView> {
+    let mut units: Vec<(usize, &sync_core::Unit)> = units.map(|u| (org.ancestors_or_self(&u.id).len(), u)).collect();
+    units.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    units
+        .into_iter()
+        .map(|(_, u)| UnitView {
+            id: u.id.clone(),
+            name: u.name.clone(),
+            kind: u.kind,
+            parent: u.parent.clone(),
+            disabled: disabled.iter().any(|d| d == u.id.as_str()),
+        })
+        .collect()
 }
 
 fn import_error(e: ImportError) -> ApiError {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use sync_core::relay;
-use sync_core::wire::{AccountKind, ClockSettings, StationDirectory, StationPerson, UnitView};
+use sync_core::wire::{AccountKind, ClockSettings, StationDirectory, StationPerson};
 use sync_core::{Principal, Unit};
 
 use crate::error::ApiError;
@@ -24,18 +24,7 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
     }
     let org = app.docs.org();
     let disabled = app.storage.config().disabled_units().await?;
-    let mut units: Vec<(usize, &Unit)> = org.units().map(|u| (org.ancestors_or_self(&u.id).len(), u)).collect();
-    units.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-    let units = units
-        .into_iter()
-        .map(|(_, u)| UnitView {
-            id: u.id.clone(),
-            name: u.name.clone(),
-            kind: u.kind,
-            parent: u.parent.clone(),
-            disabled: disabled.iter().any(|d| d == u.id.as_str()),
-        })
-        .collect();
+    let units = super::org::unit_views(org.units(), &org, &disabled);
     let mut people = Vec::new();
     for (user, password_hash, memberships) in app.storage.auth().people_with_credentials().await? {
         let principal = Principal {
