@@ -235,39 +235,8 @@ impl super::Auth<'_> {
     /// Every staff account (login name and password) with its memberships, by id: the people
     /// an administration page lists. Residents are many and are reached by the directory.
     pub async fn staff_with_memberships(&self) -> Result<Vec<(UserRecord, Vec<Membership>)>, StorageError> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS}, m.unit_id, m.role FROM users u \
-             LEFT JOIN memberships m ON m.user_id = u.id WHERE u.kind = 'staff' ORDER BY u.id, m.unit_id, m.role"
-        );
-        let rows = on_pool!(self, |pool| {
-            sqlx::query(&sql)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    use sqlx::{FromRow, Row};
-                    Ok::<_, sqlx::Error>((
-                        UserRow::from_row(row)?,
-                        row.try_get::<Option<String>, _>("unit_id")?,
-                        row.try_get::<Option<String>, _>("role")?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        let mut out: Vec<(UserRecord, Vec<Membership>)> = Vec::new();
-        for (row, unit, role) in rows {
-            let record = row.into_record()?;
-            if out.last().is_none_or(|(u, _)| u.id != record.id) {
-                out.push((record, Vec::new()));
-            }
-            if let (Some(unit), Some(role), Some((_, ms))) = (unit, role, out.last_mut()) {
-                ms.push(Membership {
-                    unit: UnitId::new(unit).map_err(StorageError::corrupt)?,
-                    role: parse_enum(&role)?,
-                });
-            }
-        }
-        Ok(out)
+        let people = self.with_memberships("u.kind = 'staff'").await?;
+        Ok(people.into_iter().map(|(user, _, ms)| (user, ms)).collect())
     }
 
     /// Every person's account (not the server's own) with its password hash
@@ -275,9 +244,18 @@ impl super::Auth<'_> {
     pub async fn people_with_credentials(
         &self,
     ) -> Result<Vec<(UserRecord, Option<String>, Vec<Membership>)>, StorageError> {
+        self.with_memberships("u.kind <> 'system'").await
+    }
+
+    /// The accounts `filter` (a condition on `u`, the users table) selects,
+    /// each with its password hash and memberships, by id.
+    async fn with_memberships(
+        &self,
+        filter: &str,
+    ) -> Result<Vec<(UserRecord, Option<String>, Vec<Membership>)>, StorageError> {
         let sql = format!(
             "SELECT {USER_COLUMNS}, password_hash, m.unit_id, m.role FROM users u \
-             LEFT JOIN memberships m ON m.user_id = u.id WHERE u.kind <> 'system' ORDER BY u.id, m.unit_id, m.role"
+             LEFT JOIN memberships m ON m.user_id = u.id WHERE {filter} ORDER BY u.id, m.unit_id, m.role"
         );
         let rows = on_pool!(self, |pool| {
             sqlx::query(&sql)
