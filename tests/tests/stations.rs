@@ -533,3 +533,67 @@ async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() ->
     ensure!(comments == runs, "the county holds {comments} of {runs} comments");
     tiers.stop().await
 }
+
+/// Once connected, a round where nothing changed is one round trip on the
+/// connection already open: the station reads the directory again only when
+/// the generation the county names in its pull moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_round_is_one_round_trip_and_the_directory_comes_only_when_it_moved() -> anyhow::Result<()> {
+    let tiers = Tiers::start(11).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    ensure!(
+        uplink.status().directories == 1,
+        "the first round reads the directory: {:?}",
+        uplink.status()
+    );
+    // Let a round in flight finish, then count the idle ones.
+    rounds(uplink, 1).await?;
+    link.reset_stats();
+    let before = uplink.status().rounds;
+    rounds(uplink, 5).await?;
+    let stats = link.stats();
+    let after = uplink.status().rounds;
+    let idle = after - before;
+    ensure!(
+        stats.connections == 0,
+        "idle rounds open no connection: {stats:?} over {idle} rounds"
+    );
+    // A round may be under way at either end of the window.
+    ensure!(
+        stats.round_trips <= idle + 1,
+        "an idle round is one round trip: {} round trips over {idle} rounds ({stats:?})",
+        stats.round_trips
+    );
+    ensure!(
+        uplink.status().directories == 1,
+        "an unchanged directory is not read again: {:?}",
+        uplink.status()
+    );
+
+    // A new officer at the county: the next pull names a new generation,
+    // the station reads the directory once, and the officer signs in there.
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        county,
+        &admin,
+        "PUT",
+        "/api/admin/users/officer-he",
+        json!({"display_name": "何警官", "login": "he-jing", "password": "he jing new password",
+               "memberships": [{"unit": "station-east", "role": "officer"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "adding an officer answered {status}: {body}");
+    wait(uplink, "the changed directory", |s| s.directories == 2).await?;
+    let (status, body) = login(station, "he-jing", "he jing new password").await?;
+    ensure!(
+        status == 200,
+        "the new officer signing in at the station answered {status}: {body}"
+    );
+    rounds(uplink, 3).await?;
+    ensure!(
+        uplink.status().directories == 2,
+        "the directory is read once per change: {:?}",
+        uplink.status()
+    );
+    tiers.stop().await
+}
