@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
 use sync_core::relay::{self, Backoff};
 use sync_core::repo_protocol::DocumentId;
+use sync_core::wire::KeySet;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -146,6 +147,8 @@ pub enum UplinkError {
     Docs(#[from] DocError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("reading this server's token keys: {0}")]
+    Keys(String),
     #[error("applying the directory: {0}")]
     Directory(#[from] ApiError),
 }
@@ -163,6 +166,8 @@ struct State {
 
 /// Starts the uplink of `app` towards the tier above.
 pub fn spawn(app: AppState, config: UpstreamConfig) -> Uplink {
+    // The tier above is authoritative for people too: its tokens hold here.
+    app.auth.keys().trust_url(format!("{}/api/auth/keys", config.url));
     let (tx, status) = watch::channel(UplinkStatus::default());
     let task = tokio::spawn(run(app, Arc::new(config), tx));
     Uplink { task, status }
@@ -180,6 +185,7 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
         etag: None,
         directory: None,
         link: None,
+        published: None,
     };
     let mut events = app.docs.subscribe();
     loop {
@@ -236,6 +242,8 @@ struct Session {
     directory: Option<u64>,
     /// The open `/batch` connection, kept across rounds.
     link: Option<Link>,
+    /// This server's token keys as last published to the tier above.
+    published: Option<KeySet>,
 }
 
 type Link = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -259,6 +267,7 @@ async fn round(
             t
         }
     };
+    publish_keys(app, config, session, &token).await?;
     if session.directory.is_none() {
         directory(app, config, session, &token, status).await?;
     }
@@ -266,6 +275,51 @@ async fn round(
     if generation.is_some() && generation != session.directory {
         directory(app, config, session, &token, status).await?;
     }
+    Ok(())
+}
+
+/// Publishes this server's token keys to the tier above when they changed
+/// since last published (the first round, a rotation), so the tokens its
+/// people got here hold there too, for them only. A set the tier above
+/// refuses is logged and not sent again until it changes: sync goes on.
+async fn publish_keys(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+) -> Result<(), UplinkError> {
+    let keys = app
+        .auth
+        .keys()
+        .key_set(app.clock.now())
+        .await
+        .map_err(|e| UplinkError::Keys(e.to_string()))?;
+    // No key yet: nobody signed in here yet, so there is nothing to trust.
+    if keys.keys.is_empty() || session.published.as_ref() == Some(&keys) {
+        return Ok(());
+    }
+    let res = session
+        .http
+        .put(format!("{}/api/station/keys", config.url))
+        .bearer_auth(token)
+        .json(&keys)
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    match res.status() {
+        s if s.is_success() => tracing::info!(keys = keys.keys.len(), "published this station's token keys above"),
+        s if s == reqwest::StatusCode::UNAUTHORIZED => {
+            return Err(UplinkError::Unauthorized(format!("publishing the keys answered {s}")));
+        }
+        s if s.is_server_error() => {
+            return Err(UplinkError::Unreachable(format!("publishing the keys answered {s}")));
+        }
+        s => {
+            let body = res.text().await.unwrap_or_default();
+            tracing::warn!(status = %s, %body, "the tier above refused this station's token keys; its tokens will not hold there");
+        }
+    }
+    session.published = Some(keys);
     Ok(())
 }
 

@@ -597,3 +597,92 @@ async fn an_idle_round_is_one_round_trip_and_the_directory_comes_only_when_it_mo
     );
     tiers.stop().await
 }
+
+/// Tokens hold across tiers without a shared secret: the county's at the
+/// station (it trusts the keys its upstream publishes), the station's at the
+/// county (the uplink publishes the station's keys), but a station's key
+/// signs in nobody the station may not speak for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_at_either_tier_hold_at_the_other_only_for_whom_they_may() -> anyhow::Result<()> {
+    let tiers = Tiers::start(13).await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let me = |body: &Value| body["id"].as_str().unwrap_or_default().to_owned();
+
+    // A county token at the station.
+    let li_county = county.token("officer-li").await?;
+    let (status, body) = station.get("/api/me", Some(&li_county)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a county token at the station answered {status}: {body}"
+    );
+
+    // A station token at the county, once the uplink published the keys.
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
+    ensure!(status == 200, "li signing in at the station answered {status}: {body}");
+    let li_station = body["access_token"].as_str().context("a token")?.to_owned();
+    let (status, _) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 401,
+        "before the station published its keys the county does not know them ({status})"
+    );
+    rounds(uplink, 2).await?;
+    let (status, body) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a station token at the county answered {status}: {body}"
+    );
+    let (status, body) = county.get("/api/petitions?limit=5", Some(&li_station)).await?;
+    ensure!(
+        status == 200,
+        "li acts at the county with the station's token: {status}: {body}"
+    );
+
+    // The station's key signing in the county's director is refused, with the rule.
+    let now = station.state.auth.now();
+    let forged = lianxin_server::auth::AccessClaims {
+        sub: "director".into(),
+        jti: "forged-director".into(),
+        iat: now.millis() / 1000,
+        exp: now.millis() / 1000 + 600,
+        kind: lianxin_server::storage::UserKind::Staff,
+        sid: "forged".into(),
+        iss: Some(station.state.auth.keys().issuer().to_owned()),
+        foreign: None,
+    };
+    let forged = station.state.auth.keys().sign(&forged, now).await?;
+    let (status, body) = county.get("/api/me", Some(&forged)).await?;
+    ensure!(
+        status == 401 && body.to_string().contains("relay-outside-jurisdiction"),
+        "a station token for the director answered {status}: {body}"
+    );
+
+    // A station token is no key of another station, nor the county's.
+    let station_token = county.token("station-east-server").await?;
+    let (status, body) = call(
+        county,
+        &station_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+               "kid": "k1", "x": "not a key", "status": "current"}]}),
+    )
+    .await?;
+    ensure!(
+        status == 400 && body.to_string().contains("not an Ed25519 public key"),
+        "a key that does not read answered {status}: {body}"
+    );
+    let li_token = county.token("officer-li").await?;
+    let (status, body) = call(
+        county,
+        &li_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": []}),
+    )
+    .await?;
+    ensure!(
+        status == 403,
+        "an officer publishing station keys answered {status}: {body}"
+    );
+    tiers.stop().await
+}

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 
 use sync_core::relay;
-use sync_core::wire::{AccountKind, ClockSettings, StationDirectory, StationPerson};
+use sync_core::wire::{AccountKind, ClockSettings, KeySet, StationDirectory, StationPerson};
 use sync_core::{Principal, Unit};
 
+use crate::auth::StationKeysError;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::{NewUser, StationSync, StorageError, UserKind};
@@ -68,6 +69,27 @@ pub async fn directory_body(app: &AppState, who: &Principal) -> Result<(Vec<u8>,
     let body = serde_json::to_vec(&dir).expect("a directory serializes");
     let generation = relay::directory_generation(&body);
     Ok((body, generation))
+}
+
+/// `PUT /api/station/keys`: station `who` publishes the keys its tokens are
+/// signed with; they verify here from then on, for the people it speaks for
+/// (`AuthService::authenticate`).
+pub async fn publish_keys(app: &AppState, who: &Principal, set: &KeySet) -> Result<(), ApiError> {
+    if !relay::is_station(who) {
+        return Err(ApiError::Forbidden(
+            "only a station server's account publishes station keys".into(),
+        ));
+    }
+    app.auth
+        .keys()
+        .trust_station(who.user.as_str(), set, app.clock.now())
+        .await
+        .map_err(|e| match e {
+            StationKeysError::Invalid(why) => ApiError::BadRequest(why),
+            StationKeysError::Storage(e) => e.into(),
+        })?;
+    tracing::info!(station = %who.user, issuer = %set.issuer, keys = set.keys.len(), "a station published its token keys");
+    Ok(())
 }
 
 /// At a station: makes the local organisation, clocks and accounts what the

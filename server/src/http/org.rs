@@ -92,6 +92,16 @@ pub async fn station_directory(
         .into_response())
 }
 
+/// `PUT /api/station/keys`: a station publishes its token keys.
+pub async fn put_station_keys(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(set): ApiJson<sync_core::wire::KeySet>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    crate::api::station::publish_keys(&app, &auth.principal, &set).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
 pub async fn put_clock_settings(
     State(app): State<AppState>,
     auth: Authenticated,
