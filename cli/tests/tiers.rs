@@ -150,6 +150,26 @@ impl Tier {
         Ok(tier)
     }
 
+    /// `lianxin admin check` over this tier's database while it serves, as
+    /// an operator runs it: every document rebuilds from its snapshot and
+    /// changes, and its projection rows equal a recomputation.
+    async fn check(&self) -> anyhow::Result<()> {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lianxin"))
+            .args(["--log", "error", "--data-dir"])
+            .arg(self.db.dir().join(self.name))
+            .args(["--database-url", &self.db.database_url(), "admin", "check"])
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && stdout.lines().any(|l| l == "problems=0"),
+            "`lianxin admin check` at the {}: {stdout}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
     async fn stop(mut self) {
         let _ = self.process.kill().await;
         self.db.cleanup().await;
@@ -340,10 +360,11 @@ impl Tiers {
         outcome.with_context(|| last.clone())
     }
 
-    /// Every tier stores each change it holds once.
+    /// Every tier stores each change it holds once, and passes `lianxin admin check`.
     async fn each_change_once(&self) -> anyhow::Result<usize> {
         let mut changes = 0;
         for tier in [&self.city, &self.county, &self.east, &self.west] {
+            tier.check().await?;
             for (id, s) in stored_all(&tier.db.storage).await? {
                 ensure!(
                     s.repeated.is_empty(),
@@ -661,16 +682,12 @@ async fn random_cuts_in_either_uplink_lose_nothing_and_repeat_nothing() -> anyho
 async fn random_cuts(t: &Tiers) -> anyhow::Result<()> {
     let (city, east) = (&t.city.api, &t.east.api);
     let li = east.sign_in("li", DEMO_PASSWORD).await?;
-    let shared = city
-        .file(
-            &t.zhang,
-            json!({"channel": "chief_line", "category": "help", "title": "村道积水", "body": "详情",
-                   "location": {"unit": "village-shangping"}, "routed_to": "station-east"}),
-        )
-        .await?;
-    t.converged(std::slice::from_ref(&shared)).await?;
     let runs = cut_runs();
-    let mut filed = vec![shared.clone()];
+    // Each run adds two entries to the shared petition, which holds at most
+    // 1,000: a new one every 100 runs, so any number of runs fits.
+    const RUNS_PER_SHARED: usize = 100;
+    let mut shared: Vec<String> = Vec::new();
+    let mut filed = Vec::new();
     let started = Instant::now();
     // The largest a connection through each link was in the last run, per
     // direction: random cuts fall anywhere within it, so they land in the
@@ -678,6 +695,19 @@ async fn random_cuts(t: &Tiers) -> anyhow::Result<()> {
     let mut span: [[u64; 2]; 2] = [[2_000, 800]; 2];
     let mut random_cuts = 0;
     for run in 0..runs {
+        if run % RUNS_PER_SHARED == 0 {
+            let id = city
+                .file(
+                    &t.zhang,
+                    json!({"channel": "chief_line", "category": "help", "title": format!("村道积水{run}"), "body": "详情",
+                           "location": {"unit": "village-shangping"}, "routed_to": "station-east"}),
+                )
+                .await?;
+            t.converged(std::slice::from_ref(&id)).await?;
+            filed.push(id.clone());
+            shared.push(id);
+        }
+        let shared = shared.last().context("a shared petition")?;
         let (i, link, which) = if run % 2 == 0 {
             (0, &t.east_up, "east")
         } else {
@@ -740,12 +770,23 @@ async fn random_cuts(t: &Tiers) -> anyhow::Result<()> {
     let changes = t.each_change_once().await?;
     // Every step is there once, at every tier that holds the petition.
     let director = director_at(city).await?;
-    for (api, token) in [(city, &director), (east, &li)] {
-        let notes = count(&api.timeline(token, &shared).await?, "progress");
-        ensure!(notes == runs, "{} holds {notes} of {runs} progress notes", api.base);
-        let (_, view) = api.get(token, &format!("/api/petitions/{shared}")).await?;
-        let comments = view["conversation"].as_array().map_or(0, Vec::len);
-        ensure!(comments == runs, "{} holds {comments} of {runs} comments", api.base);
+    for (block, shared) in shared.iter().enumerate() {
+        let expected = (runs - block * RUNS_PER_SHARED).min(RUNS_PER_SHARED);
+        for (api, token) in [(city, &director), (east, &li)] {
+            let notes = count(&api.timeline(token, shared).await?, "progress");
+            ensure!(
+                notes == expected,
+                "{} holds {notes} of {expected} progress notes",
+                api.base
+            );
+            let (_, view) = api.get(token, &format!("/api/petitions/{shared}")).await?;
+            let comments = view["conversation"].as_array().map_or(0, Vec::len);
+            ensure!(
+                comments == expected,
+                "{} holds {comments} of {expected} comments",
+                api.base
+            );
+        }
     }
     eprintln!(
         "tiers_cut_runs={runs} tiers_cut_random_cuts={random_cuts} tiers_cut_seconds={:.1} tiers_cut_changes_stored={changes}",
