@@ -11,9 +11,10 @@
 //!
 //! 1. sign in once (and again when the token is refused);
 //! 2. read the jurisdiction's directory (units, clocks, people with their
-//!    password hashes; a conditional GET, a few bytes when unchanged) and
-//!    apply it, so people sign in here while the uplink is down and a
-//!    revocation above disables them here;
+//!    password hashes, duty rosters; a conditional GET, a few bytes when
+//!    unchanged) and apply it, so people sign in here while the uplink is
+//!    down and a revocation above disables them here; send up the rosters
+//!    this station's leaders set that are later than the tier above's;
 //! 3. run exchanges until neither side has more: documents changed here
 //!    since the last push (listed from the change log, changes the tier
 //!    above sent left out, paged like a pull), attested with their authors;
@@ -32,7 +33,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
 use sync_core::relay::{self, Backoff};
+use sync_core::UnitId;
 use sync_core::repo_protocol::DocumentId;
+use sync_core::wire::{RosterOutcome, StationRoster, StationRosterResults, StationRosters};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -92,6 +95,8 @@ pub struct UplinkStatus {
     pub taken_back: u64,
     /// Accounts disabled here because the tier above disabled or dropped them.
     pub disabled: u64,
+    /// Rosters set here that the tier above stored (later edits than its own).
+    pub rosters_sent: u64,
 }
 
 /// The running uplink. Dropping it stops it.
@@ -172,6 +177,8 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
         http,
         token: None,
         etag: None,
+        rosters: Vec::new(),
+        refused_rosters: BTreeSet::new(),
     };
     let mut events = app.docs.subscribe();
     loop {
@@ -220,6 +227,11 @@ struct Session {
     token: Option<String>,
     /// The tag of the directory last applied.
     etag: Option<String>,
+    /// The rosters the directory last listed: the tier above's copies.
+    rosters: Vec<StationRoster>,
+    /// Edits of rosters here the tier above refused and holds no copy of:
+    /// not sent again until edited again.
+    refused_rosters: BTreeSet<(UnitId, i64)>,
 }
 
 async fn round(
@@ -237,6 +249,10 @@ async fn round(
         }
     };
     directory(app, config, session, &token, status).await?;
+    if let Err(e) = push_rosters(app, config, session, &token, status).await {
+        // Rosters never hold up the documents' exchange.
+        tracing::warn!(error = %e, "sending the station's rosters up failed");
+    }
     exchanges(app, config, &token, status).await
 }
 
@@ -295,7 +311,82 @@ async fn directory(
         "applied the directory of the tier above"
     );
     status.send_modify(|s| s.disabled += disabled as u64);
+    session.rosters = dir.rosters;
     session.etag = tag;
+    Ok(())
+}
+
+/// Sends up the rosters set here that are later edits than the tier
+/// above's copies (`relay::roster_wins`), so a station leader's roster
+/// reaches the tier above; the directory brings the tier above's later
+/// edits down. A refused edit is replaced here by the tier above's copy if
+/// it has one (refused everywhere), and is otherwise not sent again until
+/// it is edited again.
+async fn push_rosters(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<(), UplinkError> {
+    let above: BTreeMap<&UnitId, &StationRoster> = session.rosters.iter().map(|r| (&r.unit, r)).collect();
+    let mut sent = Vec::new();
+    for row in app.storage.rosters().all().await? {
+        let theirs = above.get(&row.unit_id).map(|r| (r.updated_at, &r.updated_by));
+        if session.refused_rosters.contains(&(row.unit_id.clone(), row.updated_at))
+            || !relay::roster_wins((row.updated_at, &row.updated_by), theirs)
+        {
+            continue;
+        }
+        sent.push(StationRoster {
+            unit: row.unit_id,
+            roster: row.roster,
+            updated_by: row.updated_by,
+            updated_at: row.updated_at,
+        });
+    }
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let res = session
+        .http
+        .put(format!("{}/api/station/rosters", config.url))
+        .bearer_auth(token)
+        .json(&StationRosters { rosters: sent.clone() })
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    if !res.status().is_success() {
+        return Err(UplinkError::Protocol(format!("the rosters answered {}", res.status())));
+    }
+    let results: StationRosterResults = res.json().await.map_err(|e| UplinkError::Protocol(e.to_string()))?;
+    for (roster, result) in sent.iter().zip(results.results) {
+        match result.outcome {
+            RosterOutcome::Stored => status.send_modify(|s| s.rosters_sent += 1),
+            RosterOutcome::Kept => {}
+            RosterOutcome::Refused => {
+                tracing::warn!(unit = %roster.unit, detail = ?result.detail, "the tier above refused a roster set here");
+                match above.get(&roster.unit) {
+                    Some(theirs) => {
+                        app.storage
+                            .rosters()
+                            .put(
+                                &theirs.unit,
+                                &theirs.roster,
+                                &theirs.updated_by,
+                                sync_core::Timestamp::from_millis(theirs.updated_at),
+                            )
+                            .await?
+                    }
+                    None => {
+                        session
+                            .refused_rosters
+                            .insert((roster.unit.clone(), roster.updated_at));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 

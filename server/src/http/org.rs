@@ -89,6 +89,17 @@ pub async fn station_directory(
         .into_response())
 }
 
+/// `PUT /api/station/rosters` (station servers' accounts).
+pub async fn put_station_rosters(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(sent): ApiJson<sync_core::wire::StationRosters>,
+) -> Result<Json<sync_core::wire::StationRosterResults>, ApiError> {
+    Ok(Json(
+        crate::api::station::put_rosters(&app, &auth.principal, sent).await?,
+    ))
+}
+
 pub async fn put_clock_settings(
     State(app): State<AppState>,
     auth: Authenticated,
