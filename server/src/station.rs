@@ -31,9 +31,9 @@ use std::time::Duration;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use sync_core::UnitId;
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
 use sync_core::relay::{self, Backoff};
-use sync_core::UnitId;
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::{RosterOutcome, StationRoster, StationRosterResults, StationRosters};
 use thiserror::Error;
@@ -379,9 +379,7 @@ async fn push_rosters(
                             .await?
                     }
                     None => {
-                        session
-                            .refused_rosters
-                            .insert((roster.unit.clone(), roster.updated_at));
+                        session.refused_rosters.insert((roster.unit.clone(), roster.updated_at));
                     }
                 }
             }

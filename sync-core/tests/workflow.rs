@@ -350,7 +350,11 @@ fn an_automatic_escalation_on_a_stale_view_is_moot_on_every_replica() {
     let mut county = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
     sign(&mut station, 5);
     auto_escalate(&mut county, 11, sync_core::ClockKind::Sign);
-    assert_eq!(county.state().unwrap().lead, Some(unit("county")), "escalated on its view");
+    assert_eq!(
+        county.state().unwrap().lead,
+        Some(unit("county")),
+        "escalated on its view"
+    );
     let mut merged_here = station.doc().clone();
     merged_here.merge(&mut county.doc().clone()).unwrap();
     let mut merged_there = county.doc().clone();

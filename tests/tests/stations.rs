@@ -277,7 +277,10 @@ impl Tiers {
     async fn restore(&self) -> anyhow::Result<()> {
         self.link.clear_cut_plan();
         let target = self.uplink.status().rounds + 1;
-        wait(&self.uplink, "a round after the uplink came back", |s| s.rounds >= target).await?;
+        wait(&self.uplink, "a round after the uplink came back", |s| {
+            s.rounds >= target
+        })
+        .await?;
         Ok(())
     }
 
@@ -549,7 +552,8 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     );
     let told = li_phone.refused().await?;
     ensure!(
-        told.iter().any(|(doc, rule)| *doc == taken_back && rule == "role-required"),
+        told.iter()
+            .any(|(doc, rule)| *doc == taken_back && rule == "role-required"),
         "li's phone was told {told:?}"
     );
     // The county's revocation reached the station.
@@ -694,7 +698,9 @@ async fn duty_rosters_travel_both_ways_and_the_duty_desk_follows_the_latest() ->
     let (status, here) = call(station, &li_token, "GET", "/api/units/station-east/roster", Value::Null).await?;
     ensure!(status == 200, "the station's roster answered {status}: {here}");
     ensure!(
-        here["on_duty"] == json!(["officer-li"]) && here["updated_by"] == "admin" && here["updated_at"] == body["updated_at"],
+        here["on_duty"] == json!(["officer-li"])
+            && here["updated_by"] == "admin"
+            && here["updated_at"] == body["updated_at"],
         "the station holds {here}, the county set {body}"
     );
     // The station's duty desk follows it: li hears, wang does not.
@@ -765,7 +771,10 @@ async fn duty_rosters_travel_both_ways_and_the_duty_desk_follows_the_latest() ->
         "the county answered {results}"
     );
     let (_, above) = call(county, &director, "GET", "/api/units/station-east/roster", Value::Null).await?;
-    ensure!(above["on_duty"] == json!(["officer-wang"]), "an older edit won: {above}");
+    ensure!(
+        above["on_duty"] == json!(["officer-wang"]),
+        "an older edit won: {above}"
+    );
     let (status, _) = call(county, &director, "PUT", "/api/station/rosters", json!({"rosters": []})).await?;
     ensure!(status == 403, "a person sent rosters as a station: {status}");
     tiers.stop().await
@@ -797,7 +806,10 @@ async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not
     // A petition for the station goes unsigned past its ten minutes.
     let overdue = file(county, &zhang, "village-shangping", "station-east", "无人签收").await?;
     rounds(uplink, 1).await?;
-    ensure!(station.state.docs.exists(&overdue).await?, "the station lacks {overdue}");
+    ensure!(
+        station.state.docs.exists(&overdue).await?,
+        "the station lacks {overdue}"
+    );
     tiers.advance(11);
     // The station's sweep runs (its clocks tell its people) but escalates nothing.
     let swept = station.state.notify.tick().await?;
@@ -814,12 +826,21 @@ async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not
         escalations(&v) == [("applied".to_owned(), String::new())],
         "the county did not escalate {overdue}: {v}"
     );
-    ensure!(county.state.notify.tick().await?.escalated == 0, "the county escalated twice");
-    ensure!(station.state.notify.tick().await?.escalated == 0, "the station escalated");
+    ensure!(
+        county.state.notify.tick().await?.escalated == 0,
+        "the county escalated twice"
+    );
+    ensure!(
+        station.state.notify.tick().await?.escalated == 0,
+        "the station escalated"
+    );
     tiers.restore().await?;
     rounds(uplink, 1).await?;
     for server in [county, station] {
-        ensure!(server.state.notify.tick().await?.escalated == 0, "a tick after the reconnect escalated");
+        ensure!(
+            server.state.notify.tick().await?.escalated == 0,
+            "a tick after the reconnect escalated"
+        );
     }
     rounds(uplink, 1).await?;
     let li = station.token("officer-li").await?;
@@ -860,7 +881,10 @@ async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not
     // and the station still leads; nothing escalates it again.
     let (director, li) = (county.token("director").await?, station.token("officer-li").await?);
     for server in [county, station] {
-        ensure!(server.state.notify.tick().await?.escalated == 0, "a tick after the reconnect escalated");
+        ensure!(
+            server.state.notify.tick().await?.escalated == 0,
+            "a tick after the reconnect escalated"
+        );
     }
     for (server, token) in [(county, &director), (station, &li)] {
         let v = view(server, token, &signed).await?;

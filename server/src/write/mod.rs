@@ -269,8 +269,7 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
     if let Some(refused) = &job.rewrite {
         // With the rebuilt history's last seq: every reader below it may
         // hold a refused change and is told of it with the document.
-        tx.record_upstream_refusals(&job.doc_id, refused, job.now, seq)
-            .await?;
+        tx.record_upstream_refusals(&job.doc_id, refused, job.now, seq).await?;
     }
     tx.record_receipts(&job.doc_id, &job.receipts).await?;
     let p = &job.projection;
