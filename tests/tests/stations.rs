@@ -223,18 +223,46 @@ struct Tiers {
     dbs: [TestDb; 2],
 }
 
+/// How a test's tiers are set up besides the defaults.
+struct Setup {
+    /// The uplink's link.
+    profile: Profile,
+    /// The most documents one pull of the county lists.
+    county_page_docs: u32,
+    /// The most documents one push of the station carries.
+    push_page_docs: usize,
+    /// When the county escalates on its own (a station escalates nothing).
+    escalation: EscalationPolicy,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            profile: Profile::loopback(),
+            county_page_docs: lianxin_server::state::BATCH_PAGE_DOCS,
+            push_page_docs: 500,
+            escalation: EscalationPolicy::default(),
+        }
+    }
+}
+
 impl Tiers {
     async fn start(seed: u64) -> anyhow::Result<Tiers> {
-        Self::start_with(seed, EscalationPolicy::default()).await
+        Tiers::start_with(seed, Setup::default()).await
     }
 
-    /// With `escalation` at the county (a station escalates nothing).
-    async fn start_with(seed: u64, escalation: EscalationPolicy) -> anyhow::Result<Tiers> {
+    async fn start_with(seed: u64, setup: Setup) -> anyhow::Result<Tiers> {
         let county_db = TestDb::sqlite().await?;
-        let county = TestServer::start_notify(
+        let county = TestServer::start_full(
             county_db.storage.clone(),
+            SmsSender::DevLog,
+            lianxin_server::auth::AuthSettings::default(),
+            lianxin_server::state::HttpSettings {
+                batch_page_docs: setup.county_page_docs,
+                ..Default::default()
+            },
             NotifySettings {
-                escalation,
+                escalation: setup.escalation,
                 ..test_notify_settings()
             },
             ManualClock::starting_now(),
@@ -254,8 +282,9 @@ impl Tiers {
         ensure!(status == 200, "creating the station account answered {status}: {body}");
         let station_db = TestDb::sqlite().await?;
         let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
-        let link = LinkSim::start(county.addr, Profile::loopback(), seed).await?;
+        let link = LinkSim::start(county.addr, setup.profile, seed).await?;
         let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+        config.push_page_docs = setup.push_page_docs;
         config.every = Duration::from_millis(100);
         config.silence = Duration::from_secs(3);
         config.backoff = Backoff {
@@ -667,6 +696,272 @@ async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() ->
     tiers.stop().await
 }
 
+/// Once connected, a round where nothing changed is one round trip on the
+/// connection already open: the station reads the directory again only when
+/// the generation the county names in its pull moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_round_is_one_round_trip_and_the_directory_comes_only_when_it_moved() -> anyhow::Result<()> {
+    let tiers = Tiers::start(11).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    ensure!(
+        uplink.status().directories == 1,
+        "the first round reads the directory: {:?}",
+        uplink.status()
+    );
+    // Let a round in flight finish, then count the idle ones.
+    rounds(uplink, 1).await?;
+    link.reset_stats();
+    let before = uplink.status().rounds;
+    rounds(uplink, 5).await?;
+    let stats = link.stats();
+    let after = uplink.status().rounds;
+    let idle = after - before;
+    ensure!(
+        stats.connections == 0,
+        "idle rounds open no connection: {stats:?} over {idle} rounds"
+    );
+    // A round may be under way at either end of the window.
+    ensure!(
+        stats.round_trips <= idle + 1,
+        "an idle round is one round trip: {} round trips over {idle} rounds ({stats:?})",
+        stats.round_trips
+    );
+    ensure!(
+        uplink.status().directories == 1,
+        "an unchanged directory is not read again: {:?}",
+        uplink.status()
+    );
+
+    // A new officer at the county: the next pull names a new generation,
+    // the station reads the directory once, and the officer signs in there.
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        county,
+        &admin,
+        "PUT",
+        "/api/admin/users/officer-he",
+        json!({"display_name": "何警官", "login": "he-jing", "password": "he jing new password",
+               "memberships": [{"unit": "station-east", "role": "officer"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "adding an officer answered {status}: {body}");
+    wait(uplink, "the changed directory", |s| s.directories == 2).await?;
+    let (status, body) = login(station, "he-jing", "he jing new password").await?;
+    ensure!(
+        status == 200,
+        "the new officer signing in at the station answered {status}: {body}"
+    );
+    rounds(uplink, 3).await?;
+    ensure!(
+        uplink.status().directories == 2,
+        "the directory is read once per change: {:?}",
+        uplink.status()
+    );
+    tiers.stop().await
+}
+
+/// Tokens hold across tiers without a shared secret: the county's at the
+/// station (it trusts the keys its upstream publishes), the station's at the
+/// county (the uplink publishes the station's keys), but a station's key
+/// signs in nobody the station may not speak for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_at_either_tier_hold_at_the_other_only_for_whom_they_may() -> anyhow::Result<()> {
+    let tiers = Tiers::start(13).await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let me = |body: &Value| body["id"].as_str().unwrap_or_default().to_owned();
+
+    // A county token at the station.
+    let li_county = county.token("officer-li").await?;
+    let (status, body) = station.get("/api/me", Some(&li_county)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a county token at the station answered {status}: {body}"
+    );
+
+    // A station token at the county, once the uplink published the keys.
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
+    ensure!(status == 200, "li signing in at the station answered {status}: {body}");
+    let li_station = body["access_token"].as_str().context("a token")?.to_owned();
+    let (status, _) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 401,
+        "before the station published its keys the county does not know them ({status})"
+    );
+    rounds(uplink, 2).await?;
+    let (status, body) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a station token at the county answered {status}: {body}"
+    );
+    let (status, body) = county.get("/api/petitions?limit=5", Some(&li_station)).await?;
+    ensure!(
+        status == 200,
+        "li acts at the county with the station's token: {status}: {body}"
+    );
+
+    // The station's key signing in the county's director is refused, with the rule.
+    let now = station.state.auth.now();
+    let forged = lianxin_server::auth::AccessClaims {
+        sub: "director".into(),
+        jti: "forged-director".into(),
+        iat: now.millis() / 1000,
+        exp: now.millis() / 1000 + 600,
+        kind: lianxin_server::storage::UserKind::Staff,
+        sid: "forged".into(),
+        iss: Some(station.state.auth.keys().issuer().to_owned()),
+        foreign: None,
+    };
+    let forged = station.state.auth.keys().sign(&forged, now).await?;
+    let (status, body) = county.get("/api/me", Some(&forged)).await?;
+    ensure!(
+        status == 401 && body.to_string().contains("relay-outside-jurisdiction"),
+        "a station token for the director answered {status}: {body}"
+    );
+
+    // A station token is no key of another station, nor the county's.
+    let station_token = county.token("station-east-server").await?;
+    let (status, body) = call(
+        county,
+        &station_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+               "kid": "k1", "x": "not a key", "status": "current"}]}),
+    )
+    .await?;
+    ensure!(
+        status == 400 && body.to_string().contains("not an Ed25519 public key"),
+        "a key that does not read answered {status}: {body}"
+    );
+    let li_token = county.token("officer-li").await?;
+    let (status, body) = call(
+        county,
+        &li_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": []}),
+    )
+    .await?;
+    ensure!(
+        status == 403,
+        "an officer publishing station keys answered {status}: {body}"
+    );
+    tiers.stop().await
+}
+
+/// After a long outage the station catches up in pages, both ways, and its
+/// phones keep syncing with it while it does: the catch-up yields between
+/// pages and never holds what a phone's exchange needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_is_caught_up_in_pages_while_the_phones_keep_syncing() -> anyhow::Result<()> {
+    const ABOVE: usize = 160;
+    const HERE: usize = 30;
+    let tiers = Tiers::start_with(
+        17,
+        Setup {
+            // A slow uplink, so the catch-up takes a while.
+            profile: Profile::new("uplink", 400_000, 400_000, Duration::from_millis(250), 0.0),
+            county_page_docs: 20,
+            push_page_docs: 10,
+            ..Setup::default()
+        },
+    )
+    .await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    let li_url = format!(
+        "ws://{}/batch?token={}",
+        station.addr,
+        station.token("officer-li").await?
+    );
+    let mut phone = Phone::default();
+    phone.sync(&li_url, 3).await?;
+    let held = phone.store.docs.len();
+
+    // The outage: residents write to the county, officers file at the station.
+    tiers.cut().await?;
+    let zhang = county.token("res-zhang").await?;
+    let li = station.token("officer-li").await?;
+    let mut above = Vec::new();
+    for n in 0..ABOVE {
+        above.push(
+            file(
+                county,
+                &zhang,
+                "village-shangping",
+                "station-east",
+                &format!("县里收到的第{n}件"),
+            )
+            .await?,
+        );
+    }
+    let mut here = Vec::new();
+    for n in 0..HERE {
+        here.push(
+            file(
+                station,
+                &li,
+                "village-xiaxi",
+                "station-east",
+                &format!("所里登记的第{n}件"),
+            )
+            .await?,
+        );
+    }
+
+    // The link comes back; while the station catches up, li's phone syncs.
+    let before = uplink.status();
+    link.clear_cut_plan();
+    let mut during = Vec::new();
+    loop {
+        let now = uplink.status();
+        if now.rounds > before.rounds {
+            break;
+        }
+        let started = std::time::Instant::now();
+        phone.sync(&li_url, 3).await?;
+        let took = started.elapsed();
+        let after = uplink.status();
+        if after.rounds == before.rounds && after.exchanges > before.exchanges {
+            during.push(took);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = rounds(uplink, 1).await?;
+    let pages = done.exchanges - before.exchanges;
+    ensure!(
+        pages as usize >= ABOVE / 20,
+        "{ABOVE} documents above at 20 a page came in {pages} exchanges"
+    );
+    ensure!(
+        !during.is_empty(),
+        "no phone sync completed while the station caught up ({pages} exchanges)"
+    );
+    let slowest = during.iter().max().copied().unwrap_or_default();
+    ensure!(
+        slowest < Duration::from_secs(5),
+        "a phone sync during the catch-up took {slowest:?}"
+    );
+    eprintln!(
+        "catch-up: {pages} exchanges; {} phone syncs during it, the slowest {slowest:?}",
+        during.len()
+    );
+
+    // Everything is at both tiers, the same, and on the phone.
+    for id in above.iter().chain(&here) {
+        let mut up = county.state.docs.copy(id).await?.context("at the county")?;
+        let mut down = station.state.docs.copy(id).await?.context("at the station")?;
+        ensure!(up.get_heads() == down.get_heads(), "{id} differs between the tiers");
+    }
+    phone.sync(&li_url, 3).await?;
+    ensure!(
+        phone.store.docs.len() == held + ABOVE + HERE,
+        "the phone holds {} documents, not {}",
+        phone.store.docs.len(),
+        held + ABOVE + HERE
+    );
+    tiers.stop().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duty_rosters_travel_both_ways_and_the_duty_desk_follows_the_latest() -> anyhow::Result<()> {
     let tiers = Tiers::start(13).await?;
@@ -799,7 +1094,14 @@ fn escalations(view: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not_stand() -> anyhow::Result<()> {
     let policy = EscalationPolicy::from_json(r#"{"default": [{"clock": "sign", "overdue_minutes": 0}]}"#)?;
-    let tiers = Tiers::start_with(17, policy).await?;
+    let tiers = Tiers::start_with(
+        17,
+        Setup {
+            escalation: policy,
+            ..Setup::default()
+        },
+    )
+    .await?;
     let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
     let zhang = county.token("res-zhang").await?;
 
