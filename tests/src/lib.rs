@@ -4,3 +4,4 @@ pub use lianxin_testkit::{browser, linksim};
 pub mod phone;
 pub mod scenario;
 pub mod stock;
+pub mod tiers;
