@@ -9,11 +9,14 @@
 //! are never sent again after a cut; the cursor moves with every pull, also
 //! when nothing in scope changed, so a quiet station never stalls. Each round:
 //!
-//! 1. sign in once (and again when the token is refused);
+//! 1. sign in once (again before the token expires, or when it is refused)
+//!    and open the `/batch` connection, which stays open across rounds;
 //! 2. read the jurisdiction's directory (units, clocks, people with their
-//!    password hashes; a conditional GET, a few bytes when unchanged) and
-//!    apply it, so people sign in here while the uplink is down and a
-//!    revocation above disables them here;
+//!    password hashes) and apply it, so people sign in here while the
+//!    uplink is down and a revocation above disables them here. The first
+//!    round reads it; later rounds read it only when the generation the
+//!    tier above names in its pull (`relay::directory_generation`) differs
+//!    from the one applied, so an idle round is one round trip;
 //! 3. run exchanges until neither side has more: documents changed here
 //!    since the last push (listed from the change log, changes the tier
 //!    above sent left out, paged like a pull), attested with their authors;
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
 use sync_core::relay::{self, Backoff};
 use sync_core::repo_protocol::DocumentId;
+use sync_core::wire::KeySet;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -92,6 +96,9 @@ pub struct UplinkStatus {
     pub taken_back: u64,
     /// Accounts disabled here because the tier above disabled or dropped them.
     pub disabled: u64,
+    /// Directories read from the tier above and applied (the first round's,
+    /// then one each time its generation moved).
+    pub directories: u64,
 }
 
 /// The running uplink. Dropping it stops it.
@@ -140,6 +147,8 @@ pub enum UplinkError {
     Docs(#[from] DocError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("reading this server's token keys: {0}")]
+    Keys(String),
     #[error("applying the directory: {0}")]
     Directory(#[from] ApiError),
 }
@@ -157,6 +166,8 @@ struct State {
 
 /// Starts the uplink of `app` towards the tier above.
 pub fn spawn(app: AppState, config: UpstreamConfig) -> Uplink {
+    // The tier above is authoritative for people too: its tokens hold here.
+    app.auth.keys().trust_url(format!("{}/api/auth/keys", config.url));
     let (tx, status) = watch::channel(UplinkStatus::default());
     let task = tokio::spawn(run(app, Arc::new(config), tx));
     Uplink { task, status }
@@ -172,6 +183,9 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
         http,
         token: None,
         etag: None,
+        directory: None,
+        link: None,
+        published: None,
     };
     let mut events = app.docs.subscribe();
     loop {
@@ -199,6 +213,8 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
                 }
             }
             Err(e) => {
+                // A failed round leaves the connection in an unknown state.
+                session.link = None;
                 if matches!(e, UplinkError::Unauthorized(_)) {
                     session.token = None;
                 }
@@ -217,10 +233,20 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
 
 struct Session {
     http: reqwest::Client,
-    token: Option<String>,
+    /// The access token, and when to sign in again (a little before it
+    /// expires, so no round fails on an expired token).
+    token: Option<(String, tokio::time::Instant)>,
     /// The tag of the directory last applied.
     etag: Option<String>,
+    /// Its generation (`relay::directory_generation`).
+    directory: Option<u64>,
+    /// The open `/batch` connection, kept across rounds.
+    link: Option<Link>,
+    /// This server's token keys as last published to the tier above.
+    published: Option<KeySet>,
 }
+
+type Link = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn round(
     app: &AppState,
@@ -229,18 +255,76 @@ async fn round(
     status: &watch::Sender<UplinkStatus>,
 ) -> Result<(), UplinkError> {
     let token = match &session.token {
-        Some(t) => t.clone(),
-        None => {
-            let t = sign_in(&session.http, config).await?;
-            session.token = Some(t.clone());
+        Some((t, renew)) if tokio::time::Instant::now() < *renew => t.clone(),
+        _ => {
+            let (t, expires_in) = sign_in(&session.http, config).await?;
+            // The connection was opened with the old token, which the tier
+            // above ends when it expires.
+            session.link = None;
+            let margin = config.silence.max(Duration::from_secs(30));
+            let renew = tokio::time::Instant::now() + expires_in.saturating_sub(margin);
+            session.token = Some((t.clone(), renew));
             t
         }
     };
-    directory(app, config, session, &token, status).await?;
-    exchanges(app, config, &token, status).await
+    publish_keys(app, config, session, &token).await?;
+    if session.directory.is_none() {
+        directory(app, config, session, &token, status).await?;
+    }
+    let generation = exchanges(app, config, session, &token, status).await?;
+    if generation.is_some() && generation != session.directory {
+        directory(app, config, session, &token, status).await?;
+    }
+    Ok(())
 }
 
-async fn sign_in(http: &reqwest::Client, config: &UpstreamConfig) -> Result<String, UplinkError> {
+/// Publishes this server's token keys to the tier above when they changed
+/// since last published (the first round, a rotation), so the tokens its
+/// people got here hold there too, for them only. A set the tier above
+/// refuses is logged and not sent again until it changes: sync goes on.
+async fn publish_keys(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+) -> Result<(), UplinkError> {
+    let keys = app
+        .auth
+        .keys()
+        .key_set(app.clock.now())
+        .await
+        .map_err(|e| UplinkError::Keys(e.to_string()))?;
+    // No key yet: nobody signed in here yet, so there is nothing to trust.
+    if keys.keys.is_empty() || session.published.as_ref() == Some(&keys) {
+        return Ok(());
+    }
+    let res = session
+        .http
+        .put(format!("{}/api/station/keys", config.url))
+        .bearer_auth(token)
+        .json(&keys)
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    match res.status() {
+        s if s.is_success() => tracing::info!(keys = keys.keys.len(), "published this station's token keys above"),
+        s if s == reqwest::StatusCode::UNAUTHORIZED => {
+            return Err(UplinkError::Unauthorized(format!("publishing the keys answered {s}")));
+        }
+        s if s.is_server_error() => {
+            return Err(UplinkError::Unreachable(format!("publishing the keys answered {s}")));
+        }
+        s => {
+            let body = res.text().await.unwrap_or_default();
+            tracing::warn!(status = %s, %body, "the tier above refused this station's token keys; its tokens will not hold there");
+        }
+    }
+    session.published = Some(keys);
+    Ok(())
+}
+
+/// Signs in at the tier above: the access token and how long it lasts.
+async fn sign_in(http: &reqwest::Client, config: &UpstreamConfig) -> Result<(String, Duration), UplinkError> {
     let res = http
         .post(format!("{}/api/auth/login", config.url))
         .json(&serde_json::json!({"login": config.login, "password": config.password}))
@@ -251,10 +335,12 @@ async fn sign_in(http: &reqwest::Client, config: &UpstreamConfig) -> Result<Stri
         return Err(UplinkError::Unauthorized(format!("sign-in answered {}", res.status())));
     }
     let body: serde_json::Value = res.json().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
-    body["access_token"]
+    let token = body["access_token"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| UplinkError::Protocol("the sign-in answer has no access token".into()))
+        .ok_or_else(|| UplinkError::Protocol("the sign-in answer has no access token".into()))?;
+    let expires_in = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(0));
+    Ok((token, expires_in))
 }
 
 async fn directory(
@@ -273,7 +359,11 @@ async fn directory(
     }
     let res = req.send().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
     match res.status() {
-        reqwest::StatusCode::NOT_MODIFIED => return Ok(()),
+        reqwest::StatusCode::NOT_MODIFIED => {
+            // Changed and changed back between the pull and this request.
+            session.directory = session.etag.as_deref().and_then(etag_generation);
+            return Ok(());
+        }
         s if s == reqwest::StatusCode::UNAUTHORIZED || s == reqwest::StatusCode::FORBIDDEN => {
             return Err(UplinkError::Unauthorized(format!("the directory answered {s}")));
         }
@@ -285,8 +375,9 @@ async fn directory(
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let dir: sync_core::wire::StationDirectory =
-        res.json().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    let body = res.bytes().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    let dir: sync_core::wire::StationDirectory = serde_json::from_slice(&body)
+        .map_err(|e| UplinkError::Protocol(format!("the directory does not read: {e}")))?;
     let disabled = crate::api::station::apply_directory(app, &dir).await?;
     tracing::info!(
         people = dir.people.len(),
@@ -294,9 +385,18 @@ async fn directory(
         disabled,
         "applied the directory of the tier above"
     );
-    status.send_modify(|s| s.disabled += disabled as u64);
+    status.send_modify(|s| {
+        s.disabled += disabled as u64;
+        s.directories += 1;
+    });
     session.etag = tag;
+    session.directory = Some(relay::directory_generation(&body));
     Ok(())
+}
+
+/// The generation an `ETag` of the tier above names (`relay::directory_etag`).
+fn etag_generation(tag: &str) -> Option<u64> {
+    u64::from_str_radix(tag.trim_matches('"'), 16).ok()
 }
 
 /// The station's documents as the batched client sees them: the ones loaded
@@ -373,13 +473,8 @@ async fn save_state(app: &AppState, state: &State) -> Result<(), UplinkError> {
     Ok(app.storage.stations().save_uplink_state(&json).await?)
 }
 
-/// Runs exchanges on one connection until neither side has more to send.
-async fn exchanges(
-    app: &AppState,
-    config: &UpstreamConfig,
-    token: &str,
-    status: &watch::Sender<UplinkStatus>,
-) -> Result<(), UplinkError> {
+/// Opens the `/batch` connection to the tier above.
+async fn connect(config: &UpstreamConfig, token: &str) -> Result<Link, UplinkError> {
     let ws_url = format!(
         "{}/batch?token={token}",
         config
@@ -396,8 +491,25 @@ async fn exchanges(
         }
         e => UplinkError::Unreachable(e.to_string()),
     })?;
-    let (mut tx, mut rx) = ws.split();
+    Ok(ws)
+}
+
+/// Runs exchanges on the session's connection (opening it if there is
+/// none) until neither side has more to send. Returns the directory
+/// generation the last pull named.
+async fn exchanges(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<Option<u64>, UplinkError> {
+    let ws = match &mut session.link {
+        Some(ws) => ws,
+        None => session.link.insert(connect(config, token).await?),
+    };
     let mut state = load_state(app).await?;
+    let mut generation = None;
     loop {
         // What changed here since the last push, paged like a pull.
         let head = app.storage.documents().head_seq().await?;
@@ -430,13 +542,13 @@ async fn exchanges(
         state.exchange += 1;
         let frames = client.start(state.exchange, &mut docs);
         for f in frames {
-            tx.feed(Message::Binary(f.into()))
+            ws.feed(Message::Binary(f.into()))
                 .await
                 .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
         }
-        tx.flush().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+        ws.flush().await.map_err(|e| UplinkError::Unreachable(e.to_string()))?;
         let more = loop {
-            let next = tokio::time::timeout(config.silence, rx.next())
+            let next = tokio::time::timeout(config.silence, ws.next())
                 .await
                 .map_err(|_| UplinkError::Unreachable(format!("nothing heard for {:?}", config.silence)))?;
             let bytes = match next {
@@ -472,6 +584,7 @@ async fn exchanges(
                         status.send_modify(|s| s.taken_back += removed.len() as u64);
                     }
                     ClientEvent::Done { cursor } => done = Some(*cursor),
+                    ClientEvent::Settings { generation: g } => generation = Some(*g),
                     _ => {}
                 }
             }
@@ -486,7 +599,7 @@ async fn exchanges(
             save_state(app, &state).await?;
         };
         if !more {
-            return Ok(());
+            return Ok(generation);
         }
         // Let the station's own phones in between pages of a long catch-up.
         tokio::task::yield_now().await;

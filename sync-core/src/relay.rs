@@ -216,6 +216,22 @@ impl Backoff {
     }
 }
 
+/// The generation of a station directory (`GET /api/station/directory`):
+/// the first eight bytes of the SHA-256 of its body, big-endian. The tier
+/// above names it in every pull it sends a station (`Pull::settings`) and
+/// as the directory's `ETag`, so a station fetches the directory only in a
+/// round where it moved, and an idle round stays one round trip.
+pub fn directory_generation(body: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(body);
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// The `ETag` of a directory of generation `generation`.
+pub fn directory_etag(generation: u64) -> String {
+    format!("\"{generation:016x}\"")
+}
+
 /// The user a stored change is attributed to at a station when it came
 /// from the tier above.
 pub fn upstream_user() -> UserId {
@@ -228,6 +244,14 @@ mod tests {
     use crate::org::{Membership, Unit, UnitKind};
     use automerge::ROOT;
     use automerge::transaction::Transactable;
+
+    #[test]
+    fn a_directory_generation_follows_its_body() {
+        let a = directory_generation(br#"{"units":[],"people":[]}"#);
+        assert_eq!(a, directory_generation(br#"{"units":[],"people":[]}"#));
+        assert_ne!(a, directory_generation(br#"{"units":[],"people":[{}]}"#));
+        assert_eq!(directory_etag(0x0123_4567_89ab_cdef), "\"0123456789abcdef\"");
+    }
 
     fn org() -> OrgTree {
         let u = |id: &str, kind, parent: Option<&str>| Unit {

@@ -533,3 +533,156 @@ async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() ->
     ensure!(comments == runs, "the county holds {comments} of {runs} comments");
     tiers.stop().await
 }
+
+/// Once connected, a round where nothing changed is one round trip on the
+/// connection already open: the station reads the directory again only when
+/// the generation the county names in its pull moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_round_is_one_round_trip_and_the_directory_comes_only_when_it_moved() -> anyhow::Result<()> {
+    let tiers = Tiers::start(11).await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    ensure!(
+        uplink.status().directories == 1,
+        "the first round reads the directory: {:?}",
+        uplink.status()
+    );
+    // Let a round in flight finish, then count the idle ones.
+    rounds(uplink, 1).await?;
+    link.reset_stats();
+    let before = uplink.status().rounds;
+    rounds(uplink, 5).await?;
+    let stats = link.stats();
+    let after = uplink.status().rounds;
+    let idle = after - before;
+    ensure!(
+        stats.connections == 0,
+        "idle rounds open no connection: {stats:?} over {idle} rounds"
+    );
+    // A round may be under way at either end of the window.
+    ensure!(
+        stats.round_trips <= idle + 1,
+        "an idle round is one round trip: {} round trips over {idle} rounds ({stats:?})",
+        stats.round_trips
+    );
+    ensure!(
+        uplink.status().directories == 1,
+        "an unchanged directory is not read again: {:?}",
+        uplink.status()
+    );
+
+    // A new officer at the county: the next pull names a new generation,
+    // the station reads the directory once, and the officer signs in there.
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        county,
+        &admin,
+        "PUT",
+        "/api/admin/users/officer-he",
+        json!({"display_name": "何警官", "login": "he-jing", "password": "he jing new password",
+               "memberships": [{"unit": "station-east", "role": "officer"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "adding an officer answered {status}: {body}");
+    wait(uplink, "the changed directory", |s| s.directories == 2).await?;
+    let (status, body) = login(station, "he-jing", "he jing new password").await?;
+    ensure!(
+        status == 200,
+        "the new officer signing in at the station answered {status}: {body}"
+    );
+    rounds(uplink, 3).await?;
+    ensure!(
+        uplink.status().directories == 2,
+        "the directory is read once per change: {:?}",
+        uplink.status()
+    );
+    tiers.stop().await
+}
+
+/// Tokens hold across tiers without a shared secret: the county's at the
+/// station (it trusts the keys its upstream publishes), the station's at the
+/// county (the uplink publishes the station's keys), but a station's key
+/// signs in nobody the station may not speak for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_at_either_tier_hold_at_the_other_only_for_whom_they_may() -> anyhow::Result<()> {
+    let tiers = Tiers::start(13).await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let me = |body: &Value| body["id"].as_str().unwrap_or_default().to_owned();
+
+    // A county token at the station.
+    let li_county = county.token("officer-li").await?;
+    let (status, body) = station.get("/api/me", Some(&li_county)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a county token at the station answered {status}: {body}"
+    );
+
+    // A station token at the county, once the uplink published the keys.
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
+    ensure!(status == 200, "li signing in at the station answered {status}: {body}");
+    let li_station = body["access_token"].as_str().context("a token")?.to_owned();
+    let (status, _) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 401,
+        "before the station published its keys the county does not know them ({status})"
+    );
+    rounds(uplink, 2).await?;
+    let (status, body) = county.get("/api/me", Some(&li_station)).await?;
+    ensure!(
+        status == 200 && me(&body) == "officer-li",
+        "a station token at the county answered {status}: {body}"
+    );
+    let (status, body) = county.get("/api/petitions?limit=5", Some(&li_station)).await?;
+    ensure!(
+        status == 200,
+        "li acts at the county with the station's token: {status}: {body}"
+    );
+
+    // The station's key signing in the county's director is refused, with the rule.
+    let now = station.state.auth.now();
+    let forged = lianxin_server::auth::AccessClaims {
+        sub: "director".into(),
+        jti: "forged-director".into(),
+        iat: now.millis() / 1000,
+        exp: now.millis() / 1000 + 600,
+        kind: lianxin_server::storage::UserKind::Staff,
+        sid: "forged".into(),
+        iss: Some(station.state.auth.keys().issuer().to_owned()),
+        foreign: None,
+    };
+    let forged = station.state.auth.keys().sign(&forged, now).await?;
+    let (status, body) = county.get("/api/me", Some(&forged)).await?;
+    ensure!(
+        status == 401 && body.to_string().contains("relay-outside-jurisdiction"),
+        "a station token for the director answered {status}: {body}"
+    );
+
+    // A station token is no key of another station, nor the county's.
+    let station_token = county.token("station-east-server").await?;
+    let (status, body) = call(
+        county,
+        &station_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+               "kid": "k1", "x": "not a key", "status": "current"}]}),
+    )
+    .await?;
+    ensure!(
+        status == 400 && body.to_string().contains("not an Ed25519 public key"),
+        "a key that does not read answered {status}: {body}"
+    );
+    let li_token = county.token("officer-li").await?;
+    let (status, body) = call(
+        county,
+        &li_token,
+        "PUT",
+        "/api/station/keys",
+        json!({"issuer": "east", "keys": []}),
+    )
+    .await?;
+    ensure!(
+        status == 403,
+        "an officer publishing station keys answered {status}: {body}"
+    );
+    tiers.stop().await
+}

@@ -5,23 +5,20 @@
 use std::collections::BTreeSet;
 
 use sync_core::relay;
-use sync_core::wire::{AccountKind, ClockSettings, StationDirectory, StationPerson};
+use sync_core::wire::{AccountKind, ClockSettings, KeySet, StationDirectory, StationPerson};
 use sync_core::{Principal, Unit};
 
+use crate::auth::StationKeysError;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::{NewUser, StationSync, UserKind};
+use crate::storage::{NewUser, StationSync, StorageError, UserKind};
 
 /// `GET /api/station/directory`: the unit tree, the clocks and the people a
 /// station speaks for (`sync_core::relay::speaks_for`), with their password
-/// hashes, so they sign in at the station while its uplink is down. Only a
-/// station principal may read it, and only its own jurisdiction's people.
-pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirectory, ApiError> {
-    if !relay::is_station(who) {
-        return Err(ApiError::Forbidden(
-            "only a station server's account reads a station directory".into(),
-        ));
-    }
+/// hashes, so they sign in at the station while its uplink is down. Only for
+/// a station principal, and only its own jurisdiction's people: the caller
+/// checks that `who` is a station's (`sync_core::relay::is_station`).
+pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirectory, StorageError> {
     let org = app.docs.org();
     let disabled = app.storage.config().disabled_units().await?;
     let units = super::org::unit_views(org.units(), &org, &disabled);
@@ -60,6 +57,39 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
         },
         people,
     })
+}
+
+/// The directory of `who` as the JSON body the tier above serves, with its
+/// generation (`sync_core::relay::directory_generation`): the endpoint's
+/// `ETag` and what every pull to the station names, so the station fetches
+/// it only when it moved.
+/// Only for a station principal (the caller checked).
+pub async fn directory_body(app: &AppState, who: &Principal) -> Result<(Vec<u8>, u64), StorageError> {
+    let dir = directory(app, who).await?;
+    let body = serde_json::to_vec(&dir).expect("a directory serializes");
+    let generation = relay::directory_generation(&body);
+    Ok((body, generation))
+}
+
+/// `PUT /api/station/keys`: station `who` publishes the keys its tokens are
+/// signed with; they verify here from then on, for the people it speaks for
+/// (`AuthService::authenticate`).
+pub async fn publish_keys(app: &AppState, who: &Principal, set: &KeySet) -> Result<(), ApiError> {
+    if !relay::is_station(who) {
+        return Err(ApiError::Forbidden(
+            "only a station server's account publishes station keys".into(),
+        ));
+    }
+    app.auth
+        .keys()
+        .trust_station(who.user.as_str(), set, app.clock.now())
+        .await
+        .map_err(|e| match e {
+            StationKeysError::Invalid(why) => ApiError::BadRequest(why),
+            StationKeysError::Storage(e) => e.into(),
+        })?;
+    tracing::info!(station = %who.user, issuer = %set.issuer, keys = set.keys.len(), "a station published its token keys");
+    Ok(())
 }
 
 /// At a station: makes the local organisation, clocks and accounts what the

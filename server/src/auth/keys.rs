@@ -51,6 +51,24 @@ pub enum Issuer {
     Local,
     /// Another tier whose keys this server trusts.
     Trusted(String),
+    /// A station below this server, by its account here: its tokens hold
+    /// only for the people it speaks for (`sync_core::relay::speaks_for`),
+    /// which the caller checks.
+    Station {
+        /// The station's account at this server.
+        station: String,
+        /// The issuer its tokens name.
+        issuer: String,
+    },
+}
+
+/// Why a station's key set is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum StationKeysError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// One verification key.
@@ -83,6 +101,14 @@ struct Trusted {
     misses: HashMap<String, Instant>,
 }
 
+/// The key sets the stations below publish, as last read.
+#[derive(Default)]
+struct StationKeys {
+    read_at: Option<Instant>,
+    /// By key id: the station's account, the issuer its tokens name, the key.
+    keys: HashMap<String, (String, String, VerifyKey)>,
+}
+
 /// The server's keys and the keys it trusts; cheap to clone.
 #[derive(Clone)]
 pub struct KeyRing {
@@ -98,6 +124,7 @@ struct Inner {
     /// Serialises key creation within the process.
     creating: tokio::sync::Mutex<()>,
     trusted: RwLock<Vec<Trusted>>,
+    stations: RwLock<StationKeys>,
     http: reqwest::Client,
 }
 
@@ -136,6 +163,7 @@ impl KeyRing {
                 own: RwLock::new(Arc::new(Own::default())),
                 creating: tokio::sync::Mutex::new(()),
                 trusted: RwLock::new(Vec::new()),
+                stations: RwLock::new(StationKeys::default()),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
                     .build()
@@ -358,9 +386,105 @@ impl KeyRing {
             let issuer = issuer.or(claims.iss.clone()).unwrap_or_default();
             return Ok((claims, Issuer::Trusted(issuer)));
         }
+        if let Some((station, issuer, key)) = self.station_key(&kid).await? {
+            let claims = self.check(token, &kid, &key, now)?;
+            if let Some(iss) = &claims.iss
+                && *iss != issuer
+            {
+                return Err(refused(format!(
+                    "it says it was issued by {iss}, but key {kid} belongs to station {station} ({issuer})"
+                )));
+            }
+            return Ok((claims, Issuer::Station { station, issuer }));
+        }
         Err(refused(format!(
-            "it is signed by unknown key {kid}: not a key of this server nor of an issuer it trusts"
+            "it is signed by unknown key {kid}: not a key of this server, of an issuer it trusts, \
+             nor of a station below it"
         )))
+    }
+
+    /// The published key `kid` of a station below, reading the stations'
+    /// key sets again (at most once a second) when it is not known yet:
+    /// the station may have just published it, to another node.
+    async fn station_key(&self, kid: &str) -> Result<Option<(String, String, VerifyKey)>, AuthError> {
+        {
+            let stations = self.inner.stations.read().expect("station keys lock");
+            if let Some(found) = stations.keys.get(kid) {
+                return Ok(Some(found.clone()));
+            }
+            if stations.read_at.is_some_and(|at| at.elapsed() < RELOAD_UNKNOWN_AFTER) {
+                return Ok(None);
+            }
+        }
+        self.read_stations().await?;
+        Ok(self
+            .inner
+            .stations
+            .read()
+            .expect("station keys lock")
+            .keys
+            .get(kid)
+            .cloned())
+    }
+
+    async fn read_stations(&self) -> Result<(), crate::storage::StorageError> {
+        let rows = self.inner.storage.stations().key_sets().await?;
+        let mut keys = HashMap::new();
+        for (station, json) in rows {
+            let Ok(set) = serde_json::from_str::<KeySet>(&json) else {
+                tracing::warn!(%station, "a station's stored key set does not read");
+                continue;
+            };
+            for (kid, key) in trusted_of(None, &set).keys {
+                keys.insert(kid, (station.clone(), set.issuer.clone(), key));
+            }
+        }
+        *self.inner.stations.write().expect("station keys lock") = StationKeys {
+            read_at: Some(Instant::now()),
+            keys,
+        };
+        Ok(())
+    }
+
+    /// Takes the key set station account `station` publishes (what its
+    /// `GET /api/auth/keys` answers), replacing the one it published
+    /// before: tokens its keys signed verify here from now on (for the
+    /// people it speaks for; the caller of [`KeyRing::verify`] checks). A
+    /// set that names no issuer, holds no key, holds a key that does not
+    /// read, or reuses a key id of this server or of another station is
+    /// refused. Keys, not issuer names, tell tiers apart: every tier may
+    /// keep the default issuer name.
+    pub async fn trust_station(&self, station: &str, set: &KeySet, now: Timestamp) -> Result<(), StationKeysError> {
+        let invalid = |why: String| Err(StationKeysError::Invalid(why));
+        if set.issuer.trim().is_empty() {
+            return invalid("the key set names no issuer".into());
+        }
+        if set.keys.is_empty() {
+            return invalid("the key set holds no key".into());
+        }
+        let parsed = trusted_of(None, set).keys;
+        if let Some(bad) = set.keys.iter().find(|k| !parsed.contains_key(&k.kid)) {
+            return invalid(format!(
+                "key {:?} is not an Ed25519 public key (kty OKP, crv Ed25519, x: 32 bytes in base64url)",
+                bad.kid
+            ));
+        }
+        self.read_stations().await?;
+        for kid in parsed.keys() {
+            if self.own_key(kid).await.ok().flatten().is_some() {
+                return invalid(format!("key id {kid:?} is one of this server's own"));
+            }
+            let stations = self.inner.stations.read().expect("station keys lock");
+            if let Some((other, _, _)) = stations.keys.get(kid)
+                && other != station
+            {
+                return invalid(format!("key id {kid:?} belongs to another station"));
+            }
+        }
+        let json = serde_json::to_string(set).expect("a key set serializes");
+        self.inner.storage.stations().put_key_set(station, &json, now).await?;
+        self.read_stations().await?;
+        Ok(())
     }
 
     fn check(&self, token: &str, kid: &str, key: &VerifyKey, now: Timestamp) -> Result<AccessClaims, AuthError> {

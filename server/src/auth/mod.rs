@@ -23,7 +23,7 @@ use sync_core::{Principal, Timestamp, UserId};
 use thiserror::Error;
 
 pub use jwt::AccessClaims;
-pub use keys::{Issuer, KeyRing};
+pub use keys::{Issuer, KeyRing, StationKeysError};
 pub use password::{hash_password, verify_password};
 pub use revocation::{Revocation, RevocationHub, TokenEnd, TokenWatch};
 pub use sms::{SmsError, SmsMessage, SmsSender};
@@ -468,6 +468,14 @@ impl AuthService {
             claims.foreign = Some(issuer);
             return Ok(claims);
         }
+        if let Issuer::Station { station, issuer } = issuer {
+            if self.inner.storage.auth().jti_revoked(&claims.jti).await? {
+                return Err(AuthError::TokenRevoked);
+            }
+            self.station_speaks_for(&station, &claims.sub).await?;
+            claims.foreign = Some(issuer);
+            return Ok(claims);
+        }
         match self
             .inner
             .storage
@@ -479,6 +487,34 @@ impl AuthService {
             SessionState::Revoked => Err(AuthError::TokenRevoked),
             SessionState::Unknown => Err(AuthError::InvalidToken),
         }
+    }
+
+    /// A token a station issued holds here only for someone that station
+    /// may speak for (`sync_core::relay::speaks_for`): a station's key
+    /// cannot sign in a county director, another station's officer or a
+    /// server, and a station account disabled here or no longer a station
+    /// vouches for nobody.
+    async fn station_speaks_for(&self, station: &str, sub: &str) -> Result<(), AuthError> {
+        let refused = |why: String| AuthError::TokenRefused(why);
+        let station_id = UserId::new(station).map_err(|_| AuthError::InvalidToken)?;
+        let station_principal = match principal::load(&self.inner.storage, &station_id).await {
+            Ok(p) if sync_core::relay::is_station(&p) => p,
+            Ok(_) | Err(AuthError::Disabled) | Err(AuthError::UnknownUser(_)) => {
+                return Err(refused(format!(
+                    "it was issued by station {station}, which is no longer a station of this server"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let user = UserId::new(sub).map_err(|_| AuthError::InvalidToken)?;
+        let author = match principal::load(&self.inner.storage, &user).await {
+            Ok(p) => Some(p),
+            Err(AuthError::UnknownUser(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let org = self.inner.storage.auth().org_tree().await?;
+        sync_core::relay::speaks_for(&org, &station_principal, author.as_ref())
+            .map_err(|(rule, detail)| refused(format!("station {station} may not sign in {sub} ({rule}: {detail})")))
     }
 
     /// Ends the session of `claims` (or every session of its user).

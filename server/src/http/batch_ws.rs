@@ -368,8 +368,16 @@ impl Connection {
             extras.inbox = Some(page);
             extras.inbox_more = more;
         }
-        let (org, settings) = self.state.storage.config().config_versions().await?;
-        extras.settings = Some(((org as u64) << 32) | (settings as u64 & 0xffff_ffff));
+        extras.settings = Some(if sync_core::relay::is_station(&self.principal) {
+            // A station mirrors its whole directory (people too), not only
+            // the settings a phone mirrors.
+            crate::api::station::directory_body(&self.state, &self.principal)
+                .await?
+                .1
+        } else {
+            let (org, settings) = self.state.storage.config().config_versions().await?;
+            ((org as u64) << 32) | (settings as u64 & 0xffff_ffff)
+        });
         Ok(extras)
     }
 

@@ -825,6 +825,23 @@ fn station_directory() {}
 
 #[utoipa::path(
     put,
+    path = "/api/station/keys",
+    tag = "organisation",
+    summary = "A station server publishes its token keys (station accounts only)",
+    description = "The body is what the station's `GET /api/auth/keys` answers. From then on this server accepts access tokens the station's keys signed, for the people the station speaks for only (everyone whose every membership lies in the station's subtree); a token it signed for anyone else is refused with the rule. The station's uplink publishes its keys on its first round and after every rotation.",
+    request_body = KeySet,
+    responses(
+        (status = 204, description = "taken"),
+        (status = 400, description = "the key set names no issuer, holds no key, a key that does not read, or a key id of this server or of another station", body = ErrorBody),
+        (status = 401, description = "not signed in, or the token is invalid, expired or revoked", body = ErrorBody),
+        (status = 403, description = "the caller is not a station server's account", body = ErrorBody),
+        (status = 500, description = "the server failed", body = ErrorBody)
+    )
+)]
+fn station_keys() {}
+
+#[utoipa::path(
+    put,
     path = "/api/admin/units/{id}",
     tag = "organisation",
     summary = "Create or edit a unit (admins)",
@@ -1049,6 +1066,7 @@ fn dead_letters() {}
         units,
         clock_settings,
         station_directory,
+        station_keys,
         put_unit,
         users,
         put_user,

@@ -71,10 +71,13 @@ pub async fn station_directory(
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    use sha2::Digest;
-    let dir = crate::api::station::directory(&app, &auth.principal).await?;
-    let body = serde_json::to_vec(&dir).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let tag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..16]));
+    if !sync_core::relay::is_station(&auth.principal) {
+        return Err(ApiError::Forbidden(
+            "only a station server's account reads a station directory".into(),
+        ));
+    }
+    let (body, generation) = crate::api::station::directory_body(&app, &auth.principal).await?;
+    let tag = sync_core::relay::directory_etag(generation);
     let etag = (axum::http::header::ETAG, tag.clone());
     if headers
         .get(axum::http::header::IF_NONE_MATCH)
@@ -87,6 +90,16 @@ pub async fn station_directory(
         body,
     )
         .into_response())
+}
+
+/// `PUT /api/station/keys`: a station publishes its token keys.
+pub async fn put_station_keys(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(set): ApiJson<sync_core::wire::KeySet>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    crate::api::station::publish_keys(&app, &auth.principal, &set).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 pub async fn put_clock_settings(

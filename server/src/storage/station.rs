@@ -1,7 +1,7 @@
 //! Tiers: what a station keeps about its uplink (the refusals of the tier
 //! above, the uplink's state, the documents changed locally since the last
 //! push) and what the tier above keeps about its stations (when each last
-//! synced).
+//! synced, the token keys each publishes).
 
 use sync_core::Timestamp;
 
@@ -109,6 +109,34 @@ impl super::Stations<'_> {
             .map(|r| r.rows_affected())
         })?;
         Ok(())
+    }
+
+    /// Stores the token key set `station` publishes (JSON, a
+    /// `sync_core::wire::KeySet`), replacing the one it published before.
+    pub async fn put_key_set(&self, station: &str, key_set: &str, now: Timestamp) -> Result<(), StorageError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO station_keys (station, key_set, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (station) DO UPDATE SET key_set = excluded.key_set, updated_at = excluded.updated_at",
+            )
+            .bind(station)
+            .bind(key_set)
+            .bind(now.millis())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Every station's published key set: (station, JSON).
+    pub async fn key_sets(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT station, key_set FROM station_keys ORDER BY station")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
     }
 
     /// Every station's last exchange, by station.

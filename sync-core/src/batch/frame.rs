@@ -150,8 +150,10 @@ pub struct Pull {
     /// Protocol 2: the client's inbox after the cursor its push carried,
     /// when it carried one.
     pub inbox: Option<InboxPull>,
-    /// Protocol 2: the generation of the server's settings a phone mirrors
-    /// (the unit tree, clock rules and calendar). It changes whenever they
+    /// Protocol 2: the generation of what the client mirrors of the
+    /// server: for a phone its settings (the unit tree, clock rules and
+    /// calendar), for a station server its directory
+    /// ([`crate::relay::directory_generation`]). It changes whenever they
     /// do, so a client fetches them only when it moved.
     pub settings: Option<u64>,
 }
