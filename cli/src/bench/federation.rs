@@ -26,12 +26,15 @@
 //! - `batched`: the station's uplink goes through the simulated link and
 //!   completes a round (signed in, directory read) before the link is cut;
 //!   while it is down the day's changes are stored at both tiers (through
-//!   each server's write path, as the phones and consoles would), and, with
-//!   `--expired-token` (the default), the county revokes the station's
-//!   session, as the 15-minute access token would have expired in a day. The
-//!   link comes back after a failed attempt of the uplink; the run ends when
-//!   the uplink reports its next completed round. Every document's heads are
-//!   then compared at both tiers and with the expected ones.
+//!   each server's write path, as the phones and consoles would). The link
+//!   comes back after a failed attempt of the uplink; the run ends when the
+//!   uplink reports its next completed round. Every document's heads are
+//!   then compared at both tiers and with the expected ones. A day outlasts
+//!   the station's 15-minute access token, so after one the uplink signs in
+//!   again before it reconnects: with `--expired-token` (the default) its
+//!   `silence` is set past the token's life, and as it renews its token once
+//!   less than `silence` of it is left, it signs in before every round, as
+//!   after a day.
 //! - `stock`: the station's documents are read from its storage (every one it
 //!   holds: stock automerge-repo has no way to tell which changed) into a
 //!   stock automerge-repo v1 client (`lianxin_testkit::stock`, behaving as
@@ -62,7 +65,6 @@ use lianxin_demo::writing::{Text, Writer, comment_with, copy_db, doc_id, petitio
 use lianxin_server::config::Config;
 use lianxin_server::station::{Uplink, UpstreamConfig};
 use lianxin_testkit::linksim::{ConnectionStats, CutPlan, Direction, LinkSim, Profile, Stats};
-use sync_core::UserId;
 use sync_core::batch::DocId;
 use sync_core::relay::Backoff;
 use sync_core::repo_protocol::DocumentId;
@@ -90,7 +92,7 @@ pub struct FederationArgs {
     /// Petitions filed during the day at each tier.
     #[arg(long, default_value_t = 50)]
     pub new_docs: usize,
-    /// Simulate the station's access token expiring during the day (the county revokes its session).
+    /// Have the uplink sign in again before it reconnects, as after a day (its token expired).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub expired_token: bool,
     /// Give up on stock sync after this many seconds (it then reports `converged=false`).
@@ -278,10 +280,12 @@ fn run_line(p: &Profile, mode: &str, run: &Run, floor: usize) -> String {
 /// The uplink's settings for a benchmark: no periodic round (the day's
 /// local changes start one, which fails while the link is down), a short
 /// backoff so the reconnect starts within 0.2 s of the link's return.
-fn uplink_config(url: String) -> UpstreamConfig {
+/// With `renew_token`, `silence` is longer than the access token's 15
+/// minutes, so the uplink renews its token before every round.
+fn uplink_config(url: String, renew_token: bool) -> UpstreamConfig {
     let mut config = UpstreamConfig::new(url, STATION_LOGIN, STATION_PASSWORD);
     config.every = Duration::from_secs(24 * 3600);
-    config.silence = Duration::from_secs(600);
+    config.silence = Duration::from_secs(if renew_token { 20 * 60 } else { 600 });
     config.backoff = Backoff {
         base_ms: 100,
         max_ms: 200,
@@ -320,8 +324,10 @@ async fn prepare(base: &Config, dir: &Path, args: &FederationArgs) -> anyhow::Re
 
     // The station learns its jurisdiction's units and people.
     let station = Node::start(&config_for(base, &station_db)).await?;
-    let uplink =
-        lianxin_server::station::spawn(station.state.clone(), uplink_config(format!("http://{}", county.addr)));
+    let uplink = lianxin_server::station::spawn(
+        station.state.clone(),
+        uplink_config(format!("http://{}", county.addr), false),
+    );
     wait_rounds(&uplink, 1, Duration::from_secs(300)).await?;
     drop(uplink);
 
@@ -380,8 +386,10 @@ async fn prepare(base: &Config, dir: &Path, args: &FederationArgs) -> anyhow::Re
         written.elapsed().as_secs_f64()
     );
     let synced = Instant::now();
-    let uplink =
-        lianxin_server::station::spawn(station.state.clone(), uplink_config(format!("http://{}", county.addr)));
+    let uplink = lianxin_server::station::spawn(
+        station.state.clone(),
+        uplink_config(format!("http://{}", county.addr), false),
+    );
     wait_rounds(&uplink, 1, Duration::from_secs(args.timeout)).await?;
     let status = uplink.status();
     drop(uplink);
@@ -529,8 +537,10 @@ async fn batched(
 ) -> anyhow::Result<(Run, Vec<ConnectionStats>)> {
     let (county, station) = start_pair(base, prepared, dir).await?;
     let link = LinkSim::start(county.addr, p.clone(), args.seed).await?;
-    let uplink =
-        lianxin_server::station::spawn(station.state.clone(), uplink_config(format!("http://{}", link.addr())));
+    let uplink = lianxin_server::station::spawn(
+        station.state.clone(),
+        uplink_config(format!("http://{}", link.addr()), args.expired_token),
+    );
     wait_rounds(&uplink, 1, Duration::from_secs(args.timeout)).await?;
 
     // A day offline: the station's own changes start rounds, which fail
@@ -540,9 +550,6 @@ async fn batched(
     let rounds = uplink.status().rounds;
     eprintln!("federation: {}: the day's changes at both tiers…", p.name);
     the_day(&county, &station, prepared).await?;
-    if args.expired_token {
-        county.state.auth.revoke_user(&UserId::new(STATION_ACCOUNT)?).await?;
-    }
     let failed = uplink.status().failures;
     tokio::time::timeout(Duration::from_secs(60), uplink.wait_for(|s| s.failures > failed))
         .await
