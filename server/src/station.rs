@@ -87,6 +87,9 @@ impl UpstreamConfig {
 pub struct UplinkStatus {
     /// Rounds completed since start-up (each ends with every exchange done).
     pub rounds: u64,
+    /// Exchanges completed since start-up: one per round when little
+    /// changed, one per page when a round catches up on a long outage.
+    pub exchanges: u64,
     /// Failed rounds in a row (0 when the last one succeeded).
     pub failures: u32,
     pub last_error: Option<String>,
@@ -593,7 +596,10 @@ async fn exchanges(
                 // Every part was acknowledged: what the plan listed is up.
                 state.pushed = state.pushed.max(plan.cursor as i64);
                 save_state(app, &state).await?;
-                status.send_modify(|s| s.cursor = cursor);
+                status.send_modify(|s| {
+                    s.cursor = cursor;
+                    s.exchanges += 1;
+                });
                 break events.contains(&ClientEvent::More) || plan.more;
             }
             save_state(app, &state).await?;

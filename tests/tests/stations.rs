@@ -144,10 +144,43 @@ struct Tiers {
     dbs: [TestDb; 2],
 }
 
+/// How a test's tiers are set up besides the defaults.
+struct Setup {
+    /// The uplink's link.
+    profile: Profile,
+    /// The most documents one pull of the county lists.
+    county_page_docs: u32,
+    /// The most documents one push of the station carries.
+    push_page_docs: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            profile: Profile::loopback(),
+            county_page_docs: lianxin_server::state::BATCH_PAGE_DOCS,
+            push_page_docs: 500,
+        }
+    }
+}
+
 impl Tiers {
     async fn start(seed: u64) -> anyhow::Result<Tiers> {
+        Tiers::start_with(seed, Setup::default()).await
+    }
+
+    async fn start_with(seed: u64, setup: Setup) -> anyhow::Result<Tiers> {
         let county_db = TestDb::sqlite().await?;
-        let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+        let county = TestServer::start_with(
+            county_db.storage.clone(),
+            SmsSender::DevLog,
+            lianxin_server::auth::AuthSettings::default(),
+            lianxin_server::state::HttpSettings {
+                batch_page_docs: setup.county_page_docs,
+                ..Default::default()
+            },
+        )
+        .await?;
         lianxin_demo::seed(&county.state).await?;
         let admin = county.token("admin").await?;
         let (status, body) = call(
@@ -162,8 +195,9 @@ impl Tiers {
         ensure!(status == 200, "creating the station account answered {status}: {body}");
         let station_db = TestDb::sqlite().await?;
         let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
-        let link = LinkSim::start(county.addr, Profile::loopback(), seed).await?;
+        let link = LinkSim::start(county.addr, setup.profile, seed).await?;
         let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+        config.push_page_docs = setup.push_page_docs;
         config.every = Duration::from_millis(100);
         config.silence = Duration::from_secs(3);
         config.backoff = Backoff {
@@ -683,6 +717,118 @@ async fn tokens_issued_at_either_tier_hold_at_the_other_only_for_whom_they_may()
     ensure!(
         status == 403,
         "an officer publishing station keys answered {status}: {body}"
+    );
+    tiers.stop().await
+}
+
+/// After a long outage the station catches up in pages, both ways, and its
+/// phones keep syncing with it while it does: the catch-up yields between
+/// pages and never holds what a phone's exchange needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_is_caught_up_in_pages_while_the_phones_keep_syncing() -> anyhow::Result<()> {
+    const ABOVE: usize = 160;
+    const HERE: usize = 30;
+    let tiers = Tiers::start_with(
+        17,
+        Setup {
+            // A slow uplink, so the catch-up takes a while.
+            profile: Profile::new("uplink", 400_000, 400_000, Duration::from_millis(250), 0.0),
+            county_page_docs: 20,
+            push_page_docs: 10,
+        },
+    )
+    .await?;
+    let (county, station, link, uplink) = (&tiers.county, &tiers.station, &tiers.link, &tiers.uplink);
+    let li_url = format!(
+        "ws://{}/batch?token={}",
+        station.addr,
+        station.token("officer-li").await?
+    );
+    let mut phone = Phone::default();
+    phone.sync(&li_url, 3).await?;
+    let held = phone.store.docs.len();
+
+    // The outage: residents write to the county, officers file at the station.
+    tiers.cut().await?;
+    let zhang = county.token("res-zhang").await?;
+    let li = station.token("officer-li").await?;
+    let mut above = Vec::new();
+    for n in 0..ABOVE {
+        above.push(
+            file(
+                county,
+                &zhang,
+                "village-shangping",
+                "station-east",
+                &format!("县里收到的第{n}件"),
+            )
+            .await?,
+        );
+    }
+    let mut here = Vec::new();
+    for n in 0..HERE {
+        here.push(
+            file(
+                station,
+                &li,
+                "village-xiaxi",
+                "station-east",
+                &format!("所里登记的第{n}件"),
+            )
+            .await?,
+        );
+    }
+
+    // The link comes back; while the station catches up, li's phone syncs.
+    let before = uplink.status();
+    link.clear_cut_plan();
+    let mut during = Vec::new();
+    loop {
+        let now = uplink.status();
+        if now.rounds > before.rounds {
+            break;
+        }
+        let started = std::time::Instant::now();
+        phone.sync(&li_url, 3).await?;
+        let took = started.elapsed();
+        let after = uplink.status();
+        if after.rounds == before.rounds && after.exchanges > before.exchanges {
+            during.push(took);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = rounds(uplink, 1).await?;
+    let pages = done.exchanges - before.exchanges;
+    ensure!(
+        pages as usize >= ABOVE / 20,
+        "{ABOVE} documents above at 20 a page came in {pages} exchanges"
+    );
+    ensure!(
+        !during.is_empty(),
+        "no phone sync completed while the station caught up ({pages} exchanges)"
+    );
+    let slowest = during.iter().max().copied().unwrap_or_default();
+    ensure!(
+        slowest < Duration::from_secs(5),
+        "a phone sync during the catch-up took {slowest:?}"
+    );
+    eprintln!(
+        "catch-up: {pages} exchanges; {} phone syncs during it, the slowest {slowest:?}",
+        during.len()
+    );
+
+    // Everything is at both tiers, the same, and on the phone.
+    for id in above.iter().chain(&here) {
+        let mut up = county.state.docs.copy(id).await?.context("at the county")?;
+        let mut down = station.state.docs.copy(id).await?.context("at the station")?;
+        ensure!(up.get_heads() == down.get_heads(), "{id} differs between the tiers");
+    }
+    phone.sync(&li_url, 3).await?;
+    ensure!(
+        phone.store.docs.len() == held + ABOVE + HERE,
+        "the phone holds {} documents, not {}",
+        phone.store.docs.len(),
+        held + ABOVE + HERE
     );
     tiers.stop().await
 }
