@@ -204,6 +204,12 @@ pub struct Config {
     #[arg(long, env = "LIANXIN_UPSTREAM_EVERY", default_value = "10s", value_parser = parse_duration, global = true)]
     pub upstream_every: Duration,
 
+    /// The longest a station waits before trying a failed uplink again: the
+    /// wait doubles from half a second up to this, jittered. A county on the
+    /// same network as its stations can retry sooner than one over a hill.
+    #[arg(long, env = "LIANXIN_UPSTREAM_RETRY_MAX", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub upstream_retry_max: Duration,
+
     /// Log filter in `tracing` syntax, e.g. `info,lianxin_server=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -223,6 +229,11 @@ impl Config {
         }
         let mut config = crate::station::UpstreamConfig::new(url.clone(), login.clone(), password.clone());
         config.every = self.upstream_every;
+        let max_ms = u64::try_from(self.upstream_retry_max.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        config.backoff.max_ms = max_ms;
+        config.backoff.base_ms = config.backoff.base_ms.min(max_ms);
         Ok(Some(config))
     }
 
@@ -332,6 +343,10 @@ mod tests {
         config.upstream_password = Some("secret".into());
         let up = config.upstream().expect("complete").expect("a station");
         assert_eq!(up.url, "http://county:8470");
+        assert_eq!((up.backoff.base_ms, up.backoff.max_ms), (500, 60_000));
+        config.upstream_retry_max = Duration::from_millis(200);
+        let up = config.upstream().expect("complete").expect("a station");
+        assert_eq!((up.backoff.base_ms, up.backoff.max_ms), (200, 200));
         config.escalation_policy = Some("policy.json".into());
         let err = config.upstream().expect_err("two tiers would escalate");
         assert!(err.contains("escalat"), "{err}");

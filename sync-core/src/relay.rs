@@ -103,6 +103,25 @@ pub fn speaks_for(org: &OrgTree, station: &Principal, author: Option<&Principal>
     Ok(())
 }
 
+/// Whether a station's directory (what the tier above hands it about its
+/// jurisdiction) lists `person`: everyone it speaks for, and the accounts of
+/// the stations below it (each holding only [`Role::StationServer`] in its
+/// subtree), so a county that is itself a station of the city still signs
+/// in its own stations when the city is authoritative for every account.
+/// Never the reading station's own account, and the station still never
+/// speaks for a server ([`speaks_for`]).
+pub fn lists(org: &OrgTree, station: &Principal, person: &Principal) -> bool {
+    if speaks_for(org, station, Some(person)).is_ok() {
+        return true;
+    }
+    person.user != station.user
+        && !person.memberships.is_empty()
+        && person
+            .memberships
+            .iter()
+            .all(|m| m.role == Role::StationServer && station_units(station).any(|s| org.is_within(&m.unit, s)))
+}
+
 /// Splits relayed changes (in an order that applies) into consecutive runs
 /// by the same author, as `authors` attests each actor's user. Each run is
 /// checked for its author; a run's author is `None` when the actor is not
@@ -298,6 +317,32 @@ mod tests {
             assert_eq!(rule, Rule::RelayOutsideJurisdiction, "{}: {detail}", p.user);
         }
         assert_eq!(speaks_for(&org, &station, None).unwrap_err().0, Rule::RelayUnattested);
+    }
+
+    #[test]
+    fn a_directory_lists_the_people_and_the_stations_below_never_the_reader() {
+        let org = org();
+        let county = who("county-server", &[("county", Role::StationServer)]);
+        let officer = who("officer-a", &[("st-a", Role::Officer)]);
+        let below = who("station-a", &[("st-a", Role::StationServer)]);
+        let other = who("station-b", &[("st-b", Role::StationServer)]);
+        let mixed = who("mixed", &[("st-a", Role::StationServer), ("st-a", Role::Officer)]);
+        for p in [&officer, &below, &other] {
+            assert!(lists(&org, &county, p), "{}", p.user);
+        }
+        assert!(!lists(&org, &county, &county), "the reader's own account");
+        assert!(!lists(&org, &county, &mixed), "a server that is also a person");
+        // A station lists its own people, not its sibling's server.
+        assert!(lists(&org, &below, &officer));
+        assert!(!lists(&org, &below, &other));
+        assert!(!lists(&org, &below, &below));
+        let system = who("system", &[("st-a", Role::System)]);
+        assert!(!lists(&org, &county, &system));
+        // Listing a station's server is not speaking for it.
+        assert_eq!(
+            speaks_for(&org, &county, Some(&below)).unwrap_err().0,
+            Rule::RelayOutsideJurisdiction
+        );
     }
 
     #[test]

@@ -3,3 +3,4 @@
 pub use lianxin_testkit::{browser, linksim, stock};
 pub mod phone;
 pub mod scenario;
+pub mod tiers;

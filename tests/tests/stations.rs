@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use futures_util::{SinkExt, StreamExt};
 use lianxin_demo::DEMO_PASSWORD;
 use lianxin_server::auth::SmsSender;
 use lianxin_server::station::{Uplink, UplinkStatus, UpstreamConfig};
@@ -13,13 +12,11 @@ use lianxin_server::testing::{TestDb, TestServer};
 use lianxin_tests::linksim::{CutPlan, Direction, LinkSim, Profile};
 use lianxin_tests::phone::Phone;
 use lianxin_tests::scenario::Writer;
+use lianxin_tests::tiers::{doc_id, new_id, relay_directly};
 use serde_json::{Value, json};
 use sync_core::UnitId;
-use sync_core::batch::{DocId, DocPush, Encoding, Frame, Push, encode_changes};
 use sync_core::petition::{PetitionAction, PetitionDoc};
 use sync_core::relay::Backoff;
-use sync_core::repo_protocol::DocumentId;
-use tokio_tungstenite::tungstenite::Message;
 
 const STATION_LOGIN: &str = "station-east";
 const STATION_PASSWORD: &str = "east station uplink secret";
@@ -49,10 +46,6 @@ async fn login(server: &TestServer, login: &str, password: &str) -> anyhow::Resu
     server
         .post("/api/auth/login", None, &json!({"login": login, "password": password}))
         .await
-}
-
-fn new_id() -> String {
-    DocumentId::from_bytes(rand::random()).to_string()
 }
 
 /// Files a petition at `server` as `token`'s resident, routed to `station`.
@@ -86,51 +79,6 @@ async fn timeline(server: &TestServer, token: &str, id: &str) -> anyhow::Result<
             )
         })
         .collect())
-}
-
-fn doc_id(id: &str) -> anyhow::Result<DocId> {
-    Ok(DocId(*id.parse::<DocumentId>()?.as_bytes()))
-}
-
-/// One push of `changes` to `id` straight to the county's `/batch` with the
-/// station's account, attesting `authors`; the rules of the refusals the
-/// ack names.
-async fn relay_directly(
-    county: &TestServer,
-    station_token: &str,
-    id: &str,
-    mut doc: automerge::AutoCommit,
-    base: Vec<automerge::ChangeHash>,
-    authors: Vec<(automerge::ActorId, String)>,
-) -> anyhow::Result<Vec<String>> {
-    let changes = doc.get_changes(&base);
-    let (encoding, data) = encode_changes(&doc, &changes, &[Encoding::Changes]);
-    let push = Push {
-        last: true,
-        encodings: vec![Encoding::Changes],
-        docs: vec![DocPush {
-            id: doc_id(id)?,
-            base,
-            encoding,
-            data,
-        }],
-        authors,
-        ..Push::new(rand::random(), 0, 0)
-    };
-    let url = format!("ws://{}/batch?token={station_token}", county.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
-    ws.send(Message::Binary(Frame::Push(push).encode().into())).await?;
-    loop {
-        match ws.next().await.context("an answer")?? {
-            Message::Binary(b) => {
-                if let Frame::Ack(ack) = Frame::decode(&b)? {
-                    return Ok(ack.docs[0].refused.iter().map(|r| r.rule.clone()).collect());
-                }
-            }
-            Message::Close(f) => anyhow::bail!("closed: {f:?}"),
-            _ => {}
-        }
-    }
 }
 
 /// A county (the demo organisation, with an account for the east station's
@@ -473,9 +421,9 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     }
     .apply(&mut p, &mut forger.author, now)?;
     let forged = p.into_doc();
+    let batch_url = format!("ws://{}/batch?token={station_token}", county.addr);
     let refused = relay_directly(
-        county,
-        &station_token,
+        &batch_url,
         &supervised,
         forged.clone(),
         base.clone(),
@@ -486,10 +434,75 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         refused == ["relay-outside-jurisdiction"],
         "a forged relay got {refused:?}"
     );
-    let refused = relay_directly(county, &station_token, &supervised, forged, base, Vec::new()).await?;
+    let refused = relay_directly(&batch_url, &supervised, forged, base, Vec::new()).await?;
     ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
 
     tiers.stop().await
+}
+
+/// A county that is itself a station of the city: the city, authoritative
+/// for every account, hands the county the accounts of the county's own
+/// stations' servers, so they sign in there; the county's own account and
+/// other stations' people stay out of what each reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_below_the_city_signs_in_its_own_stations() -> anyhow::Result<()> {
+    const COUNTY_PASSWORD: &str = "county uplink secret";
+    let city_db = TestDb::sqlite().await?;
+    let city = TestServer::start(city_db.storage.clone(), SmsSender::DevLog).await?;
+    lianxin_demo::seed(&city.state).await?;
+    let admin = city.token("admin").await?;
+    for (id, login, password, unit) in [
+        ("county-server", "county", COUNTY_PASSWORD, "county"),
+        ("station-east-server", STATION_LOGIN, STATION_PASSWORD, "station-east"),
+    ] {
+        let (status, body) = call(
+            &city,
+            &admin,
+            "PUT",
+            &format!("/api/admin/users/{id}"),
+            json!({"display_name": id, "login": login, "password": password,
+                   "memberships": [{"unit": unit, "role": "station_server"}]}),
+        )
+        .await?;
+        ensure!(status == 200, "creating {id} at the city answered {status}: {body}");
+    }
+    let county_db = TestDb::sqlite().await?;
+    let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+    let mut config = UpstreamConfig::new(format!("http://{}", city.addr), "county", COUNTY_PASSWORD);
+    config.every = Duration::from_millis(100);
+    let uplink = lianxin_server::station::spawn(county.state.clone(), config);
+    rounds(&uplink, 1).await?;
+
+    let (status, body) = login(&county, STATION_LOGIN, STATION_PASSWORD).await?;
+    ensure!(
+        status == 200,
+        "the east station's server signing in at the county answered {status}: {body}"
+    );
+    let (status, _) = login(&county, "county", COUNTY_PASSWORD).await?;
+    ensure!(status != 200, "the county's own account signs in at the county");
+    let east = body["access_token"].as_str().context("a token")?.to_owned();
+    let (status, dir) = call(&county, &east, "GET", "/api/station/directory", Value::Null).await?;
+    ensure!(
+        status == 200,
+        "the county's directory for east answered {status}: {dir}"
+    );
+    let people: std::collections::BTreeSet<&str> = dir["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    ensure!(people.contains("officer-li"), "east's directory lacks li: {people:?}");
+    for outside in ["station-east-server", "county-server", "officer-zhao", "director"] {
+        ensure!(!people.contains(outside), "east's directory lists {outside}");
+    }
+
+    drop(uplink);
+    county.stop().await?;
+    city.stop().await?;
+    county_db.cleanup().await;
+    city_db.cleanup().await;
+    Ok(())
 }
 
 /// How many cut-and-reconnect runs the random-cut test makes

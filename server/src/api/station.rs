@@ -15,8 +15,10 @@ use crate::storage::{NewUser, StationSync, StorageError, UserKind};
 
 /// `GET /api/station/directory`: the unit tree, the clocks and the people a
 /// station speaks for (`sync_core::relay::speaks_for`), with their password
-/// hashes, so they sign in at the station while its uplink is down. Only for
-/// a station principal, and only its own jurisdiction's people: the caller
+/// hashes, so they sign in at the station while its uplink is down, and the
+/// accounts of the stations below it (`sync_core::relay::lists`: a county
+/// that is a station of the city signs its own stations in). Only for a
+/// station principal, and only its own jurisdiction's people: the caller
 /// checks that `who` is a station's (`sync_core::relay::is_station`).
 pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirectory, StorageError> {
     let org = app.docs.org();
@@ -29,7 +31,7 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
             memberships: memberships.clone(),
             household: user.household.clone(),
         };
-        if relay::speaks_for(&org, who, Some(&principal)).is_err() {
+        if !relay::lists(&org, who, &principal) {
             continue;
         }
         people.push(StationPerson {
