@@ -42,6 +42,12 @@ pub enum BenchCommand {
     /// A phone's reconnect through the link simulator (500 documents held): the phone library's
     /// separate requests beside the one exchange that carries the inbox, WebSocket and POST.
     Reconnect(crate::bench::reconnect::ReconnectArgs),
+    /// A station reconnecting to its county after a day offline (20,000 documents held), through
+    /// the link simulator: its uplink beside stock automerge-repo sync, against the floor.
+    Federation(crate::bench::federation::FederationArgs),
+    /// 5,000 phones reconnecting to one server at once after an outage, some with changes:
+    /// server CPU per phone and p99 time, beside the same phones with nothing changed.
+    Storm(crate::bench::storm::StormArgs),
     /// The bare broadcast server `bench fanout` compares with (started by it).
     #[command(hide = true)]
     BareServer,

@@ -5,6 +5,8 @@
 //! by its own user's actor, and then goes through the same validated path as
 //! any client's changes: the demo is also a check that policy admits real work.
 
+pub mod writing;
+
 use std::collections::BTreeMap;
 
 use automerge::{ActorId, AutoCommit};

@@ -12,11 +12,14 @@
 //! 1. sign in once (again before the token expires, or when it is refused)
 //!    and open the `/batch` connection, which stays open across rounds;
 //! 2. read the jurisdiction's directory (units, clocks, people with their
-//!    password hashes) and apply it, so people sign in here while the
-//!    uplink is down and a revocation above disables them here. The first
-//!    round reads it; later rounds read it only when the generation the
-//!    tier above names in its pull (`relay::directory_generation`) differs
-//!    from the one applied, so an idle round is one round trip;
+//!    password hashes, duty rosters) and apply it, so people sign in here
+//!    while the uplink is down and a revocation above disables them here.
+//!    The first round reads it; later rounds read it only when the
+//!    generation the tier above names in its pull
+//!    (`relay::directory_generation`) differs from the one applied, so an
+//!    idle round is one round trip. Then send up the rosters this station's
+//!    leaders set that are later edits than the tier above's (nothing is
+//!    sent when there are none);
 //! 3. run exchanges until neither side has more: documents changed here
 //!    since the last push (listed from the change log, changes the tier
 //!    above sent left out, paged like a pull), attested with their authors;
@@ -33,10 +36,11 @@ use std::time::Duration;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use sync_core::UnitId;
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
 use sync_core::relay::{self, Backoff};
 use sync_core::repo_protocol::DocumentId;
-use sync_core::wire::KeySet;
+use sync_core::wire::{KeySet, RosterOutcome, StationRoster, StationRosterResults, StationRosters};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -99,6 +103,8 @@ pub struct UplinkStatus {
     pub taken_back: u64,
     /// Accounts disabled here because the tier above disabled or dropped them.
     pub disabled: u64,
+    /// Rosters set here that the tier above stored (later edits than its own).
+    pub rosters_sent: u64,
     /// Directories read from the tier above and applied (the first round's,
     /// then one each time its generation moved).
     pub directories: u64,
@@ -186,6 +192,8 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
         http,
         token: None,
         etag: None,
+        rosters: Vec::new(),
+        refused_rosters: BTreeSet::new(),
         directory: None,
         link: None,
         published: None,
@@ -241,6 +249,11 @@ struct Session {
     token: Option<(String, tokio::time::Instant)>,
     /// The tag of the directory last applied.
     etag: Option<String>,
+    /// The rosters the directory last listed: the tier above's copies.
+    rosters: Vec<StationRoster>,
+    /// Edits of rosters here the tier above refused and holds no copy of:
+    /// not sent again until edited again.
+    refused_rosters: BTreeSet<(UnitId, i64)>,
     /// Its generation (`relay::directory_generation`).
     directory: Option<u64>,
     /// The open `/batch` connection, kept across rounds.
@@ -273,6 +286,10 @@ async fn round(
     publish_keys(app, config, session, &token).await?;
     if session.directory.is_none() {
         directory(app, config, session, &token, status).await?;
+    }
+    if let Err(e) = push_rosters(app, config, session, &token, status).await {
+        // Rosters never hold up the documents' exchange.
+        tracing::warn!(error = %e, "sending the station's rosters up failed");
     }
     let generation = exchanges(app, config, session, &token, status).await?;
     if generation.is_some() && generation != session.directory {
@@ -392,8 +409,81 @@ async fn directory(
         s.disabled += disabled as u64;
         s.directories += 1;
     });
+    session.rosters = dir.rosters;
     session.etag = tag;
     session.directory = Some(relay::directory_generation(&body));
+    Ok(())
+}
+
+/// Sends up the rosters set here that are later edits than the tier
+/// above's copies (`relay::roster_wins`), so a station leader's roster
+/// reaches the tier above; the directory brings the tier above's later
+/// edits down. A refused edit is replaced here by the tier above's copy if
+/// it has one (refused everywhere), and is otherwise not sent again until
+/// it is edited again.
+async fn push_rosters(
+    app: &AppState,
+    config: &UpstreamConfig,
+    session: &mut Session,
+    token: &str,
+    status: &watch::Sender<UplinkStatus>,
+) -> Result<(), UplinkError> {
+    let above: BTreeMap<&UnitId, &StationRoster> = session.rosters.iter().map(|r| (&r.unit, r)).collect();
+    let mut sent = Vec::new();
+    for row in app.storage.rosters().all().await? {
+        let theirs = above.get(&row.unit_id).map(|r| (r.updated_at, &r.updated_by));
+        if session.refused_rosters.contains(&(row.unit_id.clone(), row.updated_at))
+            || !relay::roster_wins((row.updated_at, &row.updated_by), theirs)
+        {
+            continue;
+        }
+        sent.push(StationRoster {
+            unit: row.unit_id,
+            roster: row.roster,
+            updated_by: row.updated_by,
+            updated_at: row.updated_at,
+        });
+    }
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let res = session
+        .http
+        .put(format!("{}/api/station/rosters", config.url))
+        .bearer_auth(token)
+        .json(&StationRosters { rosters: sent.clone() })
+        .send()
+        .await
+        .map_err(|e| UplinkError::Unreachable(e.to_string()))?;
+    if !res.status().is_success() {
+        return Err(UplinkError::Protocol(format!("the rosters answered {}", res.status())));
+    }
+    let results: StationRosterResults = res.json().await.map_err(|e| UplinkError::Protocol(e.to_string()))?;
+    for (roster, result) in sent.iter().zip(results.results) {
+        match result.outcome {
+            RosterOutcome::Stored => status.send_modify(|s| s.rosters_sent += 1),
+            RosterOutcome::Kept => {}
+            RosterOutcome::Refused => {
+                tracing::warn!(unit = %roster.unit, detail = ?result.detail, "the tier above refused a roster set here");
+                match above.get(&roster.unit) {
+                    Some(theirs) => {
+                        app.storage
+                            .rosters()
+                            .put(
+                                &theirs.unit,
+                                &theirs.roster,
+                                &theirs.updated_by,
+                                sync_core::Timestamp::from_millis(theirs.updated_at),
+                            )
+                            .await?
+                    }
+                    None => {
+                        session.refused_rosters.insert((roster.unit.clone(), roster.updated_at));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 

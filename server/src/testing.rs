@@ -241,7 +241,8 @@ impl TestServer {
         .await
     }
 
-    async fn start_full(
+    /// Serves `storage` with every setting of the test's choosing.
+    pub async fn start_full(
         storage: Storage,
         sms: SmsSender,
         settings: AuthSettings,

@@ -97,6 +97,7 @@ fn main() -> std::io::Result<()> {
             heads: vec![h],
             encoding: Encoding::Document,
             data: doc.save(),
+            refused: vec![],
         }],
         more: true,
         encodings: Encoding::ALL.to_vec(),

@@ -27,7 +27,7 @@
 //! | returned 退单 | `dispatched`, for the new lead | back to the dispatching unit, `signed` |
 //! | contacted, progress | open, for the lead or an assisting unit | records first contact time |
 //! | replied 回复 | `submitted`..`handling`, for the lead | `replied` |
-//! | escalated 提级 | `submitted`..`handling`, to a unit other than the lead | lead = target; `submitted` stays `submitted`, otherwise `signed` |
+//! | escalated 提级 | `submitted`..`handling`, to a unit other than the lead; an automatic one only while the clock it judged runs | lead = target; `submitted` stays `submitted`, otherwise `signed` |
 //! | supervised 督办 | open | flag |
 //! | follow_up 回访 | `replied` or `closed` | the latest rating counts |
 //! | published 公开 | `replied` or `closed` | flag |
@@ -52,6 +52,15 @@
 //!   handler (an applied handler event or a handler's message) sets
 //!   `awaiting_handler`, also on a closed petition, so the holder is notified;
 //!   only an explicit `reopened` event reopens.
+//! * **An automatic escalation on a stale view.** The server's sweep writes
+//!   `escalated` naming the clock that ran out (`clock`). An officer who
+//!   signed or contacted offline before that, stamped on the device, syncs
+//!   later (a phone's late sync, or a station whose uplink was down while
+//!   the tier above swept): the step sorts before the escalation, which is
+//!   then superseded by `clock-met`, on every replica alike. The sweep
+//!   would not have escalated had it seen the step; the clocks already
+//!   count such a step at its device stamp when that is the earlier time.
+//!   A person's escalation names no clock and stands.
 //! * **Events stamped before the submission** (a broken or forged clock) are
 //!   superseded by `before-submission`.
 //!

@@ -23,7 +23,16 @@
 //!   rebuilds the document without it and without what was built on it
 //!   ([`without`]), and refuses it from then on with the rule it got
 //!   ([`refused_upstream`]), so the phone that made it hears the rule the way
-//!   a phone hears any refusal and rebases its user's other edits.
+//!   a phone hears any refusal and rebases its user's other edits. Every
+//!   other replica below that may have pulled the change (another phone, a
+//!   station one tier further down) is told the refusal with the document
+//!   on its next exchange ([`unheard_refusals`]) and drops it the same way.
+//!
+//! Duty rosters are not documents: a unit's roster is set by its leaders
+//! at whichever tier they use and travels both ways, down in the station
+//! directory and up from the station's uplink; the later edit wins
+//! ([`roster_wins`]), and the tier above accepts from a station only the
+//! rosters of its units set by its own leaders ([`may_relay_roster`]).
 //!
 //! The tier above's changes come down in the pull and are stored at the
 //! station without policy (`write::Origin::Upstream`): the tier above
@@ -175,6 +184,41 @@ pub fn refused_upstream(
     (kept, refused)
 }
 
+/// A change the tier above refused after this server had stored it: the
+/// server took it back ([`without`]) and stored the rebuilt document from
+/// change number `seq` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenBack {
+    /// The refused change.
+    pub change: ChangeHash,
+    /// The rule the tier above refused it by.
+    pub rule: String,
+    /// Its sentence for people.
+    pub detail: String,
+    /// The number of the last change of the rebuilt history.
+    pub seq: u64,
+}
+
+/// What a batched client whose cursor is `cursor` is told of the changes of
+/// a document taken back: every refusal recorded after its cursor. A
+/// client below `seq` may have pulled the change before the tier above
+/// refused it (from this server, or from a phone it synced with), and it
+/// is about to be sent the rebuilt document; a client at or past `seq` was
+/// sent the rebuilt document already, and these refusals with it. So every
+/// replica that could hold a refused change hears of it once, on its next
+/// exchange, and drops it as it drops a refusal of its own push.
+pub fn unheard_refusals(cursor: u64, taken: &[TakenBack]) -> Vec<crate::batch::RefusedChange> {
+    taken
+        .iter()
+        .filter(|t| t.seq > cursor)
+        .map(|t| crate::batch::RefusedChange {
+            change: t.change,
+            rule: t.rule.clone(),
+            detail: format!("refused by the tier above: {}", t.detail),
+        })
+        .collect()
+}
+
 /// `doc` rebuilt from its history without the changes in `drop` and every
 /// change built on one of them; returns the rebuilt document and the hashes
 /// taken out. Unchanged (a clone) when none of `drop` is in the history.
@@ -197,6 +241,47 @@ pub fn without(doc: &mut AutoCommit, drop: &BTreeSet<ChangeHash>) -> (AutoCommit
     out.apply_changes(kept)
         .expect("changes of a loaded document apply again in history order");
     (out, removed)
+}
+
+/// Which of two edits of a unit's duty roster stands, given as (update
+/// time in milliseconds, editor): rosters travel both ways between tiers
+/// (down in the station directory, up from a station's uplink), and the
+/// later edit wins wherever the two meet, ties going to the larger editor
+/// id so both tiers pick the same. An equal stamp is the same edit: the
+/// roster held stays. Update times are each tier's server clock; tiers
+/// that disagree by more than the time between two edits of one roster
+/// would pick by the skew, which the clocks' own skew flags would show.
+pub fn roster_wins(incoming: (i64, &UserId), held: Option<(i64, &UserId)>) -> bool {
+    held.is_none_or(|held| incoming > held)
+}
+
+/// Whether a station may send up the roster of `unit` that `editor` (`None`:
+/// someone the tier above does not know) set at the station: the unit lies
+/// in its subtree, the station speaks for the editor ([`speaks_for`]), and
+/// the editor is, as the tier above knows them, a leader or admin over the
+/// unit (who sets a roster at any tier). Who may be on it is checked as for
+/// any roster.
+pub fn may_relay_roster(
+    org: &OrgTree,
+    station: &Principal,
+    unit: &UnitId,
+    editor: Option<&Principal>,
+) -> Result<(), (Rule, String)> {
+    if !station_units(station).any(|s| org.is_within(unit, s)) {
+        return Err((
+            Rule::NotInJurisdiction,
+            format!("{unit} is not in station {}'s jurisdiction", station.user),
+        ));
+    }
+    speaks_for(org, station, editor)?;
+    let editor = editor.expect("speaks_for refuses an unknown editor");
+    if !crate::access::acts_over(org, editor, crate::access::RoleSet::LEADERS_AND_ADMINS, unit) {
+        return Err((
+            Rule::RoleRequired,
+            format!("{} is not a leader or admin over {unit} here", editor.user),
+        ));
+    }
+    Ok(())
 }
 
 /// When to try a failed uplink again: exponential with "equal jitter" (half
@@ -393,6 +478,30 @@ mod tests {
     }
 
     #[test]
+    fn refusals_reach_the_clients_that_could_hold_the_change() {
+        let taken = |seq| TakenBack {
+            change: ChangeHash([seq as u8; 32]),
+            rule: "role-required".into(),
+            detail: "leaders only".into(),
+            seq,
+        };
+        let rows = [taken(10), taken(20)];
+        let told = |cursor| -> Vec<u64> {
+            unheard_refusals(cursor, &rows)
+                .iter()
+                .map(|r| u64::from(r.change.0[0]))
+                .collect()
+        };
+        assert_eq!(told(0), [10, 20]);
+        assert_eq!(told(9), [10, 20]);
+        assert_eq!(told(10), [20], "a client at the rebuild's seq was sent it");
+        assert!(told(25).is_empty());
+        let r = &unheard_refusals(0, &rows)[0];
+        assert_eq!(r.rule, "role-required");
+        assert!(r.detail.contains("leaders only"));
+    }
+
+    #[test]
     fn runs_follow_the_attested_author_of_each_actor() {
         let (mut doc, _) = doc_with(2);
         let mut other = doc.fork().with_actor(ActorId::from([2u8; 16].as_slice()));
@@ -403,6 +512,34 @@ mod tests {
         let runs = author_runs(doc.get_changes(&[]), &authors);
         let shape: Vec<(Option<String>, usize)> = runs.iter().map(|(a, r)| (a.clone(), r.len())).collect();
         assert_eq!(shape, vec![(Some("a".into()), 2), (None, 1)]);
+    }
+
+    #[test]
+    fn the_later_roster_edit_wins_at_either_tier() {
+        let (a, b) = (UserId::new("chief-a").unwrap(), UserId::new("director").unwrap());
+        assert!(roster_wins((5, &a), None));
+        assert!(roster_wins((6, &a), Some((5, &b))));
+        assert!(!roster_wins((5, &a), Some((6, &b))));
+        assert!(!roster_wins((5, &a), Some((5, &a))), "the same edit changes nothing");
+        // A tie in time: both tiers pick the same one, whichever holds which.
+        assert!(roster_wins((5, &b), Some((5, &a))) && !roster_wins((5, &a), Some((5, &b))));
+    }
+
+    #[test]
+    fn a_station_sends_up_only_its_leaders_rosters_of_its_units() {
+        let org = org();
+        let station = who("station-a", &[("st-a", Role::StationServer)]);
+        let chief = who("chief-a", &[("st-a", Role::Leader)]);
+        let officer = who("officer-a", &[("st-a", Role::Officer)]);
+        let director = who("director", &[("county", Role::Leader)]);
+        let unit = |u: &str| UnitId::new(u).unwrap();
+        assert!(may_relay_roster(&org, &station, &unit("st-a"), Some(&chief)).is_ok());
+        assert!(may_relay_roster(&org, &station, &unit("village-a"), Some(&chief)).is_ok());
+        let rule = |u: &str, p: Option<&Principal>| may_relay_roster(&org, &station, &unit(u), p).unwrap_err().0;
+        assert_eq!(rule("st-b", Some(&chief)), Rule::NotInJurisdiction);
+        assert_eq!(rule("st-a", Some(&officer)), Rule::RoleRequired);
+        assert_eq!(rule("st-a", Some(&director)), Rule::RelayOutsideJurisdiction);
+        assert_eq!(rule("st-a", None), Rule::RelayUnattested);
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn petition_edit(doc: &mut PetitionDoc, who: &mut Author, a: u8, unit_choice: u8
         7 => EventBody::Escalated {
             to: unit("county"),
             reason: "超时".into(),
+            clock: None,
         },
         8 => EventBody::Supervised { note: "督办".into() },
         9 => EventBody::FollowUp {

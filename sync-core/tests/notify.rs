@@ -141,6 +141,7 @@ fn supervision_and_escalation_reach_the_lead_urgently() {
     let escalate = EventBody::Escalated {
         to: unit("county"),
         reason: "群众反映强烈".into(),
+        clock: None,
     };
     let ns = notified_by(&mut doc, |d| record(d, &leader(), Some("county"), 4, escalate));
     assert_eq!(summary(&ns), vec![(to_unit("county"), Kind::Escalated, true)]);

@@ -89,6 +89,7 @@ fn build(entries: &[Entry]) -> (Vec<TimelineEvent>, Vec<Message>) {
             5 => EventBody::Escalated {
                 to,
                 reason: "提级".into(),
+                clock: None,
             },
             6 => EventBody::Supervised { note: "督办".into() },
             7 => EventBody::Closed { note: None },

@@ -116,6 +116,7 @@ fn residents_never_record_handler_events() {
         EventBody::Escalated {
             to: unit("county"),
             reason: "slow".into(),
+            clock: None,
         },
     ] {
         refused(&event_as(&r, Some("station-a"), body), Rule::RoleRequired);
@@ -252,6 +253,7 @@ fn only_leaders_supervise_and_the_server_escalates() {
         EventBody::Escalated {
             to: unit("county"),
             reason: "overdue".into(),
+            clock: None,
         },
     ));
 }

@@ -303,6 +303,7 @@ fn escalation_moves_the_petition_up_and_keeps_signing_due() {
         EventBody::Escalated {
             to: unit("county"),
             reason: "签收超时".into(),
+            clock: None,
         },
     );
     let s = doc.state().unwrap();
@@ -323,6 +324,105 @@ fn escalation_moves_the_petition_up_and_keeps_signing_due() {
     let s = doc.state().unwrap();
     assert_eq!(s.status, Status::Signed);
     assert!(s.supervised);
+}
+
+/// The server's sweep escalates for `clock` at T0 + `minutes`, on its own replica.
+fn auto_escalate(doc: &mut PetitionDoc, minutes: i64, clock: sync_core::ClockKind) {
+    record(
+        doc,
+        &system(),
+        Some("station-a"),
+        minutes,
+        EventBody::Escalated {
+            to: unit("county"),
+            reason: "签收超时，自动提级".into(),
+            clock: Some(clock),
+        },
+    );
+}
+
+#[test]
+fn an_automatic_escalation_on_a_stale_view_is_moot_on_every_replica() {
+    let base = petition();
+    // The station signs offline at minute 5; the county, not having seen
+    // it, escalates for the sign clock at minute 11.
+    let mut station = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut county = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    sign(&mut station, 5);
+    auto_escalate(&mut county, 11, sync_core::ClockKind::Sign);
+    assert_eq!(
+        county.state().unwrap().lead,
+        Some(unit("county")),
+        "escalated on its view"
+    );
+    let mut merged_here = station.doc().clone();
+    merged_here.merge(&mut county.doc().clone()).unwrap();
+    let mut merged_there = county.doc().clone();
+    merged_there.merge(&mut station.doc().clone()).unwrap();
+    for doc in [merged_here, merged_there] {
+        let doc = PetitionDoc::from_doc(doc).unwrap();
+        let s = doc.state().unwrap();
+        assert_eq!(
+            (s.status, s.lead.clone(), s.escalations),
+            (Status::Signed, Some(unit("station-a")), 0)
+        );
+        assert_eq!(superseded_rule(&doc, 2).as_deref(), Some(rules::CLOCK_MET));
+    }
+
+    // Contacting first makes a contact-clock escalation moot too; a sign
+    // does not (the contact clock still ran).
+    let mut station = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut county = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    sign(&mut station, 5);
+    auto_escalate(&mut county, 40, sync_core::ClockKind::Contact);
+    station.doc_mut().merge(county.doc_mut()).unwrap();
+    assert_eq!(station.state().unwrap().lead, Some(unit("county")));
+    let mut station = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut county = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    sign(&mut station, 5);
+    record(
+        &mut station,
+        &officer_a(),
+        Some("station-a"),
+        20,
+        EventBody::Contacted {
+            method: ContactMethod::Phone,
+            note: None,
+        },
+    );
+    auto_escalate(&mut county, 40, sync_core::ClockKind::Contact);
+    station.doc_mut().merge(county.doc_mut()).unwrap();
+    assert_eq!(superseded_rule(&station, 3).as_deref(), Some(rules::CLOCK_MET));
+}
+
+#[test]
+fn an_escalation_stamped_before_the_step_stands_and_a_persons_always_does() {
+    // Signed after the sweep escalated (device stamp later): the escalation
+    // stands, and the old lead's late signature is set aside.
+    let base = petition();
+    let mut station = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(2))).unwrap();
+    let mut county = PetitionDoc::from_doc(base.doc().clone().fork().with_actor(actor(3))).unwrap();
+    sign(&mut station, 30);
+    auto_escalate(&mut county, 11, sync_core::ClockKind::Sign);
+    station.doc_mut().merge(county.doc_mut()).unwrap();
+    let s = station.state().unwrap();
+    assert_eq!((s.lead.clone(), s.escalations), (Some(unit("county")), 1));
+    assert_eq!(superseded_rule(&station, 2).as_deref(), Some(rules::NOT_LEAD));
+    // A leader's escalation names no clock: signing first does not undo it.
+    let mut doc = petition();
+    sign(&mut doc, 3);
+    record(
+        &mut doc,
+        &leader(),
+        Some("station-a"),
+        9,
+        EventBody::Escalated {
+            to: unit("county"),
+            reason: "群众反映强烈".into(),
+            clock: None,
+        },
+    );
+    assert_eq!(doc.state().unwrap().lead, Some(unit("county")));
 }
 
 #[test]

@@ -65,7 +65,7 @@ use tokio::time::Instant;
 pub use cut::CutPlan;
 pub use profile::{MIN_RTO, Profile, UNLIMITED_BPS};
 pub use shaper::{SEGMENT_BYTES, SEND_BUFFER_BYTES};
-pub use stats::Stats;
+pub use stats::{ConnectionStats, Stats};
 
 /// Which way data flows through the simulated link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,7 +158,13 @@ impl LinkSim {
         self.shared.counters.snapshot()
     }
 
-    /// Sets every counter to zero.
+    /// Each connection's own counters since the start or the last reset, in
+    /// accept order.
+    pub fn connections(&self) -> Vec<ConnectionStats> {
+        self.shared.counters.connections()
+    }
+
+    /// Sets every counter to zero and forgets the connections counted so far.
     pub fn reset_stats(&self) {
         self.shared.counters.reset();
     }
@@ -223,10 +229,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     let accepted_at = Instant::now();
                     let index = next_index;
                     next_index += 1;
-                    shared.counters.connection_opened();
+                    let turns = shared.counters.connection_opened(index);
                     let cut = shared.take_cut(index);
                     let registration = conn::Registration::new(shared.clone(), index);
-                    connections.spawn(conn::run(client, registration, accepted_at, cut));
+                    connections.spawn(conn::run(client, registration, turns, accepted_at, cut));
                 }
                 // Out of file descriptors or similar: wait instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

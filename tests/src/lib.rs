@@ -1,7 +1,6 @@
 //! Shared helpers for Lianxin integration tests and the sync benchmark.
 
-pub use lianxin_testkit::{browser, linksim};
+pub use lianxin_testkit::{browser, linksim, stock};
 pub mod phone;
 pub mod scenario;
-pub mod stock;
 pub mod tiers;

@@ -1,8 +1,8 @@
 //! A simulated phone: an in-memory replica that syncs with a server over the
 //! batched extension (`/batch`), the way the phone library does, reconnecting
-//! and resuming when the link drops.
+//! and resuming when the link drops, and dropping changes the server refuses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use automerge::{AutoCommit, ChangeHash};
@@ -173,6 +173,7 @@ impl Phone {
                     let done = events.iter().any(|e| matches!(e, ClientEvent::Done { .. }));
                     report.events.extend(events);
                     if done {
+                        self.drop_refused(&report.events);
                         if more {
                             continue 'exchanges;
                         }
@@ -184,5 +185,25 @@ impl Phone {
             }
         }
         Err(PhoneError::GaveUp(report.connections))
+    }
+
+    /// Drops the refused changes the phone holds, and what builds on them,
+    /// as the phone library does when an exchange ends (without replaying
+    /// anything: a simulated phone keeps no intents).
+    fn drop_refused(&mut self, events: &[ClientEvent]) {
+        let mut refused: BTreeMap<DocId, BTreeSet<ChangeHash>> = BTreeMap::new();
+        for e in events {
+            if let ClientEvent::Refused { id, refused: r } = e {
+                refused.entry(*id).or_default().extend(r.iter().map(|r| r.change));
+            }
+        }
+        for (id, hashes) in refused {
+            if let Some(doc) = self.store.docs.get_mut(&id) {
+                let (rebuilt, removed) = sync_core::relay::without(doc, &hashes);
+                if !removed.is_empty() {
+                    self.store.docs.insert(id, rebuilt);
+                }
+            }
+        }
     }
 }

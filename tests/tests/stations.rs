@@ -7,14 +7,17 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use lianxin_demo::DEMO_PASSWORD;
 use lianxin_server::auth::SmsSender;
+use lianxin_server::clock::ManualClock;
+use lianxin_server::notify::NotifySettings;
 use lianxin_server::station::{Uplink, UplinkStatus, UpstreamConfig};
-use lianxin_server::testing::{TestDb, TestServer};
+use lianxin_server::testing::{TestDb, TestServer, test_notify_settings};
 use lianxin_tests::linksim::{CutPlan, Direction, LinkSim, Profile};
 use lianxin_tests::phone::Phone;
 use lianxin_tests::scenario::Writer;
 use lianxin_tests::tiers::{doc_id, new_id, relay_directly};
 use serde_json::{Value, json};
 use sync_core::UnitId;
+use sync_core::notify::EscalationPolicy;
 use sync_core::petition::{PetitionAction, PetitionDoc};
 use sync_core::relay::Backoff;
 
@@ -81,6 +84,82 @@ async fn timeline(server: &TestServer, token: &str, id: &str) -> anyhow::Result<
         .collect())
 }
 
+/// Whether `user` was told `kind` about `doc` at `server`: every item of
+/// their inbox, acknowledged by a phone or not.
+async fn told(server: &TestServer, user: &str, kind: &str, doc: &str) -> anyhow::Result<bool> {
+    let items = server
+        .state
+        .storage
+        .inbox()
+        .after(&sync_core::UserId::new(user)?, 0, 10_000)
+        .await?;
+    Ok(items
+        .iter()
+        .any(|i| i.notification.kind == kind && i.notification.doc_id == doc))
+}
+
+/// A petition as `token`'s user reads it at `server`.
+async fn view(server: &TestServer, token: &str, id: &str) -> anyhow::Result<Value> {
+    let (status, body) = call(server, token, "GET", &format!("/api/petitions/{id}"), Value::Null).await?;
+    ensure!(status == 200, "reading {id} answered {status}: {body}");
+    Ok(body)
+}
+
+/// A roster putting `members` on duty for `unit` around the clock.
+fn all_day(unit: &str, members: &[&str]) -> Value {
+    json!({"unit": unit, "covers_7x24": true, "shifts": [{
+        "name": "全天",
+        "days": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+        "start": "00:00", "end": "00:00", "members": members}]})
+}
+
+/// A phone running the phone library itself (`lianxin-mobile`), synced
+/// with a server as one user.
+struct LibraryPhone {
+    replica: std::sync::Arc<lianxin_mobile::Replica>,
+    _dir: tempfile::TempDir,
+}
+
+impl LibraryPhone {
+    async fn open(server: &TestServer, user: &str, token: &str) -> anyhow::Result<LibraryPhone> {
+        let dir = tempfile::tempdir()?;
+        let session = lianxin_mobile::SessionConfig {
+            server_url: format!("http://{}", server.addr),
+            user_id: user.to_owned(),
+            memberships: vec![],
+            household: None,
+            units: vec![],
+        };
+        let replica = lianxin_mobile::Replica::open(dir.path().join("replica.sqlite").display().to_string(), session)?;
+        replica.set_access_token(Some(token.to_owned()));
+        let phone = LibraryPhone { replica, _dir: dir };
+        phone.sync().await?;
+        Ok(phone)
+    }
+
+    async fn sync(&self) -> anyhow::Result<()> {
+        let replica = self.replica.clone();
+        tokio::task::spawn_blocking(move || replica.sync_now()).await??;
+        Ok(())
+    }
+
+    /// The kinds of a petition's timeline events the phone holds, with who wrote each.
+    async fn timeline(&self, id: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let p = self.replica.get_petition(id.to_owned())?;
+        Ok(p.timeline.into_iter().map(|e| (e.kind, e.by)).collect())
+    }
+
+    /// The refusals the phone reported: (document, rule).
+    async fn refused(&self) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self
+            .replica
+            .refused_edits()?
+            .into_iter()
+            .map(|r| (r.doc_id, r.rule))
+            .collect())
+    }
+}
+
 /// A county (the demo organisation, with an account for the east station's
 /// server) and an empty east station whose uplink goes through the link
 /// simulator, after the uplink's first round.
@@ -100,6 +179,8 @@ struct Setup {
     county_page_docs: u32,
     /// The most documents one push of the station carries.
     push_page_docs: usize,
+    /// When the county escalates on its own (a station escalates nothing).
+    escalation: EscalationPolicy,
 }
 
 impl Default for Setup {
@@ -108,6 +189,7 @@ impl Default for Setup {
             profile: Profile::loopback(),
             county_page_docs: lianxin_server::state::BATCH_PAGE_DOCS,
             push_page_docs: 500,
+            escalation: EscalationPolicy::default(),
         }
     }
 }
@@ -119,7 +201,7 @@ impl Tiers {
 
     async fn start_with(seed: u64, setup: Setup) -> anyhow::Result<Tiers> {
         let county_db = TestDb::sqlite().await?;
-        let county = TestServer::start_with(
+        let county = TestServer::start_full(
             county_db.storage.clone(),
             SmsSender::DevLog,
             lianxin_server::auth::AuthSettings::default(),
@@ -127,6 +209,11 @@ impl Tiers {
                 batch_page_docs: setup.county_page_docs,
                 ..Default::default()
             },
+            NotifySettings {
+                escalation: setup.escalation,
+                ..test_notify_settings()
+            },
+            ManualClock::starting_now(),
         )
         .await?;
         lianxin_demo::seed(&county.state).await?;
@@ -161,6 +248,23 @@ impl Tiers {
             uplink,
             dbs: [county_db, station_db],
         })
+    }
+
+    /// Restores the uplink and waits for a round after it.
+    async fn restore(&self) -> anyhow::Result<()> {
+        self.link.clear_cut_plan();
+        let target = self.uplink.status().rounds + 1;
+        wait(&self.uplink, "a round after the uplink came back", |s| {
+            s.rounds >= target
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Moves both tiers' clocks on by `minutes`.
+    fn advance(&self, minutes: i64) {
+        self.county.clock.advance_secs(minutes * 60);
+        self.station.clock.advance_secs(minutes * 60);
     }
 
     /// Cuts the uplink and waits until a round has failed.
@@ -283,6 +387,14 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         "the station refused the chief: {:?}",
         report.refused()
     );
+    // Officer li's phone (the phone library itself) pulls the chief's
+    // supervision from the station before the county has seen it.
+    let li_phone = LibraryPhone::open(station, "officer-li", &li_station).await?;
+    let kinds = li_phone.timeline(&taken_back).await?;
+    ensure!(
+        kinds.iter().any(|(k, by)| k == "supervised" && by == "chief-east"),
+        "li's phone did not receive the chief's supervision: {kinds:?}"
+    );
 
     // Meanwhile at the county: the director supervises, the chief is no
     // longer a leader, officer wang is disabled.
@@ -355,22 +467,14 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
         events.iter().any(|(k, by)| k == "supervised" && by == "director"),
         "the station holds {events:?}"
     );
-    let (_, inbox) = call(station, &li_station, "GET", "/api/inbox?limit=500", Value::Null).await?;
-    let told = |kind: &str, doc: &str| {
-        inbox["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|i| i["kind"] == kind && i["doc_id"] == doc)
-    };
     ensure!(
-        told("supervised", &supervised),
-        "officer li was not told of the supervision at the station: {inbox}"
+        told(station, "officer-li", "supervised", &supervised).await?,
+        "officer li was not told of the supervision at the station"
     );
     // A resident's petition filed at the county reached the station's officers.
     ensure!(
-        told("new_petition", &taken_back),
-        "officer li was not told of the new petition at the station: {inbox}"
+        told(station, "officer-li", "new_petition", &taken_back).await?,
+        "officer li was not told of the new petition at the station"
     );
     // The county's clock rules came down: both tiers compute the same deadlines.
     ensure!(
@@ -400,11 +504,35 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
             "the chief's supervision is still there: {events:?}"
         );
     }
-    // The chief's phone hears why, as a phone hears any refusal.
-    phone.sync(&chief_url, 3).await?;
+    // The chief's phone hears why on its next exchange, as a phone hears
+    // any refusal, and drops the change.
     let report = phone.sync(&chief_url, 3).await?;
     let rules: Vec<String> = report.refused().into_iter().map(|(_, _, rule)| rule).collect();
     ensure!(rules == ["role-required"], "the chief's phone heard {rules:?}");
+    let held = phone.store.docs.get(&doc_id(&taken_back)?).context("still held")?;
+    let held = PetitionDoc::from_doc(held.clone())?;
+    ensure!(
+        !held.events()?.iter().any(|e| e.kind().as_str() == "supervised"),
+        "the chief's phone still holds the refused supervision"
+    );
+    ensure!(
+        phone.sync(&chief_url, 3).await?.refused().is_empty(),
+        "the chief's phone was told twice"
+    );
+    // So does officer li's phone, which did not make the change: it drops
+    // it and reports the rule.
+    li_phone.sync().await?;
+    let kinds = li_phone.timeline(&taken_back).await?;
+    ensure!(
+        !kinds.iter().any(|(k, _)| k == "supervised"),
+        "li's phone still holds the refused supervision: {kinds:?}"
+    );
+    let told = li_phone.refused().await?;
+    ensure!(
+        told.iter()
+            .any(|(doc, rule)| *doc == taken_back && rule == "role-required"),
+        "li's phone was told {told:?}"
+    );
     // The county's revocation reached the station.
     let (status, _) = login(station, "wang", DEMO_PASSWORD).await?;
     ensure!(status != 200, "wang still signs in at the station");
@@ -748,6 +876,7 @@ async fn a_long_outage_is_caught_up_in_pages_while_the_phones_keep_syncing() -> 
             profile: Profile::new("uplink", 400_000, 400_000, Duration::from_millis(250), 0.0),
             county_page_docs: 20,
             push_page_docs: 10,
+            ..Setup::default()
         },
     )
     .await?;
@@ -843,5 +972,246 @@ async fn a_long_outage_is_caught_up_in_pages_while_the_phones_keep_syncing() -> 
         phone.store.docs.len(),
         held + ABOVE + HERE
     );
+    tiers.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duty_rosters_travel_both_ways_and_the_duty_desk_follows_the_latest() -> anyhow::Result<()> {
+    let tiers = Tiers::start(13).await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let zhang = county.token("res-zhang").await?;
+    let (li, wang) = ("officer-li", "officer-wang");
+    let li_token = station.token(li).await?;
+
+    // No roster yet: the station's whole staff hears of a new petition.
+    let before = file(county, &zhang, "village-shangping", "station-east", "无人值班时").await?;
+    rounds(uplink, 2).await?;
+    ensure!(
+        told(station, li, "new_petition", &before).await? && told(station, wang, "new_petition", &before).await?,
+        "without a roster both officers should hear of {before}"
+    );
+
+    // The county sets the station's roster: li on duty around the clock.
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        county,
+        &admin,
+        "PUT",
+        "/api/units/station-east/roster",
+        all_day("station-east", &["officer-li"]),
+    )
+    .await?;
+    ensure!(status == 200, "the county's roster answered {status}: {body}");
+    rounds(uplink, 2).await?;
+    let (status, here) = call(station, &li_token, "GET", "/api/units/station-east/roster", Value::Null).await?;
+    ensure!(status == 200, "the station's roster answered {status}: {here}");
+    ensure!(
+        here["on_duty"] == json!(["officer-li"])
+            && here["updated_by"] == "admin"
+            && here["updated_at"] == body["updated_at"],
+        "the station holds {here}, the county set {body}"
+    );
+    // The station's duty desk follows it: li hears, wang does not.
+    let on_li = file(county, &zhang, "village-shangping", "station-east", "李警官值班").await?;
+    rounds(uplink, 2).await?;
+    ensure!(
+        told(station, li, "new_petition", &on_li).await?,
+        "li, on duty, did not hear of {on_li}"
+    );
+    ensure!(
+        !told(station, wang, "new_petition", &on_li).await?,
+        "wang, off duty, heard of {on_li}"
+    );
+
+    // The station chief puts wang on duty at the station, later; the uplink
+    // sends it up and the county's duty desk follows it.
+    station.clock.advance_secs(60);
+    let chief = station.token("chief-east").await?;
+    let (status, body) = call(
+        station,
+        &chief,
+        "PUT",
+        "/api/units/station-east/roster",
+        all_day("station-east", &["officer-wang"]),
+    )
+    .await?;
+    ensure!(status == 200, "the station's roster answered {status}: {body}");
+    wait(uplink, "the roster sent up", |s| s.rosters_sent >= 1).await?;
+    rounds(uplink, 2).await?;
+    let director = county.token("director").await?;
+    let (_, above) = call(county, &director, "GET", "/api/units/station-east/roster", Value::Null).await?;
+    ensure!(
+        above["on_duty"] == json!(["officer-wang"]) && above["updated_by"] == "chief-east",
+        "the county holds {above}"
+    );
+    let (_, here) = call(station, &chief, "GET", "/api/units/station-east/roster", Value::Null).await?;
+    ensure!(
+        here["on_duty"] == json!(["officer-wang"]),
+        "the directory took the station's later roster back: {here}"
+    );
+    let on_wang = file(county, &zhang, "village-shangping", "station-east", "王警官值班").await?;
+    ensure!(
+        told(county, wang, "new_petition", &on_wang).await?,
+        "wang, on duty by the station's roster, did not hear of {on_wang} at the county"
+    );
+    ensure!(
+        !told(county, li, "new_petition", &on_wang).await?,
+        "li, off duty, heard of {on_wang} at the county"
+    );
+    rounds(uplink, 2).await?;
+    ensure!(
+        told(station, wang, "new_petition", &on_wang).await? && !told(station, li, "new_petition", &on_wang).await?,
+        "the station's desk did not follow its own roster for {on_wang}"
+    );
+
+    // A roster the county holds a later edit of is kept there, and one for a
+    // unit outside the station's jurisdiction is refused.
+    let station_token = county.token("station-east-server").await?;
+    let sent = json!({"rosters": [
+        {"unit": "station-east", "roster": all_day("station-east", &["officer-li"]),
+         "updated_by": "chief-east", "updated_at": 1},
+        {"unit": "station-west", "roster": all_day("station-west", &["officer-zhao"]),
+         "updated_by": "chief-east", "updated_at": i64::MAX}]});
+    let (status, results) = call(county, &station_token, "PUT", "/api/station/rosters", sent).await?;
+    ensure!(status == 200, "sending rosters up answered {status}: {results}");
+    ensure!(
+        results["results"][0]["outcome"] == "kept" && results["results"][1]["outcome"] == "refused",
+        "the county answered {results}"
+    );
+    let (_, above) = call(county, &director, "GET", "/api/units/station-east/roster", Value::Null).await?;
+    ensure!(
+        above["on_duty"] == json!(["officer-wang"]),
+        "an older edit won: {above}"
+    );
+    let (status, _) = call(county, &director, "PUT", "/api/station/rosters", json!({"rosters": []})).await?;
+    ensure!(status == 403, "a person sent rosters as a station: {status}");
+    tiers.stop().await
+}
+
+/// The escalated events of a petition's timeline, each with its outcome and rule.
+fn escalations(view: &Value) -> Vec<(String, String)> {
+    view["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "escalated")
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+                e["rule"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not_stand() -> anyhow::Result<()> {
+    let policy = EscalationPolicy::from_json(r#"{"default": [{"clock": "sign", "overdue_minutes": 0}]}"#)?;
+    let tiers = Tiers::start_with(
+        17,
+        Setup {
+            escalation: policy,
+            ..Setup::default()
+        },
+    )
+    .await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let zhang = county.token("res-zhang").await?;
+
+    // A petition for the station goes unsigned past its ten minutes.
+    let overdue = file(county, &zhang, "village-shangping", "station-east", "无人签收").await?;
+    rounds(uplink, 1).await?;
+    ensure!(
+        station.state.docs.exists(&overdue).await?,
+        "the station lacks {overdue}"
+    );
+    tiers.advance(11);
+    // The station's sweep runs (its clocks tell its people) but escalates nothing.
+    let swept = station.state.notify.tick().await?;
+    ensure!(
+        swept.escalated == 0 && swept.delivered > 0,
+        "the station's sweep did {swept:?}"
+    );
+    // The uplink goes down; the county escalates, once however often it sweeps.
+    tiers.cut().await?;
+    let director = county.token("director").await?;
+    county.state.notify.tick().await?;
+    let v = view(county, &director, &overdue).await?;
+    ensure!(
+        escalations(&v) == [("applied".to_owned(), String::new())],
+        "the county did not escalate {overdue}: {v}"
+    );
+    ensure!(
+        county.state.notify.tick().await?.escalated == 0,
+        "the county escalated twice"
+    );
+    ensure!(
+        station.state.notify.tick().await?.escalated == 0,
+        "the station escalated"
+    );
+    tiers.restore().await?;
+    rounds(uplink, 1).await?;
+    for server in [county, station] {
+        ensure!(
+            server.state.notify.tick().await?.escalated == 0,
+            "a tick after the reconnect escalated"
+        );
+    }
+    rounds(uplink, 1).await?;
+    let li = station.token("officer-li").await?;
+    for (server, token) in [(county, &director), (station, &li)] {
+        let v = view(server, token, &overdue).await?;
+        ensure!(
+            escalations(&v) == [("applied".to_owned(), String::new())] && v["summary"]["lead"] == "county",
+            "{overdue} at {}: {v}",
+            server.addr
+        );
+    }
+
+    // The stale view: the station signs in time while its uplink is down;
+    // the county, not having seen it, escalates when the deadline passes.
+    let signed = file(county, &zhang, "village-shangping", "station-east", "已按时签收").await?;
+    rounds(uplink, 1).await?;
+    ensure!(station.state.docs.exists(&signed).await?, "the station lacks {signed}");
+    tiers.cut().await?;
+    let (status, body) = call(
+        station,
+        &li,
+        "POST",
+        &format!("/api/petitions/{signed}/actions"),
+        json!({"action": "sign", "unit": "station-east"}),
+    )
+    .await?;
+    ensure!(status == 200, "signing at the station answered {status}: {body}");
+    tiers.advance(11);
+    county.state.notify.tick().await?;
+    let v = view(county, &director, &signed).await?;
+    ensure!(
+        escalations(&v) == [("applied".to_owned(), String::new())] && v["summary"]["lead"] == "county",
+        "the county did not escalate {signed} on its view: {v}"
+    );
+    tiers.restore().await?;
+    rounds(uplink, 2).await?;
+    // Both tiers hold the escalation, set aside by the earlier signature,
+    // and the station still leads; nothing escalates it again.
+    let (director, li) = (county.token("director").await?, station.token("officer-li").await?);
+    for server in [county, station] {
+        ensure!(
+            server.state.notify.tick().await?.escalated == 0,
+            "a tick after the reconnect escalated"
+        );
+    }
+    for (server, token) in [(county, &director), (station, &li)] {
+        let v = view(server, token, &signed).await?;
+        ensure!(
+            escalations(&v) == [("superseded".to_owned(), "clock-met".to_owned())]
+                && v["summary"]["lead"] == "station-east"
+                && v["summary"]["status"] == "signed",
+            "{signed} at {}: {v}",
+            server.addr
+        );
+        let v = view(server, token, &overdue).await?;
+        ensure!(escalations(&v).len() == 1, "{overdue} at {}: {v}", server.addr);
+    }
     tiers.stop().await
 }

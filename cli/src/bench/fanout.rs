@@ -88,7 +88,7 @@ fn random_doc_id() -> DocumentId {
 }
 
 /// Raises the open-file limit to its hard maximum (children inherit it); returns the new limit.
-fn raise_fd_limit() -> u64 {
+pub(crate) fn raise_fd_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
     unsafe {
         let mut limit = libc::rlimit {

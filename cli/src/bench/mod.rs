@@ -3,9 +3,12 @@
 
 pub mod app;
 pub mod fanout;
+pub mod federation;
 pub mod ingest;
 pub mod kpi;
 pub mod reconnect;
+pub mod storm;
+mod tiers;
 pub mod write;
 
 use lianxin_server::config::Config;
@@ -23,6 +26,8 @@ pub async fn run(config: &Config, command: &BenchCommand) -> anyhow::Result<Vec<
         BenchCommand::Write(args) => write::write(config, args).await,
         BenchCommand::App(args) => app::app(config, args).await,
         BenchCommand::Reconnect(args) => reconnect::reconnect(config, args).await,
+        BenchCommand::Federation(args) => federation::federation(config, args).await,
+        BenchCommand::Storm(args) => storm::storm(config, args).await,
         BenchCommand::Fanout(args) => fanout::fanout(config.database_url.clone(), args).await,
         BenchCommand::Kpi(args) => {
             let (storage, backend) = open(config).await?;

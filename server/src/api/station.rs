@@ -5,8 +5,11 @@
 use std::collections::BTreeSet;
 
 use sync_core::relay;
-use sync_core::wire::{AccountKind, ClockSettings, KeySet, StationDirectory, StationPerson};
-use sync_core::{Principal, Unit};
+use sync_core::wire::{
+    AccountKind, ClockSettings, KeySet, RosterOutcome, StationDirectory, StationPerson, StationRoster,
+    StationRosterResult, StationRosterResults, StationRosters,
+};
+use sync_core::{Principal, Timestamp, Unit};
 
 use crate::auth::StationKeysError;
 use crate::error::ApiError;
@@ -50,6 +53,20 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
             memberships,
         });
     }
+    let rosters = app
+        .storage
+        .rosters()
+        .all()
+        .await?
+        .into_iter()
+        .filter(|r| relay::station_units(who).any(|s| org.is_within(&r.unit_id, s)))
+        .map(|r| StationRoster {
+            unit: r.unit_id,
+            roster: r.roster,
+            updated_by: r.updated_by,
+            updated_at: r.updated_at,
+        })
+        .collect();
     let settings = app.docs.settings();
     Ok(StationDirectory {
         units,
@@ -58,7 +75,69 @@ pub async fn directory(app: &AppState, who: &Principal) -> Result<StationDirecto
             calendar: settings.calendar.clone(),
         },
         people,
+        rosters,
     })
+}
+
+/// `PUT /api/station/rosters`: rosters a station's leaders set at the
+/// station, sent up by its uplink. Each is checked as the tier above sees
+/// the station and the editor (`sync_core::relay::may_relay_roster`: a unit
+/// of the station's subtree, set by one of its leaders or admins) and as any
+/// roster (its people are staff over the unit), then stored if it is the
+/// later edit (`sync_core::relay::roster_wins`); a later edit held here
+/// stays and reaches the station in its directory.
+pub async fn put_rosters(
+    app: &AppState,
+    who: &Principal,
+    sent: StationRosters,
+) -> Result<StationRosterResults, ApiError> {
+    if !relay::is_station(who) {
+        return Err(ApiError::Forbidden(
+            "only a station server's account sends rosters up".into(),
+        ));
+    }
+    let org = app.docs.org();
+    let mut results = Vec::with_capacity(sent.rosters.len());
+    for r in sent.rosters {
+        let refused = |detail: String| StationRosterResult {
+            unit: r.unit.clone(),
+            outcome: RosterOutcome::Refused,
+            detail: Some(detail),
+        };
+        let editor = match app.auth.principal(&r.updated_by).await {
+            Ok(p) => Some(p),
+            Err(crate::auth::AuthError::UnknownUser(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Err((rule, detail)) = relay::may_relay_roster(&org, who, &r.unit, editor.as_ref()) {
+            tracing::info!(station = %who.user, unit = %r.unit, %rule, %detail, "a station's roster refused");
+            results.push(refused(format!("{rule}: {detail}")));
+            continue;
+        }
+        if let Err(e) = super::units::check_roster(app, &org, &r.unit, &r.roster).await {
+            results.push(refused(e.to_string()));
+            continue;
+        }
+        let held = app.storage.rosters().roster(&r.unit).await?;
+        let outcome = if relay::roster_wins(
+            (r.updated_at, &r.updated_by),
+            held.as_ref().map(|h| (h.updated_at, &h.updated_by)),
+        ) {
+            app.storage
+                .rosters()
+                .put(&r.unit, &r.roster, &r.updated_by, Timestamp::from_millis(r.updated_at))
+                .await?;
+            RosterOutcome::Stored
+        } else {
+            RosterOutcome::Kept
+        };
+        results.push(StationRosterResult {
+            unit: r.unit,
+            outcome,
+            detail: None,
+        });
+    }
+    Ok(StationRosterResults { results })
 }
 
 /// The directory of `who` as the JSON body the tier above serves, with its
@@ -95,7 +174,8 @@ pub async fn publish_keys(app: &AppState, who: &Principal, set: &KeySet) -> Resu
 }
 
 /// At a station: makes the local organisation, clocks and accounts what the
-/// tier above says. People it no longer lists (moved away, or removed) are
+/// tier above says, and takes each of its rosters that is a later edit
+/// than the one held here. People it no longer lists (moved away, or removed) are
 /// disabled here, as are those it lists disabled; disabling revokes their
 /// sessions at the station. Returns how many accounts were disabled now.
 pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<usize, ApiError> {
@@ -150,6 +230,20 @@ pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<u
     }
     tx.commit().await?;
     super::org::apply_config(app).await?;
+    // Rosters: the later edit wins, whichever tier made it (a station's own
+    // later edit stays, and its uplink sends it up).
+    for r in &dir.rosters {
+        let held = app.storage.rosters().roster(&r.unit).await?;
+        if relay::roster_wins(
+            (r.updated_at, &r.updated_by),
+            held.as_ref().map(|h| (h.updated_at, &h.updated_by)),
+        ) {
+            app.storage
+                .rosters()
+                .put(&r.unit, &r.roster, &r.updated_by, Timestamp::from_millis(r.updated_at))
+                .await?;
+        }
+    }
     Ok(disabled)
 }
 

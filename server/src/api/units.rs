@@ -24,19 +24,32 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
             "only an admin or a leader over {unit} may set its roster"
         )));
     }
-    if roster.unit() != &unit {
+    check_roster(app, &org, &unit, &roster).await?;
+    let now = app.clock.now();
+    app.storage.rosters().put(&unit, &roster, &who.user, now).await?;
+    roster_view(app, &unit).await
+}
+
+/// Checks that `roster` is `unit`'s and that everyone on it may be on duty
+/// there: whoever is on duty reads the unit's work, so only its own staff.
+pub(crate) async fn check_roster(
+    app: &AppState,
+    org: &sync_core::OrgTree,
+    unit: &UnitId,
+    roster: &Roster,
+) -> Result<(), ApiError> {
+    if roster.unit() != unit {
         return Err(ApiError::BadRequest(format!(
             "the roster is for unit {}, not {unit}",
             roster.unit()
         )));
     }
-    // Whoever is on duty reads the unit's work: only its own staff may be on the roster.
     let mut members: Vec<&sync_core::UserId> = roster.shifts().iter().flat_map(|s| &s.members).collect();
     members.sort();
     members.dedup();
     for member in members {
         let staff = match app.auth.principal(member).await {
-            Ok(p) => access::person_over(&org, &p, RoleSet::HANDLERS, &unit),
+            Ok(p) => access::person_over(org, &p, RoleSet::HANDLERS, unit),
             Err(crate::auth::AuthError::UnknownUser(_)) => false,
             Err(e) => return Err(e.into()),
         };
@@ -46,9 +59,7 @@ pub async fn put_roster(app: &AppState, who: &Principal, id: &str, roster: Roste
             )));
         }
     }
-    let now = app.clock.now();
-    app.storage.rosters().put(&unit, &roster, &who.user, now).await?;
-    roster_view(app, &unit).await
+    Ok(())
 }
 
 /// `GET /api/units/{id}/roster`: the roster, who is on duty now and the next hand-over.

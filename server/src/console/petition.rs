@@ -173,7 +173,7 @@ fn event_text(app: &AppState, body: &EventBody) -> String {
         EventBody::Contacted { method, note } => format!("{}。{}", labels::contact_method(*method), opt(note)),
         EventBody::Progress { note } | EventBody::Supervised { note } => note.clone(),
         EventBody::Replied { text } => text.clone(),
-        EventBody::Escalated { to, reason } => format!("提级至{}：{reason}", unit_name(app, to)),
+        EventBody::Escalated { to, reason, .. } => format!("提级至{}：{reason}", unit_name(app, to)),
         EventBody::FollowUp { rating, comment } => format!("评分 {rating}/5。{}", opt(comment)),
         EventBody::Published { summary } => summary.clone(),
         EventBody::Closed { note } => opt(note),

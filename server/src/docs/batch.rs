@@ -3,6 +3,7 @@
 //! are read under the document lock with the base the client provably has.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 
 use automerge::{AutoCommit, Change, ChangeHash};
 use sync_core::Principal;
@@ -78,6 +79,8 @@ impl DocService {
     /// `cursor`: the document's heads with every change stored after the
     /// cursor taken away. A document compacted past the cursor is sent
     /// whole (the folded changes kept no seq); the client skips what it has.
+    /// Changes the tier above refused after the client's cursor go with it
+    /// (`sync_core::relay::unheard_refusals`): the client may hold them.
     pub async fn batch_pull(
         &self,
         id: DocId,
@@ -97,8 +100,16 @@ impl DocService {
                 }
             },
         };
+        // At a tier whose tier above took changes of this document back:
+        // a client that may have pulled one before is told it is refused.
+        let refused = if self.inner.refused_upstream.load(Ordering::Relaxed) {
+            let taken = self.inner.storage.stations().taken_back_after(doc_id, cursor).await?;
+            sync_core::relay::unheard_refusals(cursor.max(0) as u64, &taken)
+        } else {
+            Vec::new()
+        };
         let loaded = guard.as_mut().expect("loaded");
-        Ok(ex.pull_doc(id, &mut loaded.doc, &base))
+        Ok(ex.pull_doc_refusing(id, &mut loaded.doc, &base, refused))
     }
 }
 

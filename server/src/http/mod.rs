@@ -124,6 +124,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         (M::GET, "/api/units", get(org::units)),
         (M::GET, "/api/clock-rules", get(org::clock_settings)),
         (M::GET, "/api/station/directory", get(org::station_directory)),
+        (M::PUT, "/api/station/rosters", put(org::put_station_rosters)),
         (M::PUT, "/api/station/keys", put(org::put_station_keys)),
         (M::PUT, "/api/admin/units/{id}", put(org::put_unit)),
         (M::GET, "/api/admin/users", get(org::users)),

@@ -825,6 +825,22 @@ fn station_directory() {}
 
 #[utoipa::path(
     put,
+    path = "/api/station/rosters",
+    tag = "organisation",
+    summary = "Duty rosters a station's leaders set at the station, sent up by its uplink; the later edit wins (station accounts only)",
+    request_body = StationRosters,
+    responses(
+        (status = 200, description = "what became of each roster, in order", body = StationRosterResults),
+        (status = 400, description = "bad input", body = ErrorBody),
+        (status = 401, description = "not signed in, or the token is invalid, expired or revoked", body = ErrorBody),
+        (status = 403, description = "the caller is not a station server's account", body = ErrorBody),
+        (status = 500, description = "the server failed", body = ErrorBody)
+    )
+)]
+fn put_station_rosters() {}
+
+#[utoipa::path(
+    put,
     path = "/api/station/keys",
     tag = "organisation",
     summary = "A station server publishes its token keys (station accounts only)",
@@ -1066,6 +1082,7 @@ fn dead_letters() {}
         units,
         clock_settings,
         station_directory,
+        put_station_rosters,
         station_keys,
         put_unit,
         users,

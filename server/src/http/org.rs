@@ -92,6 +92,17 @@ pub async fn station_directory(
         .into_response())
 }
 
+/// `PUT /api/station/rosters` (station servers' accounts).
+pub async fn put_station_rosters(
+    State(app): State<AppState>,
+    auth: Authenticated,
+    ApiJson(sent): ApiJson<sync_core::wire::StationRosters>,
+) -> Result<Json<sync_core::wire::StationRosterResults>, ApiError> {
+    Ok(Json(
+        crate::api::station::put_rosters(&app, &auth.principal, sent).await?,
+    ))
+}
+
 /// `PUT /api/station/keys`: a station publishes its token keys.
 pub async fn put_station_keys(
     State(app): State<AppState>,

@@ -123,9 +123,19 @@ impl NotifyService {
                 match action {
                     SweepAction::Notify(n) => notes.push(n),
                     SweepAction::Escalate {
-                        key, unit, to, reason, ..
+                        key,
+                        unit,
+                        to,
+                        reason,
+                        clock,
+                        ..
                     } => {
-                        if self.escalate(&doc_id, &key, unit, to, reason).await? {
+                        let body = EventBody::Escalated {
+                            to,
+                            reason,
+                            clock: Some(clock),
+                        };
+                        if self.escalate(&doc_id, &key, unit, body).await? {
                             report.escalated += 1;
                         }
                     }
@@ -153,23 +163,16 @@ impl NotifyService {
         Ok(())
     }
 
-    /// Writes `escalated { to, reason }` for `unit` into the petition's timeline as the System
-    /// principal, once per `key`. True when this call wrote it.
-    async fn escalate(
-        &self,
-        doc_id: &str,
-        key: &str,
-        unit: UnitId,
-        to: UnitId,
-        reason: String,
-    ) -> Result<bool, NotifyError> {
+    /// Writes `escalated { to, reason, clock }` for `unit` into the petition's timeline as the
+    /// System principal, once per `key`. True when this call wrote it.
+    async fn escalate(&self, doc_id: &str, key: &str, unit: UnitId, body: EventBody) -> Result<bool, NotifyError> {
         let who = self.system_principal();
         let outcome = self
             .inner
             .docs
             .act_once(&who, doc_id, key, |doc, author, now| {
                 let mut p = PetitionDoc::from_doc(std::mem::take(doc))?;
-                let result = p.record(author, now, Some(unit), EventBody::Escalated { to, reason });
+                let result = p.record(author, now, Some(unit), body);
                 *doc = p.into_doc();
                 result.map(|_| ())
             })

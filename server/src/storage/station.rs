@@ -4,6 +4,7 @@
 //! synced, the token keys each publishes).
 
 use sync_core::Timestamp;
+use sync_core::relay::TakenBack;
 
 use super::{StorageError, StorageTx, on_pool, on_tx};
 
@@ -30,6 +31,33 @@ impl super::Stations<'_> {
                 .await
         })?;
         Ok(rows)
+    }
+
+    /// The tier above's refusals of changes to `doc_id` recorded with a
+    /// rebuilt history stored after `cursor`: what a reader at that cursor
+    /// may hold and has not been told (`sync_core::relay::unheard_refusals`).
+    pub async fn taken_back_after(&self, doc_id: &str, cursor: i64) -> Result<Vec<TakenBack>, StorageError> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT hash, rule, detail, seq FROM upstream_refusals WHERE doc_id = $1 AND seq > $2 ORDER BY hash",
+            )
+            .bind(doc_id)
+            .bind(cursor)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|(hash, rule, detail, seq)| {
+                Ok(TakenBack {
+                    change: hash.parse().map_err(|_| {
+                        StorageError::Corrupt(format!("upstream refusal of {doc_id}: {hash:?} is not a change hash"))
+                    })?,
+                    rule,
+                    detail,
+                    seq: seq.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     /// Whether the tier above ever refused anything here.
@@ -158,24 +186,27 @@ impl super::Stations<'_> {
 }
 
 impl StorageTx {
-    /// Records the tier above's refusals of changes to `doc_id`.
+    /// Records the tier above's refusals of changes to `doc_id`, taken
+    /// back with a rebuilt history whose last change is `seq`.
     pub async fn record_upstream_refusals(
         &mut self,
         doc_id: &str,
         refused: &[UpstreamRefusal],
         now: Timestamp,
+        seq: i64,
     ) -> Result<(), StorageError> {
         for (hash, rule, detail) in refused {
             on_tx!(self, |conn| {
                 sqlx::query(
-                    "INSERT INTO upstream_refusals (doc_id, hash, rule, detail, refused_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (doc_id, hash) DO NOTHING",
+                    "INSERT INTO upstream_refusals (doc_id, hash, rule, detail, refused_at, seq) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (doc_id, hash) DO NOTHING",
                 )
                 .bind(doc_id)
                 .bind(hash)
                 .bind(rule)
                 .bind(detail)
                 .bind(now.millis())
+                .bind(seq)
                 .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected())

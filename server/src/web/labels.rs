@@ -212,6 +212,7 @@ pub fn rule(code: &str) -> String {
         "finished" => "诉求已经办结、撤回或并单。",
         "same-unit" => "不能派给自己单位。",
         "no-change" => "与现状相同，没有任何改动。",
+        "clock-met" => "自动提级时尚未同步到此前已完成的签收或联系，提级不生效。",
         other => return format!("规则 {other}"),
     };
     words.to_owned()

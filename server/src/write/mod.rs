@@ -240,9 +240,10 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
         return Ok(JobResult::Stale { stored });
     }
     if let Some(refused) = &job.rewrite {
-        tx.record_upstream_refusals(&job.doc_id, refused, job.now).await?;
         tx.clear_history(&job.doc_id).await?;
         if job.changes.is_empty() {
+            tx.record_upstream_refusals(&job.doc_id, refused, job.now, stored)
+                .await?;
             tx.unlist_document(&job.doc_id).await?;
             return Ok(JobResult::Committed(Committed {
                 position: stored,
@@ -265,6 +266,11 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
         )));
     }
     let seq = outcome.last_seq;
+    if let Some(refused) = &job.rewrite {
+        // With the rebuilt history's last seq: every reader below it may
+        // hold a refused change and is told of it with the document.
+        tx.record_upstream_refusals(&job.doc_id, refused, job.now, seq).await?;
+    }
     tx.record_receipts(&job.doc_id, &job.receipts).await?;
     let p = &job.projection;
     if let Some(access) = &p.access {

@@ -97,9 +97,11 @@ pub enum ClientEvent {
         /// Its new shared heads.
         shared: Vec<ChangeHash>,
     },
-    /// The server refused some pushed changes. They stay in the local
-    /// document; until the host rebases or drops them, they are pushed (and
-    /// refused) again with every exchange.
+    /// The server refused some changes this replica holds: pushed ones (in
+    /// an ack), or, in a pull, changes it had received and a tier above
+    /// refused since (only those the replica holds are listed). They stay
+    /// in the local document; until the host rebases or drops them, they
+    /// are pushed (and refused) again with every exchange.
     Refused {
         /// The document.
         id: DocId,
@@ -548,6 +550,14 @@ impl BatchClient {
         };
         decode_into(&mut doc, pull.encoding, &pull.data)?;
         let complete = pull.heads.iter().all(|h| am::has_change(&mut doc, h));
+        // Refusals of changes this replica received before a tier above
+        // refused them: the ones it holds are reported like refusals of its
+        // own pushes, so the host drops them the same way.
+        let held: Vec<RefusedChange> = pull
+            .refused
+            .into_iter()
+            .filter(|r| am::has_change(&mut doc, &r.change))
+            .collect();
         let heads = doc.get_heads();
         docs.store(&pull.id, doc);
         if complete {
@@ -560,6 +570,12 @@ impl BatchClient {
         } else {
             self.state.shared.remove(&pull.id);
             events.push(ClientEvent::Resync { id: pull.id });
+        }
+        if !held.is_empty() {
+            events.push(ClientEvent::Refused {
+                id: pull.id,
+                refused: held,
+            });
         }
         Ok(())
     }
@@ -639,6 +655,7 @@ mod tests {
                 heads: doc.get_heads(),
                 encoding,
                 data,
+                refused: vec![],
             }],
             more: false,
             encodings: Encoding::ALL.to_vec(),
@@ -660,6 +677,56 @@ mod tests {
         };
         assert_eq!(p.docs.len(), 1);
         assert!(p.docs[0].base.is_empty());
+    }
+
+    #[test]
+    fn a_pull_reports_the_refused_changes_the_replica_holds() {
+        let id = DocId([7; 16]);
+        let mut server = AutoCommit::new().with_actor(ActorId::from([1u8; 16].as_slice()));
+        server.put(ROOT, "a", 1).unwrap();
+        server.commit();
+        // The replica received a change the tier above refused since.
+        let mut held = server.fork().with_actor(ActorId::from([2u8; 16].as_slice()));
+        held.put(ROOT, "b", 2).unwrap();
+        held.commit();
+        let refused_hash = held.get_heads()[0];
+        let mut docs = Docs::default();
+        docs.0.insert(id, held);
+        let mut client = BatchClient::new(ClientState::default());
+        client.start(1, &mut docs);
+        let refusal = |change| RefusedChange {
+            change,
+            rule: "role-required".into(),
+            detail: "refused by the tier above".into(),
+        };
+        let pull = Frame::Pull(Pull {
+            early: false,
+            exchange: 1,
+            cursor: 5,
+            docs: vec![DocPull {
+                id,
+                base: server.get_heads(),
+                heads: server.get_heads(),
+                encoding: Encoding::Changes,
+                data: vec![],
+                refused: vec![refusal(refused_hash), refusal(ChangeHash([3; 32]))],
+            }],
+            more: false,
+            encodings: Encoding::ALL.to_vec(),
+            version: 2,
+            inbox: None,
+            settings: None,
+        });
+        let events = client.handle(&pull.encode(), &mut docs).unwrap();
+        // Only the change it holds is reported; the server's heads are shared.
+        assert!(
+            events.contains(&ClientEvent::Refused {
+                id,
+                refused: vec![refusal(refused_hash)],
+            }),
+            "{events:?}"
+        );
+        assert_eq!(client.state().shared[&id], server.get_heads());
     }
 
     #[test]

@@ -201,8 +201,16 @@ pub struct DocPull {
     pub heads: Vec<ChangeHash>,
     /// How `data` is encoded.
     pub encoding: Encoding,
-    /// The changes after `base`, in `encoding`.
+    /// The changes after `base`, in `encoding` (empty when the entry only
+    /// carries refusals).
     pub data: Vec<u8>,
+    /// Changes of this document the server refuses although the client may
+    /// hold them: a tier above refused them after this server had stored
+    /// them, and this server took them back (see [`crate::relay`]). A client
+    /// that holds one drops it and what builds on it, as it does with a
+    /// refusal of its own push. Key `r`, written only when there are some;
+    /// older clients skip it.
+    pub refused: Vec<RefusedChange>,
 }
 
 /// Either side: the exchange cannot go on.
@@ -342,10 +350,7 @@ impl Frame {
                     e.str("i")?.bytes(&doc.id.0)?;
                     write_hashes(e.str("h")?, &doc.heads)?;
                     e.str("n")?.u32(doc.accepted)?;
-                    e.str("r")?.array(doc.refused.len() as u64)?;
-                    for r in &doc.refused {
-                        e.array(3)?.bytes(&r.change.0)?.str(&r.rule)?.str(&r.detail)?;
-                    }
+                    write_refused(e, &doc.refused)?;
                 }
             }
             Frame::Pull(p) => {
@@ -365,12 +370,15 @@ impl Frame {
                 e.str("m")?.bool(p.more)?;
                 e.str("d")?.array(p.docs.len() as u64)?;
                 for doc in &p.docs {
-                    e.map(5)?;
+                    e.map(5 + u64::from(!doc.refused.is_empty()))?;
                     e.str("i")?.bytes(&doc.id.0)?;
                     write_hashes(e.str("b")?, &doc.base)?;
                     write_hashes(e.str("h")?, &doc.heads)?;
                     e.str("e")?.str(doc.encoding.name())?;
                     e.str("a")?.bytes(&doc.data)?;
+                    if !doc.refused.is_empty() {
+                        write_refused(e, &doc.refused)?;
+                    }
                 }
                 if let Some(inbox) = &p.inbox {
                     e.str("n")?.u64(inbox.cursor)?;
@@ -398,6 +406,18 @@ impl Frame {
         }
         Ok(())
     }
+}
+
+/// Refusals as `r`: `[[hash, rule, detail], …]`.
+fn write_refused(
+    e: &mut Encoder<Vec<u8>>,
+    refused: &[RefusedChange],
+) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    e.str("r")?.array(refused.len() as u64)?;
+    for r in refused {
+        e.array(3)?.bytes(&r.change.0)?.str(&r.rule)?.str(&r.detail)?;
+    }
+    Ok(())
 }
 
 /// An inbox entry as an array: `[cursor, key, kind, doc, entry or null, urgent, at_ms, text]`.
@@ -616,6 +636,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                         heads: need(x.heads, "pull", "d.h")?,
                         encoding: need(x.encoding, "pull", "d.e")?,
                         data: need(x.data, "pull", "d.a")?,
+                        refused: x.refused.unwrap_or_default(),
                     })
                 })
                 .collect::<Result<_, BatchError>>()?;
@@ -825,11 +846,47 @@ mod tests {
                 heads: vec![h(7), h(8)],
                 encoding: Encoding::Changes,
                 data: vec![0; 100],
+                refused: vec![],
             }],
             version: 2,
             inbox: None,
             settings: None,
         }));
+    }
+
+    #[test]
+    fn a_pulled_document_carries_the_refusals_of_a_tier_above() {
+        let pulled = |refused: Vec<RefusedChange>| {
+            Frame::Pull(Pull {
+                early: false,
+                exchange: 2,
+                cursor: 40,
+                more: false,
+                encodings: vec![Encoding::Changes],
+                docs: vec![DocPull {
+                    id: DocId([4; 16]),
+                    base: vec![],
+                    heads: vec![h(9)],
+                    encoding: Encoding::Changes,
+                    data: vec![],
+                    refused,
+                }],
+                version: 2,
+                inbox: None,
+                settings: None,
+            })
+        };
+        let without = round_trip(pulled(vec![]));
+        let with = round_trip(pulled(vec![RefusedChange {
+            change: h(6),
+            rule: "role-required".into(),
+            detail: "refused by the tier above: 只有领导可以督办".into(),
+        }]));
+        assert!(with > without);
+        // A pull without refusals is written as before (no `r` key).
+        let Frame::Pull(p) = pulled(vec![]) else { unreachable!() };
+        let cbor = Frame::Pull(p).to_cbor();
+        assert!(!cbor.windows(2).any(|w| w == [0x61, b'r']), "an empty `r` was written");
     }
 
     #[test]

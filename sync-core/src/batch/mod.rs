@@ -42,7 +42,7 @@
 //! | --- | --- |
 //! | push | `x` exchange id, `p` part, `l` last, `c` cursor, `e` encodings (part 0 only), `y` early pulls wanted (part 0 only), `d` docs: `{i id, b base, e encoding, a data}` |
 //! | ack | `x`, `p`, `d`: `{i id, h heads, n accepted, r refused: [[hash, rule, detail]]}` |
-//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data}` |
+//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data, r refused (optional): [[hash, rule, detail]]}` |
 //! | err | `k` code, `s` message |
 //! | iack (2) | `v`, `n` inbox cursor |
 //!
@@ -67,6 +67,15 @@
 //! - **Settings generation.** The pull's `g` changes whenever the unit
 //!   tree, the clock rules or the calendar change, so a phone fetches them
 //!   only when it moved.
+//!
+//! # Refusals in a pull
+//!
+//! A pulled document may carry `r`: changes the server refuses although the
+//! client may hold them, because a tier above refused them after this
+//! server had stored them and handed them on (see [`crate::relay`]). The
+//! client reports those it holds as [`ClientEvent::Refused`], exactly like
+//! refusals of its own push, and its host drops them. Clients that predate
+//! the key skip it and hear the refusal when they push the change again.
 //!
 //! # Over plain HTTP
 //!

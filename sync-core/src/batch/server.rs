@@ -456,6 +456,35 @@ impl ServerExchange {
         pull_doc(id, doc, base, &self.encodings)
     }
 
+    /// [`ServerExchange::pull_doc`] for a document of which the client may
+    /// hold changes this server refuses (`refused`, from
+    /// [`crate::relay::unheard_refusals`]): the entry carries them, and is
+    /// sent for them even when the client lacks nothing else.
+    pub fn pull_doc_refusing(
+        &self,
+        id: DocId,
+        doc: &mut AutoCommit,
+        base: &[ChangeHash],
+        mut refused: Vec<RefusedChange>,
+    ) -> Option<DocPull> {
+        if self.early.contains_key(&id) {
+            // The early pull of this exchange carried them already.
+            refused.clear();
+        }
+        if refused.is_empty() {
+            return self.pull_doc(id, doc, base);
+        }
+        let (encoding, data) = encode_since(doc, base, &self.encodings);
+        Some(DocPull {
+            id,
+            base: base.to_vec(),
+            heads: doc.get_heads(),
+            encoding,
+            data,
+            refused,
+        })
+    }
+
     /// The pull frame that ends the exchange.
     pub fn pull(&self, cursor: u64, docs: Vec<DocPull>, more: bool) -> Vec<u8> {
         self.pull_with(cursor, docs, more, PullExtras::default())
@@ -494,6 +523,7 @@ pub fn pull_doc(id: DocId, doc: &mut AutoCommit, base: &[ChangeHash], encodings:
         heads: doc.get_heads(),
         encoding,
         data,
+        refused: Vec::new(),
     })
 }
 

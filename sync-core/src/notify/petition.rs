@@ -251,7 +251,7 @@ impl Ctx<'_> {
                     );
                 }
             }
-            EventBody::Escalated { to, reason } => {
+            EventBody::Escalated { to, reason, .. } => {
                 let reason = clip(reason, SNIPPET_CHARS);
                 push(
                     unit(to),

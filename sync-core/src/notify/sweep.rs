@@ -91,6 +91,9 @@ pub enum SweepAction {
         to: UnitId,
         /// Why, for the timeline (签收超时20分钟，自动提级).
         reason: String,
+        /// The clock that ran out, written into the event: the escalation
+        /// is moot if that clock's step turns out stamped before it.
+        clock: ClockKind,
     },
 }
 
@@ -106,9 +109,10 @@ impl SweepAction {
     /// For an escalation, the timeline event to write.
     pub fn event_body(&self) -> Option<EventBody> {
         match self {
-            SweepAction::Escalate { to, reason, .. } => Some(EventBody::Escalated {
+            SweepAction::Escalate { to, reason, clock, .. } => Some(EventBody::Escalated {
                 to: to.clone(),
                 reason: reason.clone(),
+                clock: Some(*clock),
             }),
             SweepAction::Notify(_) => None,
         }
@@ -186,6 +190,7 @@ pub fn sweep(summary: &PetitionSummary, policy: &EscalationPolicy, org: &OrgTree
                         unit: holder.clone(),
                         to: to.clone(),
                         reason: format!("{name}超时{}，自动提级", duration(step.overdue_minutes)),
+                        clock: clock.kind,
                     });
                 }
             }

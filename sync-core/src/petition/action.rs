@@ -148,7 +148,14 @@ impl PetitionAction {
             A::Contact { unit, method, note } => (Some(unit), EventBody::Contacted { method, note }),
             A::Progress { unit, note } => (Some(unit), EventBody::Progress { note }),
             A::Reply { unit, text } => (Some(unit), EventBody::Replied { text }),
-            A::Escalate { unit, to, reason } => (Some(unit), EventBody::Escalated { to, reason }),
+            A::Escalate { unit, to, reason } => (
+                Some(unit),
+                EventBody::Escalated {
+                    to,
+                    reason,
+                    clock: None,
+                },
+            ),
             A::Supervise { unit, note } => (Some(unit), EventBody::Supervised { note }),
             A::FollowUp { unit, rating, comment } => (unit, EventBody::FollowUp { rating, comment }),
             A::Publish { unit, summary } => (Some(unit), EventBody::Published { summary }),

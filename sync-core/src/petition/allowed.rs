@@ -108,6 +108,7 @@ pub fn allowed_actions(
             "escalate" => EventBody::Escalated {
                 to: not_lead(&[])?,
                 reason: text(),
+                clock: None,
             },
             "follow_up" => EventBody::FollowUp {
                 rating: 5,

@@ -7,6 +7,7 @@ use automerge::{ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{Category, text_enum};
+use crate::clocks::ClockKind;
 use crate::doc::am;
 use crate::doc::{check_text, limits};
 use crate::error::SchemaError;
@@ -53,8 +54,17 @@ pub enum EventBody {
     Progress { note: String },
     /// 回复: the answer to the writer.
     Replied { text: String },
-    /// 提级: the unit above takes over.
-    Escalated { to: UnitId, reason: String },
+    /// 提级: the unit above takes over. An automatic escalation names the
+    /// `clock` whose running out it judged: it is moot, and set aside, if
+    /// the step that stops that clock is stamped before it (the sweep saw a
+    /// stale timeline; see `status::rules::CLOCK_MET`). A person's
+    /// escalation names none and always stands.
+    Escalated {
+        to: UnitId,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clock: Option<ClockKind>,
+    },
     /// 督办: a leader marks the petition for supervision.
     Supervised { note: String },
     /// 回访: a follow-up with a rating from 1 to 5.
@@ -264,6 +274,7 @@ impl TimelineEvent {
             EventKind::Escalated => EventBody::Escalated {
                 to: unit("to")?,
                 reason: text("reason")?,
+                clock: am::parse_opt(doc, obj, "clock")?,
             },
             EventKind::Supervised => EventBody::Supervised { note: text("note")? },
             EventKind::FollowUp => {
@@ -336,9 +347,10 @@ impl TimelineEvent {
             }
             EventBody::Progress { note } | EventBody::Supervised { note } => am::put_str(tx, &obj, "note", note)?,
             EventBody::Replied { text } => am::put_str(tx, &obj, "text", text)?,
-            EventBody::Escalated { to, reason } => {
+            EventBody::Escalated { to, reason, clock } => {
                 am::put_str(tx, &obj, "to", to.as_str())?;
                 am::put_str(tx, &obj, "reason", reason)?;
+                am::put_opt_str(tx, &obj, "clock", clock.map(ClockKind::as_str))?;
             }
             EventBody::FollowUp { rating, comment } => {
                 tx.put(&obj, "rating", i64::from(*rating))?;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::event::{EventBody, TimelineEvent};
 use super::header::PetitionHeader;
 use crate::channel::Category;
+use crate::clocks::ClockKind;
 use crate::doc::Message;
 use crate::hlc::Hlc;
 use crate::ids::{EntryId, UnitId, UserId};
@@ -286,6 +287,9 @@ pub mod rules {
     pub const FINISHED: &str = "finished";
     pub const SAME_UNIT: &str = "same-unit";
     pub const NOT_SUBMITTER: &str = "not-submitter";
+    /// An automatic escalation for a clock whose step (signing, contacting)
+    /// is stamped before it: whoever swept had not yet seen that step.
+    pub const CLOCK_MET: &str = "clock-met";
     /// A reclassification to the category it already has, or an assists
     /// change that adds no new assisting unit and removes none it has.
     pub const NO_CHANGE: &str = "no-change";
@@ -305,6 +309,7 @@ pub mod rules {
         SAME_UNIT,
         NOT_SUBMITTER,
         NO_CHANGE,
+        CLOCK_MET,
     ];
 }
 
@@ -428,10 +433,23 @@ fn apply(
             s.handler.get_or_insert_with(|| e.by.clone());
             Ok(true)
         }
-        EventBody::Escalated { to, .. } => {
+        EventBody::Escalated { to, clock, .. } => {
             require_open(s)?;
             if !s.status.is_in_handling() {
                 return Err(NOT_IN_HANDLING);
+            }
+            // An automatic escalation judged its clock still running; if the
+            // step that stops it sorts before the escalation (signed or
+            // contacted offline, synced after the sweep ran), the sweep saw
+            // a stale timeline and would not have escalated.
+            let met = match clock {
+                Some(ClockKind::Sign) => s.signed_at.is_some(),
+                Some(ClockKind::Contact) => s.contacted_at.is_some(),
+                // A reply ends handling: `not-in-handling` above.
+                Some(ClockKind::Reply) | None => false,
+            };
+            if met {
+                return Err(CLOCK_MET);
             }
             if Some(to) == s.lead.as_ref() {
                 return Err(SAME_UNIT);

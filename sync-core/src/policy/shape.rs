@@ -96,7 +96,7 @@ pub(crate) fn event_has(kind: EventKind, key: &str) -> bool {
         EventKind::Contacted => &["method", "note"],
         EventKind::Progress | EventKind::Supervised => &["note"],
         EventKind::Replied => &["text"],
-        EventKind::Escalated => &["to", "reason"],
+        EventKind::Escalated => &["to", "reason", "clock"],
         EventKind::FollowUp => &["rating", "comment"],
         EventKind::Published => &["summary"],
         EventKind::Closed => &["note"],

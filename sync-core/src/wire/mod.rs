@@ -40,7 +40,10 @@ pub use room::{
     AppealPost, AppealView, MessagePage, NewAppeal, NewMessage, NewRoom, Pin, RaiseAsPetition, Raised, Redact,
     ResolveAppeal, RoomList, RoomMember, RoomSummary, RoomView, SetMember,
 };
-pub use station::{StationDirectory, StationPerson};
+pub use station::{
+    RosterOutcome, StationDirectory, StationPerson, StationRoster, StationRosterResult, StationRosterResults,
+    StationRosters,
+};
 pub use unit::RosterView;
 
 #[cfg(test)]

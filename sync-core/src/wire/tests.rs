@@ -121,6 +121,7 @@ fn station_directories() {
                     role: Role::Officer,
                 }],
             }],
+            rosters: vec![],
         },
         &format!(
             r#"{{"units":[{{"id":"st-a","name":"甲派出所","kind":"station","parent":"county"}}],
@@ -134,6 +135,47 @@ fn station_directories() {
             })
             .unwrap()
         ),
+    );
+}
+
+#[test]
+fn station_rosters() {
+    let roster = crate::notify::Roster::from_json(
+        r#"{"unit":"st-a","shifts":[{"days":["monday"],"start":"08:00","end":"20:00","members":["officer-a"]}]}"#,
+    )
+    .unwrap();
+    let sent = StationRosters {
+        rosters: vec![StationRoster {
+            unit: UnitId::new("st-a").unwrap(),
+            roster: roster.clone(),
+            updated_by: UserId::new("chief-a").unwrap(),
+            updated_at: 1_700_000_000_000,
+        }],
+    };
+    round_trip(
+        &sent,
+        &format!(
+            r#"{{"rosters":[{{"unit":"st-a","roster":{},"updated_by":"chief-a","updated_at":1700000000000}}]}}"#,
+            roster.to_json()
+        ),
+    );
+    round_trip(
+        &StationRosterResults {
+            results: vec![
+                StationRosterResult {
+                    unit: UnitId::new("st-a").unwrap(),
+                    outcome: RosterOutcome::Stored,
+                    detail: None,
+                },
+                StationRosterResult {
+                    unit: UnitId::new("st-b").unwrap(),
+                    outcome: RosterOutcome::Refused,
+                    detail: Some("not in the station's jurisdiction".into()),
+                },
+            ],
+        },
+        r#"{"results":[{"unit":"st-a","outcome":"stored"},
+            {"unit":"st-b","outcome":"refused","detail":"not in the station's jurisdiction"}]}"#,
     );
 }
 

@@ -43,7 +43,13 @@ enum Stop {
 
 /// Forwards `client` to the upstream server until both directions end, a
 /// socket fails, or the connection is cut.
-pub(super) async fn run(client: TcpStream, registration: Registration, accepted: Instant, cut: Option<CutPoint>) {
+pub(super) async fn run(
+    client: TcpStream,
+    registration: Registration,
+    turns: Arc<RoundTrips>,
+    accepted: Instant,
+    cut: Option<CutPoint>,
+) {
     let Registration { shared, index, cancel } = &registration;
     let (shared, index) = (&**shared, *index);
     let Ok(server) = TcpStream::connect(shared.upstream).await else {
@@ -61,7 +67,6 @@ pub(super) async fn run(client: TcpStream, registration: Registration, accepted:
     let profile = &shared.profile;
     let up_opens = accepted + profile.rtt;
     let down_opens = up_opens + profile.rtt / 2;
-    let turns = RoundTrips::default();
     let up = pipe(
         client_read,
         server_write,
@@ -155,7 +160,7 @@ async fn read_side(
             }
         } else {
             if let Some(turns) = turns {
-                turns.sent_up(n);
+                turns.sent_up(&buf[..n]);
             }
             let packet = shaper.send(now, n);
             Item::Data {

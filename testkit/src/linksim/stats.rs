@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::Direction;
 
@@ -43,7 +44,38 @@ impl fmt::Display for Stats {
     }
 }
 
-/// The shared, lock-free counters behind [`Stats`].
+/// One connection's share of a link's traffic since the link started or was
+/// last reset (see [`super::LinkSim::connections`]), so a caller can tell
+/// its requests apart: a sign-in, a WebSocket's upgrade and exchange.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// The connection's number, in accept order from 0.
+    pub index: u64,
+    /// The first two words of the first line the client sent, without a
+    /// query string: an HTTP request's method and path (`GET /batch`), so no
+    /// token is kept. Empty while the client has sent nothing.
+    pub opening: String,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Round trips on this connection, counted as [`Stats::round_trips`].
+    pub round_trips: u64,
+}
+
+impl ConnectionStats {
+    /// The opening of a connection whose client sent `first` first.
+    fn opening_of(first: &[u8]) -> String {
+        let line = first.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(&line[..line.len().min(256)]).into_owned();
+        let mut words = line.split_whitespace();
+        let method = words.next().unwrap_or_default();
+        let path = words.next().unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default();
+        format!("{method} {path}").trim().to_owned()
+    }
+}
+
+/// The shared, lock-free counters behind [`Stats`], and each connection's
+/// own (behind a lock taken once per connection and per snapshot).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     bytes_up: AtomicU64,
@@ -52,6 +84,7 @@ pub(crate) struct Counters {
     cuts: AtomicU64,
     round_trips: AtomicU64,
     retransmissions: AtomicU64,
+    each: Mutex<Vec<Arc<RoundTrips>>>,
 }
 
 impl Counters {
@@ -79,10 +112,34 @@ impl Counters {
         ] {
             counter.store(0, Ordering::SeqCst);
         }
+        self.each.lock().unwrap().clear();
     }
 
-    pub fn connection_opened(&self) {
+    /// Counts a new connection numbered `index` and returns its own counters.
+    pub fn connection_opened(&self, index: u64) -> Arc<RoundTrips> {
         self.connections.fetch_add(1, Ordering::SeqCst);
+        let turns = Arc::new(RoundTrips {
+            index,
+            ..RoundTrips::default()
+        });
+        self.each.lock().unwrap().push(turns.clone());
+        turns
+    }
+
+    /// Each connection's counters, in accept order.
+    pub fn connections(&self) -> Vec<ConnectionStats> {
+        self.each
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| ConnectionStats {
+                index: t.index,
+                opening: t.opening.lock().unwrap().clone(),
+                bytes_up: t.bytes_up.load(Ordering::SeqCst),
+                bytes_down: t.bytes_down.load(Ordering::SeqCst),
+                round_trips: t.round_trips.load(Ordering::SeqCst),
+            })
+            .collect()
     }
 
     pub fn connection_cut(&self) {
@@ -96,22 +153,33 @@ impl Counters {
             Direction::Down => &self.bytes_down,
         };
         bytes.fetch_add(len as u64, Ordering::SeqCst);
+        let own = match direction {
+            Direction::Up => &turns.bytes_up,
+            Direction::Down => &turns.bytes_down,
+        };
+        own.fetch_add(len as u64, Ordering::SeqCst);
         if retransmitted {
             self.retransmissions.fetch_add(1, Ordering::SeqCst);
         }
         if turns.delivered(direction, len) {
             self.round_trips.fetch_add(1, Ordering::SeqCst);
+            turns.round_trips.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
 
 /// Round-trip detection for one connection: which way data last went (see
-/// [`Stats::round_trips`]).
+/// [`Stats::round_trips`]); and the connection's own counters.
 #[derive(Debug)]
 pub(crate) struct RoundTrips {
     last: AtomicU8,
     /// Bytes read from the client and not yet delivered to the server.
     up_in_flight: AtomicU64,
+    index: u64,
+    opening: Mutex<String>,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    round_trips: AtomicU64,
 }
 
 impl Default for RoundTrips {
@@ -119,6 +187,11 @@ impl Default for RoundTrips {
         RoundTrips {
             last: AtomicU8::new(NOTHING_YET),
             up_in_flight: AtomicU64::new(0),
+            index: 0,
+            opening: Mutex::new(String::new()),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            round_trips: AtomicU64::new(0),
         }
     }
 }
@@ -128,9 +201,14 @@ const LAST_UP: u8 = 1;
 const LAST_DOWN: u8 = 2;
 
 impl RoundTrips {
-    /// Notes `len` bytes read from the client, to be delivered up later.
-    pub(crate) fn sent_up(&self, len: usize) {
-        self.up_in_flight.fetch_add(len as u64, Ordering::SeqCst);
+    /// Notes `bytes` read from the client, to be delivered up later.
+    pub(crate) fn sent_up(&self, bytes: &[u8]) {
+        if self.up_in_flight.fetch_add(bytes.len() as u64, Ordering::SeqCst) == 0 {
+            let mut opening = self.opening.lock().unwrap();
+            if opening.is_empty() {
+                *opening = ConnectionStats::opening_of(bytes);
+            }
+        }
     }
 
     /// Notes a delivery of `len` bytes in `direction`; true if it completes a round trip.
@@ -186,7 +264,7 @@ mod tests {
 
         // An answer that overlaps a request still on its way up is no turn;
         // the answer once the request is all up is.
-        turns.sent_up(20);
+        turns.sent_up(&[0; 20]);
         counters.delivered(Up, 10, false, &turns);
         counters.delivered(Down, 10, false, &turns);
         counters.delivered(Up, 10, false, &turns);
@@ -194,5 +272,47 @@ mod tests {
         assert_eq!(counters.snapshot().round_trips, 3);
         counters.reset();
         assert_eq!(counters.snapshot(), Stats::default());
+    }
+
+    #[test]
+    fn each_connection_counts_its_own_traffic_and_names_its_request() {
+        use Direction::{Down, Up};
+        let counters = Counters::default();
+        let sign_in = counters.connection_opened(0);
+        let socket = counters.connection_opened(1);
+        let login: &[u8] = b"POST /api/auth/login HTTP/1.1\r\nhost: x\r\n\r\n";
+        sign_in.sent_up(login);
+        counters.delivered(Up, login.len(), false, &sign_in);
+        counters.delivered(Down, 100, false, &sign_in);
+        let upgrade: &[u8] = b"GET /batch?token=secret HTTP/1.1\r\n\r\n";
+        socket.sent_up(upgrade);
+        counters.delivered(Up, upgrade.len(), false, &socket);
+        counters.delivered(Down, 10, false, &socket);
+        socket.sent_up(&[0; 5]);
+        counters.delivered(Up, 5, false, &socket);
+        counters.delivered(Down, 5, false, &socket);
+        let each = counters.connections();
+        assert_eq!(
+            each,
+            vec![
+                ConnectionStats {
+                    index: 0,
+                    opening: "POST /api/auth/login".into(),
+                    bytes_up: login.len() as u64,
+                    bytes_down: 100,
+                    round_trips: 1,
+                },
+                ConnectionStats {
+                    index: 1,
+                    opening: "GET /batch".into(),
+                    bytes_up: upgrade.len() as u64 + 5,
+                    bytes_down: 15,
+                    round_trips: 2,
+                },
+            ]
+        );
+        assert_eq!(counters.snapshot().round_trips, 3);
+        counters.reset();
+        assert!(counters.connections().is_empty());
     }
 }
