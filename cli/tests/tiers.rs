@@ -729,7 +729,7 @@ async fn random_cuts(t: &Tiers) -> anyhow::Result<()> {
             .await?;
         east.act(
             &li,
-            &shared,
+            shared,
             json!({"action": "progress", "unit": "station-east", "note": format!("进展{run}")}),
         )
         .await?;

@@ -3,7 +3,8 @@
 //! For each document: its snapshot and changes must rebuild a document that
 //! contains every stored change (none left waiting on a missing dependency)
 //! and the snapshot's heads; its projection rows (the petition row, who may
-//! read it) must equal a recomputation from the rebuilt document. On SQLite
+//! read it) must equal a recomputation from the rebuilt document, under the
+//! clock rules the administration stored (`CheckSettings::stored`). On SQLite
 //! the database file must also pass `PRAGMA integrity_check`. Operators run
 //! it after an incident; the crash and multi-node tests run it after their
 //! load.
@@ -30,6 +31,18 @@ impl Default for CheckSettings {
             rules: ClockRules::default(),
             calendar: Calendar::china(),
         }
+    }
+}
+
+impl CheckSettings {
+    /// The clock rules and calendar the server computes summaries with: what
+    /// its administration stored (`PUT /api/admin/clock-rules`, or the tier
+    /// above's directory at a station), else the defaults.
+    pub async fn stored(storage: &Storage) -> Result<CheckSettings, crate::ApiError> {
+        Ok(match crate::api::org::stored_clocks(storage).await? {
+            Some((rules, calendar)) => CheckSettings { rules, calendar },
+            None => CheckSettings::default(),
+        })
     }
 }
 

@@ -54,7 +54,7 @@ pub enum AdminCommand {
     },
     /// Read every stored document back: each must rebuild from its snapshot
     /// and changes with nothing missing, and its projection rows must equal a
-    /// recomputation (plus SQLite's integrity check). Prints `key=value`
+    /// recomputation under the stored clock rules (plus SQLite's integrity check). Prints `key=value`
     /// lines; exits non-zero if anything is wrong.
     Check,
 }

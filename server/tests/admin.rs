@@ -6,6 +6,7 @@ use lianxin_server::backend_tests;
 use lianxin_server::config::{AdminCommand, Config};
 use lianxin_server::testing::{TestDb, TestServer};
 use serde_json::json;
+use sync_core::repo_protocol::DocumentId;
 use sync_core::{Role, Timestamp, UnitId, UserId};
 
 const NOW: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -326,7 +327,37 @@ async fn admin_revoke_closes_live_connections_within_a_second(db: &mut TestDb) -
     Ok(())
 }
 
+/// `lianxin admin check` recomputes petition rows under the clock rules the
+/// administration stored, as the server computed them, not the defaults.
+async fn admin_check_recomputes_under_the_stored_clock_rules(db: &mut TestDb) -> anyhow::Result<()> {
+    let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
+    lianxin_demo::seed(&server.state).await?;
+    let admin = server.token("admin").await?;
+    let (status, mut settings) = server.get("/api/clock-rules", Some(&admin)).await?;
+    assert_eq!(status, 200, "{settings}");
+    settings["rules"]["overrides"] = json!([{"channel": "walk_in", "category": "lead",
+                                             "sign": {"wall_minutes": 2, "due_soon_before": 1}}]);
+    let (status, body) = server.put("/api/admin/clock-rules", Some(&admin), &settings).await?;
+    assert_eq!(status, 200, "{body}");
+    let li = server.token("officer-li").await?;
+    let lead = json!({"id": DocumentId::from_bytes([7; 16]).to_string(), "channel": "walk_in", "category": "lead",
+                      "title": "可疑人员线索", "body": "来所反映", "submitter": "res-liu",
+                      "location": {"unit": "village-xiaxi"}, "routed_to": "station-east"});
+    let (status, body) = server.post("/api/petitions", Some(&li), &lead).await?;
+    assert_eq!(status, 201, "{body}");
+    server.stop().await?;
+
+    let report = admin::run(&config_for(db)?, &AdminCommand::Check).await?;
+    assert!(report.lines().any(|l| l == "problems=0"), "{report}");
+    // Under the default rules the new lead's row would not match: the rules matter.
+    let storage = db.reopen().await?;
+    let defaults = lianxin_server::check::check_database(&storage, &Default::default()).await?;
+    assert_eq!(defaults.problems.len(), 1, "{:?}", defaults.problems);
+    Ok(())
+}
+
 backend_tests!(
+    admin_check_recomputes_under_the_stored_clock_rules,
     admin_revoke_closes_live_connections_within_a_second,
     import_is_idempotent,
     a_disabled_user_is_locked_out,

@@ -36,6 +36,8 @@ pub enum AdminError {
     InvalidUser(String),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    #[error("reading the stored clock rules: {0}")]
+    Settings(#[from] crate::ApiError),
     #[error("the check found {} problem(s):\n{}", .0.problems.len(), .0.lines().join("\n"))]
     CheckFailed(crate::check::CheckReport),
 }
@@ -78,7 +80,10 @@ async fn run_on(storage: &Storage, config: &Config, command: &AdminCommand) -> R
             Ok(format!("signing key {kid}"))
         }
         AdminCommand::Check => {
-            let report = crate::check::check_database(storage, &crate::check::CheckSettings::default()).await?;
+            // Summaries are recomputed as the server computes them: under the
+            // clock rules its administration stored, not the defaults.
+            let settings = crate::check::CheckSettings::stored(storage).await?;
+            let report = crate::check::check_database(storage, &settings).await?;
             if report.problems.is_empty() {
                 Ok(report.lines().join("\n"))
             } else {

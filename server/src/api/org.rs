@@ -219,7 +219,7 @@ pub async fn people(app: &AppState, who: &Principal) -> Result<UserList, ApiErro
 }
 
 /// The clock rules and calendar stored by the administration, if any.
-async fn stored_clocks(storage: &Storage) -> Result<Option<(ClockRules, Calendar)>, ApiError> {
+pub(crate) async fn stored_clocks(storage: &Storage) -> Result<Option<(ClockRules, Calendar)>, ApiError> {
     let rules = storage.config().setting(CLOCK_RULES).await?;
     let calendar = storage.config().setting(CALENDAR).await?;
     if rules.is_none() && calendar.is_none() {
