@@ -148,7 +148,7 @@ fn ws_error(e: tungstenite::Error) -> LianxinError {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
             match status.as_u16() {
-                401 | 403 => LianxinError::Unauthorized(format!("the server refused the token ({status}): {body}")),
+                401 | 403 => LianxinError::Unauthorized(format!("the sync upgrade was refused ({status}): {body}")),
                 404 => LianxinError::Protocol(format!(
                     "the server has no batched sync endpoint /batch ({status}); is it up to date?"
                 )),
@@ -197,9 +197,15 @@ fn handshake_result<S>(
 /// Whether a failed connection attempt reached something that refused the
 /// WebSocket upgrade (a proxy's answer other than 101, or a connection
 /// dropped during the handshake), rather than the token or the server.
+///
+/// A 401 or 403 answer to the upgrade counts too: Lianxin's `/batch` never
+/// gives one (it checks the token after the upgrade and says so in an `err`
+/// frame), so it came from a proxy that refuses WebSockets, and the same
+/// exchange as a `POST /batch` hears the server's own verdict on the token.
 fn upgrade_failed(e: &LianxinError) -> bool {
     match e {
-        LianxinError::Unauthorized(_) | LianxinError::InvalidInput(_) => false,
+        LianxinError::Unauthorized(m) => m.starts_with("the sync upgrade was refused"),
+        LianxinError::InvalidInput(_) => false,
         LianxinError::Protocol(_) => true,
         LianxinError::Network(m) => {
             m.starts_with("sync connection") || m.contains("handshake") || m.starts_with("server error")

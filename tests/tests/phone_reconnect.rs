@@ -206,3 +206,131 @@ async fn over_post_the_ack_rides_with_the_next_exchange() -> anyhow::Result<()> 
     db.cleanup().await;
     Ok(())
 }
+
+/// A proxy that forwards plain HTTP to `upstream` and answers every
+/// WebSocket upgrade `403`, as some operators' proxies do. Counts both.
+struct NoUpgradeProxy {
+    addr: std::net::SocketAddr,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NoUpgradeProxy {
+    async fn start(upstream: std::net::SocketAddr) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (r, f) = (refused.clone(), forwarded.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (r, f) = (r.clone(), f.clone());
+                tokio::spawn(async move {
+                    // Read the request head, then decide.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match client.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    if text.contains("upgrade: websocket") {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let _ = client
+                            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    if server.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Ok(NoUpgradeProxy {
+            addr,
+            refused,
+            forwarded,
+            task,
+        })
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.refused.load(Ordering::SeqCst),
+            self.forwarded.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for NoUpgradeProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Behind a proxy that refuses WebSocket upgrades, the phone's default
+/// transport falls back to the same exchange as one `POST /batch`, says so
+/// in its report, and keeps to the POST for the passes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_that_refuses_upgrades_the_exchange_goes_as_one_post() -> anyhow::Result<()> {
+    let db = TestDb::sqlite().await?;
+    let server = TestServer::start(db.storage.clone(), SmsSender::DevLog).await?;
+    lianxin_demo::seed(&server.state).await?;
+    let proxy = NoUpgradeProxy::start(server.addr).await?;
+    let p = phone(&server, format!("http://{}", proxy.addr)).await?;
+    let auto = || SyncOptions {
+        max_attempts: 2,
+        initial_backoff_ms: 10,
+        ..lianxin_mobile::default_sync_options()
+    };
+    let replica = p.replica.clone();
+    let options = auto();
+    ensure!(
+        options.transport == SyncTransport::Auto,
+        "the default transport is Auto"
+    );
+    let report = tokio::task::spawn_blocking(move || replica.sync_with(options)).await??;
+    let (refused, forwarded) = proxy.counts();
+    ensure!(refused == 1, "the phone tried the upgrade {refused} times");
+    ensure!(forwarded >= 1, "nothing went through as plain HTTP");
+    ensure!(
+        report.inbox_note.as_deref().is_some_and(|n| n.contains("POST /batch")),
+        "the report does not say it fell back: {report:?}"
+    );
+    let held = p.replica.list_petitions()?.len();
+    ensure!(held > 0, "the fallback brought no document: {report:?}");
+
+    // A letter arrives; the next pass goes straight to the POST and brings it
+    // with its notification, without trying the upgrade again.
+    let (_, acked) = server_inbox(&server).await?;
+    letter(&server, "停水三天").await?;
+    let fresh = server_keys(&server, acked).await?;
+    ensure!(!fresh.is_empty(), "the letter told the duty officer nothing");
+    let replica = p.replica.clone();
+    let report = tokio::task::spawn_blocking(move || replica.sync_with(auto())).await??;
+    let (refused_again, _) = proxy.counts();
+    ensure!(
+        refused_again == 1,
+        "the next pass tried the upgrade again ({refused_again} refusals)"
+    );
+    ensure!(
+        p.replica.list_petitions()?.len() == held + 1,
+        "the new letter did not arrive over POST: {report:?}"
+    );
+    ensure!(report.notifications_added as usize == fresh.len(), "{report:?}");
+    server.stop().await?;
+    db.cleanup().await;
+    Ok(())
+}
