@@ -64,6 +64,9 @@ pub struct UpstreamConfig {
     pub every: Duration,
     pub backoff: Backoff,
     /// The most documents one exchange pushes; the rest go in the next.
+    /// The same as the most the tier above lists in one pull
+    /// (`state::BATCH_PAGE_DOCS`), so a day's work, up and down, is one
+    /// exchange.
     pub push_page_docs: usize,
     /// How long the uplink waits for the tier above to say anything (an
     /// HTTP answer, a connection, the next frame) before it gives the round
@@ -80,7 +83,7 @@ impl UpstreamConfig {
             password: password.into(),
             every: Duration::from_secs(10),
             backoff: Backoff::default(),
-            push_page_docs: 500,
+            push_page_docs: crate::state::BATCH_PAGE_DOCS as usize,
             silence: Duration::from_secs(60),
         }
     }
