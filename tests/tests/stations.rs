@@ -653,6 +653,11 @@ async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() ->
     let director = county.token("director").await?;
     let mut filed = Vec::new();
     let runs = cut_runs();
+    // Cut within what a reconnect carries each way (half of what the run
+    // before carried, cut attempt and all), so most runs really cut
+    // mid-exchange.
+    let mut carried = (1_500u64, 1_500u64);
+    let mut cut = 0;
     for run in 0..runs {
         // Both sides work while the uplink is down: a new petition and a
         // progress note at the station, a comment by the resident above.
@@ -678,10 +683,23 @@ async fn cuts_at_random_bytes_of_the_uplink_lose_nothing_and_repeat_nothing() ->
         ensure!(status == 200, "a comment at the county answered {status}: {body}");
         // It comes back cut at a random byte, up or down, once or twice.
         let direction = if run % 2 == 0 { Direction::Up } else { Direction::Down };
-        link.set_cut_plan(CutPlan::random(direction, 1..=6_000).connections(1 + run as u64 % 2));
+        let within = match direction {
+            Direction::Up => carried.0,
+            Direction::Down => carried.1,
+        };
+        link.reset_stats();
+        link.set_cut_plan(CutPlan::random(direction, 1..=(within / 2).max(64)).connections(1 + run as u64 % 2));
         let target = uplink.status().rounds + 1;
         wait(uplink, "a round after the cuts", |s| s.rounds >= target).await?;
+        let stats = link.stats();
+        cut += usize::from(stats.cuts > 0);
+        carried = (stats.bytes_up.max(64), stats.bytes_down.max(64));
     }
+    eprintln!("station_cut_runs={runs} station_cut_reconnects_cut={cut}");
+    ensure!(
+        cut * 2 >= runs,
+        "only {cut} of {runs} reconnects were cut: the cuts fall beyond what an exchange carries"
+    );
     link.clear_cut_plan();
     rounds(uplink, 1).await?;
     // Every document both tiers hold is the same at both, and each step is there once.
