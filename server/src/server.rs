@@ -133,10 +133,27 @@ pub fn load_or_create_secret(config: &Config) -> Result<Vec<u8>, ServerError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
+    // Written whole to a file of its own, then linked into place: a link
+    // does not replace an existing file, so when two processes start on a
+    // new data folder at once (a server and an admin command), one secret
+    // wins, the other reads it, and nobody ever reads a half-written one.
     let secret = crate::auth::random_secret();
-    write_private(&path, secret.as_bytes()).map_err(err)?;
-    tracing::info!(path = %path.display(), "generated a new JWT secret");
-    Ok(secret.into_bytes())
+    let staged = path.with_extension(format!("new-{:016x}", rand::random::<u64>()));
+    write_private(&staged, secret.as_bytes()).map_err(err)?;
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "generated a new JWT secret");
+            Ok(secret.into_bytes())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
+            Ok(_) => Err(ServerError::WeakSecret),
+            Err(e) => Err(err(e)),
+        },
+        Err(e) => Err(err(e)),
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -220,6 +237,34 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starters_racing_on_a_new_data_folder_share_one_secret() -> Result<(), Box<dyn std::error::Error>> {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir()?;
+            let mut config = Config::with_data_dir(dir.path())?;
+            config.jwt_secret = None;
+            let barrier = std::sync::Barrier::new(8);
+            let secrets: Vec<Vec<u8>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            load_or_create_secret(&config)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("no panic").expect("every starter gets the secret"))
+                    .collect()
+            });
+            assert!(secrets.windows(2).all(|w| w[0] == w[1]), "one secret for all");
+            let left: Vec<_> = std::fs::read_dir(dir.path())?.collect();
+            assert_eq!(left.len(), 1, "only the secret file is left: {left:?}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn the_generated_secret_is_private_and_stable() -> Result<(), Box<dyn std::error::Error>> {
