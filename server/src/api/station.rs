@@ -118,15 +118,7 @@ pub async fn put_rosters(
             results.push(refused(e.to_string()));
             continue;
         }
-        let held = app.storage.rosters().roster(&r.unit).await?;
-        let outcome = if relay::roster_wins(
-            (r.updated_at, &r.updated_by),
-            held.as_ref().map(|h| (h.updated_at, &h.updated_by)),
-        ) {
-            app.storage
-                .rosters()
-                .put(&r.unit, &r.roster, &r.updated_by, Timestamp::from_millis(r.updated_at))
-                .await?;
+        let outcome = if take_if_later(app, &r).await? {
             RosterOutcome::Stored
         } else {
             RosterOutcome::Kept
@@ -233,18 +225,26 @@ pub async fn apply_directory(app: &AppState, dir: &StationDirectory) -> Result<u
     // Rosters: the later edit wins, whichever tier made it (a station's own
     // later edit stays, and its uplink sends it up).
     for r in &dir.rosters {
-        let held = app.storage.rosters().roster(&r.unit).await?;
-        if relay::roster_wins(
-            (r.updated_at, &r.updated_by),
-            held.as_ref().map(|h| (h.updated_at, &h.updated_by)),
-        ) {
-            app.storage
-                .rosters()
-                .put(&r.unit, &r.roster, &r.updated_by, Timestamp::from_millis(r.updated_at))
-                .await?;
-        }
+        take_if_later(app, r).await?;
     }
     Ok(disabled)
+}
+
+/// Stores roster `r` from the other tier if it is the later edit
+/// (`relay::roster_wins`); true when it was stored.
+async fn take_if_later(app: &AppState, r: &StationRoster) -> Result<bool, StorageError> {
+    let held = app.storage.rosters().roster(&r.unit).await?;
+    let later = relay::roster_wins(
+        (r.updated_at, &r.updated_by),
+        held.as_ref().map(|h| (h.updated_at, &h.updated_by)),
+    );
+    if later {
+        app.storage
+            .rosters()
+            .put(&r.unit, &r.roster, &r.updated_by, Timestamp::from_millis(r.updated_at))
+            .await?;
+    }
+    Ok(later)
 }
 
 /// Every station's last completed exchange with this server, for reports:
