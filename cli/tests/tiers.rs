@@ -9,13 +9,12 @@
 //! Each tier's log goes to a file that a failing test prints the end of.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use lianxin_demo::DEMO_PASSWORD;
-use lianxin_server::testing::{POSTGRES_URL_VAR, TestDb};
+use lianxin_server::testing::{NodeOptions, NodeProcess, POSTGRES_URL_VAR, TestDb};
 use lianxin_tests::linksim::{CutPlan, Direction, LinkSim, Profile};
 use lianxin_tests::phone::Phone;
 use lianxin_tests::scenario::Writer;
@@ -23,7 +22,6 @@ use lianxin_tests::tiers::{Api, doc_id, load, relay_directly, stored, stored_all
 use serde_json::{Value, json};
 use sync_core::UnitId;
 use sync_core::petition::{PetitionAction, PetitionDoc};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// How long one awaited condition may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -64,7 +62,7 @@ struct Tier {
     api: Api,
     addr: SocketAddr,
     db: TestDb,
-    process: tokio::process::Child,
+    node: NodeProcess,
     log: PathBuf,
 }
 
@@ -77,39 +75,17 @@ impl Tier {
         args: &[String],
         env: &[(&str, String)],
     ) -> anyhow::Result<(Tier, Vec<String>)> {
-        let dir = db.dir().join(name);
-        std::fs::create_dir_all(&dir)?;
         let log = db.dir().join(format!("{name}.log"));
-        let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_lianxin"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log",
-                "warn,lianxin_server::server=error",
-                "--data-dir",
-            ])
-            .arg(&dir)
-            .args(["--database-url", &db.database_url(), "serve"])
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting the {name}"))?;
-        let mut lines = BufReader::new(process.stdout.take().context("stdout")?).lines();
-        let mut printed = Vec::new();
-        let url = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .with_context(|| format!("the {name} did not start in 60 s"))??
-                .with_context(|| format!("the {name} exited before it listened: {}", tail(&log)))?;
-            if let Some(url) = line.strip_prefix("lianxin listening on ") {
-                break url.trim().to_owned();
-            }
-            printed.push(line);
+        let options = NodeOptions {
+            args: args.to_vec(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            own_secret: true,
+            log: Some(log.clone()),
         };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (node, printed) = NodeProcess::launch(Path::new(env!("CARGO_BIN_EXE_lianxin")), &db, name, options)
+            .await
+            .with_context(|| format!("the {name}'s log:\n{}", tail(&log)))?;
+        let url = node.url.clone();
         let addr = url.trim_start_matches("http://").parse()?;
         Ok((
             Tier {
@@ -117,7 +93,7 @@ impl Tier {
                 api: Api::new(url),
                 addr,
                 db,
-                process,
+                node,
                 log,
             },
             printed,
@@ -170,8 +146,8 @@ impl Tier {
         Ok(())
     }
 
-    async fn stop(mut self) {
-        let _ = self.process.kill().await;
+    async fn stop(self) {
+        let _ = self.node.kill().await;
         self.db.cleanup().await;
     }
 }

@@ -497,6 +497,19 @@ async fn record(State(hook): State<Arc<Hook>>, Json(body): Json<serde_json::Valu
     axum::http::StatusCode::OK
 }
 
+/// How [`NodeProcess::launch`] starts a node besides the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Arguments after `serve`.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Generate its own JWT secret in its data directory instead of the
+    /// test secret (tiers that must not share one).
+    pub own_secret: bool,
+    /// Where its log goes; the test's stderr when `None`.
+    pub log: Option<std::path::PathBuf>,
+}
+
 /// One `lianxin serve` process on a test database, for tests of several
 /// nodes and of crashes. `bin` is the `lianxin` binary
 /// (`env!("CARGO_BIN_EXE_lianxin")` in the `lianxin` package's integration tests).
@@ -512,6 +525,22 @@ impl NodeProcess {
     /// secret; `env` adds environment variables. Returns once the node
     /// prints its address.
     pub async fn start(bin: &std::path::Path, db: &TestDb, name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let options = NodeOptions {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..NodeOptions::default()
+        };
+        Ok(Self::launch(bin, db, name, options).await?.0)
+    }
+
+    /// [`NodeProcess::start`] with `serve` arguments, its own secret or the
+    /// test one, and its log in a file; also returns the lines it printed
+    /// before its address (the demo's banner, the station's upstream).
+    pub async fn launch(
+        bin: &std::path::Path,
+        db: &TestDb,
+        name: &str,
+        options: NodeOptions,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let dir = db.dir().join(name);
         std::fs::create_dir_all(&dir)?;
@@ -526,24 +555,32 @@ impl NodeProcess {
             ])
             .arg(&dir)
             .args(["--database-url", &db.database_url(), "serve"])
-            .env("LIANXIN_JWT_SECRET", std::str::from_utf8(TEST_SECRET)?)
-            .envs(env.iter().copied())
+            .args(&options.args)
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
-        let mut process = command.spawn()?;
+        if !options.own_secret {
+            command.env("LIANXIN_JWT_SECRET", std::str::from_utf8(TEST_SECRET)?);
+        }
+        match &options.log {
+            Some(path) => command.stderr(std::fs::File::create(path)?),
+            None => command.stderr(std::process::Stdio::inherit()),
+        };
+        let mut process = command.spawn().with_context(|| format!("starting node {name}"))?;
         let mut lines = BufReader::new(process.stdout.take().context("stdout")?).lines();
+        let mut printed = Vec::new();
         let url = loop {
-            let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
                 .await
-                .context("node did not start in 30 s")??
-                .context("node exited before it listened")?;
+                .with_context(|| format!("node {name} did not start in 60 s"))??
+                .with_context(|| format!("node {name} exited before it listened"))?;
             if let Some(url) = line.strip_prefix("lianxin listening on ") {
                 break url.trim().to_owned();
             }
+            printed.push(line);
         };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(NodeProcess { process, url })
+        Ok((NodeProcess { process, url }, printed))
     }
 
     /// Kills the process at once (SIGKILL) and waits for it to be gone.
