@@ -639,10 +639,7 @@ async fn director_at(api: &Api) -> anyhow::Result<String> {
 /// How many cut-and-reconnect runs the random-cut test makes
 /// (`LIANXIN_TIER_CUT_RUNS`; hundreds by hand, a couple of dozen in CI).
 fn cut_runs() -> usize {
-    std::env::var("LIANXIN_TIER_CUT_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+    lianxin_tests::tiers::runs_from_env("LIANXIN_TIER_CUT_RUNS", 24)
 }
 
 /// Both uplinks (east → county and county → city) are cut while the

@@ -268,3 +268,9 @@ pub async fn relay_directly(
         }
     }
 }
+
+/// How many runs a soak test makes: the number in environment variable
+/// `var` (hundreds by hand), else `default` (what CI affords).
+pub fn runs_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

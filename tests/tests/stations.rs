@@ -636,10 +636,7 @@ async fn a_county_below_the_city_signs_in_its_own_stations() -> anyhow::Result<(
 /// How many cut-and-reconnect runs the random-cut test makes
 /// (`LIANXIN_STATION_CUT_RUNS`; hundreds for a soak, a dozen in CI).
 fn cut_runs() -> usize {
-    std::env::var("LIANXIN_STATION_CUT_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
+    lianxin_tests::tiers::runs_from_env("LIANXIN_STATION_CUT_RUNS", 12)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
