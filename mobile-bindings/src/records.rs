@@ -430,6 +430,10 @@ pub enum SyncEvent {
     EditsReplayed { doc_id: String, count: u32 },
     /// The document is pushed whole next time (the server lacked its history).
     Resync { doc_id: String },
+    /// A tier above refused every change the replica held of this document
+    /// (say, the petition it filed): it is gone from the replica, with its
+    /// notifications; each of its changes was reported as an `EditRefused`.
+    DocumentRemoved { doc_id: String, kind: String },
     /// The exchange carried the notification inbox: `added` new ones were
     /// stored and the inbox cursor is now `cursor`.
     Notifications { added: u32, cursor: i64 },

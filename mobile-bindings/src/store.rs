@@ -333,6 +333,11 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Forgets the notifications about `doc` (a document the replica dropped).
+    pub fn notifications_remove_for(&self, doc: &str) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM notifications WHERE doc = ?1", [doc])?)
+    }
+
     pub fn mark_notifications_read(&self, up_to_cursor: i64) -> Result<usize> {
         Ok(self.conn.execute(
             "UPDATE notifications SET read = 1 WHERE cursor <= ?1 AND read = 0",

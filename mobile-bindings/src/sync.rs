@@ -1,6 +1,7 @@
 //! Sync, sans IO: the app (or the built-in client in [`crate::net`]) moves
 //! the bytes; the replica builds the push, applies what comes back, and
-//! rebases the user's edits when the server refuses one.
+//! rebases the user's edits when the server refuses one. A document of
+//! which a tier above refused every change is dropped whole.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,9 @@ struct Docs<'a> {
     household: Option<&'a HouseholdId>,
     clocks: &'a sync_core::wire::ClockSettings,
     failed: RefCell<Option<LianxinError>>,
+    /// Documents the client dropped: deleted with their refusal reports in
+    /// one transaction once the frame is handled.
+    removed: BTreeSet<DocId>,
 }
 
 impl Docs<'_> {
@@ -74,6 +78,10 @@ impl ReplicaDocs for Docs<'_> {
             self.fail(e);
         }
     }
+
+    fn remove(&mut self, id: &DocId) {
+        self.removed.insert(*id);
+    }
 }
 
 impl Inner {
@@ -97,6 +105,7 @@ impl Inner {
             household: self.session.principal.household.as_ref(),
             clocks: &self.session.clocks,
             failed: RefCell::new(None),
+            removed: BTreeSet::new(),
         };
         let mut docs = docs;
         let inbox = if carry_inbox {
@@ -128,8 +137,10 @@ impl Inner {
             household: self.session.principal.household.as_ref(),
             clocks: &self.session.clocks,
             failed: RefCell::new(None),
+            removed: BTreeSet::new(),
         };
         let handled = self.client.handle(frame, &mut docs);
+        let removed = std::mem::take(&mut docs.removed);
         if let Some(e) = docs.failed.into_inner() {
             // A document could not be stored: forget what this frame taught
             // the client, so the next exchange asks for it again.
@@ -147,6 +158,10 @@ impl Inner {
                 ClientEvent::Refused { id, refused } => {
                     self.notes.refused.entry(id).or_default().extend(refused);
                 }
+                ClientEvent::Dropped { id, refused, changes } if removed.contains(&id) => {
+                    out.extend(self.drop_document(id, refused, changes, now)?);
+                }
+                ClientEvent::Dropped { .. } => {}
                 ClientEvent::DocUpdated { id, .. } | ClientEvent::DocCreated { id, .. } => {
                     let created = matches!(event, ClientEvent::DocCreated { .. });
                     out.push(SyncEvent::DocumentUpdated {
@@ -246,6 +261,71 @@ impl Inner {
             .map(|j| j.seq)
             .collect();
         self.store.journal_remove(&done)
+    }
+
+    /// A tier above refused every change the replica held of a document:
+    /// deletes it with its journal and notifications, and reports each of
+    /// those changes as a refused edit (the refused ones with their rule,
+    /// the others as built on them), in one transaction. Nothing is written
+    /// again: there is no document left to write on.
+    fn drop_document(
+        &mut self,
+        id: DocId,
+        refused: Vec<RefusedChange>,
+        changes: Vec<ChangeHash>,
+        now: Timestamp,
+    ) -> Result<Vec<SyncEvent>> {
+        self.notes.refused.remove(&id);
+        self.notes.acked.remove(&id);
+        let kind = self.store.kind_of(&id)?.unwrap_or_default();
+        let reasons: BTreeMap<ChangeHash, RefusedChange> = refused.into_iter().map(|r| (r.change, r)).collect();
+        let journal = self.store.journal_for(&id)?;
+        let depends = Rule::DependsOnRefused.as_str();
+        let mut reports: Vec<RefusedRow> = changes
+            .iter()
+            .map(|hash| {
+                let what = journal
+                    .iter()
+                    .find(|j| j.change == *hash)
+                    .and_then(|j| serde_json::from_str::<Intent>(&j.intent).ok())
+                    .map(|i| i.describe())
+                    .unwrap_or_else(|| "an edit".into());
+                let (rule, detail) = match reasons.get(hash) {
+                    Some(r) if r.rule != depends => (r.rule.clone(), r.detail.clone()),
+                    _ => (depends.to_owned(), "it was built on a refused edit".to_owned()),
+                };
+                RefusedRow {
+                    seq: 0,
+                    doc: id,
+                    change: hash.to_string(),
+                    rule,
+                    detail,
+                    what,
+                    at_ms: now.millis(),
+                }
+            })
+            .collect();
+        let stale: Vec<i64> = journal.iter().map(|j| j.seq).collect();
+        self.store.transaction(|s| {
+            s.delete(&id)?;
+            s.journal_remove(&stale)?;
+            s.notifications_remove_for(&doc_name(&id))?;
+            for r in &mut reports {
+                r.seq = s.refused_add(r)?;
+            }
+            Ok(())
+        })?;
+        let mut events: Vec<SyncEvent> = reports
+            .iter()
+            .map(|r| SyncEvent::EditRefused {
+                edit: refused_record(r),
+            })
+            .collect();
+        events.push(SyncEvent::DocumentRemoved {
+            doc_id: doc_name(&id),
+            kind,
+        });
+        Ok(events)
     }
 
     /// Rebuilds a document without the refused changes and everything built

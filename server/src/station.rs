@@ -549,6 +549,13 @@ impl ReplicaDocs for StationDocs {
         self.updated.insert(*id);
     }
 
+    /// Only forgets the loaded copy: the stored document is taken back
+    /// through the write path when the host handles the `Dropped` event.
+    fn remove(&mut self, id: &DocId) {
+        self.docs.remove(id);
+        self.updated.remove(id);
+    }
+
     fn author(&self, actor: &ActorId) -> Option<String> {
         self.authors.get(actor).cloned()
     }
@@ -674,7 +681,9 @@ async fn exchanges(
             let mut done = None;
             for e in &events {
                 match e {
-                    ClientEvent::Refused { id, refused } => {
+                    // Some changes refused above, or every one this station
+                    // holds (the document is then taken out of every list).
+                    ClientEvent::Refused { id, refused } | ClientEvent::Dropped { id, refused, .. } => {
                         let key = DocumentId::from_bytes(id.0).to_string();
                         let removed = app.docs.take_back(&key, refused).await?;
                         status.send_modify(|s| s.taken_back += removed.len() as u64);

@@ -27,6 +27,11 @@
 //!   other replica below that may have pulled the change (another phone, a
 //!   station one tier further down) is told the refusal with the document
 //!   on its next exchange ([`unheard_refusals`]) and drops it the same way.
+//!   When the tier above refuses the change that created a document,
+//!   nothing of it is left: the station takes it out of every list, each
+//!   replica that could hold it is sent the refusals with no history, finds
+//!   that every change it holds goes ([`split_history`]) and drops the
+//!   whole document ([`crate::batch::ClientEvent::Dropped`]).
 //!
 //! Duty rosters are not documents: a unit's roster is set by its leaders
 //! at whichever tier they use and travels both ways, down in the station
@@ -219,28 +224,40 @@ pub fn unheard_refusals(cursor: u64, taken: &[TakenBack]) -> Vec<crate::batch::R
         .collect()
 }
 
-/// `doc` rebuilt from its history without the changes in `drop` and every
-/// change built on one of them; returns the rebuilt document and the hashes
-/// taken out. Unchanged (a clone) when none of `drop` is in the history.
-pub fn without(doc: &mut AutoCommit, drop: &BTreeSet<ChangeHash>) -> (AutoCommit, BTreeSet<ChangeHash>) {
+/// `doc`'s history split by the changes in `drop`: the changes kept, and
+/// the hashes of those taken out (each of `drop` and every change built on
+/// one of them), both in history order (every change after its
+/// dependencies).
+pub fn split_history(doc: &mut AutoCommit, drop: &BTreeSet<ChangeHash>) -> (Vec<Change>, Vec<ChangeHash>) {
     let mut removed = BTreeSet::new();
+    let mut order = Vec::new();
     let mut kept = Vec::new();
-    // History order: every change after its dependencies.
     for c in doc.get_changes(&[]) {
         let hash = c.hash();
         if drop.contains(&hash) || c.deps().iter().any(|d| removed.contains(d)) {
             removed.insert(hash);
+            order.push(hash);
         } else {
             kept.push(c);
         }
     }
+    (kept, order)
+}
+
+/// `doc` rebuilt from its history without the changes in `drop` and every
+/// change built on one of them; returns the rebuilt document and the hashes
+/// taken out. Unchanged (a clone) when none of `drop` is in the history;
+/// empty (no heads) when every change is taken out, as when the tier above
+/// refused the change that created the document.
+pub fn without(doc: &mut AutoCommit, drop: &BTreeSet<ChangeHash>) -> (AutoCommit, BTreeSet<ChangeHash>) {
+    let (kept, removed) = split_history(doc, drop);
     if removed.is_empty() {
-        return (doc.clone(), removed);
+        return (doc.clone(), BTreeSet::new());
     }
     let mut out = AutoCommit::new();
     out.apply_changes(kept)
         .expect("changes of a loaded document apply again in history order");
-    (out, removed)
+    (out, removed.into_iter().collect())
 }
 
 /// Which of two edits of a unit's duty roster stands, given as (update
@@ -465,6 +482,20 @@ mod tests {
         assert_eq!(rebuilt.get_heads(), vec![hashes[0]]);
         let (_, none) = without(&mut doc, &BTreeSet::new());
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn refusing_the_change_that_created_a_document_leaves_nothing_of_it() {
+        let (mut doc, hashes) = doc_with(3);
+        let created = BTreeSet::from([hashes[0]]);
+        let (kept, removed) = split_history(&mut doc, &created);
+        assert!(kept.is_empty());
+        assert_eq!(removed, hashes, "every change, in history order");
+        let (mut rebuilt, _) = without(&mut doc, &created);
+        assert!(rebuilt.get_heads().is_empty());
+        // A later change refused leaves what came before it.
+        let (kept, removed) = split_history(&mut doc, &BTreeSet::from([hashes[2]]));
+        assert_eq!((kept.len(), removed), (2, vec![hashes[2]]));
     }
 
     #[test]

@@ -129,6 +129,11 @@ impl ReplicaDocs for Replica {
     fn store(&mut self, id: &DocId, doc: AutoCommit) {
         self.put(*id, doc);
     }
+
+    fn remove(&mut self, id: &DocId) {
+        self.docs.remove(id);
+        self.heads.remove(id);
+    }
 }
 
 /// The server: documents, a change log with sequence numbers, and the policy.

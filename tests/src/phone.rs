@@ -37,6 +37,10 @@ impl ReplicaDocs for Store {
     fn store(&mut self, id: &DocId, doc: AutoCommit) {
         self.docs.insert(*id, doc);
     }
+
+    fn remove(&mut self, id: &DocId) {
+        self.docs.remove(id);
+    }
 }
 
 fn heads(doc: &AutoCommit) -> Vec<ChangeHash> {
@@ -70,15 +74,26 @@ impl SyncReport {
                 .all(|e| matches!(e, ClientEvent::Done { .. } | ClientEvent::Settings { .. }))
     }
 
-    /// The refusals reported, per document.
+    /// The refusals reported, per document (those of documents dropped whole too).
     pub fn refused(&self) -> Vec<(DocId, ChangeHash, String)> {
         self.events
             .iter()
             .flat_map(|e| match e {
-                ClientEvent::Refused { id, refused } => {
+                ClientEvent::Refused { id, refused } | ClientEvent::Dropped { id, refused, .. } => {
                     refused.iter().map(|r| (*id, r.change, r.rule.clone())).collect()
                 }
                 _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The documents dropped whole (every change the phone held refused).
+    pub fn dropped(&self) -> Vec<DocId> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Dropped { id, .. } => Some(*id),
+                _ => None,
             })
             .collect()
     }

@@ -39,7 +39,7 @@
 //! read from storage (`docs_loaded`) is read directly, with no counter added
 //! to the server's HTTP API. The phones share the machine's cores with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,16 +113,21 @@ struct Shelf {
 struct PhoneDocs {
     shelf: Arc<Shelf>,
     own: BTreeMap<DocId, (Vec<ChangeHash>, AutoCommit)>,
+    /// Documents of the shelf this phone dropped (refused whole upstream).
+    gone: BTreeSet<DocId>,
     /// Documents this phone read from its store (a load of saved bytes).
     loads: usize,
 }
 
 impl PhoneDocs {
     fn heads(&self, id: &DocId) -> Option<&Vec<ChangeHash>> {
-        self.own
-            .get(id)
-            .map(|(h, _)| h)
-            .or_else(|| self.shelf.docs.get(id).map(|(h, _)| h))
+        self.own.get(id).map(|(h, _)| h).or_else(|| {
+            self.shelf
+                .docs
+                .get(id)
+                .filter(|_| !self.gone.contains(id))
+                .map(|(h, _)| h)
+        })
     }
 }
 
@@ -134,7 +139,7 @@ impl ReplicaDocs for PhoneDocs {
             .docs
             .keys()
             .chain(self.own.keys().filter(|id| !self.shelf.docs.contains_key(id)));
-        ids.filter(|id| state.shared.get(id) != self.heads(id))
+        ids.filter(|id| !self.gone.contains(id) && state.shared.get(id) != self.heads(id))
             .copied()
             .collect()
     }
@@ -143,7 +148,7 @@ impl ReplicaDocs for PhoneDocs {
         if let Some((_, doc)) = self.own.get(id) {
             return Some(doc.clone());
         }
-        let (_, bytes) = self.shelf.docs.get(id)?;
+        let (_, bytes) = self.shelf.docs.get(id).filter(|_| !self.gone.contains(id))?;
         self.loads += 1;
         AutoCommit::load(bytes).ok()
     }
@@ -151,6 +156,12 @@ impl ReplicaDocs for PhoneDocs {
     fn store(&mut self, id: &DocId, mut doc: AutoCommit) {
         let heads = doc.get_heads();
         self.own.insert(*id, (heads, doc));
+        self.gone.remove(id);
+    }
+
+    fn remove(&mut self, id: &DocId) {
+        self.own.remove(id);
+        self.gone.insert(*id);
     }
 }
 
@@ -587,6 +598,7 @@ async fn setup(server: &Served, args: &StormArgs, units: usize) -> anyhow::Resul
             docs: PhoneDocs {
                 shelf: Arc::new(Shelf::default()),
                 own: BTreeMap::new(),
+                gone: BTreeSet::new(),
                 loads: 0,
             },
             exchange: 0,
@@ -615,6 +627,7 @@ async fn setup(server: &Served, args: &StormArgs, units: usize) -> anyhow::Resul
                 docs: PhoneDocs {
                     shelf: shelf.clone(),
                     own: BTreeMap::new(),
+                    gone: BTreeSet::new(),
                     loads: 0,
                 },
                 exchange: 1,

@@ -78,6 +78,10 @@ pub trait ReplicaDocs {
     fn load(&mut self, id: &DocId) -> Option<AutoCommit>;
     /// Stores a document after changes from the server were applied to it.
     fn store(&mut self, id: &DocId, doc: AutoCommit);
+    /// Drops a document of which nothing is left: the server refused every
+    /// change the replica held of it (see [`ClientEvent::Dropped`]). The
+    /// host removes it from its store and from whatever index lists it.
+    fn remove(&mut self, id: &DocId);
     /// For a station relaying its people's changes: the user who delivered
     /// `actor`'s changes to it, attested in the push (see [`crate::relay`]).
     /// A phone names nobody: the server knows who it is.
@@ -107,6 +111,21 @@ pub enum ClientEvent {
         id: DocId,
         /// The refused changes with their rules.
         refused: Vec<RefusedChange>,
+    },
+    /// A pull refused changes this replica holds of a document, and once
+    /// they and every change built on them are gone nothing of it is left
+    /// (a tier above refused the change that created it, and the server
+    /// keeps no history of it): the client dropped the document
+    /// ([`ReplicaDocs::remove`]) and shares nothing of it with the server
+    /// any more. The host tells its user as it tells a [`ClientEvent::Refused`].
+    Dropped {
+        /// The document.
+        id: DocId,
+        /// The refused changes it held, with their rules.
+        refused: Vec<RefusedChange>,
+        /// Every change it held, in history order: the refused ones and
+        /// those built on them.
+        changes: Vec<ChangeHash>,
     },
     /// Changes from the server were applied to a local document.
     DocUpdated {
@@ -169,6 +188,8 @@ struct Pending {
     refused: BTreeMap<DocId, BTreeSet<ChangeHash>>,
     /// Documents found to need a whole push; later acks for them are moot.
     resynced: BTreeSet<DocId>,
+    /// Documents an early pull dropped; later acks for them are moot too.
+    dropped: BTreeSet<DocId>,
 }
 
 /// The sans-IO batched sync client.
@@ -283,6 +304,7 @@ impl BatchClient {
             acked: BTreeSet::new(),
             refused: BTreeMap::new(),
             resynced: BTreeSet::new(),
+            dropped: BTreeSet::new(),
         });
         // Pack slices into parts of at most `part_budget` data bytes, after a
         // part 0 without documents if early pulls are wanted.
@@ -436,6 +458,7 @@ impl BatchClient {
                     ClientEvent::Resync { id } => Some(*id),
                     _ => None,
                 }));
+                pending.dropped.extend(dropped_in(&events));
                 Ok(events)
             }
             Frame::Pull(pull) => {
@@ -456,6 +479,12 @@ impl BatchClient {
                     .announce
                     .retain(|id| !pending.acked.contains(id) || resync.contains(id));
                 self.state.announce.extend(resync);
+                // A dropped document is neither announced nor shared, even if
+                // an ack of this exchange named it.
+                for id in pending.dropped.iter().copied().chain(dropped_in(&events)) {
+                    self.state.announce.remove(&id);
+                    self.state.shared.remove(&id);
+                }
                 self.state.cursor = pull.cursor;
                 if !pull.encodings.is_empty() {
                     self.state.server_encodings = pull.encodings;
@@ -502,7 +531,7 @@ impl BatchClient {
         let id = sent.id;
         let shared = self.state.shared.get(&id).cloned().unwrap_or_default();
         let pending = self.pending.as_mut().expect("acks come within an exchange");
-        if pending.resynced.contains(&id) {
+        if pending.resynced.contains(&id) || pending.dropped.contains(&id) {
             // Already to be pushed whole; nothing this ack says changes that.
         } else if result.refused.iter().any(|r| shared.contains(&r.change)) {
             // The server lacks what this replica believes shared: it lost
@@ -546,6 +575,12 @@ impl BatchClient {
     ) -> Result<(), BatchError> {
         let (mut doc, created) = match docs.load(&pull.id) {
             Some(doc) => (doc, false),
+            None if pull.heads.is_empty() => {
+                // The server holds nothing of a document this replica never
+                // held (a tier above took it back whole): nothing to store
+                // and nothing to report.
+                return Ok(());
+            }
             None => (AutoCommit::new(), true),
         };
         decode_into(&mut doc, pull.encoding, &pull.data)?;
@@ -558,6 +593,21 @@ impl BatchClient {
             .into_iter()
             .filter(|r| am::has_change(&mut doc, &r.change))
             .collect();
+        if !held.is_empty() {
+            let refused: BTreeSet<ChangeHash> = held.iter().map(|r| r.change).collect();
+            let (kept, changes) = crate::relay::split_history(&mut doc, &refused);
+            if kept.is_empty() {
+                docs.remove(&pull.id);
+                self.state.shared.remove(&pull.id);
+                self.state.announce.remove(&pull.id);
+                events.push(ClientEvent::Dropped {
+                    id: pull.id,
+                    refused: held,
+                    changes,
+                });
+                return Ok(());
+            }
+        }
         let heads = doc.get_heads();
         docs.store(&pull.id, doc);
         if complete {
@@ -581,6 +631,14 @@ impl BatchClient {
     }
 }
 
+/// The documents `events` report dropped.
+fn dropped_in(events: &[ClientEvent]) -> impl Iterator<Item = DocId> + '_ {
+    events.iter().filter_map(|e| match e {
+        ClientEvent::Dropped { id, .. } => Some(*id),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,6 +658,9 @@ mod tests {
         }
         fn store(&mut self, id: &DocId, doc: AutoCommit) {
             self.0.insert(*id, doc);
+        }
+        fn remove(&mut self, id: &DocId) {
+            self.0.remove(id);
         }
     }
 
@@ -727,6 +788,158 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(client.state().shared[&id], server.get_heads());
+    }
+
+    /// A pull frame of `exchange` carrying `docs`.
+    fn pull_frame(exchange: u64, early: bool, cursor: u64, docs: Vec<DocPull>) -> Vec<u8> {
+        Frame::Pull(Pull {
+            early,
+            exchange,
+            cursor,
+            docs,
+            more: false,
+            encodings: Encoding::ALL.to_vec(),
+            version: 2,
+            inbox: None,
+            settings: None,
+        })
+        .encode()
+    }
+
+    /// What a server that took a document back whole sends: no history,
+    /// and the refusal of the change that created it.
+    fn taken_back(id: DocId, created: ChangeHash) -> DocPull {
+        DocPull {
+            id,
+            base: vec![],
+            heads: vec![],
+            encoding: Encoding::Changes,
+            data: vec![],
+            refused: vec![RefusedChange {
+                change: created,
+                rule: "not-allowed-to-create".into(),
+                detail: "refused by the tier above: officers record petitions for their own jurisdiction".into(),
+            }],
+        }
+    }
+
+    /// A document of two changes, the second built on the first.
+    fn two_changes() -> (AutoCommit, Vec<ChangeHash>) {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from([4u8; 16].as_slice()));
+        let mut hashes = Vec::new();
+        for i in 0..2 {
+            doc.put(ROOT, "n", i as i64).unwrap();
+            doc.commit();
+            hashes.push(doc.get_heads()[0]);
+        }
+        (doc, hashes)
+    }
+
+    #[test]
+    fn a_pull_refusing_the_change_that_created_a_document_drops_it() {
+        let id = DocId([6; 16]);
+        let (doc, hashes) = two_changes();
+        let mut docs = Docs::default();
+        docs.0.insert(id, doc);
+        let mut state = ClientState::default();
+        state.shared.insert(id, vec![hashes[1]]);
+        let mut client = BatchClient::new(state);
+        client.start(1, &mut docs);
+        let events = client
+            .handle(&pull_frame(1, false, 9, vec![taken_back(id, hashes[0])]), &mut docs)
+            .unwrap();
+        let ClientEvent::Dropped {
+            id: dropped,
+            refused,
+            changes,
+        } = &events[0]
+        else {
+            panic!("not dropped: {events:?}")
+        };
+        assert_eq!(*dropped, id);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].rule, "not-allowed-to-create");
+        assert_eq!(*changes, hashes, "every change held, in history order");
+        assert_eq!(events[1..], [ClientEvent::Done { cursor: 9 }]);
+        assert!(!docs.0.contains_key(&id), "the replica still holds it");
+        assert!(!client.state().shared.contains_key(&id) && !client.state().announce.contains(&id));
+        // Nothing of it is pushed again.
+        let frames = client.start(2, &mut docs);
+        let Frame::Push(p) = Frame::decode(&frames[0]).unwrap() else {
+            panic!("not a push")
+        };
+        assert!(p.docs.is_empty());
+    }
+
+    #[test]
+    fn a_replica_that_never_held_a_document_taken_back_learns_nothing_of_it() {
+        let id = DocId([6; 16]);
+        let (_, hashes) = two_changes();
+        let mut docs = Docs::default();
+        let mut client = BatchClient::new(ClientState::default());
+        client.start(1, &mut docs);
+        let events = client
+            .handle(&pull_frame(1, false, 9, vec![taken_back(id, hashes[0])]), &mut docs)
+            .unwrap();
+        assert_eq!(events, [ClientEvent::Done { cursor: 9 }]);
+        assert!(docs.0.is_empty(), "an empty document was stored");
+        assert!(!client.state().shared.contains_key(&id));
+    }
+
+    #[test]
+    fn an_ack_after_an_early_pull_dropped_the_document_does_not_bring_it_back() {
+        let id = DocId([6; 16]);
+        let (mut doc, hashes) = two_changes();
+        // A local edit not yet pushed, built on the refused creation.
+        doc.put(ROOT, "local", 1).unwrap();
+        doc.commit();
+        let mut docs = Docs::default();
+        docs.0.insert(id, doc);
+        let mut state = ClientState::default();
+        state.shared.insert(id, vec![hashes[1]]);
+        let mut client = BatchClient::new(state).with_early_pull(true);
+        struct Dirty(Docs);
+        impl ReplicaDocs for Dirty {
+            fn dirty(&self, _: &ClientState) -> Vec<DocId> {
+                self.0.0.keys().copied().collect()
+            }
+            fn load(&mut self, id: &DocId) -> Option<AutoCommit> {
+                self.0.load(id)
+            }
+            fn store(&mut self, id: &DocId, doc: AutoCommit) {
+                self.0.store(id, doc)
+            }
+            fn remove(&mut self, id: &DocId) {
+                self.0.remove(id)
+            }
+        }
+        let mut docs = Dirty(docs);
+        let frames = client.start(1, &mut docs);
+        assert_eq!(frames.len(), 2, "an early part 0, then the document");
+        let events = client
+            .handle(&pull_frame(1, true, 0, vec![taken_back(id, hashes[0])]), &mut docs)
+            .unwrap();
+        assert!(matches!(events[..], [ClientEvent::Dropped { .. }]), "{events:?}");
+        // The server lost the history the push built on.
+        let ack = Frame::Ack(super::super::frame::Ack {
+            exchange: 1,
+            part: 1,
+            docs: vec![DocResult {
+                id,
+                heads: vec![],
+                accepted: 0,
+                refused: vec![RefusedChange {
+                    change: hashes[1],
+                    rule: "missing-dependency".into(),
+                    detail: "the server does not have this base change".into(),
+                }],
+            }],
+        });
+        client.handle(&ack.encode(), &mut docs).unwrap();
+        let events = client.handle(&pull_frame(1, false, 9, vec![]), &mut docs).unwrap();
+        assert_eq!(events, [ClientEvent::Done { cursor: 9 }]);
+        assert!(!client.state().shared.contains_key(&id) && !client.state().announce.contains(&id));
+        assert!(docs.0.0.is_empty());
     }
 
     #[test]

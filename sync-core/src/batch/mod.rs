@@ -74,8 +74,13 @@
 //! client may hold them, because a tier above refused them after this
 //! server had stored them and handed them on (see [`crate::relay`]). The
 //! client reports those it holds as [`ClientEvent::Refused`], exactly like
-//! refusals of its own push, and its host drops them. Clients that predate
-//! the key skip it and hear the refusal when they push the change again.
+//! refusals of its own push, and its host drops them. When they leave
+//! nothing of the document (the tier above refused the change that created
+//! it, and the server holds no history of it any more), the client drops
+//! the document itself ([`ReplicaDocs::remove`]) and reports
+//! [`ClientEvent::Dropped`]; a replica that holds none of the changes
+//! ignores such a pull. Clients that predate the key skip it and hear the
+//! refusal when they push the change again.
 //!
 //! # Over plain HTTP
 //!
