@@ -4,7 +4,8 @@
 //! contains every stored change (none left waiting on a missing dependency)
 //! and the snapshot's heads; its projection rows (the petition row, who may
 //! read it) must equal a recomputation from the rebuilt document, under the
-//! clock rules the administration stored (`CheckSettings::stored`). On SQLite
+//! clock rules the administration stored (`CheckSettings::stored`). A
+//! document a station took back whole must be empty and in no list. On SQLite
 //! the database file must also pass `PRAGMA integrity_check`. Operators run
 //! it after an incident; the crash and multi-node tests run it after their
 //! load.
@@ -146,6 +147,17 @@ async fn check_document(
     }
     let kind = match DocKind::of(&doc) {
         Ok(Some(k)) => k,
+        Ok(None) if stored.changes.is_empty() && storage.stations().taken_back_whole(doc_id).await?.is_some() => {
+            // Taken back whole at a station: nothing is left, and no list
+            // may show it.
+            if !storage.projections().doc_access(doc_id).await?.is_empty() {
+                problem("taken back whole, yet readers are listed".into());
+            }
+            if storage.projections().petition_summary(doc_id).await?.is_some() {
+                problem("taken back whole, yet a petition row remains".into());
+            }
+            return Ok(());
+        }
         Ok(None) => {
             problem("the stored document is empty".into());
             return Ok(());

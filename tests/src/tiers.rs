@@ -1,7 +1,7 @@
 //! Helpers for tests of tiers (stations below a county below a city): one
 //! tier's HTTP API, what a tier stores of each document (to check that every
-//! change is there once), and a relay sent straight to a tier's `/batch` as
-//! a station would send it, forged or not.
+//! change is there once), a relay sent straight to a tier's `/batch` as
+//! a station would send it, forged or not, and what one pull names.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -261,6 +261,39 @@ pub async fn relay_directly(
             Message::Binary(b) => {
                 if let Frame::Ack(ack) = Frame::decode(&b)? {
                     return Ok(ack.docs[0].refused.iter().map(|r| r.rule.clone()).collect());
+                }
+            }
+            Message::Close(f) => anyhow::bail!("closed: {f:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// What one pull of a tier's `/batch` (`batch_url`) names to a client at
+/// `cursor` that pushes nothing: each document (its id as the API names
+/// it) with the changes it says are refused. What a client learns of the
+/// documents there, whatever it holds.
+pub async fn pulled_from(batch_url: &str, cursor: u64) -> anyhow::Result<Vec<(String, Vec<ChangeHash>)>> {
+    let push = Push {
+        last: true,
+        ..Push::new(rand::random(), 0, cursor)
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(batch_url).await?;
+    ws.send(Message::Binary(Frame::Push(push).encode().into())).await?;
+    loop {
+        match ws.next().await.context("an answer")?? {
+            Message::Binary(b) => {
+                if let Frame::Pull(pull) = Frame::decode(&b)?
+                    && !pull.early
+                {
+                    return Ok(pull
+                        .docs
+                        .into_iter()
+                        .map(|d| {
+                            let id = DocumentId::from_bytes(d.id.0).to_string();
+                            (id, d.refused.into_iter().map(|r| r.change).collect())
+                        })
+                        .collect());
                 }
             }
             Message::Close(f) => anyhow::bail!("closed: {f:?}"),

@@ -137,10 +137,29 @@ impl LibraryPhone {
         Ok(phone)
     }
 
-    async fn sync(&self) -> anyhow::Result<()> {
+    async fn sync(&self) -> anyhow::Result<lianxin_mobile::SyncReport> {
         let replica = self.replica.clone();
-        tokio::task::spawn_blocking(move || replica.sync_now()).await??;
+        Ok(tokio::task::spawn_blocking(move || replica.sync_now()).await??)
+    }
+
+    /// Takes the memberships the server lists for the user (`/api/me`), so
+    /// the phone's own policy lets them act as they may.
+    async fn refresh_me(&self) -> anyhow::Result<()> {
+        let replica = self.replica.clone();
+        tokio::task::spawn_blocking(move || replica.refresh_me()).await??;
         Ok(())
+    }
+
+    /// Whether the phone holds petition `id`, by reading it and by its list.
+    fn holds(&self, id: &str) -> anyhow::Result<bool> {
+        let listed = self.replica.list_petitions()?.iter().any(|p| p.id == id);
+        let read = match self.replica.get_petition(id.to_owned()) {
+            Ok(_) => true,
+            Err(lianxin_mobile::LianxinError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        ensure!(listed == read, "petition {id} is listed: {listed}, readable: {read}");
+        Ok(read)
     }
 
     /// The kinds of a petition's timeline events the phone holds, with who wrote each.
@@ -1229,4 +1248,351 @@ async fn an_overdue_station_petition_is_escalated_once_and_a_stale_view_does_not
         ensure!(escalations(&v).len() == 1, "{overdue} at {}: {v}", server.addr);
     }
     tiers.stop().await
+}
+
+/// How many petitions the KPI report of `unit` counts at `server`, up to a
+/// day after its clock's now (phones stamp by their own clocks).
+async fn received(server: &TestServer, token: &str, unit: &str) -> anyhow::Result<u64> {
+    let to = server.state.clock.now().millis() + 24 * 3600 * 1000;
+    let (status, report) = call(
+        server,
+        token,
+        "GET",
+        &format!("/api/reports/kpi?unit={unit}&from=0&to={to}"),
+        Value::Null,
+    )
+    .await?;
+    ensure!(status == 200, "the KPI report answered {status}: {report}");
+    report["total"]["received"].as_u64().context("a count received")
+}
+
+/// The petitions `token`'s user lists at `server`.
+async fn listed(server: &TestServer, token: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let (status, page) = call(server, token, "GET", "/api/petitions?limit=200", Value::Null).await?;
+    ensure!(status == 200, "listing petitions answered {status}: {page}");
+    Ok(page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["doc_id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// The documents `token`'s user's inbox at `server` names.
+async fn inbox_docs(server: &TestServer, token: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let (status, body) = call(server, token, "GET", "/api/inbox?after=0", Value::Null).await?;
+    ensure!(status == 200, "the inbox answered {status}: {body}");
+    Ok(body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["doc_id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// What a sync of the phone library reported about `id`: the documents it
+/// removed, and the rules of the refused edits.
+fn heard(report: &lianxin_mobile::SyncReport, id: &str) -> (bool, Vec<String>) {
+    let mut removed = false;
+    let mut rules = Vec::new();
+    for e in &report.events {
+        match e {
+            lianxin_mobile::SyncEvent::DocumentRemoved { doc_id, kind } if doc_id == id => {
+                removed = kind == "petition";
+            }
+            lianxin_mobile::SyncEvent::EditRefused { edit } if edit.doc_id == id => rules.push(edit.rule.clone()),
+            _ => {}
+        }
+    }
+    (removed, rules)
+}
+
+/// A walk-in petition of res-liu's, recorded by an officer for village-xiaxi.
+fn walk_in(title: &str) -> lianxin_mobile::NewPetitionRecord {
+    lianxin_mobile::NewPetitionRecord {
+        channel: "walk_in".into(),
+        category: "help".into(),
+        title: title.into(),
+        body: "来所里反映的事".into(),
+        location_unit: "village-xiaxi".into(),
+        routed_to: "station-east".into(),
+        submitter: Some("res-liu".into()),
+        anonymous: false,
+        contact: None,
+        attachments: vec![],
+    }
+}
+
+/// A petition an officer records on his phone at the station while the
+/// uplink is down, which the county refuses whole once it is back: the
+/// county posted officer wang to the village post of Shangping meanwhile,
+/// and an officer records petitions only for his own jurisdiction. The
+/// station takes it out of every list; wang's phone and the chief's, which
+/// pulled it, drop it and hear the rule, once; a village cadre's phone,
+/// which could never read it, hears nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_petition_the_county_refuses_whole_leaves_every_phone_that_held_it() -> anyhow::Result<()> {
+    let tiers = Tiers::start(19).await?;
+    let (county, station, uplink) = (&tiers.county, &tiers.station, &tiers.uplink);
+    let chief_token = station.token("chief-east").await?;
+    let sun_token = station.token("cadre-sun").await?;
+    let wang = LibraryPhone::open(station, "officer-wang", &station.token("officer-wang").await?).await?;
+    wang.refresh_me().await?;
+    let chief = LibraryPhone::open(station, "chief-east", &chief_token).await?;
+    let sun = LibraryPhone::open(station, "cadre-sun", &sun_token).await?;
+    let counted = received(station, &chief_token, "station-east").await?;
+
+    // The uplink is down: wang records a walk-in petition on his phone, the
+    // station takes it, the chief's phone pulls it, the cadre's does not.
+    tiers.cut().await?;
+    let id = wang.replica.submit_petition(walk_in("桥头摊位纠纷"))?;
+    wang.sync().await?;
+    chief.sync().await?;
+    sun.sync().await?;
+    ensure!(chief.holds(&id)?, "the chief's phone did not pull the petition");
+    ensure!(
+        !sun.holds(&id)?,
+        "the cadre's phone holds a petition of another village"
+    );
+    ensure!(
+        listed(station, &chief_token).await?.contains(&id),
+        "the station does not list it"
+    );
+    ensure!(received(station, &chief_token, "station-east").await? == counted + 1);
+    // Officer li has no phone here: his inbox keeps what he was told.
+    let li_token = station.token("officer-li").await?;
+    ensure!(
+        inbox_docs(station, &li_token).await?.contains(&id),
+        "officer li was not told of the new petition"
+    );
+
+    // Meanwhile the county posts wang to the Shangping village post.
+    let admin = county.token("admin").await?;
+    let (status, body) = call(
+        county,
+        &admin,
+        "PUT",
+        "/api/admin/users/officer-wang",
+        json!({"display_name": "王警官", "login": "wang",
+               "memberships": [{"unit": "village-shangping", "role": "officer"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "posting wang answered {status}: {body}");
+
+    // The uplink comes back: the county refuses the petition whole, and the
+    // station takes it out of every list.
+    tiers.link.clear_cut_plan();
+    wait(uplink, "the petition taken back", |s| s.taken_back >= 1).await?;
+    rounds(uplink, 1).await?;
+    ensure!(!county.state.docs.exists(&id).await?, "the county stored it");
+    ensure!(
+        !listed(station, &chief_token).await?.contains(&id),
+        "the station still lists it"
+    );
+    let (status, _) = call(
+        station,
+        &chief_token,
+        "GET",
+        &format!("/api/petitions/{id}"),
+        Value::Null,
+    )
+    .await?;
+    ensure!(status == 404, "reading it at the station answered {status}");
+    let now_counted = received(station, &chief_token, "station-east").await?;
+    ensure!(
+        now_counted == counted,
+        "the KPI report counts {now_counted} petitions, {counted} before it was filed"
+    );
+    ensure!(
+        !inbox_docs(station, &li_token).await?.contains(&id),
+        "officer li's inbox still names it"
+    );
+
+    // Wang's phone hears the county's rule and no longer holds it; once.
+    let report = wang.sync().await?;
+    let (removed, rules) = heard(&report, &id);
+    ensure!(
+        removed && rules == ["not-allowed-to-create"],
+        "wang's phone heard {:?}",
+        report.events
+    );
+    ensure!(!wang.holds(&id)?, "wang's phone still holds it");
+    let refused = wang.refused().await?;
+    ensure!(
+        refused.contains(&(id.clone(), "not-allowed-to-create".to_owned())),
+        "wang's phone lists the refused edits {refused:?}"
+    );
+    let again = wang.sync().await?;
+    ensure!(
+        heard(&again, &id) == (false, vec![]),
+        "wang's phone was told twice: {:?}",
+        again.events
+    );
+    // The chief's phone, which only pulled it, drops it too.
+    let report = chief.sync().await?;
+    let (removed, rules) = heard(&report, &id);
+    ensure!(
+        removed && rules == ["not-allowed-to-create"],
+        "the chief's phone heard {:?}",
+        report.events
+    );
+    ensure!(!chief.holds(&id)?, "the chief's phone still holds it");
+    // The cadre, who could never read it, hears nothing of it: neither his
+    // phone nor a pull from scratch names it.
+    let report = sun.sync().await?;
+    ensure!(
+        heard(&report, &id) == (false, vec![]) && sun.refused().await?.is_empty(),
+        "the cadre's phone heard {:?}",
+        report.events
+    );
+    let pulled =
+        lianxin_tests::tiers::pulled_from(&format!("ws://{}/batch?token={sun_token}", station.addr), 0).await?;
+    ensure!(
+        !pulled.iter().any(|(doc, _)| *doc == id),
+        "a pull to the cadre names it: {pulled:?}"
+    );
+    // A pull from scratch to the chief names it with its refusal and no
+    // history, as he may have held it.
+    let pulled =
+        lianxin_tests::tiers::pulled_from(&format!("ws://{}/batch?token={chief_token}", station.addr), 0).await?;
+    ensure!(
+        pulled.iter().any(|(doc, refused)| *doc == id && refused.len() == 1),
+        "a pull to the chief from scratch: {pulled:?}"
+    );
+
+    let settings = lianxin_server::check::CheckSettings::stored(&station.state.storage).await?;
+    let check = lianxin_server::check::check_database(&station.state.storage, &settings).await?;
+    ensure!(check.problems.is_empty(), "the station's check: {:?}", check.problems);
+    tiers.stop().await
+}
+
+/// Starts the uplink of `server` to the tier at `url` as `login`, quick to
+/// retry, and waits for its first round.
+async fn uplink_to(server: &TestServer, url: String, login: &str, password: &str) -> anyhow::Result<Uplink> {
+    let mut config = UpstreamConfig::new(url, login, password);
+    config.every = Duration::from_millis(100);
+    config.silence = Duration::from_secs(3);
+    config.backoff = Backoff {
+        base_ms: 20,
+        max_ms: 200,
+    };
+    let uplink = lianxin_server::station::spawn(server.state.clone(), config);
+    rounds(&uplink, 1).await?;
+    Ok(uplink)
+}
+
+/// Three tiers: the city refuses whole a petition that the county, a
+/// station of the city (on PostgreSQL when `LIANXIN_TEST_POSTGRES_URL` is
+/// set), had accepted from its east station while its own uplink was down. The county takes it back, tells the east station,
+/// which takes it back the same way, and the phone that recorded it there
+/// drops it and hears the city's rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_of_a_station_takes_a_petition_refused_whole_back_too() -> anyhow::Result<()> {
+    const COUNTY_PASSWORD: &str = "county uplink secret";
+    let city_db = TestDb::sqlite().await?;
+    let city = TestServer::start(city_db.storage.clone(), SmsSender::DevLog).await?;
+    lianxin_demo::seed(&city.state).await?;
+    let admin = city.token("admin").await?;
+    for (id, login, password, unit) in [
+        ("county-server", "county", COUNTY_PASSWORD, "county"),
+        ("station-east-server", STATION_LOGIN, STATION_PASSWORD, "station-east"),
+    ] {
+        let (status, body) = call(
+            &city,
+            &admin,
+            "PUT",
+            &format!("/api/admin/users/{id}"),
+            json!({"display_name": id, "login": login, "password": password,
+                   "memberships": [{"unit": unit, "role": "station_server"}]}),
+        )
+        .await?;
+        ensure!(status == 200, "creating {id} at the city answered {status}: {body}");
+    }
+    // The county takes the petition back too: on PostgreSQL when one is named.
+    let county_db = match TestDb::postgres().await? {
+        Some(db) => db,
+        None => TestDb::sqlite().await?,
+    };
+    eprintln!("the county runs on {:?}", county_db.backend());
+    let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
+    let link = LinkSim::start(city.addr, Profile::loopback(), 23).await?;
+    let county_up = uplink_to(&county, format!("http://{}", link.addr()), "county", COUNTY_PASSWORD).await?;
+    let east_db = TestDb::sqlite().await?;
+    let east = TestServer::start(east_db.storage.clone(), SmsSender::DevLog).await?;
+    let east_up = uplink_to(
+        &east,
+        format!("http://{}", county.addr),
+        STATION_LOGIN,
+        STATION_PASSWORD,
+    )
+    .await?;
+
+    // The county's uplink to the city goes down; officer wang records a
+    // petition on his phone at the east station, which relays it to the
+    // county, which accepts it on what it knows of wang.
+    link.set_cut_plan(CutPlan::after(Direction::Up, 0).every_connection());
+    link.cut_all_now();
+    wait(&county_up, "a failed round of the county", |s| s.failures >= 1).await?;
+    let wang = LibraryPhone::open(&east, "officer-wang", &east.token("officer-wang").await?).await?;
+    wang.refresh_me().await?;
+    let id = wang.replica.submit_petition(walk_in("渡口的船坏了"))?;
+    wang.sync().await?;
+    rounds(&east_up, 1).await?;
+    ensure!(
+        county.state.docs.exists(&id).await?,
+        "the county did not take the petition"
+    );
+
+    // At the city, wang is posted to the Shangping village post meanwhile.
+    let (status, body) = call(
+        &city,
+        &admin,
+        "PUT",
+        "/api/admin/users/officer-wang",
+        json!({"display_name": "王警官", "login": "wang",
+               "memberships": [{"unit": "village-shangping", "role": "officer"}]}),
+    )
+    .await?;
+    ensure!(status == 200, "posting wang answered {status}: {body}");
+
+    // The county's uplink comes back: the city refuses the petition whole,
+    // the county takes it back, and so does the east station after it.
+    link.clear_cut_plan();
+    wait(&county_up, "the county taking the petition back", |s| s.taken_back >= 1).await?;
+    wait(&east_up, "the east station taking the petition back", |s| {
+        s.taken_back >= 1
+    })
+    .await?;
+    ensure!(!city.state.docs.exists(&id).await?, "the city stored it");
+    for (tier, server) in [("county", &county), ("east", &east)] {
+        ensure!(!server.state.docs.exists(&id).await?, "the {tier} still holds it");
+        let chief = server.token("chief-east").await?;
+        ensure!(
+            !listed(server, &chief).await?.contains(&id),
+            "the {tier} still lists it"
+        );
+        let settings = lianxin_server::check::CheckSettings::stored(&server.state.storage).await?;
+        let check = lianxin_server::check::check_database(&server.state.storage, &settings).await?;
+        ensure!(check.problems.is_empty(), "the {tier}'s check: {:?}", check.problems);
+    }
+
+    // Wang's phone hears the city's rule from the east station and drops it.
+    let report = wang.sync().await?;
+    let (removed, rules) = heard(&report, &id);
+    ensure!(
+        removed && rules == ["not-allowed-to-create"],
+        "wang's phone heard {:?}",
+        report.events
+    );
+    ensure!(!wang.holds(&id)?, "wang's phone still holds it");
+
+    drop(east_up);
+    drop(county_up);
+    east.stop().await?;
+    county.stop().await?;
+    city.stop().await?;
+    for db in [east_db, county_db, city_db] {
+        db.cleanup().await;
+    }
+    Ok(())
 }

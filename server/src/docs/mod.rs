@@ -510,6 +510,37 @@ impl DocService {
             .projections()
             .doc_access_for(doc_id, &who.user)
             .await?;
+        self.may_read_by(who, rows).await
+    }
+
+    /// Whether `who` may hold a document the tier above took back whole
+    /// (`take_back`): they could read it when it was listed, by the access
+    /// rows it had then as their memberships stand now, or a change of
+    /// theirs was in it. `false` for any other document. Such a reader is
+    /// told in its next pull that every change is refused.
+    pub async fn may_have_held(&self, who: &Principal, doc_id: &str) -> Result<bool, DocError> {
+        if !self.inner.refused_upstream.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let rows = self
+            .inner
+            .storage
+            .stations()
+            .taken_back_readers_for(doc_id, &who.user)
+            .await?;
+        self.may_read_by(who, rows).await
+    }
+
+    /// Whether a document taken back whole (`take_back`) is stored under `doc_id`.
+    pub async fn taken_back_whole(&self, doc_id: &str) -> Result<bool, DocError> {
+        if !self.inner.refused_upstream.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        Ok(self.inner.storage.stations().taken_back_whole(doc_id).await?.is_some())
+    }
+
+    /// `may_read` on a document's access rows (those naming other users left out).
+    async fn may_read_by(&self, who: &Principal, rows: Vec<AccessRow>) -> Result<bool, DocError> {
         if rows.is_empty() {
             return Ok(false);
         }

@@ -14,7 +14,7 @@ use sync_core::write::Origin;
 use sync_core::{Principal, UserId};
 
 use super::{Applied, DocError, DocService, stored_changes};
-use crate::write::{JobResult, WriteJob};
+use crate::write::{JobResult, Rewrite, WriteJob};
 
 /// Who a station may relay changes for, as the tier above decided for the
 /// authors one push names: the author's principal, or the rule refusing them.
@@ -139,7 +139,11 @@ impl DocService {
     /// The tier above refused `refused` of a document this station holds:
     /// records the refusals (the changes are refused here from now on) and
     /// replaces the stored history by the document rebuilt without them and
-    /// without what builds on them. Returns the changes taken out.
+    /// without what builds on them. When nothing is left (the tier above
+    /// refused the change that created it) the document leaves every list,
+    /// and who may hold it is kept: its readers then, and the people whose
+    /// changes it held (`StorageTx::take_out_of_lists`). Returns the
+    /// changes taken out.
     pub async fn take_back(&self, doc_id: &str, refused: &[RefusedChange]) -> Result<BTreeSet<ChangeHash>, DocError> {
         let mut guard = self.lock(doc_id).await?;
         self.inner.refused_upstream.store(true, Ordering::Relaxed);
@@ -149,7 +153,29 @@ impl DocService {
             .collect();
         let refused_hashes: BTreeSet<ChangeHash> = refused.iter().map(|r| r.change).collect();
         let loaded = guard.as_mut().expect("loaded");
-        let (rebuilt, removed) = relay::without(&mut loaded.doc, &refused_hashes);
+        let kind = sync_core::DocKind::of(&loaded.doc).ok().flatten();
+        let (mut rebuilt, removed) = relay::without(&mut loaded.doc, &refused_hashes);
+        let mut writers = BTreeSet::new();
+        if rebuilt.get_heads().is_empty() {
+            let actors: BTreeSet<ActorId> = loaded
+                .doc
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.actor_id().clone())
+                .collect();
+            for actor in actors {
+                if let Some(r) = self
+                    .inner
+                    .storage
+                    .documents()
+                    .actor_record(&actor.to_hex_string())
+                    .await?
+                    && !r.reserved
+                {
+                    writers.insert(r.user.to_string());
+                }
+            }
+        }
         let now = self.now();
         let receipts = self.inner.storage.documents().entry_receipts(doc_id).await?;
         let settings = self.settings();
@@ -157,7 +183,8 @@ impl DocService {
         let rebuilt_by = UserId::new(REBUILT_USER).expect("a valid user id");
         let job = WriteJob {
             doc_id: doc_id.to_owned(),
-            kind: outcome.kind.unwrap_or(sync_core::DocKind::Petition),
+            // A document of which nothing is left keeps the kind it had.
+            kind: outcome.kind.or(kind).unwrap_or(sync_core::DocKind::Petition),
             position: loaded.position,
             user: rebuilt_by.clone(),
             changes: stored_changes(&rebuilt_by, &outcome.accepted, now),
@@ -168,7 +195,10 @@ impl DocService {
             marks: Vec::new(),
             settings: self.inner.commit_settings.read().expect("settings lock").clone(),
             now,
-            rewrite: Some(rows),
+            rewrite: Some(Rewrite {
+                refusals: rows,
+                writers: writers.into_iter().collect(),
+            }),
         };
         match self.inner.committer.commit(job).await? {
             JobResult::Committed(c) => {

@@ -11,7 +11,9 @@
 //! and after the `last` part one `pull` carries every document in the user's
 //! scope with a change after the client's cursor. Unchanged documents are
 //! neither listed nor loaded: the change log and the access projection name
-//! the changed ones.
+//! the changed ones. At a station, a document the tier above took back
+//! whole goes, with every change refused and no history, to each client
+//! that may hold it and whose cursor lies below the take-back.
 //!
 //! A malformed frame or an unsupported version is answered with an `err`
 //! frame and a close; the connection is the only thing that fails. The
@@ -409,10 +411,14 @@ impl Connection {
     }
 
     /// Whether the user may read `doc_id`, or it does not exist yet (policy
-    /// then decides whether they may create it).
+    /// then decides whether they may create it). A document the tier above
+    /// took back whole is readable only to those who may hold it: pushed
+    /// again, it is refused with the tier above's rule and they are told.
     async fn readable_or_new(&self, doc_id: &str) -> Result<bool, DocError> {
         let docs = &self.state.docs;
-        Ok(docs.may_read(&self.principal, doc_id).await? || !docs.exists(doc_id).await?)
+        Ok(docs.may_read(&self.principal, doc_id).await?
+            || docs.may_have_held(&self.principal, doc_id).await?
+            || (!docs.exists(doc_id).await? && !docs.taken_back_whole(doc_id).await?))
     }
 
     /// The documents in the user's scope with a change after the client's
@@ -439,7 +445,9 @@ impl Connection {
         let mut changed = Vec::with_capacity(rows.len());
         for (doc_id, first) in rows {
             let Ok(id) = doc_id.parse::<DocumentId>() else { continue };
-            if docs.may_read(&self.principal, &doc_id).await? {
+            // A document taken back whole goes to those who may hold it,
+            // with every change refused and no history.
+            if docs.may_read(&self.principal, &doc_id).await? || docs.may_have_held(&self.principal, &doc_id).await? {
                 changed.push((DocId(*id.as_bytes()), first as u64));
             }
         }

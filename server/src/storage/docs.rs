@@ -381,8 +381,10 @@ impl super::Documents<'_> {
     /// lowest such seq, lowest first, at most `limit` of them. A document
     /// whose history was compacted past `cursor` reports `cursor + 1`: its
     /// folded changes kept no seq, and a number too low only makes a paged
-    /// pull stop earlier. `scope` is a superset filter; the caller makes the
-    /// exact read decision per document.
+    /// pull stop earlier. A document taken back whole after `cursor` is
+    /// listed for those who could see it then, with the take-back's number
+    /// (its position; it has no changes). `scope` is a superset filter; the
+    /// caller makes the exact read decision per document.
     pub async fn changed_in_scope(
         &self,
         cursor: i64,
@@ -404,6 +406,9 @@ impl super::Documents<'_> {
                WHERE d.last_change_seq > $1 AND d.doc_id IN ( \
                  SELECT a.doc_id FROM doc_access a WHERE a.subject IN ({subjects}) \
                  UNION SELECT a.doc_id FROM doc_access a WHERE a.kind = 'room' AND a.subject IN ( \
+                   SELECT m.doc_id FROM doc_access m WHERE m.kind = 'user' AND m.subject = $3) \
+                 UNION SELECT t.doc_id FROM taken_back_readers t WHERE t.subject IN ({subjects}) \
+                 UNION SELECT t.doc_id FROM taken_back_readers t WHERE t.kind = 'room' AND t.subject IN ( \
                    SELECT m.doc_id FROM doc_access m WHERE m.kind = 'user' AND m.subject = $3)) \
              ) s ORDER BY first_seq, doc_id LIMIT $2"
         );

@@ -357,8 +357,13 @@ impl StorageTx {
 
 impl super::Inbox<'_> {
     /// Up to `limit` items of `user`'s inbox after `after`, in cursor order.
+    /// Items about a document the tier above took back whole are not shown:
+    /// the document is in no list any more.
     pub async fn after(&self, user: &UserId, after: i64, limit: u32) -> Result<Vec<InboxItem>, StorageError> {
-        let sql = format!("{INBOX_SELECT} WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3");
+        let sql = format!(
+            "{INBOX_SELECT} WHERE i.user_id = $1 AND i.seq > $2 \
+             AND NOT EXISTS (SELECT 1 FROM taken_back_docs t WHERE t.doc_id = n.doc_id) ORDER BY i.seq LIMIT $3"
+        );
         let rows: Vec<InboxRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql)
                 .bind(user.as_str())

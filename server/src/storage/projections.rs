@@ -48,7 +48,7 @@ pub(crate) fn read_summary(doc_id: &str, json: &str) -> Result<PetitionSummary, 
 }
 
 /// Access rows as stored, read back.
-fn access_rows(doc_id: &str, rows: Vec<(String, String)>) -> Result<Vec<AccessRow>, StorageError> {
+pub(super) fn access_rows(doc_id: &str, rows: Vec<(String, String)>) -> Result<Vec<AccessRow>, StorageError> {
     rows.into_iter()
         .map(|(kind, subject)| {
             let kind = kind

@@ -3,10 +3,11 @@
 //! push) and what the tier above keeps about its stations (when each last
 //! synced, the token keys each publishes).
 
-use sync_core::Timestamp;
+use sync_core::projection::AccessRow;
 use sync_core::relay::TakenBack;
+use sync_core::{Timestamp, UserId};
 
-use super::{StorageError, StorageTx, on_pool, on_tx};
+use super::{StorageError, StorageTx, TxInner, on_pool, on_tx};
 
 /// A change the tier above refused: (hash, rule, detail).
 pub type UpstreamRefusal = (String, String, String);
@@ -58,6 +59,34 @@ impl super::Stations<'_> {
                 })
             })
             .collect()
+    }
+
+    /// The change number a document taken back whole was given
+    /// ([`StorageTx::take_out_of_lists`]); `None` for any other document.
+    pub async fn taken_back_whole(&self, doc_id: &str) -> Result<Option<i64>, StorageError> {
+        let seq = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT seq FROM taken_back_docs WHERE doc_id = $1")
+                .bind(doc_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(seq)
+    }
+
+    /// The access rows a document taken back whole had, and its writers,
+    /// that can say `user` may hold it: every row but those naming other
+    /// users (as `Projections::doc_access_for` reads a listed document).
+    pub async fn taken_back_readers_for(&self, doc_id: &str, user: &UserId) -> Result<Vec<AccessRow>, StorageError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT kind, subject FROM taken_back_readers WHERE doc_id = $1 AND (kind <> 'user' OR subject = $2)",
+            )
+            .bind(doc_id)
+            .bind(user.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
+        super::projections::access_rows(doc_id, rows)
     }
 
     /// Whether the tier above ever refused anything here.
@@ -242,11 +271,50 @@ impl StorageTx {
     }
 
     /// Takes a document whose whole history was refused by the tier above
-    /// out of every list: nobody reads it, no petition row shows it.
-    pub async fn unlist_document(&mut self, doc_id: &str) -> Result<(), StorageError> {
+    /// (and cleared, [`StorageTx::clear_history`]) out of every list:
+    /// nobody reads it and no projection row shows it. Who could have held
+    /// it is kept (its access rows, and `writers`, the people whose changes
+    /// it held), and it is given a change number of its own, after every
+    /// cursor handed out so far, which becomes its position: every reader
+    /// below it may hold the document and is told (`Documents::changed_in_scope`
+    /// lists it for them). Returns that number.
+    pub async fn take_out_of_lists(
+        &mut self,
+        doc_id: &str,
+        writers: &[String],
+        now: Timestamp,
+    ) -> Result<i64, StorageError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO taken_back_readers (doc_id, kind, subject) \
+                 SELECT doc_id, kind, subject FROM doc_access WHERE doc_id = $1 ON CONFLICT DO NOTHING",
+            )
+            .bind(doc_id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        for user in writers {
+            on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO taken_back_readers (doc_id, kind, subject) VALUES ($1, 'user', $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(doc_id)
+                .bind(user)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
         for sql in [
             "DELETE FROM doc_access WHERE doc_id = $1",
             "DELETE FROM petitions WHERE doc_id = $1",
+            "DELETE FROM room_messages WHERE doc_id = $1",
+            "DELETE FROM rooms WHERE doc_id = $1",
+            "DELETE FROM households WHERE doc_id = $1",
+            "DELETE FROM notice_deliveries WHERE doc_id = $1",
+            "DELETE FROM entry_receipts WHERE doc_id = $1",
         ] {
             on_tx!(self, |conn| {
                 sqlx::query(sql)
@@ -256,6 +324,61 @@ impl StorageTx {
                     .map(|r| r.rows_affected())
             })?;
         }
-        Ok(())
+        let seq = self.next_change_seq().await?;
+        on_tx!(self, |conn| {
+            sqlx::query("UPDATE documents SET last_change_seq = $2, updated_at = $3 WHERE doc_id = $1")
+                .bind(doc_id)
+                .bind(seq)
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO taken_back_docs (doc_id, seq, taken_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (doc_id) DO UPDATE SET seq = excluded.seq, taken_at = excluded.taken_at",
+            )
+            .bind(doc_id)
+            .bind(seq)
+            .bind(now.millis())
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(seq)
+    }
+
+    /// Hands out the next change number without storing a change (the
+    /// caller holds the change-log lock, so numbers still commit in order).
+    async fn next_change_seq(&mut self) -> Result<i64, StorageError> {
+        self.lock_change_log().await?;
+        let seq: i64 = match &mut self.inner {
+            // AUTOINCREMENT numbers from its sqlite_sequence row, which a
+            // table that ever held a change has.
+            TxInner::Sqlite(t) => {
+                let bumped: Option<i64> =
+                    sqlx::query_scalar("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'changes' RETURNING seq")
+                        .fetch_optional(&mut **t)
+                        .await?;
+                match bumped {
+                    Some(seq) => seq,
+                    None => {
+                        sqlx::query_scalar(
+                            "INSERT INTO sqlite_sequence (name, seq) \
+                             SELECT 'changes', COALESCE(MAX(seq), 0) + 1 FROM changes RETURNING seq",
+                        )
+                        .fetch_one(&mut **t)
+                        .await?
+                    }
+                }
+            }
+            TxInner::Postgres(t) => {
+                sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('changes', 'seq'))")
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+        };
+        Ok(seq)
     }
 }

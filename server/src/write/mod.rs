@@ -61,9 +61,21 @@ pub struct WriteJob {
     pub settings: Arc<CommitSettings>,
     pub now: Timestamp,
     /// At a station, when the tier above refused changes of the document:
-    /// the refusals to record, and the stored history is replaced by
-    /// `changes` (the history rebuilt without them) instead of appended to.
-    pub rewrite: Option<Vec<crate::storage::UpstreamRefusal>>,
+    /// the stored history is replaced by `changes` (the history rebuilt
+    /// without them) instead of appended to.
+    pub rewrite: Option<Rewrite>,
+}
+
+/// A stored history replaced by one rebuilt without changes the tier above
+/// refused (see `DocService::take_back`).
+#[derive(Debug)]
+pub struct Rewrite {
+    /// The refusals to record.
+    pub refusals: Vec<crate::storage::UpstreamRefusal>,
+    /// The people whose changes the document held. When nothing is left of
+    /// it (the job has no changes) it leaves every list, and these are kept
+    /// among those who may hold it, beside its access rows.
+    pub writers: Vec<String>,
 }
 
 /// What became of a job.
@@ -239,14 +251,24 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
     if stored != job.position {
         return Ok(JobResult::Stale { stored });
     }
-    if let Some(refused) = &job.rewrite {
+    if let Some(rewrite) = &job.rewrite {
         tx.clear_history(&job.doc_id).await?;
         if job.changes.is_empty() {
-            tx.record_upstream_refusals(&job.doc_id, refused, job.now, stored)
+            // Nothing is left: out of every list, at a change number of its
+            // own that every reader who may hold it lies below.
+            let seq = tx.take_out_of_lists(&job.doc_id, &rewrite.writers, job.now).await?;
+            tx.record_upstream_refusals(&job.doc_id, &rewrite.refusals, job.now, seq)
                 .await?;
-            tx.unlist_document(&job.doc_id).await?;
+            tx.announce(&ChangeNotice {
+                doc_id: job.doc_id.clone(),
+                kind: job.kind.as_str().to_owned(),
+                last_seq: seq,
+                user: job.user.to_string(),
+                origin,
+            })
+            .await?;
             return Ok(JobResult::Committed(Committed {
-                position: stored,
+                position: seq,
                 inbox: Vec::new(),
                 pending: Pending::default(),
             }));
@@ -266,10 +288,11 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
         )));
     }
     let seq = outcome.last_seq;
-    if let Some(refused) = &job.rewrite {
+    if let Some(rewrite) = &job.rewrite {
         // With the rebuilt history's last seq: every reader below it may
         // hold a refused change and is told of it with the document.
-        tx.record_upstream_refusals(&job.doc_id, refused, job.now, seq).await?;
+        tx.record_upstream_refusals(&job.doc_id, &rewrite.refusals, job.now, seq)
+            .await?;
     }
     tx.record_receipts(&job.doc_id, &job.receipts).await?;
     let p = &job.projection;
