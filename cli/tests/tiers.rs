@@ -537,7 +537,9 @@ async fn outage(t: &Tiers) -> anyhow::Result<()> {
     let ids = [overdue.clone(), demoted.clone(), supervised.clone(), offline.clone()];
     t.converged(&ids).await?;
 
-    // What the station did offline reached the county and the city, once.
+    // What the station did offline reached the county and the city, once,
+    // with the station's receipt times: every tier runs its clocks alike.
+    let clocks = east.clocks(&li, &offline).await?;
     for (api, token) in [(city, &city_director), (county, &director)] {
         let events = api.timeline(token, &offline).await?;
         let expected: Vec<(String, String)> = ["submitted", "signed", "contacted", "replied"]
@@ -545,6 +547,12 @@ async fn outage(t: &Tiers) -> anyhow::Result<()> {
             .map(|k| (k.to_string(), "officer-li".to_string()))
             .collect();
         ensure!(events == expected, "{} holds {events:?}", api.base);
+        let there = api.clocks(token, &offline).await?;
+        ensure!(
+            there == clocks,
+            "the station's walk-in runs on other clocks at {} ({there}) than at the station ({clocks})",
+            api.base
+        );
     }
     // One escalation at every tier, and the sweeps add none.
     for _ in 0..3 {

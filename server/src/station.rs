@@ -22,9 +22,12 @@
 //!    sent when there are none);
 //! 3. run exchanges until neither side has more: documents changed here
 //!    since the last push (listed from the change log, changes the tier
-//!    above sent left out, paged like a pull), attested with their authors;
-//!    pulled changes are stored with `Origin::Upstream`; a change the tier
-//!    above refused is taken back here (`DocService::take_back`).
+//!    above sent left out, paged like a pull), attested with their authors
+//!    and with the receipt times of the entries clocks run on
+//!    (`relay::receipts_to_carry`); pulled changes are stored with
+//!    `Origin::Upstream`, their entries received when the tier above
+//!    received them, so both tiers compute the same deadlines; a change the
+//!    tier above refused is taken back here (`DocService::take_back`).
 //!
 //! Failures back off (`sync_core::relay::Backoff`); the station serves its
 //! phones all along, from its own storage, whatever the uplink does.
@@ -36,11 +39,12 @@ use std::time::Duration;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use sync_core::UnitId;
 use sync_core::batch::{BatchClient, ClientEvent, ClientState, DocId, Frame, ReplicaDocs, plan_pull};
+use sync_core::clocks::Receipts;
 use sync_core::relay::{self, Backoff};
 use sync_core::repo_protocol::DocumentId;
 use sync_core::wire::{KeySet, RosterOutcome, StationRoster, StationRosterResults, StationRosters};
+use sync_core::{Timestamp, UnitId};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -505,6 +509,11 @@ struct StationDocs {
     updated: BTreeSet<DocId>,
     /// The station's actor bindings for the actors of what it pushes.
     authors: BTreeMap<ActorId, String>,
+    /// The receipt times pushed with each document: those of its entries
+    /// recorded here since the last push (`relay::receipts_to_carry`).
+    receipts_out: BTreeMap<DocId, Vec<(String, Timestamp)>>,
+    /// The tier above's receipt times sent with each pulled document.
+    receipts_in: BTreeMap<DocId, Receipts>,
 }
 
 impl StationDocs {
@@ -558,6 +567,17 @@ impl ReplicaDocs for StationDocs {
 
     fn author(&self, actor: &ActorId) -> Option<String> {
         self.authors.get(actor).cloned()
+    }
+
+    fn receipts(&self, id: &DocId) -> Vec<(String, Timestamp)> {
+        self.receipts_out.get(id).cloned().unwrap_or_default()
+    }
+
+    fn received(&mut self, id: &DocId, receipts: Vec<(String, Timestamp)>) {
+        let held = self.receipts_in.entry(*id).or_default();
+        for (entry, at) in receipts {
+            held.insert(entry, at);
+        }
     }
 }
 
@@ -630,6 +650,15 @@ async fn exchanges(
         let mut docs = StationDocs::default();
         for id in &plan.docs {
             docs.load_from(app, *id).await?;
+        }
+        // The receipts of what is pushed, so its clocks run the same above.
+        for (id, doc) in &docs.docs {
+            let key = DocumentId::from_bytes(id.0).to_string();
+            let recorded = app.storage.documents().receipts_after(&key, state.pushed).await?;
+            let carried = relay::receipts_to_carry(doc, recorded);
+            if !carried.is_empty() {
+                docs.receipts_out.insert(*id, carried);
+            }
         }
         // The authors of what is pushed, as this station bound their actors.
         for (id, doc) in docs.docs.iter_mut() {
@@ -722,7 +751,8 @@ async fn store_pulled(app: &AppState, docs: &mut StationDocs) -> Result<(), Upli
         let before = docs.loaded_heads.get(&id).cloned().unwrap_or_default();
         let changes = doc.get_changes(&before);
         let key = DocumentId::from_bytes(id.0).to_string();
-        let applied = app.docs.apply_upstream(&key, changes).await?;
+        let receipts = docs.receipts_in.remove(&id).unwrap_or_default();
+        let applied = app.docs.apply_upstream(&key, changes, &receipts).await?;
         if !applied.refused.is_empty() {
             tracing::warn!(doc = %key, refused = applied.refused.len(), "changes from the tier above did not apply");
         }

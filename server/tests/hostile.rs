@@ -308,6 +308,7 @@ fn push_frame(data: Vec<u8>, encoding: Encoding) -> Vec<u8> {
         base: vec![],
         encoding,
         data,
+        receipts: vec![],
     }];
     Frame::Push(p).encode()
 }

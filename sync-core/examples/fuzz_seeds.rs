@@ -70,6 +70,10 @@ fn main() -> std::io::Result<()> {
         base: vec![h],
         encoding: Encoding::Changes,
         data: changes[1].raw_bytes().to_vec(),
+        receipts: vec![(
+            "1764990000000.00000.li".into(),
+            sync_core::Timestamp::from_millis(1_764_990_001_000),
+        )],
     }];
     write(&batch, "push", &Frame::Push(push).to_cbor())?;
     let ack = Frame::Ack(Ack {
@@ -98,6 +102,7 @@ fn main() -> std::io::Result<()> {
             encoding: Encoding::Document,
             data: doc.save(),
             refused: vec![],
+            receipts: vec![],
         }],
         more: true,
         encodings: Encoding::ALL.to_vec(),

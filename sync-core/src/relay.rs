@@ -39,6 +39,14 @@
 //! ([`roster_wins`]), and the tier above accepts from a station only the
 //! rosters of its units set by its own leaders ([`may_relay_roster`]).
 //!
+//! Receipt times travel with the documents: a petition's clocks start and
+//! stop on the server's receipts of its timeline events, so a station
+//! pushes its receipts of the events it relays and the tier above sends a
+//! station its receipts with what it pulls ([`receipts_to_carry`]); a tier
+//! records an entry new to it as received when the other tier received it
+//! ([`carried_receipt`]). Every tier then computes the same deadlines, however
+//! long the uplink was down.
+//!
 //! The tier above's changes come down in the pull and are stored at the
 //! station without policy (`write::Origin::Upstream`): the tier above
 //! already decided, and a station whose copy of the organisation is behind
@@ -48,9 +56,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 
+use crate::DocKind;
+use crate::hlc::Hlc;
 use crate::ids::{UnitId, UserId};
 use crate::org::{OrgTree, Principal, Role};
-use crate::policy::{Refusal, Rule, Visibility};
+use crate::petition::PetitionDoc;
+use crate::policy::{MAX_FUTURE_SKEW_MS, Refusal, Rule, Visibility};
+use crate::time::Timestamp;
 
 /// The user the tier above's changes are stored under at a station: the
 /// author it acted for is the tier above's business.
@@ -222,6 +234,39 @@ pub fn unheard_refusals(cursor: u64, taken: &[TakenBack]) -> Vec<crate::batch::R
             detail: format!("refused by the tier above: {}", t.detail),
         })
         .collect()
+}
+
+/// Which of a document's recorded receipts travel with it to the other tier:
+/// those of a petition's timeline events (submission, signing, contact,
+/// reply, reopening: the entries its clocks start and stop on), so every
+/// tier computes the same deadlines. `recorded` are the receipts the host
+/// recorded since the other tier last heard from it. A message's receipt
+/// stays at the tier it reached (no clock runs on it), and other documents
+/// carry none: receipts cost bytes on a poor uplink, and only clocks need
+/// them to agree.
+pub fn receipts_to_carry(doc: &AutoCommit, recorded: Vec<(String, Timestamp)>) -> Vec<(String, Timestamp)> {
+    if recorded.is_empty() || !matches!(DocKind::of(doc), Ok(Some(DocKind::Petition))) {
+        return Vec::new();
+    }
+    let Ok(events) = PetitionDoc::view(doc).and_then(|p| p.events()) else {
+        return Vec::new();
+    };
+    let events: BTreeSet<String> = events.iter().map(|e| e.at.to_string()).collect();
+    recorded.into_iter().filter(|(id, _)| events.contains(id)).collect()
+}
+
+/// The receipt a tier records for an entry new to it that the other tier
+/// says it received at `carried`: that time, but never later than `now`
+/// (the entry is here now) nor earlier than the entry's own stamp allows
+/// (a stamp may run at most [`MAX_FUTURE_SKEW_MS`] ahead of its receipt).
+/// `None` when nothing was carried: the entry is received now.
+pub fn carried_receipt(entry: &str, carried: Option<Timestamp>, now: Timestamp) -> Timestamp {
+    let Some(carried) = carried else { return now };
+    let earliest = entry
+        .parse::<Hlc>()
+        .map(|at| at.wall_ms - MAX_FUTURE_SKEW_MS)
+        .unwrap_or(i64::MIN);
+    Timestamp::from_millis(carried.millis().max(earliest).min(now.millis()))
 }
 
 /// `doc`'s history split by the changes in `drop`: the changes kept, and

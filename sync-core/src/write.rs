@@ -109,6 +109,7 @@ pub struct Proposal {
     readers_may_change: bool,
     new_actors: Vec<ActorId>,
     needs: Needs,
+    carried: Receipts,
 }
 
 /// Everything one write produces.
@@ -136,8 +137,9 @@ pub struct WriteOutcome {
     pub projection: Projection,
     pub notifications: Vec<Notification>,
     /// The entries (petition timeline events and messages, room messages)
-    /// new in this write, by id, each received at the write's `now`: the
-    /// host records them with the changes and never changes them.
+    /// new in this write, by id, each received at the write's `now` (or when
+    /// another tier received it, [`Proposal::carrying`]): the host records
+    /// them with the changes and never changes them.
     pub receipts: Vec<(String, Timestamp)>,
 }
 
@@ -198,6 +200,7 @@ fn propose_uncached(
         readers_may_change: false,
         new_actors: Vec::new(),
         needs: Needs::default(),
+        carried: Receipts::new(),
     };
     if candidates.is_empty() {
         proposal.after = proposal.before.clone();
@@ -367,6 +370,16 @@ impl Proposal {
         &self.needs
     }
 
+    /// Receipt times another tier recorded for entries of these changes
+    /// (a station's push, the tier above's pull): an entry new here is
+    /// received at its carried time, bounded by
+    /// [`crate::relay::carried_receipt`], so its clocks start where they
+    /// started there. Only for changes a tier relays; a phone's carry none.
+    pub fn carrying(mut self, receipts: Receipts) -> Self {
+        self.carried = receipts;
+        self
+    }
+
     /// Whether policy accepted any change.
     pub fn accepts_anything(&self) -> bool {
         !self.accepted.is_empty()
@@ -418,7 +431,10 @@ impl Proposal {
         out.kind = Some(kind);
         out.receipts = new_entries(kind, &self.before, &out.doc)?
             .into_iter()
-            .map(|id| (id, now))
+            .map(|id| {
+                let at = crate::relay::carried_receipt(&id, self.carried.get(&id), now);
+                (id, at)
+            })
             .collect();
         let mut receipts = facts.entry_receipts.clone();
         for (id, at) in &out.receipts {

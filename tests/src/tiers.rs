@@ -124,6 +124,41 @@ impl Api {
             .collect())
     }
 
+    /// What a petition's clocks run on, as the caller reads it here: the
+    /// view's status times and deadlines, the deadlines of its row in the
+    /// list (the stored projection KPIs count), and each timeline event's
+    /// receipt. Tiers that agree on receipts give equal values.
+    pub async fn clocks(&self, token: &str, id: &str) -> anyhow::Result<Value> {
+        let (status, v) = self.get(token, &format!("/api/petitions/{id}")).await?;
+        ensure!(status == 200, "reading {id} at {} answered {status}: {v}", self.base);
+        let s = &v["summary"];
+        let receipts: Vec<Value> = v["timeline"]
+            .as_array()
+            .context("a timeline")?
+            .iter()
+            .map(|e| json!([e["kind"], e["received_at"]]))
+            .collect();
+        let (status, page) = self.get(token, "/api/petitions?limit=200").await?;
+        ensure!(status == 200, "listing at {} answered {status}: {page}", self.base);
+        let row = page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["doc_id"] == id)
+            .with_context(|| format!("{id} is not listed at {}", self.base))?;
+        ensure!(
+            row["sign_due"].is_i64(),
+            "{id}'s row at {} has no sign deadline: {row}",
+            self.base
+        );
+        Ok(json!({
+            "view": [s["submitted_at"], s["signed_at"], s["contacted_at"], s["replied_at"],
+                     s["sign_due"], s["contact_due"], s["reply_due"]],
+            "row": [row["sign_due"], row["contact_due"], row["reply_due"], row["overdue"]],
+            "receipts": receipts,
+        }))
+    }
+
     /// The caller's notifications as (kind, document) pairs, oldest first.
     pub async fn inbox(&self, token: &str) -> anyhow::Result<Vec<(String, String)>> {
         let (status, body) = self.get(token, "/api/inbox?limit=500").await?;
@@ -250,6 +285,7 @@ pub async fn relay_directly(
             base,
             encoding,
             data,
+            receipts: vec![],
         }],
         authors,
         ..Push::new(rand::random(), 0, 0)

@@ -14,7 +14,7 @@ use lianxin_server::testing::{TestDb, TestServer, test_notify_settings};
 use lianxin_tests::linksim::{CutPlan, Direction, LinkSim, Profile};
 use lianxin_tests::phone::Phone;
 use lianxin_tests::scenario::Writer;
-use lianxin_tests::tiers::{doc_id, new_id, relay_directly};
+use lianxin_tests::tiers::{Api, doc_id, new_id, relay_directly};
 use serde_json::{Value, json};
 use sync_core::UnitId;
 use sync_core::notify::EscalationPolicy;
@@ -584,6 +584,77 @@ async fn a_station_works_through_an_outage_and_the_county_stays_authoritative() 
     let refused = relay_directly(&batch_url, &supervised, forged, base, Vec::new()).await?;
     ensure!(refused == ["relay-unattested"], "an unattested relay got {refused:?}");
 
+    tiers.stop().await
+}
+
+/// Receipt times travel with the documents: a petition filed and signed at
+/// the station while its uplink is down for two hours, and one filed at the
+/// county meanwhile, run on the same clocks at both tiers once it is back;
+/// the deadlines start when the first tier received each petition, not
+/// when the other heard of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_are_the_same_at_both_tiers_after_an_outage() -> anyhow::Result<()> {
+    let tiers = Tiers::start(13).await?;
+    let (county, station) = (&tiers.county, &tiers.station);
+    let (status, body) = login(station, "li", DEMO_PASSWORD).await?;
+    ensure!(status == 200, "li signing in at the station answered {status}: {body}");
+    let li_station = body["access_token"].as_str().context("a token")?.to_owned();
+    let zhang = county.token("res-zhang").await?;
+
+    tiers.cut().await?;
+    let filed_at = station.state.clock.now();
+    let here = file(station, &li_station, "village-xiaxi", "station-east", "夜里有人偷电缆").await?;
+    let above = file(county, &zhang, "village-shangping", "station-east", "桥上的护栏断了").await?;
+    tiers.advance(3);
+    let (status, body) = call(
+        station,
+        &li_station,
+        "POST",
+        &format!("/api/petitions/{here}/actions"),
+        json!({"action": "sign", "unit": "station-east"}),
+    )
+    .await?;
+    ensure!(status == 200, "signing at the station answered {status}: {body}");
+    // Two hours pass before the uplink comes back.
+    tiers.advance(120);
+    tiers.restore().await?;
+    rounds(&tiers.uplink, 1).await?;
+
+    // Tokens outlive no two hours: li signs in again at both tiers.
+    let (station_api, county_api) = (
+        Api::new(format!("http://{}", station.addr)),
+        Api::new(format!("http://{}", county.addr)),
+    );
+    let li_station = station_api.sign_in("li", DEMO_PASSWORD).await?;
+    let li_county = county_api.sign_in("li", DEMO_PASSWORD).await?;
+    for (id, what) in [(&here, "filed at the station"), (&above, "filed at the county")] {
+        let at_station = station_api.clocks(&li_station, id).await?;
+        let at_county = county_api.clocks(&li_county, id).await?;
+        ensure!(
+            at_station == at_county,
+            "the petition {what} runs on other clocks at the station ({at_station}) than at the county ({at_county})"
+        );
+    }
+    // The one filed at the station is due ten minutes after the station
+    // received it, and was signed in time, at both tiers.
+    let v = view(county, &li_county, &here).await?;
+    let due = v["summary"]["sign_due"].as_i64().context("a sign deadline")?;
+    ensure!(
+        due == filed_at.plus_minutes(10).millis(),
+        "the county says it was due at {due}, ten minutes after {}",
+        filed_at.millis()
+    );
+    let sign = v["summary"]["clocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["kind"] == "sign")
+        .context("a sign clock")?
+        .clone();
+    ensure!(
+        sign["state"]["state"] == "met_on_time",
+        "signed after three minutes, the county does not read it as on time: {sign}"
+    );
     tiers.stop().await
 }
 

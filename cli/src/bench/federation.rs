@@ -369,7 +369,7 @@ async fn prepare(base: &Config, dir: &Path, args: &FederationArgs) -> anyhow::Re
     each(items, 8, |(key, changes)| {
         let (docs, done) = (docs.clone(), done.clone());
         async move {
-            let applied = docs.apply_upstream(&key, changes).await?;
+            let applied = docs.apply_upstream(&key, changes, &Default::default()).await?;
             ensure!(
                 applied.refused.is_empty(),
                 "refused at the station: {:?}",

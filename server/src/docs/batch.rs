@@ -81,12 +81,15 @@ impl DocService {
     /// whole (the folded changes kept no seq); the client skips what it has.
     /// Changes the tier above refused after the client's cursor go with it
     /// (`sync_core::relay::unheard_refusals`): the client may hold them.
+    /// With `receipts` (a station's exchange), so do the receipt times
+    /// recorded after the cursor that travel (`relay::receipts_to_carry`).
     pub async fn batch_pull(
         &self,
         id: DocId,
         doc_id: &str,
         cursor: i64,
         known_base: Option<Vec<ChangeHash>>,
+        receipts: bool,
         ex: &ServerExchange,
     ) -> Result<Option<DocPull>, DocError> {
         let mut guard = self.lock(doc_id).await?;
@@ -109,7 +112,14 @@ impl DocService {
             Vec::new()
         };
         let loaded = guard.as_mut().expect("loaded");
-        Ok(ex.pull_doc_refusing(id, &mut loaded.doc, &base, refused))
+        let Some(mut pull) = ex.pull_doc_refusing(id, &mut loaded.doc, &base, refused) else {
+            return Ok(None);
+        };
+        if receipts && !pull.data.is_empty() {
+            let recorded = self.inner.storage.documents().receipts_after(doc_id, cursor).await?;
+            pull.receipts = sync_core::relay::receipts_to_carry(&loaded.doc, recorded);
+        }
+        Ok(Some(pull))
     }
 }
 

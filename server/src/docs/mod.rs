@@ -601,6 +601,23 @@ impl DocService {
         changes: Vec<Change>,
         marks: &[String],
     ) -> Result<Applied, DocError> {
+        self.write_locked_carrying(guard, who, origin, doc_id, changes, marks, &Receipts::new())
+            .await
+    }
+
+    /// [`DocService::write_locked`] for changes another tier relays with its
+    /// receipt times of their entries (`Proposal::carrying`).
+    #[allow(clippy::too_many_arguments)]
+    async fn write_locked_carrying(
+        &self,
+        guard: &mut OwnedMutexGuard<Option<Loaded>>,
+        who: &Principal,
+        origin: Origin,
+        doc_id: &str,
+        changes: Vec<Change>,
+        marks: &[String],
+        carried: &Receipts,
+    ) -> Result<Applied, DocError> {
         // At a station, what the tier above refused is refused here too.
         let (changes, refused_above) =
             if origin == Origin::Client && self.inner.refused_upstream.load(Ordering::Relaxed) {
@@ -648,7 +665,8 @@ impl DocService {
                 changes.clone(),
                 &bindings,
                 &mut loaded.entries,
-            );
+            )
+            .carrying(carried.clone());
             let facts = self.facts(doc_id, proposal.needs(), loaded).await?;
             let settings = self.settings();
             let outcome = proposal.finish(&facts, &settings.rules, &settings.calendar, now, &mut loaded.entries)?;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use automerge::{ActorId, AutoCommit, Change, ChangeHash};
 use sync_core::batch::{DocPush, Incoming, RefusedChange, ServerExchange};
+use sync_core::clocks::Receipts;
 use sync_core::policy::{Refusal, Rule};
 use sync_core::relay;
 use sync_core::write::Origin;
@@ -65,6 +66,9 @@ impl DocService {
             ex.record(push, &[], &refused, push.base.clone());
             return Ok(());
         }
+        // The station's receipt times of the entries: their clocks start
+        // here when they started there.
+        let carried: Receipts = push.receipts.iter().cloned().collect();
         let mut accepted: Vec<Change> = Vec::new();
         let mut refused: Vec<Refusal> = Vec::new();
         let mut bad: BTreeSet<ChangeHash> = BTreeSet::new();
@@ -94,7 +98,15 @@ impl DocService {
                 }
             };
             let applied = self
-                .write_locked(&mut guard, principal, Origin::Client, doc_id, run.clone(), &[])
+                .write_locked_carrying(
+                    &mut guard,
+                    principal,
+                    Origin::Client,
+                    doc_id,
+                    run.clone(),
+                    &[],
+                    &carried,
+                )
                 .await?;
             let ok: BTreeSet<ChangeHash> = applied.accepted.iter().copied().collect();
             for c in run {
@@ -113,8 +125,15 @@ impl DocService {
 
     /// Stores changes the tier above sent (a station's pull) without
     /// policy: the authority decided. Projections and notifications follow
-    /// as for any write, so the station's people hear of them.
-    pub async fn apply_upstream(&self, doc_id: &str, changes: Vec<Change>) -> Result<Applied, DocError> {
+    /// as for any write, so the station's people hear of them. `receipts`
+    /// are the tier above's receipt times of the entries it sent with them:
+    /// an entry new here is received when it was received there.
+    pub async fn apply_upstream(
+        &self,
+        doc_id: &str,
+        changes: Vec<Change>,
+        receipts: &Receipts,
+    ) -> Result<Applied, DocError> {
         if changes.is_empty() {
             return Ok(Applied::default());
         }
@@ -124,7 +143,7 @@ impl DocService {
             memberships: Vec::new(),
             household: None,
         };
-        self.write_locked(&mut guard, &upstream, Origin::Upstream, doc_id, changes, &[])
+        self.write_locked_carrying(&mut guard, &upstream, Origin::Upstream, doc_id, changes, &[], receipts)
             .await
     }
 

@@ -478,7 +478,12 @@ impl Connection {
     async fn read_one(&self, id: DocId, cursor: i64) -> Result<Option<DocPull>, DocError> {
         let doc_id = DocumentId::from_bytes(id.0).to_string();
         let base = self.ex.known_base(&id);
-        self.state.docs.batch_pull(id, &doc_id, cursor, base, &self.ex).await
+        // A station is sent the receipt times of what it lacks.
+        let receipts = sync_core::relay::is_station(&self.principal);
+        self.state
+            .docs
+            .batch_pull(id, &doc_id, cursor, base, receipts, &self.ex)
+            .await
     }
 
     /// The early pull: what changed on the server, sent while the client is

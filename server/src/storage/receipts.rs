@@ -6,21 +6,27 @@ use sync_core::clocks::Receipts;
 use super::{StorageError, StorageTx, on_pool, on_tx, rows_per_statement};
 
 impl StorageTx {
-    /// Records the receipt of each of `doc_id`'s `entries`; an entry already
-    /// recorded keeps its first receipt.
-    pub async fn record_receipts(&mut self, doc_id: &str, entries: &[(String, Timestamp)]) -> Result<(), StorageError> {
-        for chunk in entries.chunks(rows_per_statement(3)) {
+    /// Records the receipt of each of `doc_id`'s `entries`, written by the
+    /// write whose last change is numbered `seq`; an entry already recorded
+    /// keeps its first receipt.
+    pub async fn record_receipts(
+        &mut self,
+        doc_id: &str,
+        entries: &[(String, Timestamp)],
+        seq: i64,
+    ) -> Result<(), StorageError> {
+        for chunk in entries.chunks(rows_per_statement(4)) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
                 .collect();
             let sql = format!(
-                "INSERT INTO entry_receipts (doc_id, entry_id, received_at) VALUES {} ON CONFLICT DO NOTHING",
+                "INSERT INTO entry_receipts (doc_id, entry_id, received_at, seq) VALUES {} ON CONFLICT DO NOTHING",
                 values.join(", ")
             );
             on_tx!(self, |conn| {
                 let mut q = sqlx::query(&sql);
                 for (entry, at) in chunk {
-                    q = q.bind(doc_id).bind(entry).bind(at.millis());
+                    q = q.bind(doc_id).bind(entry).bind(at.millis()).bind(seq);
                 }
                 q.execute(&mut *conn).await.map(|r| r.rows_affected())
             })?;
@@ -37,6 +43,24 @@ impl super::Documents<'_> {
                 .bind(doc_id)
                 .fetch_all(pool)
                 .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at)| (id, Timestamp::from_millis(at)))
+            .collect())
+    }
+
+    /// The receipts of `doc_id`'s entries recorded by writes after `seq`
+    /// (what another tier that has heard up to `seq` may lack), by entry id.
+    pub async fn receipts_after(&self, doc_id: &str, seq: i64) -> Result<Vec<(String, Timestamp)>, StorageError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT entry_id, received_at FROM entry_receipts WHERE doc_id = $1 AND seq > $2 ORDER BY entry_id",
+            )
+            .bind(doc_id)
+            .bind(seq)
+            .fetch_all(pool)
+            .await
         })?;
         Ok(rows
             .into_iter()
@@ -64,9 +88,9 @@ impl super::Documents<'_> {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        tx.record_receipts(doc_id, entries).await?;
+        let position = tx.document_position(doc_id).await?.map_or(0, |(_, p)| p);
+        tx.record_receipts(doc_id, entries, position).await?;
         if let Some(summary) = summary {
-            let position = tx.document_position(doc_id).await?.map_or(0, |(_, p)| p);
             tx.upsert_petition(doc_id, summary, position).await?;
         }
         tx.commit().await

@@ -294,7 +294,7 @@ async fn store(tx: &mut StorageTx, job: &WriteJob, origin: u64) -> Result<JobRes
         tx.record_upstream_refusals(&job.doc_id, &rewrite.refusals, job.now, seq)
             .await?;
     }
-    tx.record_receipts(&job.doc_id, &job.receipts).await?;
+    tx.record_receipts(&job.doc_id, &job.receipts, seq).await?;
     let p = &job.projection;
     if let Some(access) = &p.access {
         tx.replace_doc_access(&job.doc_id, access).await?;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::frame::{DocPull, DocPush, DocResult, Frame, InboxAck, InboxEntry, Push, RefusedChange};
 use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, decode_into, encode_changes, heads_of};
 use crate::doc::am;
+use crate::time::Timestamp;
 
 /// The most document data bytes (before frame compression) a push part
 /// aims to carry; a single change larger than that travels alone. A cut link loses at most one part.
@@ -88,6 +89,16 @@ pub trait ReplicaDocs {
     fn author(&self, _actor: &ActorId) -> Option<String> {
         None
     }
+    /// For a station: its receipt times of entries in what it pushes of
+    /// `id` that the tier above may lack (see
+    /// [`crate::relay::receipts_to_carry`]). A phone sends none.
+    fn receipts(&self, _id: &DocId) -> Vec<(String, Timestamp)> {
+        Vec::new()
+    }
+    /// The receipt times the server sent with a pulled document (only a
+    /// station is sent any), called before the document is stored: the
+    /// host writes the document's new entries as received then.
+    fn received(&mut self, _id: &DocId, _receipts: Vec<(String, Timestamp)>) {}
 }
 
 /// Something the host or the app should know about.
@@ -296,7 +307,16 @@ impl BatchClient {
                 continue;
             };
             let base = self.state.shared.get(&id).cloned().unwrap_or_default();
+            let first = slices.len();
             self.slices(id, &mut doc, base, &mut slices);
+            // Every slice with changes carries the receipts: the server
+            // takes from them those of the entries new in that slice.
+            if slices[first..].iter().any(|(p, _)| !p.data.is_empty()) {
+                let receipts = docs.receipts(&id);
+                for (push, _) in slices[first..].iter_mut().filter(|(p, _)| !p.data.is_empty()) {
+                    push.receipts = receipts.clone();
+                }
+            }
         }
         self.pending = Some(Pending {
             exchange,
@@ -369,6 +389,7 @@ impl BatchClient {
                     base: base.clone(),
                     encoding: Encoding::Changes,
                     data: Vec::new(),
+                    receipts: Vec::new(),
                 };
                 out.push((push, Sent { id, changes }));
             }
@@ -388,6 +409,7 @@ impl BatchClient {
                 base: base.clone(),
                 encoding,
                 data,
+                receipts: Vec::new(),
             };
             out.push((push, Sent { id, changes }));
             return;
@@ -413,6 +435,7 @@ impl BatchClient {
                 base: base.clone(),
                 encoding,
                 data,
+                receipts: Vec::new(),
             };
             out.push((
                 push,
@@ -609,6 +632,9 @@ impl BatchClient {
             }
         }
         let heads = doc.get_heads();
+        if !pull.receipts.is_empty() {
+            docs.received(&pull.id, pull.receipts);
+        }
         docs.store(&pull.id, doc);
         if complete {
             self.state.shared.insert(pull.id, pull.heads);
@@ -717,6 +743,7 @@ mod tests {
                 encoding,
                 data,
                 refused: vec![],
+                receipts: vec![],
             }],
             more: false,
             encodings: Encoding::ALL.to_vec(),
@@ -771,6 +798,7 @@ mod tests {
                 encoding: Encoding::Changes,
                 data: vec![],
                 refused: vec![refusal(refused_hash), refusal(ChangeHash([3; 32]))],
+                receipts: vec![],
             }],
             more: false,
             encodings: Encoding::ALL.to_vec(),
@@ -820,6 +848,7 @@ mod tests {
                 rule: "not-allowed-to-create".into(),
                 detail: "refused by the tier above: officers record petitions for their own jurisdiction".into(),
             }],
+            receipts: vec![],
         }
     }
 

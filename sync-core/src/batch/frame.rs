@@ -12,6 +12,7 @@ use automerge::{ActorId, ChangeHash};
 use minicbor::{Decoder, Encoder};
 
 use super::{BatchError, DocId, Encoding, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+use crate::time::Timestamp;
 
 /// The largest inflated frame accepted by [`Frame::decode`]: a guard against zip bombs.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -87,6 +88,11 @@ pub struct DocPush {
     /// The changes, in `encoding`. Empty data only announces that the client
     /// has `base`.
     pub data: Vec<u8>,
+    /// A station's receipt times of entries in `data` (see
+    /// [`crate::relay::receipts_to_carry`]), so the tier above starts their
+    /// clocks when the station received them. Key `t`: `[[entry, ms], …]`,
+    /// written only when there are some; a phone sends none.
+    pub receipts: Vec<(String, Timestamp)>,
 }
 
 /// Server → client: the result of one push part.
@@ -211,6 +217,9 @@ pub struct DocPull {
     /// refusal of its own push. Key `r`, written only when there are some;
     /// older clients skip it.
     pub refused: Vec<RefusedChange>,
+    /// To a station only: this server's receipt times of entries the
+    /// station may lack, as in [`DocPush::receipts`]. Key `t`.
+    pub receipts: Vec<(String, Timestamp)>,
 }
 
 /// Either side: the exchange cannot go on.
@@ -332,11 +341,12 @@ impl Frame {
                 }
                 e.str("d")?.array(p.docs.len() as u64)?;
                 for doc in &p.docs {
-                    e.map(4)?;
+                    e.map(4 + u64::from(!doc.receipts.is_empty()))?;
                     e.str("i")?.bytes(&doc.id.0)?;
                     write_hashes(e.str("b")?, &doc.base)?;
                     e.str("e")?.str(doc.encoding.name())?;
                     e.str("a")?.bytes(&doc.data)?;
+                    write_receipts(e, &doc.receipts)?;
                 }
             }
             Frame::Ack(a) => {
@@ -370,7 +380,7 @@ impl Frame {
                 e.str("m")?.bool(p.more)?;
                 e.str("d")?.array(p.docs.len() as u64)?;
                 for doc in &p.docs {
-                    e.map(5 + u64::from(!doc.refused.is_empty()))?;
+                    e.map(5 + u64::from(!doc.refused.is_empty()) + u64::from(!doc.receipts.is_empty()))?;
                     e.str("i")?.bytes(&doc.id.0)?;
                     write_hashes(e.str("b")?, &doc.base)?;
                     write_hashes(e.str("h")?, &doc.heads)?;
@@ -379,6 +389,7 @@ impl Frame {
                     if !doc.refused.is_empty() {
                         write_refused(e, &doc.refused)?;
                     }
+                    write_receipts(e, &doc.receipts)?;
                 }
                 if let Some(inbox) = &p.inbox {
                     e.str("n")?.u64(inbox.cursor)?;
@@ -418,6 +429,29 @@ fn write_refused(
         e.array(3)?.bytes(&r.change.0)?.str(&r.rule)?.str(&r.detail)?;
     }
     Ok(())
+}
+
+/// Receipt times as `t`: `[[entry, ms], …]`; nothing when there are none.
+fn write_receipts(
+    e: &mut Encoder<Vec<u8>>,
+    receipts: &[(String, Timestamp)],
+) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    if receipts.is_empty() {
+        return Ok(());
+    }
+    e.str("t")?.array(receipts.len() as u64)?;
+    for (entry, at) in receipts {
+        e.array(2)?.str(entry)?.i64(at.millis())?;
+    }
+    Ok(())
+}
+
+fn read_receipt(d: &mut Decoder<'_>) -> Result<(String, Timestamp), BatchError> {
+    if array_len(d)? != 2 {
+        return Err(BatchError::Cbor("a receipt is [entry, ms]".into()));
+    }
+    let entry = d.str()?.to_string();
+    Ok((entry, Timestamp::from_millis(d.i64()?)))
 }
 
 /// An inbox entry as an array: `[cursor, key, kind, doc, entry or null, urgent, at_ms, text]`.
@@ -591,6 +625,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                         base: need(x.base, "push", "d.b")?,
                         encoding: need(x.encoding, "push", "d.e")?,
                         data: need(x.data, "push", "d.a")?,
+                        receipts: x.receipts.unwrap_or_default(),
                     })
                 })
                 .collect::<Result<_, BatchError>>()?;
@@ -637,6 +672,7 @@ fn read_frame(d: &mut Decoder<'_>) -> Result<Frame, BatchError> {
                         encoding: need(x.encoding, "pull", "d.e")?,
                         data: need(x.data, "pull", "d.a")?,
                         refused: x.refused.unwrap_or_default(),
+                        receipts: x.receipts.unwrap_or_default(),
                     })
                 })
                 .collect::<Result<_, BatchError>>()?;
@@ -706,6 +742,7 @@ struct DocFields {
     data: Option<Vec<u8>>,
     accepted: Option<u32>,
     refused: Option<Vec<RefusedChange>>,
+    receipts: Option<Vec<(String, Timestamp)>>,
 }
 
 fn read_doc(d: &mut Decoder<'_>) -> Result<DocFields, BatchError> {
@@ -720,6 +757,7 @@ fn read_doc(d: &mut Decoder<'_>) -> Result<DocFields, BatchError> {
             "a" => x.data = Some(d.bytes()?.to_vec()),
             "n" => x.accepted = Some(d.u32()?),
             "r" => x.refused = Some(read_list(d, read_refused)?),
+            "t" => x.receipts = Some(read_list(d, read_receipt)?),
             _ => d.skip()?,
         }
     }
@@ -787,12 +825,17 @@ mod tests {
                 base: vec![h(1), h(2)],
                 encoding: Encoding::Bundle,
                 data: vec![1, 2, 3],
+                receipts: vec![(
+                    "1764990000000.00000.li".into(),
+                    Timestamp::from_millis(1_764_990_004_000),
+                )],
             },
             DocPush {
                 id: DocId([2; 16]),
                 base: vec![],
                 encoding: Encoding::Document,
                 data: vec![],
+                receipts: vec![],
             },
         ];
         round_trip(Frame::Push(p.clone()));
@@ -847,6 +890,10 @@ mod tests {
                 encoding: Encoding::Changes,
                 data: vec![0; 100],
                 refused: vec![],
+                receipts: vec![(
+                    "1764990000000.00003.wang".into(),
+                    Timestamp::from_millis(1_764_990_000_100),
+                )],
             }],
             version: 2,
             inbox: None,
@@ -870,6 +917,7 @@ mod tests {
                     encoding: Encoding::Changes,
                     data: vec![],
                     refused,
+                    receipts: vec![],
                 }],
                 version: 2,
                 inbox: None,

@@ -40,9 +40,9 @@
 //!
 //! | frame | keys |
 //! | --- | --- |
-//! | push | `x` exchange id, `p` part, `l` last, `c` cursor, `e` encodings (part 0 only), `y` early pulls wanted (part 0 only), `d` docs: `{i id, b base, e encoding, a data}` |
+//! | push | `x` exchange id, `p` part, `l` last, `c` cursor, `e` encodings (part 0 only), `y` early pulls wanted (part 0 only), `d` docs: `{i id, b base, e encoding, a data, t receipts (optional): [[entry, ms]]}` |
 //! | ack | `x`, `p`, `d`: `{i id, h heads, n accepted, r refused: [[hash, rule, detail]]}` |
-//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data, r refused (optional): [[hash, rule, detail]]}` |
+//! | pull | `x`, `c` new cursor, `m` more, `e` encodings the server reads, `y` early, `d`: `{i id, b base, h heads, e encoding, a data, r refused (optional): [[hash, rule, detail]], t receipts (optional, to a station): [[entry, ms]]}` |
 //! | err | `k` code, `s` message |
 //! | iack (2) | `v`, `n` inbox cursor |
 //!
@@ -81,6 +81,15 @@
 //! [`ClientEvent::Dropped`]; a replica that holds none of the changes
 //! ignores such a pull. Clients that predate the key skip it and hear the
 //! refusal when they push the change again.
+//!
+//! # Receipt times between tiers
+//!
+//! A document pushed by a station, or pulled by one, may carry `t`: the
+//! sender's receipt times of entries the receiver may lack, each
+//! `[entry id, ms]` (see [`crate::relay::receipts_to_carry`]). The receiver
+//! records an entry new to it as received then, so a petition's clocks
+//! agree at every tier. Phones neither send nor are sent any; older peers
+//! skip the key.
 //!
 //! # Over plain HTTP
 //!

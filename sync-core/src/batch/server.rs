@@ -482,6 +482,7 @@ impl ServerExchange {
             encoding,
             data,
             refused,
+            receipts: Vec::new(),
         })
     }
 
@@ -524,6 +525,7 @@ pub fn pull_doc(id: DocId, doc: &mut AutoCommit, base: &[ChangeHash], encodings:
         encoding,
         data,
         refused: Vec::new(),
+        receipts: Vec::new(),
     })
 }
 
