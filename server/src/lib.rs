@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod docs;
 pub mod error;
+pub mod housekeeping;
 pub mod http;
 pub mod notify;
 pub mod server;

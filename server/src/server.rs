@@ -201,6 +201,7 @@ pub async fn serve(
         .await
         .map_err(|e| ServerError::Config(format!("stored configuration: {e}")))?;
     workers.push(crate::api::org::spawn_config_watch(state.clone()));
+    workers.push(crate::housekeeping::spawn(state.clone()));
     let notify = state.notify.clone();
     let app = crate::http::app(state);
     // Small sync frames go out at once; a peer that vanished (a phone that

@@ -204,6 +204,7 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
         directory: None,
         link: None,
         published: None,
+        held: None,
     };
     let mut events = app.docs.subscribe();
     loop {
@@ -231,8 +232,10 @@ async fn run(app: AppState, config: Arc<UpstreamConfig>, status: watch::Sender<U
                 }
             }
             Err(e) => {
-                // A failed round leaves the connection in an unknown state.
+                // A failed round leaves the connection in an unknown state,
+                // and the state held may be ahead of what was saved.
                 session.link = None;
+                session.held = None;
                 if matches!(e, UplinkError::Unauthorized(_)) {
                     session.token = None;
                 }
@@ -267,6 +270,9 @@ struct Session {
     link: Option<Link>,
     /// This server's token keys as last published to the tier above.
     published: Option<KeySet>,
+    /// The uplink's state, read once and saved as it changes; read again
+    /// after a failed round.
+    held: Option<Held>,
 }
 
 type Link = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -581,19 +587,80 @@ impl ReplicaDocs for StationDocs {
     }
 }
 
-async fn load_state(app: &AppState) -> Result<State, UplinkError> {
-    Ok(match app.storage.stations().uplink_state().await? {
+/// The uplink's state as the session holds it between saves.
+struct Held {
+    state: State,
+    /// The shared heads as last written to `uplink_shared`: a save writes
+    /// only the documents whose heads differ.
+    saved: BTreeMap<DocId, Vec<ChangeHash>>,
+}
+
+/// Reads the uplink's state: the state document and the shared heads,
+/// one row per document.
+async fn load_state(app: &AppState) -> Result<Held, UplinkError> {
+    let stations = app.storage.stations();
+    let mut state = match stations.uplink_state().await? {
         Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the stored uplink state does not read; starting over");
             State::default()
         }),
         None => State::default(),
-    })
+    };
+    let mut saved = BTreeMap::new();
+    // A state saved before the heads had rows of their own holds them
+    // inline; the next save writes them out.
+    if state.client.shared.is_empty() {
+        for (doc, heads) in stations.uplink_shared().await? {
+            let id = doc.parse::<DocId>();
+            let heads: Result<Vec<ChangeHash>, _> =
+                heads.split(',').filter(|h| !h.is_empty()).map(str::parse).collect();
+            match (id, heads) {
+                (Ok(id), Ok(heads)) => {
+                    saved.insert(id, heads);
+                }
+                // Forgetting what is shared only costs a whole push of it.
+                _ => tracing::warn!(doc = %doc, "shared heads that do not read; the document is pushed whole"),
+            }
+        }
+        state.client.shared = saved.clone();
+    }
+    Ok(Held { state, saved })
 }
 
-async fn save_state(app: &AppState, state: &State) -> Result<(), UplinkError> {
-    let json = serde_json::to_string(state).expect("the uplink state serializes");
-    Ok(app.storage.stations().save_uplink_state(&json).await?)
+/// Saves the uplink's state: the state document without the shared heads,
+/// and the heads of the documents where they changed since the last save.
+async fn save_state(app: &AppState, held: &mut Held) -> Result<(), UplinkError> {
+    let shared = std::mem::take(&mut held.state.client.shared);
+    let json = serde_json::to_string(&held.state).expect("the uplink state serializes");
+    held.state.client.shared = shared;
+    let shared = &held.state.client.shared;
+    let changed: Vec<(DocId, &Vec<ChangeHash>)> = shared
+        .iter()
+        .filter(|(id, heads)| held.saved.get(id) != Some(*heads))
+        .map(|(id, heads)| (*id, heads))
+        .collect();
+    let dropped: Vec<DocId> = held
+        .saved
+        .keys()
+        .filter(|id| !shared.contains_key(id))
+        .copied()
+        .collect();
+    let rows: Vec<(String, String)> = changed
+        .iter()
+        .map(|(id, heads)| {
+            let text: Vec<String> = heads.iter().map(ChangeHash::to_string).collect();
+            (id.to_string(), text.join(","))
+        })
+        .collect();
+    let gone: Vec<String> = dropped.iter().map(DocId::to_string).collect();
+    app.storage.stations().save_uplink_state(&json, &rows, &gone).await?;
+    for (id, heads) in changed {
+        held.saved.insert(id, heads.clone());
+    }
+    for id in dropped {
+        held.saved.remove(&id);
+    }
+    Ok(())
 }
 
 /// Opens the `/batch` connection to the tier above.
@@ -631,7 +698,10 @@ async fn exchanges(
         Some(ws) => ws,
         None => session.link.insert(connect(config, token).await?),
     };
-    let mut state = load_state(app).await?;
+    let held = match &mut session.held {
+        Some(held) => held,
+        None => session.held.insert(load_state(app).await?),
+    };
     let mut generation = None;
     loop {
         // What changed here since the last push, paged like a pull.
@@ -640,13 +710,13 @@ async fn exchanges(
         let rows = app
             .storage
             .stations()
-            .locally_changed(state.pushed, relay::UPSTREAM_USER, page as u32 + 1)
+            .locally_changed(held.state.pushed, relay::UPSTREAM_USER, page as u32 + 1)
             .await?;
         let changed: Vec<(DocId, u64)> = rows
             .into_iter()
             .filter_map(|(key, seq)| Some((DocId(*key.parse::<DocumentId>().ok()?.as_bytes()), seq as u64)))
             .collect();
-        let plan = plan_pull(changed, page, head.max(state.pushed) as u64);
+        let plan = plan_pull(changed, page, head.max(held.state.pushed) as u64);
         let mut docs = StationDocs::default();
         for id in &plan.docs {
             docs.load_from(app, *id).await?;
@@ -654,7 +724,7 @@ async fn exchanges(
         // The receipts of what is pushed, so its clocks run the same above.
         for (id, doc) in &docs.docs {
             let key = DocumentId::from_bytes(id.0).to_string();
-            let recorded = app.storage.documents().receipts_after(&key, state.pushed).await?;
+            let recorded = app.storage.documents().receipts_after(&key, held.state.pushed).await?;
             let carried = relay::receipts_to_carry(doc, recorded);
             if !carried.is_empty() {
                 docs.receipts_out.insert(*id, carried);
@@ -662,7 +732,7 @@ async fn exchanges(
         }
         // The authors of what is pushed, as this station bound their actors.
         for (id, doc) in docs.docs.iter_mut() {
-            let shared = state.client.shared.get(id).cloned().unwrap_or_default();
+            let shared = held.state.client.shared.get(id).cloned().unwrap_or_default();
             let actors: BTreeSet<ActorId> = doc.get_changes(&shared).iter().map(|c| c.actor_id().clone()).collect();
             for actor in actors {
                 if let Some(r) = app.storage.documents().actor_record(&actor.to_hex_string()).await? {
@@ -670,9 +740,9 @@ async fn exchanges(
                 }
             }
         }
-        let mut client = BatchClient::new(state.client.clone()).with_early_pull(true);
-        state.exchange += 1;
-        let frames = client.start(state.exchange, &mut docs);
+        let mut client = BatchClient::new(held.state.client.clone()).with_early_pull(true);
+        held.state.exchange += 1;
+        let frames = client.start(held.state.exchange, &mut docs);
         for f in frames {
             ws.feed(Message::Binary(f.into()))
                 .await
@@ -722,18 +792,18 @@ async fn exchanges(
                     _ => {}
                 }
             }
-            state.client = client.state().clone();
+            held.state.client = client.state().clone();
             if let Some(cursor) = done {
                 // Every part was acknowledged: what the plan listed is up.
-                state.pushed = state.pushed.max(plan.cursor as i64);
-                save_state(app, &state).await?;
+                held.state.pushed = held.state.pushed.max(plan.cursor as i64);
+                save_state(app, held).await?;
                 status.send_modify(|s| {
                     s.cursor = cursor;
                     s.exchanges += 1;
                 });
                 break events.contains(&ClientEvent::More) || plan.more;
             }
-            save_state(app, &state).await?;
+            save_state(app, held).await?;
         };
         if !more {
             return Ok(generation);

@@ -213,6 +213,18 @@ impl Default for Setup {
     }
 }
 
+/// The east station's uplink through `link`, quick to retry.
+fn uplink_config(link: &LinkSim) -> UpstreamConfig {
+    let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+    config.every = Duration::from_millis(100);
+    config.silence = Duration::from_secs(3);
+    config.backoff = Backoff {
+        base_ms: 20,
+        max_ms: 200,
+    };
+    config
+}
+
 impl Tiers {
     async fn start(seed: u64) -> anyhow::Result<Tiers> {
         Tiers::start_with(seed, Setup::default()).await
@@ -250,14 +262,8 @@ impl Tiers {
         let station_db = TestDb::sqlite().await?;
         let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
         let link = LinkSim::start(county.addr, setup.profile, seed).await?;
-        let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+        let mut config = uplink_config(&link);
         config.push_page_docs = setup.push_page_docs;
-        config.every = Duration::from_millis(100);
-        config.silence = Duration::from_secs(3);
-        config.backoff = Backoff {
-            base_ms: 20,
-            max_ms: 200,
-        };
         let uplink = lianxin_server::station::spawn(station.state.clone(), config);
         rounds(&uplink, 1).await?;
         Ok(Tiers {
@@ -876,6 +882,106 @@ async fn an_idle_round_is_one_round_trip_and_the_directory_comes_only_when_it_mo
         uplink.status()
     );
     tiers.stop().await
+}
+
+/// The uplink's state: the state document and the shared heads, one row
+/// per document.
+async fn uplink_saved(station: &TestServer) -> anyhow::Result<(Value, Vec<(String, String)>)> {
+    let stations = station.state.storage.stations();
+    let json = stations.uplink_state().await?.context("a saved uplink state")?;
+    Ok((serde_json::from_str(&json)?, stations.uplink_shared().await?))
+}
+
+/// The heads the station shares with the county are kept one row per
+/// document and written where they moved, so the uplink's state document
+/// stays small however many documents the station holds; a state saved
+/// before the rows existed (heads inline) is read on restart and written
+/// out to rows as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uplink_keeps_its_shared_heads_per_document_and_a_restart_resumes() -> anyhow::Result<()> {
+    let tiers = Tiers::start(19).await?;
+    let held = lianxin_tests::tiers::stored_all(&tiers.station.state.storage).await?;
+    ensure!(held.len() > 5, "the station holds {} documents", held.len());
+    let (state, rows) = uplink_saved(&tiers.station).await?;
+    ensure!(
+        rows.len() == held.len(),
+        "{} shared heads saved for {} documents",
+        rows.len(),
+        held.len()
+    );
+    ensure!(
+        state["client"]["shared"].as_object().is_some_and(|m| m.is_empty()),
+        "the state document holds the heads inline: {state}"
+    );
+    ensure!(state.to_string().len() < 1_000, "the state document is {state}");
+    for (doc, heads) in &rows {
+        let id: sync_core::batch::DocId = doc.parse().map_err(anyhow::Error::msg)?;
+        let key = sync_core::repo_protocol::DocumentId::from_bytes(id.0).to_string();
+        let stored: Vec<String> = held[&key].heads.iter().map(|h| h.to_string()).collect();
+        ensure!(*heads == stored.join(","), "{key} shares {heads}, holds {stored:?}");
+    }
+
+    // A petition filed at the station: one more row, the state still small.
+    let li = tiers.station.token("officer-li").await?;
+    file(&tiers.station, &li, "village-xiaxi", "station-east", "井盖丢了").await?;
+    rounds(&tiers.uplink, 2).await?;
+    let (state, rows) = uplink_saved(&tiers.station).await?;
+    ensure!(
+        rows.len() == held.len() + 1,
+        "{} rows after one new petition",
+        rows.len()
+    );
+    ensure!(state.to_string().len() < 1_000, "the state document is {state}");
+
+    // The uplink stops. Its state is rewritten as saved before the rows
+    // existed: the heads inline, no rows.
+    let Tiers {
+        county,
+        station,
+        link,
+        uplink,
+        dbs,
+    } = tiers;
+    drop(uplink);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut state, rows) = uplink_saved(&station).await?;
+    let inline: serde_json::Map<String, Value> = rows
+        .iter()
+        .map(|(doc, heads)| (doc.clone(), json!(heads.split(',').collect::<Vec<_>>())))
+        .collect();
+    state["client"]["shared"] = Value::Object(inline);
+    let docs: Vec<String> = rows.iter().map(|(doc, _)| doc.clone()).collect();
+    station
+        .state
+        .storage
+        .stations()
+        .save_uplink_state(&state.to_string(), &[], &docs)
+        .await?;
+    ensure!(uplink_saved(&station).await?.1.is_empty());
+
+    // Restarted, it reads them and writes them out to their rows again,
+    // each as it was.
+    let uplink = lianxin_server::station::spawn(station.state.clone(), uplink_config(&link));
+    rounds(&uplink, 2).await?;
+    let holds = rows.len();
+    let before = rows;
+    let (state, rows) = uplink_saved(&station).await?;
+    ensure!(
+        rows.len() == holds,
+        "{} rows for {holds} documents after the restart",
+        rows.len()
+    );
+    ensure!(rows == before, "the restarted uplink saved other heads than it held");
+    ensure!(state.to_string().len() < 1_000, "the state document is {state}");
+    Tiers {
+        county,
+        station,
+        link,
+        uplink,
+        dbs,
+    }
+    .stop()
+    .await
 }
 
 /// Tokens hold across tiers without a shared secret: the county's at the

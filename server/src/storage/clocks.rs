@@ -52,6 +52,20 @@ impl super::Clocks<'_> {
         Ok(n > 0)
     }
 
+    /// Deletes clients' idempotency keys (`client:…`, and what each
+    /// recorded beside it) stored before `before`; clock actions' marks
+    /// stay. Returns how many.
+    pub async fn purge_client_keys(&self, before: Timestamp) -> Result<u64, StorageError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM fired_keys WHERE substr(key, 1, 7) = 'client:' AND fired_at < $1")
+                .bind(before.millis())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(n)
+    }
+
     /// The first stored key that starts with `prefix`, without the prefix:
     /// what an idempotent write recorded beside its key (the entry it made).
     pub async fn fired_after_prefix(&self, prefix: &str) -> Result<Option<String>, StorageError> {

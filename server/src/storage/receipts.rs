@@ -38,16 +38,7 @@ impl StorageTx {
 impl super::Documents<'_> {
     /// The recorded receipts of `doc_id`'s entries.
     pub async fn entry_receipts(&self, doc_id: &str) -> Result<Receipts, StorageError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT entry_id, received_at FROM entry_receipts WHERE doc_id = $1")
-                .bind(doc_id)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, at)| (id, Timestamp::from_millis(at)))
-            .collect())
+        Ok(self.receipts_after(doc_id, i64::MIN).await?.into_iter().collect())
     }
 
     /// The receipts of `doc_id`'s entries recorded by writes after `seq`

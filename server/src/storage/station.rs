@@ -7,7 +7,7 @@ use sync_core::projection::AccessRow;
 use sync_core::relay::TakenBack;
 use sync_core::{Timestamp, UserId};
 
-use super::{StorageError, StorageTx, TxInner, on_pool, on_tx};
+use super::{StorageError, StorageTx, TxInner, on_pool, on_tx, placeholders, rows_per_statement, value_rows};
 
 /// A change the tier above refused: (hash, rule, detail).
 pub type UpstreamRefusal = (String, String, String);
@@ -109,18 +109,66 @@ impl super::Stations<'_> {
         Ok(state)
     }
 
-    pub async fn save_uplink_state(&self, state: &str) -> Result<(), StorageError> {
-        on_pool!(self, |pool| {
+    /// The heads the station shares with the tier above, by document
+    /// (table `uplink_shared`), as [`Stations::save_uplink_state`] wrote them.
+    pub async fn uplink_shared(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT doc_id, heads FROM uplink_shared ORDER BY doc_id")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Saves the uplink's state in one transaction: the state document
+    /// `state` (small: the shared heads live in their own rows), the shared
+    /// heads that changed since the last save (`(doc_id, heads)`), and the
+    /// documents no longer shared.
+    pub async fn save_uplink_state(
+        &self,
+        state: &str,
+        changed: &[(String, String)],
+        dropped: &[String],
+    ) -> Result<(), StorageError> {
+        let mut tx = self.begin().await?;
+        on_tx!(tx, |conn| {
             sqlx::query(
                 "INSERT INTO uplink_state (id, state) VALUES (1, $1) \
                  ON CONFLICT (id) DO UPDATE SET state = excluded.state",
             )
             .bind(state)
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(())
+        for chunk in changed.chunks(rows_per_statement(2)) {
+            let sql = format!(
+                "INSERT INTO uplink_shared (doc_id, heads) VALUES {} \
+                 ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads",
+                value_rows(chunk.len(), 2)
+            );
+            on_tx!(tx, |conn| {
+                let mut q = sqlx::query(&sql);
+                for (doc, heads) in chunk {
+                    q = q.bind(doc).bind(heads);
+                }
+                q.execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        for chunk in dropped.chunks(rows_per_statement(1)) {
+            let sql = format!(
+                "DELETE FROM uplink_shared WHERE doc_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            on_tx!(tx, |conn| {
+                let mut q = sqlx::query(&sql);
+                for doc in chunk {
+                    q = q.bind(doc);
+                }
+                q.execute(&mut *conn).await.map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await
     }
 
     /// Documents with a change stored after `after` by anyone but
