@@ -944,6 +944,47 @@ async fn urgent_items_also_go_out_as_text_messages(db: &mut TestDb) -> anyhow::R
 }
 
 /// The outbox rows about petition `id`.
+/// A petition the tier above refused whole (the station took it out of
+/// every list) is in no inbox any more, and nothing about it goes out.
+async fn nothing_goes_out_about_a_document_taken_back_whole(db: &mut TestDb) -> anyhow::Result<()> {
+    let push = WebhookRecorder::start().await?;
+    let settings = NotifySettings {
+        push_url: Some(push.url.clone()),
+        push_delay: Duration::from_secs(30),
+        ..test_notify_settings()
+    };
+    let clock = ManualClock::new(monday_at(10, 0));
+    let server = server_with(db, settings, clock.clone()).await?;
+    let id = submit(&server, "res-zhang", "夜里有人偷电缆", "station-east").await?;
+    let queued = jobs_about(&server, &id).await?;
+    ensure!(!queued.is_empty(), "nothing was queued about the petition");
+    ensure!(queued.iter().all(|j| j.status == "pending"), "{queued:?}");
+    let mut tx = server.state.storage.begin().await?;
+    tx.take_out_of_lists(&id, &[], clock.now()).await?;
+    tx.commit().await?;
+
+    clock.advance_secs(31);
+    server.state.notify.tick().await?;
+    let jobs = jobs_about(&server, &id).await?;
+    ensure!(jobs.len() == queued.len(), "{jobs:?}");
+    ensure!(
+        jobs.iter().all(|j| j.status == "skipped"
+            && j.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused the document whole"))),
+        "{jobs:?}"
+    );
+    // The other pushes that were due went out; none named the petition.
+    let sent = push.received();
+    ensure!(
+        !sent.is_empty(),
+        "no push went out at all: the gateway was never reached"
+    );
+    let about: Vec<&Value> = sent.iter().filter(|p| p.to_string().contains(&id)).collect();
+    ensure!(about.is_empty(), "pushes went out about it: {about:?}");
+    server.stop().await
+}
+
 async fn jobs_about(server: &TestServer, id: &str) -> anyhow::Result<Vec<lianxin_server::storage::OutboxRow>> {
     let prefix = format!("automerge:{id}/");
     let mut out = Vec::new();
@@ -1073,6 +1114,7 @@ backend_tests!(
     the_roster_decides_who_is_told_and_the_next_shift_inherits_open_items,
     clocks_notify_and_escalate_once_across_a_restart,
     the_outbox_survives_a_failing_gateway_and_a_restart,
+    nothing_goes_out_about_a_document_taken_back_whole,
     urgent_items_also_go_out_as_text_messages,
     a_notice_reports_the_households_not_reached,
 );

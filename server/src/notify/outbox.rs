@@ -116,6 +116,20 @@ impl NotifyService {
                     report.skipped += 1;
                     continue;
                 }
+                if job.taken_back {
+                    storage
+                        .outbox()
+                        .finish(
+                            job.id,
+                            "skipped",
+                            job.attempts,
+                            Some("the tier above refused the document whole"),
+                            now,
+                        )
+                        .await?;
+                    report.skipped += 1;
+                    continue;
+                }
                 if job.channel == "sms" && job.phone.is_none() {
                     // Retrying will not give the user a phone number; the push channel still applies.
                     storage

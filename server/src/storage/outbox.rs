@@ -25,6 +25,9 @@ pub struct OutboxJob {
     pub delivered_at: Option<i64>,
     /// How far the user has acknowledged their inbox.
     pub acked: Option<i64>,
+    /// Whether the item's document was taken back whole by the tier above
+    /// since: it is in no list, so nothing about it goes out.
+    pub taken_back: bool,
 }
 
 /// An outbox row as the dead-letter view lists it.
@@ -103,7 +106,9 @@ impl super::Outbox<'_> {
         }
         let sql = format!(
             "SELECT o.id, o.inbox_seq, o.key, o.user_id, o.channel, o.attempts, n.kind, n.text, n.doc, n.urgent, \
-             u.phone, i.delivered_at, a.acked FROM outbox o JOIN notifications n ON n.key = o.key \
+             u.phone, i.delivered_at, a.acked, \
+             EXISTS (SELECT 1 FROM taken_back_docs t WHERE t.doc_id = n.doc_id) AS taken_back \
+             FROM outbox o JOIN notifications n ON n.key = o.key \
              JOIN inbox i ON i.seq = o.inbox_seq LEFT JOIN users u ON u.id = o.user_id \
              LEFT JOIN inbox_acks a ON a.user_id = o.user_id WHERE o.id IN ({}) ORDER BY o.id",
             placeholders(1, ids.len())
