@@ -93,6 +93,22 @@ pub fn backoff(settings: &NotifySettings, attempts: u32) -> Duration {
     settings.backoff_base.saturating_mul(factor).min(settings.backoff_cap)
 }
 
+/// Why a job is not sent at all: `Some(None)` when the item reached its
+/// user another way (delivered live, or acknowledged), `Some(Some(reason))`
+/// when sending it is wrong or useless; `None` to send it.
+fn skip_reason(job: &OutboxJob) -> Option<Option<&'static str>> {
+    if job.delivered_at.is_some() || job.acked.is_some_and(|a| a >= job.inbox_seq) {
+        Some(None)
+    } else if job.taken_back {
+        Some(Some("the tier above refused the document whole"))
+    } else if job.channel == "sms" && job.phone.is_none() {
+        // Retrying will not give the user a phone number; the push channel still applies.
+        Some(Some("the user has no phone number"))
+    } else {
+        None
+    }
+}
+
 impl NotifyService {
     /// Sends the due outbox jobs, in rounds until none is due.
     pub(super) async fn work_outbox(&self, now: Timestamp, report: &mut TickReport) -> Result<(), NotifyError> {
@@ -107,40 +123,10 @@ impl NotifyService {
                 return Ok(());
             }
             for job in jobs {
-                let reached = job.delivered_at.is_some() || job.acked.is_some_and(|a| a >= job.inbox_seq);
-                if reached {
+                if let Some(why) = skip_reason(&job) {
                     storage
                         .outbox()
-                        .finish(job.id, "skipped", job.attempts, None, now)
-                        .await?;
-                    report.skipped += 1;
-                    continue;
-                }
-                if job.taken_back {
-                    storage
-                        .outbox()
-                        .finish(
-                            job.id,
-                            "skipped",
-                            job.attempts,
-                            Some("the tier above refused the document whole"),
-                            now,
-                        )
-                        .await?;
-                    report.skipped += 1;
-                    continue;
-                }
-                if job.channel == "sms" && job.phone.is_none() {
-                    // Retrying will not give the user a phone number; the push channel still applies.
-                    storage
-                        .outbox()
-                        .finish(
-                            job.id,
-                            "skipped",
-                            job.attempts,
-                            Some("the user has no phone number"),
-                            now,
-                        )
+                        .finish(job.id, "skipped", job.attempts, why, now)
                         .await?;
                     report.skipped += 1;
                     continue;
