@@ -213,9 +213,9 @@ impl Default for Setup {
     }
 }
 
-/// The east station's uplink through `link`, quick to retry.
-fn uplink_config(link: &LinkSim) -> UpstreamConfig {
-    let mut config = UpstreamConfig::new(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
+/// An uplink to the tier at `url` as `login`, quick to retry.
+fn uplink_config(url: String, login: &str, password: &str) -> UpstreamConfig {
+    let mut config = UpstreamConfig::new(url, login, password);
     config.every = Duration::from_millis(100);
     config.silence = Duration::from_secs(3);
     config.backoff = Backoff {
@@ -262,7 +262,7 @@ impl Tiers {
         let station_db = TestDb::sqlite().await?;
         let station = TestServer::start(station_db.storage.clone(), SmsSender::DevLog).await?;
         let link = LinkSim::start(county.addr, setup.profile, seed).await?;
-        let mut config = uplink_config(&link);
+        let mut config = uplink_config(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD);
         config.push_page_docs = setup.push_page_docs;
         let uplink = lianxin_server::station::spawn(station.state.clone(), config);
         rounds(&uplink, 1).await?;
@@ -664,13 +664,12 @@ async fn deadlines_are_the_same_at_both_tiers_after_an_outage() -> anyhow::Resul
     tiers.stop().await
 }
 
-/// A county that is itself a station of the city: the city, authoritative
-/// for every account, hands the county the accounts of the county's own
-/// stations' servers, so they sign in there; the county's own account and
-/// other stations' people stay out of what each reads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_county_below_the_city_signs_in_its_own_stations() -> anyhow::Result<()> {
-    const COUNTY_PASSWORD: &str = "county uplink secret";
+/// The county's uplink password at the city in the three-tier tests.
+const COUNTY_PASSWORD: &str = "county uplink secret";
+
+/// A city (the demo organisation) holding the accounts of the county's
+/// server and the east station's server, and its admin's token.
+async fn city_with_server_accounts() -> anyhow::Result<(TestDb, TestServer, String)> {
     let city_db = TestDb::sqlite().await?;
     let city = TestServer::start(city_db.storage.clone(), SmsSender::DevLog).await?;
     lianxin_demo::seed(&city.state).await?;
@@ -690,6 +689,16 @@ async fn a_county_below_the_city_signs_in_its_own_stations() -> anyhow::Result<(
         .await?;
         ensure!(status == 200, "creating {id} at the city answered {status}: {body}");
     }
+    Ok((city_db, city, admin))
+}
+
+/// A county that is itself a station of the city: the city, authoritative
+/// for every account, hands the county the accounts of the county's own
+/// stations' servers, so they sign in there; the county's own account and
+/// other stations' people stay out of what each reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_below_the_city_signs_in_its_own_stations() -> anyhow::Result<()> {
+    let (city_db, city, _) = city_with_server_accounts().await?;
     let county_db = TestDb::sqlite().await?;
     let county = TestServer::start(county_db.storage.clone(), SmsSender::DevLog).await?;
     let mut config = UpstreamConfig::new(format!("http://{}", city.addr), "county", COUNTY_PASSWORD);
@@ -961,7 +970,10 @@ async fn the_uplink_keeps_its_shared_heads_per_document_and_a_restart_resumes() 
 
     // Restarted, it reads them and writes them out to their rows again,
     // each as it was.
-    let uplink = lianxin_server::station::spawn(station.state.clone(), uplink_config(&link));
+    let uplink = lianxin_server::station::spawn(
+        station.state.clone(),
+        uplink_config(format!("http://{}", link.addr()), STATION_LOGIN, STATION_PASSWORD),
+    );
     rounds(&uplink, 2).await?;
     let holds = rows.len();
     let before = rows;
@@ -1646,14 +1658,7 @@ async fn a_petition_the_county_refuses_whole_leaves_every_phone_that_held_it() -
 /// Starts the uplink of `server` to the tier at `url` as `login`, quick to
 /// retry, and waits for its first round.
 async fn uplink_to(server: &TestServer, url: String, login: &str, password: &str) -> anyhow::Result<Uplink> {
-    let mut config = UpstreamConfig::new(url, login, password);
-    config.every = Duration::from_millis(100);
-    config.silence = Duration::from_secs(3);
-    config.backoff = Backoff {
-        base_ms: 20,
-        max_ms: 200,
-    };
-    let uplink = lianxin_server::station::spawn(server.state.clone(), config);
+    let uplink = lianxin_server::station::spawn(server.state.clone(), uplink_config(url, login, password));
     rounds(&uplink, 1).await?;
     Ok(uplink)
 }
@@ -1665,26 +1670,7 @@ async fn uplink_to(server: &TestServer, url: String, login: &str, password: &str
 /// drops it and hears the city's rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_of_a_station_takes_a_petition_refused_whole_back_too() -> anyhow::Result<()> {
-    const COUNTY_PASSWORD: &str = "county uplink secret";
-    let city_db = TestDb::sqlite().await?;
-    let city = TestServer::start(city_db.storage.clone(), SmsSender::DevLog).await?;
-    lianxin_demo::seed(&city.state).await?;
-    let admin = city.token("admin").await?;
-    for (id, login, password, unit) in [
-        ("county-server", "county", COUNTY_PASSWORD, "county"),
-        ("station-east-server", STATION_LOGIN, STATION_PASSWORD, "station-east"),
-    ] {
-        let (status, body) = call(
-            &city,
-            &admin,
-            "PUT",
-            &format!("/api/admin/users/{id}"),
-            json!({"display_name": id, "login": login, "password": password,
-                   "memberships": [{"unit": unit, "role": "station_server"}]}),
-        )
-        .await?;
-        ensure!(status == 200, "creating {id} at the city answered {status}: {body}");
-    }
+    let (city_db, city, admin) = city_with_server_accounts().await?;
     // The county takes the petition back too: on PostgreSQL when one is named.
     let county_db = match TestDb::postgres().await? {
         Some(db) => db,
