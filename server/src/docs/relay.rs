@@ -174,24 +174,13 @@ impl DocService {
         let loaded = guard.as_mut().expect("loaded");
         let kind = sync_core::DocKind::of(&loaded.doc).ok().flatten();
         let (mut rebuilt, removed) = relay::without(&mut loaded.doc, &refused_hashes);
+        // Nothing left: the people whose changes it held may hold it too.
         let mut writers = BTreeSet::new();
         if rebuilt.get_heads().is_empty() {
-            let actors: BTreeSet<ActorId> = loaded
-                .doc
-                .get_changes(&[])
-                .iter()
-                .map(|c| c.actor_id().clone())
-                .collect();
-            for actor in actors {
-                if let Some(r) = self
-                    .inner
-                    .storage
-                    .documents()
-                    .actor_record(&actor.to_hex_string())
-                    .await?
-                    && !r.reserved
-                {
-                    writers.insert(r.user.to_string());
+            let changes = loaded.doc.get_changes(&[]);
+            for binding in self.actor_bindings(&changes).await?.into_values() {
+                if !binding.reserved {
+                    writers.insert(binding.user.to_string());
                 }
             }
         }
